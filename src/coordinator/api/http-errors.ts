@@ -1,0 +1,80 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { ErrorCode, TandemError, assertNever } from "../../core/errors.ts";
+import type { ErrorBody } from "../../protocol/errors.ts";
+
+/** The one table from error codes to HTTP statuses. */
+export function httpStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case "VALIDATION_FAILED":
+    case "BAD_SIGNATURE":
+    case "UNKNOWN_REGION":
+      return 400;
+    case "UNAUTHENTICATED":
+      return 401;
+    case "FORBIDDEN":
+    case "SIGNUP_CLOSED":
+    case "DEVICE_REVOKED":
+      return 403;
+    case "NOT_FOUND":
+      return 404;
+    case "CONFLICT":
+    case "INVALID_TRANSITION":
+      return 409;
+    case "PAYLOAD_TOO_LARGE":
+      return 413;
+    case "RATE_LIMITED":
+      return 429;
+    case "INTERNAL":
+      return 500;
+    default:
+      return assertNever(code);
+  }
+}
+
+function body(code: string, message: string, details?: Readonly<Record<string, unknown>>): ErrorBody {
+  return { error: details === undefined ? { code, message } : { code, message, details: { ...details } } };
+}
+
+/**
+ * Turns anything thrown in a request into `{ error: { code, message, details } }`. Fastify's own
+ * client errors (bad JSON, wrong content type, oversized body) keep their 4xx status; only a real
+ * bug answers 500, and it is logged with its cause.
+ */
+export function errorHandler(
+  error: FastifyError | TandemError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
+  if (error instanceof TandemError) {
+    return reply
+      .status(httpStatusOf(error.code))
+      .send(body(error.code, error.message, error.details));
+  }
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const issues = error.validation.map((v) => ({ path: v.instancePath, message: v.message }));
+    return reply
+      .status(400)
+      .send(
+        body(ErrorCode.VALIDATION_FAILED, `invalid ${error.validationContext ?? "request"}`, {
+          issues,
+        }),
+      );
+  }
+  const status =
+    "statusCode" in error && typeof error.statusCode === "number" ? error.statusCode : 500;
+  if (status === 413)
+    return reply.status(413).send(body(ErrorCode.PAYLOAD_TOO_LARGE, "request body too large"));
+  if (status === 429) return reply.status(429).send(body(ErrorCode.RATE_LIMITED, error.message));
+  if (status >= 400 && status < 500) {
+    return reply.status(status).send(body(ErrorCode.VALIDATION_FAILED, error.message));
+  }
+  request.log.error({ err: error }, "unhandled error");
+  return reply.status(500).send(body(ErrorCode.INTERNAL, "internal error"));
+}
+
+export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
+  return reply
+    .status(404)
+    .send(body(ErrorCode.NOT_FOUND, `no route ${request.method} ${request.url.split("?")[0]}`));
+}

@@ -1,0 +1,54 @@
+import {
+  DeviceIdParams,
+  RegisterDeviceRequest,
+  RegisterDeviceResponse,
+  RevokeDeviceRequest,
+  RevokeDeviceResponse,
+} from "../../../protocol/devices.ts";
+import { requireRole } from "../auth.ts";
+import type { ApiDeps, ZodApp } from "../server.ts";
+
+export function deviceRoutes(app: ZodApp, { devices, clock }: ApiDeps): void {
+  app.post(
+    "/v1/devices",
+    {
+      schema: {
+        tags: ["devices"],
+        body: RegisterDeviceRequest,
+        response: { 200: RegisterDeviceResponse, 201: RegisterDeviceResponse },
+      },
+    },
+    async (request, reply) => {
+      const { accountId } = requireRole(request, ["supplier"]);
+      const result = await devices.register(accountId, request.body, clock.now());
+      return reply.status(result.created ? 201 : 200).send(result);
+    },
+  );
+
+  app.post(
+    "/v1/devices/:id/revoke",
+    {
+      schema: {
+        tags: ["devices"],
+        params: DeviceIdParams,
+        body: RevokeDeviceRequest.optional(),
+        response: { 200: RevokeDeviceResponse },
+      },
+    },
+    async (request) => {
+      const admin = requireRole(request, ["admin"]);
+      const reason = request.body?.reason ?? "revoked by an admin";
+      const { revokedAtMs } = await devices.revoke(
+        request.params.id,
+        `account:${admin.accountId}`,
+        reason,
+        clock.now(),
+      );
+      return {
+        deviceId: request.params.id,
+        status: "revoked" as const,
+        revokedAt: new Date(revokedAtMs).toISOString(),
+      };
+    },
+  );
+}

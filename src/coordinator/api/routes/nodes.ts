@@ -1,0 +1,47 @@
+import {
+  HistoryList,
+  HistoryQuery,
+  ListNodesQuery,
+  NetworkStats,
+  NodeIdParams,
+  NodeList,
+  NodeView,
+} from "../../../protocol/nodes.ts";
+import type { ApiDeps, ZodApp } from "../server.ts";
+
+/** Public read routes: anyone may see the network (the explorer and the CLI read these). */
+export function nodeRoutes(app: ZodApp, { nodes }: ApiDeps): void {
+  app.get(
+    "/v1/nodes",
+    { schema: { tags: ["nodes"], querystring: ListNodesQuery, response: { 200: NodeList } } },
+    (request) => {
+      const { limit, cursor, ...filter } = request.query;
+      return nodes.list(filter, limit, cursor);
+    },
+  );
+
+  app.get(
+    "/v1/nodes/:id",
+    { schema: { tags: ["nodes"], params: NodeIdParams, response: { 200: NodeView } } },
+    (request) => nodes.get(request.params.id),
+  );
+
+  app.get(
+    "/v1/nodes/:id/history",
+    {
+      schema: {
+        tags: ["nodes"],
+        params: NodeIdParams,
+        querystring: HistoryQuery,
+        response: { 200: HistoryList },
+      },
+    },
+    (request) => nodes.history(request.params.id, request.query.limit, request.query.cursor),
+  );
+
+  app.get(
+    "/v1/network/stats",
+    { schema: { tags: ["nodes"], response: { 200: NetworkStats } } },
+    () => nodes.stats(),
+  );
+}

@@ -1,0 +1,105 @@
+import fastifyRateLimit from "@fastify/rate-limit";
+import fastifySwagger from "@fastify/swagger";
+import fastifyWebsocket from "@fastify/websocket";
+import Fastify, { type FastifyBaseLogger } from "fastify";
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
+import type { Clock } from "../../core/clock.ts";
+import { ErrorCode, TandemError } from "../../core/errors.ts";
+import type { WorkerGateway } from "../gateway/worker-gateway.ts";
+import type { Metrics } from "../metrics.ts";
+import { hashApiKey, type AccountRegistry } from "../registry/accounts.ts";
+import type { DeviceRegistry } from "../registry/devices.ts";
+import type { NodeQueries } from "../registry/node-queries.ts";
+import { authenticateRequest } from "./auth.ts";
+import { errorHandler, notFoundHandler } from "./http-errors.ts";
+import { accountRoutes } from "./routes/accounts.ts";
+import { deviceRoutes } from "./routes/devices.ts";
+import { nodeRoutes } from "./routes/nodes.ts";
+import { systemRoutes } from "./routes/system.ts";
+
+function createFastify(config: ApiConfig, logger: FastifyBaseLogger) {
+  return Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.bodyLimitBytes,
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+}
+
+export type ZodApp = ReturnType<typeof createFastify>;
+
+export interface ApiConfig {
+  openSignup: boolean;
+  bodyLimitBytes: number;
+  /** Requests per minute per API key (or per IP without one). */
+  rateLimitPerMinute: number;
+  database: "sqlite" | "postgres";
+}
+
+export interface ApiDeps {
+  config: ApiConfig;
+  version: string;
+  clock: Clock;
+  accounts: AccountRegistry;
+  devices: DeviceRegistry;
+  nodes: NodeQueries;
+  gateway: WorkerGateway;
+  metrics: Metrics;
+}
+
+/** The coordinator's HTTP and WebSocket surface; every route validates with zod at the edge. */
+export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promise<ZodApp> {
+  const app = createFastify(deps.config, logger);
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  app.decorateRequest("principal", undefined);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: "Tandem coordinator API", version: deps.version },
+      components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer" } } },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifyRateLimit, {
+    max: deps.config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (request) => {
+      const header = request.headers.authorization;
+      return header === undefined ? `ip:${request.ip}` : `key:${hashApiKey(header)}`;
+    },
+    errorResponseBuilder: (_request, context) =>
+      new TandemError(
+        ErrorCode.RATE_LIMITED,
+        `rate limit exceeded: ${context.max} requests per minute`,
+        {
+          details: { retryAfterMs: context.ttl },
+        },
+      ),
+  });
+  await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
+
+  app.addHook("onRequest", async (request) => {
+    await authenticateRequest(request, deps.accounts);
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    deps.metrics.httpRequests.inc({ method: request.method, route, status: reply.statusCode });
+    deps.metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  systemRoutes(app, deps);
+  accountRoutes(app, deps);
+  deviceRoutes(app, deps);
+  nodeRoutes(app, deps);
+  app.get("/v1/workers/connect", { websocket: true, schema: { hide: true } }, (socket) =>
+    deps.gateway.accept(socket),
+  );
+  return app;
+}

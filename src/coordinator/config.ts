@@ -1,0 +1,45 @@
+import { join } from "node:path";
+import { z } from "zod";
+
+/** Coordinator settings, parsed once at start; a bad value fails fast naming its field. */
+export const CoordinatorConfig = z.strictObject({
+  /** State directory: the SQLite file and admin.key live here. */
+  home: z.string().min(1),
+  host: z.string().default("127.0.0.1"),
+  port: z.number().int().min(0).max(65_535).default(7400),
+  /** PostgreSQL URL; absent means SQLite at `<home>/coordinator.db`. */
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL")
+    .optional(),
+  sqlitePath: z.string().optional(),
+  /** Whether anyone may create an account (otherwise only an admin may). */
+  openSignup: z.boolean().default(true),
+  heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(2000),
+  missedHeartbeats: z.number().int().min(1).max(100).default(3),
+  authTimeoutMs: z.number().int().min(100).default(10_000),
+  rateLimitPerMinute: z.number().int().min(1).default(1200),
+  bodyLimitBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(256 * 1024),
+  /** How often cached uptime figures are recomputed, ms. */
+  uptimeRefreshMs: z.number().int().min(1000).default(60_000),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;
+export type CoordinatorConfigInput = z.input<typeof CoordinatorConfig>;
+
+export function parseCoordinatorConfig(input: CoordinatorConfigInput): CoordinatorConfig {
+  const parsed = CoordinatorConfig.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`invalid coordinator config: ${problems}`);
+  }
+  return parsed.data;
+}
+
+export function sqlitePathOf(config: CoordinatorConfig): string {
+  return config.sqlitePath ?? join(config.home, "coordinator.db");
+}

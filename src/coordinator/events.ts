@@ -1,0 +1,24 @@
+import { EventEmitter } from "node:events";
+import type { NodeStatus } from "../core/node-status.ts";
+
+/** Typed events the coordinator's subsystems publish after their transaction commits. */
+export interface CoordinatorEventMap {
+  "node:status": { nodeId: string; from: NodeStatus; to: NodeStatus; atMs: number; reason: string };
+  "device:revoked": { deviceId: string; nodeId: string; atMs: number };
+}
+
+export class CoordinatorEvents {
+  private readonly emitter = new EventEmitter();
+
+  emit<K extends keyof CoordinatorEventMap>(name: K, payload: CoordinatorEventMap[K]): void {
+    this.emitter.emit(name, payload);
+  }
+
+  on<K extends keyof CoordinatorEventMap>(
+    name: K,
+    listener: (payload: CoordinatorEventMap[K]) => void,
+  ): () => void {
+    this.emitter.on(name, listener);
+    return () => this.emitter.off(name, listener);
+  }
+}

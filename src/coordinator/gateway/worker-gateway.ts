@@ -1,0 +1,229 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyBaseLogger } from "fastify";
+import type { WebSocket } from "ws";
+import type { Clock } from "../../core/clock.ts";
+import { FailureDetector } from "../../core/failure-detector.ts";
+import { connectPayload, verifyPayload } from "../../protocol/device-signing.ts";
+import {
+  CloseCode,
+  PROTOCOL_VERSION,
+  WorkerMessage,
+  type CoordinatorMessage,
+  type Utilization,
+} from "../../protocol/worker-messages.ts";
+import type { CoordinatorEvents } from "../events.ts";
+import type { Metrics } from "../metrics.ts";
+import type { DeviceRegistry } from "../registry/devices.ts";
+import type { NodeLifecycle } from "../registry/node-lifecycle.ts";
+
+export interface WorkerGatewayOptions {
+  heartbeatIntervalMs: number;
+  missedHeartbeats: number;
+  /** A connection that has not proven its key by then is closed, ms. */
+  authTimeoutMs: number;
+}
+
+interface Session {
+  socket: WebSocket;
+  deviceId: string;
+  nodeId: string;
+}
+
+/**
+ * The worker channel. Each connection proves its device key by signing a fresh nonce, then sends
+ * heartbeats that only touch the failure detector's memory. Status changes (online, offline,
+ * revoked) go through the node lifecycle, so every one of them lands in the node's history.
+ */
+export class WorkerGateway {
+  readonly detector: FailureDetector<Utilization>;
+  private readonly sessions = new Map<string, Session>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: {
+      clock: Clock;
+      devices: DeviceRegistry;
+      lifecycle: NodeLifecycle;
+      events: CoordinatorEvents;
+      metrics: Metrics;
+      logger: FastifyBaseLogger;
+    },
+    private readonly options: WorkerGatewayOptions,
+  ) {
+    this.detector = new FailureDetector({
+      clock: deps.clock,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      missedHeartbeats: options.missedHeartbeats,
+    });
+    deps.events.on("device:revoked", ({ deviceId, nodeId }) => {
+      this.detector.forget(nodeId);
+      this.sessions.get(deviceId)?.socket.close(CloseCode.revoked, "device revoked");
+      this.dropSession(deviceId);
+    });
+  }
+
+  get connectedWorkers(): number {
+    return this.sessions.size;
+  }
+
+  /** Starts the failure detector; `alreadyOnline` are nodes the store still shows online (a restart). */
+  start(alreadyOnline: readonly string[]): void {
+    for (const nodeId of alreadyOnline) this.detector.watch(nodeId);
+    const periodMs = Math.max(50, Math.floor(this.options.heartbeatIntervalMs / 4));
+    this.sweepTimer = setInterval(() => void this.sweep(), periodMs);
+    this.sweepTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sweepTimer);
+    for (const { socket } of this.sessions.values())
+      socket.close(CloseCode.shuttingDown, "coordinator shutting down");
+    this.sessions.clear();
+    this.deps.metrics.connectedWorkers.set(0);
+  }
+
+  private keepSession(session: Session): void {
+    this.sessions.set(session.deviceId, session);
+    this.deps.metrics.connectedWorkers.set(this.sessions.size);
+  }
+
+  private dropSession(deviceId: string): void {
+    this.sessions.delete(deviceId);
+    this.deps.metrics.connectedWorkers.set(this.sessions.size);
+  }
+
+  /** Declares every silent node offline. Exposed so tests with a manual clock can drive it. */
+  async sweep(): Promise<void> {
+    for (const { nodeId, lastBeatMs } of this.detector.sweep()) {
+      const reason = `missed ${this.options.missedHeartbeats} heartbeats`;
+      await this.markOffline(nodeId, reason, lastBeatMs);
+      for (const [deviceId, session] of this.sessions) {
+        if (session.nodeId !== nodeId) continue;
+        session.socket.terminate();
+        this.dropSession(deviceId);
+      }
+    }
+  }
+
+  accept(socket: WebSocket): void {
+    const nonce = randomBytes(32).toString("base64url");
+    let session: Session | undefined;
+    const authTimer = setTimeout(
+      () => socket.close(CloseCode.authFailed, "authentication timed out"),
+      this.options.authTimeoutMs,
+    );
+    socket.on("close", () => {
+      clearTimeout(authTimer);
+      if (session !== undefined && this.sessions.get(session.deviceId) === session)
+        this.dropSession(session.deviceId);
+    });
+    socket.on("message", (data, isBinary) => {
+      const message = parseMessage(data, isBinary);
+      if (message === undefined) {
+        socket.close(CloseCode.badMessage, "malformed message");
+        return;
+      }
+      if (session === undefined) {
+        if (message.type !== "auth") {
+          socket.close(CloseCode.authFailed, "authenticate first");
+          return;
+        }
+        void this.authenticate(socket, nonce, message.deviceId, message.signature).then(
+          (s) => {
+            clearTimeout(authTimer);
+            session = s;
+          },
+          (error: unknown) => {
+            this.deps.logger.error({ err: error }, "worker authentication failed");
+            socket.close(CloseCode.authFailed, "authentication failed");
+          },
+        );
+        return;
+      }
+      switch (message.type) {
+        case "heartbeat":
+          this.detector.beat(session.nodeId, message.utilization);
+          this.deps.metrics.heartbeats.inc();
+          return;
+        case "bye":
+          this.detector.forget(session.nodeId);
+          void this.markOffline(session.nodeId, `worker stopped: ${message.reason}`).finally(() =>
+            socket.close(1000, "bye"),
+          );
+          return;
+        case "auth":
+          socket.close(CloseCode.badMessage, "already authenticated");
+          return;
+        default:
+          message satisfies never;
+      }
+    });
+    send(socket, { type: "challenge", nonce, protocolVersion: PROTOCOL_VERSION });
+  }
+
+  private async authenticate(
+    socket: WebSocket,
+    nonce: string,
+    deviceId: string,
+    signature: string,
+  ): Promise<Session | undefined> {
+    const device = await this.deps.devices.findForConnect(deviceId);
+    if (
+      device === undefined ||
+      !verifyPayload(device.publicKey, connectPayload(deviceId, nonce), signature)
+    ) {
+      this.deps.metrics.authFailures.inc();
+      socket.close(CloseCode.authFailed, "bad device signature");
+      return undefined;
+    }
+    if (device.status === "revoked") {
+      socket.close(CloseCode.revoked, "device revoked");
+      return undefined;
+    }
+    if (socket.readyState !== socket.OPEN) return undefined;
+    const previous = this.sessions.get(deviceId);
+    previous?.socket.close(CloseCode.replaced, "replaced by a newer connection");
+    const session = { socket, deviceId, nodeId: device.nodeId };
+    this.keepSession(session);
+    await this.deps.lifecycle.apply(
+      device.nodeId,
+      { type: "connect", verified: device.verifiedAt !== null },
+      { actor: `device:${deviceId}`, reason: "worker connected", nowMs: this.deps.clock.now() },
+    );
+    this.detector.watch(device.nodeId);
+    send(socket, {
+      type: "welcome",
+      nodeId: device.nodeId,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+    });
+    return session;
+  }
+
+  private async markOffline(nodeId: string, reason: string, lastSeenMs?: number): Promise<void> {
+    const result = await this.deps.lifecycle.apply(
+      nodeId,
+      { type: "disconnect" },
+      {
+        actor: "coordinator",
+        reason,
+        nowMs: this.deps.clock.now(),
+        ...(lastSeenMs === undefined ? {} : { lastSeenMs }),
+      },
+    );
+    if (result.ok) this.deps.logger.info({ nodeId, reason }, "node offline");
+  }
+}
+
+function parseMessage(data: unknown, isBinary: boolean): WorkerMessage | undefined {
+  if (isBinary || !(data instanceof Buffer)) return undefined;
+  try {
+    const parsed = WorkerMessage.safeParse(JSON.parse(data.toString("utf8")));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function send(socket: WebSocket, message: CoordinatorMessage): void {
+  socket.send(JSON.stringify(message));
+}

@@ -1,0 +1,125 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import pino from "pino";
+import type { Clock } from "../core/clock.ts";
+import { NODE_STATUSES, isOnline } from "../core/node-status.ts";
+import { buildApi, type ZodApp } from "./api/server.ts";
+import { parseCoordinatorConfig, sqlitePathOf, type CoordinatorConfigInput } from "./config.ts";
+import { CoordinatorEvents } from "./events.ts";
+import { WorkerGateway } from "./gateway/worker-gateway.ts";
+import { createMetrics } from "./metrics.ts";
+import { AccountRegistry } from "./registry/accounts.ts";
+import { DeviceRegistry } from "./registry/devices.ts";
+import { NodeLifecycle } from "./registry/node-lifecycle.ts";
+import { NodeQueries } from "./registry/node-queries.ts";
+import { openStore, type Store } from "./store/database.ts";
+
+export const VERSION = "0.1.0";
+
+export interface Coordinator {
+  /** The base URL it listens on, e.g. http://127.0.0.1:7400. */
+  readonly url: string;
+  readonly app: ZodApp;
+  readonly store: Store;
+  readonly accounts: AccountRegistry;
+  readonly lifecycle: NodeLifecycle;
+  readonly gateway: WorkerGateway;
+  /** The admin key, when this start created the first admin account (also in `<home>/admin.key`). */
+  readonly createdAdminKey: string | undefined;
+  close(): Promise<void>;
+}
+
+const systemClock: Clock = { now: () => Date.now() };
+
+/** The composition root: builds every subsystem, hands each exactly the peers it needs, listens. */
+export async function startCoordinator(
+  input: CoordinatorConfigInput,
+  options: { clock?: Clock } = {},
+): Promise<Coordinator> {
+  const config = parseCoordinatorConfig(input);
+  const clock = options.clock ?? systemClock;
+  const logger = pino({ level: config.logLevel, base: { service: "coordinator" } });
+  await mkdir(config.home, { recursive: true, mode: 0o700 });
+  const store = await openStore(
+    config.databaseUrl === undefined
+      ? { kind: "sqlite", path: sqlitePathOf(config) }
+      : { kind: "postgres", url: config.databaseUrl },
+  );
+
+  const events = new CoordinatorEvents();
+  const accounts = new AccountRegistry(store.db);
+  const lifecycle = new NodeLifecycle(store.db, events);
+  const devices = new DeviceRegistry(store.db, events);
+  const nodes = new NodeQueries(store.db);
+  const metrics = createMetrics();
+  const gateway = new WorkerGateway(
+    { clock, devices, lifecycle, events, metrics, logger },
+    {
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      missedHeartbeats: config.missedHeartbeats,
+      authTimeoutMs: config.authTimeoutMs,
+    },
+  );
+
+  const admin = await accounts.bootstrapAdmin(clock.now());
+  if (admin !== undefined) {
+    await writeFile(join(config.home, "admin.key"), admin.apiKey + "\n", { mode: 0o600 });
+    logger.info({ path: join(config.home, "admin.key") }, "created the first admin account");
+  }
+
+  const app = await buildApi(
+    {
+      config: {
+        openSignup: config.openSignup,
+        bodyLimitBytes: config.bodyLimitBytes,
+        rateLimitPerMinute: config.rateLimitPerMinute,
+        database: store.dialect,
+      },
+      version: VERSION,
+      clock,
+      accounts,
+      devices,
+      nodes,
+      gateway,
+      metrics,
+    },
+    logger,
+  );
+
+  const stillOnline = await store.db
+    .selectFrom("nodes")
+    .select("id")
+    .where("status", "in", NODE_STATUSES.filter(isOnline))
+    .execute();
+  gateway.start(stillOnline.map((n) => n.id));
+  const uptimeTimer = setInterval(() => {
+    lifecycle
+      .refreshAllUptime(clock.now())
+      .catch((error: unknown) => logger.error({ err: error }, "uptime refresh failed"));
+  }, config.uptimeRefreshMs);
+  uptimeTimer.unref();
+
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info({ address, database: store.dialect }, "coordinator listening");
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: address,
+    app,
+    store,
+    accounts,
+    lifecycle,
+    gateway: gateway,
+    createdAdminKey: admin?.apiKey,
+    close() {
+      closing ??= (async () => {
+        clearInterval(uptimeTimer);
+        gateway.stop();
+        await app.close();
+        await store.close();
+        logger.info("coordinator stopped");
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,283 @@
+import type { Kysely } from "kysely";
+import { ErrorCode, TandemError } from "../../core/errors.ts";
+import { gpuModelByName } from "../../core/gpu-catalog.ts";
+import { isKnownZone } from "../../core/regions.ts";
+import { registrationPayload, verifyPayload } from "../../protocol/device-signing.ts";
+import type { RegisterDeviceRequest } from "../../protocol/devices.ts";
+import type { HardwareReport } from "../../protocol/hardware.ts";
+import { IdPrefix, newId } from "../../protocol/ids.ts";
+import type { CoordinatorEvents } from "../events.ts";
+import type { Database } from "../store/schema.ts";
+import { toNumber } from "../store/rows.ts";
+import { appendHistory } from "./node-history.ts";
+import { applyInTx } from "./node-lifecycle.ts";
+
+/** Flag set on every node that reports a GPU UUID another device also reports (Sybil suspicion). */
+export const DUPLICATE_GPU_FLAG = "duplicate-gpu-uuid";
+
+export interface RegisteredDevice {
+  deviceId: string;
+  nodeId: string;
+  created: boolean;
+}
+
+/**
+ * Devices: one worker install, one Ed25519 key, one node. Registration is idempotent per key: a
+ * worker registers on every start, and a changed hardware report or location is recorded as a
+ * metadata change in the node's history.
+ */
+export class DeviceRegistry {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly events: CoordinatorEvents,
+  ) {}
+
+  async register(
+    accountId: string,
+    request: RegisterDeviceRequest,
+    nowMs: number,
+  ): Promise<RegisteredDevice> {
+    const { signature, ...registration } = request;
+    if (!verifyPayload(registration.publicKey, registrationPayload(registration), signature)) {
+      throw new TandemError(
+        ErrorCode.BAD_SIGNATURE,
+        "the hardware report is not signed by this device key",
+      );
+    }
+    if (!isKnownZone(registration.region, registration.zone)) {
+      throw new TandemError(
+        ErrorCode.UNKNOWN_REGION,
+        `unknown region/zone ${registration.region}/${registration.zone}`,
+        {
+          details: { region: registration.region, zone: registration.zone },
+        },
+      );
+    }
+    const summary = summarize(registration.hardware);
+    const hardwareJson = JSON.stringify(registration.hardware);
+    const actor = `account:${accountId}`;
+
+    return this.db.transaction().execute(async (tx) => {
+      const existing = await tx
+        .selectFrom("devices")
+        .innerJoin("nodes", "nodes.device_id", "devices.id")
+        .select([
+          "devices.id as deviceId",
+          "devices.account_id as accountId",
+          "devices.status as deviceStatus",
+          "nodes.id as nodeId",
+          "nodes.region",
+          "nodes.zone",
+          "nodes.hardware",
+        ])
+        .where("devices.public_key", "=", registration.publicKey)
+        .executeTakeFirst();
+
+      if (existing !== undefined) {
+        if (existing.accountId !== accountId) {
+          throw new TandemError(
+            ErrorCode.CONFLICT,
+            "this device key is registered to another account",
+          );
+        }
+        if (existing.deviceStatus === "revoked") {
+          throw new TandemError(ErrorCode.DEVICE_REVOKED, `device ${existing.deviceId} is revoked`);
+        }
+        const changes = diffMetadata(
+          existing,
+          registration.region,
+          registration.zone,
+          hardwareJson,
+        );
+        if (changes.length > 0) {
+          await tx
+            .updateTable("nodes")
+            .set({
+              region: registration.region,
+              zone: registration.zone,
+              hardware: hardwareJson,
+              ...summary,
+            })
+            .where("id", "=", existing.nodeId)
+            .execute();
+          await appendHistory(tx, {
+            nodeId: existing.nodeId,
+            atMs: nowMs,
+            actor,
+            action: "metadata",
+            detail: { changed: changes },
+          });
+          await recordGpuUuids(tx, existing.nodeId, registration.hardware, nowMs);
+        }
+        return { deviceId: existing.deviceId, nodeId: existing.nodeId, created: false };
+      }
+
+      const deviceId = newId(IdPrefix.device, nowMs);
+      const nodeId = newId(IdPrefix.node, nowMs);
+      await tx
+        .insertInto("devices")
+        .values({
+          id: deviceId,
+          account_id: accountId,
+          public_key: registration.publicKey,
+          status: "active",
+          created_at: nowMs,
+          revoked_at: null,
+        })
+        .execute();
+      await tx
+        .insertInto("nodes")
+        .values({
+          id: nodeId,
+          device_id: deviceId,
+          account_id: accountId,
+          status: "offline",
+          region: registration.region,
+          zone: registration.zone,
+          hardware: hardwareJson,
+          ...summary,
+          flags: "",
+          verified_at: null,
+          registered_at: nowMs,
+          last_seen_at: null,
+          uptime_24h: 0,
+          uptime_7d: 0,
+          uptime_30d: 0,
+        })
+        .execute();
+      await appendHistory(tx, {
+        nodeId,
+        atMs: nowMs,
+        actor,
+        action: "registered",
+        to: "offline",
+        detail: {
+          deviceId,
+          region: registration.region,
+          zone: registration.zone,
+          gpus: summary.gpu_count,
+          gpuModel: summary.gpu_model,
+        },
+      });
+      await recordGpuUuids(tx, nodeId, registration.hardware, nowMs);
+      return { deviceId, nodeId, created: true };
+    });
+  }
+
+  /** The device's key and node, for the worker gateway's challenge check. */
+  async findForConnect(deviceId: string) {
+    return this.db
+      .selectFrom("devices")
+      .innerJoin("nodes", "nodes.device_id", "devices.id")
+      .select([
+        "devices.public_key as publicKey",
+        "devices.status",
+        "nodes.id as nodeId",
+        "nodes.verified_at as verifiedAt",
+      ])
+      .where("devices.id", "=", deviceId)
+      .executeTakeFirst();
+  }
+
+  /** Revokes a device for good: its key is refused from now on and its node leaves the network. */
+  async revoke(
+    deviceId: string,
+    actor: string,
+    reason: string,
+    nowMs: number,
+  ): Promise<{ revokedAtMs: number; nodeId: string }> {
+    const result = await this.db.transaction().execute(async (tx) => {
+      const device = await tx
+        .selectFrom("devices")
+        .innerJoin("nodes", "nodes.device_id", "devices.id")
+        .select(["devices.status", "devices.revoked_at", "nodes.id as nodeId"])
+        .where("devices.id", "=", deviceId)
+        .executeTakeFirst();
+      if (device === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no device ${deviceId}`);
+      if (device.status === "revoked" && device.revoked_at !== null) {
+        return { revokedAtMs: toNumber(device.revoked_at), nodeId: device.nodeId, changed: false };
+      }
+      await tx
+        .updateTable("devices")
+        .set({ status: "revoked", revoked_at: nowMs })
+        .where("id", "=", deviceId)
+        .execute();
+      await applyInTx(tx, device.nodeId, { type: "revoke" }, { actor, reason, nowMs });
+      return { revokedAtMs: nowMs, nodeId: device.nodeId, changed: true };
+    });
+    if (result.changed)
+      this.events.emit("device:revoked", { deviceId, nodeId: result.nodeId, atMs: nowMs });
+    return { revokedAtMs: result.revokedAtMs, nodeId: result.nodeId };
+  }
+}
+
+function summarize(hardware: HardwareReport) {
+  const models = hardware.gpus.map((g) => gpuModelByName(g.name)?.id ?? null);
+  return {
+    gpu_model: models[0] ?? null,
+    gpu_count: hardware.gpus.length,
+    vram_mib:
+      hardware.gpus.length === 0 ? 0 : Math.min(...hardware.gpus.map((g) => g.memoryTotalMiB)),
+  };
+}
+
+function diffMetadata(
+  existing: { region: string; zone: string; hardware: string },
+  region: string,
+  zone: string,
+  hardwareJson: string,
+): string[] {
+  const changes: string[] = [];
+  if (existing.region !== region) changes.push("region");
+  if (existing.zone !== zone) changes.push("zone");
+  if (existing.hardware !== hardwareJson) changes.push("hardware");
+  return changes;
+}
+
+/**
+ * Records the node's GPU UUIDs and flags every node that shares one with another device: a UUID
+ * is burned into the card, so two devices reporting it means at least one of them lies.
+ */
+async function recordGpuUuids(
+  tx: Kysely<Database>,
+  nodeId: string,
+  hardware: HardwareReport,
+  nowMs: number,
+) {
+  await tx.deleteFrom("gpu_uuids").where("node_id", "=", nodeId).execute();
+  const uuids = [...new Set(hardware.gpus.map((g) => g.uuid))];
+  if (uuids.length === 0) return;
+  await tx
+    .insertInto("gpu_uuids")
+    .values(uuids.map((uuid) => ({ uuid, node_id: nodeId })))
+    .execute();
+  const sharing = await tx
+    .selectFrom("gpu_uuids")
+    .select(["node_id", "uuid"])
+    .where("uuid", "in", uuids)
+    .execute();
+  const involved = new Set(sharing.map((r) => r.node_id));
+  if (involved.size < 2) return;
+  const duplicated = [...new Set(sharing.filter((r) => r.node_id !== nodeId).map((r) => r.uuid))];
+  for (const id of involved) {
+    const node = await tx
+      .selectFrom("nodes")
+      .select("flags")
+      .where("id", "=", id)
+      .executeTakeFirstOrThrow();
+    const flags = node.flags === "" ? [] : node.flags.split(",");
+    if (flags.includes(DUPLICATE_GPU_FLAG)) continue;
+    await tx
+      .updateTable("nodes")
+      .set({ flags: [...flags, DUPLICATE_GPU_FLAG].join(",") })
+      .where("id", "=", id)
+      .execute();
+    await appendHistory(tx, {
+      nodeId: id,
+      atMs: nowMs,
+      actor: "coordinator",
+      action: "flagged",
+      detail: { flag: DUPLICATE_GPU_FLAG, uuids: duplicated },
+    });
+  }
+}

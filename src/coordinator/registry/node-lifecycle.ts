@@ -1,0 +1,165 @@
+import type { Kysely } from "kysely";
+import {
+  isOnline,
+  nextNodeStatus,
+  type NodeEvent,
+  type NodeStatus,
+} from "../../core/node-status.ts";
+import { TandemError } from "../../core/errors.ts";
+import { UPTIME_WINDOWS_MS, uptimeSummary, type OnlineInterval } from "../../core/uptime.ts";
+import type { CoordinatorEvents } from "../events.ts";
+import type { Database } from "../store/schema.ts";
+import { toNumber, toNumberOrNull } from "../store/rows.ts";
+import { appendHistory } from "./node-history.ts";
+
+export interface TransitionContext {
+  actor: string;
+  reason: string;
+  nowMs: number;
+  /** When the worker was last heard from, if earlier than `nowMs` (a missed-heartbeat verdict). */
+  lastSeenMs?: number;
+}
+
+export type TransitionResult =
+  | { ok: true; from: NodeStatus; to: NodeStatus }
+  | { ok: false; code: "INVALID_TRANSITION" | "NOT_FOUND"; from: NodeStatus | null };
+
+/**
+ * The only code that changes a node's status. In one transaction it checks the transition, writes
+ * the status, opens or closes the online interval that uptime is computed from, refreshes the
+ * node's cached uptime, and appends the history row; the event goes out after commit.
+ */
+export class NodeLifecycle {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly events: CoordinatorEvents,
+  ) {}
+
+  async apply(nodeId: string, event: NodeEvent, ctx: TransitionContext): Promise<TransitionResult> {
+    const result = await this.db.transaction().execute((tx) => applyInTx(tx, nodeId, event, ctx));
+    if (result.ok) {
+      this.events.emit("node:status", {
+        nodeId,
+        from: result.from,
+        to: result.to,
+        atMs: ctx.nowMs,
+        reason: ctx.reason,
+      });
+    }
+    return result;
+  }
+
+  /** Recomputes every node's cached uptime; run periodically since uptime drifts with time alone. */
+  async refreshAllUptime(nowMs: number): Promise<void> {
+    const since = nowMs - UPTIME_WINDOWS_MS["30d"];
+    const nodes = await this.db.selectFrom("nodes").select(["id", "registered_at"]).execute();
+    const intervals = await this.db
+      .selectFrom("node_intervals")
+      .select(["node_id", "start_ms", "end_ms"])
+      .where((eb) => eb.or([eb("end_ms", "is", null), eb("end_ms", ">", since)]))
+      .execute();
+    const byNode = new Map<string, OnlineInterval[]>();
+    for (const row of intervals) {
+      const list = byNode.get(row.node_id) ?? [];
+      list.push({ startMs: toNumber(row.start_ms), endMs: toNumberOrNull(row.end_ms) });
+      byNode.set(row.node_id, list);
+    }
+    await this.db.transaction().execute(async (tx) => {
+      for (const node of nodes) {
+        const u = uptimeSummary(byNode.get(node.id) ?? [], {
+          nowMs,
+          registeredAtMs: toNumber(node.registered_at),
+        });
+        await tx
+          .updateTable("nodes")
+          .set({ uptime_24h: u["24h"], uptime_7d: u["7d"], uptime_30d: u["30d"] })
+          .where("id", "=", node.id)
+          .execute();
+      }
+    });
+  }
+}
+
+export async function applyInTx(
+  tx: Kysely<Database>,
+  nodeId: string,
+  event: NodeEvent,
+  ctx: TransitionContext,
+): Promise<TransitionResult> {
+  const node = await tx
+    .selectFrom("nodes")
+    .select(["status", "registered_at"])
+    .where("id", "=", nodeId)
+    .executeTakeFirst();
+  if (node === undefined) return { ok: false, code: "NOT_FOUND", from: null };
+  const from = node.status as NodeStatus;
+  let to: NodeStatus;
+  try {
+    to = nextNodeStatus(from, event);
+  } catch (error) {
+    if (error instanceof TandemError) return { ok: false, code: "INVALID_TRANSITION", from };
+    throw error;
+  }
+
+  const wasOnline = isOnline(from);
+  const nowOnline = isOnline(to);
+  if (!wasOnline && nowOnline) {
+    await tx
+      .insertInto("node_intervals")
+      .values({ node_id: nodeId, start_ms: ctx.nowMs, end_ms: null })
+      .execute();
+  } else if (wasOnline && !nowOnline) {
+    await tx
+      .updateTable("node_intervals")
+      // A node that went silent stopped serving at its last beat, not when we noticed.
+      .set({ end_ms: ctx.lastSeenMs ?? ctx.nowMs })
+      .where("node_id", "=", nodeId)
+      .where("end_ms", "is", null)
+      .execute();
+  }
+
+  const uptime = await computeUptime(tx, nodeId, toNumber(node.registered_at), ctx.nowMs);
+  await tx
+    .updateTable("nodes")
+    .set({
+      status: to,
+      uptime_24h: uptime["24h"],
+      uptime_7d: uptime["7d"],
+      uptime_30d: uptime["30d"],
+      ...(event.type === "verify" ? { verified_at: ctx.nowMs } : {}),
+      ...(nowOnline ? { last_seen_at: ctx.nowMs } : {}),
+      ...(ctx.lastSeenMs === undefined ? {} : { last_seen_at: ctx.lastSeenMs }),
+    })
+    .where("id", "=", nodeId)
+    .execute();
+  await appendHistory(tx, {
+    nodeId,
+    atMs: ctx.nowMs,
+    actor: ctx.actor,
+    action: "status",
+    from,
+    to,
+    detail: { reason: ctx.reason },
+  });
+  return { ok: true, from, to };
+}
+
+async function computeUptime(
+  tx: Kysely<Database>,
+  nodeId: string,
+  registeredAtMs: number,
+  nowMs: number,
+) {
+  const rows = await tx
+    .selectFrom("node_intervals")
+    .select(["start_ms", "end_ms"])
+    .where("node_id", "=", nodeId)
+    .where((eb) =>
+      eb.or([eb("end_ms", "is", null), eb("end_ms", ">", nowMs - UPTIME_WINDOWS_MS["30d"])]),
+    )
+    .execute();
+  return uptimeSummary(
+    rows.map((r) => ({ startMs: toNumber(r.start_ms), endMs: toNumberOrNull(r.end_ms) })),
+    { nowMs, registeredAtMs },
+  );
+}

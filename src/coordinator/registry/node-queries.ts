@@ -1,0 +1,173 @@
+import type { Kysely, Selectable } from "kysely";
+import { ErrorCode, TandemError } from "../../core/errors.ts";
+import { gpuModelByName } from "../../core/gpu-catalog.ts";
+import { NODE_STATUSES, isOnline, type NodeStatus } from "../../core/node-status.ts";
+import { HardwareReport } from "../../protocol/hardware.ts";
+import type { HistoryEntry, NetworkStats, NodeView } from "../../protocol/nodes.ts";
+import type { Database, NodesTable } from "../store/schema.ts";
+import { toNumber, toNumberOrNull } from "../store/rows.ts";
+
+export interface NodeFilter {
+  gpuModel?: string | undefined;
+  region?: string | undefined;
+  zone?: string | undefined;
+  status?: NodeStatus | undefined;
+  /** Minimum 30-day uptime, 0..1. */
+  minUptime?: number | undefined;
+  minVramMiB?: number | undefined;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+const ONLINE_STATUSES = NODE_STATUSES.filter(isOnline);
+
+/** Read side of the registry: the public node list, one node, its history, network totals. */
+export class NodeQueries {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async list(filter: NodeFilter, limit: number, cursor?: string): Promise<Page<NodeView>> {
+    let query = this.db
+      .selectFrom("nodes")
+      .selectAll()
+      .orderBy("id")
+      .limit(limit + 1);
+    if (filter.gpuModel !== undefined) query = query.where("gpu_model", "=", filter.gpuModel);
+    if (filter.region !== undefined) query = query.where("region", "=", filter.region);
+    if (filter.zone !== undefined) query = query.where("zone", "=", filter.zone);
+    if (filter.status !== undefined) query = query.where("status", "=", filter.status);
+    if (filter.minUptime !== undefined) query = query.where("uptime_30d", ">=", filter.minUptime);
+    if (filter.minVramMiB !== undefined) query = query.where("vram_mib", ">=", filter.minVramMiB);
+    if (cursor !== undefined) query = query.where("id", ">", decodeCursor(cursor));
+    const rows = await query.execute();
+    const items = rows.slice(0, limit).map(toNodeView);
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+  }
+
+  async get(nodeId: string): Promise<NodeView> {
+    const row = await this.db
+      .selectFrom("nodes")
+      .selectAll()
+      .where("id", "=", nodeId)
+      .executeTakeFirst();
+    if (row === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no node ${nodeId}`);
+    return toNodeView(row);
+  }
+
+  async history(nodeId: string, limit: number, cursor?: string): Promise<Page<HistoryEntry>> {
+    await this.get(nodeId);
+    let query = this.db
+      .selectFrom("node_history")
+      .selectAll()
+      .where("node_id", "=", nodeId)
+      .orderBy("id")
+      .limit(limit + 1);
+    if (cursor !== undefined) query = query.where("id", ">", Number(decodeCursor(cursor)));
+    const rows = await query.execute();
+    const items = rows.slice(0, limit).map((r): HistoryEntry => ({
+      id: toNumber(r.id),
+      at: new Date(toNumber(r.at)).toISOString(),
+      actor: r.actor,
+      action: r.action,
+      from: r.from_status,
+      to: r.to_status,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+    const last = items.at(-1);
+    return {
+      items,
+      nextCursor: rows.length > limit && last ? encodeCursor(String(last.id)) : null,
+    };
+  }
+
+  async stats(): Promise<NetworkStats> {
+    const rows = await this.db
+      .selectFrom("nodes")
+      .select(["status", "gpu_model"])
+      .select((eb) => [
+        eb.fn.countAll<number | string>().as("nodes"),
+        eb.fn.sum<number | string | null>("gpu_count").as("gpus"),
+      ])
+      .groupBy(["status", "gpu_model"])
+      .execute();
+    const byStatus: Record<string, number> = {};
+    const byModel = new Map<string, { model: string; total: number; online: number }>();
+    let total = 0;
+    let online = 0;
+    let gpusTotal = 0;
+    let gpusOnline = 0;
+    for (const row of rows) {
+      const nodes = toNumber(row.nodes);
+      const gpus = row.gpus === null ? 0 : toNumber(row.gpus);
+      const up = ONLINE_STATUSES.includes(row.status as NodeStatus);
+      byStatus[row.status] = (byStatus[row.status] ?? 0) + nodes;
+      total += nodes;
+      gpusTotal += gpus;
+      if (up) {
+        online += nodes;
+        gpusOnline += gpus;
+      }
+      if (row.gpu_model !== null && gpus > 0) {
+        const entry = byModel.get(row.gpu_model) ?? { model: row.gpu_model, total: 0, online: 0 };
+        entry.total += gpus;
+        if (up) entry.online += gpus;
+        byModel.set(row.gpu_model, entry);
+      }
+    }
+    return {
+      nodes: { total, online, byStatus },
+      gpus: {
+        total: gpusTotal,
+        online: gpusOnline,
+        byModel: [...byModel.values()].sort(
+          (a, b) => b.total - a.total || a.model.localeCompare(b.model),
+        ),
+      },
+    };
+  }
+}
+
+export function toNodeView(row: Selectable<NodesTable>): NodeView {
+  const hardware = HardwareReport.parse(JSON.parse(row.hardware));
+  const lastSeen = toNumberOrNull(row.last_seen_at);
+  return {
+    id: row.id,
+    deviceId: row.device_id,
+    status: row.status as NodeStatus,
+    region: row.region,
+    zone: row.zone,
+    gpus: hardware.gpus.map((g) => ({
+      index: g.index,
+      name: g.name,
+      model: gpuModelByName(g.name)?.id ?? null,
+      memoryTotalMiB: g.memoryTotalMiB,
+    })),
+    gpuModel: row.gpu_model,
+    gpuCount: row.gpu_count,
+    vramMiB: row.vram_mib,
+    cpu: hardware.cpu,
+    memoryTotalMiB: hardware.memoryTotalMiB,
+    diskFreeMiB: hardware.diskFreeMiB,
+    os: [hardware.os.distro || hardware.os.platform, hardware.os.release].join(" ").trim(),
+    flags: row.flags === "" ? [] : row.flags.split(","),
+    verified: row.verified_at !== null,
+    uptime: { "24h": row.uptime_24h, "7d": row.uptime_7d, "30d": row.uptime_30d },
+    registeredAt: new Date(toNumber(row.registered_at)).toISOString(),
+    lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
+  };
+}
+
+function encodeCursor(key: string): string {
+  return Buffer.from(key).toString("base64url");
+}
+
+function decodeCursor(cursor: string): string {
+  const key = Buffer.from(cursor, "base64url").toString();
+  if (!/^[0-9a-z_]{1,64}$/.test(key)) {
+    throw new TandemError(ErrorCode.VALIDATION_FAILED, "malformed cursor", { details: { cursor } });
+  }
+  return key;
+}

@@ -1,0 +1,49 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import SQLite from "better-sqlite3";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from "kysely";
+import pg from "pg";
+import type { Database } from "./schema.ts";
+import { migrationProvider } from "./migrations.ts";
+
+export type Dialect = "sqlite" | "postgres";
+
+/** Where the coordinator keeps its state: a SQLite file (default) or a PostgreSQL URL. */
+export type StoreLocation = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  close(): Promise<void>;
+}
+
+/** Opens the database and brings its schema up to date. */
+export async function openStore(location: StoreLocation): Promise<Store> {
+  const store = location.kind === "sqlite" ? openSqlite(location.path) : openPostgres(location.url);
+  const migrator = new Migrator({ db: store.db, provider: migrationProvider(store.dialect) });
+  const { error } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    await store.close();
+    throw new Error("database migration failed", { cause: error });
+  }
+  return store;
+}
+
+function openSqlite(path: string): Store {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const database = new SQLite(path);
+  // WAL lets readers run beside the one writer; NORMAL sync is durable across process crashes
+  // (kill -9), which is the failure this store must survive; busy_timeout covers a second process.
+  database.pragma("journal_mode = WAL");
+  database.pragma("synchronous = NORMAL");
+  database.pragma("foreign_keys = ON");
+  database.pragma("busy_timeout = 5000");
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return { db, dialect: "sqlite", close: () => db.destroy() };
+}
+
+function openPostgres(url: string): Store {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, dialect: "postgres", close: () => db.destroy() };
+}

@@ -1,0 +1,117 @@
+import {
+  sql,
+  type ColumnDefinitionBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+} from "kysely";
+import type { Dialect } from "./database.ts";
+
+/**
+ * One ordered list of migrations for both dialects. Where the dialects differ (auto-increment keys,
+ * byte-order collation for ids so cursors sort the same everywhere), the migration asks `dialect`.
+ */
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  const migrations: Record<string, Migration> = {
+    "0001_foundation": { up: (db) => foundation(db, dialect) },
+  };
+  return { getMigrations: () => Promise.resolve(migrations) };
+}
+
+async function foundation(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  const id = dialect === "postgres" ? sql`text collate "C"` : sql`text`;
+  const serial = dialect === "postgres" ? sql`bigserial` : sql`integer`;
+  const serialPk = (c: ColumnDefinitionBuilder) =>
+    dialect === "postgres" ? c.primaryKey() : c.primaryKey().autoIncrement();
+
+  await db.schema
+    .createTable("accounts")
+    .addColumn("id", id, (c) => c.primaryKey())
+    .addColumn("roles", "text", (c) => c.notNull())
+    .addColumn("created_at", "bigint", (c) => c.notNull())
+    .addColumn("disabled_at", "bigint")
+    .execute();
+
+  await db.schema
+    .createTable("api_keys")
+    .addColumn("id", id, (c) => c.primaryKey())
+    .addColumn("account_id", id, (c) => c.notNull().references("accounts.id"))
+    .addColumn("key_hash", "text", (c) => c.notNull().unique())
+    .addColumn("prefix", "text", (c) => c.notNull())
+    .addColumn("created_at", "bigint", (c) => c.notNull())
+    .addColumn("revoked_at", "bigint")
+    .execute();
+  await db.schema.createIndex("api_keys_account").on("api_keys").column("account_id").execute();
+
+  await db.schema
+    .createTable("devices")
+    .addColumn("id", id, (c) => c.primaryKey())
+    .addColumn("account_id", id, (c) => c.notNull().references("accounts.id"))
+    .addColumn("public_key", "text", (c) => c.notNull().unique())
+    .addColumn("status", "text", (c) => c.notNull())
+    .addColumn("created_at", "bigint", (c) => c.notNull())
+    .addColumn("revoked_at", "bigint")
+    .execute();
+
+  await db.schema
+    .createTable("nodes")
+    .addColumn("id", id, (c) => c.primaryKey())
+    .addColumn("device_id", id, (c) => c.notNull().unique().references("devices.id"))
+    .addColumn("account_id", id, (c) => c.notNull().references("accounts.id"))
+    .addColumn("status", "text", (c) => c.notNull())
+    .addColumn("region", "text", (c) => c.notNull())
+    .addColumn("zone", "text", (c) => c.notNull())
+    .addColumn("hardware", "text", (c) => c.notNull())
+    .addColumn("gpu_model", "text")
+    .addColumn("gpu_count", "integer", (c) => c.notNull())
+    .addColumn("vram_mib", "integer", (c) => c.notNull())
+    .addColumn("flags", "text", (c) => c.notNull())
+    .addColumn("verified_at", "bigint")
+    .addColumn("registered_at", "bigint", (c) => c.notNull())
+    .addColumn("last_seen_at", "bigint")
+    .addColumn("uptime_24h", "double precision", (c) => c.notNull())
+    .addColumn("uptime_7d", "double precision", (c) => c.notNull())
+    .addColumn("uptime_30d", "double precision", (c) => c.notNull())
+    .execute();
+  // The node list pages by id; each common filter gets an index that keeps that order.
+  for (const column of ["status", "gpu_model", "region", "zone"]) {
+    await db.schema.createIndex(`nodes_${column}_id`).on("nodes").columns([column, "id"]).execute();
+  }
+
+  await db.schema
+    .createTable("node_history")
+    .addColumn("id", serial, serialPk)
+    .addColumn("node_id", id, (c) => c.notNull().references("nodes.id"))
+    .addColumn("at", "bigint", (c) => c.notNull())
+    .addColumn("actor", "text", (c) => c.notNull())
+    .addColumn("action", "text", (c) => c.notNull())
+    .addColumn("from_status", "text")
+    .addColumn("to_status", "text")
+    .addColumn("detail", "text", (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createIndex("node_history_node")
+    .on("node_history")
+    .columns(["node_id", "id"])
+    .execute();
+
+  await db.schema
+    .createTable("node_intervals")
+    .addColumn("id", serial, serialPk)
+    .addColumn("node_id", id, (c) => c.notNull().references("nodes.id"))
+    .addColumn("start_ms", "bigint", (c) => c.notNull())
+    .addColumn("end_ms", "bigint")
+    .execute();
+  await db.schema
+    .createIndex("node_intervals_node")
+    .on("node_intervals")
+    .columns(["node_id", "start_ms"])
+    .execute();
+
+  await db.schema
+    .createTable("gpu_uuids")
+    .addColumn("uuid", "text", (c) => c.notNull())
+    .addColumn("node_id", id, (c) => c.notNull().references("nodes.id"))
+    .addPrimaryKeyConstraint("gpu_uuids_pk", ["uuid", "node_id"])
+    .execute();
+}

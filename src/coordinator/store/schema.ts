@@ -1,0 +1,89 @@
+import type { ColumnType } from "kysely";
+
+/**
+ * Table types for Kysely. One schema serves SQLite and PostgreSQL: ids are text, times are epoch
+ * milliseconds in 64-bit integer columns, JSON is text. PostgreSQL returns int8 as a string, so
+ * 64-bit columns read as `Int8` and go through `toNumber` (rows.ts) before use.
+ */
+export type Int8 = ColumnType<number | string | bigint, number, number>;
+/** An auto-increment key: assigned by the database, never written. */
+type Serial = ColumnType<number | string | bigint, never, never>;
+type NullableInt8 = ColumnType<number | string | bigint | null, number | null, number | null>;
+
+export interface AccountsTable {
+  id: string;
+  roles: string;
+  created_at: Int8;
+  disabled_at: NullableInt8;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  account_id: string;
+  key_hash: string;
+  prefix: string;
+  created_at: Int8;
+  revoked_at: NullableInt8;
+}
+
+export interface DevicesTable {
+  id: string;
+  account_id: string;
+  public_key: string;
+  status: string;
+  created_at: Int8;
+  revoked_at: NullableInt8;
+}
+
+export interface NodesTable {
+  id: string;
+  device_id: string;
+  account_id: string;
+  status: string;
+  region: string;
+  zone: string;
+  hardware: string;
+  gpu_model: string | null;
+  gpu_count: number;
+  vram_mib: number;
+  flags: string;
+  verified_at: NullableInt8;
+  registered_at: Int8;
+  last_seen_at: NullableInt8;
+  uptime_24h: number;
+  uptime_7d: number;
+  uptime_30d: number;
+}
+
+export interface NodeHistoryTable {
+  id: Serial;
+  node_id: string;
+  at: Int8;
+  actor: string;
+  action: string;
+  from_status: string | null;
+  to_status: string | null;
+  detail: string;
+}
+
+export interface NodeIntervalsTable {
+  id: Serial;
+  node_id: string;
+  start_ms: Int8;
+  end_ms: NullableInt8;
+}
+
+export interface GpuUuidsTable {
+  uuid: string;
+  node_id: string;
+}
+
+export interface Database {
+  accounts: AccountsTable;
+  api_keys: ApiKeysTable;
+  devices: DevicesTable;
+  nodes: NodesTable;
+  node_history: NodeHistoryTable;
+  node_intervals: NodeIntervalsTable;
+  gpu_uuids: GpuUuidsTable;
+}

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { FailureDetector } from "./failure-detector.ts";
+
+function manualClock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => void (t += ms) };
+}
+
+describe("FailureDetector", () => {
+  it("declares a node dead after exactly `missedHeartbeats` silent intervals", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({ clock, heartbeatIntervalMs: 2000, missedHeartbeats: 3 });
+    fd.watch("node_a");
+    clock.advance(5999);
+    assert.deepEqual(fd.sweep(), []);
+    clock.advance(1);
+    assert.deepEqual(fd.sweep(), [{ nodeId: "node_a", lastBeatMs: 1_000_000 }]);
+    assert.equal(fd.isWatched("node_a"), false);
+  });
+
+  it("keeps a beating node alive and remembers its last payload", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector<{ cpuPct: number }>({
+      clock,
+      heartbeatIntervalMs: 2000,
+      missedHeartbeats: 3,
+    });
+    fd.watch("node_a");
+    for (let i = 0; i < 10; i++) {
+      clock.advance(2000);
+      fd.beat("node_a", { cpuPct: i });
+      assert.deepEqual(fd.sweep(), []);
+    }
+    assert.deepEqual(fd.lastPayload("node_a"), { cpuPct: 9 });
+  });
+
+  it("ignores beats from nodes it does not watch", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({ clock, heartbeatIntervalMs: 1000, missedHeartbeats: 3 });
+    fd.beat("node_x", {});
+    assert.equal(fd.size, 0);
+    assert.equal(fd.lastPayload("node_x"), undefined);
+  });
+
+  it("forgets a node that left on purpose", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({ clock, heartbeatIntervalMs: 1000, missedHeartbeats: 3 });
+    fd.watch("node_a");
+    fd.forget("node_a");
+    clock.advance(10_000);
+    assert.deepEqual(fd.sweep(), []);
+  });
+});

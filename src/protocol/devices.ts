@@ -1,0 +1,42 @@
+import { z } from "zod";
+import { HardwareReport } from "./hardware.ts";
+import { IdPrefix, idSchema } from "./ids.ts";
+
+/** An Ed25519 public key: the 32 raw bytes, base64url (the `x` of its JWK). */
+export const PublicKey = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{43}$/, "expected a base64url Ed25519 key");
+/** An Ed25519 signature: 64 raw bytes, base64url. */
+export const Signature = z.string().regex(/^[A-Za-z0-9_-]{86}$/, "expected a base64url signature");
+
+const Location = z.string().min(1).max(64);
+
+/** What the device signs when it registers: proves the report comes from the key's holder. */
+export const DeviceRegistration = z.strictObject({
+  publicKey: PublicKey,
+  region: Location,
+  zone: Location,
+  hardware: HardwareReport,
+});
+export type DeviceRegistration = z.infer<typeof DeviceRegistration>;
+
+export const RegisterDeviceRequest = DeviceRegistration.extend({ signature: Signature });
+export type RegisterDeviceRequest = z.infer<typeof RegisterDeviceRequest>;
+
+export const RegisterDeviceResponse = z.strictObject({
+  deviceId: idSchema(IdPrefix.device),
+  nodeId: idSchema(IdPrefix.node),
+  created: z.boolean(),
+});
+export type RegisterDeviceResponse = z.infer<typeof RegisterDeviceResponse>;
+
+export const DeviceIdParams = z.strictObject({ id: idSchema(IdPrefix.device) });
+
+export const RevokeDeviceRequest = z.strictObject({ reason: z.string().max(500).optional() });
+
+export const RevokeDeviceResponse = z.strictObject({
+  deviceId: idSchema(IdPrefix.device),
+  status: z.literal("revoked"),
+  revokedAt: z.iso.datetime(),
+});
+export type RevokeDeviceResponse = z.infer<typeof RevokeDeviceResponse>;

@@ -1,0 +1,102 @@
+import { z } from "zod";
+import { IdPrefix, idSchema } from "./ids.ts";
+
+export const NodeStatusName = z.enum([
+  "unverified",
+  "available",
+  "leased",
+  "standby",
+  "offline",
+  "revoked",
+]);
+
+export const Uptime = z.strictObject({ "24h": z.number(), "7d": z.number(), "30d": z.number() });
+
+export const NodeGpu = z.strictObject({
+  index: z.number().int(),
+  name: z.string(),
+  model: z.string().nullable(),
+  memoryTotalMiB: z.number().int(),
+});
+
+export const NodeView = z.strictObject({
+  id: idSchema(IdPrefix.node),
+  deviceId: idSchema(IdPrefix.device),
+  status: NodeStatusName,
+  region: z.string(),
+  zone: z.string(),
+  gpus: z.array(NodeGpu),
+  gpuModel: z.string().nullable(),
+  gpuCount: z.number().int(),
+  vramMiB: z.number().int(),
+  cpu: z.strictObject({ model: z.string(), cores: z.number().int(), arch: z.string() }),
+  memoryTotalMiB: z.number().int(),
+  diskFreeMiB: z.number().int(),
+  os: z.string(),
+  flags: z.array(z.string()),
+  verified: z.boolean(),
+  uptime: Uptime,
+  registeredAt: z.iso.datetime(),
+  lastSeenAt: z.iso.datetime().nullable(),
+});
+export type NodeView = z.infer<typeof NodeView>;
+
+const Cursor = z.string().max(200);
+
+export const ListNodesQuery = z.strictObject({
+  gpuModel: z.string().max(64).optional(),
+  region: z.string().max(64).optional(),
+  zone: z.string().max(64).optional(),
+  status: NodeStatusName.optional(),
+  minUptime: z.coerce.number().min(0).max(1).optional(),
+  minVramMiB: z.coerce.number().int().min(0).max(16_777_216).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: Cursor.optional(),
+});
+export type ListNodesQuery = z.input<typeof ListNodesQuery>;
+
+export const NodeList = z.strictObject({
+  items: z.array(NodeView),
+  nextCursor: z.string().nullable(),
+});
+export type NodeList = z.infer<typeof NodeList>;
+
+export const NodeIdParams = z.strictObject({ id: idSchema(IdPrefix.node) });
+
+export const HistoryEntry = z.strictObject({
+  id: z.number().int(),
+  at: z.iso.datetime(),
+  actor: z.string(),
+  action: z.string(),
+  from: z.string().nullable(),
+  to: z.string().nullable(),
+  detail: z.record(z.string(), z.unknown()),
+});
+export type HistoryEntry = z.infer<typeof HistoryEntry>;
+
+export const HistoryQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: Cursor.optional(),
+});
+
+export const HistoryList = z.strictObject({
+  items: z.array(HistoryEntry),
+  nextCursor: z.string().nullable(),
+});
+export type HistoryList = z.infer<typeof HistoryList>;
+
+export const NetworkStats = z.strictObject({
+  nodes: z.strictObject({
+    total: z.number().int(),
+    online: z.number().int(),
+    byStatus: z.record(z.string(), z.number().int()),
+  }),
+  gpus: z.strictObject({
+    total: z.number().int(),
+    online: z.number().int(),
+    byModel: z.array(
+      z.strictObject({ model: z.string(), total: z.number().int(), online: z.number().int() }),
+    ),
+  }),
+});
+export type NetworkStats = z.infer<typeof NetworkStats>;

@@ -1,0 +1,31 @@
+import { z } from "zod";
+
+/** Worker settings, parsed once at start; a bad value fails fast naming its field. */
+export const WorkerConfig = z.strictObject({
+  /** State directory: the device key, the ids, job work dirs. */
+  home: z.string().min(1),
+  coordinatorUrl: z.url({ protocol: /^https?$/ }),
+  /** The supplier's API key; needed to register the device. */
+  apiKey: z.string().min(1),
+  region: z.string().min(1).max(64),
+  zone: z.string().min(1).max(64),
+  /** nvidia-smi executable (name on PATH or path). */
+  nvidiaSmi: z.string().default("nvidia-smi"),
+  /** How often GPU load is re-read for heartbeats, ms. */
+  gpuSampleIntervalMs: z.number().int().min(500).default(10_000),
+  reconnectBaseMs: z.number().int().min(10).default(250),
+  reconnectMaxMs: z.number().int().min(100).default(10_000),
+});
+export type WorkerConfig = z.infer<typeof WorkerConfig>;
+export type WorkerConfigInput = z.input<typeof WorkerConfig>;
+
+export function parseWorkerConfig(input: WorkerConfigInput): WorkerConfig {
+  const parsed = WorkerConfig.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .map((i) => `${i.path.join(".") || "config"}: ${i.message}`)
+      .join("; ");
+    throw new Error(`invalid worker config: ${problems}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,101 @@
+import { join } from "node:path";
+import { mkdir } from "node:fs/promises";
+import type { Utilization } from "../protocol/worker-messages.ts";
+import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
+import { CoordinatorLink } from "./connection.ts";
+import { loadOrCreateIdentity, saveIds } from "./identity.ts";
+import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
+import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts";
+import { registerDevice } from "./registration.ts";
+import { utilizationSampler } from "./utilization.ts";
+
+export interface Worker {
+  readonly deviceId: string;
+  readonly nodeId: string;
+  readonly link: CoordinatorLink;
+  stop(reason?: string): Promise<void>;
+}
+
+export type WorkerLog = (message: string, fields?: Record<string, unknown>) => void;
+
+/**
+ * The worker's composition root: identity → hardware probe → registration → coordinator link.
+ * Resolves once registered; the link then connects and keeps reconnecting until `stop`.
+ */
+export async function startWorker(
+  input: WorkerConfigInput,
+  ports: { probe?: HardwareProbe; log?: WorkerLog } = {},
+): Promise<Worker> {
+  const config = parseWorkerConfig(input);
+  const log: WorkerLog =
+    ports.log ??
+    ((message, fields) => console.error(JSON.stringify({ service: "worker", message, ...fields })));
+  const workDir = join(config.home, "jobs");
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
+
+  const identity = await loadOrCreateIdentity(config.home);
+  const probe =
+    ports.probe ??
+    systemHardwareProbe({
+      workDir,
+      nvidiaSmi: config.nvidiaSmi,
+      onWarning: (warning) => log("GPU probe warning", { warning }),
+    });
+  const hardware = await probe.probe();
+  const registered = await registerDevice({
+    coordinatorUrl: config.coordinatorUrl,
+    apiKey: config.apiKey,
+    identity,
+    region: config.region,
+    zone: config.zone,
+    hardware,
+  });
+  await saveIds(config.home, registered);
+  log("registered", {
+    deviceId: registered.deviceId,
+    nodeId: registered.nodeId,
+    gpus: hardware.gpus.length,
+  });
+
+  let gpuLoad: Utilization["gpus"] = hardware.gpus.map((g) => ({
+    index: g.index,
+    utilizationPct: g.utilizationPct,
+    temperatureC: g.temperatureC,
+  }));
+  const gpuTimer =
+    hardware.gpus.length === 0
+      ? undefined
+      : setInterval(() => {
+          queryNvidiaSmi({ command: config.nvidiaSmi }).then(
+            ({ gpus }) =>
+              (gpuLoad = gpus.map((g) => ({
+                index: g.index,
+                utilizationPct: g.utilizationPct,
+                temperatureC: g.temperatureC,
+              }))),
+            (error: unknown) => log("GPU sample failed", { error: String(error) }),
+          );
+        }, config.gpuSampleIntervalMs);
+  gpuTimer?.unref();
+
+  const link = new CoordinatorLink({
+    coordinatorUrl: config.coordinatorUrl,
+    identity: { ...identity, deviceId: registered.deviceId },
+    backoff: { baseMs: config.reconnectBaseMs, maxMs: config.reconnectMaxMs },
+    sampleUtilization: utilizationSampler(() => gpuLoad),
+    log,
+  });
+  link.on("connected", ({ nodeId }) => log("connected", { nodeId }));
+  link.on("revoked", () => log("this device was revoked by the network; stopping"));
+  link.start();
+
+  return {
+    deviceId: registered.deviceId,
+    nodeId: registered.nodeId,
+    link,
+    async stop(reason = "worker stopped") {
+      clearInterval(gpuTimer);
+      await link.stop(reason);
+    },
+  };
+}
