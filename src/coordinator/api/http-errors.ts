@@ -32,8 +32,14 @@ export function httpStatusOf(code: ErrorCode): number {
   }
 }
 
-function body(code: string, message: string, details?: Readonly<Record<string, unknown>>): ErrorBody {
-  return { error: details === undefined ? { code, message } : { code, message, details: { ...details } } };
+function body(
+  code: string,
+  message: string,
+  details?: Readonly<Record<string, unknown>>,
+): ErrorBody {
+  return {
+    error: details === undefined ? { code, message } : { code, message, details: { ...details } },
+  };
 }
 
 /**
@@ -53,13 +59,11 @@ export function errorHandler(
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
     const issues = error.validation.map((v) => ({ path: v.instancePath, message: v.message }));
-    return reply
-      .status(400)
-      .send(
-        body(ErrorCode.VALIDATION_FAILED, `invalid ${error.validationContext ?? "request"}`, {
-          issues,
-        }),
-      );
+    return reply.status(400).send(
+      body(ErrorCode.VALIDATION_FAILED, `invalid ${error.validationContext ?? "request"}`, {
+        issues,
+      }),
+    );
   }
   const status =
     "statusCode" in error && typeof error.statusCode === "number" ? error.statusCode : 500;

@@ -4,7 +4,7 @@ import SQLite from "better-sqlite3";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from "kysely";
 import pg from "pg";
 import type { Database } from "./schema.ts";
-import { migrationProvider } from "./migrations.ts";
+import { migrationProvider } from "./migrations/index.ts";
 
 export type Dialect = "sqlite" | "postgres";
 

@@ -1,14 +1,6 @@
-import { z } from "zod";
+import { HealthResponse } from "../../../protocol/system.ts";
 import { PROTOCOL_VERSION } from "../../../protocol/worker-messages.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
-
-export const HealthResponse = z.strictObject({
-  status: z.literal("ok"),
-  version: z.string(),
-  protocolVersion: z.number().int(),
-  database: z.enum(["sqlite", "postgres"]),
-  connectedWorkers: z.number().int(),
-});
 
 export function systemRoutes(app: ZodApp, { metrics, gateway, config, version }: ApiDeps): void {
   app.get(

@@ -1,28 +1,10 @@
-import {
-  sql,
-  type ColumnDefinitionBuilder,
-  type Kysely,
-  type Migration,
-  type MigrationProvider,
-} from "kysely";
-import type { Dialect } from "./database.ts";
+import type { Kysely } from "kysely";
+import type { Dialect } from "../database.ts";
+import { dialectTypes } from "./dialect-types.ts";
 
-/**
- * One ordered list of migrations for both dialects. Where the dialects differ (auto-increment keys,
- * byte-order collation for ids so cursors sort the same everywhere), the migration asks `dialect`.
- */
-export function migrationProvider(dialect: Dialect): MigrationProvider {
-  const migrations: Record<string, Migration> = {
-    "0001_foundation": { up: (db) => foundation(db, dialect) },
-  };
-  return { getMigrations: () => Promise.resolve(migrations) };
-}
-
-async function foundation(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
-  const id = dialect === "postgres" ? sql`text collate "C"` : sql`text`;
-  const serial = dialect === "postgres" ? sql`bigserial` : sql`integer`;
-  const serialPk = (c: ColumnDefinitionBuilder) =>
-    dialect === "postgres" ? c.primaryKey() : c.primaryKey().autoIncrement();
+/** Accounts, API keys, devices, nodes, node history, online intervals, GPU UUIDs. */
+export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  const { id, serial, serialPk } = dialectTypes(dialect);
 
   await db.schema
     .createTable("accounts")

@@ -1,0 +1,158 @@
+import type { z } from "zod";
+import {
+  AccountView,
+  ApiKeyList,
+  CreateAccountResponse,
+  CreateApiKeyResponse,
+  type CreateAccountRequest,
+} from "../protocol/accounts.ts";
+import { RevokeDeviceResponse } from "../protocol/devices.ts";
+import { ErrorBody } from "../protocol/errors.ts";
+import { HealthResponse } from "../protocol/system.ts";
+import {
+  HistoryList,
+  NetworkStats,
+  NodeList,
+  NodeView,
+  type ListNodesQuery,
+} from "../protocol/nodes.ts";
+
+/** An error answer from the coordinator, with its stable code (see the API's error table). */
+export class TandemApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = "TandemApiError";
+  }
+}
+
+export interface TandemClientOptions {
+  /** Coordinator base URL, e.g. http://127.0.0.1:7400. */
+  baseUrl: string;
+  apiKey?: string | undefined;
+  /** Per-request timeout, ms (default 15000). */
+  timeoutMs?: number;
+}
+
+type Query = Record<string, string | number | undefined>;
+
+/** The typed REST client used by the CLI, the explorer and the tests. Answers are parsed with the protocol's zod schemas. */
+export class TandemClient {
+  constructor(private readonly options: TandemClientOptions) {}
+
+  get baseUrl(): string {
+    return this.options.baseUrl;
+  }
+
+  health() {
+    return this.request("GET", "/v1/health", undefined, undefined, HealthResponse);
+  }
+
+  createAccount(body: CreateAccountRequest) {
+    return this.request("POST", "/v1/accounts", body, undefined, CreateAccountResponse);
+  }
+
+  me() {
+    return this.request("GET", "/v1/accounts/me", undefined, undefined, AccountView);
+  }
+
+  createApiKey() {
+    return this.request("POST", "/v1/api-keys", undefined, undefined, CreateApiKeyResponse);
+  }
+
+  listApiKeys() {
+    return this.request("GET", "/v1/api-keys", undefined, undefined, ApiKeyList);
+  }
+
+  revokeApiKey(id: string) {
+    return this.request(
+      "POST",
+      `/v1/api-keys/${encodeURIComponent(id)}/revoke`,
+      undefined,
+      undefined,
+      null,
+    );
+  }
+
+  listNodes(query: ListNodesQuery = {}) {
+    return this.request("GET", "/v1/nodes", undefined, query as Query, NodeList);
+  }
+
+  getNode(id: string) {
+    return this.request(
+      "GET",
+      `/v1/nodes/${encodeURIComponent(id)}`,
+      undefined,
+      undefined,
+      NodeView,
+    );
+  }
+
+  nodeHistory(id: string, query: { limit?: number; cursor?: string } = {}) {
+    return this.request(
+      "GET",
+      `/v1/nodes/${encodeURIComponent(id)}/history`,
+      undefined,
+      query,
+      HistoryList,
+    );
+  }
+
+  networkStats() {
+    return this.request("GET", "/v1/network/stats", undefined, undefined, NetworkStats);
+  }
+
+  revokeDevice(id: string, reason?: string) {
+    const body = reason === undefined ? {} : { reason };
+    return this.request(
+      "POST",
+      `/v1/devices/${encodeURIComponent(id)}/revoke`,
+      body,
+      undefined,
+      RevokeDeviceResponse,
+    );
+  }
+
+  private async request<S extends z.ZodType | null>(
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body: unknown,
+    query: Query | undefined,
+    schema: S,
+  ): Promise<S extends z.ZodType ? z.infer<S> : unknown> {
+    const url = new URL(path, this.options.baseUrl);
+    for (const [key, value] of Object.entries(query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
+    const response = await fetch(url, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(this.options.timeoutMs ?? 15_000),
+    });
+    const text = await response.text();
+    const json: unknown = text === "" ? undefined : JSON.parse(text);
+    if (!response.ok) {
+      const error = ErrorBody.safeParse(json);
+      if (error.success) {
+        const { code, message, details } = error.data.error;
+        throw new TandemApiError(response.status, code, message, details);
+      }
+      throw new TandemApiError(
+        response.status,
+        `HTTP_${response.status}`,
+        `HTTP ${response.status} from ${path}`,
+      );
+    }
+    return (schema === null ? json : schema.parse(json)) as S extends z.ZodType
+      ? z.infer<S>
+      : unknown;
+  }
+}

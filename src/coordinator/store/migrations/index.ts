@@ -1,0 +1,16 @@
+import type { Kysely, Migration, MigrationProvider } from "kysely";
+import type { Dialect } from "../database.ts";
+import * as foundation from "./0001-foundation.ts";
+
+type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
+
+/** Every migration, in order. Add a file `NNNN-name.ts` exporting `up(db, dialect)` and list it here. */
+const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [["0001-foundation", foundation]];
+
+/** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  const migrations: Record<string, Migration> = {};
+  for (const [name, migration] of MIGRATIONS)
+    migrations[name] = { up: (db) => migration.up(db, dialect) };
+  return { getMigrations: () => Promise.resolve(migrations) };
+}
