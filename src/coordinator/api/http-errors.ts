@@ -59,11 +59,10 @@ export function errorHandler(
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
     const issues = error.validation.map((v) => ({ path: v.instancePath, message: v.message }));
-    return reply.status(400).send(
-      body(ErrorCode.VALIDATION_FAILED, `invalid ${error.validationContext ?? "request"}`, {
-        issues,
-      }),
-    );
+    const first = issues[0];
+    const where = first === undefined || first.path === "" ? "" : ` at ${first.path}`;
+    const message = `invalid ${error.validationContext ?? "request"}${where}: ${first?.message ?? "rejected"}`;
+    return reply.status(400).send(body(ErrorCode.VALIDATION_FAILED, message, { issues }));
   }
   const status =
     "statusCode" in error && typeof error.statusCode === "number" ? error.statusCode : 500;

@@ -1,0 +1,148 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { REGIONS } from "../../core/regions.ts";
+import { startCoordinator, type Coordinator } from "../../coordinator/main.ts";
+import { readLogin, saveLogin, tandemHome } from "../context.ts";
+import { parseIntOption, withJson } from "./common.ts";
+import { untilSignal } from "./signals.ts";
+
+const TANDEM_BIN = fileURLToPath(new URL("../../../bin/tandem.js", import.meta.url));
+
+interface DevOptions {
+  port: number;
+  workers: number;
+  region: string;
+  json?: boolean;
+}
+
+/**
+ * `tandem dev`: a whole network on one machine — a coordinator on SQLite in this process and N
+ * workers as real child processes (each with its own device key), spread over a region's zones.
+ */
+export function registerDevCommand(program: Command): void {
+  withJson(
+    program
+      .command("dev")
+      .description("run a local network: coordinator on SQLite + local workers"),
+  )
+    .option("--port <port>", "coordinator port", parseIntOption("--port"), 7400)
+    .option("--workers <n>", "local workers to start", parseIntOption("--workers"), 3)
+    .option("--region <region>", "region of the local workers", "eu-west")
+    .action(async (options: DevOptions) => {
+      const region = REGIONS.find((r) => r.id === options.region);
+      if (region === undefined)
+        throw new Error(
+          `unknown region ${options.region}; one of ${REGIONS.map((r) => r.id).join(", ")}`,
+        );
+      const home = join(tandemHome(), "dev");
+      const coordinator = await startCoordinator({ home, port: options.port, logLevel: "warn" });
+      const apiKey = await devAccountKey(coordinator, home);
+      if ((await readLogin()) === undefined) await saveLogin({ url: coordinator.url, apiKey });
+
+      const workers = Array.from({ length: options.workers }, (_, i) => {
+        const zone = region.zones[i % region.zones.length]!;
+        return spawnWorker(`w${i + 1}`, {
+          url: coordinator.url,
+          apiKey,
+          region: region.id,
+          zone,
+          home: join(home, "workers", `w${i + 1}`),
+        });
+      });
+      await waitForWorkers(coordinator, options.workers);
+
+      const summary = {
+        url: coordinator.url,
+        apiKey,
+        adminKeyFile: join(home, "admin.key"),
+        workers: workers.map((w) => ({ name: w.name, zone: w.zone, pid: w.child.pid ?? null })),
+      };
+      if (options.json) process.stdout.write(JSON.stringify(summary) + "\n");
+      else {
+        process.stdout.write(
+          [
+            "",
+            "Tandem dev network is up.",
+            `  API:        ${coordinator.url}/v1   (OpenAPI at ${coordinator.url}/v1/openapi.json)`,
+            `  API key:    ${apiKey}   (consumer + supplier)`,
+            `  admin key:  ${summary.adminKeyFile}`,
+            `  workers:    ${workers.map((w) => `${w.name} (${w.zone})`).join(", ")}`,
+            "",
+            "Try:  npm run tandem -- nodes list",
+            `      TANDEM_API_KEY=${apiKey} npm run tandem -- account show`,
+            "Ctrl-C stops everything.",
+            "",
+          ].join("\n"),
+        );
+      }
+
+      await untilSignal();
+      await Promise.all(workers.map((w) => stopChild(w.child)));
+      await coordinator.close();
+    });
+}
+
+/** The dev account (consumer + supplier): reused across restarts so the workers keep their nodes. */
+async function devAccountKey(coordinator: Coordinator, home: string): Promise<string> {
+  const path = join(home, "dev.key");
+  const saved = await readFile(path, "utf8").then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (saved !== undefined && (await coordinator.accounts.authenticate(saved)) !== undefined)
+    return saved;
+  const { apiKey } = await coordinator.accounts.createAccount(["consumer", "supplier"], Date.now());
+  await writeFile(path, apiKey + "\n", { mode: 0o600 });
+  return apiKey;
+}
+
+function spawnWorker(
+  name: string,
+  w: { url: string; apiKey: string; region: string; zone: string; home: string },
+) {
+  const child = spawn(
+    process.execPath,
+    [TANDEM_BIN, "worker", "start", "--region", w.region, "--zone", w.zone, "--home", w.home],
+    {
+      env: { ...process.env, TANDEM_URL: w.url, TANDEM_API_KEY: w.apiKey },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  // Workers log JSON lines to stderr; show only what needs attention.
+  createInterface({ input: child.stderr }).on("line", (line) => {
+    if (!/"message":"(registered|connected)"/.test(line))
+      process.stderr.write(`[${name}] ${line}\n`);
+  });
+  child.on("exit", (code, signal) => {
+    if (signal !== "SIGTERM" && code !== 0)
+      process.stderr.write(`[${name}] worker exited (${signal ?? `code ${code}`})\n`);
+  });
+  return { name, zone: w.zone, child };
+}
+
+async function waitForWorkers(coordinator: Coordinator, count: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (coordinator.gateway.connectedWorkers < count) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `only ${coordinator.gateway.connectedWorkers} of ${count} workers connected within 60 s`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
+    child.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}

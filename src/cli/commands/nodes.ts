@@ -1,0 +1,143 @@
+import type { Command } from "commander";
+import type { NodeView } from "../../protocol/nodes.ts";
+import { clientFor } from "../context.ts";
+import { mib, percent, printFields, printJson, printTable, type Column } from "../output.ts";
+import { parseIntOption, parseRatio, withClientOptions, type ClientOptions } from "./common.ts";
+
+const NODE_COLUMNS: ReadonlyArray<Column<NodeView>> = [
+  ["ID", (n) => n.id],
+  ["STATUS", (n) => n.status],
+  ["REGION", (n) => n.region],
+  ["ZONE", (n) => n.zone],
+  ["GPUS", (n) => (n.gpuCount === 0 ? "cpu-only" : `${n.gpuCount}× ${n.gpuModel ?? "unknown"}`)],
+  ["VRAM", (n) => (n.vramMiB === 0 ? "-" : mib(n.vramMiB))],
+  ["CPU", (n) => `${n.cpu.cores} cores`],
+  ["UPTIME 30D", (n) => percent(n.uptime["30d"])],
+  ["FLAGS", (n) => n.flags.join(",") || "-"],
+];
+
+interface ListOptions extends ClientOptions {
+  gpu?: string;
+  region?: string;
+  zone?: string;
+  status?: NodeView["status"];
+  minUptime?: number;
+  minVramMib?: number;
+  limit?: number;
+  cursor?: string;
+}
+
+export function registerNodeCommands(program: Command): void {
+  const nodes = program.command("nodes").description("see the machines in the network");
+
+  withClientOptions(nodes.command("list").description("list nodes, with filters"))
+    .option("--gpu <model>", "GPU model id, e.g. rtx-4090")
+    .option("--region <region>", "region, e.g. eu-west")
+    .option("--zone <zone>", "zone, e.g. eu-west-a")
+    .option("--status <status>", "unverified | available | leased | standby | offline | revoked")
+    .option("--min-uptime <ratio>", "minimum 30-day uptime, 0..1", parseRatio)
+    .option("--min-vram-mib <mib>", "minimum VRAM per GPU, MiB", parseIntOption("--min-vram-mib"))
+    .option("--limit <n>", "page size (1-500)", parseIntOption("--limit"), 50)
+    .option("--cursor <cursor>", "continue from a previous page")
+    .action(async (options: ListOptions) => {
+      const client = await clientFor(options);
+      const page = await client.listNodes({
+        gpuModel: options.gpu,
+        region: options.region,
+        zone: options.zone,
+        status: options.status,
+        minUptime: options.minUptime,
+        minVramMiB: options.minVramMib,
+        limit: options.limit,
+        cursor: options.cursor,
+      });
+      if (options.json) return printJson(page);
+      if (page.items.length === 0) {
+        process.stdout.write("no nodes match\n");
+        return;
+      }
+      printTable(page.items, NODE_COLUMNS);
+      if (page.nextCursor !== null)
+        process.stdout.write(`\nmore: tandem nodes list --cursor ${page.nextCursor}\n`);
+    });
+
+  withClientOptions(
+    nodes.command("show").description("one node in full").argument("<id>", "node id"),
+  ).action(async (id: string, options: ClientOptions) => {
+    const node = await (await clientFor(options)).getNode(id);
+    if (options.json) return printJson(node);
+    printFields([
+      ["id", node.id],
+      ["device", node.deviceId],
+      ["status", node.status + (node.verified ? " (verified)" : "")],
+      ["location", `${node.region} / ${node.zone}`],
+      [
+        "gpus",
+        node.gpus.length === 0
+          ? "none (CPU-only)"
+          : node.gpus.map((g) => `#${g.index} ${g.name} ${mib(g.memoryTotalMiB)}`).join("; "),
+      ],
+      ["cpu", `${node.cpu.model} (${node.cpu.cores} cores, ${node.cpu.arch})`],
+      ["memory", mib(node.memoryTotalMiB)],
+      ["disk free", mib(node.diskFreeMiB)],
+      ["os", node.os],
+      [
+        "uptime",
+        `24h ${percent(node.uptime["24h"])} · 7d ${percent(node.uptime["7d"])} · 30d ${percent(node.uptime["30d"])}`,
+      ],
+      ["flags", node.flags.join(", ") || "none"],
+      ["registered", node.registeredAt],
+      ["last seen", node.lastSeenAt ?? "never"],
+    ]);
+  });
+
+  withClientOptions(
+    nodes
+      .command("history")
+      .description("a node's status and metadata history")
+      .argument("<id>", "node id"),
+  )
+    .option("--limit <n>", "entries (1-500)", parseIntOption("--limit"), 100)
+    .action(async (id: string, options: ClientOptions & { limit: number }) => {
+      const history = await (await clientFor(options)).nodeHistory(id, { limit: options.limit });
+      if (options.json) return printJson(history);
+      printTable(history.items, [
+        ["AT", (e) => e.at],
+        ["ACTION", (e) => e.action],
+        [
+          "CHANGE",
+          (e) => (e.from === null && e.to === null ? "-" : `${e.from ?? "∅"} → ${e.to ?? "∅"}`),
+        ],
+        ["ACTOR", (e) => e.actor],
+        ["DETAIL", (e) => JSON.stringify(e.detail)],
+      ]);
+    });
+}
+
+export function registerNetworkCommands(program: Command): void {
+  const network = program.command("network").description("the network as a whole");
+  withClientOptions(
+    network.command("stats").description("nodes and GPUs, total and online"),
+  ).action(async (options: ClientOptions) => {
+    const stats = await (await clientFor(options)).networkStats();
+    if (options.json) return printJson(stats);
+    printFields([
+      ["nodes", `${stats.nodes.online} online of ${stats.nodes.total}`],
+      [
+        "by status",
+        Object.entries(stats.nodes.byStatus)
+          .map(([s, n]) => `${s} ${n}`)
+          .join(", ") || "-",
+      ],
+      ["gpus", `${stats.gpus.online} online of ${stats.gpus.total}`],
+    ]);
+    if (stats.gpus.byModel.length > 0) {
+      process.stdout.write("\n");
+      printTable(stats.gpus.byModel, [
+        ["MODEL", (m) => m.model],
+        ["ONLINE", (m) => String(m.online)],
+        ["TOTAL", (m) => String(m.total)],
+      ]);
+    }
+  });
+}

@@ -1,0 +1,38 @@
+import { Command, CommanderError } from "commander";
+import { registerAccountCommands, registerDeviceCommands } from "./commands/accounts.ts";
+import { reportError } from "./commands/common.ts";
+import { registerCoordinatorCommand } from "./commands/coordinator.ts";
+import { registerDevCommand } from "./commands/dev.ts";
+import { registerNetworkCommands, registerNodeCommands } from "./commands/nodes.ts";
+import { registerWorkerCommands } from "./commands/worker.ts";
+
+/** The whole `tandem` command tree; the README's CLI reference is generated from it. */
+export function buildProgram(): Command {
+  const program = new Command("tandem")
+    .description("Tandem: an open, decentralized GPU compute network")
+    .version("0.1.0")
+    .showHelpAfterError()
+    .exitOverride();
+  registerDevCommand(program);
+  registerCoordinatorCommand(program);
+  registerWorkerCommands(program);
+  registerAccountCommands(program);
+  registerNodeCommands(program);
+  registerNetworkCommands(program);
+  registerDeviceCommands(program);
+  return program;
+}
+
+/** Runs the CLI with `process.argv`-shaped arguments; errors become a message and an exit code. */
+export async function run(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    reportError(error, argv.includes("--json"));
+  }
+}

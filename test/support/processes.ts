@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const TANDEM_BIN = fileURLToPath(new URL("../../bin/tandem.js", import.meta.url));
+export const NVIDIA_SMI_FIXTURES = fileURLToPath(
+  new URL("../fixtures/nvidia-smi/", import.meta.url),
+);
+
+/** A `tandem` command running as a real child process, with its output kept line by line. */
+export interface TandemProcess {
+  readonly child: ChildProcess;
+  readonly stdout: string[];
+  readonly stderr: string[];
+  /** Resolves with the first stdout line matching `pattern` (past or future). */
+  line(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with the exit code (or signal name) once the process has ended. */
+  readonly exited: Promise<number | NodeJS.Signals>;
+  kill(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals>;
+}
+
+export function spawnTandem(args: string[], env: Record<string, string>): TandemProcess {
+  const child = spawn(process.execPath, [TANDEM_BIN, ...args], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    stdout.push(line);
+    for (const waiter of waiters.filter((w) => w.pattern.test(line))) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve(line);
+    }
+  });
+  createInterface({ input: child.stderr }).on("line", (line) => stderr.push(line));
+  const exited = new Promise<number | NodeJS.Signals>((resolve) =>
+    child.once("close", (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  return {
+    child,
+    stdout,
+    stderr,
+    exited,
+    line(pattern, timeoutMs = 30_000) {
+      const seen = stdout.find((l) => pattern.test(l));
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(
+            new Error(
+              `no line matching ${pattern} within ${timeoutMs} ms; stderr:\n${stderr.join("\n")}`,
+            ),
+          );
+        }, timeoutMs);
+        waiters.push({ pattern, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+        void exited.then((code) => {
+          clearTimeout(timer);
+          reject(
+            new Error(
+              `process exited (${code}) before printing ${pattern}; stderr:\n${stderr.join("\n")}`,
+            ),
+          );
+        });
+      });
+    },
+    async kill(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Polls `check` until it answers a value, for events seen only through an API. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
