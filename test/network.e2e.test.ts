@@ -89,8 +89,8 @@ for (const database of databases) {
       const publicApi = new TandemClient({ baseUrl: url });
       await eventually(async () => {
         const stats = await publicApi.networkStats();
-        return stats.nodes.online === 2 ? stats : undefined;
-      }, "both workers online");
+        return stats.nodes.byStatus.available === 2 ? stats : undefined;
+      }, "both workers to pass the compute challenge and be available");
       const gpuNode = await publicApi.getNode(ids1.nodeId);
       assert.deepEqual(
         [gpuNode.gpuModel, gpuNode.gpuCount, gpuNode.zone],
@@ -118,7 +118,7 @@ for (const database of databases) {
       const last = history.items.at(-1)!;
       assert.deepEqual(
         [last.from, last.to, last.detail.reason],
-        ["unverified", "offline", "missed 3 heartbeats"],
+        ["available", "offline", "missed 3 heartbeats"],
       );
 
       await admin.revokeDevice(ids2.deviceId, "test: compromised");

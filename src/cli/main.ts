@@ -1,9 +1,11 @@
 import { Command, CommanderError } from "commander";
 import { registerAccountCommands, registerDeviceCommands } from "./commands/accounts.ts";
+import { registerClusterCommands } from "./commands/clusters.ts";
 import { reportError } from "./commands/common.ts";
 import { registerCoordinatorCommand } from "./commands/coordinator.ts";
 import { registerDevCommand } from "./commands/dev.ts";
 import { registerNetworkCommands, registerNodeCommands } from "./commands/nodes.ts";
+import { registerAdminCommands, registerWalletCommands } from "./commands/wallet.ts";
 import { registerWorkerCommands } from "./commands/worker.ts";
 
 /** The whole `tandem` command tree; the README's CLI reference is generated from it. */
@@ -19,7 +21,10 @@ export function buildProgram(): Command {
   registerAccountCommands(program);
   registerNodeCommands(program);
   registerNetworkCommands(program);
+  registerClusterCommands(program);
   registerDeviceCommands(program);
+  registerWalletCommands(program);
+  registerAdminCommands(program);
   return program;
 }
 

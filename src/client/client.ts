@@ -6,9 +6,31 @@ import {
   CreateApiKeyResponse,
   type CreateAccountRequest,
 } from "../protocol/accounts.ts";
-import { RevokeDeviceResponse } from "../protocol/devices.ts";
+import {
+  ClusterList,
+  ClusterView,
+  LogPage,
+  SearchResponse,
+  type DeployRequest,
+  type SearchRequest,
+} from "../protocol/clusters.ts";
+import {
+  RegisterDeviceResponse,
+  RevokeDeviceResponse,
+  type RegisterDeviceRequest,
+} from "../protocol/devices.ts";
 import { ErrorBody } from "../protocol/errors.ts";
 import { HealthResponse } from "../protocol/system.ts";
+import {
+  ClusterCostsView,
+  LedgerAudit,
+  MoneyMovement,
+  WalletTransactionList,
+  WalletView,
+  type DepositRequest,
+  type WalletTransactionsQuery,
+  type WithdrawalRequest,
+} from "../protocol/wallet.ts";
 import {
   HistoryList,
   NetworkStats,
@@ -117,12 +139,114 @@ export class TandemClient {
     );
   }
 
+  registerDevice(body: RegisterDeviceRequest) {
+    return this.request("POST", "/v1/devices", body, undefined, RegisterDeviceResponse);
+  }
+
+  search(body: SearchRequest) {
+    return this.request("POST", "/v1/search", body, undefined, SearchResponse);
+  }
+
+  deployCluster(body: DeployRequest, idempotencyKey?: string) {
+    return this.request("POST", "/v1/clusters", body, undefined, ClusterView, idempotencyKey);
+  }
+
+  listClusters() {
+    return this.request("GET", "/v1/clusters", undefined, undefined, ClusterList);
+  }
+
+  getCluster(id: string) {
+    return this.request(
+      "GET",
+      `/v1/clusters/${encodeURIComponent(id)}`,
+      undefined,
+      undefined,
+      ClusterView,
+    );
+  }
+
+  terminateCluster(id: string) {
+    return this.request(
+      "DELETE",
+      `/v1/clusters/${encodeURIComponent(id)}`,
+      undefined,
+      undefined,
+      ClusterView,
+    );
+  }
+
+  extendCluster(id: string, hours: number) {
+    return this.request(
+      "POST",
+      `/v1/clusters/${encodeURIComponent(id)}/extend`,
+      { hours },
+      undefined,
+      ClusterView,
+    );
+  }
+
+  clusterLogs(id: string, query: { after?: number; rank?: number; limit?: number } = {}) {
+    return this.request(
+      "GET",
+      `/v1/clusters/${encodeURIComponent(id)}/logs`,
+      undefined,
+      query,
+      LogPage,
+    );
+  }
+
+  /** Credits a wallet (admin: any account; with the faucet on: your own). A fresh key per call unless given. */
+  deposit(body: DepositRequest, idempotencyKey: string = globalThis.crypto.randomUUID()) {
+    return this.request(
+      "POST",
+      "/v1/wallet/deposits",
+      body,
+      undefined,
+      MoneyMovement,
+      idempotencyKey,
+    );
+  }
+
+  withdraw(body: WithdrawalRequest, idempotencyKey: string = globalThis.crypto.randomUUID()) {
+    return this.request(
+      "POST",
+      "/v1/wallet/withdrawals",
+      body,
+      undefined,
+      MoneyMovement,
+      idempotencyKey,
+    );
+  }
+
+  wallet(accountId?: string) {
+    return this.request("GET", "/v1/wallet", undefined, { accountId }, WalletView);
+  }
+
+  walletTransactions(query: WalletTransactionsQuery = {}) {
+    return this.request("GET", "/v1/wallet/transactions", undefined, query, WalletTransactionList);
+  }
+
+  clusterCosts(id: string) {
+    return this.request(
+      "GET",
+      `/v1/clusters/${encodeURIComponent(id)}/costs`,
+      undefined,
+      undefined,
+      ClusterCostsView,
+    );
+  }
+
+  ledgerAudit() {
+    return this.request("GET", "/v1/admin/ledger-audit", undefined, undefined, LedgerAudit);
+  }
+
   private async request<S extends z.ZodType | null>(
     method: "GET" | "POST" | "DELETE",
     path: string,
     body: unknown,
     query: Query | undefined,
     schema: S,
+    idempotencyKey?: string,
   ): Promise<S extends z.ZodType ? z.infer<S> : unknown> {
     const url = new URL(path, this.options.baseUrl);
     for (const [key, value] of Object.entries(query ?? {})) {
@@ -131,6 +255,7 @@ export class TandemClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
+    if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
     const response = await fetch(url, {
       method,
       headers,

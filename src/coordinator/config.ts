@@ -16,6 +16,8 @@ export const CoordinatorConfig = z.strictObject({
   /** Whether anyone may create an account (otherwise only an admin may). */
   openSignup: z.boolean().default(true),
   heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(2000),
+  /** How often silent nodes are looked for, ms; 0 disables the timer (tests drive `gateway.sweep()`). */
+  livenessSweepMs: z.number().int().min(0).optional(),
   missedHeartbeats: z.number().int().min(1).max(100).default(3),
   authTimeoutMs: z.number().int().min(100).default(10_000),
   rateLimitPerMinute: z.number().int().min(1).default(1200),
@@ -24,6 +26,25 @@ export const CoordinatorConfig = z.strictObject({
     .int()
     .min(1024)
     .default(256 * 1024),
+  /** Side of the compute-challenge matrices a node multiplies before it may be rented. */
+  verificationMatrixSize: z.number().int().min(8).max(1024).default(256),
+  /** A reserved worker must accept its rank within this, ms, or the reservation lapses. */
+  reservationTtlMs: z.number().int().min(100).default(15_000),
+  /** How often served time is settled and expiries checked, ms. */
+  schedulerTickMs: z.number().int().min(50).default(1000),
+  /** Price oracle: TDM smallest units per US dollar (default 2 TDM = 1 USD). */
+  tdmPerUsdUnits: z.bigint().positive().default(2_000_000n),
+  maxLogLinesPerCluster: z.number().int().min(100).default(200_000),
+  /** Lets any user credit its own wallet (`tandem dev` turns it on); off everywhere else. */
+  faucet: z.boolean().default(false),
+  /** Fee rates in basis points (DESIGN §6); TDM pays no payment fee. */
+  fees: z
+    .strictObject({
+      reservationBps: z.number().int().min(0).max(10_000).default(25),
+      paymentBps: z.number().int().min(0).max(10_000).default(200),
+      burnBps: z.number().int().min(0).max(10_000).default(50),
+    })
+    .prefault({}),
   /** How often cached uptime figures are recomputed, ms. */
   uptimeRefreshMs: z.number().int().min(1000).default(60_000),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

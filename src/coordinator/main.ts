@@ -13,6 +13,15 @@ import { DeviceRegistry } from "./registry/devices.ts";
 import { NodeLifecycle } from "./registry/node-lifecycle.ts";
 import { NodeQueries } from "./registry/node-queries.ts";
 import { openStore, type Store } from "./store/database.ts";
+import { DEFAULT_FEE_SCHEDULE } from "../core/fees.ts";
+import { DEFAULT_CATALOG_PRICES } from "../core/pricing.ts";
+import { Billing } from "./billing/billing.ts";
+import { Ledger } from "./billing/ledger.ts";
+import { ManualRail } from "./billing/payment-rail.ts";
+import { WalletService } from "./billing/wallet.ts";
+import { billingPayments } from "./scheduler/billing-payments.ts";
+import { Inventory } from "./scheduler/inventory.ts";
+import { Scheduler } from "./scheduler/scheduler.ts";
 
 export const VERSION = "0.1.0";
 
@@ -24,6 +33,8 @@ export interface Coordinator {
   readonly accounts: AccountRegistry;
   readonly lifecycle: NodeLifecycle;
   readonly gateway: WorkerGateway;
+  readonly scheduler: Scheduler;
+  readonly billing: Billing;
   /** The admin key, when this start created the first admin account (also in `<home>/admin.key`). */
   readonly createdAdminKey: string | undefined;
   close(): Promise<void>;
@@ -58,8 +69,25 @@ export async function startCoordinator(
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       missedHeartbeats: config.missedHeartbeats,
       authTimeoutMs: config.authTimeoutMs,
+      verification: { size: config.verificationMatrixSize, openedRows: 8 },
+      sweepIntervalMs: config.livenessSweepMs,
     },
   );
+
+  const ledger = new Ledger(store.dialect);
+  const billing = new Billing(store.db, ledger, { ...DEFAULT_FEE_SCHEDULE, ...config.fees });
+  const wallet = new WalletService(store.db, ledger, new ManualRail());
+  const inventory = new Inventory(store.db, DEFAULT_CATALOG_PRICES, events);
+  const scheduler = new Scheduler(
+    { db: store.db, clock, inventory, workers: gateway, payments: billingPayments(billing), events, logger },
+    {
+      reservationTtlMs: config.reservationTtlMs,
+      tickMs: config.schedulerTickMs,
+      unitsPerUsd: { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits },
+      maxLogLinesPerCluster: config.maxLogLinesPerCluster,
+    },
+  );
+  gateway.onJobMessage((nodeId, message) => scheduler.onJobMessage(nodeId, message));
 
   const admin = await accounts.bootstrapAdmin(clock.now());
   if (admin !== undefined) {
@@ -74,6 +102,7 @@ export async function startCoordinator(
         bodyLimitBytes: config.bodyLimitBytes,
         rateLimitPerMinute: config.rateLimitPerMinute,
         database: store.dialect,
+        faucet: config.faucet,
       },
       version: VERSION,
       clock,
@@ -82,6 +111,11 @@ export async function startCoordinator(
       nodes,
       gateway,
       metrics,
+      events,
+      scheduler,
+      billing,
+      wallet,
+      db: store.db,
     },
     logger,
   );
@@ -92,6 +126,8 @@ export async function startCoordinator(
     .where("status", "in", NODE_STATUSES.filter(isOnline))
     .execute();
   gateway.start(stillOnline.map((n) => n.id));
+  await inventory.load();
+  scheduler.start();
   const uptimeTimer = setInterval(() => {
     lifecycle
       .refreshAllUptime(clock.now())
@@ -109,11 +145,14 @@ export async function startCoordinator(
     store,
     accounts,
     lifecycle,
-    gateway: gateway,
+    gateway,
+    scheduler,
+    billing,
     createdAdminKey: admin?.apiKey,
     close() {
       closing ??= (async () => {
         clearInterval(uptimeTimer);
+        scheduler.stop();
         gateway.stop();
         await app.close();
         await store.close();

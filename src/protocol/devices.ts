@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { HardwareReport } from "./hardware.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
+import { freeText, slug } from "./text.ts";
 
 /** An Ed25519 public key: the 32 raw bytes, base64url (the `x` of its JWK). */
 export const PublicKey = z
@@ -9,7 +10,7 @@ export const PublicKey = z
 /** An Ed25519 signature: 64 raw bytes, base64url. */
 export const Signature = z.string().regex(/^[A-Za-z0-9_-]{86}$/, "expected a base64url signature");
 
-const Location = z.string().min(1).max(64);
+const Location = slug(64);
 
 /** What the device signs when it registers: proves the report comes from the key's holder. */
 export const DeviceRegistration = z.strictObject({
@@ -32,7 +33,7 @@ export type RegisterDeviceResponse = z.infer<typeof RegisterDeviceResponse>;
 
 export const DeviceIdParams = z.strictObject({ id: idSchema(IdPrefix.device) });
 
-export const RevokeDeviceRequest = z.strictObject({ reason: z.string().max(500).optional() });
+export const RevokeDeviceRequest = z.strictObject({ reason: freeText(500).optional() });
 
 export const RevokeDeviceResponse = z.strictObject({
   deviceId: idSchema(IdPrefix.device),

@@ -1,13 +1,26 @@
 import { z } from "zod";
+import { freeText } from "./text.ts";
 
 /** One GPU as `nvidia-smi --query-gpu` reports it. Raw claims: the coordinator maps `name` to the catalog. */
 export const GpuReport = z.strictObject({
   index: z.number().int().min(0).max(63),
-  uuid: z.string().min(1).max(80),
-  name: z.string().min(1).max(128),
+  /** `GPU-<uuid>`, or `MIG-…` for a MIG instance. */
+  uuid: z
+    .string()
+    .min(1)
+    .max(80)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, "expected a GPU UUID"),
+  name: freeText(128).min(1),
   memoryTotalMiB: z.number().int().min(0).max(16_777_216),
-  driverVersion: z.string().max(64),
-  pciBusId: z.string().max(64),
+  driverVersion: z
+    .string()
+    .max(64)
+    .regex(/^[A-Za-z0-9._+-]*$/, "expected a driver version"),
+  /** e.g. `00000000:18:00.0`. */
+  pciBusId: z
+    .string()
+    .max(64)
+    .regex(/^[0-9A-Fa-f:.]*$/, "expected a PCI bus id"),
   utilizationPct: z.number().min(0).max(100).nullable(),
   temperatureC: z.number().min(-50).max(200).nullable(),
 });
@@ -16,16 +29,24 @@ export type GpuReport = z.infer<typeof GpuReport>;
 /** What a worker's hardware probe finds on its machine. Sizes in MiB. */
 export const HardwareReport = z.strictObject({
   cpu: z.strictObject({
-    model: z.string().max(256),
+    model: freeText(256),
     cores: z.number().int().min(1).max(4096),
-    arch: z.string().max(32),
+    /** `os.arch()`: x64, arm64, … */
+    arch: z
+      .string()
+      .max(32)
+      .regex(/^[a-z0-9_]*$/, "expected an architecture name"),
   }),
   memoryTotalMiB: z.number().int().min(0).max(1_073_741_824),
   diskFreeMiB: z.number().int().min(0).max(1_073_741_824),
   os: z.strictObject({
-    platform: z.string().max(32),
-    release: z.string().max(128),
-    distro: z.string().max(128),
+    /** `os.platform()`: linux, darwin, … */
+    platform: z
+      .string()
+      .max(32)
+      .regex(/^[a-z0-9_]*$/, "expected a platform name"),
+    release: freeText(128),
+    distro: freeText(128),
   }),
   gpus: z.array(GpuReport).max(64),
 });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
+import { slug } from "./text.ts";
 
 export const NodeStatusName = z.enum([
   "unverified",
@@ -41,12 +42,16 @@ export const NodeView = z.strictObject({
 });
 export type NodeView = z.infer<typeof NodeView>;
 
-const Cursor = z.string().max(200);
+/** An opaque page cursor (base64url). */
+const Cursor = z
+  .string()
+  .max(200)
+  .regex(/^[A-Za-z0-9_-]+$/, "malformed cursor");
 
 export const ListNodesQuery = z.strictObject({
-  gpuModel: z.string().max(64).optional(),
-  region: z.string().max(64).optional(),
-  zone: z.string().max(64).optional(),
+  gpuModel: slug(64).optional(),
+  region: slug(64).optional(),
+  zone: slug(64).optional(),
   status: NodeStatusName.optional(),
   minUptime: z.coerce.number().min(0).max(1).optional(),
   minVramMiB: z.coerce.number().int().min(0).max(16_777_216).optional(),

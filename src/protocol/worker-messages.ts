@@ -28,7 +28,58 @@ export const WelcomeMessage = z.strictObject({
   heartbeatIntervalMs: z.number().int().positive(),
 });
 
-export const CoordinatorMessage = z.discriminatedUnion("type", [ChallengeMessage, WelcomeMessage]);
+/** Starts the compute verification (src/core/verification.ts): build and multiply the matrices. */
+export const VerifyMessage = z.strictObject({
+  type: z.literal("verify"),
+  challengeId: z.string().max(64),
+  seed: z.number().int().min(0).max(0xffffffff),
+  size: z.number().int().min(8).max(1024),
+});
+
+/** Asks the worker to reveal these rows of the product it committed to. */
+export const VerifyOpenMessage = z.strictObject({
+  type: z.literal("verify-open"),
+  challengeId: z.string().max(64),
+  rows: z.array(z.number().int().min(0)).max(64),
+});
+
+const ClusterId = idSchema(IdPrefix.cluster);
+const Rank = z.number().int().min(0).max(4096);
+
+/**
+ * Starts one rank of a cluster. The head (rank 0) gets no rendezvous address: it picks its port
+ * and reports it in `job-accepted`; the other ranks are then started with the head's address.
+ */
+export const JobStartMessage = z.strictObject({
+  type: z.literal("job-start"),
+  clusterId: ClusterId,
+  rank: Rank,
+  worldSize: z.number().int().min(1).max(4096),
+  kind: z.enum(["batch", "torch", "dask", "ray", "container"]),
+  command: z.array(z.string().max(4096)).min(1).max(256),
+  env: z.record(z.string(), z.string().max(4096)),
+  image: z.string().max(256).nullable(),
+  head: z
+    .strictObject({ address: z.string().max(256), port: z.number().int().min(1).max(65_535) })
+    .nullable(),
+});
+export type JobStartMessage = z.infer<typeof JobStartMessage>;
+
+/** Ends every process of the cluster on this worker. */
+export const JobStopMessage = z.strictObject({
+  type: z.literal("job-stop"),
+  clusterId: ClusterId,
+  reason: z.string().max(200),
+});
+
+export const CoordinatorMessage = z.discriminatedUnion("type", [
+  ChallengeMessage,
+  WelcomeMessage,
+  VerifyMessage,
+  VerifyOpenMessage,
+  JobStartMessage,
+  JobStopMessage,
+]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
 // worker → coordinator
@@ -66,9 +117,64 @@ export const ByeMessage = z.strictObject({
   reason: z.string().max(200),
 });
 
+const Digest = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+
+/** The worker's commitment: one digest per row of the product, and how long it took. */
+export const VerifyCommitMessage = z.strictObject({
+  type: z.literal("verify-commit"),
+  challengeId: z.string().max(64),
+  rowDigests: z.array(Digest).max(1024),
+  computeMs: z.number().min(0),
+});
+
+export const VerifyRevealMessage = z.strictObject({
+  type: z.literal("verify-reveal"),
+  challengeId: z.string().max(64),
+  rows: z
+    .array(
+      z.strictObject({
+        index: z.number().int().min(0),
+        values: z.array(z.number().int().min(0).max(0xffffffff)).max(1024),
+      }),
+    )
+    .max(64),
+});
+
+/** The rank's processes exist; the head reports its rendezvous port. */
+export const JobAcceptedMessage = z.strictObject({
+  type: z.literal("job-accepted"),
+  clusterId: ClusterId,
+  rank: Rank,
+  port: z.number().int().min(1).max(65_535).nullable(),
+});
+
+/** Output of a rank, a batch of lines. */
+export const JobLogMessage = z.strictObject({
+  type: z.literal("job-log"),
+  clusterId: ClusterId,
+  rank: Rank,
+  stream: z.enum(["stdout", "stderr"]),
+  lines: z.array(z.string().max(8192)).min(1).max(500),
+});
+
+/** The rank ended (or could not start: exitCode null, `error` says why). */
+export const JobExitMessage = z.strictObject({
+  type: z.literal("job-exit"),
+  clusterId: ClusterId,
+  rank: Rank,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().max(32).nullable(),
+  error: z.string().max(1000).nullable(),
+});
+
 export const WorkerMessage = z.discriminatedUnion("type", [
+  JobAcceptedMessage,
+  JobLogMessage,
+  JobExitMessage,
   AuthMessage,
   HeartbeatMessage,
   ByeMessage,
+  VerifyCommitMessage,
+  VerifyRevealMessage,
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;

@@ -13,6 +13,14 @@ export const WorkerConfig = z.strictObject({
   nvidiaSmi: z.string().default("nvidia-smi"),
   /** How often GPU load is re-read for heartbeats, ms. */
   gpuSampleIntervalMs: z.number().int().min(500).default(10_000),
+  /** Python with the engines (torch, dask) that cluster kinds start. */
+  python: z.string().default("/usr/bin/python3"),
+  /** Run jobs without a sandbox when bubblewrap is unusable: `tandem dev` only, never in production. */
+  allowUnsandboxed: z.boolean().default(false),
+  /** Limits of every job on this machine (MiB, cores, tasks). Default: none beyond the machine's. */
+  jobMemoryMiB: z.number().int().min(64).optional(),
+  jobCpuCores: z.number().min(0.1).optional(),
+  jobMaxProcesses: z.number().int().min(8).default(4096),
   reconnectBaseMs: z.number().int().min(10).default(250),
   reconnectMaxMs: z.number().int().min(100).default(10_000),
 });

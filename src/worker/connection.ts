@@ -2,13 +2,17 @@ import { EventEmitter } from "node:events";
 import WebSocket from "ws";
 import { backoffDelayMs, type BackoffOptions } from "../core/backoff.ts";
 import { connectPayload, signPayload } from "../protocol/device-signing.ts";
+import type { z } from "zod";
 import {
   CloseCode,
   CoordinatorMessage,
+  type JobStartMessage,
+  type JobStopMessage,
   type Utilization,
   type WorkerMessage,
 } from "../protocol/worker-messages.ts";
 import type { DeviceIdentity } from "./identity.ts";
+import { ChallengeSolver } from "./verification.ts";
 
 export interface CoordinatorLinkOptions {
   coordinatorUrl: string;
@@ -23,6 +27,8 @@ export interface CoordinatorLinkEvents {
   connected: [{ nodeId: string; heartbeatIntervalMs: number }];
   disconnected: [{ code: number; reason: string }];
   revoked: [];
+  /** A job-start or job-stop for this worker's job supervisor. */
+  job: [JobStartMessage | z.infer<typeof JobStopMessage>];
 }
 
 /**
@@ -37,6 +43,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private attempt = 0;
   private seq = 0;
   private stopped = false;
+  private readonly solver = new ChallengeSolver();
 
   constructor(private readonly options: CoordinatorLinkOptions) {
     super();
@@ -67,7 +74,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private connect(): void {
     const url = new URL("/v1/workers/connect", this.options.coordinatorUrl);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(url, { maxPayload: 64 * 1024 });
+    const socket = new WebSocket(url, { maxPayload: 1024 * 1024 });
     this.socket = socket;
     socket.on("message", (data) => this.onMessage(socket, data));
     socket.on("error", (error) => this.options.log("connection error", { error: error.message }));
@@ -116,6 +123,16 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
           heartbeatIntervalMs: message.heartbeatIntervalMs,
         });
         return;
+      case "job-start":
+      case "job-stop":
+        this.emit("job", message);
+        return;
+      case "verify":
+        this.send(this.solver.solve(message));
+        return;
+      case "verify-open":
+        this.send(this.solver.reveal(message));
+        return;
       default:
         message satisfies never;
     }
@@ -129,7 +146,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     });
   }
 
-  private send(message: WorkerMessage): void {
+  send(message: WorkerMessage): void {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
 }

@@ -8,6 +8,9 @@ import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
 import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts";
 import { registerDevice } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
+import { JobSupervisor } from "./jobs/supervisor.ts";
+import type { JobRuntime } from "./runtime/job-runtime.ts";
+import { selectRuntime } from "./runtime/select-runtime.ts";
 
 export interface Worker {
   readonly deviceId: string;
@@ -24,7 +27,7 @@ export type WorkerLog = (message: string, fields?: Record<string, unknown>) => v
  */
 export async function startWorker(
   input: WorkerConfigInput,
-  ports: { probe?: HardwareProbe; log?: WorkerLog } = {},
+  ports: { probe?: HardwareProbe; runtime?: JobRuntime; log?: WorkerLog } = {},
 ): Promise<Worker> {
   const config = parseWorkerConfig(input);
   const log: WorkerLog =
@@ -34,6 +37,7 @@ export async function startWorker(
   await mkdir(workDir, { recursive: true, mode: 0o700 });
 
   const identity = await loadOrCreateIdentity(config.home);
+  const runtime = ports.runtime ?? (await chooseRuntime(config.allowUnsandboxed, log));
   const probe =
     ports.probe ??
     systemHardwareProbe({
@@ -85,6 +89,23 @@ export async function startWorker(
     sampleUtilization: utilizationSampler(() => gpuLoad),
     log,
   });
+  const supervisor = new JobSupervisor({
+    runtime,
+    jobsDir: workDir,
+    python: config.python,
+    gpuIndices: hardware.gpus.map((g) => g.index),
+    limits: {
+      maxProcesses: config.jobMaxProcesses,
+      ...(config.jobMemoryMiB === undefined ? {} : { memoryMiB: config.jobMemoryMiB }),
+      ...(config.jobCpuCores === undefined ? {} : { cpuCores: config.jobCpuCores }),
+    },
+    send: (message) => link.send(message),
+    log,
+  });
+  link.on("job", (message) => {
+    if (message.type === "job-start") void supervisor.start(message);
+    else void supervisor.stop(message.clusterId);
+  });
   link.on("connected", ({ nodeId }) => log("connected", { nodeId }));
   link.on("revoked", () => log("this device was revoked by the network; stopping"));
   link.start();
@@ -95,7 +116,15 @@ export async function startWorker(
     link,
     async stop(reason = "worker stopped") {
       clearInterval(gpuTimer);
+      await supervisor.stopAll();
       await link.stop(reason);
     },
   };
+}
+
+async function chooseRuntime(allowUnsandboxed: boolean, log: WorkerLog): Promise<JobRuntime> {
+  const { runtime, warning } = await selectRuntime({ allowUnsandboxed, log });
+  if (warning !== undefined) log(warning);
+  log("job runtime", { kind: runtime.kind });
+  return runtime;
 }

@@ -39,7 +39,12 @@ export function registerDevCommand(program: Command): void {
           `unknown region ${options.region}; one of ${REGIONS.map((r) => r.id).join(", ")}`,
         );
       const home = join(tandemHome(), "dev");
-      const coordinator = await startCoordinator({ home, port: options.port, logLevel: "warn" });
+      const coordinator = await startCoordinator({
+        home,
+        port: options.port,
+        logLevel: "warn",
+        faucet: true,
+      });
       const apiKey = await devAccountKey(coordinator, home);
       if ((await readLogin()) === undefined) await saveLogin({ url: coordinator.url, apiKey });
 
@@ -57,6 +62,7 @@ export function registerDevCommand(program: Command): void {
 
       const summary = {
         url: coordinator.url,
+        explorerUrl: `${coordinator.url}/`,
         apiKey,
         adminKeyFile: join(home, "admin.key"),
         workers: workers.map((w) => ({ name: w.name, zone: w.zone, pid: w.child.pid ?? null })),
@@ -67,6 +73,7 @@ export function registerDevCommand(program: Command): void {
           [
             "",
             "Tandem dev network is up.",
+            `  explorer:   ${summary.explorerUrl}`,
             `  API:        ${coordinator.url}/v1   (OpenAPI at ${coordinator.url}/v1/openapi.json)`,
             `  API key:    ${apiKey}   (consumer + supplier)`,
             `  admin key:  ${summary.adminKeyFile}`,
@@ -106,7 +113,18 @@ function spawnWorker(
 ) {
   const child = spawn(
     process.execPath,
-    [TANDEM_BIN, "worker", "start", "--region", w.region, "--zone", w.zone, "--home", w.home],
+    [
+      TANDEM_BIN,
+      "worker",
+      "start",
+      "--region",
+      w.region,
+      "--zone",
+      w.zone,
+      "--home",
+      w.home,
+      "--allow-unsandboxed",
+    ],
     {
       env: { ...process.env, TANDEM_URL: w.url, TANDEM_API_KEY: w.apiKey },
       stdio: ["ignore", "ignore", "pipe"],

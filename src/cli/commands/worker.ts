@@ -10,6 +10,8 @@ interface WorkerOptions extends ClientOptions {
   zone: string;
   home?: string;
   nvidiaSmi?: string;
+  python?: string;
+  allowUnsandboxed?: boolean;
 }
 
 export function registerWorkerCommands(program: Command): void {
@@ -25,6 +27,11 @@ export function registerWorkerCommands(program: Command): void {
     .requiredOption("--zone <zone>", "its zone, e.g. eu-west-a")
     .option("--home <dir>", "worker state dir (default $TANDEM_HOME/worker)")
     .option("--nvidia-smi <path>", "nvidia-smi to probe GPUs with", "nvidia-smi")
+    .option("--python <path>", "Python with torch/dask for cluster jobs", "/usr/bin/python3")
+    .option(
+      "--allow-unsandboxed",
+      "development only: run jobs without a sandbox when bubblewrap is unusable",
+    )
     .action(async (options: WorkerOptions) => {
       const { url, apiKey } = await resolveConnection(options);
       if (apiKey === undefined) {
@@ -39,6 +46,8 @@ export function registerWorkerCommands(program: Command): void {
         region: options.region,
         zone: options.zone,
         ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
+        ...(options.python === undefined ? {} : { python: options.python }),
+        allowUnsandboxed: options.allowUnsandboxed === true,
       });
       if (options.json)
         process.stdout.write(

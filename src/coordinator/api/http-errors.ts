@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { ErrorCode, TandemError, assertNever } from "../../core/errors.ts";
@@ -9,7 +10,12 @@ export function httpStatusOf(code: ErrorCode): number {
     case "VALIDATION_FAILED":
     case "BAD_SIGNATURE":
     case "UNKNOWN_REGION":
+    case "INVALID_AMOUNT":
+    case "UNKNOWN_CURRENCY":
+    case "UNKNOWN_GPU_MODEL":
       return 400;
+    case "INSUFFICIENT_FUNDS":
+      return 402;
     case "UNAUTHENTICATED":
       return 401;
     case "FORBIDDEN":
@@ -20,6 +26,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 404;
     case "CONFLICT":
     case "INVALID_TRANSITION":
+    case "IDEMPOTENCY_CONFLICT":
+    case "NO_CAPACITY":
       return 409;
     case "PAYLOAD_TOO_LARGE":
       return 413;
@@ -80,4 +88,30 @@ export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
   return reply
     .status(404)
     .send(body(ErrorCode.NOT_FOUND, `no route ${request.method} ${request.url.split("?")[0]}`));
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (headers or URL over 16 KiB, a
+ * malformed request line) still get the one error body, then the connection closes.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, reason, payload] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? [
+          431,
+          "Request Header Fields Too Large",
+          body(ErrorCode.PAYLOAD_TOO_LARGE, "request headers or URL too large"),
+        ]
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout", body(ErrorCode.VALIDATION_FAILED, "request timed out")]
+        : [400, "Bad Request", body(ErrorCode.VALIDATION_FAILED, "malformed HTTP request")];
+  const text = JSON.stringify(payload);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    );
+  }
+  socket.destroy(error);
 }

@@ -8,29 +8,45 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
+import { z } from "zod";
 import type { Clock } from "../../core/clock.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
+import type { CoordinatorEvents } from "../events.ts";
 import type { WorkerGateway } from "../gateway/worker-gateway.ts";
 import type { Metrics } from "../metrics.ts";
 import { hashApiKey, type AccountRegistry } from "../registry/accounts.ts";
 import type { DeviceRegistry } from "../registry/devices.ts";
 import type { NodeQueries } from "../registry/node-queries.ts";
+import type { Billing } from "../billing/billing.ts";
+import type { WalletService } from "../billing/wallet.ts";
+import type { Scheduler } from "../scheduler/scheduler.ts";
+import type { Database } from "../store/schema.ts";
+import type { Kysely } from "kysely";
 import { authenticateRequest } from "./auth.ts";
-import { errorHandler, notFoundHandler } from "./http-errors.ts";
+import { clientErrorHandler, errorHandler, notFoundHandler } from "./http-errors.ts";
 import { accountRoutes } from "./routes/accounts.ts";
+import { clusterRoutes } from "./routes/clusters.ts";
 import { deviceRoutes } from "./routes/devices.ts";
+import { explorerRoutes } from "./routes/explorer.ts";
+import { liveRoutes } from "./routes/live.ts";
 import { nodeRoutes } from "./routes/nodes.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { walletRoutes } from "./routes/wallet.ts";
 
 function createFastify(config: ApiConfig, logger: FastifyBaseLogger) {
   return Fastify({
     loggerInstance: logger,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
+    // A malformed URL or an over-long path parameter, refused before routing: same error body.
+    frameworkErrors: (error, request, reply) => void errorHandler(error, request, reply),
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
 }
 
 export type ZodApp = ReturnType<typeof createFastify>;
+
+const NO_FIELDS = z.strictObject({});
 
 export interface ApiConfig {
   openSignup: boolean;
@@ -38,6 +54,8 @@ export interface ApiConfig {
   /** Requests per minute per API key (or per IP without one). */
   rateLimitPerMinute: number;
   database: "sqlite" | "postgres";
+  /** Whether a user may credit its own wallet (`tandem dev`). */
+  faucet: boolean;
 }
 
 export interface ApiDeps {
@@ -49,6 +67,13 @@ export interface ApiDeps {
   nodes: NodeQueries;
   gateway: WorkerGateway;
   metrics: Metrics;
+  scheduler: Scheduler;
+  /** Read access for the cluster routes' views. */
+  db: Kysely<Database>;
+  /** Committed domain events; the live stream (`GET /v1/events`) relays the public ones. */
+  events: CoordinatorEvents;
+  billing: Billing;
+  wallet: WalletService;
 }
 
 /** The coordinator's HTTP and WebSocket surface; every route validates with zod at the edge. */
@@ -59,6 +84,12 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   app.decorateRequest("principal", undefined);
+  // Unknown fields are refused on routes that take none too (DESIGN.md §8, rule 4).
+  app.addHook("onRoute", (route) => {
+    const schema = (route.schema ??= {});
+    schema.querystring ??= NO_FIELDS;
+    if (route.method === "POST") schema.body ??= NO_FIELDS.nullish();
+  });
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -83,7 +114,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
         },
       ),
   });
-  await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
 
   app.addHook("onRequest", async (request) => {
     await authenticateRequest(request, deps.accounts);
@@ -98,8 +129,12 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   accountRoutes(app, deps);
   deviceRoutes(app, deps);
   nodeRoutes(app, deps);
-  app.get("/v1/workers/connect", { websocket: true, schema: { hide: true } }, (socket) =>
-    deps.gateway.accept(socket),
+  clusterRoutes(app, deps);
+  walletRoutes(app, deps);
+  liveRoutes(app, deps);
+  await explorerRoutes(app);
+  app.get("/v1/workers/connect", { websocket: true, schema: { hide: true } }, (socket, request) =>
+    deps.gateway.accept(socket, request.socket.remoteAddress ?? "127.0.0.1"),
   );
   return app;
 }

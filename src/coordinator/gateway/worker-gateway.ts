@@ -15,18 +15,34 @@ import type { CoordinatorEvents } from "../events.ts";
 import type { Metrics } from "../metrics.ts";
 import type { DeviceRegistry } from "../registry/devices.ts";
 import type { NodeLifecycle } from "../registry/node-lifecycle.ts";
+import {
+  ComputeChallenge,
+  type ComputeChallengeOptions,
+  type VerificationOutcome,
+} from "../verification/compute-challenge.ts";
 
 export interface WorkerGatewayOptions {
   heartbeatIntervalMs: number;
   missedHeartbeats: number;
   /** A connection that has not proven its key by then is closed, ms. */
   authTimeoutMs: number;
+  verification: ComputeChallengeOptions;
+  /** How often silent nodes are looked for, ms (default a quarter heartbeat); 0: only when `sweep()` is called. */
+  sweepIntervalMs?: number | undefined;
 }
+
+export type JobMessageHandler = (
+  nodeId: string,
+  message: Extract<WorkerMessage, { type: "job-accepted" | "job-log" | "job-exit" }>,
+) => Promise<void>;
 
 interface Session {
   socket: WebSocket;
   deviceId: string;
   nodeId: string;
+  /** Where the worker connected from: its cluster peers reach it there. */
+  address: string;
+  challenge: ComputeChallenge | undefined;
 }
 
 /**
@@ -37,6 +53,8 @@ interface Session {
 export class WorkerGateway {
   readonly detector: FailureDetector<Utilization>;
   private readonly sessions = new Map<string, Session>();
+  private readonly byNode = new Map<string, Session>();
+  private jobHandler: JobMessageHandler | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -69,7 +87,8 @@ export class WorkerGateway {
   /** Starts the failure detector; `alreadyOnline` are nodes the store still shows online (a restart). */
   start(alreadyOnline: readonly string[]): void {
     for (const nodeId of alreadyOnline) this.detector.watch(nodeId);
-    const periodMs = Math.max(50, Math.floor(this.options.heartbeatIntervalMs / 4));
+    if (this.options.sweepIntervalMs === 0) return;
+    const periodMs = this.options.sweepIntervalMs ?? Math.max(50, Math.floor(this.options.heartbeatIntervalMs / 4));
     this.sweepTimer = setInterval(() => void this.sweep(), periodMs);
     this.sweepTimer.unref();
   }
@@ -82,12 +101,31 @@ export class WorkerGateway {
     this.deps.metrics.connectedWorkers.set(0);
   }
 
+  /** Where job messages from workers go (the scheduler). */
+  onJobMessage(handler: JobMessageHandler): void {
+    this.jobHandler = handler;
+  }
+
+  send(nodeId: string, message: CoordinatorMessage): boolean {
+    const session = this.byNode.get(nodeId);
+    if (session === undefined || session.socket.readyState !== session.socket.OPEN) return false;
+    send(session.socket, message);
+    return true;
+  }
+
+  addressOf(nodeId: string): string | undefined {
+    return this.byNode.get(nodeId)?.address;
+  }
+
   private keepSession(session: Session): void {
     this.sessions.set(session.deviceId, session);
+    this.byNode.set(session.nodeId, session);
     this.deps.metrics.connectedWorkers.set(this.sessions.size);
   }
 
   private dropSession(deviceId: string): void {
+    const session = this.sessions.get(deviceId);
+    if (session !== undefined && this.byNode.get(session.nodeId) === session) this.byNode.delete(session.nodeId);
     this.sessions.delete(deviceId);
     this.deps.metrics.connectedWorkers.set(this.sessions.size);
   }
@@ -105,7 +143,7 @@ export class WorkerGateway {
     }
   }
 
-  accept(socket: WebSocket): void {
+  accept(socket: WebSocket, remoteAddress: string): void {
     const nonce = randomBytes(32).toString("base64url");
     let session: Session | undefined;
     const authTimer = setTimeout(
@@ -128,7 +166,7 @@ export class WorkerGateway {
           socket.close(CloseCode.authFailed, "authenticate first");
           return;
         }
-        void this.authenticate(socket, nonce, message.deviceId, message.signature).then(
+        void this.authenticate(socket, remoteAddress, nonce, message.deviceId, message.signature).then(
           (s) => {
             clearTimeout(authTimer);
             session = s;
@@ -154,6 +192,27 @@ export class WorkerGateway {
         case "auth":
           socket.close(CloseCode.badMessage, "already authenticated");
           return;
+        case "verify-commit": {
+          const reply = session.challenge?.onCommit(message);
+          if (reply === undefined) return;
+          if ("type" in reply) send(socket, reply);
+          else void this.recordVerification(session, reply);
+          return;
+        }
+        case "verify-reveal": {
+          const outcome = session.challenge?.onReveal(message);
+          if (outcome !== undefined) void this.recordVerification(session, outcome);
+          return;
+        }
+        case "job-accepted":
+        case "job-log":
+        case "job-exit": {
+          const nodeId = session.nodeId;
+          void this.jobHandler?.(nodeId, message).catch((error: unknown) => {
+            this.deps.logger.error({ err: error, nodeId, type: message.type }, "job message failed");
+          });
+          return;
+        }
         default:
           message satisfies never;
       }
@@ -163,6 +222,7 @@ export class WorkerGateway {
 
   private async authenticate(
     socket: WebSocket,
+    remoteAddress: string,
     nonce: string,
     deviceId: string,
     signature: string,
@@ -183,11 +243,20 @@ export class WorkerGateway {
     if (socket.readyState !== socket.OPEN) return undefined;
     const previous = this.sessions.get(deviceId);
     previous?.socket.close(CloseCode.replaced, "replaced by a newer connection");
-    const session = { socket, deviceId, nodeId: device.nodeId };
+    const verified = device.verifiedAt !== null;
+    const session: Session = {
+      socket,
+      deviceId,
+      nodeId: device.nodeId,
+      address: remoteAddress.replace(/^::ffff:/, ""),
+      challenge: verified
+        ? undefined
+        : new ComputeChallenge(this.deps.clock, this.options.verification),
+    };
     this.keepSession(session);
     await this.deps.lifecycle.apply(
       device.nodeId,
-      { type: "connect", verified: device.verifiedAt !== null },
+      { type: "connect", verified },
       { actor: `device:${deviceId}`, reason: "worker connected", nowMs: this.deps.clock.now() },
     );
     this.detector.watch(device.nodeId);
@@ -196,7 +265,23 @@ export class WorkerGateway {
       nodeId: device.nodeId,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
     });
+    if (session.challenge !== undefined) send(socket, session.challenge.begin());
     return session;
+  }
+
+  private async recordVerification(session: Session, outcome: VerificationOutcome): Promise<void> {
+    session.challenge = undefined;
+    const { passed, ...detail } = outcome;
+    await this.deps.lifecycle.recordVerification(
+      session.nodeId,
+      { passed, detail },
+      {
+        actor: "coordinator",
+        reason: passed ? "passed the compute challenge" : "failed the compute challenge",
+        nowMs: this.deps.clock.now(),
+      },
+    );
+    this.deps.logger.info({ nodeId: session.nodeId, ...outcome }, "verification");
   }
 
   private async markOffline(nodeId: string, reason: string, lastSeenMs?: number): Promise<void> {

@@ -4,7 +4,7 @@ import { gpuModelByName } from "../../core/gpu-catalog.ts";
 import { isKnownZone } from "../../core/regions.ts";
 import { registrationPayload, verifyPayload } from "../../protocol/device-signing.ts";
 import type { RegisterDeviceRequest } from "../../protocol/devices.ts";
-import type { HardwareReport } from "../../protocol/hardware.ts";
+import { HardwareReport } from "../../protocol/hardware.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
@@ -87,8 +87,16 @@ export class DeviceRegistry {
           existing,
           registration.region,
           registration.zone,
-          hardwareJson,
+          registration.hardware,
         );
+        if (changes.length === 0 && existing.hardware !== hardwareJson) {
+          // Only live readings differ: keep them current without a history entry.
+          await tx
+            .updateTable("nodes")
+            .set({ hardware: hardwareJson })
+            .where("id", "=", existing.nodeId)
+            .execute();
+        }
         if (changes.length > 0) {
           await tx
             .updateTable("nodes")
@@ -225,13 +233,34 @@ function diffMetadata(
   existing: { region: string; zone: string; hardware: string },
   region: string,
   zone: string,
-  hardwareJson: string,
+  hardware: HardwareReport,
 ): string[] {
   const changes: string[] = [];
   if (existing.region !== region) changes.push("region");
   if (existing.zone !== zone) changes.push("zone");
-  if (existing.hardware !== hardwareJson) changes.push("hardware");
+  if (machineOf(HardwareReport.parse(JSON.parse(existing.hardware))) !== machineOf(hardware))
+    changes.push("hardware");
   return changes;
+}
+
+/**
+ * The machine a report describes, without its live readings (GPU load and temperature, free disk):
+ * those differ on every worker start and are not a change of the node's metadata.
+ */
+function machineOf(hardware: HardwareReport): string {
+  return JSON.stringify({
+    cpu: hardware.cpu,
+    memoryTotalMiB: hardware.memoryTotalMiB,
+    os: hardware.os,
+    gpus: hardware.gpus.map((g) => ({
+      index: g.index,
+      uuid: g.uuid,
+      name: g.name,
+      memoryTotalMiB: g.memoryTotalMiB,
+      driverVersion: g.driverVersion,
+      pciBusId: g.pciBusId,
+    })),
+  });
 }
 
 /**

@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers/promises";
 import type { Kysely } from "kysely";
 import {
   isOnline,
@@ -11,6 +12,9 @@ import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
 import { appendHistory } from "./node-history.ts";
+
+/** Nodes per transaction in {@link NodeLifecycle.refreshAllUptime}: ~15 ms of SQLite work each. */
+export const UPTIME_REFRESH_BATCH = 250;
 
 export interface TransitionContext {
   actor: string;
@@ -49,34 +53,97 @@ export class NodeLifecycle {
     return result;
   }
 
-  /** Recomputes every node's cached uptime; run periodically since uptime drifts with time alone. */
+  /**
+   * Records a verification result in the node's history and, when it passed, moves the node from
+   * `unverified` to `available` — in one transaction, so a node is never available unrecorded.
+   */
+  async recordVerification(
+    nodeId: string,
+    result: { passed: boolean; detail: Record<string, unknown> },
+    ctx: TransitionContext,
+  ): Promise<TransitionResult | undefined> {
+    const transition = await this.db.transaction().execute(async (tx) => {
+      await appendHistory(tx, {
+        nodeId,
+        atMs: ctx.nowMs,
+        actor: ctx.actor,
+        action: result.passed ? "verification-passed" : "verification-failed",
+        detail: result.detail,
+      });
+      return result.passed ? applyInTx(tx, nodeId, { type: "verify" }, ctx) : undefined;
+    });
+    if (transition?.ok) {
+      this.events.emit("node:status", {
+        nodeId,
+        from: transition.from,
+        to: transition.to,
+        atMs: ctx.nowMs,
+        reason: ctx.reason,
+      });
+    }
+    return transition;
+  }
+
+  /**
+   * Recomputes every node's cached uptime; run periodically since uptime drifts with time alone.
+   * Goes through the nodes in id order, {@link UPTIME_REFRESH_BATCH} per transaction, and yields to
+   * the event loop between batches: as one transaction, a pass blocked the process for ~0.8 s at
+   * 10,000 nodes and ~8 s at 100,000 on SQLite (bench/RESULTS.md), long enough for every worker to
+   * miss its heartbeat deadline. Rows whose figures did not change are not written.
+   */
   async refreshAllUptime(nowMs: number): Promise<void> {
     const since = nowMs - UPTIME_WINDOWS_MS["30d"];
-    const nodes = await this.db.selectFrom("nodes").select(["id", "registered_at"]).execute();
-    const intervals = await this.db
-      .selectFrom("node_intervals")
-      .select(["node_id", "start_ms", "end_ms"])
-      .where((eb) => eb.or([eb("end_ms", "is", null), eb("end_ms", ">", since)]))
-      .execute();
-    const byNode = new Map<string, OnlineInterval[]>();
-    for (const row of intervals) {
-      const list = byNode.get(row.node_id) ?? [];
-      list.push({ startMs: toNumber(row.start_ms), endMs: toNumberOrNull(row.end_ms) });
-      byNode.set(row.node_id, list);
-    }
-    await this.db.transaction().execute(async (tx) => {
-      for (const node of nodes) {
-        const u = uptimeSummary(byNode.get(node.id) ?? [], {
-          nowMs,
-          registeredAtMs: toNumber(node.registered_at),
-        });
-        await tx
-          .updateTable("nodes")
-          .set({ uptime_24h: u["24h"], uptime_7d: u["7d"], uptime_30d: u["30d"] })
-          .where("id", "=", node.id)
+    let after = "";
+    for (;;) {
+      const nodes = await this.db.transaction().execute(async (tx) => {
+        const batch = await tx
+          .selectFrom("nodes")
+          .select(["id", "registered_at", "uptime_24h", "uptime_7d", "uptime_30d"])
+          .where("id", ">", after)
+          .orderBy("id")
+          .limit(UPTIME_REFRESH_BATCH)
           .execute();
-      }
-    });
+        if (batch.length === 0) return batch;
+        const intervals = await tx
+          .selectFrom("node_intervals")
+          .select(["node_id", "start_ms", "end_ms"])
+          .where(
+            "node_id",
+            "in",
+            batch.map((n) => n.id),
+          )
+          .where((eb) => eb.or([eb("end_ms", "is", null), eb("end_ms", ">", since)]))
+          .execute();
+        const byNode = new Map<string, OnlineInterval[]>();
+        for (const row of intervals) {
+          const list = byNode.get(row.node_id) ?? [];
+          list.push({ startMs: toNumber(row.start_ms), endMs: toNumberOrNull(row.end_ms) });
+          byNode.set(row.node_id, list);
+        }
+        for (const node of batch) {
+          const u = uptimeSummary(byNode.get(node.id) ?? [], {
+            nowMs,
+            registeredAtMs: toNumber(node.registered_at),
+          });
+          if (
+            u["24h"] === node.uptime_24h &&
+            u["7d"] === node.uptime_7d &&
+            u["30d"] === node.uptime_30d
+          )
+            continue;
+          await tx
+            .updateTable("nodes")
+            .set({ uptime_24h: u["24h"], uptime_7d: u["7d"], uptime_30d: u["30d"] })
+            .where("id", "=", node.id)
+            .execute();
+        }
+        return batch;
+      });
+      const last = nodes.at(-1);
+      if (last === undefined || nodes.length < UPTIME_REFRESH_BATCH) return;
+      after = last.id;
+      await setImmediate();
+    }
   }
 }
 

@@ -65,7 +65,7 @@ export class NodeQueries {
       .where("node_id", "=", nodeId)
       .orderBy("id")
       .limit(limit + 1);
-    if (cursor !== undefined) query = query.where("id", ">", Number(decodeCursor(cursor)));
+    if (cursor !== undefined) query = query.where("id", ">", decodeHistoryCursor(cursor));
     const rows = await query.execute();
     const items = rows.slice(0, limit).map((r): HistoryEntry => ({
       id: toNumber(r.id),
@@ -170,4 +170,13 @@ function decodeCursor(cursor: string): string {
     throw new TandemError(ErrorCode.VALIDATION_FAILED, "malformed cursor", { details: { cursor } });
   }
   return key;
+}
+
+/** A history cursor is the last row's serial id; anything else is refused before it reaches SQL. */
+function decodeHistoryCursor(cursor: string): number {
+  const key = decodeCursor(cursor);
+  if (!/^[0-9]{1,15}$/.test(key)) {
+    throw new TandemError(ErrorCode.VALIDATION_FAILED, "malformed cursor", { details: { cursor } });
+  }
+  return Number(key);
 }

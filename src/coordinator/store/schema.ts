@@ -1,4 +1,6 @@
 import type { ColumnType } from "kysely";
+import type { ClusterTables } from "./cluster-schema.ts";
+import type { LedgerTables } from "./ledger-schema.ts";
 
 /**
  * Table types for Kysely. One schema serves SQLite and PostgreSQL: ids are text, times are epoch
@@ -78,7 +80,7 @@ export interface GpuUuidsTable {
   node_id: string;
 }
 
-export interface Database {
+export interface Database extends ClusterTables, LedgerTables {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   devices: DevicesTable;

@@ -1,11 +1,19 @@
 import type { Kysely, Migration, MigrationProvider } from "kysely";
 import type { Dialect } from "../database.ts";
 import * as foundation from "./0001-foundation.ts";
+import * as nodeStatsIndex from "./0002-node-stats-index.ts";
+import * as ledger from "./0003-ledger.ts";
+import * as clusters from "./0004-clusters.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
 /** Every migration, in order. Add a file `NNNN-name.ts` exporting `up(db, dialect)` and list it here. */
-const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [["0001-foundation", foundation]];
+const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
+  ["0001-foundation", foundation],
+  ["0002-node-stats-index", nodeStatsIndex],
+  ["0003-ledger", ledger],
+  ["0004-clusters", clusters],
+];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
 export function migrationProvider(dialect: Dialect): MigrationProvider {

@@ -1,0 +1,141 @@
+/**
+ * Simulated workers for bench/heartbeats, in a process of their own so they never share the
+ * coordinator's event loop. Each does what the real worker's CoordinatorLink does: opens a
+ * WebSocket to /v1/workers/connect, answers the challenge with its device key, and from the
+ * welcome on beats at the interval the coordinator asks for, with a heartbeat shaped like a real
+ * one (one utilization entry per GPU).
+ *
+ * argv: <coordinator url> <identities json file>. IPC: posts `{ type: "connected" }` once every
+ * worker is in, answers the message "stop" with `{ type: "report" }` and exits.
+ */
+import { createPrivateKey, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import WebSocket from "ws";
+import { connectPayload, signPayload } from "../../src/protocol/device-signing.ts";
+import { CoordinatorMessage, type WorkerMessage } from "../../src/protocol/worker-messages.ts";
+
+/** One simulated worker's identity, as run.ts writes it. */
+export interface WorkerIdentity {
+  deviceId: string;
+  /** PKCS#8 DER, base64. */
+  privateKey: string;
+  gpuCount: number;
+}
+
+interface SimulatedWorker {
+  socket: WebSocket;
+  seq: number;
+  gpuCount: number;
+  open: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+const CONNECTING_AT_ONCE = 200;
+
+const [coordinatorUrl = "", identitiesFile = ""] = process.argv.slice(2);
+const identities = JSON.parse(readFileSync(identitiesFile, "utf8")) as WorkerIdentity[];
+let sent = 0;
+const connectUrl = new URL("/v1/workers/connect", coordinatorUrl.replace(/^http/, "ws"));
+let unexpectedCloses = 0;
+
+function connect(identity: WorkerIdentity): Promise<SimulatedWorker> {
+  const key: KeyObject = createPrivateKey({
+    key: Buffer.from(identity.privateKey, "base64"),
+    format: "der",
+    type: "pkcs8",
+  });
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(connectUrl, { handshakeTimeout: 30_000 });
+    const worker: SimulatedWorker = { socket, seq: 0, gpuCount: identity.gpuCount, open: false };
+    socket.on("message", (data) => {
+      const message = CoordinatorMessage.parse(JSON.parse(String(data)));
+      if (message.type === "challenge") {
+        const payload = connectPayload(identity.deviceId, message.nonce);
+        send(worker, { type: "auth", deviceId: identity.deviceId, signature: signPayload(key, payload) });
+      } else if (message.type === "welcome") {
+        worker.open = true;
+        worker.timer = setInterval(() => beat(worker), message.heartbeatIntervalMs);
+        beat(worker);
+        resolve(worker);
+      }
+    });
+    socket.on("error", reject);
+    socket.on("close", (code, reason) => {
+      if (worker.open) unexpectedCloses++;
+      worker.open = false;
+      clearInterval(worker.timer);
+      reject(new Error(`closed before welcome: ${code} ${String(reason)}`));
+    });
+  });
+}
+
+function send(worker: SimulatedWorker, message: WorkerMessage): void {
+  worker.socket.send(JSON.stringify(message));
+}
+
+function beat(worker: SimulatedWorker): void {
+  if (!worker.open) return;
+  sent++;
+  send(worker, {
+    type: "heartbeat",
+    seq: worker.seq++,
+    utilization: {
+      cpuPct: Math.round(Math.random() * 1000) / 10,
+      memoryUsedMiB: 12_288,
+      gpus: Array.from({ length: worker.gpuCount }, (_, index) => ({
+        index,
+        utilizationPct: 87,
+        temperatureC: 64,
+      })),
+    },
+  });
+}
+
+const startedMs = performance.now();
+const workers: SimulatedWorker[] = [];
+const failures: string[] = [];
+let next = 0;
+await Promise.all(
+  Array.from({ length: CONNECTING_AT_ONCE }, async () => {
+    while (next < identities.length) {
+      const identity = identities[next++]!;
+      try {
+        workers.push(await connect(identity));
+      if (workers.length % 1000 === 0) process.stderr.write(`  ${workers.length} workers connected\n`);
+      } catch (error) {
+        failures.push(error instanceof Error ? error.message : String(error));
+      }
+    }
+  }),
+);
+process.send?.({
+  type: "connected",
+  workers: workers.length,
+  failed: failures.length,
+  firstFailure: failures[0] ?? null,
+  connectS: (performance.now() - startedMs) / 1000,
+});
+
+const beatStartMs = performance.now();
+const sentAtStart = sent;
+const cpuAtStart = process.cpuUsage();
+
+process.on("message", (message) => {
+  if (message !== "stop") return;
+  for (const worker of workers) clearInterval(worker.timer);
+  const wallS = (performance.now() - beatStartMs) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
+  process.send?.(
+    {
+      type: "report",
+      sentPerS: (sent - sentAtStart) / wallS,
+      cores: (cpu.user + cpu.system) / 1e6 / wallS,
+      unexpectedCloses,
+    },
+    () => {
+      for (const worker of workers) worker.socket.terminate();
+      process.exit(0);
+    },
+  );
+});

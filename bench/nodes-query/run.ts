@@ -1,0 +1,172 @@
+/**
+ * bench/nodes-query: `GET /v1/nodes` with filters, and `GET /v1/network/stats`, over 100,000
+ * registered nodes, on loopback HTTP. The fleet is seeded straight into the store (SQLite by
+ * default, or a private PostgreSQL server); the coordinator runs in a child process and this one
+ * only sends requests and times them (request sent → whole body read).
+ *
+ *   node --import tsx bench/nodes-query/run.ts [--db sqlite|postgres] [--nodes 100000]
+ *                                              [--requests 2000] [--concurrency 16]
+ *                                              [--cpu-prof-dir DIR]  (profile the coordinator)
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { sql } from "kysely";
+import { openStore, type StoreLocation } from "../../src/coordinator/store/database.ts";
+import { GPU_MODEL_IDS } from "../../src/core/gpu-catalog.ts";
+import { REGIONS } from "../../src/core/regions.ts";
+import { startPostgres, type PostgresServer } from "../../test/support/postgres.ts";
+import { startCoordinatorProcess, type CoordinatorProcess } from "../support/coordinator-process.ts";
+import { seedFleet } from "../support/fleet.ts";
+import { machine, progress, round2, summarize, type LatencySummary } from "../support/stats.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    db: { type: "string", default: "sqlite" },
+    nodes: { type: "string", default: "100000" },
+    requests: { type: "string", default: "2000" },
+    concurrency: { type: "string", default: "16" },
+    "cpu-prof-dir": { type: "string" },
+  },
+});
+const nodeCount = Number(args.nodes);
+const requests = Number(args.requests);
+const concurrency = Number(args.concurrency);
+const WARMUP = 100;
+
+const ZONES = REGIONS.flatMap((r) => r.zones);
+const cycle = <T>(values: readonly T[], i: number): T => values[i % values.length]!;
+
+/** Each mix varies its values from request to request, so no two neighbours ask the same thing. */
+const MIXES: Record<string, (i: number) => Record<string, string | number>> = {
+  "no filter": () => ({}),
+  gpuModel: (i) => ({ gpuModel: cycle(GPU_MODEL_IDS, i) }),
+  region: (i) => ({ region: cycle(REGIONS, i).id }),
+  zone: (i) => ({ zone: cycle(ZONES, i) }),
+  status: (i) => ({ status: cycle(["available", "offline", "leased", "unverified", "standby"], i) }),
+  minUptime: (i) => ({ minUptime: cycle([0.5, 0.9, 0.95, 0.99], i) }),
+  minVramMiB: (i) => ({ minVramMiB: cycle([8000, 16_000, 24_000, 40_000, 80_000], i) }),
+  "gpuModel+status": (i) => ({ gpuModel: cycle(GPU_MODEL_IDS, i), status: "available" }),
+  "region+status+minUptime": (i) => ({ region: cycle(REGIONS, i).id, status: "available", minUptime: 0.95 }),
+  "zone+minVramMiB+minUptime": (i) => ({ zone: cycle(ZONES, i), minVramMiB: 40_000, minUptime: 0.9 }),
+  "all six": (i) => ({
+    gpuModel: cycle(GPU_MODEL_IDS, i),
+    region: cycle(REGIONS, i * 7).id,
+    zone: cycle(REGIONS, i * 7).zones[i % 3]!,
+    status: "available",
+    minUptime: 0.9,
+    minVramMiB: 8000,
+  }),
+};
+
+const home = await mkdtemp(join(tmpdir(), "tandem-bench-nodes-"));
+let postgres: PostgresServer | undefined;
+let coordinator: CoordinatorProcess | undefined;
+try {
+  const machineAtStart = machine();
+  let location: StoreLocation;
+  if (args.db === "postgres") {
+    postgres = await startPostgres();
+    location = { kind: "postgres", url: postgres.url };
+  } else {
+    location = { kind: "sqlite", path: join(home, "coordinator.db") };
+  }
+  const seedStartMs = performance.now();
+  const store = await openStore(location);
+  await seedFleet(store.db, { count: nodeCount, nowMs: Date.now() });
+  // PostgreSQL's autovacuum would analyze a table this size within a minute; do it now.
+  if (location.kind === "postgres") await sql`analyze`.execute(store.db);
+  await store.close();
+  progress(`seeded ${nodeCount} nodes (${args.db}) in ${round2((performance.now() - seedStartMs) / 1000)} s`);
+
+  coordinator = await startCoordinatorProcess({
+    home,
+    port: 0,
+    logLevel: "warn",
+    rateLimitPerMinute: 1_000_000_000,
+    ...(location.kind === "postgres" ? { databaseUrl: location.url } : { sqlitePath: location.path }),
+    // The seeded online nodes have no worker behind them: a 100-minute detection deadline keeps
+    // them online, and an hourly uptime refresh keeps the seeded uptime figures, during the run.
+    heartbeatIntervalMs: 60_000,
+    missedHeartbeats: 100,
+    uptimeRefreshMs: 3_600_000,
+  }, { cpuProfileDir: args["cpu-prof-dir"] });
+  const base = coordinator.url;
+
+  const sequential: Record<string, LatencySummary & { avgItems: number }> = {};
+  for (const [name, query] of Object.entries(MIXES)) {
+    await timeRequests(base, WARMUP, (i) => nodesPath(query(i)));
+    let items = 0;
+    const samples = await timeRequests(base, requests, (i) => nodesPath(query(i)), (body) => {
+      items += (JSON.parse(body) as { items: unknown[] }).items.length;
+    });
+    sequential[name] = { ...summarize(samples), avgItems: round2(items / requests) };
+    progress(`${name}: p99 ${sequential[name].p99} ms`);
+  }
+
+  let cursor: string | null = null;
+  const cursorSamples = await timeRequests(
+    base,
+    requests,
+    () => nodesPath({ status: "available", ...(cursor === null ? {} : { cursor }) }),
+    (body) => ({ nextCursor: cursor } = JSON.parse(body) as { nextCursor: string | null }),
+  );
+  sequential["status, following nextCursor"] = { ...summarize(cursorSamples), avgItems: 50 };
+
+  await timeRequests(base, WARMUP, () => "/v1/network/stats");
+  const stats = summarize(await timeRequests(base, requests, () => "/v1/network/stats"));
+  progress(`network stats: p99 ${stats.p99} ms`);
+
+  const names = Object.keys(MIXES);
+  const startMs = performance.now();
+  const concurrent = summarize(
+    await timeRequests(base, requests * 5, (i) => nodesPath(MIXES[cycle(names, i)]!(Math.floor(i / names.length))), undefined, concurrency),
+  );
+  const concurrentPerS = Math.round((requests * 5) / ((performance.now() - startMs) / 1000));
+
+  const result = {
+    machine: { ...machineAtStart, loadAvg1mAtEnd: machine().loadAvg1m },
+    conditions: { database: args.db, nodes: nodeCount, limit: 50, requestsPerMix: requests, warmup: WARMUP },
+    listNodesSequentialMs: sequential,
+    networkStatsSequentialMs: stats,
+    listNodesConcurrentMs: { concurrency, requests: requests * 5, requestsPerS: concurrentPerS, ...concurrent },
+  };
+  console.log(JSON.stringify(result, null, 2));
+} finally {
+  await coordinator?.stop();
+  await postgres?.stop();
+  await rm(home, { recursive: true, force: true });
+}
+
+function nodesPath(query: Record<string, string | number>): string {
+  const params = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+  params.set("limit", "50");
+  return `/v1/nodes?${params.toString()}`;
+}
+
+/** Sends `count` GETs, `parallel` at a time, and answers each one's latency in ms. */
+async function timeRequests(
+  base: string,
+  count: number,
+  path: (i: number) => string,
+  onBody?: (body: string) => void,
+  parallel = 1,
+): Promise<number[]> {
+  const samples: number[] = [];
+  let next = 0;
+  const client = async () => {
+    while (next < count) {
+      const url = base + path(next++);
+      const startMs = performance.now();
+      const response = await fetch(url);
+      const body = await response.text();
+      samples.push(performance.now() - startMs);
+      if (response.status !== 200) throw new Error(`GET ${url}: ${response.status} ${body.slice(0, 300)}`);
+      onBody?.(body);
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, client));
+  return samples;
+}

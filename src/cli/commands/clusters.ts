@@ -1,0 +1,263 @@
+import { randomUUID } from "node:crypto";
+import type { Command } from "commander";
+import type { TandemClient } from "../../client/client.ts";
+import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
+import { clientFor } from "../context.ts";
+import { printFields, printJson, printTable } from "../output.ts";
+import { parseIntOption, parseRatio, withClientOptions, type ClientOptions } from "./common.ts";
+
+const FINAL = new Set(["completed", "failed", "terminated", "expired"]);
+
+interface FilterOptions extends ClientOptions {
+  gpu?: string;
+  gpusPerNode?: number;
+  nodes: number;
+  minVramMib?: number;
+  region?: string[];
+  spreadZones?: boolean;
+  minUptime?: number;
+  maxPrice?: string;
+  tee?: boolean;
+  currency: "TDM" | "USDC" | "USD";
+}
+
+function withFilters(command: Command): Command {
+  return withClientOptions(command)
+    .option("--gpu <model>", "GPU model id (e.g. rtx-4090), or cpu for CPU-only nodes")
+    .option("--gpus-per-node <n>", "GPUs each node must have", parseIntOption("--gpus-per-node"))
+    .option("--nodes <n>", "how many nodes", parseIntOption("--nodes"), 1)
+    .option("--min-vram-mib <mib>", "minimum VRAM per GPU, MiB", parseIntOption("--min-vram-mib"))
+    .option("--region <region...>", "allowed regions")
+    .option("--spread-zones", "place nodes in different zones")
+    .option("--min-uptime <ratio>", "minimum 30-day uptime, 0..1", parseRatio)
+    .option("--max-price <amount>", "highest price per node-hour, e.g. 0.50")
+    .option("--tee", "only TEE-capable GPUs")
+    .option("--currency <currency>", "TDM | USDC | USD", "USDC");
+}
+
+function filtersFrom(o: FilterOptions) {
+  return {
+    nodes: o.nodes,
+    currency: o.currency,
+    ...(o.gpu === undefined ? {} : { gpuModel: o.gpu }),
+    ...(o.gpusPerNode === undefined ? {} : { gpusPerNode: o.gpusPerNode }),
+    ...(o.minVramMib === undefined ? {} : { minVramMiB: o.minVramMib }),
+    ...(o.region === undefined ? {} : { regions: o.region }),
+    ...(o.spreadZones ? { spreadZones: true } : {}),
+    ...(o.minUptime === undefined ? {} : { minUptime: o.minUptime }),
+    ...(o.maxPrice === undefined ? {} : { maxPricePerHour: o.maxPrice }),
+    ...(o.tee ? { teeCapable: true } : {}),
+  };
+}
+
+function printSearch(result: SearchResponse): void {
+  if (!result.satisfiable) {
+    process.stdout.write(`cannot place ${result.needed} node(s): ${result.explanation}\n`);
+    return;
+  }
+  printTable(result.offers, [
+    ["NODE", (o) => o.nodeId],
+    ["REGION", (o) => o.region],
+    ["ZONE", (o) => o.zone],
+    ["GPUS", (o) => (o.gpuCount === 0 ? "cpu-only" : `${o.gpuCount}× ${o.gpuModel ?? "?"}`)],
+    [`PRICE/H (${result.currency})`, (o) => o.pricePerHour],
+  ]);
+  process.stdout.write(`\n${result.explanation}\n`);
+}
+
+function printCluster(cluster: ClusterView): void {
+  printFields([
+    ["cluster", cluster.id],
+    ["kind", cluster.kind],
+    ["status", cluster.status],
+    ["hours", String(cluster.hours)],
+    ["command", cluster.command.join(" ")],
+    ["started", cluster.startedAt ?? "-"],
+    ["ends", cluster.endsAt ?? "-"],
+  ]);
+  process.stdout.write("\n");
+  printTable(cluster.nodes, [
+    ["RANK", (n) => String(n.rank)],
+    ["ROLE", (n) => n.role],
+    ["NODE", (n) => n.nodeId],
+    ["ZONE", (n) => n.zone],
+    ["STATUS", (n) => n.status],
+    ["EXIT", (n) => (n.exitCode === null ? "-" : String(n.exitCode))],
+    [`PRICE/H`, (n) => `${n.pricePerHour} ${cluster.currency}`],
+  ]);
+}
+
+/** Shows each node's progress (reserved → running) until the cluster runs or ends. */
+async function followProvisioning(
+  client: TandemClient,
+  cluster: ClusterView,
+): Promise<ClusterView> {
+  const seen = new Map<number, string>();
+  let current = cluster;
+  for (;;) {
+    for (const node of current.nodes) {
+      if (seen.get(node.rank) === node.status) continue;
+      seen.set(node.rank, node.status);
+      process.stdout.write(
+        `  rank ${node.rank} (${node.role}, ${node.zone}) ${node.nodeId}: ${node.status}\n`,
+      );
+    }
+    if (current.status !== "provisioning" && current.status !== "pending") return current;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    current = await client.getCluster(cluster.id);
+  }
+}
+
+export function registerClusterCommands(program: Command): void {
+  withFilters(
+    program
+      .command("search")
+      .description(
+        "find capacity for a cluster; says which filter eliminated what when nothing fits",
+      ),
+  ).action(async (options: FilterOptions) => {
+    const result = await (await clientFor(options)).search(filtersFrom(options));
+    if (options.json) return printJson(result);
+    printSearch(result);
+  });
+
+  const cluster = program
+    .command("cluster")
+    .description("rent nodes and run distributed jobs on them");
+  withFilters(
+    cluster
+      .command("deploy")
+      .description("deploy a cluster and run a command on it")
+      .argument("<command...>", "the command, after --"),
+  )
+    .requiredOption("--kind <kind>", "batch | torch | dask | ray | container")
+    .requiredOption("--hours <n>", "paid hours", parseIntOption("--hours"))
+    .option("--image <image>", "OCI image for --kind container")
+    .option("--env <NAME=value...>", "environment for the job")
+    .option("--idempotency-key <key>", "retry-safe key (default: a fresh one)")
+    .action(
+      async (
+        command: string[],
+        options: FilterOptions & {
+          kind: ClusterView["kind"];
+          hours: number;
+          image?: string;
+          env?: string[];
+          idempotencyKey?: string;
+        },
+      ) => {
+        const client = await clientFor(options);
+        const env = Object.fromEntries(
+          (options.env ?? []).map((pair) => {
+            const at = pair.indexOf("=");
+            if (at <= 0) throw new Error(`--env expects NAME=value, got "${pair}"`);
+            return [pair.slice(0, at), pair.slice(at + 1)];
+          }),
+        );
+        const deployed = await client.deployCluster(
+          {
+            ...filtersFrom(options),
+            kind: options.kind,
+            hours: options.hours,
+            command,
+            ...(options.env === undefined ? {} : { env }),
+            ...(options.image === undefined ? {} : { image: options.image }),
+          },
+          options.idempotencyKey ?? randomUUID(),
+        );
+        if (options.json) return printJson(deployed);
+        process.stdout.write(`cluster ${deployed.id}: ${deployed.nodes.length} node(s) reserved\n`);
+        const settled = await followProvisioning(client, deployed);
+        process.stdout.write(`cluster ${settled.id} is ${settled.status}\n`);
+        process.stdout.write(`follow its logs: tandem cluster logs ${settled.id} --follow\n`);
+      },
+    );
+
+  withClientOptions(cluster.command("list").description("your clusters")).action(
+    async (options: ClientOptions) => {
+      const list = await (await clientFor(options)).listClusters();
+      if (options.json) return printJson(list);
+      printTable(list.items, [
+        ["ID", (c) => c.id],
+        ["KIND", (c) => c.kind],
+        ["STATUS", (c) => c.status],
+        ["NODES", (c) => String(c.nodes.length)],
+        ["CREATED", (c) => c.createdAt],
+      ]);
+    },
+  );
+
+  withClientOptions(
+    cluster
+      .command("show")
+      .description("a cluster: nodes, ranks, events")
+      .argument("<id>", "cluster id"),
+  ).action(async (id: string, options: ClientOptions) => {
+    const view = await (await clientFor(options)).getCluster(id);
+    if (options.json) return printJson(view);
+    printCluster(view);
+    process.stdout.write("\n");
+    printTable(view.events, [
+      ["AT", (e) => e.at],
+      ["EVENT", (e) => e.type],
+      ["DETAIL", (e) => JSON.stringify(e.detail)],
+    ]);
+  });
+
+  withClientOptions(
+    cluster
+      .command("logs")
+      .description("a cluster's output, per rank")
+      .argument("<id>", "cluster id"),
+  )
+    .option("--follow", "keep printing until the cluster ends")
+    .option("--rank <n>", "only this rank", parseIntOption("--rank"))
+    .action(async (id: string, options: ClientOptions & { follow?: boolean; rank?: number }) => {
+      const client = await clientFor(options);
+      let after: number | undefined;
+      for (;;) {
+        const page = await client.clusterLogs(id, {
+          ...(after === undefined ? {} : { after }),
+          ...(options.rank === undefined ? {} : { rank: options.rank }),
+          limit: 1000,
+        });
+        for (const line of page.items) {
+          if (options.json) process.stdout.write(JSON.stringify(line) + "\n");
+          else
+            (line.stream === "stderr" ? process.stderr : process.stdout).write(
+              `[${line.rank}] ${line.text}\n`,
+            );
+        }
+        after = page.items.at(-1)?.seq ?? after;
+        if (page.items.length === 1000) continue;
+        if (!options.follow || FINAL.has(page.clusterStatus)) return;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    });
+
+  withClientOptions(
+    cluster
+      .command("terminate")
+      .description("end a cluster now; unserved time is refunded")
+      .argument("<id>", "cluster id"),
+  ).action(async (id: string, options: ClientOptions) => {
+    const view = await (await clientFor(options)).terminateCluster(id);
+    if (options.json) return printJson(view);
+    process.stdout.write(`cluster ${view.id} is ${view.status}\n`);
+  });
+
+  withClientOptions(
+    cluster
+      .command("extend")
+      .description("buy more hours for a cluster")
+      .argument("<id>", "cluster id"),
+  )
+    .requiredOption("--hours <n>", "hours to add", parseIntOption("--hours"))
+    .action(async (id: string, options: ClientOptions & { hours: number }) => {
+      const view = await (await clientFor(options)).extendCluster(id, options.hours);
+      if (options.json) return printJson(view);
+      process.stdout.write(
+        `cluster ${view.id}: ${view.hours} hours, ends ${view.endsAt ?? "after it starts"}\n`,
+      );
+    });
+}

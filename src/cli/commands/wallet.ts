@@ -1,0 +1,190 @@
+import type { Command } from "commander";
+import type { WalletTransaction } from "../../protocol/wallet.ts";
+import { clientFor } from "../context.ts";
+import { printFields, printJson, printTable } from "../output.ts";
+import { parseIntOption, withClientOptions, type ClientOptions } from "./common.ts";
+
+interface MoveOptions extends ClientOptions {
+  amount: string;
+  currency: string;
+  idempotencyKey?: string;
+}
+
+/** `tandem wallet …`: balances, history, deposits (admin or faucet) and withdrawals. */
+export function registerWalletCommands(program: Command): void {
+  const wallet = program.command("wallet").description("your balances and money movements");
+
+  withClientOptions(wallet.command("balance").description("wallet and earnings per currency"))
+    .option("--account <id>", "another account's wallet (admin)")
+    .action(async (options: ClientOptions & { account?: string }) => {
+      const view = await (await clientFor(options)).wallet(options.account);
+      if (options.json) return printJson(view);
+      process.stdout.write(`account ${view.accountId}\n`);
+      printTable(view.balances, [
+        ["CURRENCY", (b) => b.currency],
+        ["WALLET", (b) => b.wallet],
+        ["EARNINGS", (b) => b.earnings],
+      ]);
+    });
+
+  withClientOptions(wallet.command("history").description("your ledger transactions, newest first"))
+    .option("--currency <code>", "TDM | USDC | USD")
+    .option("--limit <n>", "transactions per page", parseIntOption("--limit"), 50)
+    .option("--cursor <id>", "continue after this transaction (the previous page's nextCursor)")
+    .action(
+      async (
+        options: ClientOptions & {
+          currency?: "TDM" | "USDC" | "USD";
+          limit: number;
+          cursor?: string;
+        },
+      ) => {
+        const page = await (
+          await clientFor(options)
+        ).walletTransactions({
+          limit: options.limit,
+          ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+          ...(options.currency === undefined ? {} : { currency: options.currency }),
+        });
+        if (options.json) return printJson(page);
+        const rows = page.items.flatMap((t: WalletTransaction) => t.entries.map((e) => ({ t, e })));
+        printTable(rows, [
+          ["TRANSACTION", ({ t }) => t.id],
+          ["TIME", ({ t }) => t.createdAt],
+          ["KIND", ({ t }) => t.kind],
+          ["BALANCE", ({ e }) => e.balance],
+          ["LEG", ({ e }) => e.leg],
+          ["AMOUNT", ({ e }) => `${e.amount} ${e.currency}`],
+          ["CLUSTER", ({ t }) => t.clusterId ?? "-"],
+        ]);
+        if (page.nextCursor !== null) process.stdout.write(`\nmore: --cursor ${page.nextCursor}\n`);
+      },
+    );
+
+  withIdempotency(
+    withClientOptions(
+      wallet
+        .command("deposit")
+        .description(
+          "credit a wallet: any account as admin, your own where the faucet is on (tandem dev)",
+        ),
+    ),
+  )
+    .option("--account <id>", "whose wallet (admin; default your own)")
+    .action(async (options: MoveOptions & { account?: string }) => {
+      const client = await clientFor(options);
+      const receipt = await client.deposit(
+        {
+          currency: options.currency,
+          amount: options.amount,
+          ...(options.account === undefined ? {} : { accountId: options.account }),
+        },
+        options.idempotencyKey,
+      );
+      if (options.json) return printJson(receipt);
+      printFields([
+        ["deposited", `${receipt.amount} ${receipt.currency}`],
+        ["account", receipt.accountId],
+        ["transaction", receipt.transactionId],
+        ["rail", `${receipt.rail} (${receipt.railReference})`],
+      ]);
+    });
+
+  withIdempotency(
+    withClientOptions(
+      wallet.command("withdraw").description("pay out from your earnings or wallet"),
+    ),
+  )
+    .option("--from <balance>", "earnings | wallet", "earnings")
+    .option("--destination <text>", "where the rail should send it")
+    .action(
+      async (options: MoveOptions & { from: "earnings" | "wallet"; destination?: string }) => {
+        const client = await clientFor(options);
+        const receipt = await client.withdraw(
+          {
+            currency: options.currency,
+            amount: options.amount,
+            from: options.from,
+            ...(options.destination === undefined ? {} : { destination: options.destination }),
+          },
+          options.idempotencyKey,
+        );
+        if (options.json) return printJson(receipt);
+        printFields([
+          ["withdrew", `${receipt.amount} ${receipt.currency} from ${receipt.from}`],
+          ["transaction", receipt.transactionId],
+          ["rail", `${receipt.rail} (${receipt.railReference})`],
+        ]);
+      },
+    );
+}
+
+function withIdempotency(command: Command): Command {
+  return command
+    .requiredOption("--amount <amount>", 'decimal amount, up to 6 decimals, e.g. "1000" or "12.5"')
+    .requiredOption("--currency <code>", "TDM | USDC | USD")
+    .option(
+      "--idempotency-key <key>",
+      "retry-safe key: the same key never moves money twice (default: a fresh one)",
+    );
+}
+
+/** `tandem admin ledger-audit`: the ledger's invariants, from the postings; exit code 1 if broken. */
+export function registerAdminCommands(program: Command): void {
+  const admin = program.command("admin").description("operator commands (admin key)");
+  withClientOptions(
+    admin
+      .command("ledger-audit")
+      .description(
+        "per currency: deposits, withdrawals, burned, Σ balances; unbalanced transactions",
+      ),
+  ).action(async (options: ClientOptions) => {
+    const audit = await (await clientFor(options)).ledgerAudit();
+    if (!audit.ok) process.exitCode = 1;
+    if (options.json) return printJson(audit);
+    printTable(audit.currencies, [
+      ["CURRENCY", (c) => c.currency],
+      ["DEPOSITS", (c) => c.deposits],
+      ["WITHDRAWALS", (c) => c.withdrawals],
+      ["BURNED", (c) => c.burned],
+      ["TREASURY", (c) => c.treasury],
+      ["BALANCES", (c) => c.balances],
+      ["CONSERVED", (c) => (c.conserved ? "yes" : "NO")],
+    ]);
+    printFields([
+      ["transactions", String(audit.transactions)],
+      ["postings", String(audit.postings)],
+      ["unbalanced", String(audit.unbalancedTransactions)],
+      ["negative balances", String(audit.negativeBalances)],
+      ["cache mismatches", String(audit.cacheMismatches)],
+      ["ledger", audit.ok ? "OK" : "BROKEN"],
+    ]);
+  });
+}
+
+/** `tandem cluster costs ID`, for the `cluster` command group to add. */
+export function addClusterCostsCommand(cluster: Command): void {
+  withClientOptions(
+    cluster
+      .command("costs")
+      .description("what a cluster cost: charged, served, paid out, fees, burned, refunded")
+      .argument("<id>", "cluster id"),
+  ).action(async (id: string, options: ClientOptions) => {
+    const costs = await (await clientFor(options)).clusterCosts(id);
+    if (options.json) return printJson(costs);
+    const c = costs.currency;
+    printFields([
+      ["cluster", costs.clusterId],
+      ["charged", `${costs.charged} ${c}`],
+      ["  rental", `${costs.rental} ${c}`],
+      ["  reservation fee", `${costs.consumerFees.reservation} ${c}`],
+      ["  payment fee", `${costs.consumerFees.payment} ${c}`],
+      ["served", `${costs.served} ${c}`],
+      ["  paid out", `${costs.paidOut} ${c}`],
+      ["  supplier fees", `${costs.supplierFees} ${c}`],
+      ["  burned", `${costs.burned} ${c}`],
+      ["refunded", `${costs.refunded} ${c}`],
+      ["in escrow", `${costs.escrow} ${c}`],
+    ]);
+  });
+}

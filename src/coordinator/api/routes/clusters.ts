@@ -1,0 +1,168 @@
+import { z } from "zod";
+import { ErrorCode, TandemError } from "../../../core/errors.ts";
+import { gpuModelById } from "../../../core/gpu-catalog.ts";
+import { CPU_ONLY_MODEL } from "../../../core/placement.ts";
+import { isKnownRegion } from "../../../core/regions.ts";
+import {
+  ClusterIdParams,
+  ClusterList,
+  ClusterView,
+  DeployRequest,
+  ExtendRequest,
+  LogPage,
+  LogsQuery,
+  SearchRequest,
+  SearchResponse,
+  type CapacityFilters,
+} from "../../../protocol/clusters.ts";
+import { clusterView, loadCluster, readLogs } from "../../scheduler/cluster-store.ts";
+import { requireRole } from "../auth.ts";
+import type { ApiDeps, ZodApp } from "../server.ts";
+
+const IdempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[\x21-\x7e]+$/)
+    .optional(),
+});
+
+/** Catalog checks zod cannot do: a GPU model and regions the network knows. */
+function checkFilters(filters: Pick<CapacityFilters, "gpuModel" | "regions">): void {
+  if (
+    filters.gpuModel !== undefined &&
+    filters.gpuModel !== CPU_ONLY_MODEL &&
+    gpuModelById(filters.gpuModel) === undefined
+  ) {
+    throw new TandemError(ErrorCode.UNKNOWN_GPU_MODEL, `unknown GPU model ${filters.gpuModel}`, {
+      details: { gpuModel: filters.gpuModel },
+    });
+  }
+  const unknown = (filters.regions ?? []).filter((r) => !isKnownRegion(r));
+  if (unknown.length > 0)
+    throw new TandemError(ErrorCode.UNKNOWN_REGION, `unknown region ${unknown.join(", ")}`, {
+      details: { regions: unknown },
+    });
+}
+
+export function clusterRoutes(app: ZodApp, { scheduler, db }: ApiDeps): void {
+  app.post(
+    "/v1/search",
+    { schema: { tags: ["clusters"], body: SearchRequest, response: { 200: SearchResponse } } },
+    (request) => {
+      checkFilters(request.body);
+      return scheduler.search(request.body);
+    },
+  );
+
+  app.post(
+    "/v1/clusters",
+    {
+      schema: {
+        tags: ["clusters"],
+        body: DeployRequest,
+        headers: IdempotencyHeaders,
+        response: { 201: ClusterView },
+      },
+    },
+    async (request, reply) => {
+      const { accountId } = requireRole(request, ["consumer"]);
+      checkFilters(request.body);
+      if (request.body.kind === "container" && request.body.image === undefined) {
+        throw new TandemError(ErrorCode.VALIDATION_FAILED, "a container cluster needs an image");
+      }
+      const view = await scheduler.deploy(
+        accountId,
+        request.body,
+        request.headers["idempotency-key"],
+      );
+      return reply.status(201).send(view);
+    },
+  );
+
+  app.get(
+    "/v1/clusters",
+    { schema: { tags: ["clusters"], response: { 200: ClusterList } } },
+    async (request) => {
+      const { accountId } = requireRole(request, ["consumer"]);
+      const rows = await db
+        .selectFrom("clusters")
+        .select("id")
+        .where("account_id", "=", accountId)
+        .orderBy("id", "desc")
+        .limit(50)
+        .execute();
+      return { items: await Promise.all(rows.map((r) => clusterView(db, r.id))), nextCursor: null };
+    },
+  );
+
+  app.get(
+    "/v1/clusters/:id",
+    { schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: ClusterView } } },
+    async (request) => {
+      await ownCluster(request, db);
+      return clusterView(db, request.params.id);
+    },
+  );
+
+  app.delete(
+    "/v1/clusters/:id",
+    { schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: ClusterView } } },
+    async (request) => {
+      const principal = requireRole(request, ["consumer"]);
+      return scheduler.terminate(request.params.id, {
+        accountId: principal.accountId,
+        admin: principal.roles.includes("admin"),
+      });
+    },
+  );
+
+  app.post(
+    "/v1/clusters/:id/extend",
+    {
+      schema: {
+        tags: ["clusters"],
+        params: ClusterIdParams,
+        body: ExtendRequest,
+        response: { 200: ClusterView },
+      },
+    },
+    async (request) => {
+      const { accountId } = requireRole(request, ["consumer"]);
+      return scheduler.extend(request.params.id, accountId, request.body.hours);
+    },
+  );
+
+  app.get(
+    "/v1/clusters/:id/logs",
+    {
+      schema: {
+        tags: ["clusters"],
+        params: ClusterIdParams,
+        querystring: LogsQuery,
+        response: { 200: LogPage },
+      },
+    },
+    async (request) => {
+      const cluster = await ownCluster(request, db);
+      return {
+        items: await readLogs(db, cluster.id, request.query),
+        clusterStatus: cluster.status,
+      };
+    },
+  );
+}
+
+/** The cluster, if the caller owns it (or is an admin); someone else's cluster is "not found". */
+async function ownCluster(
+  request: Parameters<typeof requireRole>[0] & { params: { id: string } },
+  db: ApiDeps["db"],
+) {
+  const principal = requireRole(request, ["consumer"]);
+  const cluster = await loadCluster(db, request.params.id);
+  if (cluster.accountId !== principal.accountId && !principal.roles.includes("admin")) {
+    throw new TandemError(ErrorCode.NOT_FOUND, `no cluster ${request.params.id}`);
+  }
+  return cluster;
+}

@@ -1,0 +1,74 @@
+/**
+ * Ledger account names. Each is per currency (a posting carries the currency beside the account).
+ *
+ * | account              | holds                                              | may go negative |
+ * |----------------------|----------------------------------------------------|-----------------|
+ * | `wallet:<acct_…>`    | a user's spendable funds                           | no (guarded)    |
+ * | `escrow:<clu_…>`     | a cluster's prepaid, not yet earned rental         | no (guarded)    |
+ * | `earnings:<acct_…>`  | a supplier's settled income, withdrawable          | no (guarded)    |
+ * | `treasury`           | network fees                                       | —               |
+ * | `burn`               | burned amounts (TDM destroyed; others for buy-back) | —               |
+ * | `emission-pool`      | the community pool emission pays from             | —               |
+ * | `external:<rail>`    | the outside world across a payment rail            | yes             |
+ *
+ * `external:<rail>` is the counterpart of deposits (it goes negative by what came in) and
+ * withdrawals, so Σ internal balances = deposits − withdrawals per currency, exactly.
+ */
+export type LedgerAccount =
+  | `wallet:${string}`
+  | `escrow:${string}`
+  | `earnings:${string}`
+  | "treasury"
+  | "burn"
+  | "emission-pool"
+  | `external:${string}`;
+
+export const TREASURY = "treasury" satisfies LedgerAccount;
+export const BURN = "burn" satisfies LedgerAccount;
+export const EMISSION_POOL = "emission-pool" satisfies LedgerAccount;
+
+export const walletAccount = (accountId: string): LedgerAccount => `wallet:${accountId}`;
+export const escrowAccount = (clusterId: string): LedgerAccount => `escrow:${clusterId}`;
+export const earningsAccount = (accountId: string): LedgerAccount => `earnings:${accountId}`;
+export const externalAccount = (rail: string): LedgerAccount => `external:${rail}`;
+
+/** Whether the database refuses a negative balance on this account (wallet, escrow, earnings). */
+export function isGuarded(account: string): boolean {
+  return (
+    account.startsWith("wallet:") ||
+    account.startsWith("escrow:") ||
+    account.startsWith("earnings:")
+  );
+}
+
+/** What a posting is for; the costs and history views group by it. */
+export const Leg = {
+  DEPOSIT: "deposit",
+  WITHDRAWAL: "withdrawal",
+  /** Consumer wallet → (escrow + treasury): the whole charge, on the wallet side. */
+  CHARGE: "charge",
+  /** The rental into escrow. */
+  RENTAL: "rental",
+  RESERVATION_FEE: "reservation-fee",
+  PAYMENT_FEE: "payment-fee",
+  /** Escrow released for served minutes (gross). */
+  SERVED: "served",
+  /** Net to the supplier's earnings. */
+  PAYOUT: "payout",
+  SUPPLIER_FEE: "supplier-fee",
+  BURN: "burn",
+  REFUND: "refund",
+  /** Between two internal balances of users (earnings → wallet, later; the ledger bench). */
+  TRANSFER: "transfer",
+} as const;
+export type Leg = (typeof Leg)[keyof typeof Leg];
+
+export const TransactionKind = {
+  DEPOSIT: "deposit",
+  WITHDRAWAL: "withdrawal",
+  CHARGE_DEPLOY: "charge-deploy",
+  CHARGE_EXTENSION: "charge-extension",
+  SETTLEMENT: "settlement",
+  REFUND: "refund",
+} as const;
+export type TransactionKind = (typeof TransactionKind)[keyof typeof TransactionKind];

@@ -1,0 +1,303 @@
+/**
+ * The posting engine: writes one balanced ledger transaction inside a caller's DB transaction, and
+ * the locks and reads every money operation needs. Business rules live in `billing.ts` and
+ * `wallet.ts`; the database's own guard (migration 0003-ledger) backs every rule checked here.
+ *
+ * Concurrency. SQLite has one writer and Kysely runs a transaction on its one connection, so
+ * operations are serial. PostgreSQL runs READ COMMITTED with explicit locks, always in this order:
+ * 1. `pg_advisory_xact_lock` on the idempotency key: two requests with one key run one after the
+ *    other, and the second finds the first's row and answers it;
+ * 2. `SELECT … FOR UPDATE` on the cached balance rows of every guarded account the operation
+ *    touches, sorted by name: two withdrawals from one wallet serialize here and the second sees
+ *    the first's debit; a fixed order means no deadlock between two operations;
+ * then the balance check, then the writes (credits first, then debits).
+ * A balance row that does not exist yet is a zero balance: nothing can be debited from it, and
+ * the first credit creates it.
+ */
+import { createHash } from "node:crypto";
+import { sql, type Kysely } from "kysely";
+import { ErrorCode, TandemError } from "../../core/errors.ts";
+import { ZERO, units, type Currency, type Money } from "../../core/money.ts";
+import { IdPrefix, newId } from "../../protocol/ids.ts";
+import type { Dialect } from "../store/database.ts";
+import type { Database } from "../store/schema.ts";
+import {
+  isGuarded,
+  type LedgerAccount,
+  type Leg,
+  type TransactionKind,
+} from "./ledger-accounts.ts";
+
+/** A Kysely handle: the database itself or an open transaction (`tx`). */
+export type Tx = Kysely<Database>;
+
+export interface PostingInput {
+  readonly account: LedgerAccount;
+  readonly currency: Currency;
+  /** Signed: positive credits the account, negative debits it. Zero postings are dropped. */
+  readonly amount: Money;
+  readonly leg: Leg;
+}
+
+export interface RecordInput {
+  readonly idempotencyKey: string;
+  readonly kind: TransactionKind;
+  readonly requestHash: string;
+  readonly accountId?: string | undefined;
+  readonly clusterId?: string | undefined;
+  readonly leaseId?: string | undefined;
+  readonly servedMinutes?: number | undefined;
+  readonly metadata: Record<string, unknown>;
+  /** The answer to store for replays; built from the new transaction's id. */
+  readonly response: (transactionId: string) => unknown;
+  readonly postings: readonly PostingInput[];
+  readonly nowMs: number;
+}
+
+export interface StoredTransaction {
+  readonly id: string;
+  readonly requestHash: string;
+  readonly response: unknown;
+}
+
+/** A stable hash of a request: the same fields in any order hash the same; bigints as decimals. */
+export function requestHash(kind: TransactionKind, request: Record<string, unknown>): string {
+  return createHash("sha256")
+    .update(stableJson({ kind, ...request }))
+    .digest("hex");
+}
+
+function stableJson(value: unknown): string {
+  if (typeof value === "bigint") return `"${value}"`;
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+export class Ledger {
+  constructor(readonly dialect: Dialect) {}
+
+  /** Serializes operations that share an idempotency key (PostgreSQL; SQLite is serial). */
+  async lockKey(tx: Tx, key: string): Promise<void> {
+    if (this.dialect !== "postgres") return;
+    await sql`SELECT pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(tx);
+  }
+
+  async findByKey(tx: Tx, key: string): Promise<StoredTransaction | undefined> {
+    const row = await tx
+      .selectFrom("ledger_transactions")
+      .select(["id", "request_hash", "response"])
+      .where("idempotency_key", "=", key)
+      .executeTakeFirst();
+    return row === undefined
+      ? undefined
+      : {
+          id: row.id,
+          requestHash: row.request_hash,
+          response: JSON.parse(row.response) as unknown,
+        };
+  }
+
+  /**
+   * The stored answer for `key`, or undefined when the key is new. The same key with another
+   * request is `IDEMPOTENCY_CONFLICT`. Call after `lockKey`.
+   */
+  async replay(tx: Tx, key: string, hash: string): Promise<StoredTransaction | undefined> {
+    const existing = await this.findByKey(tx, key);
+    if (existing !== undefined && existing.requestHash !== hash) {
+      throw new TandemError(
+        ErrorCode.IDEMPOTENCY_CONFLICT,
+        "this idempotency key was already used for a different request",
+        { details: { transactionId: existing.id } },
+      );
+    }
+    return existing;
+  }
+
+  /** Locks the balance rows of the guarded accounts among `accounts`, without reading them. */
+  async lock(tx: Tx, currency: Currency, accounts: readonly LedgerAccount[]): Promise<void> {
+    if (this.dialect === "postgres") await this.lockBalances(tx, currency, accounts);
+  }
+
+  /**
+   * Locks the balance rows of the guarded accounts among `accounts` (PostgreSQL, sorted) and
+   * answers every guarded account's balance in `currency` (zero when it has none yet).
+   */
+  async lockBalances(
+    tx: Tx,
+    currency: Currency,
+    accounts: readonly LedgerAccount[],
+  ): Promise<Map<LedgerAccount, Money>> {
+    const guarded = [...new Set(accounts.filter(isGuarded))].sort();
+    const balances = new Map<LedgerAccount, Money>(guarded.map((a) => [a, ZERO]));
+    if (guarded.length === 0) return balances;
+    let query = tx
+      .selectFrom("ledger_balances")
+      .select(["account", sql<string>`CAST(balance AS TEXT)`.as("balance")])
+      .where("currency", "=", currency)
+      .where("account", "in", guarded)
+      .orderBy("account");
+    if (this.dialect === "postgres") query = query.forUpdate();
+    for (const row of await query.execute())
+      balances.set(row.account as LedgerAccount, units(row.balance));
+    return balances;
+  }
+
+  /** One account's balance: the cached row for a guarded account, Σ postings otherwise. */
+  async balance(tx: Tx, account: LedgerAccount, currency: Currency): Promise<Money> {
+    if (isGuarded(account)) {
+      const row = await tx
+        .selectFrom("ledger_balances")
+        .select(sql<string>`CAST(balance AS TEXT)`.as("balance"))
+        .where("account", "=", account)
+        .where("currency", "=", currency)
+        .executeTakeFirst();
+      return row === undefined ? ZERO : units(row.balance);
+    }
+    const row = await tx
+      .selectFrom("ledger_postings")
+      .select(sql<string | null>`CAST(SUM(amount) AS TEXT)`.as("total"))
+      .where("account", "=", account)
+      .where("currency", "=", currency)
+      .executeTakeFirst();
+    return units(row?.total ?? 0);
+  }
+
+  /**
+   * Writes one balanced transaction: postings (credits first), then the transaction row, which
+   * seals it. Answers the new transaction's id and its stored answer.
+   */
+  async record(tx: Tx, input: RecordInput): Promise<{ id: string; response: unknown }> {
+    const id = newId(IdPrefix.transaction, input.nowMs);
+    await this.insertPostings(tx, [{ transactionId: id, postings: input.postings }]);
+    const response = input.response(id);
+    await tx
+      .insertInto("ledger_transactions")
+      .values(transactionRow(id, input, response))
+      .execute();
+    return { id, response };
+  }
+
+  /** Many transactions at once (a settlement pass): one postings insert, one transactions insert. */
+  async recordMany(
+    tx: Tx,
+    inputs: readonly RecordInput[],
+  ): Promise<Array<{ id: string; response: unknown }>> {
+    const ids = inputs.map((input) => newId(IdPrefix.transaction, input.nowMs));
+    await this.insertPostings(
+      tx,
+      inputs.map((input, i) => ({ transactionId: ids[i]!, postings: input.postings })),
+    );
+    const results = inputs.map((input, i) => ({ id: ids[i]!, response: input.response(ids[i]!) }));
+    const rows = inputs.map((input, i) => transactionRow(ids[i]!, input, results[i]!.response));
+    for (const chunk of chunks(rows, 500))
+      await tx.insertInto("ledger_transactions").values(chunk).execute();
+    return results;
+  }
+
+  private async insertPostings(
+    tx: Tx,
+    batch: ReadonlyArray<{ transactionId: string; postings: readonly PostingInput[] }>,
+  ): Promise<void> {
+    for (const { transactionId, postings } of batch) checkBalanced(transactionId, postings);
+    const rows = orderForInsert(
+      batch.flatMap(({ transactionId, postings }) =>
+        postings.map((p) => ({ transactionId, ...p })),
+      ),
+    ).map((p) => ({
+      transaction_id: p.transactionId,
+      account: p.account,
+      currency: p.currency,
+      amount: p.amount,
+      leg: p.leg,
+    }));
+    for (const chunk of chunks(rows, 1000))
+      await tx.insertInto("ledger_postings").values(chunk).execute();
+  }
+}
+
+function transactionRow(id: string, input: RecordInput, response: unknown) {
+  return {
+    id,
+    idempotency_key: input.idempotencyKey,
+    kind: input.kind,
+    request_hash: input.requestHash,
+    account_id: input.accountId ?? null,
+    cluster_id: input.clusterId ?? null,
+    lease_id: input.leaseId ?? null,
+    served_minutes: input.servedMinutes ?? null,
+    metadata: JSON.stringify(input.metadata),
+    response: JSON.stringify(response),
+    created_at: input.nowMs,
+  };
+}
+
+/**
+ * Credits before debits (so no balance dips below zero between postings), each sorted by account:
+ * across a whole batch, so balance rows are created and locked in one global order.
+ */
+function orderForInsert<P extends PostingInput & { transactionId: string }>(
+  postings: readonly P[],
+): P[] {
+  const byAccount = (a: P, b: P) => (a.account < b.account ? -1 : a.account > b.account ? 1 : 0);
+  const nonZero = postings.filter((p) => p.amount !== 0n);
+  return [
+    ...nonZero.filter((p) => p.amount > 0n).sort(byAccount),
+    ...nonZero.filter((p) => p.amount < 0n).sort(byAccount),
+  ];
+}
+
+/** The same rule the database enforces, checked first so a bug names itself. */
+function checkBalanced(transactionId: string, postings: readonly PostingInput[]): void {
+  const totals = new Map<Currency, bigint>();
+  for (const p of postings) totals.set(p.currency, (totals.get(p.currency) ?? 0n) + p.amount);
+  const unbalanced = [...totals].filter(([, total]) => total !== 0n);
+  if (postings.every((p) => p.amount === 0n) || unbalanced.length > 0) {
+    throw new TandemError(ErrorCode.INTERNAL, `unbalanced ledger transaction ${transactionId}`, {
+      details: { unbalanced: unbalanced.map(([c, t]) => `${c}:${t}`) },
+    });
+  }
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** PostgreSQL errors worth running the whole transaction again for. */
+export function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "40001" || code === "40P01";
+}
+
+/** A unique violation on the idempotency key: a concurrent request with the same key won. */
+export function isIdempotencyRace(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint?: unknown; message?: unknown } | null;
+  if (e === null || typeof e !== "object") return false;
+  if (e.code === "23505") return e.constraint === "ledger_transactions_idempotency_key_key";
+  return (
+    e.code === "SQLITE_CONSTRAINT_UNIQUE" &&
+    typeof e.message === "string" &&
+    e.message.includes("ledger_transactions.idempotency_key")
+  );
+}
+
+/**
+ * Runs `fn` in its own DB transaction, again (up to 5 times) after a serialization failure, a
+ * deadlock or a lost race on an idempotency key — the rerun then answers the stored result.
+ */
+export async function inTransaction<T>(db: Tx, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute(fn);
+    } catch (error) {
+      if (attempt >= 5 || !(isRetryable(error) || isIdempotencyRace(error))) throw error;
+    }
+  }
+}

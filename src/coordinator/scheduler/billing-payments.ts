@@ -1,0 +1,67 @@
+import { ErrorCode, TandemError } from "../../core/errors.ts";
+import { parseCurrencyOrThrow, units } from "../../core/money.ts";
+import type { Billing } from "../billing/billing.ts";
+import type { ClusterPayments } from "./payments.ts";
+
+/**
+ * The scheduler's payments port over the billing subsystem: deploys and extensions are charged
+ * with the exact quote, leases settled per minute, the escrow's remainder refunded at the end.
+ */
+export function billingPayments(billing: Billing): ClusterPayments {
+  return {
+    async charge(tx, request) {
+      const currency = parseCurrencyOrThrow(request.currency);
+      const nodes = request.nodes.map((n) => ({
+        nodeId: n.nodeId,
+        pricePerHour: units(n.pricePerHour),
+      }));
+      const quote =
+        request.paidMinutes === 0
+          ? billing.quote({ currency, durationMinutes: request.minutes, nodes })
+          : billing.quoteExtension({
+              currency,
+              durationMinutes: request.minutes,
+              paidMinutes: request.paidMinutes,
+              nodes,
+            });
+      const input = {
+        clusterId: request.clusterId,
+        consumerAccountId: request.consumerAccountId,
+        quote,
+        idempotencyKey: request.idempotencyKey,
+        nowMs: request.nowMs,
+      };
+      const result =
+        request.paidMinutes === 0
+          ? await billing.chargeDeploy(tx, input)
+          : await billing.chargeExtension(tx, input);
+      return result.ok
+        ? { ok: true }
+        : { ok: false, code: result.code, details: { ...result.details } };
+    },
+    async settle(tx, lease) {
+      const result = await billing.settleLease(tx, {
+        clusterId: lease.clusterId,
+        leaseId: lease.leaseId,
+        supplierAccountId: lease.supplierAccountId,
+        currency: parseCurrencyOrThrow(lease.currency),
+        pricePerHour: units(lease.pricePerHour),
+        servedMinutes: lease.servedMinutes,
+        nowMs: lease.nowMs,
+      });
+      // Escrow always holds what the quote said; running short means an invariant broke.
+      if (!result.ok)
+        throw new TandemError(
+          ErrorCode.INTERNAL,
+          `escrow of ${lease.clusterId} cannot pay lease ${lease.leaseId}`,
+          { details: result.details },
+        );
+    },
+    async refundRemainder(tx, cluster) {
+      await billing.refundRemainder(tx, {
+        ...cluster,
+        currency: parseCurrencyOrThrow(cluster.currency),
+      });
+    },
+  };
+}

@@ -1,0 +1,138 @@
+import type { Kysely } from "kysely";
+import type { ClusterStatus } from "../../core/cluster-status.ts";
+import { ErrorCode, TandemError } from "../../core/errors.ts";
+import type { ClusterView, LogLine } from "../../protocol/clusters.ts";
+import type { Database } from "../store/schema.ts";
+import { toNumber, toNumberOrNull } from "../store/rows.ts";
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** Formats smallest units as the wire's 6-decimal string. */
+export function formatUnits(units: bigint): string {
+  const sign = units < 0n ? "-" : "";
+  const abs = units < 0n ? -units : units;
+  return `${sign}${abs / 1_000_000n}.${(abs % 1_000_000n).toString().padStart(6, "0")}`;
+}
+
+/** The stored spec of a cluster: what the consumer asked for, as accepted. */
+export interface ClusterSpec {
+  command: string[];
+  env: Record<string, string>;
+  image: string | null;
+  filters: Record<string, unknown>;
+}
+
+export async function appendClusterEvent(
+  db: Kysely<Database>,
+  clusterId: string,
+  atMs: number,
+  type: string,
+  detail: Record<string, unknown> = {},
+): Promise<void> {
+  await db
+    .insertInto("cluster_events")
+    .values({ cluster_id: clusterId, at: atMs, type, detail: JSON.stringify(detail) })
+    .execute();
+}
+
+export async function loadCluster(db: Kysely<Database>, clusterId: string) {
+  const cluster = await db
+    .selectFrom("clusters")
+    .selectAll()
+    .where("id", "=", clusterId)
+    .executeTakeFirst();
+  if (cluster === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no cluster ${clusterId}`);
+  const nodes = await db
+    .selectFrom("cluster_nodes")
+    .selectAll()
+    .where("cluster_id", "=", clusterId)
+    .orderBy("rank")
+    .execute();
+  return {
+    id: cluster.id,
+    accountId: cluster.account_id,
+    kind: cluster.kind as ClusterView["kind"],
+    status: cluster.status as ClusterStatus,
+    spec: JSON.parse(cluster.spec) as ClusterSpec,
+    hours: cluster.hours,
+    currency: cluster.currency as ClusterView["currency"],
+    createdAtMs: toNumber(cluster.created_at),
+    startedAtMs: toNumberOrNull(cluster.started_at),
+    endsAtMs: toNumberOrNull(cluster.ends_at),
+    endedAtMs: toNumberOrNull(cluster.ended_at),
+    nodes: nodes.map((n) => ({
+      nodeId: n.node_id,
+      supplierAccountId: n.supplier_account_id,
+      rank: n.rank,
+      role: n.role as "head" | "worker" | "standby",
+      region: n.region,
+      zone: n.zone,
+      status: n.status as ClusterView["nodes"][number]["status"],
+      active: n.active === 1,
+      reservedUntilMs: toNumberOrNull(n.reserved_until),
+      pricePerHour: BigInt(n.price_per_hour),
+      exitCode: n.exit_code,
+    })),
+  };
+}
+export type LoadedCluster = Awaited<ReturnType<typeof loadCluster>>;
+
+export async function clusterView(db: Kysely<Database>, clusterId: string): Promise<ClusterView> {
+  const cluster = await loadCluster(db, clusterId);
+  const events = await db
+    .selectFrom("cluster_events")
+    .selectAll()
+    .where("cluster_id", "=", clusterId)
+    .orderBy("id")
+    .execute();
+  return {
+    id: cluster.id,
+    kind: cluster.kind,
+    status: cluster.status,
+    hours: cluster.hours,
+    currency: cluster.currency,
+    command: cluster.spec.command,
+    nodes: cluster.nodes.map((n) => ({
+      nodeId: n.nodeId,
+      rank: n.rank,
+      zone: n.zone,
+      region: n.region,
+      role: n.role,
+      status: n.status,
+      exitCode: n.exitCode,
+      pricePerHour: formatUnits(n.pricePerHour),
+    })),
+    events: events.map((e) => ({
+      at: new Date(toNumber(e.at)).toISOString(),
+      type: e.type,
+      detail: JSON.parse(e.detail) as Record<string, unknown>,
+    })),
+    createdAt: new Date(cluster.createdAtMs).toISOString(),
+    startedAt: iso(cluster.startedAtMs),
+    endsAt: iso(cluster.endsAtMs),
+    endedAt: iso(cluster.endedAtMs),
+  };
+}
+
+export async function readLogs(
+  db: Kysely<Database>,
+  clusterId: string,
+  query: { after?: number | undefined; rank?: number | undefined; limit: number },
+): Promise<LogLine[]> {
+  let q = db
+    .selectFrom("cluster_logs")
+    .selectAll()
+    .where("cluster_id", "=", clusterId)
+    .orderBy("id")
+    .limit(query.limit);
+  if (query.after !== undefined) q = q.where("id", ">", query.after);
+  if (query.rank !== undefined) q = q.where("rank", "=", query.rank);
+  const rows = await q.execute();
+  return rows.map((r) => ({
+    seq: toNumber(r.id),
+    rank: r.rank,
+    stream: r.stream as "stdout" | "stderr",
+    at: new Date(toNumber(r.at)).toISOString(),
+    text: r.text,
+  }));
+}

@@ -1,0 +1,46 @@
+import type { Kysely } from "kysely";
+import type { Database } from "../store/schema.ts";
+
+/**
+ * What the scheduler needs from billing, each call inside the scheduler's own transaction `tx`
+ * so a reservation and its charge commit or roll back together. Amounts are smallest units of the
+ * cluster's currency; prices are per node-hour.
+ */
+export interface ClusterPayments {
+  /** Moves the whole rental and the consumer's fees into escrow, or answers why it cannot. */
+  charge(
+    tx: Kysely<Database>,
+    request: {
+      clusterId: string;
+      consumerAccountId: string;
+      currency: string;
+      nodes: ReadonlyArray<{ nodeId: string; pricePerHour: bigint }>;
+      /** Minutes being bought now. */
+      minutes: number;
+      /** For an extension: the minutes already paid for (0 for a deploy). */
+      paidMinutes: number;
+      idempotencyKey: string;
+      nowMs: number;
+    },
+  ): Promise<
+    { ok: true } | { ok: false; code: "INSUFFICIENT_FUNDS"; details: Record<string, unknown> }
+  >;
+  /** Releases what a lease has earned after `servedMinutes`, less what was released before. */
+  settle(
+    tx: Kysely<Database>,
+    lease: {
+      clusterId: string;
+      leaseId: string;
+      supplierAccountId: string;
+      currency: string;
+      pricePerHour: bigint;
+      servedMinutes: number;
+      nowMs: number;
+    },
+  ): Promise<void>;
+  /** Returns whatever is left in the cluster's escrow to the consumer (a second call moves nothing). */
+  refundRemainder(
+    tx: Kysely<Database>,
+    cluster: { clusterId: string; consumerAccountId: string; currency: string; nowMs: number },
+  ): Promise<void>;
+}

@@ -1,0 +1,160 @@
+import { z } from "zod";
+import { IdPrefix, idSchema } from "./ids.ts";
+import { freeText, slug } from "./text.ts";
+
+/** A money amount on the wire: a decimal string with up to 6 decimals in, exactly 6 out. */
+export const AmountInput = z
+  .string()
+  .regex(/^\d{1,13}(\.\d{1,6})?$/, "expected a decimal amount, e.g. 1.50");
+export const Amount = z.string().regex(/^-?\d{1,13}\.\d{6}$/);
+export const CurrencyName = z.enum(["TDM", "USDC", "USD"]);
+
+export const ClusterKind = z.enum(["batch", "torch", "dask", "ray", "container"]);
+export type ClusterKind = z.infer<typeof ClusterKind>;
+
+/** `cpu` asks for CPU-only nodes; any other value is a GPU model id from the catalog. */
+export const CPU_ONLY = "cpu";
+
+/** What a consumer asks for; shared by search, quote and deploy. */
+export const CapacityFilters = z.strictObject({
+  gpuModel: slug(64).optional(),
+  gpusPerNode: z.number().int().min(1).max(64).optional(),
+  nodes: z.number().int().min(1).max(256),
+  minVramMiB: z.number().int().min(0).max(16_777_216).optional(),
+  regions: z.array(slug(64)).min(1).max(32).optional(),
+  spreadZones: z.boolean().optional(),
+  /** Minimum 30-day uptime, 0..1. */
+  minUptime: z.number().min(0).max(1).optional(),
+  maxPricePerHour: AmountInput.optional(),
+  teeCapable: z.boolean().optional(),
+});
+export type CapacityFilters = z.infer<typeof CapacityFilters>;
+
+export const SearchRequest = CapacityFilters.extend({ currency: CurrencyName.default("USDC") });
+export type SearchRequest = z.input<typeof SearchRequest>;
+
+/** One step of the elimination funnel: how many nodes were left after this filter. */
+export const FunnelStep = z.strictObject({ filter: z.string(), remaining: z.number().int() });
+
+export const Offer = z.strictObject({
+  nodeId: idSchema(IdPrefix.node),
+  region: z.string(),
+  zone: z.string(),
+  gpuModel: z.string().nullable(),
+  gpuCount: z.number().int(),
+  pricePerHour: Amount,
+});
+
+export const SearchResponse = z.strictObject({
+  satisfiable: z.boolean(),
+  needed: z.number().int(),
+  matching: z.number().int(),
+  currency: CurrencyName,
+  offers: z.array(Offer),
+  funnel: z.array(FunnelStep),
+  /** e.g. `available: 20 → rtx-4090: 12 → region eu-west: 3 (need 4)`. */
+  explanation: z.string(),
+});
+export type SearchResponse = z.infer<typeof SearchResponse>;
+
+const Argument = freeText(4096);
+
+export const DeployRequest = CapacityFilters.extend({
+  kind: ClusterKind,
+  /** Paid duration in whole hours. */
+  hours: z.number().int().min(1).max(720),
+  currency: CurrencyName.default("USDC"),
+  /** argv of the job; runs without a shell unless it asks for one (`sh -c …`). */
+  command: z.array(Argument).min(1).max(256),
+  /** Extra environment for the job (names are upper-case identifiers). */
+  env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/), freeText(4096)).optional(),
+  /** OCI image, for kind `container`. */
+  image: z
+    .string()
+    .max(256)
+    .regex(/^[A-Za-z0-9./:@_-]+$/)
+    .optional(),
+});
+export type DeployRequest = z.input<typeof DeployRequest>;
+
+export const ClusterStatusName = z.enum([
+  "pending",
+  "provisioning",
+  "running",
+  "completed",
+  "failed",
+  "terminated",
+  "expired",
+]);
+export const ClusterNodeRole = z.enum(["head", "worker", "standby"]);
+export const ClusterNodeStatusName = z.enum([
+  "reserved",
+  "staged",
+  "running",
+  "exited",
+  "failed",
+  "released",
+]);
+
+export const ClusterNode = z.strictObject({
+  nodeId: idSchema(IdPrefix.node),
+  rank: z.number().int(),
+  zone: z.string(),
+  region: z.string(),
+  role: ClusterNodeRole,
+  status: ClusterNodeStatusName,
+  exitCode: z.number().int().nullable(),
+  pricePerHour: Amount,
+});
+
+export const ClusterEvent = z.strictObject({
+  at: z.iso.datetime(),
+  type: z.string(),
+  detail: z.record(z.string(), z.unknown()),
+});
+
+export const ClusterView = z.strictObject({
+  id: idSchema(IdPrefix.cluster),
+  kind: ClusterKind,
+  status: ClusterStatusName,
+  hours: z.number().int(),
+  currency: CurrencyName,
+  command: z.array(z.string()),
+  nodes: z.array(ClusterNode),
+  events: z.array(ClusterEvent),
+  createdAt: z.iso.datetime(),
+  startedAt: z.iso.datetime().nullable(),
+  endsAt: z.iso.datetime().nullable(),
+  endedAt: z.iso.datetime().nullable(),
+});
+export type ClusterView = z.infer<typeof ClusterView>;
+
+export const ClusterIdParams = z.strictObject({ id: idSchema(IdPrefix.cluster) });
+
+export const ClusterList = z.strictObject({
+  items: z.array(ClusterView),
+  nextCursor: z.string().nullable(),
+});
+
+export const ExtendRequest = z.strictObject({ hours: z.number().int().min(1).max(720) });
+
+export const LogsQuery = z.strictObject({
+  /** Only lines after this sequence number. */
+  after: z.coerce.number().int().min(0).optional(),
+  rank: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(5000).default(1000),
+});
+
+export const LogLine = z.strictObject({
+  seq: z.number().int(),
+  rank: z.number().int(),
+  stream: z.enum(["stdout", "stderr"]),
+  at: z.iso.datetime(),
+  text: z.string(),
+});
+export type LogLine = z.infer<typeof LogLine>;
+
+export const LogPage = z.strictObject({
+  items: z.array(LogLine),
+  clusterStatus: ClusterStatusName,
+});

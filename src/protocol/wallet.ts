@@ -1,0 +1,175 @@
+import { z } from "zod";
+import { IdPrefix, idSchema } from "./ids.ts";
+
+/**
+ * Wallet, ledger and cost bodies. Every amount is a decimal string, never a JSON number: answers
+ * carry exactly 6 decimals ("102.250000"); requests carry up to 6, and the coordinator parses them
+ * itself so a bad one answers a precise code (`INVALID_AMOUNT` with `details.problem`:
+ * NOT_A_NUMBER | TOO_MANY_DECIMALS | TOO_LARGE | NEGATIVE | ZERO; `UNKNOWN_CURRENCY`).
+ */
+export const MoneyString = z
+  .string()
+  .regex(/^-?\d+\.\d{6}$/)
+  .describe("amount, a decimal string with exactly 6 decimals");
+export const AmountRequest = z
+  .string()
+  .max(64)
+  .describe('amount > 0, a decimal string with at most 6 decimals, e.g. "1000" or "12.5"');
+export const CurrencyRequest = z.string().max(16).describe("TDM | USDC | USD");
+export const CurrencyCode = z.enum(["TDM", "USDC", "USD"]);
+export type CurrencyCode = z.infer<typeof CurrencyCode>;
+
+/** `Idempotency-Key` request header: required on every POST that moves money. */
+export const IDEMPOTENCY_HEADER = "idempotency-key";
+export const IdempotencyKey = z
+  .string()
+  .regex(/^[A-Za-z0-9._:-]{1,128}$/, "1-128 of A-Z a-z 0-9 . _ : -");
+export const IdempotencyHeaders = z.object({ [IDEMPOTENCY_HEADER]: IdempotencyKey });
+/** Response header set to "true" when the answer is a replay of an earlier request's. */
+export const REPLAYED_HEADER = "idempotent-replayed";
+
+export const DepositRequest = z.strictObject({
+  /** Whose wallet: any account for an admin; omitted or your own with the faucet on. */
+  accountId: idSchema(IdPrefix.account).optional(),
+  currency: CurrencyRequest,
+  amount: AmountRequest,
+});
+export type DepositRequest = z.infer<typeof DepositRequest>;
+
+export const WithdrawalSource = z.enum(["earnings", "wallet"]);
+export const WithdrawalRequest = z.strictObject({
+  currency: CurrencyRequest,
+  amount: AmountRequest,
+  /** Which balance pays: supplier `earnings` (default) or the spendable `wallet`. */
+  from: WithdrawalSource.default("earnings"),
+  /** Where the rail should send it (an address, an IBAN); the manual rail only records it. */
+  destination: z.string().min(1).max(200).optional(),
+});
+export type WithdrawalRequest = z.input<typeof WithdrawalRequest>;
+
+export const MoneyMovement = z.strictObject({
+  transactionId: idSchema(IdPrefix.transaction),
+  kind: z.enum(["deposit", "withdrawal"]),
+  accountId: idSchema(IdPrefix.account),
+  currency: CurrencyCode,
+  amount: MoneyString,
+  from: z.enum(["external", "earnings", "wallet"]),
+  to: z.enum(["external", "wallet"]),
+  rail: z.string(),
+  railReference: z.string(),
+  createdAt: z.iso.datetime(),
+});
+export type MoneyMovement = z.infer<typeof MoneyMovement>;
+
+export const WalletBalance = z.strictObject({
+  currency: CurrencyCode,
+  /** Spendable: deposits, refunds; pays for clusters. */
+  wallet: MoneyString,
+  /** Supplier income from served minutes, net of fees; withdrawable. */
+  earnings: MoneyString,
+});
+export const WalletView = z.strictObject({
+  accountId: idSchema(IdPrefix.account),
+  balances: z.array(WalletBalance),
+});
+export type WalletView = z.infer<typeof WalletView>;
+
+export const WalletTransactionsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: idSchema(IdPrefix.transaction).optional(),
+  currency: CurrencyCode.optional(),
+});
+export type WalletTransactionsQuery = { limit?: number; cursor?: string; currency?: CurrencyCode };
+
+export const WalletEntry = z.strictObject({
+  balance: z.enum(["wallet", "earnings"]),
+  currency: CurrencyCode,
+  leg: z.string(),
+  amount: MoneyString,
+});
+
+export const WalletTransaction = z.strictObject({
+  id: idSchema(IdPrefix.transaction),
+  kind: z.string(),
+  createdAt: z.iso.datetime(),
+  clusterId: z.string().nullable(),
+  leaseId: z.string().nullable(),
+  /** This account's side only: its wallet and earnings postings. */
+  entries: z.array(WalletEntry),
+});
+export type WalletTransaction = z.infer<typeof WalletTransaction>;
+
+export const WalletTransactionList = z.strictObject({
+  items: z.array(WalletTransaction),
+  nextCursor: z.string().nullable(),
+});
+export type WalletTransactionList = z.infer<typeof WalletTransactionList>;
+
+export const ClusterCostsView = z.strictObject({
+  clusterId: idSchema(IdPrefix.cluster),
+  currency: CurrencyCode,
+  /** Left the consumer's wallet: rental + consumer fees. */
+  charged: MoneyString,
+  rental: MoneyString,
+  consumerFees: z.strictObject({ reservation: MoneyString, payment: MoneyString }),
+  /** Released from escrow for served minutes: paidOut + supplierFees + burned. */
+  served: MoneyString,
+  paidOut: MoneyString,
+  supplierFees: MoneyString,
+  burned: MoneyString,
+  refunded: MoneyString,
+  /** Still in escrow. */
+  escrow: MoneyString,
+});
+export type ClusterCostsView = z.infer<typeof ClusterCostsView>;
+
+export const LedgerAuditCurrency = z.strictObject({
+  currency: CurrencyCode,
+  deposits: MoneyString,
+  withdrawals: MoneyString,
+  burned: MoneyString,
+  treasury: MoneyString,
+  /** Σ of every internal balance but burn (wallets, escrows, earnings, treasury, emission pool). */
+  balances: MoneyString,
+  /** balances = deposits − withdrawals − burned. */
+  conserved: z.boolean(),
+});
+export const LedgerAudit = z.strictObject({
+  currencies: z.array(LedgerAuditCurrency),
+  transactions: z.number().int(),
+  postings: z.number().int(),
+  /** (transaction, currency) pairs whose postings do not sum to zero, plus empty transactions. */
+  unbalancedTransactions: z.number().int(),
+  /** Guarded accounts (wallet, escrow, earnings) whose Σ postings is below zero. */
+  negativeBalances: z.number().int(),
+  /** Guarded accounts whose cached balance differs from Σ postings. */
+  cacheMismatches: z.number().int(),
+  ok: z.boolean(),
+});
+export type LedgerAudit = z.infer<typeof LedgerAudit>;
+
+/** A quote on the wire (`POST /v1/quotes`, deploy answers). */
+export const QuoteView = z.strictObject({
+  currency: CurrencyCode,
+  durationMinutes: z.number().int(),
+  rental: MoneyString,
+  fees: z.strictObject({
+    reservationConsumer: MoneyString,
+    reservationSupplier: MoneyString,
+    payment: MoneyString,
+    burn: MoneyString,
+  }),
+  consumerTotal: MoneyString,
+  supplierPayout: MoneyString,
+  treasury: MoneyString,
+  lines: z.array(
+    z.strictObject({
+      nodeId: z.string(),
+      pricePerHour: MoneyString,
+      minutes: z.number().int(),
+      rental: MoneyString,
+      supplierPayout: MoneyString,
+    }),
+  ),
+});
+export type QuoteView = z.infer<typeof QuoteView>;

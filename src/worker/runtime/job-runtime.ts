@@ -1,0 +1,152 @@
+/**
+ * The job runtime port: how the worker starts one process tree for a job and ends it.
+ *
+ * Three adapters implement it (DESIGN.md §3): `bwrap` (the default, a bubblewrap sandbox),
+ * `podman` (OCI images, not built yet) and `process` (a plain child process, only for `tandem dev`
+ * on machines without bubblewrap: it isolates nothing). The supervisor talks to this interface
+ * only, so tests and callers never depend on which one runs.
+ *
+ * Contract every adapter keeps:
+ * - the job sees exactly `jobEnvironment(spec)`, never the worker's environment;
+ * - `exited` settles only once every process of the job is gone (no strays after an end);
+ * - `kill()` ends every process of the job, children and grandchildren included, and is idempotent.
+ */
+import { chmod, chown, mkdir } from "node:fs/promises";
+import path from "node:path";
+import type { Readable } from "node:stream";
+
+/** Resource limits of one job. Unset means unlimited. */
+export interface JobLimits {
+  /** CPU time as a number of cores (1.5 = 150 ms of CPU per 100 ms of wall time). */
+  cpuCores?: number;
+  /** Memory of all the job's processes together, MiB (per process where only rlimits exist). */
+  memoryMiB?: number;
+  /** Tasks (processes and threads) the job may have at once. */
+  maxProcesses?: number;
+  /** Open file descriptors per process. */
+  maxOpenFiles?: number;
+}
+
+/** One job to start. */
+export interface JobSpec {
+  /** The job's id (`job_…`); names its cgroup. Letters, digits, `_` and `-` only. */
+  jobId: string;
+  /** argv; no shell is involved unless the argv itself is `["sh", "-c", …]`. */
+  command: readonly string[];
+  /**
+   * The only environment the job sees, on top of PATH, HOME and LANG defaults it may override
+   * (and PWD, which bwrap sets to the job's cwd).
+   */
+  env: Record<string, string>;
+  /** Host path of the job's private work dir; created mode 0700 (sandboxed at /job, its cwd). */
+  jobDir: string;
+  limits: JobLimits;
+  /**
+   * "shared": the host's network namespace, which multi-node clusters need to reach their peers;
+   * "none": loopback only. See bwrap-runtime.ts for what "shared" exposes.
+   */
+  network: "shared" | "none";
+  /** Host device nodes to expose read-write (GPU nodes: /dev/nvidia0, /dev/nvidiactl, …). */
+  devices?: readonly string[];
+}
+
+/** How a job ended. */
+export interface JobExit {
+  /** The command's exit status; null when it was ended by a signal. */
+  exitCode: number | null;
+  /** The ending signal's name ("SIGKILL"); null when it exited by itself. */
+  signal: string | null;
+  /** True when the kernel's OOM killer ended a process of the job (cgroup limits only). */
+  oomKilled: boolean;
+}
+
+/** How each requested limit is enforced; a limit not asked for has no entry. */
+export type LimitEnforcement = "cgroup-v2" | "cgroup-v1" | "rlimit" | "unenforced";
+export type LimitsEnforcedBy = Partial<Record<keyof JobLimits, LimitEnforcement>>;
+
+/** A started job. */
+export interface RunningJob {
+  /** Host pid of the process the runtime spawned (for bwrap: its monitor process). */
+  readonly pid: number;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Settles once the command has ended and no process of the job is left. Never rejects. */
+  readonly exited: Promise<JobExit>;
+  readonly limitsEnforcedBy: LimitsEnforcedBy;
+  /** SIGTERM to every process of the job, SIGKILL to all after `graceMs` (default 5000). */
+  kill(graceMs?: number): Promise<void>;
+}
+
+/** The port. */
+export interface JobRuntime {
+  readonly kind: "bwrap" | "process" | "podman";
+  /** Resolves once the job's processes exist; rejects (JobRuntimeError) if they could not start. */
+  run(spec: JobSpec): Promise<RunningJob>;
+}
+
+export type JobRuntimeErrorCode = "INVALID_JOB_SPEC" | "RUNTIME_UNAVAILABLE" | "JOB_START_FAILED";
+
+/** A job that could not be started, with a stable code. */
+export class JobRuntimeError extends Error {
+  readonly code: JobRuntimeErrorCode;
+
+  constructor(code: JobRuntimeErrorCode, message: string, options?: { cause: unknown }) {
+    super(message, options);
+    this.name = "JobRuntimeError";
+    this.code = code;
+  }
+}
+
+export const DEFAULT_KILL_GRACE_MS = 5_000;
+const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Throws INVALID_JOB_SPEC for a spec no runtime may start. */
+export function validateJobSpec(spec: JobSpec): void {
+  const bad = (message: string): never => {
+    throw new JobRuntimeError("INVALID_JOB_SPEC", `job ${JSON.stringify(spec.jobId)}: ${message}`);
+  };
+  if (!JOB_ID.test(spec.jobId)) bad("jobId must be 1-128 letters, digits, '_' or '-'");
+  if (spec.command.length === 0 || spec.command[0] === "") bad("command is empty");
+  if (spec.command.some((arg) => arg.includes("\0"))) bad("command contains a NUL byte");
+  for (const [name, value] of Object.entries(spec.env)) {
+    if (!ENV_NAME.test(name)) bad(`invalid environment variable name ${JSON.stringify(name)}`);
+    if (value.includes("\0")) bad(`environment variable ${name} contains a NUL byte`);
+  }
+  if (!spec.jobDir.startsWith("/")) bad("jobDir must be an absolute path");
+  for (const device of spec.devices ?? []) {
+    if (!device.startsWith("/dev/") || device.includes(".."))
+      bad(`device ${device} is not a /dev path`);
+  }
+  const { cpuCores, memoryMiB, maxProcesses, maxOpenFiles } = spec.limits;
+  if (cpuCores !== undefined && !(cpuCores > 0 && cpuCores <= 4096)) bad("cpuCores out of range");
+  for (const [name, value] of Object.entries({ memoryMiB, maxProcesses, maxOpenFiles })) {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+      bad(`${name} must be a positive integer`);
+    }
+  }
+}
+
+/** The job's whole environment: defaults for PATH, HOME and LANG, then `spec.env` on top. */
+export function jobEnvironment(spec: JobSpec, home: string): Record<string, string> {
+  return {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: home,
+    LANG: "C.UTF-8",
+    ...spec.env,
+  };
+}
+
+/**
+ * Creates the job dir mode 0700, owned by `owner` when given. Missing parents are created 0711:
+ * a sandbox user may pass through them (sandbox-user.ts) but not list them.
+ */
+export async function prepareJobDir(
+  jobDir: string,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
+  await mkdir(path.dirname(jobDir), { recursive: true, mode: 0o711 });
+  await mkdir(jobDir, { recursive: true, mode: 0o700 });
+  await chmod(jobDir, 0o700);
+  if (owner !== undefined) await chown(jobDir, owner.uid, owner.gid);
+}

@@ -1,0 +1,45 @@
+import type { z } from "zod";
+import { challengeMatrices, productRow } from "../core/verification.ts";
+import { rowDigest } from "../protocol/verification-digest.ts";
+import type {
+  VerifyCommitMessage,
+  VerifyMessage,
+  VerifyOpenMessage,
+  VerifyRevealMessage,
+} from "../protocol/worker-messages.ts";
+
+/**
+ * The worker's side of the compute challenge: multiply, commit to every row, keep the product
+ * until the coordinator says which rows to reveal. (On a GPU machine this is where the CUDA
+ * benchmark will run; the integer product keeps results bit-identical everywhere.)
+ */
+export class ChallengeSolver {
+  private product: { challengeId: string; rows: Uint32Array[] } | undefined;
+
+  solve(message: z.infer<typeof VerifyMessage>): z.infer<typeof VerifyCommitMessage> {
+    const started = performance.now();
+    const matrices = challengeMatrices(message.seed, message.size);
+    const rows = Array.from({ length: message.size }, (_, i) => productRow(matrices, i));
+    const computeMs = performance.now() - started;
+    this.product = { challengeId: message.challengeId, rows };
+    return {
+      type: "verify-commit",
+      challengeId: message.challengeId,
+      rowDigests: rows.map(rowDigest),
+      computeMs,
+    };
+  }
+
+  reveal(message: z.infer<typeof VerifyOpenMessage>): z.infer<typeof VerifyRevealMessage> {
+    const product = this.product?.challengeId === message.challengeId ? this.product : undefined;
+    this.product = undefined;
+    return {
+      type: "verify-reveal",
+      challengeId: message.challengeId,
+      rows: message.rows.flatMap((index) => {
+        const row = product?.rows[index];
+        return row === undefined ? [] : [{ index, values: Array.from(row) }];
+      }),
+    };
+  }
+}

@@ -1,0 +1,230 @@
+// A consumer's day on a real network: a coordinator and 4 workers as separate processes, jobs in
+// real bubblewrap sandboxes, real engines (Debian's python3-torch and python3-distributed).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { TandemApiError, TandemClient } from "../src/client/client.ts";
+import type { ClusterView } from "../src/protocol/clusters.ts";
+import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
+
+const JOBS = fileURLToPath(new URL("./fixtures/jobs/", import.meta.url));
+const FINAL = ["completed", "failed", "terminated", "expired"];
+
+function enginesMissing(): string | undefined {
+  const probe = spawnSync("/usr/bin/python3", ["-c", "import torch, distributed"], {
+    encoding: "utf8",
+  });
+  if (probe.status === 0) return undefined;
+  const reason = `python3-torch / python3-distributed not importable: ${probe.stderr.trim().split("\n").at(-1) ?? ""}`;
+  if (process.env.TANDEM_REQUIRE_ENGINES === "1") throw new Error(reason);
+  process.stderr.write(`skipping engine tests: ${reason}\n`);
+  return reason;
+}
+
+describe("clusters on a 4-worker network", () => {
+  const processes: TandemProcess[] = [];
+  let home: string;
+  let url: string;
+  let consumer: TandemClient;
+  let consumerKey: string;
+  let anonymous: TandemClient;
+
+  before(async () => {
+    home = await mkdtemp(join(tmpdir(), "tandem-clusters-"));
+    const coordinator = spawnTandem(
+      ["coordinator", "--port", "0", "--json", "--log-level", "warn"],
+      { TANDEM_HOME: join(home, "c") },
+    );
+    processes.push(coordinator);
+    url = (JSON.parse(await coordinator.line(/^\{/)) as { url: string }).url;
+    anonymous = new TandemClient({ baseUrl: url });
+    const account = await anonymous.createAccount({ roles: ["consumer", "supplier"] });
+    consumerKey = account.apiKey;
+    consumer = new TandemClient({ baseUrl: url, apiKey: consumerKey });
+    const admin = (await readFile(join(home, "c", "admin.key"), "utf8")).trim();
+    const deposit = await fetch(`${url}/v1/wallet/deposits`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${admin}`,
+        "idempotency-key": "seed",
+      },
+      body: JSON.stringify({ accountId: account.accountId, currency: "USDC", amount: "50" }),
+    });
+    assert.equal(deposit.status, 201);
+    for (const zone of ["a", "b", "c", "a"]) {
+      processes.push(
+        spawnTandem(
+          [
+            "worker",
+            "start",
+            "--region",
+            "eu-west",
+            "--zone",
+            `eu-west-${zone}`,
+            "--home",
+            join(home, `w${processes.length}`),
+          ],
+          {
+            TANDEM_URL: url,
+            TANDEM_API_KEY: account.apiKey,
+          },
+        ),
+      );
+    }
+    await eventually(
+      async () =>
+        (await anonymous.networkStats()).nodes.byStatus.available === 4 ? true : undefined,
+      "4 verified workers",
+      60_000,
+    );
+  });
+
+  after(async () => {
+    await Promise.all(processes.map((p) => p.kill("SIGTERM")));
+    await rm(home, { recursive: true, force: true });
+  });
+
+  async function runToEnd(cluster: ClusterView, timeoutMs = 120_000): Promise<ClusterView> {
+    return eventually(
+      async () => {
+        const view = await consumer.getCluster(cluster.id);
+        return FINAL.includes(view.status) ? view : undefined;
+      },
+      `cluster ${cluster.id} to end`,
+      timeoutMs,
+    );
+  }
+
+  async function logText(clusterId: string): Promise<string> {
+    return (await consumer.clusterLogs(clusterId)).items
+      .map((l) => `[${l.rank}] ${l.text}`)
+      .join("\n");
+  }
+
+  it("runs a batch command on every node with the rendezvous environment", async () => {
+    const cluster = await consumer.deployCluster({
+      kind: "batch",
+      nodes: 4,
+      hours: 1,
+      gpuModel: "cpu",
+      spreadZones: true,
+      command: [
+        "sh",
+        "-c",
+        'echo "rank=$RANK world=$WORLD_SIZE head=$TANDEM_HEAD_ADDR cluster=$TANDEM_CLUSTER_ID"',
+      ],
+    });
+    assert.equal(new Set(cluster.nodes.map((n) => n.zone)).size, 3, "spread over the three zones");
+    const done = await runToEnd(cluster);
+    const logs = await logText(cluster.id);
+    assert.equal(done.status, "completed", JSON.stringify(done.events) + logs);
+    for (let rank = 0; rank < 4; rank++)
+      assert.match(
+        logs,
+        new RegExp(
+          `\\[${rank}\\] rank=${rank} world=4 head=127\\.0\\.0\\.1:\\d+ cluster=${cluster.id}`,
+        ),
+      );
+    assert.equal(
+      (await anonymous.networkStats()).nodes.byStatus.available,
+      4,
+      "every node is free again",
+    );
+  });
+
+  it("runs a 4-rank torch all-reduce over gloo", { skip: enginesMissing() ?? false }, async () => {
+    const script = await readFile(join(JOBS, "allreduce.py"), "utf8");
+    const cluster = await consumer.deployCluster({
+      kind: "torch",
+      nodes: 4,
+      hours: 1,
+      gpuModel: "cpu",
+      command: ["/usr/bin/python3", "-c", script],
+    });
+    const done = await runToEnd(cluster);
+    const logs = await logText(cluster.id);
+    assert.equal(done.status, "completed", logs);
+    for (let rank = 0; rank < 4; rank++) assert.match(logs, new RegExp(`rank ${rank}/4 sum=10`));
+  });
+
+  it(
+    "runs a Dask computation through the head's scheduler",
+    { skip: enginesMissing() ?? false },
+    async () => {
+      const script = await readFile(join(JOBS, "dask_client.py"), "utf8");
+      const cluster = await consumer.deployCluster({
+        kind: "dask",
+        nodes: 4,
+        hours: 1,
+        gpuModel: "cpu",
+        command: ["/usr/bin/python3", "-c", script],
+      });
+      const done = await runToEnd(cluster);
+      const logs = await logText(cluster.id);
+      assert.equal(done.status, "completed", logs);
+      assert.match(logs, /\[0\] workers=3 sum_of_squares=328350/);
+    },
+  );
+
+  it("terminates a running cluster, frees its nodes and refunds unserved time", async () => {
+    const cluster = await consumer.deployCluster({
+      kind: "batch",
+      nodes: 2,
+      hours: 2,
+      gpuModel: "cpu",
+      command: ["sleep", "600"],
+    });
+    await eventually(
+      async () => ((await consumer.getCluster(cluster.id)).status === "running" ? true : undefined),
+      "running",
+    );
+    const ended = await consumer.terminateCluster(cluster.id);
+    assert.equal(ended.status, "terminated");
+    await eventually(
+      async () =>
+        (await anonymous.networkStats()).nodes.byStatus.available === 4 ? true : undefined,
+      "nodes free again",
+    );
+    const costs = (await (
+      await fetch(`${url}/v1/clusters/${cluster.id}/costs`, {
+        headers: { authorization: `Bearer ${consumerKey}` },
+      })
+    ).json()) as Record<string, string>;
+    assert.equal(costs.rental, "0.080000");
+    assert.equal(
+      costs.refunded,
+      "0.080000",
+      "nothing was served (under a minute), so all rental comes back",
+    );
+  });
+
+  it("refuses impossible or unpaid requests with typed errors and reserves nothing", async () => {
+    const base = { kind: "batch" as const, nodes: 1, hours: 1, gpuModel: "cpu", command: ["true"] };
+    const refusal = async (body: Record<string, unknown>) => {
+      try {
+        await consumer.deployCluster(body as never);
+      } catch (error) {
+        assert.ok(error instanceof TandemApiError);
+        return [error.status, error.code];
+      }
+      throw new Error("expected a refusal");
+    };
+    assert.deepEqual(await refusal({ ...base, nodes: 0 }), [400, "VALIDATION_FAILED"]);
+    assert.deepEqual(await refusal({ ...base, hours: 10_000 }), [400, "VALIDATION_FAILED"]);
+    assert.deepEqual(await refusal({ ...base, gpuModel: "rtx-9999" }), [400, "UNKNOWN_GPU_MODEL"]);
+    assert.deepEqual(await refusal({ ...base, kind: "slurm" }), [400, "VALIDATION_FAILED"]);
+    assert.deepEqual(await refusal({ ...base, maxPricePerHour: "-1" }), [400, "VALIDATION_FAILED"]);
+    assert.deepEqual(await refusal({ ...base, command: ["x".repeat(300_000)] }), [
+      413,
+      "PAYLOAD_TOO_LARGE",
+    ]);
+    assert.deepEqual(await refusal({ ...base, nodes: 5 }), [409, "NO_CAPACITY"]);
+    assert.deepEqual(await refusal({ ...base, hours: 720, nodes: 4 }), [402, "INSUFFICIENT_FUNDS"]);
+    assert.equal((await anonymous.networkStats()).nodes.byStatus.available, 4);
+  });
+});

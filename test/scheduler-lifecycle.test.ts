@@ -1,0 +1,172 @@
+// Every end path of a cluster, on a manual clock, with simulated workers over real WebSockets:
+// served minutes are paid exactly, the rest refunded, and every node released.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { ManualClock, forEachDatabase, type TestCoordinator } from "./support/coordinator.ts";
+import { availableWorker } from "./support/workers.ts";
+
+const MINUTE = 60_000;
+
+type Costs = Record<string, string>;
+
+async function setup(
+  db: Parameters<Parameters<typeof forEachDatabase>[1]>[0],
+  t: { after(fn: () => unknown): void },
+) {
+  const clock = new ManualClock();
+  const net = await db.startCoordinator({
+    clock,
+    config: {
+      verificationMatrixSize: 16,
+      livenessSweepMs: 0,
+      schedulerTickMs: 86_400_000,
+      reservationTtlMs: 10_000,
+    },
+  });
+  t.after(() => net.close());
+  const { apiKey, accountId } = await net.signUp(["consumer", "supplier"]);
+  const deposit = await fetch(`${net.url}/v1/wallet/deposits`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${net.adminKey}`,
+      "idempotency-key": "seed",
+    },
+    body: JSON.stringify({ accountId, currency: "USDC", amount: "10" }),
+  });
+  assert.equal(deposit.status, 201);
+  const worker = await availableWorker(net, apiKey, "eu-west-a");
+  t.after(() => worker.socket.terminate());
+  const client = net.client(apiKey);
+  for (let i = 0; i < 100 && (await client.networkStats()).nodes.byStatus.available !== 1; i++)
+    await new Promise((r) => setTimeout(r, 20));
+  const costs = async (id: string) =>
+    (await (
+      await fetch(`${net.url}/v1/clusters/${id}/costs`, {
+        headers: { authorization: `Bearer ${apiKey}` },
+      })
+    ).json()) as Costs;
+  const deploy = async (hours = 2) => {
+    const cluster = await client.deployCluster({
+      kind: "batch",
+      nodes: 1,
+      hours,
+      gpuModel: "cpu",
+      command: ["true"],
+    });
+    const start = await worker.next();
+    assert.equal(start.type, "job-start");
+    return cluster;
+  };
+  const accept = (clusterId: string) =>
+    worker.send({ type: "job-accepted", clusterId, rank: 0, port: 29_500 });
+  const until = async (clusterId: string, status: string) => {
+    for (let i = 0; i < 200; i++) {
+      const view = await client.getCluster(clusterId);
+      if (view.status === status) return view;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`cluster never became ${status}`);
+  };
+  return { clock, net, client, worker, costs, deploy, accept, until };
+}
+
+async function availableNodes(net: TestCoordinator): Promise<number> {
+  return (await net.client().networkStats()).nodes.byStatus.available ?? 0;
+}
+
+forEachDatabase("cluster lifecycle", (db) => {
+  it("pays served minutes, refunds the rest on termination, and frees the node", async (t) => {
+    const s = await setup(db, t);
+    const cluster = await s.deploy(2);
+    s.accept(cluster.id);
+    await s.until(cluster.id, "running");
+    s.clock.advance(30 * MINUTE + 59_000);
+    await s.net.coordinator.scheduler.tick();
+    assert.equal((await s.costs(cluster.id)).served, "0.010000", "30 whole minutes of 0.02/h");
+    const ended = await s.client.terminateCluster(cluster.id);
+    assert.equal(ended.status, "terminated");
+    const costs = await s.costs(cluster.id);
+    assert.deepEqual(
+      [
+        costs.rental,
+        costs.served,
+        costs.refunded,
+        costs.escrow,
+        costs.paidOut,
+        costs.supplierFees,
+        costs.burned,
+      ],
+      ["0.040000", "0.010000", "0.030000", "0.000000", "0.009925", "0.000025", "0.000050"],
+    );
+    assert.equal(await availableNodes(s.net), 1);
+    assert.deepEqual(await s.worker.next(), {
+      type: "job-stop",
+      clusterId: cluster.id,
+      reason: `terminated by account:${(await s.client.me()).accountId}`,
+    });
+  });
+
+  it("expires at the end of paid time, paying every minute", async (t) => {
+    const s = await setup(db, t);
+    const cluster = await s.deploy(1);
+    s.accept(cluster.id);
+    await s.until(cluster.id, "running");
+    s.clock.advance(60 * MINUTE);
+    await s.net.coordinator.scheduler.tick();
+    await s.until(cluster.id, "expired");
+    const costs = await s.costs(cluster.id);
+    assert.deepEqual(
+      [costs.served, costs.refunded, costs.paidOut],
+      ["0.020000", "0.000000", "0.019850"],
+    );
+    assert.equal(await availableNodes(s.net), 1);
+  });
+
+  it("lets a reservation lapse when the worker never accepts, refunding everything", async (t) => {
+    const s = await setup(db, t);
+    const cluster = await s.deploy(1);
+    s.clock.advance(10_001);
+    await s.net.coordinator.scheduler.tick();
+    const view = await s.until(cluster.id, "failed");
+    assert.match(String(view.events.at(-1)?.detail.reason), /did not accept within 10000 ms/);
+    const costs = await s.costs(cluster.id);
+    assert.deepEqual([costs.served, costs.refunded], ["0.000000", "0.020000"]);
+    assert.equal(await availableNodes(s.net), 1);
+  });
+
+  it("fails the cluster when its node goes silent, paying only served minutes", async (t) => {
+    const s = await setup(db, t);
+    const cluster = await s.deploy(2);
+    s.accept(cluster.id);
+    await s.until(cluster.id, "running");
+    s.clock.advance(10 * MINUTE);
+    await s.net.coordinator.gateway.sweep();
+    const view = await s.until(cluster.id, "failed");
+    assert.match(String(view.events.at(-1)?.detail.reason), /went offline/);
+    const costs = await s.costs(cluster.id);
+    assert.deepEqual([costs.served, costs.refunded], ["0.003333", "0.036667"]);
+  });
+
+  it("extends a running cluster and completes when every rank exits 0", async (t) => {
+    const s = await setup(db, t);
+    const cluster = await s.deploy(1);
+    s.accept(cluster.id);
+    await s.until(cluster.id, "running");
+    const extended = await s.client.extendCluster(cluster.id, 2);
+    assert.equal(extended.hours, 3);
+    assert.equal((await s.costs(cluster.id)).rental, "0.060000");
+    s.clock.advance(90 * MINUTE);
+    s.worker.send({
+      type: "job-exit",
+      clusterId: cluster.id,
+      rank: 0,
+      exitCode: 0,
+      signal: null,
+      error: null,
+    });
+    await s.until(cluster.id, "completed");
+    const costs = await s.costs(cluster.id);
+    assert.deepEqual([costs.served, costs.refunded], ["0.030000", "0.030000"]);
+  });
+});

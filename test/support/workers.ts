@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { ChallengeSolver } from "../../src/worker/verification.ts";
+import type { TestCoordinator } from "./coordinator.ts";
+import {
+  connectWorker,
+  fixtureHardware,
+  newDeviceKey,
+  signedRegistration,
+  type WorkerSocket,
+} from "./devices.ts";
+
+/**
+ * A simulated worker over a real WebSocket: registered with a signed report of a CPU-only machine,
+ * connected, and through the compute challenge (it really multiplies), so its node is available.
+ * It then does only what the test tells it to.
+ */
+export async function availableWorker(
+  t: TestCoordinator,
+  apiKey: string,
+  zone: string,
+): Promise<WorkerSocket & { nodeId: string }> {
+  const device = newDeviceKey();
+  const registered = await t
+    .client(apiKey)
+    .registerDevice(
+      signedRegistration(device, {
+        region: "eu-west",
+        zone,
+        hardware: await fixtureHardware("none"),
+      }),
+    );
+  const worker = await connectWorker(t.url, registered.deviceId, device.privateKey);
+  const solver = new ChallengeSolver();
+  const verify = await worker.next();
+  assert.equal(verify.type, "verify");
+  if (verify.type !== "verify") throw new Error("no challenge");
+  worker.send(solver.solve(verify));
+  const open = await worker.next();
+  if (open.type !== "verify-open") throw new Error("no verify-open");
+  worker.send(solver.reveal(open));
+  return worker;
+}

@@ -1,0 +1,62 @@
+import type { NodeView } from "../../src/protocol/nodes.ts";
+
+const integer = new Intl.NumberFormat("en");
+
+export function formatCount(n: number): string {
+  return integer.format(n);
+}
+
+/** Sizes arrive in MiB; people read GiB (or TiB). */
+export function formatMiB(mib: number): string {
+  if (mib >= 1024 * 1024) return `${(mib / 1024 / 1024).toFixed(1)} TiB`;
+  if (mib >= 1024) return `${Math.round(mib / 1024)} GiB`;
+  return `${mib} MiB`;
+}
+
+/** A fraction 0..1 as a percentage with one decimal (no decimals at 0 and 100). */
+export function formatFraction(fraction: number): string {
+  const pct = fraction * 100;
+  return pct === 0 || pct === 100 ? `${pct} %` : `${pct.toFixed(1)} %`;
+}
+
+export function formatDateTime(iso: string): string {
+  return new Date(iso).toLocaleString("en", { dateStyle: "medium", timeStyle: "medium" });
+}
+
+const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+const STEPS: Array<[Intl.RelativeTimeFormatUnit, number]> = [
+  ["second", 60],
+  ["minute", 60],
+  ["hour", 24],
+  ["day", 30],
+  ["month", 12],
+  ["year", Infinity],
+];
+
+/** "3 minutes ago", from an ISO time and the current time. */
+export function formatAgo(iso: string, nowMs: number = Date.now()): string {
+  let value = (new Date(iso).getTime() - nowMs) / 1000;
+  for (const [unit, size] of STEPS) {
+    if (Math.abs(value) < size) return relative.format(Math.round(value), unit);
+    value /= size;
+  }
+  return formatDateTime(iso);
+}
+
+/** "8 × h100-80gb", "CPU only". */
+export function formatGpus(node: Pick<NodeView, "gpuCount" | "gpuModel" | "gpus">): string {
+  if (node.gpuCount === 0) return "CPU only";
+  const model = node.gpuModel ?? node.gpus[0]?.name ?? "unrecognized GPU";
+  return `${node.gpuCount} × ${model}`;
+}
+
+/** A history or event reason for people: "missed 3 heartbeats". */
+export function describeDetail(detail: Record<string, unknown>): string {
+  return Object.entries(detail)
+    .map(([key, value]) =>
+      key === "reason" && typeof value === "string"
+        ? value
+        : `${key}: ${typeof value === "string" ? value : JSON.stringify(value)}`,
+    )
+    .join("; ");
+}

@@ -1,0 +1,197 @@
+import { client } from "../api.ts";
+import { HistoryChart, type ChartSeries } from "../components/history-chart.tsx";
+import { Meter } from "../components/meter.tsx";
+import { Empty, ErrorState, Loading } from "../components/states.tsx";
+import { StatusBadge, type NodeStatusName } from "../components/status-badge.tsx";
+import { formatCount } from "../format.ts";
+import { useLiveState, useRefreshOnLiveChanges } from "../live.tsx";
+import { Link } from "../router.tsx";
+import { useAsync } from "../use-async.ts";
+import type { NetworkStats } from "../../../src/protocol/nodes.ts";
+
+// Totals first, so the online line is drawn on top where the two meet.
+const NODE_SERIES: ChartSeries[] = [
+  { label: "Nodes registered", value: (s) => s.nodesTotal, colorVar: "--chart-3" },
+  { label: "Nodes online", value: (s) => s.nodesOnline, colorVar: "--chart-1" },
+];
+const GPU_SERIES: ChartSeries[] = [
+  { label: "GPUs registered", value: (s) => s.gpusTotal, colorVar: "--chart-3" },
+  { label: "GPUs online", value: (s) => s.gpusOnline, colorVar: "--chart-2" },
+];
+
+const STATUS_ORDER: NodeStatusName[] = [
+  "available",
+  "leased",
+  "standby",
+  "unverified",
+  "offline",
+  "revoked",
+];
+
+/**
+ * The network at a glance. Headline cards, then panels in a grid: clusters running, earnings per
+ * hour and token supply join as cards and panels here once their APIs exist.
+ */
+export function OverviewPage() {
+  const stats = useAsync(() => client.networkStats(), "stats");
+  useRefreshOnLiveChanges(stats.reload);
+
+  return (
+    <>
+      <h1 tabIndex={-1}>Network overview</h1>
+      {stats.data === undefined ? (
+        stats.error === undefined ? (
+          <Loading what="network statistics" />
+        ) : (
+          <ErrorState error={stats.error} onRetry={stats.reload} />
+        )
+      ) : (
+        <OverviewContent stats={stats.data} />
+      )}
+    </>
+  );
+}
+
+function OverviewContent({ stats }: { stats: NetworkStats }) {
+  const live = useLiveState();
+  return (
+    <>
+      <section className="cards" aria-label="Headline figures">
+        <Card
+          label="Nodes online"
+          value={formatCount(stats.nodes.online)}
+          detail={`of ${formatCount(stats.nodes.total)} registered`}
+          testId="nodes-online"
+        />
+        <Card
+          label="GPUs online"
+          value={formatCount(stats.gpus.online)}
+          detail={`of ${formatCount(stats.gpus.total)} registered`}
+          testId="gpus-online"
+        />
+        <Card
+          label="GPU models"
+          value={formatCount(stats.gpus.byModel.length)}
+          detail="in the network"
+        />
+      </section>
+
+      <div className="panels">
+        <section className="panel panel-wide" aria-labelledby="history-title">
+          <h2 id="history-title">History</h2>
+          <HistoryPanel samples={live.samples} intervalMs={live.sampleIntervalMs} />
+        </section>
+
+        <section className="panel" aria-labelledby="models-title">
+          <h2 id="models-title">GPUs by model</h2>
+          {stats.gpus.byModel.length === 0 ? (
+            <Empty>No GPUs registered yet. CPU-only nodes count as nodes, not GPUs.</Empty>
+          ) : (
+            <table className="table table-compact">
+              <thead>
+                <tr>
+                  <th scope="col">Model</th>
+                  <th scope="col" className="num">
+                    Online
+                  </th>
+                  <th scope="col" className="num">
+                    Total
+                  </th>
+                  <th scope="col" className="bar-cell">
+                    <span className="visually-hidden">Share online</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {stats.gpus.byModel.map((m) => (
+                  <tr key={m.model}>
+                    <td>
+                      <Link to={`/nodes?gpuModel=${encodeURIComponent(m.model)}`}>{m.model}</Link>
+                    </td>
+                    <td className="num">{formatCount(m.online)}</td>
+                    <td className="num">{formatCount(m.total)}</td>
+                    <td className="bar-cell">
+                      <Meter fraction={m.total === 0 ? 0 : m.online / m.total} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </section>
+
+        <section className="panel" aria-labelledby="status-title">
+          <h2 id="status-title">Nodes by status</h2>
+          {stats.nodes.total === 0 ? (
+            <Empty>
+              No nodes yet. Start one with <code>tandem worker start</code>.
+            </Empty>
+          ) : (
+            <ul className="status-list">
+              {STATUS_ORDER.map((status) => (
+                <li key={status}>
+                  <Link to={`/nodes?status=${status}`}>
+                    <StatusBadge status={status} />
+                  </Link>
+                  <span className="num">{formatCount(stats.nodes.byStatus[status] ?? 0)}</span>
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      </div>
+    </>
+  );
+}
+
+function HistoryPanel({
+  samples,
+  intervalMs,
+}: {
+  samples: ReturnType<typeof useLiveState>["samples"];
+  intervalMs: number;
+}) {
+  if (samples.length < 2) {
+    return (
+      <Empty>
+        Collecting samples: the coordinator records the network every {intervalMs / 1000} s and
+        after each status change.
+      </Empty>
+    );
+  }
+  const first = samples[0]!;
+  const last = samples.at(-1)!;
+  const minutes = Math.max(1, Math.round((Date.parse(last.at) - Date.parse(first.at)) / 60_000));
+  return (
+    <div className="chart-pair">
+      <div>
+        <h3>Nodes</h3>
+        <HistoryChart
+          samples={samples}
+          series={NODE_SERIES}
+          summary={`Nodes online over the last ${minutes} minutes: from ${first.nodesOnline} to ${last.nodesOnline} of ${last.nodesTotal}.`}
+        />
+      </div>
+      <div>
+        <h3>GPUs</h3>
+        <HistoryChart
+          samples={samples}
+          series={GPU_SERIES}
+          summary={`GPUs online over the last ${minutes} minutes: from ${first.gpusOnline} to ${last.gpusOnline} of ${last.gpusTotal}.`}
+        />
+      </div>
+    </div>
+  );
+}
+
+function Card(props: { label: string; value: string; detail: string; testId?: string }) {
+  return (
+    <div className="card">
+      <div className="card-label">{props.label}</div>
+      <div className="card-value" data-testid={props.testId}>
+        {props.value}
+      </div>
+      <div className="card-detail">{props.detail}</div>
+    </div>
+  );
+}
