@@ -11,10 +11,11 @@ const forbiddenImports = {
   "src/coordinator": ["worker", "client", "cli"],
   "src/worker": ["coordinator", "client", "cli"],
   "src/client": ["core", "coordinator", "worker", "cli"],
+  web: ["core", "coordinator", "worker", "cli"],
 };
 
 const boundaryRules = Object.entries(forbiddenImports).map(([dir, layers]) => ({
-  files: [`${dir}/**/*.ts`],
+  files: [`${dir}/**/*.ts`, `${dir}/**/*.tsx`],
   rules: {
     "no-restricted-imports": [
       "error",

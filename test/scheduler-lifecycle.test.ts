@@ -78,7 +78,23 @@ async function availableNodes(net: TestCoordinator): Promise<number> {
 forEachDatabase("cluster lifecycle", (db) => {
   it("pays served minutes, refunds the rest on termination, and frees the node", async (t) => {
     const s = await setup(db, t);
+    const quote = await s.client.quote({ nodes: 1, hours: 2, gpuModel: "cpu" });
+    assert.deepEqual(
+      [
+        quote.rental,
+        quote.fees.reservationConsumer,
+        quote.fees.payment,
+        quote.consumerTotal,
+        quote.supplierPayout,
+      ],
+      ["0.040000", "0.000100", "0.000800", "0.040900", "0.039700"],
+    );
     const cluster = await s.deploy(2);
+    assert.equal(
+      (await s.costs(cluster.id)).charged,
+      quote.consumerTotal,
+      "charged exactly the quote",
+    );
     s.accept(cluster.id);
     await s.until(cluster.id, "running");
     s.clock.advance(30 * MINUTE + 59_000);

@@ -7,20 +7,20 @@ import { ComputeChallenge } from "../src/coordinator/verification/compute-challe
 const clock = { now: () => 0 };
 const options = { size: 32, openedRows: 8 };
 
-describe("compute challenge", () => {
-  it("passes a worker that did the whole product", () => {
+describe("compute challenge", async () => {
+  it("passes a worker that did the whole product", async () => {
     const challenge = new ComputeChallenge(clock, options);
     const solver = new ChallengeSolver();
-    const open = challenge.onCommit(solver.solve(challenge.begin()));
+    const open = challenge.onCommit(await solver.solve(challenge.begin()));
     assert.ok("type" in open);
     const outcome = challenge.onReveal(solver.reveal(open));
     assert.equal(outcome.passed, true);
   });
 
-  it("fails a worker whose revealed row differs from its commitment", () => {
+  it("fails a worker whose revealed row differs from its commitment", async () => {
     const challenge = new ComputeChallenge(clock, options);
     const solver = new ChallengeSolver();
-    const open = challenge.onCommit(solver.solve(challenge.begin()));
+    const open = challenge.onCommit(await solver.solve(challenge.begin()));
     assert.ok("type" in open);
     const reveal = solver.reveal(open);
     reveal.rows[0]!.values[0] = (reveal.rows[0]!.values[0]! + 1) >>> 0;
@@ -31,11 +31,11 @@ describe("compute challenge", () => {
     });
   });
 
-  it("fails a worker that committed to rows it never computed", () => {
+  it("fails a worker that committed to rows it never computed", async () => {
     const challenge = new ComputeChallenge(clock, options);
     const verify = challenge.begin();
     const lazy = new ChallengeSolver();
-    const commit = lazy.solve({ ...verify, seed: (verify.seed + 1) >>> 0 });
+    const commit = await lazy.solve({ ...verify, seed: (verify.seed + 1) >>> 0 });
     const open = challenge.onCommit(commit);
     assert.ok("type" in open);
     const outcome = challenge.onReveal(lazy.reveal(open));
@@ -43,10 +43,10 @@ describe("compute challenge", () => {
     assert.match((outcome as { reason: string }).reason, /is not the product/);
   });
 
-  it("refuses a commitment of the wrong size or for another challenge", () => {
+  it("refuses a commitment of the wrong size or for another challenge", async () => {
     const challenge = new ComputeChallenge(clock, options);
     const verify = challenge.begin();
-    const commit = new ChallengeSolver().solve(verify);
+    const commit = await new ChallengeSolver().solve(verify);
     assert.deepEqual(challenge.onCommit({ ...commit, rowDigests: commit.rowDigests.slice(1) }), {
       passed: false,
       reason: "expected 32 row digests",

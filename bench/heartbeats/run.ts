@@ -40,7 +40,9 @@ const windowS = Number(args["window-s"]);
 
 const fdLimit = openFileLimit();
 if (fdLimit < workerCount + 500) {
-  throw new Error(`open-file limit ${fdLimit} is too low for ${workerCount} workers: ulimit -n ${workerCount + 1000}`);
+  throw new Error(
+    `open-file limit ${fdLimit} is too low for ${workerCount} workers: ulimit -n ${workerCount + 1000}`,
+  );
 }
 
 const machineAtStart = machine();
@@ -93,20 +95,37 @@ try {
   const watch = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
   watch.enable();
   const watcher = setInterval(() => {
-    progress(`coordinator: ${c.gateway.connectedWorkers} sessions, event-loop delay max ${delayMs(watch.max)} ms`);
+    progress(
+      `coordinator: ${c.gateway.connectedWorkers} sessions, event-loop delay max ${delayMs(watch.max)} ms`,
+    );
     watch.reset();
   }, 5000);
-  const connected = await nextMessage<{ workers: number; failed: number; firstFailure: string | null; connectS: number }>(child, "connected");
+  const connected = await nextMessage<{
+    workers: number;
+    failed: number;
+    firstFailure: string | null;
+    connectS: number;
+  }>(child, "connected");
   clearInterval(watcher);
   watch.disable();
-  progress(`${connected.workers} workers connected in ${round2(connected.connectS)} s (${connected.failed} failed)`);
+  progress(
+    `${connected.workers} workers connected in ${round2(connected.connectS)} s (${connected.failed} failed)`,
+  );
   await sleep(Number(args["settle-s"]) * 1000);
   progress(`measuring for ${windowS} s`);
 
   const readTotals = async () => ({
     heartbeats: await heartbeatsTotal(c),
-    dbChanges: (await sql<{ n: number }>`select total_changes() as n`.execute(c.store.db)).rows[0]!.n,
-    historyRows: Number((await c.store.db.selectFrom("node_history").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow()).n),
+    dbChanges: (await sql<{ n: number }>`select total_changes() as n`.execute(c.store.db)).rows[0]!
+      .n,
+    historyRows: Number(
+      (
+        await c.store.db
+          .selectFrom("node_history")
+          .select((eb) => eb.fn.countAll().as("n"))
+          .executeTakeFirstOrThrow()
+      ).n,
+    ),
   });
   const delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
   let rssMaxBytes = 0;
@@ -116,7 +135,9 @@ try {
     connectedMin = Math.min(connectedMin, c.gateway.connectedWorkers);
   }, 250);
   const gcPausesMs: number[] = [];
-  const gc = new PerformanceObserver((list) => gcPausesMs.push(...list.getEntries().map((e) => e.duration)));
+  const gc = new PerformanceObserver((list) =>
+    gcPausesMs.push(...list.getEntries().map((e) => e.duration)),
+  );
   gc.observe({ entryTypes: ["gc"] });
   const before = await readTotals();
   const cpuBefore = process.cpuUsage();
@@ -131,16 +152,41 @@ try {
   const after = await readTotals();
 
   child.send("stop");
-  const workers = await nextMessage<{ sentPerS: number; cores: number; unexpectedCloses: number }>(child, "report");
+  const workers = await nextMessage<{ sentPerS: number; cores: number; unexpectedCloses: number }>(
+    child,
+    "report",
+  );
 
   const result = {
     machine: { ...machineAtStart, loadAvg1mAtEnd: machine().loadAvg1m },
-    conditions: { workers: workerCount, hz, offeredPerS: workerCount * hz, detectionDeadlineS: 6, windowS, database: "sqlite", fdLimit },
-    setup: { seedS: round2(seedS), connected: connected.workers, connectFailures: connected.failed, firstFailure: connected.firstFailure, connectS: round2(connected.connectS) },
+    conditions: {
+      workers: workerCount,
+      hz,
+      offeredPerS: workerCount * hz,
+      detectionDeadlineS: 6,
+      windowS,
+      database: "sqlite",
+      fdLimit,
+    },
+    setup: {
+      seedS: round2(seedS),
+      connected: connected.workers,
+      connectFailures: connected.failed,
+      firstFailure: connected.firstFailure,
+      connectS: round2(connected.connectS),
+    },
     coordinator: {
       heartbeatsPerS: Math.round((after.heartbeats - before.heartbeats) / wallS),
-      eventLoopDelayMs: { p50: delayMs(delay.percentile(50)), p99: delayMs(delay.percentile(99)), max: delayMs(delay.max) },
-      gcPausesMs: { count: gcPausesMs.length, total: round2(gcPausesMs.reduce((a, b) => a + b, 0)), max: round2(Math.max(0, ...gcPausesMs)) },
+      eventLoopDelayMs: {
+        p50: delayMs(delay.percentile(50)),
+        p99: delayMs(delay.percentile(99)),
+        max: delayMs(delay.max),
+      },
+      gcPausesMs: {
+        count: gcPausesMs.length,
+        total: round2(gcPausesMs.reduce((a, b) => a + b, 0)),
+        max: round2(Math.max(0, ...gcPausesMs)),
+      },
       rssMaxMiB: Math.round(rssMaxBytes / 1_048_576),
       heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 1_048_576),
       cores: round2((cpu.user + cpu.system) / 1e6 / wallS),
@@ -148,7 +194,11 @@ try {
       dbChangesInWindow: after.dbChanges - before.dbChanges,
       historyRowsInWindow: after.historyRows - before.historyRows,
     },
-    workersProcess: { sentPerS: Math.round(workers.sentPerS), cores: round2(workers.cores), unexpectedCloses: workers.unexpectedCloses },
+    workersProcess: {
+      sentPerS: Math.round(workers.sentPerS),
+      cores: round2(workers.cores),
+      unexpectedCloses: workers.unexpectedCloses,
+    },
   };
   console.log(JSON.stringify(result, null, 2));
 } finally {
@@ -166,7 +216,8 @@ async function heartbeatsTotal(c: Coordinator): Promise<number> {
 
 function nextMessage<T>(from: ChildProcess, type: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`workers process exited (${code}) before "${type}"`));
+    const onExit = (code: number | null) =>
+      reject(new Error(`workers process exited (${code}) before "${type}"`));
     from.once("exit", onExit);
     from.on("message", function listener(message: { type?: string }) {
       if (message.type !== type) return;

@@ -5,10 +5,14 @@
  * welcome on beats at the interval the coordinator asks for, with a heartbeat shaped like a real
  * one (one utilization entry per GPU).
  *
+ * Beats are paced by one 10 ms ticker against each worker's own schedule (welcome time + k ×
+ * interval) rather than 10,000 `setInterval`s, which drift late under load and would offer less
+ * than N × hz. A worker more than one interval behind skips ahead instead of bursting.
+ *
  * argv: <coordinator url> <identities json file>. IPC: posts `{ type: "connected" }` once every
  * worker is in, answers the message "stop" with `{ type: "report" }` and exits.
  */
-import { createPrivateKey, type KeyObject } from "node:crypto";
+import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
@@ -28,43 +32,54 @@ interface SimulatedWorker {
   seq: number;
   gpuCount: number;
   open: boolean;
-  timer?: NodeJS.Timeout;
+  intervalMs: number;
+  nextBeatMs: number;
 }
 
 const CONNECTING_AT_ONCE = 200;
+const TICK_MS = 10;
 
 const [coordinatorUrl = "", identitiesFile = ""] = process.argv.slice(2);
 const identities = JSON.parse(readFileSync(identitiesFile, "utf8")) as WorkerIdentity[];
-let sent = 0;
 const connectUrl = new URL("/v1/workers/connect", coordinatorUrl.replace(/^http/, "ws"));
+const workers: SimulatedWorker[] = [];
+let sent = 0;
 let unexpectedCloses = 0;
 
-function connect(identity: WorkerIdentity): Promise<SimulatedWorker> {
-  const key: KeyObject = createPrivateKey({
+function connect(identity: WorkerIdentity): Promise<void> {
+  const key = createPrivateKey({
     key: Buffer.from(identity.privateKey, "base64"),
     format: "der",
     type: "pkcs8",
   });
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(connectUrl, { handshakeTimeout: 30_000 });
-    const worker: SimulatedWorker = { socket, seq: 0, gpuCount: identity.gpuCount, open: false };
+    const worker: SimulatedWorker = {
+      socket,
+      seq: 0,
+      gpuCount: identity.gpuCount,
+      open: false,
+      intervalMs: 0,
+      nextBeatMs: 0,
+    };
     socket.on("message", (data) => {
-      const message = CoordinatorMessage.parse(JSON.parse(String(data)));
+      const message = CoordinatorMessage.parse(JSON.parse((data as Buffer).toString("utf8")));
       if (message.type === "challenge") {
         const payload = connectPayload(identity.deviceId, message.nonce);
-        send(worker, { type: "auth", deviceId: identity.deviceId, signature: signPayload(key, payload) });
+        const signature = signPayload(key, payload);
+        send(worker, { type: "auth", deviceId: identity.deviceId, signature });
       } else if (message.type === "welcome") {
         worker.open = true;
-        worker.timer = setInterval(() => beat(worker), message.heartbeatIntervalMs);
-        beat(worker);
-        resolve(worker);
+        worker.intervalMs = message.heartbeatIntervalMs;
+        worker.nextBeatMs = performance.now();
+        workers.push(worker);
+        resolve();
       }
     });
     socket.on("error", reject);
     socket.on("close", (code, reason) => {
       if (worker.open) unexpectedCloses++;
       worker.open = false;
-      clearInterval(worker.timer);
       reject(new Error(`closed before welcome: ${code} ${String(reason)}`));
     });
   });
@@ -75,7 +90,6 @@ function send(worker: SimulatedWorker, message: WorkerMessage): void {
 }
 
 function beat(worker: SimulatedWorker): void {
-  if (!worker.open) return;
   sent++;
   send(worker, {
     type: "heartbeat",
@@ -92,8 +106,17 @@ function beat(worker: SimulatedWorker): void {
   });
 }
 
+const ticker = setInterval(() => {
+  const now = performance.now();
+  for (const worker of workers) {
+    if (!worker.open || worker.nextBeatMs > now) continue;
+    beat(worker);
+    worker.nextBeatMs += worker.intervalMs;
+    if (worker.nextBeatMs <= now) worker.nextBeatMs = now + worker.intervalMs;
+  }
+}, TICK_MS);
+
 const startedMs = performance.now();
-const workers: SimulatedWorker[] = [];
 const failures: string[] = [];
 let next = 0;
 await Promise.all(
@@ -101,8 +124,9 @@ await Promise.all(
     while (next < identities.length) {
       const identity = identities[next++]!;
       try {
-        workers.push(await connect(identity));
-      if (workers.length % 1000 === 0) process.stderr.write(`  ${workers.length} workers connected\n`);
+        await connect(identity);
+        if (workers.length % 1000 === 0)
+          process.stderr.write(`  ${workers.length} workers connected\n`);
       } catch (error) {
         failures.push(error instanceof Error ? error.message : String(error));
       }
@@ -123,7 +147,7 @@ const cpuAtStart = process.cpuUsage();
 
 process.on("message", (message) => {
   if (message !== "stop") return;
-  for (const worker of workers) clearInterval(worker.timer);
+  clearInterval(ticker);
   const wallS = (performance.now() - beatStartMs) / 1000;
   const cpu = process.cpuUsage(cpuAtStart);
   process.send?.(

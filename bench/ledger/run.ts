@@ -24,6 +24,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import SQLite from "better-sqlite3";
 import { Billing, type SettleInput } from "../../src/coordinator/billing/billing.ts";
 import { Leg, walletAccount } from "../../src/coordinator/billing/ledger-accounts.ts";
 import { Ledger } from "../../src/coordinator/billing/ledger.ts";
@@ -221,7 +222,31 @@ async function bench(store: Store, concurrency: number) {
   };
 }
 
-const result: Record<string, unknown> = { machine: machine(), ops: OPS };
+/**
+ * How loaded the machine is right now: MACHINE-NOTES.md measured 10k plain inserts in one SQLite
+ * transaction at ≈ 7 ms on an idle machine; a larger figure here scales every figure below.
+ */
+function calibrationMs(): number {
+  const database = new SQLite(":memory:");
+  database.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER)");
+  const insert = database.prepare("INSERT INTO t (a, b) VALUES (?, ?)");
+  const times: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const start = performance.now();
+    database.transaction(() => {
+      for (let i = 0; i < 10_000; i++) insert.run(`x${i}`, i);
+    })();
+    times.push(performance.now() - start);
+  }
+  database.close();
+  return round2(Math.min(...times));
+}
+
+const result: Record<string, unknown> = {
+  machine: machine(),
+  ops: OPS,
+  calibration: { plainInserts10kMs: calibrationMs(), idleMachineMs: 7 },
+};
 progress(`load average at start: ${loadavg().map(round2).join(" ")}`);
 if (args.db === "sqlite" || args.db === "both") {
   const dir = await mkdtemp(join(tmpdir(), "tandem-bench-ledger-"));
@@ -251,4 +276,5 @@ if (args.db === "postgres" || args.db === "both") {
   }
 }
 result.loadAvgAtEnd = loadavg().map(round2);
+result.calibrationAtEnd = calibrationMs();
 process.stdout.write(JSON.stringify(result, null, 2) + "\n");

@@ -18,7 +18,10 @@ import { openStore, type StoreLocation } from "../../src/coordinator/store/datab
 import { GPU_MODEL_IDS } from "../../src/core/gpu-catalog.ts";
 import { REGIONS } from "../../src/core/regions.ts";
 import { startPostgres, type PostgresServer } from "../../test/support/postgres.ts";
-import { startCoordinatorProcess, type CoordinatorProcess } from "../support/coordinator-process.ts";
+import {
+  startCoordinatorProcess,
+  type CoordinatorProcess,
+} from "../support/coordinator-process.ts";
 import { seedFleet } from "../support/fleet.ts";
 import { machine, progress, round2, summarize, type LatencySummary } from "../support/stats.ts";
 
@@ -45,12 +48,22 @@ const MIXES: Record<string, (i: number) => Record<string, string | number>> = {
   gpuModel: (i) => ({ gpuModel: cycle(GPU_MODEL_IDS, i) }),
   region: (i) => ({ region: cycle(REGIONS, i).id }),
   zone: (i) => ({ zone: cycle(ZONES, i) }),
-  status: (i) => ({ status: cycle(["available", "offline", "leased", "unverified", "standby"], i) }),
+  status: (i) => ({
+    status: cycle(["available", "offline", "leased", "unverified", "standby"], i),
+  }),
   minUptime: (i) => ({ minUptime: cycle([0.5, 0.9, 0.95, 0.99], i) }),
   minVramMiB: (i) => ({ minVramMiB: cycle([8000, 16_000, 24_000, 40_000, 80_000], i) }),
   "gpuModel+status": (i) => ({ gpuModel: cycle(GPU_MODEL_IDS, i), status: "available" }),
-  "region+status+minUptime": (i) => ({ region: cycle(REGIONS, i).id, status: "available", minUptime: 0.95 }),
-  "zone+minVramMiB+minUptime": (i) => ({ zone: cycle(ZONES, i), minVramMiB: 40_000, minUptime: 0.9 }),
+  "region+status+minUptime": (i) => ({
+    region: cycle(REGIONS, i).id,
+    status: "available",
+    minUptime: 0.95,
+  }),
+  "zone+minVramMiB+minUptime": (i) => ({
+    zone: cycle(ZONES, i),
+    minVramMiB: 40_000,
+    minUptime: 0.9,
+  }),
   "all six": (i) => ({
     gpuModel: cycle(GPU_MODEL_IDS, i),
     region: cycle(REGIONS, i * 7).id,
@@ -79,59 +92,82 @@ try {
   // PostgreSQL's autovacuum would analyze a table this size within a minute; do it now.
   if (location.kind === "postgres") await sql`analyze`.execute(store.db);
   await store.close();
-  progress(`seeded ${nodeCount} nodes (${args.db}) in ${round2((performance.now() - seedStartMs) / 1000)} s`);
+  progress(
+    `seeded ${nodeCount} nodes (${args.db}) in ${round2((performance.now() - seedStartMs) / 1000)} s`,
+  );
 
-  coordinator = await startCoordinatorProcess({
-    home,
-    port: 0,
-    logLevel: "warn",
-    rateLimitPerMinute: 1_000_000_000,
-    ...(location.kind === "postgres" ? { databaseUrl: location.url } : { sqlitePath: location.path }),
-    // The seeded online nodes have no worker behind them: a 100-minute detection deadline keeps
-    // them online, and an hourly uptime refresh keeps the seeded uptime figures, during the run.
-    heartbeatIntervalMs: 60_000,
-    missedHeartbeats: 100,
-    uptimeRefreshMs: 3_600_000,
-  }, { cpuProfileDir: args["cpu-prof-dir"] });
-  const base = coordinator.url;
+  coordinator = await startCoordinatorProcess(
+    {
+      home,
+      port: 0,
+      logLevel: "warn",
+      rateLimitPerMinute: 1_000_000_000,
+      ...(location.kind === "postgres"
+        ? { databaseUrl: location.url }
+        : { sqlitePath: location.path }),
+      // The seeded online nodes have no worker behind them: a 100-minute detection deadline keeps
+      // them online, and an hourly uptime refresh keeps the seeded uptime figures, during the run.
+      heartbeatIntervalMs: 60_000,
+      missedHeartbeats: 100,
+      uptimeRefreshMs: 3_600_000,
+    },
+    { cpuProfileDir: args["cpu-prof-dir"] },
+  );
+  const c = coordinator;
 
-  const sequential: Record<string, LatencySummary & { avgItems: number }> = {};
+  /** Times `count` requests and adds the coordinator's CPU time per request (load-independent). */
+  const measure = async (
+    count: number,
+    path: (i: number) => string,
+    onBody?: (body: string) => void,
+    parallel = 1,
+  ) => {
+    await timeRequests(c.url, WARMUP, path, undefined, parallel);
+    const cpuBeforeMs = await c.cpuMs();
+    const startMs = performance.now();
+    const samples = await timeRequests(c.url, count, path, onBody, parallel);
+    const wallS = (performance.now() - startMs) / 1000;
+    const cpuMsPerRequest = round2(((await c.cpuMs()) - cpuBeforeMs) / count);
+    return { ...summarize(samples), requestsPerS: Math.round(count / wallS), cpuMsPerRequest };
+  };
+
+  const listNodes: Record<string, LatencySummary & { avgItems: number }> = {};
   for (const [name, query] of Object.entries(MIXES)) {
-    await timeRequests(base, WARMUP, (i) => nodesPath(query(i)));
     let items = 0;
-    const samples = await timeRequests(base, requests, (i) => nodesPath(query(i)), (body) => {
+    const countItems = (body: string) => {
       items += (JSON.parse(body) as { items: unknown[] }).items.length;
-    });
-    sequential[name] = { ...summarize(samples), avgItems: round2(items / requests) };
-    progress(`${name}: p99 ${sequential[name].p99} ms`);
+    };
+    const figures = await measure(requests, (i) => nodesPath(query(i)), countItems);
+    listNodes[name] = { ...figures, avgItems: round2(items / requests) };
+    progress(`${name}: p99 ${figures.p99} ms`);
   }
 
   let cursor: string | null = null;
-  const cursorSamples = await timeRequests(
-    base,
-    requests,
-    () => nodesPath({ status: "available", ...(cursor === null ? {} : { cursor }) }),
-    (body) => ({ nextCursor: cursor } = JSON.parse(body) as { nextCursor: string | null }),
-  );
-  sequential["status, following nextCursor"] = { ...summarize(cursorSamples), avgItems: 50 };
+  listNodes["status, following nextCursor"] = {
+    ...(await measure(
+      requests,
+      () => nodesPath({ status: "available", ...(cursor === null ? {} : { cursor }) }),
+      (body) => ({ nextCursor: cursor } = JSON.parse(body) as { nextCursor: string | null }),
+    )),
+    avgItems: 50,
+  };
 
-  await timeRequests(base, WARMUP, () => "/v1/network/stats");
-  const stats = summarize(await timeRequests(base, requests, () => "/v1/network/stats"));
-  progress(`network stats: p99 ${stats.p99} ms`);
+  const networkStats = await measure(requests, () => "/v1/network/stats");
+  progress(`network stats: p99 ${networkStats.p99} ms`);
 
   const names = Object.keys(MIXES);
-  const startMs = performance.now();
-  const concurrent = summarize(
-    await timeRequests(base, requests * 5, (i) => nodesPath(MIXES[cycle(names, i)]!(Math.floor(i / names.length))), undefined, concurrency),
-  );
-  const concurrentPerS = Math.round((requests * 5) / ((performance.now() - startMs) / 1000));
+  const mixed = (i: number) => nodesPath(MIXES[cycle(names, i)]!(Math.floor(i / names.length)));
+  const listNodesConcurrent = {
+    concurrency,
+    ...(await measure(requests * 2, mixed, undefined, concurrency)),
+  };
 
   const result = {
     machine: { ...machineAtStart, loadAvg1mAtEnd: machine().loadAvg1m },
-    conditions: { database: args.db, nodes: nodeCount, limit: 50, requestsPerMix: requests, warmup: WARMUP },
-    listNodesSequentialMs: sequential,
-    networkStatsSequentialMs: stats,
-    listNodesConcurrentMs: { concurrency, requests: requests * 5, requestsPerS: concurrentPerS, ...concurrent },
+    conditions: { database: args.db, nodes: nodeCount, limit: 50, requests, warmup: WARMUP },
+    listNodesMs: listNodes,
+    networkStatsMs: networkStats,
+    listNodesConcurrentMs: listNodesConcurrent,
   };
   console.log(JSON.stringify(result, null, 2));
 } finally {
@@ -163,7 +199,8 @@ async function timeRequests(
       const response = await fetch(url);
       const body = await response.text();
       samples.push(performance.now() - startMs);
-      if (response.status !== 200) throw new Error(`GET ${url}: ${response.status} ${body.slice(0, 300)}`);
+      if (response.status !== 200)
+        throw new Error(`GET ${url}: ${response.status} ${body.slice(0, 300)}`);
       onBody?.(body);
     }
   };

@@ -95,7 +95,10 @@ const DAY_MS = 86_400_000;
 const BATCH = 1000;
 
 /** Inserts `count` nodes (one device and one node each) in one transaction; answers their ids. */
-export async function seedFleet(db: Kysely<Database>, options: FleetOptions): Promise<SeededNode[]> {
+export async function seedFleet(
+  db: Kysely<Database>,
+  options: FleetOptions,
+): Promise<SeededNode[]> {
   const random = mulberry32(options.seed ?? 1);
   const accounts = Array.from({ length: Math.max(1, Math.ceil(options.count / 50)) }, () =>
     newId(IdPrefix.account, options.nowMs),
@@ -104,8 +107,9 @@ export async function seedFleet(db: Kysely<Database>, options: FleetOptions): Pr
   const nodes: Insertable<NodesTable>[] = [];
   const seeded: SeededNode[] = [];
   // Nodes register over 180 days; rows go in in that order, as they would have (ids sort by time).
-  const registrations = Array.from({ length: options.count }, () =>
-    options.nowMs - Math.floor(random() * 180 * DAY_MS),
+  const registrations = Array.from(
+    { length: options.count },
+    () => options.nowMs - Math.floor(random() * 180 * DAY_MS),
   ).sort((a, b) => a - b);
   for (let i = 0; i < options.count; i++) {
     const registeredAt = registrations[i]!;
@@ -158,10 +162,19 @@ export async function seedFleet(db: Kysely<Database>, options: FleetOptions): Pr
       disabled_at: null,
     }));
     for (let i = 0; i < rows.length; i += BATCH)
-      await tx.insertInto("accounts").values(rows.slice(i, i + BATCH)).execute();
+      await tx
+        .insertInto("accounts")
+        .values(rows.slice(i, i + BATCH))
+        .execute();
     for (let i = 0; i < devices.length; i += BATCH) {
-      await tx.insertInto("devices").values(devices.slice(i, i + BATCH)).execute();
-      await tx.insertInto("nodes").values(nodes.slice(i, i + BATCH)).execute();
+      await tx
+        .insertInto("devices")
+        .values(devices.slice(i, i + BATCH))
+        .execute();
+      await tx
+        .insertInto("nodes")
+        .values(nodes.slice(i, i + BATCH))
+        .execute();
     }
   });
   return seeded;

@@ -13,7 +13,8 @@ export interface LatencySummary {
 /** Nearest-rank percentiles of latency samples (ms), rounded to 0.01 ms. */
 export function summarize(samplesMs: readonly number[]): LatencySummary {
   const sorted = [...samplesMs].sort((a, b) => a - b);
-  const at = (p: number) => round2(sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN);
+  const at = (p: number) =>
+    round2(sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN);
   return { n: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: at(100) };
 }
 

@@ -12,6 +12,7 @@ import {
   LogPage,
   SearchResponse,
   type DeployRequest,
+  type QuoteRequest,
   type SearchRequest,
 } from "../protocol/clusters.ts";
 import {
@@ -25,6 +26,7 @@ import {
   ClusterCostsView,
   LedgerAudit,
   MoneyMovement,
+  QuoteView,
   WalletTransactionList,
   WalletView,
   type DepositRequest,
@@ -145,6 +147,10 @@ export class TandemClient {
 
   search(body: SearchRequest) {
     return this.request("POST", "/v1/search", body, undefined, SearchResponse);
+  }
+
+  quote(body: QuoteRequest) {
+    return this.request("POST", "/v1/quotes", body, undefined, QuoteView);
   }
 
   deployCluster(body: DeployRequest, idempotencyKey?: string) {

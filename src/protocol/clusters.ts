@@ -77,6 +77,13 @@ export const DeployRequest = CapacityFilters.extend({
 });
 export type DeployRequest = z.input<typeof DeployRequest>;
 
+/** What a quote needs: the deploy's capacity filters, duration and currency. */
+export const QuoteRequest = CapacityFilters.extend({
+  hours: z.number().int().min(1).max(720),
+  currency: CurrencyName.default("USDC"),
+});
+export type QuoteRequest = z.input<typeof QuoteRequest>;
+
 export const ClusterStatusName = z.enum([
   "pending",
   "provisioning",

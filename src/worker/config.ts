@@ -13,6 +13,8 @@ export const WorkerConfig = z.strictObject({
   nvidiaSmi: z.string().default("nvidia-smi"),
   /** How often GPU load is re-read for heartbeats, ms. */
   gpuSampleIntervalMs: z.number().int().min(500).default(10_000),
+  /** Root of job work dirs (default: a 0711 dir in the system temp dir, see jobs/jobs-dir.ts). */
+  jobsDir: z.string().min(1).optional(),
   /** Python with the engines (torch, dask) that cluster kinds start. */
   python: z.string().default("/usr/bin/python3"),
   /** Run jobs without a sandbox when bubblewrap is unusable: `tandem dev` only, never in production. */

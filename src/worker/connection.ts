@@ -128,7 +128,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         this.emit("job", message);
         return;
       case "verify":
-        this.send(this.solver.solve(message));
+        void this.solver.solve(message).then((commit) => this.send(commit));
         return;
       case "verify-open":
         this.send(this.solver.reveal(message));

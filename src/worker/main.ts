@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { mkdir } from "node:fs/promises";
 import type { Utilization } from "../protocol/worker-messages.ts";
 import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
@@ -8,6 +7,7 @@ import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
 import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts";
 import { registerDevice } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
+import { prepareJobsDir } from "./jobs/jobs-dir.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
 import { selectRuntime } from "./runtime/select-runtime.ts";
@@ -33,8 +33,8 @@ export async function startWorker(
   const log: WorkerLog =
     ports.log ??
     ((message, fields) => console.error(JSON.stringify({ service: "worker", message, ...fields })));
-  const workDir = join(config.home, "jobs");
-  await mkdir(workDir, { recursive: true, mode: 0o700 });
+  await mkdir(config.home, { recursive: true, mode: 0o700 });
+  const workDir = await prepareJobsDir(config.home, config.jobsDir);
 
   const identity = await loadOrCreateIdentity(config.home);
   const runtime = ports.runtime ?? (await chooseRuntime(config.allowUnsandboxed, log));

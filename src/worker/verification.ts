@@ -16,10 +16,17 @@ import type {
 export class ChallengeSolver {
   private product: { challengeId: string; rows: Uint32Array[] } | undefined;
 
-  solve(message: z.infer<typeof VerifyMessage>): z.infer<typeof VerifyCommitMessage> {
+  /** Multiplies in slices, yielding between them, so heartbeats keep flowing meanwhile. */
+  async solve(
+    message: z.infer<typeof VerifyMessage>,
+  ): Promise<z.infer<typeof VerifyCommitMessage>> {
     const started = performance.now();
     const matrices = challengeMatrices(message.seed, message.size);
-    const rows = Array.from({ length: message.size }, (_, i) => productRow(matrices, i));
+    const rows: Uint32Array[] = [];
+    for (let i = 0; i < message.size; i++) {
+      rows.push(productRow(matrices, i));
+      if (i % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+    }
     const computeMs = performance.now() - started;
     this.product = { challengeId: message.challengeId, rows };
     return {

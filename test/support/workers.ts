@@ -20,21 +20,19 @@ export async function availableWorker(
   zone: string,
 ): Promise<WorkerSocket & { nodeId: string }> {
   const device = newDeviceKey();
-  const registered = await t
-    .client(apiKey)
-    .registerDevice(
-      signedRegistration(device, {
-        region: "eu-west",
-        zone,
-        hardware: await fixtureHardware("none"),
-      }),
-    );
+  const registered = await t.client(apiKey).registerDevice(
+    signedRegistration(device, {
+      region: "eu-west",
+      zone,
+      hardware: await fixtureHardware("none"),
+    }),
+  );
   const worker = await connectWorker(t.url, registered.deviceId, device.privateKey);
   const solver = new ChallengeSolver();
   const verify = await worker.next();
   assert.equal(verify.type, "verify");
   if (verify.type !== "verify") throw new Error("no challenge");
-  worker.send(solver.solve(verify));
+  worker.send(await solver.solve(verify));
   const open = await worker.next();
   if (open.type !== "verify-open") throw new Error("no verify-open");
   worker.send(solver.reveal(open));

@@ -5,6 +5,7 @@ import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
 import { parseIntOption, parseRatio, withClientOptions, type ClientOptions } from "./common.ts";
+import { addClusterCostsCommand } from "./wallet.ts";
 
 const FINAL = new Set(["completed", "failed", "terminated", "expired"]);
 
@@ -172,6 +173,32 @@ export function registerClusterCommands(program: Command): void {
         process.stdout.write(`follow its logs: tandem cluster logs ${settled.id} --follow\n`);
       },
     );
+
+  withFilters(
+    cluster.command("quote").description("what a deploy would cost now: rental, every fee, totals"),
+  )
+    .requiredOption("--hours <n>", "paid hours", parseIntOption("--hours"))
+    .action(async (options: FilterOptions & { hours: number }) => {
+      const quote = await (
+        await clientFor(options)
+      ).quote({ ...filtersFrom(options), hours: options.hours });
+      if (options.json) return printJson(quote);
+      const c = quote.currency;
+      printFields([
+        [
+          "rental",
+          `${quote.rental} ${c} (${quote.lines.length} node(s) × ${quote.durationMinutes / 60} h)`,
+        ],
+        ["reservation fee", `${quote.fees.reservationConsumer} ${c}`],
+        ["payment fee", `${quote.fees.payment} ${c}`],
+        ["you pay", `${quote.consumerTotal} ${c}`],
+        ["suppliers receive", `${quote.supplierPayout} ${c}`],
+        ["burned", `${quote.fees.burn} ${c}`],
+        ["treasury", `${quote.treasury} ${c}`],
+      ]);
+    });
+
+  addClusterCostsCommand(cluster);
 
   withClientOptions(cluster.command("list").description("your clusters")).action(
     async (options: ClientOptions) => {

@@ -15,7 +15,7 @@
  * the first credit creates it.
  */
 import { createHash } from "node:crypto";
-import { sql, type Kysely } from "kysely";
+import { CompiledQuery, sql, type Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { ZERO, units, type Currency, type Money } from "../../core/money.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
@@ -80,6 +80,8 @@ function stableJson(value: unknown): string {
 }
 
 export class Ledger {
+  private readonly insertSql = new Map<string, string>();
+
   constructor(readonly dialect: Dialect) {}
 
   /** Serializes operations that share an idempotency key (PostgreSQL; SQLite is serial). */
@@ -176,10 +178,9 @@ export class Ledger {
     const id = newId(IdPrefix.transaction, input.nowMs);
     await this.insertPostings(tx, [{ transactionId: id, postings: input.postings }]);
     const response = input.response(id);
-    await tx
-      .insertInto("ledger_transactions")
-      .values(transactionRow(id, input, response))
-      .execute();
+    await this.insertRows(tx, "ledger_transactions", TRANSACTION_COLUMNS, [
+      transactionValues(id, input, response),
+    ]);
     return { id, response };
   }
 
@@ -194,9 +195,9 @@ export class Ledger {
       inputs.map((input, i) => ({ transactionId: ids[i]!, postings: input.postings })),
     );
     const results = inputs.map((input, i) => ({ id: ids[i]!, response: input.response(ids[i]!) }));
-    const rows = inputs.map((input, i) => transactionRow(ids[i]!, input, results[i]!.response));
-    for (const chunk of chunks(rows, 500))
-      await tx.insertInto("ledger_transactions").values(chunk).execute();
+    const rows = inputs.map((input, i) => transactionValues(ids[i]!, input, results[i]!.response));
+    for (const chunk of shapedChunks(rows, 512))
+      await this.insertRows(tx, "ledger_transactions", TRANSACTION_COLUMNS, chunk);
     return results;
   }
 
@@ -209,32 +210,63 @@ export class Ledger {
       batch.flatMap(({ transactionId, postings }) =>
         postings.map((p) => ({ transactionId, ...p })),
       ),
-    ).map((p) => ({
-      transaction_id: p.transactionId,
-      account: p.account,
-      currency: p.currency,
-      amount: p.amount,
-      leg: p.leg,
-    }));
-    for (const chunk of chunks(rows, 1000))
-      await tx.insertInto("ledger_postings").values(chunk).execute();
+    ).map((p): unknown[] => [p.transactionId, p.account, p.currency, p.amount, p.leg]);
+    for (const chunk of shapedChunks(rows, 1024))
+      await this.insertRows(tx, "ledger_postings", POSTING_COLUMNS, chunk);
+  }
+
+  /**
+   * A multi-row INSERT as plain SQL text, cached per table and row count: the hot path skips
+   * Kysely's query builder, whose per-value work dominated bulk inserts (values stay bound).
+   */
+  private async insertRows(
+    tx: Tx,
+    table: "ledger_postings" | "ledger_transactions",
+    columns: readonly string[],
+    rows: ReadonlyArray<readonly unknown[]>,
+  ): Promise<void> {
+    const key = `${table}:${rows.length}`;
+    let text = this.insertSql.get(key);
+    if (text === undefined) {
+      let n = 0;
+      const placeholder = () => (this.dialect === "postgres" ? `$${++n}` : "?");
+      const tuples = rows.map(() => `(${columns.map(placeholder).join(", ")})`);
+      text = `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${tuples.join(", ")}`;
+      this.insertSql.set(key, text);
+    }
+    await tx.executeQuery(CompiledQuery.raw(text, rows.flat()));
   }
 }
 
-function transactionRow(id: string, input: RecordInput, response: unknown) {
-  return {
+const POSTING_COLUMNS = ["transaction_id", "account", "currency", "amount", "leg"] as const;
+const TRANSACTION_COLUMNS = [
+  "id",
+  "idempotency_key",
+  "kind",
+  "request_hash",
+  "account_id",
+  "cluster_id",
+  "lease_id",
+  "served_minutes",
+  "metadata",
+  "response",
+  "created_at",
+] as const;
+
+function transactionValues(id: string, input: RecordInput, response: unknown): unknown[] {
+  return [
     id,
-    idempotency_key: input.idempotencyKey,
-    kind: input.kind,
-    request_hash: input.requestHash,
-    account_id: input.accountId ?? null,
-    cluster_id: input.clusterId ?? null,
-    lease_id: input.leaseId ?? null,
-    served_minutes: input.servedMinutes ?? null,
-    metadata: JSON.stringify(input.metadata),
-    response: JSON.stringify(response),
-    created_at: input.nowMs,
-  };
+    input.idempotencyKey,
+    input.kind,
+    input.requestHash,
+    input.accountId ?? null,
+    input.clusterId ?? null,
+    input.leaseId ?? null,
+    input.servedMinutes ?? null,
+    JSON.stringify(input.metadata),
+    JSON.stringify(response),
+    input.nowMs,
+  ];
 }
 
 /**
@@ -264,9 +296,19 @@ function checkBalanced(transactionId: string, postings: readonly PostingInput[])
   }
 }
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
+/**
+ * Chunks of `max` rows, then the rest in descending powers of two: a handful of statement shapes
+ * per table (each prepared once and cached), whatever the batch size.
+ */
+function shapedChunks<T>(items: readonly T[], max: number): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  let i = 0;
+  for (; items.length - i >= max; i += max) out.push(items.slice(i, i + max));
+  for (let size = 2 ** Math.floor(Math.log2(max)); size >= 1; size /= 2) {
+    if (items.length - i < size) continue;
+    out.push(items.slice(i, i + size));
+    i += size;
+  }
   return out;
 }
 

@@ -208,4 +208,39 @@ forEachDatabase("node lifecycle", (db) => {
     await r.lifecycle.refreshAllUptime(t0 + 31 * DAY_MS);
     assert.deepEqual((await r.nodes.get(nodeId)).uptime, { "24h": 0, "7d": 0, "30d": 0 });
   });
+
+  test("concurrent transitions of one node never overwrite each other", async (t) => {
+    const r = await openRegistry(db, t);
+    const hardware = await fixtureHardware("none");
+    const ctx = (reason: string) => ({ actor: "test", reason, nowMs: r.clock.now() });
+    for (let i = 0; i < 15; i++) {
+      const { nodeId, deviceId } = await r.register({
+        region: "eu-west",
+        zone: "eu-west-a",
+        hardware,
+      });
+      await r.lifecycle.apply(nodeId, { type: "connect", verified: false }, ctx("connect"));
+      // A verification result lands while an admin revokes the device, and two leases race.
+      const [verified, , leaseA, leaseB] = await Promise.all([
+        r.lifecycle.apply(nodeId, { type: "verify" }, ctx("verified")),
+        r.devices.revoke(deviceId, "admin", "revoked", r.clock.now()),
+        r.lifecycle.apply(nodeId, { type: "lease" }, ctx("lease a")),
+        r.lifecycle.apply(nodeId, { type: "lease" }, ctx("lease b")),
+      ]);
+      assert.equal((await r.nodes.get(nodeId)).status, "revoked", `node ${i}`);
+      assert.ok(!(leaseA.ok && leaseB.ok), `node ${i} leased twice`);
+      void verified;
+      // The history is one unbroken chain: each transition starts where the previous ended.
+      const statuses = (await r.nodes.history(nodeId, 100)).items.filter((h) => h.to !== null);
+      for (let k = 1; k < statuses.length; k++) {
+        assert.equal(
+          statuses[k]!.from,
+          statuses[k - 1]!.to,
+          `node ${i}: ${JSON.stringify(statuses)}`,
+        );
+      }
+      assert.equal(statuses.at(-1)!.to, "revoked");
+      assert.equal(statuses.filter((h) => h.to === "revoked").length, 1);
+    }
+  });
 });

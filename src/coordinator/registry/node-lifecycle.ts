@@ -153,19 +153,35 @@ export async function applyInTx(
   event: NodeEvent,
   ctx: TransitionContext,
 ): Promise<TransitionResult> {
-  const node = await tx
-    .selectFrom("nodes")
-    .select(["status", "registered_at"])
-    .where("id", "=", nodeId)
-    .executeTakeFirst();
-  if (node === undefined) return { ok: false, code: "NOT_FOUND", from: null };
-  const from = node.status as NodeStatus;
+  // Compare-and-set on the status: two transactions that read the same status cannot both move
+  // it (PostgreSQL's READ COMMITTED would let the later write silently undo the earlier one, e.g.
+  // a verification result un-revoking a device). The loser re-reads the committed status and
+  // decides again; each retry means another transition committed, so the loop ends.
+  let from: NodeStatus;
   let to: NodeStatus;
-  try {
-    to = nextNodeStatus(from, event);
-  } catch (error) {
-    if (error instanceof TandemError) return { ok: false, code: "INVALID_TRANSITION", from };
-    throw error;
+  let registeredAtMs: number;
+  for (;;) {
+    const node = await tx
+      .selectFrom("nodes")
+      .select(["status", "registered_at"])
+      .where("id", "=", nodeId)
+      .executeTakeFirst();
+    if (node === undefined) return { ok: false, code: "NOT_FOUND", from: null };
+    from = node.status as NodeStatus;
+    registeredAtMs = toNumber(node.registered_at);
+    try {
+      to = nextNodeStatus(from, event);
+    } catch (error) {
+      if (error instanceof TandemError) return { ok: false, code: "INVALID_TRANSITION", from };
+      throw error;
+    }
+    const claimed = await tx
+      .updateTable("nodes")
+      .set({ status: to })
+      .where("id", "=", nodeId)
+      .where("status", "=", from)
+      .executeTakeFirst();
+    if (claimed.numUpdatedRows > 0n) break;
   }
 
   const wasOnline = isOnline(from);
@@ -185,11 +201,10 @@ export async function applyInTx(
       .execute();
   }
 
-  const uptime = await computeUptime(tx, nodeId, toNumber(node.registered_at), ctx.nowMs);
+  const uptime = await computeUptime(tx, nodeId, registeredAtMs, ctx.nowMs);
   await tx
     .updateTable("nodes")
     .set({
-      status: to,
       uptime_24h: uptime["24h"],
       uptime_7d: uptime["7d"],
       uptime_30d: uptime["30d"],

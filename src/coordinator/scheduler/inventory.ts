@@ -107,7 +107,8 @@ export class Inventory implements PlacementIndex<InventoryNode> {
     const key = node.gpuCount === 0 ? CPU_ONLY_MODEL : node.gpuModel;
     if (key === null) return;
     let bucket = this.availableByModel.get(key);
-    if (bucket === undefined) this.availableByModel.set(key, (bucket = new Map<string, InventoryNode>()));
+    if (bucket === undefined)
+      this.availableByModel.set(key, (bucket = new Map<string, InventoryNode>()));
     bucket.set(node.nodeId, node);
   }
 

@@ -120,6 +120,25 @@ export class Scheduler {
     };
   }
 
+  /** The nodes a deploy would get now, with their prices in the request's currency (for quotes). */
+  offerFor(request: Search): Array<{ nodeId: string; pricePerHour: bigint }> {
+    const rate = this.rate(request.currency);
+    const placed = place(
+      this.deps.inventory,
+      this.placementRequest(request, rate, new Set()),
+      (usd) => formatUnits(toCurrency(usd, rate)),
+    );
+    if (!placed.ok) {
+      throw new TandemError(ErrorCode.NO_CAPACITY, placed.explanation, {
+        details: { funnel: placed.funnel, needed: request.nodes },
+      });
+    }
+    return placed.nodes.map((n) => ({
+      nodeId: n.nodeId,
+      pricePerHour: toCurrency(n.pricePerHour, rate),
+    }));
+  }
+
   async deploy(accountId: string, request: Deploy, idempotencyKey?: string): Promise<ClusterView> {
     const key = idempotencyKey === undefined ? undefined : `${accountId}:${idempotencyKey}`;
     if (key !== undefined) {

@@ -68,9 +68,16 @@ export type LimitsEnforcedBy = Partial<Record<keyof JobLimits, LimitEnforcement>
 export interface RunningJob {
   /** Host pid of the process the runtime spawned (for bwrap: its monitor process). */
   readonly pid: number;
+  /**
+   * The job's output. Read both: unread output is buffered (from the job's start, so nothing is
+   * lost before the caller attaches), and a job blocks on write once its buffer is full.
+   */
   readonly stdout: Readable;
   readonly stderr: Readable;
-  /** Settles once the command has ended and no process of the job is left. Never rejects. */
+  /**
+   * Settles once the command has ended and no process of the job is left. Never rejects. The last
+   * output may still be in `stdout`/`stderr` then: read them to their 'end'.
+   */
   readonly exited: Promise<JobExit>;
   readonly limitsEnforcedBy: LimitsEnforcedBy;
   /** SIGTERM to every process of the job, SIGKILL to all after `graceMs` (default 5000). */

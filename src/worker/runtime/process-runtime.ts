@@ -120,7 +120,9 @@ export function createProcessRuntime(
       },
       forceKill() {
         signalQuietly(group, "SIGKILL");
-        void cgroup?.killAll();
+        cgroup
+          ?.killAll()
+          .catch((error: unknown) => log("job cgroup kill failed", { error: String(error) }));
       },
       reap() {
         signalQuietly(group, "SIGKILL");

@@ -11,10 +11,14 @@ import {
   ExtendRequest,
   LogPage,
   LogsQuery,
+  QuoteRequest,
   SearchRequest,
   SearchResponse,
   type CapacityFilters,
 } from "../../../protocol/clusters.ts";
+import { parseCurrencyOrThrow, units } from "../../../core/money.ts";
+import { QuoteView } from "../../../protocol/wallet.ts";
+import { quoteView } from "../../billing/wire.ts";
 import { clusterView, loadCluster, readLogs } from "../../scheduler/cluster-store.ts";
 import { requireRole } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
@@ -46,7 +50,25 @@ function checkFilters(filters: Pick<CapacityFilters, "gpuModel" | "regions">): v
     });
 }
 
-export function clusterRoutes(app: ZodApp, { scheduler, db }: ApiDeps): void {
+export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps): void {
+  app.post(
+    "/v1/quotes",
+    { schema: { tags: ["clusters"], body: QuoteRequest, response: { 200: QuoteView } } },
+    (request) => {
+      checkFilters(request.body);
+      const nodes = scheduler
+        .offerFor(request.body)
+        .map((n) => ({ nodeId: n.nodeId, pricePerHour: units(n.pricePerHour) }));
+      return quoteView(
+        billing.quote({
+          currency: parseCurrencyOrThrow(request.body.currency),
+          durationMinutes: request.body.hours * 60,
+          nodes,
+        }),
+      );
+    },
+  );
+
   app.post(
     "/v1/search",
     { schema: { tags: ["clusters"], body: SearchRequest, response: { 200: SearchResponse } } },
