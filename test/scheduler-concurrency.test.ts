@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { TandemApiError } from "../src/client/client.ts";
 import { forEachDatabase } from "./support/coordinator.ts";
-import { availableWorker } from "./support/workers.ts";
+import { availableWorker, fund } from "./support/workers.ts";
 
 forEachDatabase("concurrent deploys", (db) => {
   it("never double-books a node", async (t) => {
@@ -13,16 +13,7 @@ forEachDatabase("concurrent deploys", (db) => {
     });
     t.after(() => net.close());
     const { apiKey, accountId } = await net.signUp(["consumer", "supplier"]);
-    const deposit = await fetch(`${net.url}/v1/wallet/deposits`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        authorization: `Bearer ${net.adminKey}`,
-        "idempotency-key": "seed",
-      },
-      body: JSON.stringify({ accountId, currency: "USDC", amount: "1000" }),
-    });
-    assert.equal(deposit.status, 201);
+    await fund(net, accountId, "1000");
     const workers = await Promise.all(
       Array.from({ length: 20 }, (_, i) => availableWorker(net, apiKey, `eu-west-${"abc"[i % 3]}`)),
     );

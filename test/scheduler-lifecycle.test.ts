@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { ManualClock, forEachDatabase, type TestCoordinator } from "./support/coordinator.ts";
-import { availableWorker } from "./support/workers.ts";
+import { availableWorker, fund } from "./support/workers.ts";
 
 const MINUTE = 60_000;
 
@@ -25,16 +25,7 @@ async function setup(
   });
   t.after(() => net.close());
   const { apiKey, accountId } = await net.signUp(["consumer", "supplier"]);
-  const deposit = await fetch(`${net.url}/v1/wallet/deposits`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      authorization: `Bearer ${net.adminKey}`,
-      "idempotency-key": "seed",
-    },
-    body: JSON.stringify({ accountId, currency: "USDC", amount: "10" }),
-  });
-  assert.equal(deposit.status, 201);
+  await fund(net, accountId, "10");
   const worker = await availableWorker(net, apiKey, "eu-west-a");
   t.after(() => worker.socket.terminate());
   const client = net.client(apiKey);

@@ -7,7 +7,7 @@ import { ComputeChallenge } from "../src/coordinator/verification/compute-challe
 const clock = { now: () => 0 };
 const options = { size: 32, openedRows: 8 };
 
-describe("compute challenge", async () => {
+describe("compute challenge", () => {
   it("passes a worker that did the whole product", async () => {
     const challenge = new ComputeChallenge(clock, options);
     const solver = new ChallengeSolver();

@@ -55,6 +55,7 @@ export async function startCoordinator(
     config.databaseUrl === undefined
       ? { kind: "sqlite", path: sqlitePathOf(config) }
       : { kind: "postgres", url: config.databaseUrl },
+    { onConnectionError: (error) => logger.warn({ err: error }, "database connection lost; reconnecting") },
   );
 
   const events = new CoordinatorEvents();

@@ -38,3 +38,17 @@ export async function availableWorker(
   worker.send(solver.reveal(open));
   return worker;
 }
+
+/** Credits `accountId` with USDC through the admin deposit route. */
+export async function fund(t: TestCoordinator, accountId: string, amount: string): Promise<void> {
+  const deposit = await fetch(`${t.url}/v1/wallet/deposits`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${t.adminKey}`,
+      "idempotency-key": `fund-${accountId}`,
+    },
+    body: JSON.stringify({ accountId, currency: "USDC", amount }),
+  });
+  assert.equal(deposit.status, 201, await deposit.text());
+}

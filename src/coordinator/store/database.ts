@@ -19,8 +19,14 @@ export interface Store {
 }
 
 /** Opens the database and brings its schema up to date. */
-export async function openStore(location: StoreLocation): Promise<Store> {
-  const store = location.kind === "sqlite" ? openSqlite(location.path) : openPostgres(location.url);
+export async function openStore(
+  location: StoreLocation,
+  options: { onConnectionError?: (error: Error) => void } = {},
+): Promise<Store> {
+  const store =
+    location.kind === "sqlite"
+      ? openSqlite(location.path)
+      : openPostgres(location.url, options.onConnectionError ?? (() => {}));
   const migrator = new Migrator({ db: store.db, provider: migrationProvider(store.dialect) });
   const { error } = await migrator.migrateToLatest();
   if (error !== undefined) {
@@ -43,8 +49,11 @@ function openSqlite(path: string): Store {
   return { db, dialect: "sqlite", close: () => db.destroy() };
 }
 
-function openPostgres(url: string): Store {
+function openPostgres(url: string, onConnectionError: (error: Error) => void): Store {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // An idle client's error (a server restart, a dropped link) must not crash the process: the pool
+  // discards that client and the next query opens a fresh one.
+  pool.on("error", onConnectionError);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, dialect: "postgres", close: () => db.destroy() };
 }
