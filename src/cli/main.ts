@@ -4,7 +4,11 @@ import { registerClusterCommands } from "./commands/clusters.ts";
 import { reportError } from "./commands/common.ts";
 import { registerCoordinatorCommand } from "./commands/coordinator.ts";
 import { registerDevCommand } from "./commands/dev.ts";
-import { registerNetworkCommands, registerNodeCommands } from "./commands/nodes.ts";
+import {
+  registerNetworkCommands,
+  registerNodeCommands,
+  registerNodePriceCommand,
+} from "./commands/nodes.ts";
 import { registerAdminCommands, registerWalletCommands } from "./commands/wallet.ts";
 import { registerWorkerCommands } from "./commands/worker.ts";
 
@@ -20,6 +24,7 @@ export function buildProgram(): Command {
   registerWorkerCommands(program);
   registerAccountCommands(program);
   registerNodeCommands(program);
+  registerNodePriceCommand(program);
   registerNetworkCommands(program);
   registerClusterCommands(program);
   registerDeviceCommands(program);

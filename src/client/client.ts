@@ -145,6 +145,16 @@ export class TandemClient {
     return this.request("POST", "/v1/devices", body, undefined, RegisterDeviceResponse);
   }
 
+  setNodePrice(nodeId: string, pricePerHour: string) {
+    return this.request(
+      "PUT",
+      `/v1/nodes/${encodeURIComponent(nodeId)}/price`,
+      { pricePerHour },
+      undefined,
+      null,
+    );
+  }
+
   search(body: SearchRequest) {
     return this.request("POST", "/v1/search", body, undefined, SearchResponse);
   }
@@ -247,7 +257,7 @@ export class TandemClient {
   }
 
   private async request<S extends z.ZodType | null>(
-    method: "GET" | "POST" | "DELETE",
+    method: "GET" | "POST" | "PUT" | "DELETE",
     path: string,
     body: unknown,
     query: Query | undefined,

@@ -38,6 +38,8 @@ export const CoordinatorConfig = z.strictObject({
   /** Lets any user credit its own wallet (`tandem dev` turns it on); off everywhere else. */
   faucet: z.boolean().default(false),
   /** Fee rates in basis points (DESIGN §6); TDM pays no payment fee. */
+  /** `catalog`: one price per GPU model (DESIGN §6); `market`: suppliers price their own nodes. */
+  pricingMode: z.enum(["catalog", "market"]).default("catalog"),
   fees: z
     .strictObject({
       reservationBps: z.number().int().min(0).max(10_000).default(25),

@@ -4,6 +4,8 @@ import type { NodeStatus } from "../core/node-status.ts";
 /** Typed events the coordinator's subsystems publish after their transaction commits. */
 export interface CoordinatorEventMap {
   "node:status": { nodeId: string; from: NodeStatus; to: NodeStatus; atMs: number; reason: string };
+  /** A node's hardware, location or price changed (its status did not). */
+  "node:metadata": { nodeId: string; atMs: number };
   "device:revoked": { deviceId: string; nodeId: string; atMs: number };
 }
 

@@ -55,7 +55,10 @@ export async function startCoordinator(
     config.databaseUrl === undefined
       ? { kind: "sqlite", path: sqlitePathOf(config) }
       : { kind: "postgres", url: config.databaseUrl },
-    { onConnectionError: (error) => logger.warn({ err: error }, "database connection lost; reconnecting") },
+    {
+      onConnectionError: (error) =>
+        logger.warn({ err: error }, "database connection lost; reconnecting"),
+    },
   );
 
   const events = new CoordinatorEvents();
@@ -78,9 +81,17 @@ export async function startCoordinator(
   const ledger = new Ledger(store.dialect);
   const billing = new Billing(store.db, ledger, { ...DEFAULT_FEE_SCHEDULE, ...config.fees });
   const wallet = new WalletService(store.db, ledger, new ManualRail());
-  const inventory = new Inventory(store.db, DEFAULT_CATALOG_PRICES, events);
+  const inventory = new Inventory(store.db, DEFAULT_CATALOG_PRICES, config.pricingMode, events);
   const scheduler = new Scheduler(
-    { db: store.db, clock, inventory, workers: gateway, payments: billingPayments(billing), events, logger },
+    {
+      db: store.db,
+      clock,
+      inventory,
+      workers: gateway,
+      payments: billingPayments(billing),
+      events,
+      logger,
+    },
     {
       reservationTtlMs: config.reservationTtlMs,
       tickMs: config.schedulerTickMs,
@@ -104,6 +115,7 @@ export async function startCoordinator(
         rateLimitPerMinute: config.rateLimitPerMinute,
         database: store.dialect,
         faucet: config.faucet,
+        pricingMode: config.pricingMode,
       },
       version: VERSION,
       clock,

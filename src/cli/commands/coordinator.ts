@@ -9,6 +9,7 @@ interface CoordinatorOptions {
   port: number;
   databaseUrl?: string;
   closedSignup?: boolean;
+  pricingMode: "catalog" | "market";
   heartbeatIntervalMs?: number;
   missedHeartbeats?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -29,6 +30,11 @@ export function registerCoordinatorCommand(program: Command): void {
     )
     .option("--closed-signup", "only admins may create accounts")
     .option(
+      "--pricing-mode <mode>",
+      "catalog (one price per GPU model) | market (suppliers set prices)",
+      "catalog",
+    )
+    .option(
       "--heartbeat-interval-ms <ms>",
       "worker heartbeat interval",
       parseIntOption("--heartbeat-interval-ms"),
@@ -46,6 +52,7 @@ export function registerCoordinatorCommand(program: Command): void {
         host: options.host,
         port: options.port,
         openSignup: !options.closedSignup,
+        pricingMode: options.pricingMode,
         logLevel: options.logLevel,
         ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
         ...(options.heartbeatIntervalMs === undefined

@@ -132,7 +132,7 @@ function spawnWorker(
   );
   // Workers log JSON lines to stderr; show only what needs attention.
   createInterface({ input: child.stderr }).on("line", (line) => {
-    if (!/"message":"(registered|connected)"/.test(line))
+    if (!/"message":"(registered|connected|job runtime|job [^"]* limits: [^"]*)"/.test(line))
       process.stderr.write(`[${name}] ${line}\n`);
   });
   child.on("exit", (code, signal) => {

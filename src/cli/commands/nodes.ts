@@ -114,6 +114,22 @@ export function registerNodeCommands(program: Command): void {
     });
 }
 
+export function registerNodePriceCommand(program: Command): void {
+  const node = program.command("node").description("your own nodes (supplier)");
+  withClientOptions(
+    node
+      .command("set-price")
+      .description("price one of your nodes per hour, in USD (market pricing mode)")
+      .argument("<id>", "node id"),
+  )
+    .requiredOption("--price <amount>", "price of the whole node per hour, e.g. 0.35")
+    .action(async (id: string, options: ClientOptions & { price: string }) => {
+      const result = await (await clientFor(options)).setNodePrice(id, options.price);
+      if (options.json) return printJson(result);
+      process.stdout.write(`${id} now costs ${options.price} USD per hour\n`);
+    });
+}
+
 export function registerNetworkCommands(program: Command): void {
   const network = program.command("network").description("the network as a whole");
   withClientOptions(

@@ -26,6 +26,7 @@ import { authenticateRequest } from "./auth.ts";
 import { clientErrorHandler, errorHandler, notFoundHandler } from "./http-errors.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
+import { pricingRoutes } from "./routes/pricing.ts";
 import { deviceRoutes } from "./routes/devices.ts";
 import { explorerRoutes } from "./routes/explorer.ts";
 import { liveRoutes } from "./routes/live.ts";
@@ -56,6 +57,7 @@ export interface ApiConfig {
   database: "sqlite" | "postgres";
   /** Whether a user may credit its own wallet (`tandem dev`). */
   faucet: boolean;
+  pricingMode: "catalog" | "market";
 }
 
 export interface ApiDeps {
@@ -130,6 +132,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   deviceRoutes(app, deps);
   nodeRoutes(app, deps);
   clusterRoutes(app, deps);
+  pricingRoutes(app, deps);
   walletRoutes(app, deps);
   liveRoutes(app, deps);
   await explorerRoutes(app);

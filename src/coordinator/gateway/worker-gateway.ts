@@ -88,7 +88,9 @@ export class WorkerGateway {
   start(alreadyOnline: readonly string[]): void {
     for (const nodeId of alreadyOnline) this.detector.watch(nodeId);
     if (this.options.sweepIntervalMs === 0) return;
-    const periodMs = this.options.sweepIntervalMs ?? Math.max(50, Math.floor(this.options.heartbeatIntervalMs / 4));
+    const periodMs =
+      this.options.sweepIntervalMs ??
+      Math.max(50, Math.floor(this.options.heartbeatIntervalMs / 4));
     this.sweepTimer = setInterval(() => void this.sweep(), periodMs);
     this.sweepTimer.unref();
   }
@@ -125,7 +127,8 @@ export class WorkerGateway {
 
   private dropSession(deviceId: string): void {
     const session = this.sessions.get(deviceId);
-    if (session !== undefined && this.byNode.get(session.nodeId) === session) this.byNode.delete(session.nodeId);
+    if (session !== undefined && this.byNode.get(session.nodeId) === session)
+      this.byNode.delete(session.nodeId);
     this.sessions.delete(deviceId);
     this.deps.metrics.connectedWorkers.set(this.sessions.size);
   }
@@ -166,7 +169,13 @@ export class WorkerGateway {
           socket.close(CloseCode.authFailed, "authenticate first");
           return;
         }
-        void this.authenticate(socket, remoteAddress, nonce, message.deviceId, message.signature).then(
+        void this.authenticate(
+          socket,
+          remoteAddress,
+          nonce,
+          message.deviceId,
+          message.signature,
+        ).then(
           (s) => {
             clearTimeout(authTimer);
             session = s;
@@ -209,7 +218,10 @@ export class WorkerGateway {
         case "job-exit": {
           const nodeId = session.nodeId;
           void this.jobHandler?.(nodeId, message).catch((error: unknown) => {
-            this.deps.logger.error({ err: error, nodeId, type: message.type }, "job message failed");
+            this.deps.logger.error(
+              { err: error, nodeId, type: message.type },
+              "job message failed",
+            );
           });
           return;
         }

@@ -29,9 +29,11 @@ export class Inventory implements PlacementIndex<InventoryNode> {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly prices: CatalogPrices,
+    private readonly pricingMode: "catalog" | "market",
     events: CoordinatorEvents,
   ) {
     events.on("node:status", ({ nodeId }) => void this.refresh(nodeId));
+    events.on("node:metadata", ({ nodeId }) => void this.refresh(nodeId));
   }
 
   get size(): number {
@@ -80,7 +82,11 @@ export class Inventory implements PlacementIndex<InventoryNode> {
   }
 
   private put(row: Selectable<NodesTable>): void {
-    const price = nodePriceUsd(this.prices, row.gpu_model, row.gpu_count);
+    const own =
+      this.pricingMode === "market" && row.price_per_hour !== null
+        ? BigInt(row.price_per_hour)
+        : undefined;
+    const price = own ?? nodePriceUsd(this.prices, row.gpu_model, row.gpu_count);
     const flagged = row.flags !== "";
     this.set({
       nodeId: row.id,

@@ -55,6 +55,12 @@ export interface NodesTable {
   uptime_24h: number;
   uptime_7d: number;
   uptime_30d: number;
+  /** The supplier's own price per node-hour, micro-dollars (market mode); null: the catalog's. */
+  price_per_hour: ColumnType<
+    number | string | bigint | null,
+    number | null | undefined,
+    number | null
+  >;
 }
 
 export interface NodeHistoryTable {

@@ -22,7 +22,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn("ends_at", "bigint")
     .addColumn("ended_at", "bigint")
     .execute();
-  await db.schema.createIndex("clusters_account").on("clusters").columns(["account_id", "id"]).execute();
+  await db.schema
+    .createIndex("clusters_account")
+    .on("clusters")
+    .columns(["account_id", "id"])
+    .execute();
   await db.schema.createIndex("clusters_status").on("clusters").columns(["status", "id"]).execute();
 
   await db.schema
@@ -44,7 +48,9 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addPrimaryKeyConstraint("cluster_nodes_pk", ["cluster_id", "rank"])
     .execute();
   // The rule "a node is in at most one active lease" (DESIGN §8.2), enforced by the database.
-  await sql`create unique index cluster_nodes_one_active_lease on cluster_nodes (node_id) where active = 1`.execute(db);
+  await sql`create unique index cluster_nodes_one_active_lease on cluster_nodes (node_id) where active = 1`.execute(
+    db,
+  );
 
   await db.schema
     .createTable("cluster_events")
@@ -54,7 +60,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn("type", "text", (c) => c.notNull())
     .addColumn("detail", "text", (c) => c.notNull())
     .execute();
-  await db.schema.createIndex("cluster_events_cluster").on("cluster_events").columns(["cluster_id", "id"]).execute();
+  await db.schema
+    .createIndex("cluster_events_cluster")
+    .on("cluster_events")
+    .columns(["cluster_id", "id"])
+    .execute();
 
   await db.schema
     .createTable("cluster_logs")
@@ -65,5 +75,9 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn("at", "bigint", (c) => c.notNull())
     .addColumn("text", "text", (c) => c.notNull())
     .execute();
-  await db.schema.createIndex("cluster_logs_cluster").on("cluster_logs").columns(["cluster_id", "id"]).execute();
+  await db.schema
+    .createIndex("cluster_logs_cluster")
+    .on("cluster_logs")
+    .columns(["cluster_id", "id"])
+    .execute();
 }

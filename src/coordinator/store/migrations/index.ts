@@ -4,6 +4,7 @@ import * as foundation from "./0001-foundation.ts";
 import * as nodeStatsIndex from "./0002-node-stats-index.ts";
 import * as ledger from "./0003-ledger.ts";
 import * as clusters from "./0004-clusters.ts";
+import * as marketPrices from "./0005-market-prices.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -13,6 +14,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0002-node-stats-index", nodeStatsIndex],
   ["0003-ledger", ledger],
   ["0004-clusters", clusters],
+  ["0005-market-prices", marketPrices],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
