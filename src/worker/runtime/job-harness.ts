@@ -90,6 +90,19 @@ export async function sleepers(seconds: string): Promise<number[]> {
   return processesWith(`sleep\0${seconds}\0`, true);
 }
 
+/**
+ * Waits (up to 5 s) until at least `count` such sleepers run: a job prints "ready" as soon as it
+ * has forked them, and under load a child may not have exec'd `sleep` yet.
+ */
+export async function sleepersAtLeast(seconds: string, count: number): Promise<number[]> {
+  let found = await sleepers(seconds);
+  for (let i = 0; i < 250 && found.length < count; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    found = await sleepers(seconds);
+  }
+  return found;
+}
+
 /** Host pids of live processes whose command line contains `marker` (or is it, when `exact`). */
 export async function processesWith(marker: string, exact = false): Promise<number[]> {
   const found: number[] = [];

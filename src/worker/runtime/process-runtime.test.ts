@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import {
   processesWith,
   runToEnd,
-  sleepers,
+  sleepersAtLeast,
   tracking,
   waitForOutput,
   withDefaults,
@@ -84,7 +84,7 @@ describe("process runtime", () => {
     );
     await waitForOutput(job, "ready");
     job.stderr.resume();
-    assert.equal((await sleepers(mark)).length, 3);
+    assert.equal((await sleepersAtLeast(mark, 3)).length, 3);
     await job.kill(1_000);
     assert.equal((await job.exited).signal, "SIGTERM");
     assert.deepEqual(await processesWith(mark), []);
