@@ -141,10 +141,14 @@ export async function startCoordinator(
   gateway.start(stillOnline.map((n) => n.id));
   await inventory.load();
   scheduler.start();
+  // One refresh at a time; closing stops the one under way between two of its batches.
+  const stopUptime = new AbortController();
+  let uptimeRefresh: Promise<void> | undefined;
   const uptimeTimer = setInterval(() => {
-    lifecycle
-      .refreshAllUptime(clock.now())
-      .catch((error: unknown) => logger.error({ err: error }, "uptime refresh failed"));
+    uptimeRefresh ??= lifecycle
+      .refreshAllUptime(clock.now(), stopUptime.signal)
+      .catch((error: unknown) => logger.error({ err: error }, "uptime refresh failed"))
+      .finally(() => (uptimeRefresh = undefined));
   }, config.uptimeRefreshMs);
   uptimeTimer.unref();
 
@@ -165,6 +169,8 @@ export async function startCoordinator(
     close() {
       closing ??= (async () => {
         clearInterval(uptimeTimer);
+        stopUptime.abort();
+        await uptimeRefresh;
         scheduler.stop();
         gateway.stop();
         await app.close();

@@ -89,9 +89,10 @@ export class NodeLifecycle {
    * Goes through the nodes in id order, {@link UPTIME_REFRESH_BATCH} per transaction, and yields to
    * the event loop between batches: as one transaction, a pass blocked the process for ~0.8 s at
    * 10,000 nodes and ~8 s at 100,000 on SQLite (bench/RESULTS.md), long enough for every worker to
-   * miss its heartbeat deadline. Rows whose figures did not change are not written.
+   * miss its heartbeat deadline. Rows whose figures did not change are not written. An aborted
+   * `signal` stops the pass before its next batch.
    */
-  async refreshAllUptime(nowMs: number): Promise<void> {
+  async refreshAllUptime(nowMs: number, signal?: AbortSignal): Promise<void> {
     const since = nowMs - UPTIME_WINDOWS_MS["30d"];
     let after = "";
     for (;;) {
@@ -143,6 +144,7 @@ export class NodeLifecycle {
       if (last === undefined || nodes.length < UPTIME_REFRESH_BATCH) return;
       after = last.id;
       await setImmediate();
+      if (signal?.aborted === true) return;
     }
   }
 }
