@@ -28,7 +28,7 @@ forEachDatabase("market pricing", (db) => {
     const consumer = net.client();
     for (
       let i = 0;
-      i < 100 && !(await consumer.search({ nodes: 1, gpuModel: "cpu" })).satisfiable;
+      i < 500 && !(await consumer.search({ nodes: 1, gpuModel: "cpu" })).satisfiable;
       i++
     )
       await new Promise((r) => setTimeout(r, 20));
@@ -40,7 +40,7 @@ forEachDatabase("market pricing", (db) => {
     );
     await supplier.client.setNodePrice(worker.nodeId, "0.5");
     let offer = (await consumer.search({ nodes: 1, gpuModel: "cpu", currency: "TDM" })).offers[0];
-    for (let i = 0; i < 50 && offer?.pricePerHour !== "1.000000"; i++) {
+    for (let i = 0; i < 250 && offer?.pricePerHour !== "1.000000"; i++) {
       await new Promise((r) => setTimeout(r, 20));
       offer = (await consumer.search({ nodes: 1, gpuModel: "cpu", currency: "TDM" })).offers[0];
     }

@@ -19,7 +19,7 @@ forEachDatabase("concurrent deploys", (db) => {
     );
     t.after(() => workers.forEach((w) => w.socket.terminate()));
     const client = net.client(apiKey);
-    for (let i = 0; i < 100 && (await client.networkStats()).nodes.byStatus.available !== 20; i++)
+    for (let i = 0; i < 500 && (await client.networkStats()).nodes.byStatus.available !== 20; i++)
       await new Promise((r) => setTimeout(r, 50));
     assert.equal((await client.networkStats()).nodes.byStatus.available, 20);
 

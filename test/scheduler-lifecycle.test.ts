@@ -29,7 +29,7 @@ async function setup(
   const worker = await availableWorker(net, apiKey, "eu-west-a");
   t.after(() => worker.socket.terminate());
   const client = net.client(apiKey);
-  for (let i = 0; i < 100 && (await client.networkStats()).nodes.byStatus.available !== 1; i++)
+  for (let i = 0; i < 500 && (await client.networkStats()).nodes.byStatus.available !== 1; i++)
     await new Promise((r) => setTimeout(r, 20));
   const costs = async (id: string) =>
     (await (
@@ -52,7 +52,7 @@ async function setup(
   const accept = (clusterId: string) =>
     worker.send({ type: "job-accepted", clusterId, rank: 0, port: 29_500 });
   const until = async (clusterId: string, status: string) => {
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 1000; i++) {
       const view = await client.getCluster(clusterId);
       if (view.status === status) return view;
       await new Promise((r) => setTimeout(r, 10));

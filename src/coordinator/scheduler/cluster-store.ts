@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
+import { formatMoney, units } from "../../core/money.ts";
 import type { ClusterView, LogLine } from "../../protocol/clusters.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
@@ -8,10 +9,8 @@ import { toNumber, toNumberOrNull } from "../store/rows.ts";
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** Formats smallest units as the wire's 6-decimal string. */
-export function formatUnits(units: bigint): string {
-  const sign = units < 0n ? "-" : "";
-  const abs = units < 0n ? -units : units;
-  return `${sign}${abs / 1_000_000n}.${(abs % 1_000_000n).toString().padStart(6, "0")}`;
+export function formatUnits(amount: bigint): string {
+  return formatMoney(units(amount));
 }
 
 /** The stored spec of a cluster: what the consumer asked for, as accepted. */

@@ -4,6 +4,7 @@ import type { z } from "zod";
 import type { Clock } from "../../core/clock.ts";
 import { isFinal, servedMinutes, type ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
+import { parseMoneyOrThrow } from "../../core/money.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { place, type PlacementRequest } from "../../core/placement.ts";
 import type {
@@ -690,7 +691,7 @@ export class Scheduler {
       maxPricePerHour:
         request.maxPricePerHour === undefined
           ? undefined
-          : toUsd(parseAmount(request.maxPricePerHour), rate),
+          : toUsd(parseMoneyOrThrow(request.maxPricePerHour, { field: "maxPricePerHour" }), rate),
       exclude,
     };
   }
@@ -736,11 +737,6 @@ function filtersOf(request: Deploy): Record<string, unknown> {
   const filters: Record<string, unknown> = { ...request };
   for (const key of ["kind", "hours", "command", "env", "image"]) delete filters[key];
   return filters;
-}
-
-function parseAmount(text: string): bigint {
-  const [whole = "0", fraction = ""] = text.split(".");
-  return BigInt(whole) * 1_000_000n + BigInt(fraction.padEnd(6, "0"));
 }
 
 function toCurrency(microUsd: bigint, unitsPerUsd: bigint): bigint {

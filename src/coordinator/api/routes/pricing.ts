@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ErrorCode, TandemError } from "../../../core/errors.ts";
+import { parseMoneyOrThrow } from "../../../core/money.ts";
 import { AmountInput } from "../../../protocol/clusters.ts";
 import { NodeIdParams } from "../../../protocol/nodes.ts";
 import { appendHistory } from "../../registry/node-history.ts";
@@ -37,12 +38,7 @@ export function pricingRoutes(app: ZodApp, { db, config, clock, events }: ApiDep
           "this network prices nodes from its catalog (pricing mode `catalog`)",
         );
       }
-      const [whole = "0", fraction = ""] = request.body.pricePerHour.split(".");
-      const units = BigInt(whole) * 1_000_000n + BigInt(fraction.padEnd(6, "0"));
-      if (units <= 0n)
-        throw new TandemError(ErrorCode.INVALID_AMOUNT, "a price must be above zero", {
-          details: { problem: "ZERO" },
-        });
+      const units: bigint = parseMoneyOrThrow(request.body.pricePerHour, { field: "pricePerHour" });
       const nowMs = clock.now();
       await db.transaction().execute(async (tx) => {
         const node = await tx
