@@ -106,8 +106,6 @@ try {
     firstFailure: string | null;
     connectS: number;
   }>(child, "connected");
-  clearInterval(watcher);
-  watch.disable();
   progress(
     `${connected.workers} workers connected in ${round2(connected.connectS)} s (${connected.failed} failed)`,
   );
@@ -151,6 +149,8 @@ try {
   gc.disconnect();
   const after = await readTotals();
 
+  clearInterval(watcher);
+  watch.disable();
   child.send("stop");
   const workers = await nextMessage<{ sentPerS: number; cores: number; unexpectedCloses: number }>(
     child,
