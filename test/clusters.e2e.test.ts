@@ -32,6 +32,8 @@ function rayMissing(): string | undefined {
   return reason;
 }
 
+const engines = enginesMissing();
+
 describe("clusters on a 4-worker network", () => {
   const processes: TandemProcess[] = [];
   let home: string;
@@ -112,6 +114,25 @@ describe("clusters on a 4-worker network", () => {
       .map((l) => `[${l.rank}] ${l.text}`)
       .join("\n");
   }
+  /** Deploys a cluster running a fixture script with Debian's Python, waits for it to complete. */
+  async function runScript(
+    kind: "torch" | "dask" | "ray",
+    script: string,
+    nodes: number,
+  ): Promise<string> {
+    const source = await readFile(join(JOBS, script), "utf8");
+    const cluster = await consumer.deployCluster({
+      kind,
+      nodes,
+      hours: 1,
+      gpuModel: "cpu",
+      command: ["/usr/bin/python3", "-c", source],
+    });
+    const done = await runToEnd(cluster, 300_000);
+    const logs = await logText(cluster.id);
+    assert.equal(done.status, "completed", logs);
+    return logs;
+  }
 
   it("runs a batch command on every node with the rendezvous environment", async () => {
     const cluster = await consumer.deployCluster({
@@ -144,52 +165,22 @@ describe("clusters on a 4-worker network", () => {
     );
   });
 
-  it("runs a 4-rank torch all-reduce over gloo", { skip: enginesMissing() ?? false }, async () => {
-    const script = await readFile(join(JOBS, "allreduce.py"), "utf8");
-    const cluster = await consumer.deployCluster({
-      kind: "torch",
-      nodes: 4,
-      hours: 1,
-      gpuModel: "cpu",
-      command: ["/usr/bin/python3", "-c", script],
-    });
-    const done = await runToEnd(cluster);
-    const logs = await logText(cluster.id);
-    assert.equal(done.status, "completed", logs);
+  it("runs a 4-rank torch all-reduce over gloo", { skip: engines ?? false }, async () => {
+    const logs = await runScript("torch", "allreduce.py", 4);
     for (let rank = 0; rank < 4; rank++) assert.match(logs, new RegExp(`rank ${rank}/4 sum=10`));
   });
 
   it(
     "runs a Dask computation through the head's scheduler",
-    { skip: enginesMissing() ?? false },
+    { skip: engines ?? false },
     async () => {
-      const script = await readFile(join(JOBS, "dask_client.py"), "utf8");
-      const cluster = await consumer.deployCluster({
-        kind: "dask",
-        nodes: 4,
-        hours: 1,
-        gpuModel: "cpu",
-        command: ["/usr/bin/python3", "-c", script],
-      });
-      const done = await runToEnd(cluster);
-      const logs = await logText(cluster.id);
-      assert.equal(done.status, "completed", logs);
+      const logs = await runScript("dask", "dask_client.py", 4);
       assert.match(logs, /\[0\] workers=3 sum_of_squares=328350/);
     },
   );
 
   it("runs a Ray driver against the head", { skip: rayMissing() ?? false }, async () => {
-    const script = await readFile(join(JOBS, "ray_client.py"), "utf8");
-    const cluster = await consumer.deployCluster({
-      kind: "ray",
-      nodes: 2,
-      hours: 1,
-      gpuModel: "cpu",
-      command: ["/usr/bin/python3", "-c", script],
-    });
-    const done = await runToEnd(cluster, 300_000);
-    const logs = await logText(cluster.id);
-    assert.equal(done.status, "completed", logs);
+    const logs = await runScript("ray", "ray_client.py", 2);
     assert.match(logs, /\[0\] sum_of_squares=328350/);
   });
 
