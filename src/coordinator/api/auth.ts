@@ -7,11 +7,33 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The caller, when a valid `Authorization: Bearer <api key>` came with the request. */
     principal: Principal | undefined;
+    /** An Authorization header came that names no live key (answered 401 by `admit`). */
+    keyRefused: boolean;
+  }
+  interface FastifyContextConfig {
+    /** Roles of which a caller must hold one (admins hold every role); absent on public routes. */
+    roles?: readonly Role[];
   }
 }
 
-/** Reads the bearer key; a key that is present but wrong is refused even on public routes. */
-export async function authenticateRequest(
+/*
+ * Who may call what, in three steps of Fastify's lifecycle (onRequest → preParsing → parsing →
+ * validation → handler):
+ *
+ * 1. onRequest, app level: `identifyCaller` reads the bearer key and notes its principal, or that
+ *    the key was refused. It throws nothing, so the next step counts every request.
+ * 2. onRequest, route level: @fastify/rate-limit adds its hook to each route, and Fastify runs a
+ *    route's own hooks after the app's, so the limiter sees step 1's outcome. It keys on
+ *    `rateLimitKey`: the account of a valid key, else the IP. Made-up keys share their IP's
+ *    budget instead of getting a fresh one each.
+ * 3. preParsing: `admit` answers 401 for a refused key on any route, then checks the route's
+ *    declared `config.roles`, all before the body is read or validated: an anonymous or
+ *    wrong-role caller learns nothing of a route's schema. Handlers take the caller from
+ *    `callerOf`.
+ */
+
+/** Step 1: notes the caller (`principal`) or a refused key (`keyRefused`); never throws. */
+export async function identifyCaller(
   request: FastifyRequest,
   accounts: AccountRegistry,
 ): Promise<void> {
@@ -19,9 +41,35 @@ export async function authenticateRequest(
   if (header === undefined) return;
   const match = /^Bearer (\S+)$/.exec(header);
   const principal = match?.[1] === undefined ? undefined : await accounts.authenticate(match[1]);
-  if (principal === undefined)
+  if (principal === undefined) request.keyRefused = true;
+  else request.principal = principal;
+}
+
+/** Step 2: the rate-limit bucket; one account shares a budget across all of its keys. */
+export function rateLimitKey(request: FastifyRequest): string {
+  return request.principal === undefined
+    ? `ip:${request.ip}`
+    : `account:${request.principal.accountId}`;
+}
+
+/** Step 3: a key that is present but wrong is refused even on public routes; then the roles. */
+export function admit(request: FastifyRequest): void {
+  if (request.keyRefused)
     throw new TandemError(ErrorCode.UNAUTHENTICATED, "invalid or revoked API key");
-  request.principal = principal;
+  const roles = request.routeOptions.config.roles;
+  if (roles !== undefined) requireRole(request, roles);
+}
+
+/** The caller of a route that declares `config.roles`, already admitted by them. */
+export function callerOf(request: FastifyRequest): Principal {
+  const principal = request.principal;
+  if (principal === undefined || request.routeOptions.config.roles === undefined) {
+    throw new TandemError(
+      ErrorCode.INTERNAL,
+      `${request.method} ${request.routeOptions.url ?? request.url} declares no roles`,
+    );
+  }
+  return principal;
 }
 
 /** The caller, who must hold one of `roles` (admins hold every role). */

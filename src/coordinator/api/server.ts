@@ -14,7 +14,7 @@ import { ErrorCode, TandemError } from "../../core/errors.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { WorkerGateway } from "../gateway/worker-gateway.ts";
 import type { Metrics } from "../metrics.ts";
-import { hashApiKey, type AccountRegistry } from "../registry/accounts.ts";
+import type { AccountRegistry } from "../registry/accounts.ts";
 import type { DeviceRegistry } from "../registry/devices.ts";
 import type { NodeQueries } from "../registry/node-queries.ts";
 import type { Billing } from "../billing/billing.ts";
@@ -22,7 +22,7 @@ import type { WalletService } from "../billing/wallet.ts";
 import type { Scheduler } from "../scheduler/scheduler.ts";
 import type { Database } from "../store/schema.ts";
 import type { Kysely } from "kysely";
-import { authenticateRequest } from "./auth.ts";
+import { admit, identifyCaller, rateLimitKey } from "./auth.ts";
 import { clientErrorHandler, errorHandler, notFoundHandler } from "./http-errors.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
@@ -52,7 +52,7 @@ const NO_FIELDS = z.strictObject({});
 export interface ApiConfig {
   openSignup: boolean;
   bodyLimitBytes: number;
-  /** Requests per minute per API key (or per IP without one). */
+  /** Requests per minute per account with a valid API key, else per IP (a wrong key counts too). */
   rateLimitPerMinute: number;
   database: "sqlite" | "postgres";
   /** Whether a user may credit its own wallet (`tandem dev`). */
@@ -86,11 +86,13 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   app.decorateRequest("principal", undefined);
+  app.decorateRequest("keyRefused", false);
   // Unknown fields are refused on routes that take none too (DESIGN.md §8, rule 4).
   app.addHook("onRoute", (route) => {
     const schema = (route.schema ??= {});
     schema.querystring ??= NO_FIELDS;
     if (route.method === "POST") schema.body ??= NO_FIELDS.nullish();
+    if (route.config?.roles !== undefined) schema.security ??= [{ apiKey: [] }];
   });
 
   await app.register(fastifySwagger, {
@@ -103,10 +105,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   await app.register(fastifyRateLimit, {
     max: deps.config.rateLimitPerMinute,
     timeWindow: 60_000,
-    keyGenerator: (request) => {
-      const header = request.headers.authorization;
-      return header === undefined ? `ip:${request.ip}` : `key:${hashApiKey(header)}`;
-    },
+    keyGenerator: rateLimitKey,
     errorResponseBuilder: (_request, context) =>
       new TandemError(
         ErrorCode.RATE_LIMITED,
@@ -118,8 +117,13 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   });
   await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
 
+  // The order of these steps is explained in auth.ts.
   app.addHook("onRequest", async (request) => {
-    await authenticateRequest(request, deps.accounts);
+    await identifyCaller(request, deps.accounts);
+  });
+  app.addHook("preParsing", (request, _reply, _payload, done) => {
+    admit(request);
+    done();
   });
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";

@@ -8,7 +8,7 @@ import {
   CreateAccountResponse,
   CreateApiKeyResponse,
 } from "../../../protocol/accounts.ts";
-import { requireRole } from "../auth.ts";
+import { callerOf } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -37,9 +37,12 @@ export function accountRoutes(app: ZodApp, { accounts, clock, config }: ApiDeps)
 
   app.get(
     "/v1/accounts/me",
-    { schema: { tags: ["accounts"], response: { 200: AccountView } } },
+    {
+      config: { roles: ["consumer", "supplier"] },
+      schema: { tags: ["accounts"], response: { 200: AccountView } },
+    },
     async (request) => {
-      const { accountId } = requireRole(request, ["consumer", "supplier"]);
+      const { accountId } = callerOf(request);
       const account = await accounts.getAccount(accountId);
       return { accountId, roles: account.roles, createdAt: iso(account.createdAtMs) };
     },
@@ -47,18 +50,24 @@ export function accountRoutes(app: ZodApp, { accounts, clock, config }: ApiDeps)
 
   app.post(
     "/v1/api-keys",
-    { schema: { tags: ["accounts"], response: { 201: CreateApiKeyResponse } } },
+    {
+      config: { roles: ["consumer", "supplier"] },
+      schema: { tags: ["accounts"], response: { 201: CreateApiKeyResponse } },
+    },
     async (request, reply) => {
-      const { accountId } = requireRole(request, ["consumer", "supplier"]);
+      const { accountId } = callerOf(request);
       return reply.status(201).send(await accounts.createApiKey(accountId, clock.now()));
     },
   );
 
   app.get(
     "/v1/api-keys",
-    { schema: { tags: ["accounts"], response: { 200: ApiKeyList } } },
+    {
+      config: { roles: ["consumer", "supplier"] },
+      schema: { tags: ["accounts"], response: { 200: ApiKeyList } },
+    },
     async (request) => {
-      const { accountId } = requireRole(request, ["consumer", "supplier"]);
+      const { accountId } = callerOf(request);
       const keys = await accounts.listApiKeys(accountId);
       return {
         items: keys.map((k) => ({
@@ -74,6 +83,7 @@ export function accountRoutes(app: ZodApp, { accounts, clock, config }: ApiDeps)
   app.post(
     "/v1/api-keys/:id/revoke",
     {
+      config: { roles: ["consumer", "supplier"] },
       schema: {
         tags: ["accounts"],
         params: ApiKeyIdParams,
@@ -81,7 +91,7 @@ export function accountRoutes(app: ZodApp, { accounts, clock, config }: ApiDeps)
       },
     },
     async (request) => {
-      const { accountId } = requireRole(request, ["consumer", "supplier"]);
+      const { accountId } = callerOf(request);
       const revokedAtMs = await accounts.revokeApiKey(accountId, request.params.id, clock.now());
       return { id: request.params.id, revokedAt: iso(revokedAtMs) };
     },

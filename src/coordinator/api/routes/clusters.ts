@@ -1,3 +1,4 @@
+import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import { ErrorCode, TandemError } from "../../../core/errors.ts";
 import { gpuModelById } from "../../../core/gpu-catalog.ts";
@@ -20,7 +21,7 @@ import { parseCurrencyOrThrow, units } from "../../../core/money.ts";
 import { QuoteView } from "../../../protocol/wallet.ts";
 import { quoteView } from "../../billing/wire.ts";
 import { clusterView, loadCluster, readLogs } from "../../scheduler/cluster-store.ts";
-import { requireRole } from "../auth.ts";
+import { callerOf } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
 const IdempotencyHeaders = z.object({
@@ -81,6 +82,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
   app.post(
     "/v1/clusters",
     {
+      config: { roles: ["consumer"] },
       schema: {
         tags: ["clusters"],
         body: DeployRequest,
@@ -89,7 +91,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
       },
     },
     async (request, reply) => {
-      const { accountId } = requireRole(request, ["consumer"]);
+      const { accountId } = callerOf(request);
       checkFilters(request.body);
       if (request.body.kind === "container" && request.body.image === undefined) {
         throw new TandemError(ErrorCode.VALIDATION_FAILED, "a container cluster needs an image");
@@ -105,9 +107,12 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
 
   app.get(
     "/v1/clusters",
-    { schema: { tags: ["clusters"], response: { 200: ClusterList } } },
+    {
+      config: { roles: ["consumer"] },
+      schema: { tags: ["clusters"], response: { 200: ClusterList } },
+    },
     async (request) => {
-      const { accountId } = requireRole(request, ["consumer"]);
+      const { accountId } = callerOf(request);
       const rows = await db
         .selectFrom("clusters")
         .select("id")
@@ -121,7 +126,10 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
 
   app.get(
     "/v1/clusters/:id",
-    { schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: ClusterView } } },
+    {
+      config: { roles: ["consumer"] },
+      schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: ClusterView } },
+    },
     async (request) => {
       await ownCluster(request, db);
       return clusterView(db, request.params.id);
@@ -130,9 +138,12 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
 
   app.delete(
     "/v1/clusters/:id",
-    { schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: ClusterView } } },
+    {
+      config: { roles: ["consumer"] },
+      schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: ClusterView } },
+    },
     async (request) => {
-      const principal = requireRole(request, ["consumer"]);
+      const principal = callerOf(request);
       return scheduler.terminate(request.params.id, {
         accountId: principal.accountId,
         admin: principal.roles.includes("admin"),
@@ -143,6 +154,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
   app.post(
     "/v1/clusters/:id/extend",
     {
+      config: { roles: ["consumer"] },
       schema: {
         tags: ["clusters"],
         params: ClusterIdParams,
@@ -151,7 +163,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
       },
     },
     async (request) => {
-      const { accountId } = requireRole(request, ["consumer"]);
+      const { accountId } = callerOf(request);
       return scheduler.extend(request.params.id, accountId, request.body.hours);
     },
   );
@@ -159,6 +171,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
   app.get(
     "/v1/clusters/:id/logs",
     {
+      config: { roles: ["consumer"] },
       schema: {
         tags: ["clusters"],
         params: ClusterIdParams,
@@ -177,11 +190,8 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
 }
 
 /** The cluster, if the caller owns it (or is an admin); someone else's cluster is "not found". */
-async function ownCluster(
-  request: Parameters<typeof requireRole>[0] & { params: { id: string } },
-  db: ApiDeps["db"],
-) {
-  const principal = requireRole(request, ["consumer"]);
+async function ownCluster(request: FastifyRequest & { params: { id: string } }, db: ApiDeps["db"]) {
+  const principal = callerOf(request);
   const cluster = await loadCluster(db, request.params.id);
   if (cluster.accountId !== principal.accountId && !principal.roles.includes("admin")) {
     throw new TandemError(ErrorCode.NOT_FOUND, `no cluster ${request.params.id}`);

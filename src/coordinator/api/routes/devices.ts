@@ -5,13 +5,14 @@ import {
   RevokeDeviceRequest,
   RevokeDeviceResponse,
 } from "../../../protocol/devices.ts";
-import { requireRole } from "../auth.ts";
+import { callerOf } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
 export function deviceRoutes(app: ZodApp, { devices, clock }: ApiDeps): void {
   app.post(
     "/v1/devices",
     {
+      config: { roles: ["supplier"] },
       schema: {
         tags: ["devices"],
         body: RegisterDeviceRequest,
@@ -19,7 +20,7 @@ export function deviceRoutes(app: ZodApp, { devices, clock }: ApiDeps): void {
       },
     },
     async (request, reply) => {
-      const { accountId } = requireRole(request, ["supplier"]);
+      const { accountId } = callerOf(request);
       const result = await devices.register(accountId, request.body, clock.now());
       return reply.status(result.created ? 201 : 200).send(result);
     },
@@ -28,6 +29,7 @@ export function deviceRoutes(app: ZodApp, { devices, clock }: ApiDeps): void {
   app.post(
     "/v1/devices/:id/revoke",
     {
+      config: { roles: ["admin"] },
       schema: {
         tags: ["devices"],
         params: DeviceIdParams,
@@ -36,7 +38,7 @@ export function deviceRoutes(app: ZodApp, { devices, clock }: ApiDeps): void {
       },
     },
     async (request) => {
-      const admin = requireRole(request, ["admin"]);
+      const admin = callerOf(request);
       const reason = request.body?.reason ?? "revoked by an admin";
       const { revokedAtMs } = await devices.revoke(
         request.params.id,

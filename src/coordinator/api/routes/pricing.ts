@@ -5,7 +5,7 @@ import { AmountInput } from "../../../protocol/clusters.ts";
 import { NodeIdParams } from "../../../protocol/nodes.ts";
 import { appendHistory } from "../../registry/node-history.ts";
 import { formatUnits } from "../../scheduler/cluster-store.ts";
-import { requireRole } from "../auth.ts";
+import { callerOf } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
 export const SetPriceRequest = z.strictObject({
@@ -23,6 +23,7 @@ export function pricingRoutes(app: ZodApp, { db, config, clock, events }: ApiDep
   app.put(
     "/v1/nodes/:id/price",
     {
+      config: { roles: ["supplier"] },
       schema: {
         tags: ["nodes"],
         params: NodeIdParams,
@@ -31,7 +32,7 @@ export function pricingRoutes(app: ZodApp, { db, config, clock, events }: ApiDep
       },
     },
     async (request) => {
-      const principal = requireRole(request, ["supplier"]);
+      const principal = callerOf(request);
       if (config.pricingMode !== "market") {
         throw new TandemError(
           ErrorCode.CONFLICT,

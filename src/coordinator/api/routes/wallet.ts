@@ -17,7 +17,7 @@ import {
 } from "../../../protocol/wallet.ts";
 import { ledgerAudit } from "../../billing/audit.ts";
 import { costsView } from "../../billing/wire.ts";
-import { requireRole } from "../auth.ts";
+import { callerOf, requireRole } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
 const WalletQuery = z.strictObject({
@@ -35,6 +35,7 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
   app.post(
     "/v1/wallet/deposits",
     {
+      config: { roles: ["consumer", "supplier"] },
       schema: {
         tags: ["wallet"],
         headers: IdempotencyHeaders,
@@ -43,7 +44,7 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
       },
     },
     async (request, reply) => {
-      const principal = requireRole(request, ["consumer", "supplier"]);
+      const principal = callerOf(request);
       const accountId = request.body.accountId ?? principal.accountId;
       const admin = principal.roles.includes("admin");
       if (!admin) {
@@ -71,6 +72,7 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
   app.post(
     "/v1/wallet/withdrawals",
     {
+      config: { roles: ["consumer", "supplier"] },
       schema: {
         tags: ["wallet"],
         headers: IdempotencyHeaders,
@@ -79,7 +81,7 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
       },
     },
     async (request, reply) => {
-      const principal = requireRole(request, ["consumer", "supplier"]);
+      const principal = callerOf(request);
       const answer = await wallet.withdraw({
         requestedBy: principal.accountId,
         idempotencyKey: request.headers[IDEMPOTENCY_HEADER],
@@ -97,9 +99,12 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
 
   app.get(
     "/v1/wallet",
-    { schema: { tags: ["wallet"], querystring: WalletQuery, response: { 200: WalletView } } },
+    {
+      config: { roles: ["consumer", "supplier"] },
+      schema: { tags: ["wallet"], querystring: WalletQuery, response: { 200: WalletView } },
+    },
     (request) => {
-      const principal = requireRole(request, ["consumer", "supplier"]);
+      const principal = callerOf(request);
       const accountId = request.query.accountId ?? principal.accountId;
       if (accountId !== principal.accountId) requireRole(request, ["admin"]);
       return wallet.balances(accountId);
@@ -109,6 +114,7 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
   app.get(
     "/v1/wallet/transactions",
     {
+      config: { roles: ["consumer", "supplier"] },
       schema: {
         tags: ["wallet"],
         querystring: WalletTransactionsQuery,
@@ -116,16 +122,19 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
       },
     },
     (request) => {
-      const { accountId } = requireRole(request, ["consumer", "supplier"]);
+      const { accountId } = callerOf(request);
       return wallet.history(accountId, request.query);
     },
   );
 
   app.get(
     "/v1/clusters/:id/costs",
-    { schema: { tags: ["clusters"], params: ClusterParams, response: { 200: ClusterCostsView } } },
+    {
+      config: { roles: ["consumer"] },
+      schema: { tags: ["clusters"], params: ClusterParams, response: { 200: ClusterCostsView } },
+    },
     async (request) => {
-      const principal = requireRole(request, ["consumer"]);
+      const principal = callerOf(request);
       const costs = await billing.costs(request.params.id);
       // A cluster that is not the caller's reads as absent, so ids cannot be probed.
       if (
@@ -139,10 +148,7 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
 
   app.get(
     "/v1/admin/ledger-audit",
-    { schema: { tags: ["admin"], response: { 200: LedgerAudit } } },
-    (request) => {
-      requireRole(request, ["admin"]);
-      return ledgerAudit(db);
-    },
+    { config: { roles: ["admin"] }, schema: { tags: ["admin"], response: { 200: LedgerAudit } } },
+    () => ledgerAudit(db),
   );
 }
