@@ -33,6 +33,7 @@ const inventory: PlacementCandidate[] = Array.from({ length: NODES }, (_, i) => 
     teeCapable: model.teeCapable,
     uptime30d: random(),
     pricePerHour: BigInt(Math.floor(100_000 + random() * 2_000_000)),
+    reputation: 50 + (i % 50),
   };
 });
 

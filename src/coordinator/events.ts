@@ -6,6 +6,8 @@ export interface CoordinatorEventMap {
   "node:status": { nodeId: string; from: NodeStatus; to: NodeStatus; atMs: number; reason: string };
   /** A node's hardware, location or price changed (its status did not). */
   "node:metadata": { nodeId: string; atMs: number };
+  /** A node's reputation score changed (new evidence, or the periodic refresh). */
+  "node:reputation": { nodeId: string; reputation: number; atMs: number };
   "device:revoked": { deviceId: string; nodeId: string; atMs: number };
 }
 

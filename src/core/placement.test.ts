@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { listIndex, place as placeIn, type PlacementCandidate, type PlacementRequest } from "./placement.ts";
+import {
+  listIndex,
+  place as placeIn,
+  type PlacementCandidate,
+  type PlacementRequest,
+} from "./placement.ts";
 
-const place = (nodes: PlacementCandidate[], request: PlacementRequest) => placeIn(listIndex(nodes), request);
+const place = (nodes: PlacementCandidate[], request: PlacementRequest) =>
+  placeIn(listIndex(nodes), request);
 
 function node(id: number, over: Partial<PlacementCandidate> = {}): PlacementCandidate {
   return {
@@ -16,6 +22,7 @@ function node(id: number, over: Partial<PlacementCandidate> = {}): PlacementCand
     vramMiB: 24564,
     teeCapable: false,
     uptime30d: 0.99,
+    reputation: 90,
     pricePerHour: 1_000_000n,
     ...over,
   };
@@ -72,6 +79,30 @@ describe("place", () => {
       result.explanation,
       "available: 18 → rtx-4090: 8 → region eu-west: 2 → uptime ≥ 0.95: 1 (need 4)",
     );
+  });
+
+  it("filters on reputation after uptime, and names the step in the funnel", () => {
+    const inventory = [
+      node(1, { reputation: 62.5 }),
+      node(2, { reputation: 79.9 }),
+      node(3, { reputation: 80 }),
+      node(4, { reputation: 95 }),
+      node(5, { reputation: 99, uptime30d: 0.5 }),
+    ];
+    const placed = place(inventory, { nodes: 2, minReputation: 80 });
+    assert.ok(placed.ok);
+    assert.deepEqual(
+      placed.nodes.map((n) => n.nodeId),
+      ["node_0003", "node_0004"],
+    );
+    const refused = place(inventory, { nodes: 3, minUptime: 0.9, minReputation: 80 });
+    assert.equal(refused.ok, false);
+    if (refused.ok) return;
+    assert.equal(
+      refused.explanation,
+      "available: 5 → uptime ≥ 0.9: 4 → reputation ≥ 80: 2 (need 3)",
+    );
+    assert.deepEqual(refused.funnel.at(-1), { filter: "reputation ≥ 80", remaining: 2 });
   });
 
   it("never picks an excluded, unavailable or non-matching node, nor one twice", () => {

@@ -27,6 +27,8 @@ export interface PlacementCandidate {
   readonly vramMiB: number;
   readonly teeCapable: boolean;
   readonly uptime30d: number;
+  /** Reputation score, 0..100 (src/core/reputation.ts). */
+  readonly reputation: number;
   /** Price of the whole node per hour, smallest currency units. */
   readonly pricePerHour: bigint;
 }
@@ -40,6 +42,8 @@ export interface PlacementRequest {
   readonly regions?: readonly string[] | undefined;
   readonly spreadZones?: boolean | undefined;
   readonly minUptime?: number | undefined;
+  /** Minimum reputation score, 0..100. */
+  readonly minReputation?: number | undefined;
   readonly maxPricePerHour?: bigint | undefined;
   readonly teeCapable?: boolean | undefined;
   /** Nodes that must not be chosen (already tried, or already in the cluster). */
@@ -88,8 +92,8 @@ function filtersFor(request: PlacementRequest, formatPrice: (units: bigint) => s
   const filters: Filter[] = [
     { label: "available", test: (c) => c.available && !(request.exclude?.has(c.nodeId) ?? false) },
   ];
-  const { gpuModel, gpusPerNode, minVramMiB, regions, minUptime, maxPricePerHour, teeCapable } =
-    request;
+  const { gpuModel, gpusPerNode, minVramMiB, regions, minUptime, minReputation } = request;
+  const { maxPricePerHour, teeCapable } = request;
   if (gpuModel === CPU_ONLY_MODEL)
     filters.push({ label: "cpu-only", test: (c) => c.gpuCount === 0 });
   else if (gpuModel !== undefined)
@@ -103,6 +107,12 @@ function filtersFor(request: PlacementRequest, formatPrice: (units: bigint) => s
     filters.push({ label: `region ${regions.join("|")}`, test: (c) => regions.includes(c.region) });
   if (minUptime !== undefined)
     filters.push({ label: `uptime ≥ ${minUptime}`, test: (c) => c.uptime30d >= minUptime });
+  if (minReputation !== undefined) {
+    filters.push({
+      label: `reputation ≥ ${minReputation}`,
+      test: (c) => c.reputation >= minReputation,
+    });
+  }
   if (maxPricePerHour !== undefined) {
     filters.push({
       label: `price ≤ ${formatPrice(maxPricePerHour)}/h`,

@@ -25,6 +25,8 @@ export const CapacityFilters = z.strictObject({
   spreadZones: z.boolean().optional(),
   /** Minimum 30-day uptime, 0..1. */
   minUptime: z.number().min(0).max(1).optional(),
+  /** Minimum reputation score, 0..100 (src/core/reputation.ts). */
+  minReputation: z.number().min(0).max(100).optional(),
   maxPricePerHour: AmountInput.optional(),
   teeCapable: z.boolean().optional(),
 });

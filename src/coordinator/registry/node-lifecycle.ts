@@ -12,6 +12,12 @@ import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
 import { appendHistory } from "./node-history.ts";
+import {
+  announceReputations,
+  computeReputations,
+  storeReputations,
+  type ReputationChange,
+} from "./reputation.ts";
 
 /** Nodes per transaction in {@link NodeLifecycle.refreshAllUptime}: ~15 ms of SQLite work each. */
 export const UPTIME_REFRESH_BATCH = 250;
@@ -54,15 +60,16 @@ export class NodeLifecycle {
   }
 
   /**
-   * Records a verification result in the node's history and, when it passed, moves the node from
-   * `unverified` to `available` — in one transaction, so a node is never available unrecorded.
+   * Records a verification result in the node's history, updates the node's reputation and, when
+   * it passed, moves the node from `unverified` to `available` — in one transaction, so a node is
+   * never available unrecorded.
    */
   async recordVerification(
     nodeId: string,
     result: { passed: boolean; detail: Record<string, unknown> },
     ctx: TransitionContext,
   ): Promise<TransitionResult | undefined> {
-    const transition = await this.db.transaction().execute(async (tx) => {
+    const [transition, reputation] = await this.db.transaction().execute(async (tx) => {
       await appendHistory(tx, {
         nodeId,
         atMs: ctx.nowMs,
@@ -70,7 +77,10 @@ export class NodeLifecycle {
         action: result.passed ? "verification-passed" : "verification-failed",
         detail: result.detail,
       });
-      return result.passed ? applyInTx(tx, nodeId, { type: "verify" }, ctx) : undefined;
+      const moved = result.passed
+        ? await applyInTx(tx, nodeId, { type: "verify" }, ctx)
+        : undefined;
+      return [moved, await storeReputations(tx, [nodeId], ctx.nowMs)] as const;
     });
     if (transition?.ok) {
       this.events.emit("node:status", {
@@ -81,25 +91,29 @@ export class NodeLifecycle {
         reason: ctx.reason,
       });
     }
+    announceReputations(this.events, reputation, ctx.nowMs);
     return transition;
   }
 
   /**
-   * Recomputes every node's cached uptime; run periodically since uptime drifts with time alone.
-   * Goes through the nodes in id order, {@link UPTIME_REFRESH_BATCH} per transaction, and yields to
-   * the event loop between batches: as one transaction, a pass blocked the process for ~0.8 s at
-   * 10,000 nodes and ~8 s at 100,000 on SQLite (bench/RESULTS.md), long enough for every worker to
-   * miss its heartbeat deadline. Rows whose figures did not change are not written. An aborted
-   * `signal` stops the pass before its next batch.
+   * Recomputes every node's cached uptime and, from it and the history, its reputation; run
+   * periodically since both drift with time alone (uptime windows slide, old events fade).
+   * Goes through the nodes in id order, {@link UPTIME_REFRESH_BATCH} per transaction (one query for
+   * the batch's intervals, one for its reputation history), and yields to the event loop between
+   * batches: as one transaction, a pass blocked the process for ~0.8 s at 10,000 nodes and ~8 s at
+   * 100,000 on SQLite (bench/RESULTS.md), long enough for every worker to miss its heartbeat
+   * deadline. Rows whose figures did not change are not written. An aborted `signal` stops the pass
+   * before its next batch.
    */
   async refreshAllUptime(nowMs: number, signal?: AbortSignal): Promise<void> {
     const since = nowMs - UPTIME_WINDOWS_MS["30d"];
     let after = "";
     for (;;) {
+      const reputations: ReputationChange[] = [];
       const nodes = await this.db.transaction().execute(async (tx) => {
         const batch = await tx
           .selectFrom("nodes")
-          .select(["id", "registered_at", "uptime_24h", "uptime_7d", "uptime_30d"])
+          .select(["id", "registered_at", "uptime_24h", "uptime_7d", "uptime_30d", "reputation"])
           .where("id", ">", after)
           .orderBy("id")
           .limit(UPTIME_REFRESH_BATCH)
@@ -121,25 +135,41 @@ export class NodeLifecycle {
           list.push({ startMs: toNumber(row.start_ms), endMs: toNumberOrNull(row.end_ms) });
           byNode.set(row.node_id, list);
         }
-        for (const node of batch) {
-          const u = uptimeSummary(byNode.get(node.id) ?? [], {
+        const uptimes = batch.map((node) =>
+          uptimeSummary(byNode.get(node.id) ?? [], {
             nowMs,
             registeredAtMs: toNumber(node.registered_at),
-          });
+          }),
+        );
+        const scores = await computeReputations(
+          tx,
+          batch.map((node, i) => ({
+            id: node.id,
+            uptime30d: uptimes[i]!["30d"],
+            registeredAtMs: toNumber(node.registered_at),
+          })),
+          nowMs,
+        );
+        for (const [i, node] of batch.entries()) {
+          const u = uptimes[i]!;
+          const reputation = scores.get(node.id)!.score;
+          if (reputation !== node.reputation) reputations.push({ nodeId: node.id, reputation });
           if (
             u["24h"] === node.uptime_24h &&
             u["7d"] === node.uptime_7d &&
-            u["30d"] === node.uptime_30d
+            u["30d"] === node.uptime_30d &&
+            reputation === node.reputation
           )
             continue;
           await tx
             .updateTable("nodes")
-            .set({ uptime_24h: u["24h"], uptime_7d: u["7d"], uptime_30d: u["30d"] })
+            .set({ uptime_24h: u["24h"], uptime_7d: u["7d"], uptime_30d: u["30d"], reputation })
             .where("id", "=", node.id)
             .execute();
         }
         return batch;
       });
+      announceReputations(this.events, reputations, nowMs);
       const last = nodes.at(-1);
       if (last === undefined || nodes.length < UPTIME_REFRESH_BATCH) return;
       after = last.id;

@@ -34,6 +34,10 @@ export class Inventory implements PlacementIndex<InventoryNode> {
   ) {
     events.on("node:status", ({ nodeId }) => void this.refresh(nodeId));
     events.on("node:metadata", ({ nodeId }) => void this.refresh(nodeId));
+    events.on("node:reputation", ({ nodeId, reputation }) => {
+      const node = this.nodes.get(nodeId);
+      if (node !== undefined) this.set({ ...node, reputation });
+    });
   }
 
   get size(): number {
@@ -101,6 +105,7 @@ export class Inventory implements PlacementIndex<InventoryNode> {
       teeCapable:
         row.gpu_model === null ? false : (gpuModelById(row.gpu_model)?.teeCapable ?? false),
       uptime30d: row.uptime_30d,
+      reputation: row.reputation,
       pricePerHour: price ?? 0n,
     });
   }

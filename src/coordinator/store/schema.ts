@@ -55,6 +55,8 @@ export interface NodesTable {
   uptime_24h: number;
   uptime_7d: number;
   uptime_30d: number;
+  /** Reputation score 0..100 (src/core/reputation.ts), refreshed with uptime and on new evidence. */
+  reputation: ColumnType<number, number | undefined, number>;
   /** The supplier's own price per node-hour, micro-dollars (market mode); null: the catalog's. */
   price_per_hour: ColumnType<
     number | string | bigint | null,

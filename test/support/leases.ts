@@ -1,0 +1,28 @@
+import type { Kysely } from "kysely";
+import {
+  appendLeaseOutcome,
+  type LeaseOutcome,
+} from "../../src/coordinator/registry/node-history.ts";
+import type { Database } from "../../src/coordinator/store/schema.ts";
+
+/**
+ * Appends a `lease-ended` row as the scheduler does when a lease ends: a `lost` lease carries a
+ * slash of 1 USDC, the others none. For tests of reputation, which reads these rows.
+ */
+export function recordLeaseEnd(
+  db: Kysely<Database>,
+  nodeId: string,
+  outcome: LeaseOutcome,
+  atMs: number,
+): Promise<void> {
+  return appendLeaseOutcome(db, {
+    nodeId,
+    atMs,
+    clusterId: "clu_00000000000000000000000000",
+    seq: 0,
+    outcome,
+    reason: "test",
+    slashed: outcome === "lost" ? "1.000000" : null,
+    currency: "USDC",
+  });
+}
