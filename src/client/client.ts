@@ -38,6 +38,7 @@ import {
   NetworkStats,
   NodeList,
   NodeView,
+  ReputationBreakdown,
   type ListNodesQuery,
 } from "../protocol/nodes.ts";
 
@@ -113,6 +114,16 @@ export class TandemClient {
       undefined,
       undefined,
       NodeView,
+    );
+  }
+
+  nodeReputation(id: string) {
+    return this.request(
+      "GET",
+      `/v1/nodes/${encodeURIComponent(id)}/reputation`,
+      undefined,
+      undefined,
+      ReputationBreakdown,
     );
   }
 

@@ -37,10 +37,50 @@ export const NodeView = z.strictObject({
   flags: z.array(z.string()),
   verified: z.boolean(),
   uptime: Uptime,
+  /** Reputation score 0..100, one decimal (src/core/reputation.ts). */
+  reputation: z.number().min(0).max(100),
   registeredAt: z.iso.datetime(),
   lastSeenAt: z.iso.datetime().nullable(),
 });
 export type NodeView = z.infer<typeof NodeView>;
+
+/** One term of the reputation sum: `points` = `weight` × `value` (0..1). */
+export const ReputationComponent = z.strictObject({
+  weight: z.number(),
+  value: z.number(),
+  points: z.number(),
+});
+
+/**
+ * How a node's reputation is made up (`GET /v1/nodes/:id/reputation`), computed from its public
+ * history at `computedAt`; the node's `reputation` is the same figure as of the last refresh.
+ */
+export const ReputationBreakdown = z.strictObject({
+  nodeId: idSchema(IdPrefix.node),
+  score: z.number().min(0).max(100),
+  computedAt: z.iso.datetime(),
+  halfLifeDays: z.number(),
+  components: z.strictObject({
+    uptime: ReputationComponent,
+    completion: ReputationComponent,
+    failures: ReputationComponent,
+    verification: ReputationComponent,
+    slashes: ReputationComponent,
+  }),
+  /** Decayed counts: each event weighs ½ per `halfLifeDays` of age. */
+  evidence: z.strictObject({
+    uptime30d: z.number(),
+    uptimeTrust: z.number(),
+    completed: z.number(),
+    lost: z.number(),
+    lapsed: z.number(),
+    drained: z.number(),
+    slashes: z.number(),
+    verificationsPassed: z.number(),
+    verificationsFailed: z.number(),
+  }),
+});
+export type ReputationBreakdown = z.infer<typeof ReputationBreakdown>;
 
 /** An opaque page cursor (base64url). */
 const Cursor = z
@@ -54,6 +94,7 @@ export const ListNodesQuery = z.strictObject({
   zone: slug(64).optional(),
   status: NodeStatusName.optional(),
   minUptime: z.coerce.number().min(0).max(1).optional(),
+  minReputation: z.coerce.number().min(0).max(100).optional(),
   minVramMiB: z.coerce.number().int().min(0).max(16_777_216).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: Cursor.optional(),

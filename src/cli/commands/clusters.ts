@@ -4,7 +4,13 @@ import type { TandemClient } from "../../client/client.ts";
 import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
-import { parseIntOption, parseRatio, withClientOptions, type ClientOptions } from "./common.ts";
+import {
+  parseIntOption,
+  parseRatio,
+  parseReputation,
+  withClientOptions,
+  type ClientOptions,
+} from "./common.ts";
 import { addClusterCostsCommand } from "./wallet.ts";
 
 const FINAL = new Set(["completed", "failed", "terminated", "expired"]);
@@ -17,6 +23,7 @@ interface FilterOptions extends ClientOptions {
   region?: string[];
   spreadZones?: boolean;
   minUptime?: number;
+  minReputation?: number;
   maxPrice?: string;
   tee?: boolean;
   currency: "TDM" | "USDC" | "USD";
@@ -31,6 +38,7 @@ function withFilters(command: Command): Command {
     .option("--region <region...>", "allowed regions")
     .option("--spread-zones", "place nodes in different zones")
     .option("--min-uptime <ratio>", "minimum 30-day uptime, 0..1", parseRatio)
+    .option("--min-reputation <score>", "minimum reputation score, 0..100", parseReputation)
     .option("--max-price <amount>", "highest price per node-hour, e.g. 0.50")
     .option("--tee", "only TEE-capable GPUs")
     .option("--currency <currency>", "TDM | USDC | USD", "USDC");
@@ -46,6 +54,7 @@ function filtersFrom(o: FilterOptions) {
     ...(o.region === undefined ? {} : { regions: o.region }),
     ...(o.spreadZones ? { spreadZones: true } : {}),
     ...(o.minUptime === undefined ? {} : { minUptime: o.minUptime }),
+    ...(o.minReputation === undefined ? {} : { minReputation: o.minReputation }),
     ...(o.maxPrice === undefined ? {} : { maxPricePerHour: o.maxPrice }),
     ...(o.tee ? { teeCapable: true } : {}),
   };

@@ -40,6 +40,13 @@ export function parseRatio(value: string): number {
   return n;
 }
 
+export function parseReputation(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || n > 100)
+    throw new Error(`expected a reputation score between 0 and 100, got "${value}"`);
+  return n;
+}
+
 /** Prints an error the way a user can act on it, and sets a non-zero exit code. */
 export function reportError(error: unknown, json: boolean): void {
   process.exitCode = 1;

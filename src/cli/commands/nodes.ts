@@ -1,8 +1,14 @@
 import type { Command } from "commander";
-import type { NodeView } from "../../protocol/nodes.ts";
+import type { NodeView, ReputationBreakdown } from "../../protocol/nodes.ts";
 import { clientFor } from "../context.ts";
 import { mib, percent, printFields, printJson, printTable, type Column } from "../output.ts";
-import { parseIntOption, parseRatio, withClientOptions, type ClientOptions } from "./common.ts";
+import {
+  parseIntOption,
+  parseRatio,
+  parseReputation,
+  withClientOptions,
+  type ClientOptions,
+} from "./common.ts";
 
 const NODE_COLUMNS: ReadonlyArray<Column<NodeView>> = [
   ["ID", (n) => n.id],
@@ -13,6 +19,7 @@ const NODE_COLUMNS: ReadonlyArray<Column<NodeView>> = [
   ["VRAM", (n) => (n.vramMiB === 0 ? "-" : mib(n.vramMiB))],
   ["CPU", (n) => `${n.cpu.cores} cores`],
   ["UPTIME 30D", (n) => percent(n.uptime["30d"])],
+  ["REP", (n) => n.reputation.toFixed(1)],
   ["FLAGS", (n) => n.flags.join(",") || "-"],
 ];
 
@@ -22,6 +29,7 @@ interface ListOptions extends ClientOptions {
   zone?: string;
   status?: NodeView["status"];
   minUptime?: number;
+  minReputation?: number;
   minVramMib?: number;
   limit?: number;
   cursor?: string;
@@ -36,6 +44,7 @@ export function registerNodeCommands(program: Command): void {
     .option("--zone <zone>", "zone, e.g. eu-west-a")
     .option("--status <status>", "unverified | available | leased | standby | offline | revoked")
     .option("--min-uptime <ratio>", "minimum 30-day uptime, 0..1", parseRatio)
+    .option("--min-reputation <score>", "minimum reputation score, 0..100", parseReputation)
     .option("--min-vram-mib <mib>", "minimum VRAM per GPU, MiB", parseIntOption("--min-vram-mib"))
     .option("--limit <n>", "page size (1-500)", parseIntOption("--limit"), 50)
     .option("--cursor <cursor>", "continue from a previous page")
@@ -47,6 +56,7 @@ export function registerNodeCommands(program: Command): void {
         zone: options.zone,
         status: options.status,
         minUptime: options.minUptime,
+        minReputation: options.minReputation,
         minVramMiB: options.minVramMib,
         limit: options.limit,
         cursor: options.cursor,
@@ -64,8 +74,9 @@ export function registerNodeCommands(program: Command): void {
   withClientOptions(
     nodes.command("show").description("one node in full").argument("<id>", "node id"),
   ).action(async (id: string, options: ClientOptions) => {
-    const node = await (await clientFor(options)).getNode(id);
-    if (options.json) return printJson(node);
+    const client = await clientFor(options);
+    const [node, reputation] = await Promise.all([client.getNode(id), client.nodeReputation(id)]);
+    if (options.json) return printJson({ ...node, reputationBreakdown: reputation });
     printFields([
       ["id", node.id],
       ["device", node.deviceId],
@@ -85,10 +96,13 @@ export function registerNodeCommands(program: Command): void {
         "uptime",
         `24h ${percent(node.uptime["24h"])} · 7d ${percent(node.uptime["7d"])} · 30d ${percent(node.uptime["30d"])}`,
       ],
+      ["reputation", `${node.reputation.toFixed(1)} / 100`],
       ["flags", node.flags.join(", ") || "none"],
       ["registered", node.registeredAt],
       ["last seen", node.lastSeenAt ?? "never"],
     ]);
+    process.stdout.write("\n");
+    printReputation(reputation);
   });
 
   withClientOptions(
@@ -112,6 +126,28 @@ export function registerNodeCommands(program: Command): void {
         ["DETAIL", (e) => JSON.stringify(e.detail)],
       ]);
     });
+}
+
+/** Each reputation term and the evidence behind it (decayed counts), as src/core/reputation.ts sums it. */
+function printReputation(r: ReputationBreakdown): void {
+  type Name = keyof typeof r.components;
+  const e = r.evidence;
+  const n = (x: number) => x.toFixed(2);
+  const evidence: Record<Name, string> = {
+    uptime: `30-day uptime ${percent(e.uptime30d)}, trusted ${percent(e.uptimeTrust)}`,
+    completion: `${n(e.completed)} completed of ${n(e.completed + e.lost + e.lapsed)} leases`,
+    failures: `${n(e.lost)} lost + ${n(e.lapsed)} lapsed`,
+    verification: `${n(e.verificationsPassed)} passed, ${n(e.verificationsFailed)} failed`,
+    slashes: `${n(e.slashes)} slashed leases`,
+  };
+  printTable(Object.keys(evidence) as Name[], [
+    ["COMPONENT", (name) => name],
+    ["POINTS", (name) => `${r.components[name].points.toFixed(1)} / ${r.components[name].weight}`],
+    ["EVIDENCE", (name) => evidence[name]],
+  ]);
+  process.stdout.write(
+    `\nscore ${r.score.toFixed(1)} at ${r.computedAt}; each event's weight halves every ${r.halfLifeDays} days\n`,
+  );
 }
 
 export function registerNodePriceCommand(program: Command): void {

@@ -66,7 +66,8 @@ function reference(all: readonly NodeView[], filter: NodeFilter): string[] {
         (filter.zone === undefined || n.zone === filter.zone) &&
         (filter.status === undefined || n.status === filter.status) &&
         (filter.minUptime === undefined || n.uptime["30d"] >= filter.minUptime) &&
-        (filter.minVramMiB === undefined || n.vramMiB >= filter.minVramMiB),
+        (filter.minVramMiB === undefined || n.vramMiB >= filter.minVramMiB) &&
+        (filter.minReputation === undefined || n.reputation >= filter.minReputation),
     )
     .map((n) => n.id)
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -95,6 +96,7 @@ const filterArbitrary: fc.Arbitrary<NodeFilter> = fc.record(
     status: fc.constantFrom("unverified", "available", "leased", "standby", "offline", "revoked"),
     minUptime: fc.constantFrom(0, 0.25, 0.5, 0.9, 1),
     minVramMiB: fc.constantFrom(0, 8192, 20_000, 24_564, 80_000),
+    minReputation: fc.constantFrom(0, 62.5, 63, 100),
   },
   { requiredKeys: [] },
 );
@@ -115,6 +117,8 @@ forEachDatabase("node queries", (db) => {
       all.some((n) => n.uptime["30d"] === 1),
       "no full uptime",
     );
+    // Uptime moved the cached reputation either side of the prior.
+    assert.ok(all.some((n) => n.reputation < 62.5) && all.some((n) => n.reputation > 62.5));
 
     for (const limit of [1, 7, NODES, 500]) {
       assert.deepEqual(await allPages(r, {}, limit), reference(all, {}));

@@ -2,10 +2,17 @@ import type { Kysely, Selectable } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { gpuModelByName } from "../../core/gpu-catalog.ts";
 import { NODE_STATUSES, isOnline, type NodeStatus } from "../../core/node-status.ts";
+import { REPUTATION_HALF_LIFE_DAYS } from "../../core/reputation.ts";
 import type { HardwareReport } from "../../protocol/hardware.ts";
-import type { HistoryEntry, NetworkStats, NodeView } from "../../protocol/nodes.ts";
+import type {
+  HistoryEntry,
+  NetworkStats,
+  NodeView,
+  ReputationBreakdown,
+} from "../../protocol/nodes.ts";
 import type { Database, NodesTable } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
+import { computeReputations, subjectOf } from "./reputation.ts";
 
 export interface NodeFilter {
   gpuModel?: string | undefined;
@@ -15,6 +22,8 @@ export interface NodeFilter {
   /** Minimum 30-day uptime, 0..1. */
   minUptime?: number | undefined;
   minVramMiB?: number | undefined;
+  /** Minimum reputation score, 0..100 (the cached figure). */
+  minReputation?: number | undefined;
 }
 
 export interface Page<T> {
@@ -40,6 +49,8 @@ export class NodeQueries {
     if (filter.status !== undefined) query = query.where("status", "=", filter.status);
     if (filter.minUptime !== undefined) query = query.where("uptime_30d", ">=", filter.minUptime);
     if (filter.minVramMiB !== undefined) query = query.where("vram_mib", ">=", filter.minVramMiB);
+    if (filter.minReputation !== undefined)
+      query = query.where("reputation", ">=", filter.minReputation);
     if (cursor !== undefined) query = query.where("id", ">", decodeCursor(cursor));
     const rows = await query.execute();
     const items = rows.slice(0, limit).map(toNodeView);
@@ -48,13 +59,34 @@ export class NodeQueries {
   }
 
   async get(nodeId: string): Promise<NodeView> {
+    return toNodeView(await this.row(nodeId));
+  }
+
+  /**
+   * A node's reputation computed from its history at `nowMs`, with its terms and evidence; the
+   * cached score on the node catches up on the next refresh.
+   */
+  async reputation(nodeId: string, nowMs: number): Promise<ReputationBreakdown> {
+    const row = await this.row(nodeId);
+    const r = (await computeReputations(this.db, [subjectOf(row)], nowMs)).get(nodeId)!;
+    return {
+      nodeId,
+      score: r.score,
+      computedAt: new Date(nowMs).toISOString(),
+      halfLifeDays: REPUTATION_HALF_LIFE_DAYS,
+      components: r.components,
+      evidence: { uptime30d: row.uptime_30d, ...r.evidence },
+    };
+  }
+
+  private async row(nodeId: string): Promise<Selectable<NodesTable>> {
     const row = await this.db
       .selectFrom("nodes")
       .selectAll()
       .where("id", "=", nodeId)
       .executeTakeFirst();
     if (row === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no node ${nodeId}`);
-    return toNodeView(row);
+    return row;
   }
 
   async history(nodeId: string, limit: number, cursor?: string): Promise<Page<HistoryEntry>> {
@@ -158,6 +190,7 @@ export function toNodeView(row: Selectable<NodesTable>): NodeView {
     flags: row.flags === "" ? [] : row.flags.split(","),
     verified: row.verified_at !== null,
     uptime: { "24h": row.uptime_24h, "7d": row.uptime_7d, "30d": row.uptime_30d },
+    reputation: row.reputation,
     registeredAt: new Date(toNumber(row.registered_at)).toISOString(),
     lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
   };

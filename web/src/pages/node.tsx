@@ -1,5 +1,5 @@
-import { useCallback, useEffect, useState } from "react";
-import type { HistoryEntry, NodeView } from "../../../src/protocol/nodes.ts";
+import { Fragment, useCallback, useEffect, useState } from "react";
+import type { HistoryEntry, NodeView, ReputationBreakdown } from "../../../src/protocol/nodes.ts";
 import { client, isNotFound } from "../api.ts";
 import { Meter } from "../components/meter.tsx";
 import { Empty, ErrorState, Loading } from "../components/states.tsx";
@@ -21,6 +21,7 @@ const HISTORY_PAGE = 100;
 /** One node: what it is, where, how reliable, and everything that happened to it. */
 export function NodePage({ id }: { id: string }) {
   const node = useAsync(() => client.getNode(id), id);
+  const reputation = useAsync(() => client.nodeReputation(id), id);
   const history = useHistory(id);
   const [liveStatus, setLiveStatus] = useState<NodeView["status"] | undefined>(undefined);
   const [announcement, setAnnouncement] = useState("");
@@ -28,8 +29,9 @@ export function NodePage({ id }: { id: string }) {
 
   const refresh = useCallback(() => {
     node.reload();
+    reputation.reload();
     history.reload();
-  }, [node.reload, history.reload]);
+  }, [node.reload, reputation.reload, history.reload]);
   useRefetchOnReconnect(refresh);
   useNodeStatusEvents((change) => {
     if (change.nodeId !== id) return;
@@ -116,6 +118,17 @@ export function NodePage({ id }: { id: string }) {
           </dl>
         </section>
 
+        <section className="panel" aria-labelledby="reputation-title">
+          <h2 id="reputation-title">Reputation</h2>
+          {reputation.data !== undefined ? (
+            <Reputation breakdown={reputation.data} />
+          ) : reputation.error !== undefined ? (
+            <ErrorState error={reputation.error} onRetry={reputation.reload} />
+          ) : (
+            <Loading what="reputation" />
+          )}
+        </section>
+
         <section className="panel" aria-labelledby="location-title">
           <h2 id="location-title">Location and identity</h2>
           <dl className="facts">
@@ -159,6 +172,46 @@ function UptimeRow({ window, fraction }: { window: string; fraction: number }) {
         <span className="num">{formatFraction(fraction)}</span>
       </dd>
     </>
+  );
+}
+
+/** The score and its terms (src/core/reputation.ts; the README's "Reputation" section). */
+function Reputation({ breakdown }: { breakdown: ReputationBreakdown }) {
+  const e = breakdown.evidence;
+  const n = (x: number) => x.toFixed(2);
+  const terms: Array<[keyof ReputationBreakdown["components"], string, string]> = [
+    ["uptime", "Uptime", `30 d ${formatFraction(e.uptime30d)}`],
+    [
+      "completion",
+      "Completed leases",
+      `${n(e.completed)} of ${n(e.completed + e.lost + e.lapsed)}`,
+    ],
+    ["failures", "Failures caused", `${n(e.lost)} lost, ${n(e.lapsed)} lapsed`],
+    [
+      "verification",
+      "Verification",
+      `${n(e.verificationsPassed)} passed, ${n(e.verificationsFailed)} failed`,
+    ],
+    ["slashes", "Slashes", n(e.slashes)],
+  ];
+  return (
+    <dl className="facts">
+      <dt>Score</dt>
+      <dd className="num" data-testid="reputation-score">
+        {breakdown.score.toFixed(1)} / 100
+      </dd>
+      {terms.map(([key, label, evidence]) => (
+        <Fragment key={key}>
+          <dt>{label}</dt>
+          <dd>
+            <span className="num">
+              {breakdown.components[key].points.toFixed(1)} / {breakdown.components[key].weight}
+            </span>{" "}
+            · {evidence}
+          </dd>
+        </Fragment>
+      ))}
+    </dl>
   );
 }
 

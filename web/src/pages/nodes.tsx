@@ -151,6 +151,9 @@ function NodesView({ query }: { query: NodesQuery }) {
                   <th scope="col" className="num hide-sm">
                     Uptime 30 d
                   </th>
+                  <th scope="col" className="num hide-sm">
+                    Reputation
+                  </th>
                   <th scope="col" className="hide-sm">
                     Last seen
                   </th>
@@ -228,6 +231,7 @@ function NodeRow({
         {node.region} / {node.zone}
       </td>
       <td className="num hide-sm">{formatFraction(node.uptime["30d"])}</td>
+      <td className="num hide-sm">{node.reputation.toFixed(1)}</td>
       <td className="hide-sm">{node.lastSeenAt === null ? "never" : formatAgo(node.lastSeenAt)}</td>
     </tr>
   );

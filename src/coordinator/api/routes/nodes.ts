@@ -6,11 +6,12 @@ import {
   NodeIdParams,
   NodeList,
   NodeView,
+  ReputationBreakdown,
 } from "../../../protocol/nodes.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
 /** Public read routes: anyone may see the network (the explorer and the CLI read these). */
-export function nodeRoutes(app: ZodApp, { nodes }: ApiDeps): void {
+export function nodeRoutes(app: ZodApp, { nodes, clock }: ApiDeps): void {
   app.get(
     "/v1/nodes",
     { schema: { tags: ["nodes"], querystring: ListNodesQuery, response: { 200: NodeList } } },
@@ -24,6 +25,12 @@ export function nodeRoutes(app: ZodApp, { nodes }: ApiDeps): void {
     "/v1/nodes/:id",
     { schema: { tags: ["nodes"], params: NodeIdParams, response: { 200: NodeView } } },
     (request) => nodes.get(request.params.id),
+  );
+
+  app.get(
+    "/v1/nodes/:id/reputation",
+    { schema: { tags: ["nodes"], params: NodeIdParams, response: { 200: ReputationBreakdown } } },
+    (request) => nodes.reputation(request.params.id, clock.now()),
   );
 
   app.get(
