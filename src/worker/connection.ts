@@ -11,6 +11,7 @@ import {
   type Utilization,
   type WorkerMessage,
 } from "../protocol/worker-messages.ts";
+import { ContactClock } from "./contact-clock.ts";
 import type { DeviceIdentity } from "./identity.ts";
 import { ChallengeSolver } from "./verification.ts";
 
@@ -23,30 +24,60 @@ export interface CoordinatorLinkOptions {
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
 
+/** Why the worker must stop its jobs now: no proof of contact for `silentMs` (≥ `fenceAfterMs`). */
+export interface FenceNotice {
+  silentMs: number;
+  fenceAfterMs: number;
+  heartbeatIntervalMs: number;
+}
+
 export interface CoordinatorLinkEvents {
-  connected: [{ nodeId: string; heartbeatIntervalMs: number }];
+  connected: [{ nodeId: string; heartbeatIntervalMs: number; fenceAfterMs: number }];
   disconnected: [{ code: number; reason: string }];
   revoked: [];
   /** A job-start or job-stop for this worker's job supervisor. */
   job: [JobStartMessage | z.infer<typeof JobStopMessage>];
+  /**
+   * The fencing budget has run out (contact-clock.ts): every job must stop at once. Emitted at
+   * every check while it stays out, so a job started meanwhile is stopped too.
+   */
+  fence: [FenceNotice];
+  /** The coordinator has answered a `drain`: this worker may stop now. */
+  drained: [];
 }
 
 /**
  * The worker's one WebSocket to the coordinator. It answers the challenge with the device key,
- * heartbeats at the interval the coordinator asks for, and reconnects with capped, jittered
- * backoff after any loss — except after revocation, which is final.
+ * heartbeats (each with a WebSocket ping) at the interval the coordinator asks for, and reconnects
+ * with capped, jittered backoff after any loss — except after revocation, which is final. From the
+ * first welcome on it watches the contact clock and emits `fence` once the coordinator may have
+ * declared this node dead, connected or not. A drain asked for while the link is down is sent
+ * after the next welcome (and again after each one until the coordinator answers `drained`).
  */
 export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private socket: WebSocket | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private attempt = 0;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private reconnects = 0;
   private seq = 0;
+  private ping = 0;
   private stopped = false;
+  private welcomed = false;
+  private heartbeatIntervalMs = 0;
+  private authSentAtMs: number | undefined;
+  private drainReason: string | undefined;
+  private drained = false;
+  private readonly contact = new ContactClock();
   private readonly solver = new ChallengeSolver();
 
   constructor(private readonly options: CoordinatorLinkOptions) {
     super();
+  }
+
+  /** Monotonic milliseconds: the fencing clock must not jump with the wall clock. */
+  private now(): number {
+    return performance.now();
   }
 
   start(): void {
@@ -58,6 +89,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.fenceTimer);
     const socket = this.socket;
     if (socket === undefined || socket.readyState === WebSocket.CLOSED) return;
     const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
@@ -71,15 +103,27 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     await closed;
   }
 
+  /**
+   * Asks the coordinator to drain this node: now if the link is up, else after the next welcome.
+   * `drained` follows once the coordinator has handed over or finished every rank here.
+   */
+  drain(reason: string): void {
+    this.drainReason = reason;
+    if (this.welcomed) this.send({ type: "drain", reason });
+  }
+
   private connect(): void {
     const url = new URL("/v1/workers/connect", this.options.coordinatorUrl);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(url, { maxPayload: 1024 * 1024 });
     this.socket = socket;
+    this.authSentAtMs = undefined;
     socket.on("message", (data) => this.onMessage(socket, data));
+    socket.on("pong", (data) => this.contact.pongReceived(Number(data.toString("utf8"))));
     socket.on("error", (error) => this.options.log("connection error", { error: error.message }));
     socket.on("close", (code, reasonBuffer) => {
       clearInterval(this.heartbeatTimer);
+      this.welcomed = false;
       const reason = reasonBuffer.toString();
       this.emit("disconnected", { code, reason });
       if (code === CloseCode.revoked) {
@@ -88,7 +132,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         return;
       }
       if (this.stopped) return;
-      const delayMs = backoffDelayMs(this.attempt++, this.options.backoff, Math.random);
+      const delayMs = backoffDelayMs(this.reconnects++, this.options.backoff, Math.random);
       this.options.log("disconnected; reconnecting", { code, reason, delayMs });
       this.reconnectTimer = setTimeout(() => this.connect(), delayMs);
     });
@@ -110,22 +154,25 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
           identity.privateKey,
           connectPayload(identity.deviceId, message.nonce),
         );
+        this.authSentAtMs = this.now();
         this.send({ type: "auth", deviceId: identity.deviceId, signature });
         return;
       }
       case "welcome":
-        this.attempt = 0;
-        clearInterval(this.heartbeatTimer);
-        this.heartbeatTimer = setInterval(() => this.heartbeat(), message.heartbeatIntervalMs);
-        this.heartbeat();
+        this.onWelcome(message.heartbeatIntervalMs, message.fenceAfterMs);
         this.emit("connected", {
           nodeId: message.nodeId,
           heartbeatIntervalMs: message.heartbeatIntervalMs,
+          fenceAfterMs: message.fenceAfterMs,
         });
         return;
       case "job-start":
       case "job-stop":
         this.emit("job", message);
+        return;
+      case "drained":
+        this.drained = true;
+        this.emit("drained");
         return;
       case "verify":
         void this.solver.solve(message).then((commit) => this.send(commit));
@@ -138,12 +185,45 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     }
   }
 
+  private onWelcome(heartbeatIntervalMs: number, fenceAfterMs: number): void {
+    this.reconnects = 0;
+    this.welcomed = true;
+    this.heartbeatIntervalMs = heartbeatIntervalMs;
+    this.contact.welcomed(this.authSentAtMs ?? this.now(), fenceAfterMs);
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), heartbeatIntervalMs);
+    this.heartbeat();
+    clearInterval(this.fenceTimer);
+    this.fenceTimer = setInterval(
+      () => this.checkFence(),
+      Math.max(1, Math.floor(heartbeatIntervalMs / 4)),
+    );
+    this.fenceTimer.unref();
+    if (this.drainReason !== undefined && !this.drained)
+      this.send({ type: "drain", reason: this.drainReason });
+  }
+
+  private checkFence(): void {
+    const nowMs = this.now();
+    if (!this.contact.overdue(nowMs)) return;
+    this.emit("fence", {
+      silentMs: Math.round(this.contact.silentMs(nowMs) ?? 0),
+      fenceAfterMs: this.contact.fenceAfterMs,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+    });
+  }
+
   private heartbeat(): void {
     this.send({
       type: "heartbeat",
       seq: this.seq++,
       utilization: this.options.sampleUtilization(),
     });
+    const socket = this.socket;
+    if (socket?.readyState !== WebSocket.OPEN) return;
+    const ping = this.ping++;
+    this.contact.pingSent(ping, this.now());
+    socket.ping(String(ping));
   }
 
   send(message: WorkerMessage): void {

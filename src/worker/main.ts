@@ -16,6 +16,11 @@ export interface Worker {
   readonly deviceId: string;
   readonly nodeId: string;
   readonly link: CoordinatorLink;
+  /**
+   * Asks the coordinator to drain this node (no new leases; ranks handed over or finished) and
+   * resolves once it answers `drained`. The worker keeps serving meanwhile; `stop` it afterwards.
+   */
+  drain(reason: string): Promise<void>;
   stop(reason?: string): Promise<void>;
 }
 
@@ -106,6 +111,18 @@ export async function startWorker(
     if (message.type === "job-start") void supervisor.start(message);
     else void supervisor.stop(message.clusterId);
   });
+  link.on("fence", ({ silentMs, heartbeatIntervalMs }) => {
+    if (supervisor.activeClusters === 0) return;
+    // The coordinator's deadline is one interval after the fence, which is checked a quarter
+    // interval late at most: half an interval of grace still ends every process before it.
+    void supervisor.stopAll({ graceMs: Math.floor(heartbeatIntervalMs / 2) }).then((stopped) => {
+      if (stopped > 0)
+        log(`fenced: no contact with the coordinator for ${silentMs} ms; stopped ${stopped} jobs`, {
+          silentMs,
+          stopped,
+        });
+    });
+  });
   link.on("connected", ({ nodeId }) => log("connected", { nodeId }));
   link.on("revoked", () => log("this device was revoked by the network; stopping"));
   link.start();
@@ -114,6 +131,13 @@ export async function startWorker(
     deviceId: registered.deviceId,
     nodeId: registered.nodeId,
     link,
+    async drain(reason) {
+      const drained = new Promise<void>((resolve) => link.once("drained", resolve));
+      log("draining: waiting for the coordinator to hand over this node's jobs", { reason });
+      link.drain(reason);
+      await drained;
+      log("drained by the coordinator", { activeClusters: supervisor.activeClusters });
+    },
     async stop(reason = "worker stopped") {
       clearInterval(gpuTimer);
       await supervisor.stopAll();

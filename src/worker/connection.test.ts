@@ -1,0 +1,164 @@
+/**
+ * The coordinator link against a stand-in coordinator (test/support/stand-in-coordinator.ts; the
+ * real gateway is tested beside it): self-fencing from WebSocket ping/pong, connected or not, and
+ * the drain handshake. Timings keep the production ratio (fenceAfterMs = 2 heartbeat intervals,
+ * the coordinator's deadline one interval later) at a scale a loaded machine still meets.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { fixtureHardware } from "../../test/support/devices.ts";
+import {
+  startStandInCoordinator,
+  type StandInCoordinator,
+} from "../../test/support/stand-in-coordinator.ts";
+import { CoordinatorLink, type FenceNotice } from "./connection.ts";
+import { loadOrCreateIdentity } from "./identity.ts";
+import { registerDevice } from "./registration.ts";
+
+const HEARTBEAT_MS = 300;
+const FENCE_AFTER_MS = 2 * HEARTBEAT_MS;
+/** When the coordinator would declare the node dead: one interval after the fence. */
+const DEAD_AFTER_MS = FENCE_AFTER_MS + HEARTBEAT_MS;
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+/** A stand-in coordinator and a registered device's link to it (not started). */
+async function linkToStandIn(): Promise<{
+  coordinator: StandInCoordinator;
+  link: CoordinatorLink;
+}> {
+  const coordinator = await startStandInCoordinator({
+    heartbeatIntervalMs: HEARTBEAT_MS,
+    fenceAfterMs: FENCE_AFTER_MS,
+  });
+  const home = await mkdtemp(path.join(os.tmpdir(), "tandem-link-"));
+  const identity = await loadOrCreateIdentity(home);
+  const { deviceId } = await registerDevice({
+    coordinatorUrl: coordinator.url,
+    apiKey: "tdm_standin",
+    identity,
+    region: "eu-west",
+    zone: "eu-west-a",
+    hardware: await fixtureHardware("none"),
+  });
+  const link = new CoordinatorLink({
+    coordinatorUrl: coordinator.url,
+    identity: { ...identity, deviceId },
+    backoff: { baseMs: 20, maxMs: 100 },
+    sampleUtilization: () => ({ cpuPct: 0, memoryUsedMiB: 0, gpus: [] }),
+    log: () => undefined,
+  });
+  cleanups.push(async () => {
+    await link.stop("test over");
+    await coordinator.close();
+    await rm(home, { recursive: true, force: true });
+  });
+  return { coordinator, link };
+}
+
+/**
+ * Every fence notice, with how long after the last ping the stand-in answered it came: the
+ * coordinator's last sight of the node, from which it counts DEAD_AFTER_MS.
+ */
+function recordFences(link: CoordinatorLink, coordinator: StandInCoordinator) {
+  const fences: Array<FenceNotice & { sinceSeenMs: number }> = [];
+  const first = new Promise<void>((resolve) =>
+    link.on("fence", (notice) => {
+      const sinceSeenMs = performance.now() - (coordinator.lastPongAtMs ?? Number.NaN);
+      fences.push({ ...notice, sinceSeenMs });
+      resolve();
+    }),
+  );
+  return { fences, first };
+}
+
+const connected = (link: CoordinatorLink) =>
+  new Promise<{ fenceAfterMs: number }>((resolve) => link.once("connected", resolve));
+
+describe("coordinator link: self-fencing", { timeout: 30_000 }, () => {
+  it("does not fence while pongs come back; fences within the budget once they stop", async () => {
+    const { coordinator, link } = await linkToStandIn();
+    const { fences, first } = recordFences(link, coordinator);
+    const welcome = connected(link);
+    link.start();
+    assert.equal((await welcome).fenceAfterMs, FENCE_AFTER_MS);
+
+    // Four fencing budgets of silence would have fenced but for the pongs.
+    await coordinator.pingsReach(1 + (4 * FENCE_AFTER_MS) / HEARTBEAT_MS);
+    assert.equal(fences.length, 0);
+
+    coordinator.answerPings = false;
+    await first;
+    const [fence] = fences;
+    assert.ok(fence !== undefined);
+    assert.ok(fence.silentMs >= FENCE_AFTER_MS, `fenced early: ${fence.silentMs} ms`);
+    assert.ok(
+      fence.sinceSeenMs < DEAD_AFTER_MS,
+      `fenced ${fence.sinceSeenMs} ms after the last answered ping; the coordinator gives up after ${DEAD_AFTER_MS}`,
+    );
+    assert.deepEqual(
+      { fenceAfterMs: fence.fenceAfterMs, heartbeatIntervalMs: fence.heartbeatIntervalMs },
+      { fenceAfterMs: FENCE_AFTER_MS, heartbeatIntervalMs: HEARTBEAT_MS },
+    );
+  });
+
+  it("keeps counting while the coordinator is unreachable; a new welcome makes contact fresh", async () => {
+    const { coordinator, link } = await linkToStandIn();
+    const { fences, first } = recordFences(link, coordinator);
+    const welcome = connected(link);
+    link.start();
+    await welcome;
+
+    coordinator.acceptConnections = false;
+    coordinator.dropConnections();
+    await first;
+    assert.ok(fences[0]!.silentMs >= FENCE_AFTER_MS);
+    assert.ok(fences[0]!.sinceSeenMs < DEAD_AFTER_MS);
+
+    const back = connected(link);
+    coordinator.acceptConnections = true;
+    await back;
+    const fencedBefore = fences.length;
+    const pings = coordinator.pings;
+    await coordinator.pingsReach(pings + (2 * FENCE_AFTER_MS) / HEARTBEAT_MS);
+    assert.equal(fences.length, fencedBefore, "fenced again after a fresh welcome");
+  });
+});
+
+describe("coordinator link: drain", { timeout: 30_000 }, () => {
+  it("sends a drain asked for while down after the next welcome, and reports drained", async () => {
+    const { coordinator, link } = await linkToStandIn();
+    const drained = new Promise<void>((resolve) => link.once("drained", resolve));
+    link.drain("drain requested by the supplier");
+    link.start();
+    await drained;
+    const types = coordinator.received.map((m) => m.type);
+    assert.ok(types.indexOf("auth") < types.indexOf("drain"));
+    assert.deepEqual(await coordinator.next("drain"), {
+      type: "drain",
+      reason: "drain requested by the supplier",
+    });
+  });
+
+  it("asks again after a reconnect until the coordinator answers", async () => {
+    const { coordinator, link } = await linkToStandIn();
+    coordinator.answerDrain = false;
+    const welcome = connected(link);
+    link.start();
+    await welcome;
+    link.drain("going away");
+    await coordinator.next("drain");
+
+    const drained = new Promise<void>((resolve) => link.once("drained", resolve));
+    coordinator.answerDrain = true;
+    coordinator.dropConnections();
+    await drained;
+    assert.equal(coordinator.received.filter((m) => m.type === "drain").length, 2);
+  });
+});

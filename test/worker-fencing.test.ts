@@ -1,0 +1,94 @@
+/**
+ * Self-fencing of a whole worker (DESIGN.md §5.7), composed by src/worker/main.ts: it runs a real
+ * job for a stand-in coordinator (test/support/stand-in-coordinator.ts), the coordinator falls
+ * silent, and the worker ends the job's processes by itself before the coordinator could declare it
+ * dead and give the rank to another node.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, it } from "node:test";
+import { IdPrefix, newId } from "../src/protocol/ids.ts";
+import { startWorker } from "../src/worker/main.ts";
+import { processesWith, sleepersAtLeast, tracking } from "../src/worker/runtime/job-harness.ts";
+import { createProcessRuntime } from "../src/worker/runtime/process-runtime.ts";
+import { fixtureHardware } from "./support/devices.ts";
+import { startStandInCoordinator } from "./support/stand-in-coordinator.ts";
+
+const HEARTBEAT_MS = 300;
+const FENCE_AFTER_MS = 2 * HEARTBEAT_MS;
+
+const runtime = tracking(createProcessRuntime());
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  await runtime.killAll();
+});
+
+it(
+  "a worker that loses its coordinator stops its jobs by itself",
+  { timeout: 30_000 },
+  async () => {
+    const coordinator = await startStandInCoordinator({
+      heartbeatIntervalMs: HEARTBEAT_MS,
+      fenceAfterMs: FENCE_AFTER_MS,
+    });
+    const home = await mkdtemp(path.join(os.tmpdir(), "tandem-fencing-"));
+    cleanups.push(async () => {
+      await coordinator.close();
+      await rm(home, { recursive: true, force: true });
+    });
+    const logs: string[] = [];
+    const fenced = new Promise<string>((resolve) => {
+      const worker = startWorker(
+        {
+          home,
+          coordinatorUrl: coordinator.url,
+          apiKey: "tdm_standin",
+          region: "eu-west",
+          zone: "eu-west-a",
+          jobsDir: path.join(home, "jobs"),
+        },
+        {
+          probe: { probe: () => fixtureHardware("none") },
+          runtime,
+          log: (message) => {
+            logs.push(message);
+            if (message.startsWith("fenced:")) resolve(message);
+          },
+        },
+      );
+      cleanups.push(async () => (await worker).stop());
+    });
+
+    await coordinator.next("heartbeat");
+    const mark = `1000.${process.pid}91`;
+    const clusterId = newId(IdPrefix.cluster);
+    coordinator.broadcast({
+      type: "job-start",
+      clusterId,
+      rank: 0,
+      attempt: 2,
+      worldSize: 1,
+      kind: "batch",
+      command: ["sh", "-c", `echo ready; sleep ${mark} & sleep ${mark} & wait`],
+      env: {},
+      image: null,
+      head: null,
+    });
+    await coordinator.next("job-log", (m) => m.lines.includes("ready"));
+    assert.equal((await sleepersAtLeast(mark, 2)).length, 2);
+
+    coordinator.answerPings = false;
+    assert.match(
+      await fenced,
+      /^fenced: no contact with the coordinator for \d+ ms; stopped 1 jobs$/,
+    );
+    assert.deepEqual(await processesWith(`sleep\0${mark}\0`), []);
+    const exit = await coordinator.next("job-exit", (m) => m.clusterId === clusterId);
+    assert.equal(exit.attempt, 2);
+    assert.equal(exit.signal, "SIGTERM");
+    assert.equal(logs.filter((l) => l.startsWith("fenced:")).length, 1);
+  },
+);
