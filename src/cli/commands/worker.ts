@@ -1,9 +1,12 @@
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { startWorker } from "../../worker/main.ts";
+import { startWorker, type Worker } from "../../worker/main.ts";
+import { removePidFile, writePidFile } from "../../worker/pid-file.ts";
 import { resolveConnection, tandemHome } from "../context.ts";
 import { withClientOptions, type ClientOptions } from "./common.ts";
 import { untilSignal } from "./signals.ts";
+import { DRAIN_REASON, DRAIN_SIGNAL, registerWorkerDrainCommand } from "./worker-drain.ts";
 
 interface WorkerOptions extends ClientOptions {
   region: string;
@@ -39,33 +42,84 @@ export function registerWorkerCommands(program: Command): void {
           "a supplier API key is needed: --api-key, $TANDEM_API_KEY or `tandem login`",
         );
       }
-      const worker = await startWorker({
-        home: options.home ?? join(tandemHome(), "worker"),
-        coordinatorUrl: url,
-        apiKey,
-        region: options.region,
-        zone: options.zone,
-        ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
-        ...(options.python === undefined ? {} : { python: options.python }),
-        allowUnsandboxed: options.allowUnsandboxed === true,
-      });
-      if (options.json)
-        process.stdout.write(
-          JSON.stringify({ deviceId: worker.deviceId, nodeId: worker.nodeId }) + "\n",
-        );
-      else
-        process.stdout.write(
-          `worker ${worker.deviceId} serving node ${worker.nodeId} (Ctrl-C to stop)\n`,
-        );
-      const revoked = new Promise<"revoked">((resolve) =>
-        worker.link.once("revoked", () => resolve("revoked")),
-      );
-      const outcome = await Promise.race([untilSignal(), revoked]);
-      if (outcome === "revoked") {
-        process.stderr.write("this device was revoked by the network; it will not reconnect\n");
-        process.exitCode = 3;
-        return;
+      const home = options.home ?? defaultHome();
+      const drainSignals = handleDrainSignals();
+      await mkdir(home, { recursive: true, mode: 0o700 });
+      await writePidFile(home);
+      try {
+        const worker = await startWorker({
+          home,
+          coordinatorUrl: url,
+          apiKey,
+          region: options.region,
+          zone: options.zone,
+          ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
+          ...(options.python === undefined ? {} : { python: options.python }),
+          allowUnsandboxed: options.allowUnsandboxed === true,
+        });
+        if (options.json)
+          process.stdout.write(
+            JSON.stringify({ deviceId: worker.deviceId, nodeId: worker.nodeId }) + "\n",
+          );
+        else
+          process.stdout.write(
+            `worker ${worker.deviceId} serving node ${worker.nodeId} (Ctrl-C to stop)\n`,
+          );
+        await serveUntilStopped(worker, drainSignals);
+      } finally {
+        await removePidFile(home);
+        drainSignals.dispose();
       }
-      await worker.stop(`received ${outcome}`);
     });
+  registerWorkerDrainCommand(worker, defaultHome);
+}
+
+const defaultHome = () => join(tandemHome(), "worker");
+
+/**
+ * Serves until SIGINT or SIGTERM (stop now), the drain signal (stop once the coordinator answers
+ * `drained`) or revocation (exit code 3, no goodbye: the coordinator has closed the door).
+ */
+async function serveUntilStopped(worker: Worker, drainSignals: DrainSignals): Promise<void> {
+  const revoked = new Promise<"revoked">((resolve) =>
+    worker.link.once("revoked", () => resolve("revoked")),
+  );
+  // Each signal asks again (the coordinator treats a repeated drain as the same one).
+  const drained = new Promise<"drained">((resolve) =>
+    drainSignals.listen(() => void worker.drain(DRAIN_REASON).then(() => resolve("drained"))),
+  );
+  const outcome = await Promise.race([untilSignal(), revoked, drained]);
+  if (outcome === "revoked") {
+    process.stderr.write("this device was revoked by the network; it will not reconnect\n");
+    process.exitCode = 3;
+    return;
+  }
+  await worker.stop(outcome === "drained" ? "drained" : `received ${outcome}`);
+}
+
+interface DrainSignals {
+  /** Calls `onRequest` for each drain signal, those that came before it was given included. */
+  listen(onRequest: () => void): void;
+  dispose(): void;
+}
+
+/**
+ * Handles the drain signal from the start of `worker start` on, before the pid file advertises
+ * it: the signal's default action would kill the worker.
+ */
+function handleDrainSignals(): DrainSignals {
+  let requested = false;
+  let listener: (() => void) | undefined;
+  const onSignal = () => {
+    requested = true;
+    listener?.();
+  };
+  process.on(DRAIN_SIGNAL, onSignal);
+  return {
+    listen(onRequest) {
+      listener = onRequest;
+      if (requested) onRequest();
+    },
+    dispose: () => process.off(DRAIN_SIGNAL, onSignal),
+  };
 }
