@@ -50,7 +50,7 @@ async function setup(
     return cluster;
   };
   const accept = (clusterId: string) =>
-    worker.send({ type: "job-accepted", clusterId, rank: 0, port: 29_500 });
+    worker.send({ type: "job-accepted", clusterId, rank: 0, attempt: 0, port: 29_500 });
   const until = async (clusterId: string, status: string) => {
     for (let i = 0; i < 1000; i++) {
       const view = await client.getCluster(clusterId);
@@ -59,7 +59,16 @@ async function setup(
     }
     throw new Error(`cluster never became ${status}`);
   };
-  return { clock, net, client, worker, costs, deploy, accept, until };
+  /** A heartbeat from the worker, once the coordinator has taken it in. */
+  const heartbeat = async () => {
+    const { detector } = net.coordinator.gateway;
+    const before = detector.lastPayload(worker.nodeId);
+    const utilization = { cpuPct: 1, memoryUsedMiB: 1, gpus: [] };
+    worker.send({ type: "heartbeat", seq: Date.now(), utilization });
+    for (let i = 0; i < 500 && detector.lastPayload(worker.nodeId) === before; i++)
+      await new Promise((r) => setTimeout(r, 5));
+  };
+  return { clock, net, client, worker, costs, deploy, accept, until, heartbeat };
 }
 
 async function availableNodes(net: TestCoordinator): Promise<number> {
@@ -136,23 +145,38 @@ forEachDatabase("cluster lifecycle", (db) => {
     s.clock.advance(10_001);
     await s.net.coordinator.scheduler.tick();
     const view = await s.until(cluster.id, "failed");
-    assert.match(String(view.events.at(-1)?.detail.reason), /did not accept within 10000 ms/);
+    assert.match(
+      String(view.events.at(-1)?.detail.reason),
+      /did not accept rank 0 within 10000 ms/,
+    );
     const costs = await s.costs(cluster.id);
     assert.deepEqual([costs.served, costs.refunded], ["0.000000", "0.020000"]);
     assert.equal(await availableNodes(s.net), 1);
   });
 
-  it("fails the cluster when its node goes silent, paying only served minutes", async (t) => {
+  it("fails the cluster when its only node goes silent: paid to its last beat, then slashed", async (t) => {
     const s = await setup(db, t);
     const cluster = await s.deploy(2);
     s.accept(cluster.id);
     await s.until(cluster.id, "running");
     s.clock.advance(10 * MINUTE);
+    await s.heartbeat();
+    s.clock.advance(30_000);
     await s.net.coordinator.gateway.sweep();
     const view = await s.until(cluster.id, "failed");
-    assert.match(String(view.events.at(-1)?.detail.reason), /went offline/);
+    assert.match(
+      String(view.events.at(-1)?.detail.reason),
+      /went offline.*no standby or replacement/,
+    );
     const costs = await s.costs(cluster.id);
+    // Served to the last heartbeat (10 whole minutes), not to when the silence was noticed.
     assert.deepEqual([costs.served, costs.refunded], ["0.003333", "0.036667"]);
+    // The slash (one hour: 0.02) exceeds the supplier's unpaid earnings, so all of them go to the
+    // consumer; stakes do not exist yet, the rest is recorded as a shortfall.
+    assert.equal(costs.slashCompensation, costs.paidOut);
+    const slashed = view.events.find((e) => e.type === "slashed");
+    assert.equal(slashed?.detail.owed, "0.020000");
+    assert.equal(slashed?.detail.taken, costs.paidOut);
   });
 
   it("extends a running cluster and completes when every rank exits 0", async (t) => {
@@ -168,6 +192,7 @@ forEachDatabase("cluster lifecycle", (db) => {
       type: "job-exit",
       clusterId: cluster.id,
       rank: 0,
+      attempt: 0,
       exitCode: 0,
       signal: null,
       error: null,

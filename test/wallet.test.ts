@@ -392,6 +392,7 @@ forEachDatabase("wallet API", (db) => {
       burned: "0.200000",
       refunded: "60.000000",
       escrow: "0.000000",
+      slashCompensation: "0.000000",
     });
     await assert.rejects(
       stranger.client.clusterCosts(clusterId),

@@ -3,7 +3,15 @@ import type { NodeStatus } from "../core/node-status.ts";
 
 /** Typed events the coordinator's subsystems publish after their transaction commits. */
 export interface CoordinatorEventMap {
-  "node:status": { nodeId: string; from: NodeStatus; to: NodeStatus; atMs: number; reason: string };
+  "node:status": {
+    nodeId: string;
+    from: NodeStatus;
+    to: NodeStatus;
+    atMs: number;
+    reason: string;
+    /** For a node declared dead: its last heartbeat (it served no later than this). */
+    lastSeenMs?: number;
+  };
   /** A node's hardware, location or price changed (its status did not). */
   "node:metadata": { nodeId: string; atMs: number };
   /** A node's reputation score changed (new evidence, or the periodic refresh). */

@@ -95,6 +95,7 @@ export async function startCoordinator(
     {
       reservationTtlMs: config.reservationTtlMs,
       tickMs: config.schedulerTickMs,
+      standbyPricePercent: config.standbyPricePercent,
       unitsPerUsd: { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits },
       maxLogLinesPerCluster: config.maxLogLinesPerCluster,
     },

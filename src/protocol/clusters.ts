@@ -29,6 +29,8 @@ export const CapacityFilters = z.strictObject({
   minReputation: z.number().min(0).max(100).optional(),
   maxPricePerHour: AmountInput.optional(),
   teeCapable: z.boolean().optional(),
+  /** Standby (shadow) nodes reserved beside `nodes`, taking a failed node's rank at once. */
+  shadow: z.number().int().min(0).max(16).optional(),
 });
 export type CapacityFilters = z.infer<typeof CapacityFilters>;
 
@@ -103,15 +105,24 @@ export const ClusterNodeStatusName = z.enum([
   "exited",
   "failed",
   "released",
+  /** The node failed (went offline, was revoked, could not run its part): its rank moved on. */
+  "lost",
+  /** The node handed its rank over on an announced drain. */
+  "handed-over",
+  /** A standby that took a failed node's rank (its rank continues in a new lease). */
+  "promoted",
 ]);
 
 export const ClusterNode = z.strictObject({
   nodeId: idSchema(IdPrefix.node),
-  rank: z.number().int(),
+  /** Null for a standby that holds no rank yet. */
+  rank: z.number().int().nullable(),
   zone: z.string(),
   region: z.string(),
   role: ClusterNodeRole,
   status: ClusterNodeStatusName,
+  /** Whether the cluster holds this node now (a lost or handed-over lease is history). */
+  active: z.boolean(),
   exitCode: z.number().int().nullable(),
   pricePerHour: Amount,
 });
@@ -127,6 +138,8 @@ export const ClusterView = z.strictObject({
   kind: ClusterKind,
   status: ClusterStatusName,
   hours: z.number().int(),
+  /** Standby nodes asked for at deploy. */
+  shadow: z.number().int(),
   currency: CurrencyName,
   command: z.array(z.string()),
   nodes: z.array(ClusterNode),

@@ -120,6 +120,8 @@ export const ClusterCostsView = z.strictObject({
   refunded: MoneyString,
   /** Still in escrow. */
   escrow: MoneyString,
+  /** Paid to the consumer by suppliers slashed for failing this cluster. */
+  slashCompensation: MoneyString,
 });
 export type ClusterCostsView = z.infer<typeof ClusterCostsView>;
 
@@ -165,6 +167,8 @@ export const QuoteView = z.strictObject({
   lines: z.array(
     z.strictObject({
       nodeId: z.string(),
+      /** A shadow node, billed at the standby rate. */
+      standby: z.boolean(),
       pricePerHour: MoneyString,
       minutes: z.number().int(),
       rental: MoneyString,

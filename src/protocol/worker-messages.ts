@@ -3,7 +3,7 @@ import { IdPrefix, idSchema } from "./ids.ts";
 import { Signature } from "./devices.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** WebSocket close codes the coordinator uses, so a worker knows whether to retry. */
 export const CloseCode = {
@@ -26,6 +26,12 @@ export const WelcomeMessage = z.strictObject({
   type: z.literal("welcome"),
   nodeId: idSchema(IdPrefix.node),
   heartbeatIntervalMs: z.number().int().positive(),
+  /**
+   * Self-fencing budget: a worker that has heard nothing from the coordinator for this long stops
+   * every job by itself, before the coordinator can declare it dead and give its ranks to another
+   * node (DESIGN.md §5.7), so a rank never runs on two nodes at once.
+   */
+  fenceAfterMs: z.number().int().positive(),
 });
 
 /** Starts the compute verification (src/core/verification.ts): build and multiply the matrices. */
@@ -45,6 +51,11 @@ export const VerifyOpenMessage = z.strictObject({
 
 const ClusterId = idSchema(IdPrefix.cluster);
 const Rank = z.number().int().min(0).max(4096);
+/**
+ * Which run of a rank a job message belongs to. A rank restarted after a failover runs under a
+ * higher attempt; messages from an older attempt (a late exit of a stopped run) are ignored.
+ */
+const Attempt = z.number().int().min(0).max(1_000_000);
 
 /**
  * Starts one rank of a cluster. The head (rank 0) gets no rendezvous address: it picks its port
@@ -54,6 +65,7 @@ export const JobStartMessage = z.strictObject({
   type: z.literal("job-start"),
   clusterId: ClusterId,
   rank: Rank,
+  attempt: Attempt,
   worldSize: z.number().int().min(1).max(4096),
   kind: z.enum(["batch", "torch", "dask", "ray", "container"]),
   command: z.array(z.string().max(4096)).min(1).max(256),
@@ -72,6 +84,9 @@ export const JobStopMessage = z.strictObject({
   reason: z.string().max(200),
 });
 
+/** The coordinator has handed over or finished every rank of a draining worker: it may stop now. */
+export const DrainedMessage = z.strictObject({ type: z.literal("drained") });
+
 export const CoordinatorMessage = z.discriminatedUnion("type", [
   ChallengeMessage,
   WelcomeMessage,
@@ -79,6 +94,7 @@ export const CoordinatorMessage = z.discriminatedUnion("type", [
   VerifyOpenMessage,
   JobStartMessage,
   JobStopMessage,
+  DrainedMessage,
 ]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
@@ -117,6 +133,16 @@ export const ByeMessage = z.strictObject({
   reason: z.string().max(200),
 });
 
+/**
+ * An announced stop (`tandem worker drain`): the coordinator takes no new lease on this node,
+ * hands its ranks to standbys or fresh nodes where it can (no slash), lets the rest finish, then
+ * answers `drained`.
+ */
+export const DrainMessage = z.strictObject({
+  type: z.literal("drain"),
+  reason: z.string().max(200),
+});
+
 const Digest = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
 
 /** The worker's commitment: one digest per row of the product, and how long it took. */
@@ -145,6 +171,7 @@ export const JobAcceptedMessage = z.strictObject({
   type: z.literal("job-accepted"),
   clusterId: ClusterId,
   rank: Rank,
+  attempt: Attempt,
   port: z.number().int().min(1).max(65_535).nullable(),
 });
 
@@ -153,6 +180,7 @@ export const JobLogMessage = z.strictObject({
   type: z.literal("job-log"),
   clusterId: ClusterId,
   rank: Rank,
+  attempt: Attempt,
   stream: z.enum(["stdout", "stderr"]),
   lines: z.array(z.string().max(8192)).min(1).max(500),
 });
@@ -162,6 +190,7 @@ export const JobExitMessage = z.strictObject({
   type: z.literal("job-exit"),
   clusterId: ClusterId,
   rank: Rank,
+  attempt: Attempt,
   exitCode: z.number().int().nullable(),
   signal: z.string().max(32).nullable(),
   error: z.string().max(1000).nullable(),
@@ -174,6 +203,7 @@ export const WorkerMessage = z.discriminatedUnion("type", [
   AuthMessage,
   HeartbeatMessage,
   ByeMessage,
+  DrainMessage,
   VerifyCommitMessage,
   VerifyRevealMessage,
 ]);

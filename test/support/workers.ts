@@ -18,7 +18,9 @@ export async function availableWorker(
   t: TestCoordinator,
   apiKey: string,
   zone: string,
-): Promise<WorkerSocket & { nodeId: string }> {
+): Promise<
+  WorkerSocket & { nodeId: string; reconnect(): Promise<WorkerSocket & { nodeId: string }> }
+> {
   const device = newDeviceKey();
   const registered = await t.client(apiKey).registerDevice(
     signedRegistration(device, {
@@ -36,7 +38,9 @@ export async function availableWorker(
   const open = await worker.next();
   if (open.type !== "verify-open") throw new Error("no verify-open");
   worker.send(solver.reveal(open));
-  return worker;
+  // The same device connecting again (it is verified by then, so it goes straight to available).
+  const reconnect = () => connectWorker(t.url, registered.deviceId, device.privateKey);
+  return { ...worker, reconnect };
 }
 
 /** Credits `accountId` with USDC through the admin deposit route. */

@@ -26,6 +26,7 @@ interface FilterOptions extends ClientOptions {
   minReputation?: number;
   maxPrice?: string;
   tee?: boolean;
+  shadow?: number;
   currency: "TDM" | "USDC" | "USD";
 }
 
@@ -41,6 +42,11 @@ function withFilters(command: Command): Command {
     .option("--min-reputation <score>", "minimum reputation score, 0..100", parseReputation)
     .option("--max-price <amount>", "highest price per node-hour, e.g. 0.50")
     .option("--tee", "only TEE-capable GPUs")
+    .option(
+      "--shadow <k>",
+      "standby nodes that take a failed node's rank at once",
+      parseIntOption("--shadow"),
+    )
     .option("--currency <currency>", "TDM | USDC | USD", "USDC");
 }
 
@@ -57,6 +63,7 @@ function filtersFrom(o: FilterOptions) {
     ...(o.minReputation === undefined ? {} : { minReputation: o.minReputation }),
     ...(o.maxPrice === undefined ? {} : { maxPricePerHour: o.maxPrice }),
     ...(o.tee ? { teeCapable: true } : {}),
+    ...(o.shadow === undefined ? {} : { shadow: o.shadow }),
   };
 }
 
@@ -87,7 +94,7 @@ function printCluster(cluster: ClusterView): void {
   ]);
   process.stdout.write("\n");
   printTable(cluster.nodes, [
-    ["RANK", (n) => String(n.rank)],
+    ["RANK", (n) => (n.rank === null ? "-" : String(n.rank))],
     ["ROLE", (n) => n.role],
     ["NODE", (n) => n.nodeId],
     ["ZONE", (n) => n.zone],
@@ -102,14 +109,15 @@ async function followProvisioning(
   client: TandemClient,
   cluster: ClusterView,
 ): Promise<ClusterView> {
-  const seen = new Map<number, string>();
+  const seen = new Map<string, string>();
   let current = cluster;
   for (;;) {
     for (const node of current.nodes) {
-      if (seen.get(node.rank) === node.status) continue;
-      seen.set(node.rank, node.status);
+      if (seen.get(node.nodeId) === node.status) continue;
+      seen.set(node.nodeId, node.status);
+      const what = node.rank === null ? "standby" : `rank ${node.rank}`;
       process.stdout.write(
-        `  rank ${node.rank} (${node.role}, ${node.zone}) ${node.nodeId}: ${node.status}\n`,
+        `  ${what} (${node.role}, ${node.zone}) ${node.nodeId}: ${node.status}\n`,
       );
     }
     if (current.status !== "provisioning" && current.status !== "pending") return current;

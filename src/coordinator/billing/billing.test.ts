@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { openBilling, type BillingHarness } from "../../../test/support/billing.ts";
 import { forEachDatabase } from "../../../test/support/coordinator.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
-import { formatMoney, money, type Money } from "../../core/money.ts";
+import { add, formatMoney, money, type Money } from "../../core/money.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type { SettleInput } from "./billing.ts";
 
@@ -313,5 +313,48 @@ forEachDatabase("billing", (db) => {
       h.billing.refundRemainder(tx, { ...input, clusterId: newId(IdPrefix.cluster) }),
     );
     assert.equal(none.refunded, 0n);
+  });
+
+  test("a slash moves up to the supplier's unpaid earnings to the consumer, once per lease", async (t) => {
+    const h = await openBilling(db, t);
+    const c = await deployed(h);
+    // 30 minutes at 1.000000/h: the supplier has 0.496250 unpaid (0.5 less 0.75% fees).
+    await h.billing.transaction((tx) => h.billing.settleLease(tx, c.lease(0, 30)));
+    const input = {
+      clusterId: c.clusterId,
+      leaseId: `lease_${c.clusterId}_0`,
+      nodeId: "node_0",
+      supplierAccountId: c.supplier,
+      consumerAccountId: c.consumer,
+      currency: "USDC" as const,
+      amount: money("1"),
+      reason: "went offline",
+      nowMs: NOW,
+    };
+    const walletBefore = await h.balanceOf(`wallet:${c.consumer}`, "USDC");
+    const slash = await h.billing.transaction((tx) => h.billing.slash(tx, input));
+    assert.deepEqual(
+      [fmt(slash.owed), fmt(slash.taken), fmt(slash.shortfall)],
+      ["1.000000", "0.496250", "0.503750"],
+    );
+    assert.equal(fmt(await h.balanceOf(`earnings:${c.supplier}`, "USDC")), "0.000000");
+    assert.equal(
+      fmt(await h.balanceOf(`wallet:${c.consumer}`, "USDC")),
+      fmt(add(walletBefore, money("0.49625"))),
+    );
+    const again = await h.billing.transaction((tx) => h.billing.slash(tx, input));
+    assert.equal(again.transactionId, slash.transactionId, "a second slash of the lease replays");
+    assert.equal(fmt(await h.balanceOf(`earnings:${c.supplier}`, "USDC")), "0.000000");
+    await assert.rejects(
+      h.billing.transaction((tx) => h.billing.slash(tx, { ...input, amount: money("2") })),
+      code(ErrorCode.IDEMPOTENCY_CONFLICT),
+    );
+    const costs = await h.billing.costs(c.clusterId);
+    assert.equal(costs && fmt(costs.slashCompensation), "0.496250");
+    // Nothing to take: no transaction at all.
+    const broke = await h.billing.transaction((tx) =>
+      h.billing.slash(tx, { ...input, leaseId: `${input.leaseId}-b` }),
+    );
+    assert.deepEqual([broke.transactionId, fmt(broke.taken)], [null, "0.000000"]);
   });
 });

@@ -24,6 +24,12 @@
  *   refundRemainder(tx, { clusterId, consumerAccountId, currency, nowMs })
  *     → { ok: true, transactionId | null, refunded }
  *     Escrow's remainder → wallet:<consumer>. A second call finds nothing and writes nothing.
+ *   slash(tx, { clusterId, leaseId, nodeId, supplierAccountId, consumerAccountId, currency,
+ *               amount, reason, nowMs })
+ *     → { transactionId | null, owed, taken, shortfall }
+ *     A node that failed while leased forfeits `amount` (DESIGN §6): taken from the supplier's
+ *     unpaid earnings (up to their balance) into the consumer's wallet. Stakes do not exist yet,
+ *     so what earnings cannot cover is recorded as `shortfall`. Once per lease.
  *   costs(clusterId) → ClusterCosts | undefined (no money ever moved for it)
  *   quote(input) / quoteExtension(input): core's quote with the configured fee schedule.
  *
@@ -138,6 +144,27 @@ export interface RefundResult {
   readonly ok: true;
   readonly transactionId: string | null;
   readonly refunded: Money;
+}
+
+export interface SlashInput {
+  readonly clusterId: string;
+  readonly leaseId: string;
+  readonly nodeId: string;
+  readonly supplierAccountId: string;
+  readonly consumerAccountId: string;
+  readonly currency: Currency;
+  /** What the node forfeits (one hour of its lease's rate). */
+  readonly amount: Money;
+  readonly reason: string;
+  readonly nowMs: number;
+}
+
+export interface SlashResult {
+  /** Null when nothing could be taken (no unpaid earnings). */
+  readonly transactionId: string | null;
+  readonly owed: Money;
+  readonly taken: Money;
+  readonly shortfall: Money;
 }
 
 export class Billing {
@@ -479,6 +506,59 @@ export class Billing {
     return { ok: true, transactionId: id, refunded: remainder };
   }
 
+  async slash(tx: Tx, input: SlashInput): Promise<SlashResult> {
+    const { currency, amount } = input;
+    if (amount < 0n)
+      throw new TandemError(ErrorCode.INTERNAL, `negative slash for ${input.leaseId}`);
+    const key = `slash:${input.leaseId}`;
+    const hash = requestHash(TransactionKind.SLASH, {
+      clusterId: input.clusterId,
+      leaseId: input.leaseId,
+      nodeId: input.nodeId,
+      supplierAccountId: input.supplierAccountId,
+      consumerAccountId: input.consumerAccountId,
+      currency,
+      amount,
+    });
+    await this.ledger.lockKey(tx, key);
+    const existing = await this.ledger.replay(tx, key, hash);
+    if (existing !== undefined) return decodeSlash(existing.response);
+    const earnings = earningsAccount(input.supplierAccountId);
+    const wallet = walletAccount(input.consumerAccountId);
+    const balances = await this.ledger.lockBalances(tx, currency, [earnings, wallet]);
+    const available = balances.get(earnings) ?? ZERO;
+    const taken = available < amount ? available : amount;
+    const answer = (transactionId: string | null) => ({
+      transactionId,
+      owed: amount,
+      taken,
+      shortfall: sub(amount, taken),
+    });
+    if (taken === 0n) return answer(null);
+    const { id } = await this.ledger.record(tx, {
+      idempotencyKey: key,
+      kind: TransactionKind.SLASH,
+      requestHash: hash,
+      accountId: input.supplierAccountId,
+      clusterId: input.clusterId,
+      leaseId: input.leaseId,
+      metadata: {
+        currency,
+        nodeId: input.nodeId,
+        reason: input.reason,
+        owed: formatMoney(amount),
+        shortfall: formatMoney(sub(amount, taken)),
+      },
+      response: (transactionId) => encodeSlash(answer(transactionId)),
+      nowMs: input.nowMs,
+      postings: [
+        { account: earnings, currency, amount: neg(taken), leg: Leg.SLASH },
+        { account: wallet, currency, amount: taken, leg: Leg.SLASH },
+      ],
+    });
+    return answer(id);
+  }
+
   /** Every amount that moved for a cluster, from its postings; undefined when none did. */
   async costs(clusterId: string, tx: Tx = this.db): Promise<ClusterCosts | undefined> {
     const rows = await tx
@@ -600,6 +680,25 @@ function decodeSettle(stored: unknown): Extract<SettleResult, { ok: true }> {
     replayed: false,
     released: decodeFigures(s.released),
     total: decodeFigures(s.total),
+  };
+}
+
+function encodeSlash(result: SlashResult) {
+  return {
+    transactionId: result.transactionId,
+    owed: result.owed.toString(),
+    taken: result.taken.toString(),
+    shortfall: result.shortfall.toString(),
+  };
+}
+
+function decodeSlash(stored: unknown): SlashResult {
+  const s = stored as ReturnType<typeof encodeSlash>;
+  return {
+    transactionId: s.transactionId,
+    owed: units(s.owed),
+    taken: units(s.taken),
+    shortfall: units(s.shortfall),
   };
 }
 

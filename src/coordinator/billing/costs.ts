@@ -23,6 +23,8 @@ export interface ClusterCosts {
   readonly refunded: Money;
   /** Still held for minutes not yet served. */
   readonly escrow: Money;
+  /** Paid to the consumer from slashed suppliers whose nodes failed this cluster. */
+  readonly slashCompensation: Money;
 }
 
 export interface CostRow {
@@ -65,5 +67,6 @@ export function costsFromRows(
     burned: get(`burn|${Leg.BURN}`),
     refunded: get(`wallet:|${Leg.REFUND}`),
     escrow: get("escrow"),
+    slashCompensation: get(`wallet:|${Leg.SLASH}`),
   };
 }

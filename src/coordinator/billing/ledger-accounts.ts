@@ -58,6 +58,8 @@ export const Leg = {
   SUPPLIER_FEE: "supplier-fee",
   BURN: "burn",
   REFUND: "refund",
+  /** A failed node's forfeit: supplier earnings → the affected consumer's wallet. */
+  SLASH: "slash",
   /** Between two internal balances of users (earnings → wallet, later; the ledger bench). */
   TRANSFER: "transfer",
 } as const;
@@ -70,5 +72,6 @@ export const TransactionKind = {
   CHARGE_EXTENSION: "charge-extension",
   SETTLEMENT: "settlement",
   REFUND: "refund",
+  SLASH: "slash",
 } as const;
 export type TransactionKind = (typeof TransactionKind)[keyof typeof TransactionKind];

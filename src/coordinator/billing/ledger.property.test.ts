@@ -87,6 +87,8 @@ interface ClusterModel {
   currency: Currency;
   nodes: Array<{ supplier: string; price: Money; released: SettlementFigures; failed: boolean }>;
   paidMinutes: number;
+  /** Refunded: the scheduler settles every lease first and never meters or extends it again. */
+  ended: boolean;
 }
 
 /** What the ledger should hold, computed without the ledger. */
@@ -184,6 +186,7 @@ async function runSequence(h: BillingHarness, users: string[], ops: readonly Op[
           consumer,
           currency: o.currency,
           paidMinutes: o.minutes,
+          ended: false,
           nodes: o.nodes.map((node) => ({
             supplier: users[node.supplier]!,
             price: units(node.price),
@@ -196,7 +199,7 @@ async function runSequence(h: BillingHarness, users: string[], ops: readonly Op[
       }
       case "extend": {
         const c = model.clusters[o.cluster % Math.max(1, model.clusters.length)];
-        if (c === undefined) break;
+        if (c === undefined || c.ended) break;
         const quote = billing.quoteExtension({
           currency: c.currency,
           paidMinutes: c.paidMinutes,
@@ -231,7 +234,7 @@ async function runSequence(h: BillingHarness, users: string[], ops: readonly Op[
       case "fail": {
         const c = model.clusters[o.cluster % Math.max(1, model.clusters.length)];
         const node = c?.nodes[o.node % (c?.nodes.length ?? 1)];
-        if (c === undefined || node === undefined || node.failed) break;
+        if (c === undefined || c.ended || node === undefined || node.failed) break;
         const index = c.nodes.indexOf(node);
         // The scheduler never meters past the paid minutes; a failed node stops where it failed.
         const minutes = Math.min(o.minutes, c.paidMinutes);
@@ -274,6 +277,7 @@ async function runSequence(h: BillingHarness, users: string[], ops: readonly Op[
         );
         assert.equal(result.refunded, model.get(`escrow:${c.id}`, c.currency));
         model.move(`escrow:${c.id}`, `wallet:${c.consumer}`, c.currency, result.refunded);
+        c.ended = true;
         break;
       }
       case "replay": {

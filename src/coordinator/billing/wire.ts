@@ -3,8 +3,8 @@ import { formatMoney } from "../../core/money.ts";
 import type { ClusterCostsView, QuoteView } from "../../protocol/wallet.ts";
 import type { ClusterCosts } from "./costs.ts";
 
-/** A quote as the API answers it: every amount a 6-decimal string. */
-export function quoteView(q: Quote): QuoteView {
+/** A quote as the API answers it: every amount a 6-decimal string; `standby` marks shadow nodes. */
+export function quoteView(q: Quote, standby: ReadonlySet<string> = new Set()): QuoteView {
   return {
     currency: q.currency,
     durationMinutes: q.durationMinutes,
@@ -20,6 +20,7 @@ export function quoteView(q: Quote): QuoteView {
     treasury: formatMoney(q.treasury),
     lines: q.lines.map((l) => ({
       nodeId: l.nodeId,
+      standby: standby.has(l.nodeId),
       pricePerHour: formatMoney(l.pricePerHour),
       minutes: l.minutes,
       rental: formatMoney(l.rental),
@@ -44,5 +45,6 @@ export function costsView(c: ClusterCosts): ClusterCostsView {
     burned: formatMoney(c.burned),
     refunded: formatMoney(c.refunded),
     escrow: formatMoney(c.escrow),
+    slashCompensation: formatMoney(c.slashCompensation),
   };
 }

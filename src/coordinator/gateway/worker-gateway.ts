@@ -33,7 +33,7 @@ export interface WorkerGatewayOptions {
 
 export type JobMessageHandler = (
   nodeId: string,
-  message: Extract<WorkerMessage, { type: "job-accepted" | "job-log" | "job-exit" }>,
+  message: Extract<WorkerMessage, { type: "job-accepted" | "job-log" | "job-exit" | "drain" }>,
 ) => Promise<void>;
 
 interface Session {
@@ -215,7 +215,8 @@ export class WorkerGateway {
         }
         case "job-accepted":
         case "job-log":
-        case "job-exit": {
+        case "job-exit":
+        case "drain": {
           const nodeId = session.nodeId;
           void this.jobHandler?.(nodeId, message).catch((error: unknown) => {
             this.deps.logger.error(
@@ -276,6 +277,9 @@ export class WorkerGateway {
       type: "welcome",
       nodeId: device.nodeId,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+      // One interval short of the detector's deadline: the worker fences before it is declared dead.
+      fenceAfterMs:
+        this.options.heartbeatIntervalMs * Math.max(1, this.options.missedHeartbeats - 1),
     });
     if (session.challenge !== undefined) send(socket, session.challenge.begin());
     return session;

@@ -26,3 +26,42 @@ export async function appendHistory(db: Kysely<Database>, record: HistoryRecord)
     })
     .execute();
 }
+
+/** How a lease ended for its node, as far as the node's record (and its reputation) goes. */
+export type LeaseOutcome =
+  /** The node served until the cluster ended (whatever the job's own exit code). */
+  | "completed"
+  /** The node failed while leased (offline, revoked, could not run its part): slashed. */
+  | "lost"
+  /** The node was reserved but never accepted its rank in time. */
+  | "lapsed"
+  /** The node gave its rank up on an announced drain: no slash. */
+  | "drained";
+
+/**
+ * Appends a `lease-ended` row to the node's public history: reputation is recomputed from these
+ * rows, the verification rows and the node's uptime (src/core/reputation.ts).
+ */
+export async function appendLeaseOutcome(
+  db: Kysely<Database>,
+  outcome: {
+    nodeId: string;
+    atMs: number;
+    clusterId: string;
+    seq: number;
+    outcome: LeaseOutcome;
+    reason: string;
+    /** The slash taken, a 6-decimal amount in `currency`; null when none. */
+    slashed: string | null;
+    currency: string;
+  },
+): Promise<void> {
+  const { nodeId, atMs, ...detail } = outcome;
+  await appendHistory(db, {
+    nodeId,
+    atMs,
+    actor: "scheduler",
+    action: "lease-ended",
+    detail,
+  });
+}

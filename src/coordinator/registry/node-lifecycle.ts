@@ -54,6 +54,7 @@ export class NodeLifecycle {
         to: result.to,
         atMs: ctx.nowMs,
         reason: ctx.reason,
+        ...(ctx.lastSeenMs === undefined ? {} : { lastSeenMs: ctx.lastSeenMs }),
       });
     }
     return result;

@@ -57,6 +57,14 @@ export function billingPayments(billing: Billing): ClusterPayments {
           { details: result.details },
         );
     },
+    async slash(tx, slash) {
+      const result = await billing.slash(tx, {
+        ...slash,
+        currency: parseCurrencyOrThrow(slash.currency),
+        amount: units(slash.amount),
+      });
+      return { taken: result.taken, shortfall: result.shortfall };
+    },
     async refundRemainder(tx, cluster) {
       await billing.refundRemainder(tx, {
         ...cluster,

@@ -45,7 +45,7 @@ export async function loadCluster(db: Kysely<Database>, clusterId: string) {
     .selectFrom("cluster_nodes")
     .selectAll()
     .where("cluster_id", "=", clusterId)
-    .orderBy("rank")
+    .orderBy("seq")
     .execute();
   return {
     id: cluster.id,
@@ -54,15 +54,19 @@ export async function loadCluster(db: Kysely<Database>, clusterId: string) {
     status: cluster.status as ClusterStatus,
     spec: JSON.parse(cluster.spec) as ClusterSpec,
     hours: cluster.hours,
+    shadow: cluster.shadow,
     currency: cluster.currency as ClusterView["currency"],
     createdAtMs: toNumber(cluster.created_at),
     startedAtMs: toNumberOrNull(cluster.started_at),
     endsAtMs: toNumberOrNull(cluster.ends_at),
     endedAtMs: toNumberOrNull(cluster.ended_at),
+    /** Every lease the cluster has held, in order: ranks that failed over appear once per node. */
     nodes: nodes.map((n) => ({
+      seq: n.seq,
       nodeId: n.node_id,
       supplierAccountId: n.supplier_account_id,
       rank: n.rank,
+      attempt: n.attempt,
       role: n.role as "head" | "worker" | "standby",
       region: n.region,
       zone: n.zone,
@@ -70,11 +74,15 @@ export async function loadCluster(db: Kysely<Database>, clusterId: string) {
       active: n.active === 1,
       reservedUntilMs: toNumberOrNull(n.reserved_until),
       pricePerHour: BigInt(n.price_per_hour),
+      nodePricePerHour: BigInt(n.node_price_per_hour),
       exitCode: n.exit_code,
+      startedAtMs: toNumberOrNull(n.started_at),
+      billedUntilMs: toNumberOrNull(n.billed_until),
     })),
   };
 }
 export type LoadedCluster = Awaited<ReturnType<typeof loadCluster>>;
+export type LoadedLease = LoadedCluster["nodes"][number];
 
 export async function clusterView(db: Kysely<Database>, clusterId: string): Promise<ClusterView> {
   const cluster = await loadCluster(db, clusterId);
@@ -89,6 +97,7 @@ export async function clusterView(db: Kysely<Database>, clusterId: string): Prom
     kind: cluster.kind,
     status: cluster.status,
     hours: cluster.hours,
+    shadow: cluster.shadow,
     currency: cluster.currency,
     command: cluster.spec.command,
     nodes: cluster.nodes.map((n) => ({
@@ -98,6 +107,7 @@ export async function clusterView(db: Kysely<Database>, clusterId: string): Prom
       region: n.region,
       role: n.role,
       status: n.status,
+      active: n.active,
       exitCode: n.exitCode,
       pricePerHour: formatUnits(n.pricePerHour),
     })),

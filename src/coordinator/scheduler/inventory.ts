@@ -95,8 +95,10 @@ export class Inventory implements PlacementIndex<InventoryNode> {
     this.set({
       nodeId: row.id,
       accountId: row.account_id,
-      // A node the catalog cannot price, or one flagged (e.g. a duplicated GPU UUID), is not rented.
-      available: row.status === "available" && price !== undefined && !flagged,
+      // A node the catalog cannot price, one flagged (e.g. a duplicated GPU UUID) or a draining one
+      // is not rented.
+      available:
+        row.status === "available" && price !== undefined && !flagged && row.draining === 0,
       region: row.region,
       zone: row.zone,
       gpuModel: row.gpu_model,

@@ -38,6 +38,24 @@ export interface ClusterPayments {
       nowMs: number;
     },
   ): Promise<void>;
+  /**
+   * Takes a failed node's forfeit from its supplier's unpaid earnings into the consumer's wallet,
+   * once per lease; answers what was taken (earnings may cover less than `amount`).
+   */
+  slash(
+    tx: Kysely<Database>,
+    slash: {
+      clusterId: string;
+      leaseId: string;
+      nodeId: string;
+      supplierAccountId: string;
+      consumerAccountId: string;
+      currency: string;
+      amount: bigint;
+      reason: string;
+      nowMs: number;
+    },
+  ): Promise<{ taken: bigint; shortfall: bigint }>;
   /** Returns whatever is left in the cluster's escrow to the consumer (a second call moves nothing). */
   refundRemainder(
     tx: Kysely<Database>,

@@ -2,12 +2,20 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type { z } from "zod";
 import type { Clock } from "../../core/clock.ts";
-import { isFinal, servedMinutes, type ClusterStatus } from "../../core/cluster-status.ts";
+import { isFinal, type ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
+import {
+  leaseServedMinutes,
+  restartScope,
+  slashAmount,
+  standbyPrice,
+  successorPrice,
+} from "../../core/failover.ts";
 import { parseMoneyOrThrow } from "../../core/money.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { place, type PlacementRequest } from "../../core/placement.ts";
 import type {
+  CapacityFilters,
   ClusterView,
   DeployRequest,
   SearchRequest,
@@ -20,7 +28,13 @@ import type {
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
 import type { CoordinatorEvents } from "../events.ts";
+import { appendLeaseOutcome, type LeaseOutcome } from "../registry/node-history.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
+import {
+  announceReputations,
+  storeReputations,
+  type ReputationChange,
+} from "../registry/reputation.ts";
 import type { Database } from "../store/schema.ts";
 import {
   appendClusterEvent,
@@ -28,6 +42,7 @@ import {
   formatUnits,
   loadCluster,
   type LoadedCluster,
+  type LoadedLease,
 } from "./cluster-store.ts";
 import type { Inventory } from "./inventory.ts";
 import type { ClusterPayments } from "./payments.ts";
@@ -45,20 +60,60 @@ export interface SchedulerOptions {
   unitsPerUsd: Readonly<Record<string, bigint>>;
   /** Most log lines kept per cluster; later lines are dropped (and counted). */
   maxLogLinesPerCluster: number;
+  /** A standby's hourly rate, as a percentage of its node's own price. */
+  standbyPricePercent: number;
 }
 
-type JobMessage = Extract<WorkerMessage, { type: "job-accepted" | "job-log" | "job-exit" }>;
+type JobMessage = Extract<
+  WorkerMessage,
+  { type: "job-accepted" | "job-log" | "job-exit" | "drain" }
+>;
+
+/** Why a lease stops before its cluster ends. */
+interface LeaseLoss {
+  outcome: Exclude<LeaseOutcome, "completed">;
+  reason: string;
+  /** When the node was last known to serve (its last heartbeat); billing stops there. */
+  lastSeenMs?: number | undefined;
+}
+
+/** A node picked for a lease, priced in the cluster's currency. */
+interface PlacedNode {
+  nodeId: string;
+  accountId: string;
+  region: string;
+  zone: string;
+  price: bigint;
+}
+
+/** What to tell workers once a transaction has committed. */
+interface AfterCommit {
+  sends: Array<{ nodeId: string; message: Parameters<WorkerChannel["send"]>[1] }>;
+  statuses: Array<{ nodeId: string; from: NodeStatus; to: NodeStatus; reason: string }>;
+  reputations: ReputationChange[];
+  finish?: { status: "failed"; reason: string };
+}
 
 /**
- * The scheduler: search, deploy, run, end. A deploy charges escrow and reserves every node in one
- * transaction (the database refuses a second active lease on a node), then starts the head rank;
- * the head reports its rendezvous port and the other ranks start against it. Every end path —
- * completion, failure, termination, expiry, a lapsed reservation, a lost node — goes through
- * `finish`, which settles served minutes, refunds the rest and releases every node.
+ * The scheduler: search, deploy, run, fail over, end. A deploy charges escrow and reserves every
+ * node (its ranks and its standbys) in one transaction (the database refuses a second active lease
+ * on a node), then starts the head rank; the head reports its rendezvous port and the other ranks
+ * start against it. A node that fails while leased is slashed and its rank moves to a standby or a
+ * fresh node (`failLease`). Every end path — completion, failure, termination, expiry — goes
+ * through `finish`, which settles served minutes, refunds the rest and releases every node.
+ *
+ * Work on one cluster is serialized (`serial`), so a failover, a worker's messages and the tick
+ * never interleave on it; the database's compare-and-set updates guard across replicas.
  */
 export class Scheduler {
   private readonly heads = new Map<string, { address: string; port: number }>();
   private readonly logLines = new Map<string, number>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Ranks moved and not yet running on their new node: `<cluster>/<rank>` → when and why. */
+  private readonly takeovers = new Map<
+    string,
+    { fromNodeId: string; detectedAtMs: number; lastSeenMs: number | undefined }
+  >();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -73,11 +128,14 @@ export class Scheduler {
     },
     private readonly options: SchedulerOptions,
   ) {
-    deps.events.on("node:status", ({ nodeId, to }) => {
+    deps.events.on("node:status", ({ nodeId, from, to, reason, lastSeenMs }) => {
       if (to === "offline" || to === "revoked")
-        void this.onNodeLost(nodeId, to).catch((error: unknown) =>
-          this.logError(error, "node loss"),
-        );
+        void this.onNodeLost(nodeId, {
+          outcome: "lost",
+          reason: `went ${to}: ${reason}`,
+          lastSeenMs,
+        }).catch((error: unknown) => this.logError(error, "node loss"));
+      else if (from === "offline") void this.clearDraining(nodeId);
     });
   }
 
@@ -95,6 +153,7 @@ export class Scheduler {
 
   search(request: Search): SearchResponse {
     const rate = this.rate(request.currency);
+    const needed = request.nodes + (request.shadow ?? 0);
     const result = place(
       this.deps.inventory,
       this.placementRequest(request, rate, new Set()),
@@ -103,7 +162,7 @@ export class Scheduler {
     const offers = result.ok ? result.nodes : [];
     return {
       satisfiable: result.ok,
-      needed: request.nodes,
+      needed,
       matching: result.matching,
       currency: request.currency,
       offers: offers.map((n) => ({
@@ -116,28 +175,27 @@ export class Scheduler {
       })),
       funnel: result.ok ? [] : [...result.funnel],
       explanation: result.ok
-        ? `${result.matching} matching nodes; ${request.nodes} chosen`
+        ? `${result.matching} matching nodes; ${needed} chosen`
         : result.explanation,
     };
   }
 
-  /** The nodes a deploy would get now, with their prices in the request's currency (for quotes). */
-  offerFor(request: Search): Array<{ nodeId: string; pricePerHour: bigint }> {
+  /**
+   * The nodes a deploy would get now, each with what it would be billed per hour in the request's
+   * currency: ranks at their price, standbys at the standby rate (for quotes).
+   */
+  offerFor(request: Search): Array<{ nodeId: string; pricePerHour: bigint; standby: boolean }> {
     const rate = this.rate(request.currency);
-    const placed = place(
-      this.deps.inventory,
-      this.placementRequest(request, rate, new Set()),
-      (usd) => formatUnits(toCurrency(usd, rate)),
-    );
-    if (!placed.ok) {
-      throw new TandemError(ErrorCode.NO_CAPACITY, placed.explanation, {
-        details: { funnel: placed.funnel, needed: request.nodes },
-      });
-    }
-    return placed.nodes.map((n) => ({
-      nodeId: n.nodeId,
-      pricePerHour: toCurrency(n.pricePerHour, rate),
-    }));
+    const placed = this.placeOrThrow(request, rate, new Set());
+    return placed.map((n, i) => {
+      const standby = i >= request.nodes;
+      const price = toCurrency(n.pricePerHour, rate);
+      return {
+        nodeId: n.nodeId,
+        pricePerHour: standby ? standbyPrice(price, this.options.standbyPricePercent) : price,
+        standby,
+      };
+    });
   }
 
   async deploy(accountId: string, request: Deploy, idempotencyKey?: string): Promise<ClusterView> {
@@ -153,20 +211,13 @@ export class Scheduler {
     const rate = this.rate(request.currency);
     const excluded = new Set<string>();
     for (let attempt = 0; attempt < 4; attempt++) {
-      const placed = place(
-        this.deps.inventory,
-        this.placementRequest(request, rate, excluded),
-        (usd) => formatUnits(toCurrency(usd, rate)),
-      );
-      if (!placed.ok) {
-        throw new TandemError(ErrorCode.NO_CAPACITY, placed.explanation, {
-          details: { funnel: placed.funnel, needed: request.nodes },
-        });
-      }
+      const placed = this.placeOrThrow(request, rate, excluded);
       const clusterId = newId(IdPrefix.cluster, this.deps.clock.now());
-      const nodes = placed.nodes.map((n, rank) => ({
-        ...n,
-        rank,
+      const nodes = placed.map((n) => ({
+        nodeId: n.nodeId,
+        accountId: n.accountId,
+        region: n.region,
+        zone: n.zone,
         price: toCurrency(n.pricePerHour, rate),
       }));
       // Claimed in memory before the first await, so concurrent deploys on this coordinator never
@@ -179,15 +230,19 @@ export class Scheduler {
         },
       );
       if (outcome.ok) {
-        for (const n of nodes)
+        for (const [i, n] of nodes.entries())
           this.deps.events.emit("node:status", {
             nodeId: n.nodeId,
             from: "available",
-            to: "leased",
+            to: i < request.nodes ? "leased" : "standby",
             atMs: this.deps.clock.now(),
-            reason: `leased to ${clusterId}`,
+            reason: `${i < request.nodes ? "leased" : "standby"} for ${clusterId}`,
           });
-        this.startHead(clusterId, request, nodes[0]!.nodeId, nodes.length);
+        const spec = { ...request, env: request.env ?? {}, image: request.image ?? null };
+        this.deps.workers.send(
+          nodes[0]!.nodeId,
+          startMessage(clusterId, spec, 0, 0, request.nodes, null),
+        );
         return clusterView(this.deps.db, clusterId);
       }
       await Promise.all(nodes.map((n) => this.deps.inventory.refresh(n.nodeId)));
@@ -196,8 +251,30 @@ export class Scheduler {
     throw new TandemError(
       ErrorCode.NO_CAPACITY,
       "nodes kept being taken by concurrent deploys; try again",
-      { details: { needed: request.nodes } },
+      { details: { needed: request.nodes + (request.shadow ?? 0) } },
     );
+  }
+
+  /** Ranks first, then standbys: placement answers `nodes + shadow` nodes, cheapest first. */
+  private placeOrThrow(request: Search, rate: bigint, excluded: ReadonlySet<string>) {
+    const placed = place(
+      this.deps.inventory,
+      this.placementRequest(request, rate, excluded),
+      (usd) => formatUnits(toCurrency(usd, rate)),
+    );
+    if (!placed.ok) {
+      const shadow = request.shadow ?? 0;
+      const needed = request.nodes + shadow;
+      throw new TandemError(ErrorCode.NO_CAPACITY, placed.explanation, {
+        details: {
+          funnel: placed.funnel,
+          needed,
+          ...(shadow > 0 ? { nodes: request.nodes, shadow } : {}),
+          shortfall: Math.max(1, needed - placed.matching),
+        },
+      });
+    }
+    return placed.nodes;
   }
 
   /** One transaction: escrow first, then every node, or nothing at all. */
@@ -205,17 +282,13 @@ export class Scheduler {
     clusterId: string,
     accountId: string,
     request: Deploy,
-    nodes: ReadonlyArray<{
-      nodeId: string;
-      accountId: string;
-      rank: number;
-      region: string;
-      zone: string;
-      price: bigint;
-    }>,
+    nodes: readonly PlacedNode[],
     idempotencyKey: string | undefined,
   ): Promise<{ ok: true } | { ok: false; conflicts: string[] }> {
     const now = this.deps.clock.now();
+    const billed = nodes.map((n, i) =>
+      i < request.nodes ? n.price : standbyPrice(n.price, this.options.standbyPricePercent),
+    );
     try {
       await this.deps.db.transaction().execute(async (tx) => {
         await tx
@@ -232,6 +305,7 @@ export class Scheduler {
               filters: filtersOf(request),
             }),
             node_count: request.nodes,
+            shadow: request.shadow ?? 0,
             hours: request.hours,
             currency: request.currency,
             idempotency_key: idempotencyKey ?? null,
@@ -245,7 +319,7 @@ export class Scheduler {
           clusterId,
           consumerAccountId: accountId,
           currency: request.currency,
-          nodes: nodes.map((n) => ({ nodeId: n.nodeId, pricePerHour: n.price })),
+          nodes: nodes.map((n, i) => ({ nodeId: n.nodeId, pricePerHour: billed[i]! })),
           minutes: request.hours * 60,
           paidMinutes: 0,
           idempotencyKey: `deploy:${clusterId}`,
@@ -256,12 +330,16 @@ export class Scheduler {
             details: charged.details,
           });
         const conflicts: string[] = [];
-        for (const node of nodes) {
+        for (const [i, node] of nodes.entries()) {
           const leased = await applyInTx(
             tx,
             node.nodeId,
-            { type: "lease" },
-            { actor: "scheduler", reason: `leased to ${clusterId}`, nowMs: now },
+            { type: i < request.nodes ? "lease" : "standby" },
+            {
+              actor: "scheduler",
+              reason: `${i < request.nodes ? "leased" : "standby"} for ${clusterId}`,
+              nowMs: now,
+            },
           );
           if (!leased.ok) conflicts.push(node.nodeId);
         }
@@ -269,26 +347,26 @@ export class Scheduler {
         await tx
           .insertInto("cluster_nodes")
           .values(
-            nodes.map((n) => ({
-              cluster_id: clusterId,
-              node_id: n.nodeId,
-              supplier_account_id: n.accountId,
-              rank: n.rank,
-              role: n.rank === 0 ? "head" : "worker",
-              region: n.region,
-              zone: n.zone,
-              status: "reserved",
-              reserved_until: now + this.options.reservationTtlMs,
-              active: 1,
-              price_per_hour: Number(n.price),
-              exit_code: null,
-              started_at: null,
-              ended_at: null,
-            })),
+            nodes.map((n, i) => {
+              const standby = i >= request.nodes;
+              return {
+                ...leaseRow(clusterId, i, n, billed[i]!),
+                rank: standby ? null : i,
+                role: standby ? "standby" : i === 0 ? "head" : "worker",
+                // A standby is staged at once and billed from the cluster's start at its rate.
+                status: standby ? "staged" : "reserved",
+                reserved_until: standby ? null : now + this.options.reservationTtlMs,
+                started_at: standby ? now : null,
+              };
+            }),
           )
           .execute();
         await appendClusterEvent(tx, clusterId, now, "reserved", {
-          nodes: nodes.map((n) => ({ rank: n.rank, nodeId: n.nodeId, zone: n.zone })),
+          nodes: nodes.map((n, i) =>
+            i < request.nodes
+              ? { rank: i, nodeId: n.nodeId, zone: n.zone }
+              : { role: "standby", nodeId: n.nodeId, zone: n.zone },
+          ),
           reservationTtlMs: this.options.reservationTtlMs,
         });
       });
@@ -306,41 +384,6 @@ export class Scheduler {
     }
   }
 
-  /** Which of `nodeIds` hold an active lease now (after a unique-index refusal). */
-  private async takenAmong(nodeIds: string[]): Promise<string[]> {
-    const rows = await this.deps.db
-      .selectFrom("cluster_nodes")
-      .select("node_id")
-      .where("node_id", "in", nodeIds)
-      .where("active", "=", 1)
-      .execute();
-    return rows.map((r) => r.node_id);
-  }
-
-  private startHead(
-    clusterId: string,
-    request: {
-      kind: ClusterView["kind"];
-      command: string[];
-      env?: Record<string, string> | undefined;
-      image?: string | undefined;
-    },
-    headNodeId: string,
-    worldSize: number,
-  ): void {
-    this.deps.workers.send(headNodeId, {
-      type: "job-start",
-      clusterId,
-      rank: 0,
-      worldSize,
-      kind: request.kind,
-      command: request.command,
-      env: request.env ?? {},
-      image: request.image ?? null,
-      head: null,
-    });
-  }
-
   async terminate(
     clusterId: string,
     actor: { accountId: string; admin: boolean },
@@ -348,12 +391,20 @@ export class Scheduler {
     const cluster = await loadCluster(this.deps.db, clusterId);
     if (!actor.admin && cluster.accountId !== actor.accountId)
       throw new TandemError(ErrorCode.NOT_FOUND, `no cluster ${clusterId}`);
-    if (!isFinal(cluster.status))
-      await this.finish(clusterId, "terminated", `terminated by account:${actor.accountId}`);
+    await this.serial(clusterId, async () => {
+      const current = await loadCluster(this.deps.db, clusterId);
+      if (!isFinal(current.status))
+        await this.finish(clusterId, "terminated", `terminated by account:${actor.accountId}`);
+    });
     return clusterView(this.deps.db, clusterId);
   }
 
   async extend(clusterId: string, accountId: string, hours: number): Promise<ClusterView> {
+    await this.serial(clusterId, () => this.extendNow(clusterId, accountId, hours));
+    return clusterView(this.deps.db, clusterId);
+  }
+
+  private async extendNow(clusterId: string, accountId: string, hours: number): Promise<void> {
     const now = this.deps.clock.now();
     await this.deps.db.transaction().execute(async (tx) => {
       const cluster = await loadCluster(tx, clusterId);
@@ -393,76 +444,111 @@ export class Scheduler {
         totalHours: cluster.hours + hours,
       });
     });
-    return clusterView(this.deps.db, clusterId);
   }
 
-  /** Messages from the worker that serves `nodeId` about one of its ranks. */
+  /** Messages from the worker that serves `nodeId`. */
   async onJobMessage(nodeId: string, message: JobMessage): Promise<void> {
+    if (message.type === "drain") return this.drain(nodeId, message.reason);
+    if (message.type === "job-log") {
+      // Logs skip the cluster's queue (they change no state), but only an active lease's count.
+      if (await this.activeLease(nodeId, message)) await this.onLog(message);
+      return;
+    }
+    await this.serial(message.clusterId, async () => {
+      const lease = await this.activeLease(nodeId, message);
+      if (lease === undefined) return; // not this node's run (stale attempt, or released): ignore
+      if (message.type === "job-accepted") return this.onAccepted(nodeId, lease.seq, message);
+      // A worker that could not start its part (no exit code) failed the lease; a job that ran
+      // and exited, whatever its code, is the consumer's business.
+      if (message.exitCode === null && message.error !== null)
+        return this.failLease(message.clusterId, lease.seq, {
+          outcome: "lost",
+          reason: `could not run rank ${message.rank}: ${message.error}`,
+        });
+      return this.onExit(message);
+    });
+  }
+
+  private async activeLease(
+    nodeId: string,
+    message: { clusterId: string; rank: number; attempt: number },
+  ) {
     const lease = await this.deps.db
       .selectFrom("cluster_nodes")
-      .select(["rank", "active", "status"])
+      .select(["seq"])
       .where("cluster_id", "=", message.clusterId)
       .where("node_id", "=", nodeId)
       .where("rank", "=", message.rank)
+      .where("attempt", "=", message.attempt)
+      .where("active", "=", 1)
       .executeTakeFirst();
-    if (lease?.active !== 1) return; // not this node's rank (or already released): ignore
-    switch (message.type) {
-      case "job-accepted":
-        return this.onAccepted(nodeId, message.clusterId, message.rank, message.port);
-      case "job-log":
-        return this.onLog(message);
-      case "job-exit":
-        return this.onExit(message);
-      default:
-        message satisfies never;
-    }
+    return lease;
   }
 
   private async onAccepted(
     nodeId: string,
-    clusterId: string,
-    rank: number,
-    port: number | null,
+    seq: number,
+    message: { clusterId: string; rank: number; attempt: number; port: number | null },
   ): Promise<void> {
+    const { clusterId, rank, attempt } = message;
     const now = this.deps.clock.now();
     const cluster = await loadCluster(this.deps.db, clusterId);
-    if (cluster.status !== "provisioning") return;
+    if (isFinal(cluster.status)) return;
     if (rank === 0) {
       const address = this.deps.workers.addressOf(nodeId);
-      if (port === null || address === undefined)
+      if (message.port === null || address === undefined)
         return this.finish(clusterId, "failed", "the head did not report a rendezvous address");
-      const head = { address, port };
+      const head = { address, port: message.port };
       this.heads.set(clusterId, head);
       await appendClusterEvent(this.deps.db, clusterId, now, "head-ready", {
         nodeId,
-        address,
-        port,
+        attempt,
+        ...head,
       });
-      for (const node of cluster.nodes.filter((n) => n.rank > 0)) {
-        this.deps.workers.send(node.nodeId, {
-          type: "job-start",
-          clusterId,
-          rank: node.rank,
-          worldSize: cluster.nodes.length,
-          kind: cluster.kind,
-          command: cluster.spec.command,
-          env: cluster.spec.env,
-          image: cluster.spec.image,
-          head,
-        });
-      }
+      // Ranks waiting for this head (all of them at the start or after a full restart).
+      const spec = { ...cluster.spec, kind: cluster.kind };
+      for (const lease of cluster.nodes)
+        if (lease.active && lease.rank !== null && lease.rank > 0 && lease.status === "reserved")
+          this.deps.workers.send(
+            lease.nodeId,
+            startMessage(clusterId, spec, lease.rank, lease.attempt, rankCount(cluster), head),
+          );
     }
     await this.deps.db.transaction().execute(async (tx) => {
       await tx
         .updateTable("cluster_nodes")
-        .set({ status: "running", reserved_until: null, started_at: now })
+        .set({ status: "running", reserved_until: null })
         .where("cluster_id", "=", clusterId)
-        .where("rank", "=", rank)
+        .where("seq", "=", seq)
         .execute();
+      // Billing starts when a lease first runs (and no earlier than the cluster's start).
+      await tx
+        .updateTable("cluster_nodes")
+        .set({ started_at: now })
+        .where("cluster_id", "=", clusterId)
+        .where("seq", "=", seq)
+        .where("started_at", "is", null)
+        .execute();
+      const takeover = this.takeovers.get(`${clusterId}/${rank}`);
+      if (takeover !== undefined) {
+        this.takeovers.delete(`${clusterId}/${rank}`);
+        await appendClusterEvent(tx, clusterId, now, "takeover", {
+          rank,
+          nodeId,
+          fromNodeId: takeover.fromNodeId,
+          attempt,
+          takeoverMs: now - takeover.detectedAtMs,
+          ...(takeover.lastSeenMs === undefined
+            ? {}
+            : { sinceLastSeenMs: now - takeover.lastSeenMs }),
+        });
+      }
+      if (cluster.status !== "provisioning") return;
       const waiting = await tx
         .selectFrom("cluster_nodes")
-        .select("rank")
+        .select("seq")
         .where("cluster_id", "=", clusterId)
+        .where("active", "=", 1)
         .where("status", "=", "reserved")
         .execute();
       if (waiting.length > 0) return;
@@ -514,9 +600,11 @@ export class Scheduler {
       .set({ status: ok ? "exited" : "failed", exit_code: message.exitCode, ended_at: now })
       .where("cluster_id", "=", message.clusterId)
       .where("rank", "=", message.rank)
+      .where("active", "=", 1)
       .execute();
     await appendClusterEvent(this.deps.db, message.clusterId, now, "rank-exited", {
       rank: message.rank,
+      attempt: message.attempt,
       exitCode: message.exitCode,
       signal: message.signal,
       ...(message.error === null ? {} : { error: message.error }),
@@ -527,22 +615,358 @@ export class Scheduler {
     if (verdict !== undefined) await this.finish(cluster.id, verdict.status, verdict.reason);
   }
 
-  private async onNodeLost(nodeId: string, to: NodeStatus): Promise<void> {
-    const leases = await this.deps.db
+  private async onNodeLost(nodeId: string, loss: LeaseLoss): Promise<void> {
+    for (const lease of await this.activeLeasesOf(nodeId))
+      await this.serial(lease.cluster_id, () => this.failLease(lease.cluster_id, lease.seq, loss));
+  }
+
+  private activeLeasesOf(nodeId: string) {
+    return this.deps.db
       .selectFrom("cluster_nodes")
-      .select(["cluster_id", "rank"])
+      .select(["cluster_id", "seq"])
       .where("node_id", "=", nodeId)
       .where("active", "=", 1)
       .execute();
-    for (const lease of leases)
-      await this.finish(
-        lease.cluster_id,
-        "failed",
-        `node ${nodeId} (rank ${lease.rank}) went ${to}`,
-      );
   }
 
-  /** Settles running clusters and ends those whose paid time is over or whose reservation lapsed. */
+  /**
+   * A lease stops serving before its cluster ends: it is paid up to when the node last served,
+   * slashed if its node failed, and its rank moves — to a standby at once, else to a fresh node
+   * placed with the cluster's filters, else the cluster fails (and is refunded). For a drain the
+   * rank moves only when a standby or a fresh node can take it; otherwise it finishes in place.
+   */
+  private async failLease(clusterId: string, seq: number, loss: LeaseLoss): Promise<void> {
+    const now = this.deps.clock.now();
+    const after: AfterCommit = { sends: [], statuses: [], reputations: [] };
+    const moved = await this.deps.db.transaction().execute(async (tx) => {
+      const cluster = await loadCluster(tx, clusterId);
+      const lease = cluster.nodes.find((n) => n.seq === seq);
+      if (isFinal(cluster.status) || lease?.active !== true) return false;
+      const successor =
+        lease.rank === null
+          ? undefined
+          : this.successorFor(cluster, lease, loss.outcome === "drained");
+      if (loss.outcome === "drained" && successor === undefined) return false;
+
+      const billedUntil = Math.min(now, loss.lastSeenMs ?? now);
+      await this.endLease(tx, cluster, lease, {
+        status: loss.outcome === "drained" ? "handed-over" : "lost",
+        billedUntil,
+        reason: loss.reason,
+        nowMs: now,
+      });
+      let slashed: bigint | null = null;
+      if (loss.outcome === "lost") {
+        const taken = await this.deps.payments.slash(tx, {
+          clusterId,
+          leaseId: leaseId(clusterId, lease.seq),
+          nodeId: lease.nodeId,
+          supplierAccountId: lease.supplierAccountId,
+          consumerAccountId: cluster.accountId,
+          currency: cluster.currency,
+          amount: slashAmount(lease.pricePerHour),
+          reason: loss.reason,
+          nowMs: now,
+        });
+        slashed = taken.taken;
+        await appendClusterEvent(tx, clusterId, now, "slashed", {
+          nodeId: lease.nodeId,
+          rank: lease.rank,
+          owed: formatUnits(slashAmount(lease.pricePerHour)),
+          taken: formatUnits(taken.taken),
+          shortfall: formatUnits(taken.shortfall),
+        });
+      }
+      await appendLeaseOutcome(tx, {
+        nodeId: lease.nodeId,
+        atMs: now,
+        clusterId,
+        seq: lease.seq,
+        outcome: loss.outcome,
+        reason: loss.reason,
+        slashed: slashed === null ? null : formatUnits(slashed),
+        currency: cluster.currency,
+      });
+      after.reputations = await storeReputations(tx, [lease.nodeId], now);
+      // The node may still be connected (a lapse, a failed start, a drain): give it back.
+      const released = await applyInTx(
+        tx,
+        lease.nodeId,
+        { type: "release" },
+        { actor: "scheduler", reason: `released by ${clusterId}: ${loss.reason}`, nowMs: now },
+      );
+      // Whatever it still runs for this cluster stops (a late start, a drain's handover).
+      after.sends.push({
+        nodeId: lease.nodeId,
+        message: { type: "job-stop", clusterId, reason: loss.reason },
+      });
+      if (released.ok)
+        after.statuses.push({
+          nodeId: lease.nodeId,
+          from: released.from,
+          to: released.to,
+          reason: loss.reason,
+        });
+
+      if (lease.rank === null) {
+        await appendClusterEvent(tx, clusterId, now, "standby-lost", {
+          nodeId: lease.nodeId,
+          reason: loss.reason,
+        });
+        return true;
+      }
+      if (successor === undefined) {
+        after.finish = {
+          status: "failed",
+          reason: `rank ${lease.rank} lost (${loss.reason}) and no standby or replacement node fits`,
+        };
+        return true;
+      }
+      await this.moveRank(tx, cluster, lease, successor, loss, now, after);
+      return true;
+    });
+    if (!moved) return;
+    announceReputations(this.deps.events, after.reputations, now);
+    for (const status of after.statuses)
+      this.deps.events.emit("node:status", { ...status, atMs: now });
+    if (after.finish !== undefined)
+      return this.finish(clusterId, after.finish.status, after.finish.reason);
+    for (const { nodeId, message } of after.sends) this.deps.workers.send(nodeId, message);
+  }
+
+  /** The node that takes `lease`'s rank: the first standby, else a fresh match under the rank's price. */
+  private successorFor(
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    drain: boolean,
+  ): { standby: LoadedLease } | { fresh: PlacedNode } | undefined {
+    const standby = cluster.nodes.find((n) => n.active && n.role === "standby");
+    if (standby !== undefined) return { standby };
+    const rate = this.rate(cluster.currency);
+    const filters = cluster.spec.filters as CapacityFilters;
+    const ceiling = toUsd(lease.pricePerHour, rate);
+    const request = this.placementRequest(
+      { ...filters, nodes: 1, shadow: 0, currency: cluster.currency },
+      rate,
+      // Never a node that already served this cluster: a node back from the dead gets no rank back.
+      new Set(cluster.nodes.map((n) => n.nodeId)),
+    );
+    const placed = place(this.deps.inventory, {
+      ...request,
+      // A replacement spreads nowhere (one node) and is never paid more than the rank was charged.
+      spreadZones: false,
+      maxPricePerHour:
+        request.maxPricePerHour === undefined || request.maxPricePerHour > ceiling
+          ? ceiling
+          : request.maxPricePerHour,
+    });
+    if (!placed.ok) {
+      if (!drain)
+        this.deps.logger.warn(
+          { clusterId: cluster.id, explanation: placed.explanation },
+          "no replacement node",
+        );
+      return undefined;
+    }
+    const node = placed.nodes[0]!;
+    this.deps.inventory.markTaken([node.nodeId]);
+    return {
+      fresh: {
+        nodeId: node.nodeId,
+        accountId: node.accountId,
+        region: node.region,
+        zone: node.zone,
+        price: toCurrency(node.pricePerHour, rate),
+      },
+    };
+  }
+
+  /** Gives `lease`'s rank to its successor in a new lease and plans the restart its kind needs. */
+  private async moveRank(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    successor: { standby: LoadedLease } | { fresh: PlacedNode },
+    loss: LeaseLoss,
+    now: number,
+    after: AfterCommit,
+  ): Promise<void> {
+    const rank = lease.rank!;
+    let node: PlacedNode;
+    if ("standby" in successor) {
+      const standby = successor.standby;
+      await this.endLease(tx, cluster, standby, {
+        status: "promoted",
+        billedUntil: now,
+        reason: `took rank ${rank}`,
+        nowMs: now,
+      });
+      node = {
+        nodeId: standby.nodeId,
+        accountId: standby.supplierAccountId,
+        region: standby.region,
+        zone: standby.zone,
+        price: standby.nodePricePerHour,
+      };
+    } else {
+      node = successor.fresh;
+    }
+    const leased = await applyInTx(
+      tx,
+      node.nodeId,
+      { type: "lease" },
+      { actor: "scheduler", reason: `took rank ${rank} of ${cluster.id}`, nowMs: now },
+    );
+    if (!leased.ok) {
+      // Taken or gone meanwhile: this rank cannot move now, so the cluster ends (refunded).
+      after.finish = {
+        status: "failed",
+        reason: `rank ${rank} lost and its successor ${node.nodeId} is gone`,
+      };
+      return;
+    }
+    after.statuses.push({
+      nodeId: node.nodeId,
+      from: leased.from,
+      to: leased.to,
+      reason: `took rank ${rank} of ${cluster.id}`,
+    });
+    const scope = restartScope(cluster.kind, rank);
+    const attempt = Math.max(...cluster.nodes.map((n) => n.attempt)) + 1;
+    const seq = Math.max(...cluster.nodes.map((n) => n.seq)) + 1;
+    await tx
+      .insertInto("cluster_nodes")
+      .values({
+        ...leaseRow(cluster.id, seq, node, successorPrice(node.price, lease.pricePerHour)),
+        node_price_per_hour: Number(node.price),
+        rank,
+        attempt,
+        role: rank === 0 ? "head" : "worker",
+        status: "reserved",
+        reserved_until: now + this.options.reservationTtlMs,
+        started_at: null,
+      })
+      .execute();
+    // A full restart: every other rank runs again under the new attempt, against a new head.
+    const restarted: number[] = [];
+    if (scope === "all") {
+      for (const other of cluster.nodes) {
+        if (!other.active || other.rank === null || other.rank === rank) continue;
+        await tx
+          .updateTable("cluster_nodes")
+          .set({ attempt, status: "reserved", reserved_until: now + this.options.reservationTtlMs })
+          .where("cluster_id", "=", cluster.id)
+          .where("seq", "=", other.seq)
+          .execute();
+        restarted.push(other.rank);
+      }
+      this.heads.delete(cluster.id);
+    }
+    await appendClusterEvent(tx, cluster.id, now, "failover", {
+      rank,
+      fromNodeId: lease.nodeId,
+      toNodeId: node.nodeId,
+      via: "standby" in successor ? "standby" : "replacement",
+      reason: loss.reason,
+      restart: scope,
+      attempt,
+      detectedAt: new Date(now).toISOString(),
+      ...(loss.lastSeenMs === undefined
+        ? {}
+        : { lastSeenAt: new Date(loss.lastSeenMs).toISOString() }),
+    });
+    this.takeovers.set(`${cluster.id}/${rank}`, {
+      fromNodeId: lease.nodeId,
+      detectedAtMs: now,
+      lastSeenMs: loss.lastSeenMs,
+    });
+    const spec = { ...cluster.spec, kind: cluster.kind };
+    const worldSize = rankCount(cluster);
+    if (scope === "all" || rank === 0) {
+      // The head starts first; the others follow once it reports its port (`onAccepted`).
+      const headNode =
+        rank === 0 ? node.nodeId : cluster.nodes.find((n) => n.active && n.rank === 0)!.nodeId;
+      after.sends.push({
+        nodeId: headNode,
+        message: startMessage(cluster.id, spec, 0, attempt, worldSize, null),
+      });
+      return;
+    }
+    // Before the head reported its port, the rank waits in `reserved` and starts with the others.
+    const head = this.heads.get(cluster.id) ?? (await headOf(tx, cluster.id));
+    if (head !== undefined)
+      after.sends.push({
+        nodeId: node.nodeId,
+        message: startMessage(cluster.id, spec, rank, attempt, worldSize, head),
+      });
+  }
+
+  /** Settles a lease up to `billedUntil` and closes it. */
+  private async endLease(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    end: {
+      status: "lost" | "handed-over" | "promoted";
+      billedUntil: number;
+      reason: string;
+      nowMs: number;
+    },
+  ): Promise<void> {
+    await this.settleLease(tx, cluster, { ...lease, billedUntilMs: end.billedUntil }, end.nowMs);
+    await tx
+      .updateTable("cluster_nodes")
+      .set({
+        active: 0,
+        status: end.status,
+        reserved_until: null,
+        billed_until: end.billedUntil,
+        ended_at: end.nowMs,
+        end_reason: end.reason,
+      })
+      .where("cluster_id", "=", cluster.id)
+      .where("seq", "=", lease.seq)
+      .where("active", "=", 1)
+      .execute();
+  }
+
+  /** An announced stop: ranks move where they can (no slash); the rest finish, then `drained`. */
+  private async drain(nodeId: string, reason: string): Promise<void> {
+    await this.deps.db.updateTable("nodes").set({ draining: 1 }).where("id", "=", nodeId).execute();
+    await this.deps.inventory.refresh(nodeId);
+    for (const lease of await this.activeLeasesOf(nodeId))
+      await this.serial(lease.cluster_id, () =>
+        this.failLease(lease.cluster_id, lease.seq, {
+          outcome: "drained",
+          reason: `drained: ${reason}`,
+        }),
+      );
+    await this.answerDrained(nodeId);
+  }
+
+  /** Tells a draining node it may stop, once it holds no lease. */
+  private async answerDrained(nodeId: string): Promise<void> {
+    const node = await this.deps.db
+      .selectFrom("nodes")
+      .select("draining")
+      .where("id", "=", nodeId)
+      .executeTakeFirst();
+    if (node?.draining !== 1) return;
+    if ((await this.activeLeasesOf(nodeId)).length > 0) return;
+    this.deps.workers.send(nodeId, { type: "drained" });
+  }
+
+  private async clearDraining(nodeId: string): Promise<void> {
+    await this.deps.db
+      .updateTable("nodes")
+      .set({ draining: 0 })
+      .where("id", "=", nodeId)
+      .where("draining", "=", 1)
+      .execute()
+      .catch((error: unknown) => this.logError(error, "drain reset"));
+  }
+
+  /** Settles running clusters, ends those whose paid time is over, moves lapsed reservations. */
   async tick(): Promise<void> {
     const now = this.deps.clock.now();
     const live = await this.deps.db
@@ -551,61 +975,57 @@ export class Scheduler {
       .where("status", "in", ["provisioning", "running"])
       .execute();
     for (const row of live) {
-      if (row.status === "running" && row.ends_at !== null && Number(row.ends_at) <= now) {
-        await this.finish(row.id, "expired", "paid time is over");
-        continue;
-      }
-      if (row.status === "provisioning") {
+      await this.serial(row.id, async () => {
+        if (row.status === "running" && row.ends_at !== null && Number(row.ends_at) <= now)
+          return this.finish(row.id, "expired", "paid time is over");
         const lapsed = await this.deps.db
           .selectFrom("cluster_nodes")
-          .select(["node_id", "rank"])
+          .select(["seq", "node_id", "rank"])
           .where("cluster_id", "=", row.id)
+          .where("active", "=", 1)
           .where("status", "=", "reserved")
           .where("reserved_until", "<", now)
-          .executeTakeFirst();
-        if (lapsed !== undefined) {
-          await this.finish(
-            row.id,
-            "failed",
-            `node ${lapsed.node_id} (rank ${lapsed.rank}) did not accept within ${this.options.reservationTtlMs} ms`,
-          );
-        }
-        continue;
-      }
-      await this.settle(row.id, now);
+          .execute();
+        for (const lease of lapsed)
+          await this.failLease(row.id, lease.seq, {
+            outcome: "lapsed",
+            reason: `node ${lease.node_id} did not accept rank ${lease.rank} within ${this.options.reservationTtlMs} ms`,
+          });
+        if (row.status === "running") await this.settle(row.id, now);
+      });
     }
   }
 
   private async settle(clusterId: string, now: number): Promise<void> {
     await this.deps.db.transaction().execute(async (tx) => {
       const cluster = await loadCluster(tx, clusterId);
-      if (cluster.status !== "running" || cluster.startedAtMs === null) return;
-      await this.settleLeases(
-        tx,
-        cluster,
-        servedMinutes(cluster.startedAtMs, now, cluster.hours * 60),
-        now,
-      );
+      if (cluster.status !== "running") return;
+      for (const lease of cluster.nodes.filter((n) => n.active))
+        await this.settleLease(tx, cluster, lease, now);
     });
   }
 
-  private async settleLeases(
+  private async settleLease(
     tx: Kysely<Database>,
     cluster: LoadedCluster,
-    minutes: number,
+    lease: LoadedLease,
     nowMs: number,
   ): Promise<void> {
-    for (const node of cluster.nodes) {
-      await this.deps.payments.settle(tx, {
-        clusterId: cluster.id,
-        leaseId: `${cluster.id}/${node.rank}`,
-        supplierAccountId: node.supplierAccountId,
-        currency: cluster.currency,
-        pricePerHour: node.pricePerHour,
-        servedMinutes: minutes,
+    await this.deps.payments.settle(tx, {
+      clusterId: cluster.id,
+      leaseId: leaseId(cluster.id, lease.seq),
+      supplierAccountId: lease.supplierAccountId,
+      currency: cluster.currency,
+      pricePerHour: lease.pricePerHour,
+      servedMinutes: leaseServedMinutes({
+        clusterStartedAtMs: cluster.startedAtMs,
+        clusterEndsAtMs: cluster.endsAtMs,
+        leaseStartedAtMs: lease.startedAtMs,
+        billedUntilMs: lease.billedUntilMs,
         nowMs,
-      });
-    }
+      }),
+      nowMs,
+    });
   }
 
   /** The one end path: final status, served minutes paid, the rest refunded, every node released. */
@@ -615,15 +1035,12 @@ export class Scheduler {
     reason: string,
   ): Promise<void> {
     const now = this.deps.clock.now();
-    const released: string[] = [];
+    const released: Array<{ nodeId: string; from: NodeStatus }> = [];
     const stopped = await this.deps.db.transaction().execute(async (tx) => {
       const cluster = await loadCluster(tx, clusterId);
       if (isFinal(cluster.status)) return undefined;
-      const minutes =
-        cluster.startedAtMs === null
-          ? 0
-          : servedMinutes(cluster.startedAtMs, now, cluster.hours * 60);
-      await this.settleLeases(tx, cluster, minutes, now);
+      const active = cluster.nodes.filter((n) => n.active);
+      for (const lease of active) await this.settleLease(tx, cluster, lease, now);
       await this.deps.payments.refundRemainder(tx, {
         clusterId,
         consumerAccountId: cluster.accountId,
@@ -635,43 +1052,75 @@ export class Scheduler {
         .set({ status, ended_at: now })
         .where("id", "=", clusterId)
         .execute();
-      for (const node of cluster.nodes.filter((n) => n.active)) {
+      for (const lease of active) {
+        const stillServing =
+          lease.status === "reserved" || lease.status === "running" || lease.status === "staged";
         await tx
           .updateTable("cluster_nodes")
           .set({
             active: 0,
-            ...(node.status === "reserved" || node.status === "running"
-              ? { status: "released", ended_at: now }
-              : {}),
+            ...(stillServing ? { status: "released" } : {}),
+            ...(lease.status === "exited" || lease.status === "failed" ? {} : { ended_at: now }),
           })
           .where("cluster_id", "=", clusterId)
-          .where("rank", "=", node.rank)
+          .where("seq", "=", lease.seq)
           .execute();
+        await appendLeaseOutcome(tx, {
+          nodeId: lease.nodeId,
+          atMs: now,
+          clusterId,
+          seq: lease.seq,
+          outcome: "completed",
+          reason: `cluster ${status}: ${reason}`,
+          slashed: null,
+          currency: cluster.currency,
+        });
         const result = await applyInTx(
           tx,
-          node.nodeId,
+          lease.nodeId,
           { type: "release" },
           { actor: "scheduler", reason: `released by ${clusterId}`, nowMs: now },
         );
-        if (result.ok) released.push(node.nodeId);
+        if (result.ok) released.push({ nodeId: lease.nodeId, from: result.from });
       }
-      await appendClusterEvent(tx, clusterId, now, status, { reason, servedMinutes: minutes });
-      return cluster;
+      await appendClusterEvent(tx, clusterId, now, status, { reason });
+      const reputations = await storeReputations(
+        tx,
+        [...new Set(active.map((n) => n.nodeId))],
+        now,
+      );
+      return { active, reputations };
     });
     if (stopped === undefined) return;
+    announceReputations(this.deps.events, stopped.reputations, now);
     this.heads.delete(clusterId);
     this.logLines.delete(clusterId);
-    for (const node of stopped.nodes)
-      this.deps.workers.send(node.nodeId, { type: "job-stop", clusterId, reason });
-    for (const nodeId of released)
+    for (const key of this.takeovers.keys())
+      if (key.startsWith(`${clusterId}/`)) this.takeovers.delete(key);
+    for (const lease of stopped.active)
+      this.deps.workers.send(lease.nodeId, { type: "job-stop", clusterId, reason });
+    for (const { nodeId, from } of released)
       this.deps.events.emit("node:status", {
         nodeId,
-        from: "leased",
+        from,
         to: "available",
         atMs: now,
         reason: `released by ${clusterId}`,
       });
+    for (const lease of stopped.active) await this.answerDrained(lease.nodeId);
     this.deps.logger.info({ clusterId, status, reason }, "cluster ended");
+  }
+
+  /** Runs `work` after every earlier piece of work on the same cluster has finished. */
+  private serial<T>(clusterId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(clusterId) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.queues.set(clusterId, settled);
+    void settled.then(() => {
+      if (this.queues.get(clusterId) === settled) this.queues.delete(clusterId);
+    });
+    return next;
   }
 
   private placementRequest(
@@ -680,13 +1129,14 @@ export class Scheduler {
     exclude: ReadonlySet<string>,
   ): PlacementRequest {
     return {
-      nodes: request.nodes,
+      nodes: request.nodes + (request.shadow ?? 0),
       gpuModel: request.gpuModel,
       gpusPerNode: request.gpusPerNode,
       minVramMiB: request.minVramMiB,
       regions: request.regions,
       spreadZones: request.spreadZones,
       minUptime: request.minUptime,
+      minReputation: request.minReputation,
       teeCapable: request.teeCapable,
       maxPricePerHour:
         request.maxPricePerHour === undefined
@@ -714,6 +1164,78 @@ class ReservationConflict extends Error {
   }
 }
 
+/** The ledger's id for a lease: the cluster and the lease's number in it. */
+function leaseId(clusterId: string, seq: number): string {
+  return `${clusterId}/${seq}`;
+}
+
+function leaseRow(clusterId: string, seq: number, node: PlacedNode, billedPerHour: bigint) {
+  return {
+    cluster_id: clusterId,
+    seq,
+    node_id: node.nodeId,
+    supplier_account_id: node.accountId,
+    region: node.region,
+    zone: node.zone,
+    active: 1,
+    price_per_hour: Number(billedPerHour),
+    node_price_per_hour: Number(node.price),
+    exit_code: null,
+    billed_until: null,
+    ended_at: null,
+    end_reason: null,
+  };
+}
+
+function startMessage(
+  clusterId: string,
+  spec: {
+    kind: ClusterView["kind"];
+    command: string[];
+    env: Record<string, string>;
+    image: string | null;
+  },
+  rank: number,
+  attempt: number,
+  worldSize: number,
+  head: { address: string; port: number } | null,
+) {
+  return {
+    type: "job-start" as const,
+    clusterId,
+    rank,
+    attempt,
+    worldSize,
+    kind: spec.kind,
+    command: spec.command,
+    env: spec.env,
+    image: spec.image,
+    head: rank === 0 ? null : head,
+  };
+}
+
+/** The cluster's world size: its ranks (standbys hold none). */
+function rankCount(cluster: LoadedCluster): number {
+  return new Set(cluster.nodes.filter((n) => n.rank !== null).map((n) => n.rank)).size;
+}
+
+/** The head's rendezvous address from the cluster's latest `head-ready` event (after a restart). */
+async function headOf(
+  db: Kysely<Database>,
+  clusterId: string,
+): Promise<{ address: string; port: number } | undefined> {
+  const row = await db
+    .selectFrom("cluster_events")
+    .select("detail")
+    .where("cluster_id", "=", clusterId)
+    .where("type", "=", "head-ready")
+    .orderBy("id", "desc")
+    .executeTakeFirst();
+  if (row === undefined) return undefined;
+  const detail = JSON.parse(row.detail) as { address: string; port: number };
+  return { address: detail.address, port: detail.port };
+}
+
 /** How a cluster ends when one of its ranks exits, or undefined while it goes on. */
 function endVerdict(
   cluster: LoadedCluster,
@@ -729,7 +1251,9 @@ function endVerdict(
     return { status: "failed", reason: `rank ${rank} stopped` };
   }
   if (!ok) return { status: "failed", reason: `rank ${rank} failed` };
-  const stillRunning = cluster.nodes.some((n) => n.status === "reserved" || n.status === "running");
+  const stillRunning = cluster.nodes.some(
+    (n) => n.active && n.rank !== null && (n.status === "reserved" || n.status === "running"),
+  );
   return stillRunning ? undefined : { status: "completed", reason: "every rank finished" };
 }
 

@@ -20,13 +20,21 @@ export interface ClustersTable {
   started_at: NullableInt8;
   ends_at: NullableInt8;
   ended_at: NullableInt8;
+  /** Standby (shadow) nodes asked for beside `node_count`. */
+  shadow: ColumnType<number, number | undefined, number>;
 }
 
+/** One lease: a node held by a cluster. A rank that fails over gets a new lease on another node. */
 export interface ClusterNodesTable {
   cluster_id: string;
+  /** The lease's number within its cluster (its ledger lease id is `<cluster>/<seq>`). */
+  seq: number;
   node_id: string;
   supplier_account_id: string;
-  rank: number;
+  /** Null for a standby holding no rank. */
+  rank: number | null;
+  /** The run of the rank this lease serves; job messages from another attempt are ignored. */
+  attempt: ColumnType<number, number | undefined, number>;
   role: string;
   region: string;
   zone: string;
@@ -35,10 +43,17 @@ export interface ClusterNodesTable {
   reserved_until: NullableInt8;
   /** 1 while the node is held by this cluster: a unique index on (node_id) where active = 1 makes double-booking impossible. */
   active: number;
+  /** What this lease is billed per hour (a standby's rate while it stands by). */
   price_per_hour: Int8;
+  /** The node's own price per hour, in the cluster's currency, when it was reserved. */
+  node_price_per_hour: Int8;
   exit_code: number | null;
+  /** When the lease began serving (billing starts no earlier than the cluster's start). */
   started_at: NullableInt8;
+  /** When billing stopped before the cluster's end (the node was lost or handed over). */
+  billed_until: NullableInt8;
   ended_at: NullableInt8;
+  end_reason: string | null;
 }
 
 export interface ClusterEventsTable {

@@ -63,6 +63,8 @@ export interface NodesTable {
     number | null | undefined,
     number | null
   >;
+  /** 1 while the worker drains (`tandem worker drain`): no new lease is placed on it. */
+  draining: ColumnType<number, number | undefined, number>;
 }
 
 export interface NodeHistoryTable {

@@ -57,15 +57,14 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
     { schema: { tags: ["clusters"], body: QuoteRequest, response: { 200: QuoteView } } },
     (request) => {
       checkFilters(request.body);
-      const nodes = scheduler
-        .offerFor(request.body)
-        .map((n) => ({ nodeId: n.nodeId, pricePerHour: units(n.pricePerHour) }));
+      const offer = scheduler.offerFor(request.body);
       return quoteView(
         billing.quote({
           currency: parseCurrencyOrThrow(request.body.currency),
           durationMinutes: request.body.hours * 60,
-          nodes,
+          nodes: offer.map((n) => ({ nodeId: n.nodeId, pricePerHour: units(n.pricePerHour) })),
         }),
+        new Set(offer.filter((n) => n.standby).map((n) => n.nodeId)),
       );
     },
   );

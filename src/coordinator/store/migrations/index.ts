@@ -5,6 +5,7 @@ import * as nodeStatsIndex from "./0002-node-stats-index.ts";
 import * as ledger from "./0003-ledger.ts";
 import * as clusters from "./0004-clusters.ts";
 import * as marketPrices from "./0005-market-prices.ts";
+import * as failover from "./0006-failover.ts";
 import * as reputation from "./0007-reputation.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
@@ -16,6 +17,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0003-ledger", ledger],
   ["0004-clusters", clusters],
   ["0005-market-prices", marketPrices],
+  ["0006-failover", failover],
   ["0007-reputation", reputation],
 ];
 
