@@ -51,7 +51,8 @@ async function setup(
   const roleOf = (view: ClusterView, rank: number | null) =>
     byNode(view.nodes.find((n) => n.active && n.rank === rank)!.nodeId);
   const until = async (id: string, test: (view: ClusterView) => boolean, what: string) => {
-    for (let i = 0; i < 1000; i++) {
+    // Generous: a loaded CI machine is slow, and a missing event still fails the test.
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
       const view = await client.getCluster(id);
       if (test(view)) return view;
       await new Promise((r) => setTimeout(r, 10));
@@ -344,6 +345,26 @@ forEachDatabase("failover", (db) => {
       String(view.events.find((e) => e.type === "failover")!.detail.reason),
       /could not run rank 0/,
     );
+  });
+
+  it("fails a node over when its GPU health check fails", async (t) => {
+    const s = await setup(db, t, 2);
+    const cluster = await running(s, { kind: "batch", nodes: 1, shadow: 1 });
+    const sick = s.roleOf(cluster, 0);
+    const standby = s.roleOf(cluster, null);
+    sick.send({
+      type: "heartbeat",
+      seq: 1,
+      utilization: { cpuPct: 1, memoryUsedMiB: 1, gpus: [], gpuFault: "1 of 1 GPUs gone: GPU-0" },
+    });
+    const moved = await s.nextStart(standby);
+    assert.deepEqual([moved.rank, moved.attempt], [0, 1]);
+    const view = await s.client.getCluster(cluster.id);
+    assert.match(
+      String(view.events.find((e) => e.type === "failover")!.detail.reason),
+      /GPU health check failed: 1 of 1 GPUs gone/,
+    );
+    assert.equal((await sick.closed()).code, 4503);
   });
 
   it("drains a worker: its rank goes to the standby without a slash, then it is told it may stop", async (t) => {

@@ -62,8 +62,12 @@ for (let i = 0; i < 3; i++) {
   const workerHome = join(home, `w${i}`);
   const child = startWorker(workerHome);
   const nodeId = await until(async () => {
-    const saved = await readFile(join(workerHome, "device.json"), "utf8").catch(() => undefined);
-    return saved === undefined ? undefined : (JSON.parse(saved) as { nodeId: string }).nodeId;
+    const saved = await readFile(join(workerHome, "device.json"), "utf8").catch(() => "");
+    try {
+      return (JSON.parse(saved) as { nodeId: string }).nodeId;
+    } catch {
+      return undefined; // not yet written, or half-written
+    }
   });
   workers.set(nodeId, { home: workerHome, child });
 }

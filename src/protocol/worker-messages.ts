@@ -11,6 +11,8 @@ export const CloseCode = {
   revoked: 4403,
   badMessage: 4400,
   replaced: 4409,
+  /** The node's GPU health check failed; the worker reconnects slowly until it passes. */
+  unhealthy: 4503,
   shuttingDown: 1001,
 } as const;
 
@@ -118,6 +120,11 @@ export const Utilization = z.strictObject({
       }),
     )
     .max(64),
+  /**
+   * Set when the worker's GPU health check fails (a registered GPU gone, nvidia-smi not
+   * answering): the coordinator declares the node failed and moves its ranks.
+   */
+  gpuFault: z.string().max(200).optional(),
 });
 export type Utilization = z.infer<typeof Utilization>;
 

@@ -132,7 +132,11 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         return;
       }
       if (this.stopped) return;
-      const delayMs = backoffDelayMs(this.reconnects++, this.options.backoff, Math.random);
+      // An unhealthy node waits the longest backoff: its GPUs will not heal in milliseconds.
+      const delayMs =
+        code === CloseCode.unhealthy
+          ? this.options.backoff.maxMs
+          : backoffDelayMs(this.reconnects++, this.options.backoff, Math.random);
       this.options.log("disconnected; reconnecting", { code, reason, delayMs });
       this.reconnectTimer = setTimeout(() => this.connect(), delayMs);
     });

@@ -3,6 +3,7 @@ import type { Utilization } from "../protocol/worker-messages.ts";
 import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
 import { loadOrCreateIdentity, saveIds } from "./identity.ts";
+import { gpuFault } from "./probe/gpu-health.ts";
 import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
 import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts";
 import { registerDevice } from "./registration.ts";
@@ -71,18 +72,27 @@ export async function startWorker(
     utilizationPct: g.utilizationPct,
     temperatureC: g.temperatureC,
   }));
+  let health: string | null = null;
   const gpuTimer =
     hardware.gpus.length === 0
       ? undefined
       : setInterval(() => {
           queryNvidiaSmi({ command: config.nvidiaSmi }).then(
-            ({ gpus }) =>
-              (gpuLoad = gpus.map((g) => ({
+            ({ gpus }) => {
+              gpuLoad = gpus.map((g) => ({
                 index: g.index,
                 utilizationPct: g.utilizationPct,
                 temperatureC: g.temperatureC,
-              }))),
-            (error: unknown) => log("GPU sample failed", { error: String(error) }),
+              }));
+              health = gpuFault(hardware.gpus, gpus);
+            },
+            (error: unknown) => {
+              health = gpuFault(
+                hardware.gpus,
+                error instanceof Error ? error : new Error(String(error)),
+              );
+              log("GPU sample failed", { error: String(error) });
+            },
           );
         }, config.gpuSampleIntervalMs);
   gpuTimer?.unref();
@@ -91,7 +101,10 @@ export async function startWorker(
     coordinatorUrl: config.coordinatorUrl,
     identity: { ...identity, deviceId: registered.deviceId },
     backoff: { baseMs: config.reconnectBaseMs, maxMs: config.reconnectMaxMs },
-    sampleUtilization: utilizationSampler(() => gpuLoad),
+    sampleUtilization: utilizationSampler(
+      () => gpuLoad,
+      () => health,
+    ),
     log,
   });
   const supervisor = new JobSupervisor({

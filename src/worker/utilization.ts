@@ -17,7 +17,10 @@ function cpuTimes(): CpuTimes {
  * Samples machine load for heartbeats: CPU busy share since the previous sample, memory in use,
  * and the GPUs' last reading (refreshed elsewhere, since nvidia-smi is too slow to run per beat).
  */
-export function utilizationSampler(gpus: () => Utilization["gpus"]): () => Utilization {
+export function utilizationSampler(
+  gpus: () => Utilization["gpus"],
+  gpuFault: () => string | null = () => null,
+): () => Utilization {
   let previous = cpuTimes();
   return () => {
     const current = cpuTimes();
@@ -28,6 +31,7 @@ export function utilizationSampler(gpus: () => Utilization["gpus"]): () => Utili
       cpuPct: total > 0 ? Math.min(100, Math.max(0, Math.round((busy / total) * 1000) / 10)) : 0,
       memoryUsedMiB: Math.max(0, Math.round((totalmem() - freemem()) / 1_048_576)),
       gpus: gpus(),
+      ...(gpuFault() === null ? {} : { gpuFault: gpuFault()! }),
     };
   };
 }

@@ -189,8 +189,17 @@ export class WorkerGateway {
       }
       switch (message.type) {
         case "heartbeat":
-          this.detector.beat(session.nodeId, message.utilization);
           this.deps.metrics.heartbeats.inc();
+          if (message.utilization.gpuFault !== undefined) {
+            // A failed GPU health check is a node failure: offline (its ranks move), then closed.
+            const fault = message.utilization.gpuFault;
+            this.detector.forget(session.nodeId);
+            void this.markOffline(session.nodeId, `GPU health check failed: ${fault}`).finally(() =>
+              socket.close(CloseCode.unhealthy, "GPU health check failed"),
+            );
+            return;
+          }
+          this.detector.beat(session.nodeId, message.utilization);
           return;
         case "bye":
           this.detector.forget(session.nodeId);

@@ -128,14 +128,15 @@ export class Scheduler {
     },
     private readonly options: SchedulerOptions,
   ) {
-    deps.events.on("node:status", ({ nodeId, from, to, reason, lastSeenMs }) => {
-      if (to === "offline" || to === "revoked")
-        void this.onNodeLost(nodeId, {
-          outcome: "lost",
-          reason: `went ${to}: ${reason}`,
-          lastSeenMs,
-        }).catch((error: unknown) => this.logError(error, "node loss"));
-      else if (from === "offline") void this.clearDraining(nodeId);
+    deps.events.on("node:status", ({ nodeId, to, reason, lastSeenMs }) => {
+      if (to !== "offline" && to !== "revoked") return;
+      void this.onNodeLost(nodeId, {
+        outcome: "lost",
+        reason: `went ${to}: ${reason}`,
+        lastSeenMs,
+      }).catch((error: unknown) => this.logError(error, "node loss"));
+      // A drain lasts until the worker stops: once offline, it comes back rentable.
+      void this.clearDraining(nodeId);
     });
   }
 
@@ -963,6 +964,7 @@ export class Scheduler {
       .where("id", "=", nodeId)
       .where("draining", "=", 1)
       .execute()
+      .then(() => this.deps.inventory.refresh(nodeId))
       .catch((error: unknown) => this.logError(error, "drain reset"));
   }
 
