@@ -4,13 +4,7 @@ import type { z } from "zod";
 import type { Clock } from "../../core/clock.ts";
 import { isFinal, type ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
-import {
-  leaseServedMinutes,
-  restartScope,
-  slashAmount,
-  standbyPrice,
-  successorPrice,
-} from "../../core/failover.ts";
+import { leaseServedMinutes, standbyPrice } from "../../core/failover.ts";
 import { parseMoneyOrThrow } from "../../core/money.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { place, type PlacementRequest } from "../../core/placement.ts";
@@ -28,13 +22,9 @@ import type {
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
 import type { CoordinatorEvents } from "../events.ts";
-import { appendLeaseOutcome, type LeaseOutcome } from "../registry/node-history.ts";
+import { appendLeaseOutcome } from "../registry/node-history.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
-import {
-  announceReputations,
-  storeReputations,
-  type ReputationChange,
-} from "../registry/reputation.ts";
+import { announceReputations, storeReputations } from "../registry/reputation.ts";
 import type { Database } from "../store/schema.ts";
 import {
   appendClusterEvent,
@@ -44,7 +34,17 @@ import {
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
+import { Failover } from "./failover.ts";
 import type { Inventory } from "./inventory.ts";
+import {
+  leaseId,
+  leaseRow,
+  rankCount,
+  startMessage,
+  toCurrency,
+  toUsd,
+  type PlacedNode,
+} from "./leases.ts";
 import type { ClusterPayments } from "./payments.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 
@@ -69,37 +69,12 @@ type JobMessage = Extract<
   { type: "job-accepted" | "job-log" | "job-exit" | "drain" }
 >;
 
-/** Why a lease stops before its cluster ends. */
-interface LeaseLoss {
-  outcome: Exclude<LeaseOutcome, "completed">;
-  reason: string;
-  /** When the node was last known to serve (its last heartbeat); billing stops there. */
-  lastSeenMs?: number | undefined;
-}
-
-/** A node picked for a lease, priced in the cluster's currency. */
-interface PlacedNode {
-  nodeId: string;
-  accountId: string;
-  region: string;
-  zone: string;
-  price: bigint;
-}
-
-/** What to tell workers once a transaction has committed. */
-interface AfterCommit {
-  sends: Array<{ nodeId: string; message: Parameters<WorkerChannel["send"]>[1] }>;
-  statuses: Array<{ nodeId: string; from: NodeStatus; to: NodeStatus; reason: string }>;
-  reputations: ReputationChange[];
-  finish?: { status: "failed"; reason: string };
-}
-
 /**
  * The scheduler: search, deploy, run, fail over, end. A deploy charges escrow and reserves every
  * node (its ranks and its standbys) in one transaction (the database refuses a second active lease
  * on a node), then starts the head rank; the head reports its rendezvous port and the other ranks
  * start against it. A node that fails while leased is slashed and its rank moves to a standby or a
- * fresh node (`failLease`). Every end path — completion, failure, termination, expiry — goes
+ * fresh node (./failover.ts). Every end path — completion, failure, termination, expiry — goes
  * through `finish`, which settles served minutes, refunds the rest and releases every node.
  *
  * Work on one cluster is serialized (`serial`), so a failover, a worker's messages and the tick
@@ -109,11 +84,7 @@ export class Scheduler {
   private readonly heads = new Map<string, { address: string; port: number }>();
   private readonly logLines = new Map<string, number>();
   private readonly queues = new Map<string, Promise<unknown>>();
-  /** Ranks moved and not yet running on their new node: `<cluster>/<rank>` → when and why. */
-  private readonly takeovers = new Map<
-    string,
-    { fromNodeId: string; detectedAtMs: number; lastSeenMs: number | undefined }
-  >();
+  private readonly failover: Failover;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -128,15 +99,21 @@ export class Scheduler {
     },
     private readonly options: SchedulerOptions,
   ) {
+    this.failover = new Failover(deps, options, {
+      serial: (clusterId, work) => this.serial(clusterId, work),
+      finish: (clusterId, status, reason) => this.finish(clusterId, status, reason),
+      settleLease: (tx, cluster, lease, nowMs) => this.settleLease(tx, cluster, lease, nowMs),
+      placeReplacement: (cluster, lease, quiet) => this.placeReplacement(cluster, lease, quiet),
+      headOf: (clusterId) => this.heads.get(clusterId),
+      forgetHead: (clusterId) => this.heads.delete(clusterId),
+    });
     deps.events.on("node:status", ({ nodeId, to, reason, lastSeenMs }) => {
       if (to !== "offline" && to !== "revoked") return;
-      void this.onNodeLost(nodeId, {
-        outcome: "lost",
-        reason: `went ${to}: ${reason}`,
-        lastSeenMs,
-      }).catch((error: unknown) => this.logError(error, "node loss"));
+      void this.failover
+        .onNodeLost(nodeId, { outcome: "lost", reason: `went ${to}: ${reason}`, lastSeenMs })
+        .catch((error: unknown) => this.logError(error, "node loss"));
       // A drain lasts until the worker stops: once offline, it comes back rentable.
-      void this.clearDraining(nodeId);
+      void this.failover.clearDraining(nodeId);
     });
   }
 
@@ -449,7 +426,7 @@ export class Scheduler {
 
   /** Messages from the worker that serves `nodeId`. */
   async onJobMessage(nodeId: string, message: JobMessage): Promise<void> {
-    if (message.type === "drain") return this.drain(nodeId, message.reason);
+    if (message.type === "drain") return this.failover.drain(nodeId, message.reason);
     if (message.type === "job-log") {
       // Logs skip the cluster's queue (they change no state), but only an active lease's count.
       if (await this.activeLease(nodeId, message)) await this.onLog(message);
@@ -462,7 +439,7 @@ export class Scheduler {
       // A worker that could not start its part (no exit code) failed the lease; a job that ran
       // and exited, whatever its code, is the consumer's business.
       if (message.exitCode === null && message.error !== null)
-        return this.failLease(message.clusterId, lease.seq, {
+        return this.failover.failLease(message.clusterId, lease.seq, {
           outcome: "lost",
           reason: `could not run rank ${message.rank}: ${message.error}`,
         });
@@ -530,9 +507,8 @@ export class Scheduler {
         .where("seq", "=", seq)
         .where("started_at", "is", null)
         .execute();
-      const takeover = this.takeovers.get(`${clusterId}/${rank}`);
+      const takeover = this.failover.tookOver(clusterId, rank);
       if (takeover !== undefined) {
-        this.takeovers.delete(`${clusterId}/${rank}`);
         await appendClusterEvent(tx, clusterId, now, "takeover", {
           rank,
           nodeId,
@@ -616,358 +592,6 @@ export class Scheduler {
     if (verdict !== undefined) await this.finish(cluster.id, verdict.status, verdict.reason);
   }
 
-  private async onNodeLost(nodeId: string, loss: LeaseLoss): Promise<void> {
-    for (const lease of await this.activeLeasesOf(nodeId))
-      await this.serial(lease.cluster_id, () => this.failLease(lease.cluster_id, lease.seq, loss));
-  }
-
-  private activeLeasesOf(nodeId: string) {
-    return this.deps.db
-      .selectFrom("cluster_nodes")
-      .select(["cluster_id", "seq"])
-      .where("node_id", "=", nodeId)
-      .where("active", "=", 1)
-      .execute();
-  }
-
-  /**
-   * A lease stops serving before its cluster ends: it is paid up to when the node last served,
-   * slashed if its node failed, and its rank moves — to a standby at once, else to a fresh node
-   * placed with the cluster's filters, else the cluster fails (and is refunded). For a drain the
-   * rank moves only when a standby or a fresh node can take it; otherwise it finishes in place.
-   */
-  private async failLease(clusterId: string, seq: number, loss: LeaseLoss): Promise<void> {
-    const now = this.deps.clock.now();
-    const after: AfterCommit = { sends: [], statuses: [], reputations: [] };
-    const moved = await this.deps.db.transaction().execute(async (tx) => {
-      const cluster = await loadCluster(tx, clusterId);
-      const lease = cluster.nodes.find((n) => n.seq === seq);
-      if (isFinal(cluster.status) || lease?.active !== true) return false;
-      const successor =
-        lease.rank === null
-          ? undefined
-          : this.successorFor(cluster, lease, loss.outcome === "drained");
-      if (loss.outcome === "drained" && successor === undefined) return false;
-
-      const billedUntil = Math.min(now, loss.lastSeenMs ?? now);
-      await this.endLease(tx, cluster, lease, {
-        status: loss.outcome === "drained" ? "handed-over" : "lost",
-        billedUntil,
-        reason: loss.reason,
-        nowMs: now,
-      });
-      let slashed: bigint | null = null;
-      if (loss.outcome === "lost") {
-        const taken = await this.deps.payments.slash(tx, {
-          clusterId,
-          leaseId: leaseId(clusterId, lease.seq),
-          nodeId: lease.nodeId,
-          supplierAccountId: lease.supplierAccountId,
-          consumerAccountId: cluster.accountId,
-          currency: cluster.currency,
-          amount: slashAmount(lease.pricePerHour),
-          reason: loss.reason,
-          nowMs: now,
-        });
-        slashed = taken.taken;
-        await appendClusterEvent(tx, clusterId, now, "slashed", {
-          nodeId: lease.nodeId,
-          rank: lease.rank,
-          owed: formatUnits(slashAmount(lease.pricePerHour)),
-          taken: formatUnits(taken.taken),
-          shortfall: formatUnits(taken.shortfall),
-        });
-      }
-      await appendLeaseOutcome(tx, {
-        nodeId: lease.nodeId,
-        atMs: now,
-        clusterId,
-        seq: lease.seq,
-        outcome: loss.outcome,
-        reason: loss.reason,
-        slashed: slashed === null ? null : formatUnits(slashed),
-        currency: cluster.currency,
-      });
-      after.reputations = await storeReputations(tx, [lease.nodeId], now);
-      // The node may still be connected (a lapse, a failed start, a drain): give it back.
-      const released = await applyInTx(
-        tx,
-        lease.nodeId,
-        { type: "release" },
-        { actor: "scheduler", reason: `released by ${clusterId}: ${loss.reason}`, nowMs: now },
-      );
-      // Whatever it still runs for this cluster stops (a late start, a drain's handover).
-      after.sends.push({
-        nodeId: lease.nodeId,
-        message: { type: "job-stop", clusterId, reason: loss.reason },
-      });
-      if (released.ok)
-        after.statuses.push({
-          nodeId: lease.nodeId,
-          from: released.from,
-          to: released.to,
-          reason: loss.reason,
-        });
-
-      if (lease.rank === null) {
-        await appendClusterEvent(tx, clusterId, now, "standby-lost", {
-          nodeId: lease.nodeId,
-          reason: loss.reason,
-        });
-        return true;
-      }
-      if (successor === undefined) {
-        after.finish = {
-          status: "failed",
-          reason: `rank ${lease.rank} lost (${loss.reason}) and no standby or replacement node fits`,
-        };
-        return true;
-      }
-      await this.moveRank(tx, cluster, lease, successor, loss, now, after);
-      return true;
-    });
-    if (!moved) return;
-    announceReputations(this.deps.events, after.reputations, now);
-    for (const status of after.statuses)
-      this.deps.events.emit("node:status", { ...status, atMs: now });
-    if (after.finish !== undefined)
-      return this.finish(clusterId, after.finish.status, after.finish.reason);
-    for (const { nodeId, message } of after.sends) this.deps.workers.send(nodeId, message);
-  }
-
-  /** The node that takes `lease`'s rank: the first standby, else a fresh match under the rank's price. */
-  private successorFor(
-    cluster: LoadedCluster,
-    lease: LoadedLease,
-    drain: boolean,
-  ): { standby: LoadedLease } | { fresh: PlacedNode } | undefined {
-    const standby = cluster.nodes.find((n) => n.active && n.role === "standby");
-    if (standby !== undefined) return { standby };
-    const rate = this.rate(cluster.currency);
-    const filters = cluster.spec.filters as CapacityFilters;
-    const ceiling = toUsd(lease.pricePerHour, rate);
-    const request = this.placementRequest(
-      { ...filters, nodes: 1, shadow: 0, currency: cluster.currency },
-      rate,
-      // Never a node that already served this cluster: a node back from the dead gets no rank back.
-      new Set(cluster.nodes.map((n) => n.nodeId)),
-    );
-    const placed = place(this.deps.inventory, {
-      ...request,
-      // A replacement spreads nowhere (one node) and is never paid more than the rank was charged.
-      spreadZones: false,
-      maxPricePerHour:
-        request.maxPricePerHour === undefined || request.maxPricePerHour > ceiling
-          ? ceiling
-          : request.maxPricePerHour,
-    });
-    if (!placed.ok) {
-      if (!drain)
-        this.deps.logger.warn(
-          { clusterId: cluster.id, explanation: placed.explanation },
-          "no replacement node",
-        );
-      return undefined;
-    }
-    const node = placed.nodes[0]!;
-    this.deps.inventory.markTaken([node.nodeId]);
-    return {
-      fresh: {
-        nodeId: node.nodeId,
-        accountId: node.accountId,
-        region: node.region,
-        zone: node.zone,
-        price: toCurrency(node.pricePerHour, rate),
-      },
-    };
-  }
-
-  /** Gives `lease`'s rank to its successor in a new lease and plans the restart its kind needs. */
-  private async moveRank(
-    tx: Kysely<Database>,
-    cluster: LoadedCluster,
-    lease: LoadedLease,
-    successor: { standby: LoadedLease } | { fresh: PlacedNode },
-    loss: LeaseLoss,
-    now: number,
-    after: AfterCommit,
-  ): Promise<void> {
-    const rank = lease.rank!;
-    let node: PlacedNode;
-    if ("standby" in successor) {
-      const standby = successor.standby;
-      await this.endLease(tx, cluster, standby, {
-        status: "promoted",
-        billedUntil: now,
-        reason: `took rank ${rank}`,
-        nowMs: now,
-      });
-      node = {
-        nodeId: standby.nodeId,
-        accountId: standby.supplierAccountId,
-        region: standby.region,
-        zone: standby.zone,
-        price: standby.nodePricePerHour,
-      };
-    } else {
-      node = successor.fresh;
-    }
-    const leased = await applyInTx(
-      tx,
-      node.nodeId,
-      { type: "lease" },
-      { actor: "scheduler", reason: `took rank ${rank} of ${cluster.id}`, nowMs: now },
-    );
-    if (!leased.ok) {
-      // Taken or gone meanwhile: this rank cannot move now, so the cluster ends (refunded).
-      after.finish = {
-        status: "failed",
-        reason: `rank ${rank} lost and its successor ${node.nodeId} is gone`,
-      };
-      return;
-    }
-    after.statuses.push({
-      nodeId: node.nodeId,
-      from: leased.from,
-      to: leased.to,
-      reason: `took rank ${rank} of ${cluster.id}`,
-    });
-    const scope = restartScope(cluster.kind, rank);
-    const attempt = Math.max(...cluster.nodes.map((n) => n.attempt)) + 1;
-    const seq = Math.max(...cluster.nodes.map((n) => n.seq)) + 1;
-    await tx
-      .insertInto("cluster_nodes")
-      .values({
-        ...leaseRow(cluster.id, seq, node, successorPrice(node.price, lease.pricePerHour)),
-        node_price_per_hour: Number(node.price),
-        rank,
-        attempt,
-        role: rank === 0 ? "head" : "worker",
-        status: "reserved",
-        reserved_until: now + this.options.reservationTtlMs,
-        started_at: null,
-      })
-      .execute();
-    // A full restart: every other rank runs again under the new attempt, against a new head.
-    const restarted: number[] = [];
-    if (scope === "all") {
-      for (const other of cluster.nodes) {
-        if (!other.active || other.rank === null || other.rank === rank) continue;
-        await tx
-          .updateTable("cluster_nodes")
-          .set({ attempt, status: "reserved", reserved_until: now + this.options.reservationTtlMs })
-          .where("cluster_id", "=", cluster.id)
-          .where("seq", "=", other.seq)
-          .execute();
-        restarted.push(other.rank);
-      }
-      this.heads.delete(cluster.id);
-    }
-    await appendClusterEvent(tx, cluster.id, now, "failover", {
-      rank,
-      fromNodeId: lease.nodeId,
-      toNodeId: node.nodeId,
-      via: "standby" in successor ? "standby" : "replacement",
-      reason: loss.reason,
-      restart: scope,
-      attempt,
-      detectedAt: new Date(now).toISOString(),
-      ...(loss.lastSeenMs === undefined
-        ? {}
-        : { lastSeenAt: new Date(loss.lastSeenMs).toISOString() }),
-    });
-    this.takeovers.set(`${cluster.id}/${rank}`, {
-      fromNodeId: lease.nodeId,
-      detectedAtMs: now,
-      lastSeenMs: loss.lastSeenMs,
-    });
-    const spec = { ...cluster.spec, kind: cluster.kind };
-    const worldSize = rankCount(cluster);
-    if (scope === "all" || rank === 0) {
-      // The head starts first; the others follow once it reports its port (`onAccepted`).
-      const headNode =
-        rank === 0 ? node.nodeId : cluster.nodes.find((n) => n.active && n.rank === 0)!.nodeId;
-      after.sends.push({
-        nodeId: headNode,
-        message: startMessage(cluster.id, spec, 0, attempt, worldSize, null),
-      });
-      return;
-    }
-    // Before the head reported its port, the rank waits in `reserved` and starts with the others.
-    const head = this.heads.get(cluster.id) ?? (await headOf(tx, cluster.id));
-    if (head !== undefined)
-      after.sends.push({
-        nodeId: node.nodeId,
-        message: startMessage(cluster.id, spec, rank, attempt, worldSize, head),
-      });
-  }
-
-  /** Settles a lease up to `billedUntil` and closes it. */
-  private async endLease(
-    tx: Kysely<Database>,
-    cluster: LoadedCluster,
-    lease: LoadedLease,
-    end: {
-      status: "lost" | "handed-over" | "promoted";
-      billedUntil: number;
-      reason: string;
-      nowMs: number;
-    },
-  ): Promise<void> {
-    await this.settleLease(tx, cluster, { ...lease, billedUntilMs: end.billedUntil }, end.nowMs);
-    await tx
-      .updateTable("cluster_nodes")
-      .set({
-        active: 0,
-        status: end.status,
-        reserved_until: null,
-        billed_until: end.billedUntil,
-        ended_at: end.nowMs,
-        end_reason: end.reason,
-      })
-      .where("cluster_id", "=", cluster.id)
-      .where("seq", "=", lease.seq)
-      .where("active", "=", 1)
-      .execute();
-  }
-
-  /** An announced stop: ranks move where they can (no slash); the rest finish, then `drained`. */
-  private async drain(nodeId: string, reason: string): Promise<void> {
-    await this.deps.db.updateTable("nodes").set({ draining: 1 }).where("id", "=", nodeId).execute();
-    await this.deps.inventory.refresh(nodeId);
-    for (const lease of await this.activeLeasesOf(nodeId))
-      await this.serial(lease.cluster_id, () =>
-        this.failLease(lease.cluster_id, lease.seq, {
-          outcome: "drained",
-          reason: `drained: ${reason}`,
-        }),
-      );
-    await this.answerDrained(nodeId);
-  }
-
-  /** Tells a draining node it may stop, once it holds no lease. */
-  private async answerDrained(nodeId: string): Promise<void> {
-    const node = await this.deps.db
-      .selectFrom("nodes")
-      .select("draining")
-      .where("id", "=", nodeId)
-      .executeTakeFirst();
-    if (node?.draining !== 1) return;
-    if ((await this.activeLeasesOf(nodeId)).length > 0) return;
-    this.deps.workers.send(nodeId, { type: "drained" });
-  }
-
-  private async clearDraining(nodeId: string): Promise<void> {
-    await this.deps.db
-      .updateTable("nodes")
-      .set({ draining: 0 })
-      .where("id", "=", nodeId)
-      .where("draining", "=", 1)
-      .execute()
-      .then(() => this.deps.inventory.refresh(nodeId))
-      .catch((error: unknown) => this.logError(error, "drain reset"));
-  }
-
   /** Settles running clusters, ends those whose paid time is over, moves lapsed reservations. */
   async tick(): Promise<void> {
     const now = this.deps.clock.now();
@@ -989,7 +613,7 @@ export class Scheduler {
           .where("reserved_until", "<", now)
           .execute();
         for (const lease of lapsed)
-          await this.failLease(row.id, lease.seq, {
+          await this.failover.failLease(row.id, lease.seq, {
             outcome: "lapsed",
             reason: `node ${lease.node_id} did not accept rank ${lease.rank} within ${this.options.reservationTtlMs} ms`,
           });
@@ -1097,8 +721,7 @@ export class Scheduler {
     announceReputations(this.deps.events, stopped.reputations, now);
     this.heads.delete(clusterId);
     this.logLines.delete(clusterId);
-    for (const key of this.takeovers.keys())
-      if (key.startsWith(`${clusterId}/`)) this.takeovers.delete(key);
+    this.failover.forget(clusterId);
     for (const lease of stopped.active)
       this.deps.workers.send(lease.nodeId, { type: "job-stop", clusterId, reason });
     for (const { nodeId, from } of released)
@@ -1109,7 +732,7 @@ export class Scheduler {
         atMs: now,
         reason: `released by ${clusterId}`,
       });
-    for (const lease of stopped.active) await this.answerDrained(lease.nodeId);
+    for (const lease of stopped.active) await this.failover.answerDrained(lease.nodeId);
     this.deps.logger.info({ clusterId, status, reason }, "cluster ended");
   }
 
@@ -1123,6 +746,49 @@ export class Scheduler {
       if (this.queues.get(clusterId) === settled) this.queues.delete(clusterId);
     });
     return next;
+  }
+
+  /** A fresh node for `lease`'s rank: the cluster's filters, one node, under the rank's price. */
+  private placeReplacement(
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    quiet: boolean,
+  ): PlacedNode | undefined {
+    const rate = this.rate(cluster.currency);
+    const filters = cluster.spec.filters as CapacityFilters;
+    const ceiling = toUsd(lease.pricePerHour, rate);
+    const request = this.placementRequest(
+      { ...filters, nodes: 1, shadow: 0, currency: cluster.currency },
+      rate,
+      // Never a node that already served this cluster: a node back from the dead gets no rank back.
+      new Set(cluster.nodes.map((n) => n.nodeId)),
+    );
+    const placed = place(this.deps.inventory, {
+      ...request,
+      // A replacement spreads nowhere (one node) and is never paid more than the rank was charged.
+      spreadZones: false,
+      maxPricePerHour:
+        request.maxPricePerHour === undefined || request.maxPricePerHour > ceiling
+          ? ceiling
+          : request.maxPricePerHour,
+    });
+    if (!placed.ok) {
+      if (!quiet)
+        this.deps.logger.warn(
+          { clusterId: cluster.id, explanation: placed.explanation },
+          "no replacement node",
+        );
+      return undefined;
+    }
+    const node = placed.nodes[0]!;
+    this.deps.inventory.markTaken([node.nodeId]);
+    return {
+      nodeId: node.nodeId,
+      accountId: node.accountId,
+      region: node.region,
+      zone: node.zone,
+      price: toCurrency(node.pricePerHour, rate),
+    };
   }
 
   private placementRequest(
@@ -1166,78 +832,6 @@ class ReservationConflict extends Error {
   }
 }
 
-/** The ledger's id for a lease: the cluster and the lease's number in it. */
-function leaseId(clusterId: string, seq: number): string {
-  return `${clusterId}/${seq}`;
-}
-
-function leaseRow(clusterId: string, seq: number, node: PlacedNode, billedPerHour: bigint) {
-  return {
-    cluster_id: clusterId,
-    seq,
-    node_id: node.nodeId,
-    supplier_account_id: node.accountId,
-    region: node.region,
-    zone: node.zone,
-    active: 1,
-    price_per_hour: Number(billedPerHour),
-    node_price_per_hour: Number(node.price),
-    exit_code: null,
-    billed_until: null,
-    ended_at: null,
-    end_reason: null,
-  };
-}
-
-function startMessage(
-  clusterId: string,
-  spec: {
-    kind: ClusterView["kind"];
-    command: string[];
-    env: Record<string, string>;
-    image: string | null;
-  },
-  rank: number,
-  attempt: number,
-  worldSize: number,
-  head: { address: string; port: number } | null,
-) {
-  return {
-    type: "job-start" as const,
-    clusterId,
-    rank,
-    attempt,
-    worldSize,
-    kind: spec.kind,
-    command: spec.command,
-    env: spec.env,
-    image: spec.image,
-    head: rank === 0 ? null : head,
-  };
-}
-
-/** The cluster's world size: its ranks (standbys hold none). */
-function rankCount(cluster: LoadedCluster): number {
-  return new Set(cluster.nodes.filter((n) => n.rank !== null).map((n) => n.rank)).size;
-}
-
-/** The head's rendezvous address from the cluster's latest `head-ready` event (after a restart). */
-async function headOf(
-  db: Kysely<Database>,
-  clusterId: string,
-): Promise<{ address: string; port: number } | undefined> {
-  const row = await db
-    .selectFrom("cluster_events")
-    .select("detail")
-    .where("cluster_id", "=", clusterId)
-    .where("type", "=", "head-ready")
-    .orderBy("id", "desc")
-    .executeTakeFirst();
-  if (row === undefined) return undefined;
-  const detail = JSON.parse(row.detail) as { address: string; port: number };
-  return { address: detail.address, port: detail.port };
-}
-
 /** How a cluster ends when one of its ranks exits, or undefined while it goes on. */
 function endVerdict(
   cluster: LoadedCluster,
@@ -1263,14 +857,6 @@ function filtersOf(request: Deploy): Record<string, unknown> {
   const filters: Record<string, unknown> = { ...request };
   for (const key of ["kind", "hours", "command", "env", "image"]) delete filters[key];
   return filters;
-}
-
-function toCurrency(microUsd: bigint, unitsPerUsd: bigint): bigint {
-  return (microUsd * unitsPerUsd) / 1_000_000n;
-}
-
-function toUsd(units: bigint, unitsPerUsd: bigint): bigint {
-  return (units * 1_000_000n) / unitsPerUsd;
 }
 
 function isUniqueViolation(error: unknown): boolean {

@@ -1,0 +1,449 @@
+import type { FastifyBaseLogger } from "fastify";
+import type { Kysely } from "kysely";
+import type { Clock } from "../../core/clock.ts";
+import { isFinal, type ClusterStatus } from "../../core/cluster-status.ts";
+import { restartScope, slashAmount, successorPrice } from "../../core/failover.ts";
+import type { NodeStatus } from "../../core/node-status.ts";
+import type { CoordinatorEvents } from "../events.ts";
+import { appendLeaseOutcome, type LeaseOutcome } from "../registry/node-history.ts";
+import { applyInTx } from "../registry/node-lifecycle.ts";
+import {
+  announceReputations,
+  storeReputations,
+  type ReputationChange,
+} from "../registry/reputation.ts";
+import type { Database } from "../store/schema.ts";
+import {
+  appendClusterEvent,
+  formatUnits,
+  loadCluster,
+  type LoadedCluster,
+  type LoadedLease,
+} from "./cluster-store.ts";
+import type { Inventory } from "./inventory.ts";
+import { headOf, leaseId, leaseRow, rankCount, startMessage, type PlacedNode } from "./leases.ts";
+import type { ClusterPayments } from "./payments.ts";
+import type { WorkerChannel } from "./worker-channel.ts";
+
+/** Why a lease stops before its cluster ends. */
+export interface LeaseLoss {
+  outcome: Exclude<LeaseOutcome, "completed">;
+  reason: string;
+  /** When the node was last known to serve (its last heartbeat); billing stops there. */
+  lastSeenMs?: number | undefined;
+}
+
+/** What to tell workers once a transaction has committed. */
+interface AfterCommit {
+  sends: Array<{ nodeId: string; message: Parameters<WorkerChannel["send"]>[1] }>;
+  statuses: Array<{ nodeId: string; from: NodeStatus; to: NodeStatus; reason: string }>;
+  reputations: ReputationChange[];
+  finish?: { status: "failed"; reason: string };
+}
+
+/** What failover needs from the scheduler that owns the clusters. */
+export interface ClusterRunner {
+  /** Runs `work` after every earlier piece of work on the same cluster. */
+  serial<T>(clusterId: string, work: () => Promise<T>): Promise<T>;
+  finish(
+    clusterId: string,
+    status: Extract<ClusterStatus, "failed">,
+    reason: string,
+  ): Promise<void>;
+  /** Pays a lease its served minutes so far (in the caller's transaction). */
+  settleLease(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    nowMs: number,
+  ): Promise<void>;
+  /** A fresh node for `lease`'s rank under the cluster's filters and the rank's price, claimed. */
+  placeReplacement(
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    quiet: boolean,
+  ): PlacedNode | undefined;
+  /** The head's rendezvous address as this coordinator knows it, if it does. */
+  headOf(clusterId: string): { address: string; port: number } | undefined;
+  forgetHead(clusterId: string): void;
+}
+
+/**
+ * Failover (DESIGN.md §5.7, issue 5): when a leased node fails, its lease is paid up to the node's
+ * last heartbeat, the node is slashed one hour of the lease's rate to the consumer's benefit, and
+ * its rank moves — to a standby at once, else to a fresh node, else the cluster fails (refunded).
+ * A drain moves ranks the same way without a slash, or lets them finish. Callers run each call
+ * inside the cluster's `serial` queue.
+ */
+export class Failover {
+  /** Ranks moved and not yet running on their new node: `<cluster>/<rank>` → when and why. */
+  private readonly takeovers = new Map<
+    string,
+    { fromNodeId: string; detectedAtMs: number; lastSeenMs: number | undefined }
+  >();
+
+  constructor(
+    private readonly deps: {
+      db: Kysely<Database>;
+      clock: Clock;
+      inventory: Inventory;
+      workers: WorkerChannel;
+      payments: ClusterPayments;
+      events: CoordinatorEvents;
+      logger: FastifyBaseLogger;
+    },
+    private readonly options: { reservationTtlMs: number },
+    private readonly runner: ClusterRunner,
+  ) {}
+
+  /** The pending takeover of `rank`, now that its new node runs it (once). */
+  tookOver(clusterId: string, rank: number) {
+    const key = `${clusterId}/${rank}`;
+    const takeover = this.takeovers.get(key);
+    this.takeovers.delete(key);
+    return takeover;
+  }
+
+  /** Drops what is remembered of an ended cluster. */
+  forget(clusterId: string): void {
+    for (const key of this.takeovers.keys())
+      if (key.startsWith(`${clusterId}/`)) this.takeovers.delete(key);
+  }
+
+  /** Fails every lease the node holds (it went offline or was revoked). */
+  async onNodeLost(nodeId: string, loss: LeaseLoss): Promise<void> {
+    for (const lease of await this.activeLeasesOf(nodeId))
+      await this.runner.serial(lease.cluster_id, () =>
+        this.failLease(lease.cluster_id, lease.seq, loss),
+      );
+  }
+
+  private activeLeasesOf(nodeId: string) {
+    return this.deps.db
+      .selectFrom("cluster_nodes")
+      .select(["cluster_id", "seq"])
+      .where("node_id", "=", nodeId)
+      .where("active", "=", 1)
+      .execute();
+  }
+
+  /**
+   * A lease stops serving before its cluster ends: it is paid up to when the node last served,
+   * slashed if its node failed, and its rank moves — to a standby at once, else to a fresh node
+   * placed with the cluster's filters, else the cluster fails (and is refunded). For a drain the
+   * rank moves only when a standby or a fresh node can take it; otherwise it finishes in place.
+   */
+  async failLease(clusterId: string, seq: number, loss: LeaseLoss): Promise<void> {
+    const now = this.deps.clock.now();
+    const after: AfterCommit = { sends: [], statuses: [], reputations: [] };
+    // A fresh node is claimed in memory when picked; if it does not end up leased, unclaim it.
+    let claimed: string | undefined;
+    const unclaim = () =>
+      claimed === undefined ? undefined : this.deps.inventory.refresh(claimed);
+    const moved = await this.deps.db
+      .transaction()
+      .execute(async (tx) => {
+        const cluster = await loadCluster(tx, clusterId);
+        const lease = cluster.nodes.find((n) => n.seq === seq);
+        if (isFinal(cluster.status) || lease?.active !== true) return false;
+        const successor =
+          lease.rank === null
+            ? undefined
+            : this.successorFor(cluster, lease, loss.outcome === "drained");
+        if (successor !== undefined && "fresh" in successor) claimed = successor.fresh.nodeId;
+        if (loss.outcome === "drained" && successor === undefined) return false;
+
+        const billedUntil = Math.min(now, loss.lastSeenMs ?? now);
+        await this.endLease(tx, cluster, lease, {
+          status: loss.outcome === "drained" ? "handed-over" : "lost",
+          billedUntil,
+          reason: loss.reason,
+          nowMs: now,
+        });
+        let slashed: bigint | null = null;
+        if (loss.outcome === "lost") {
+          const taken = await this.deps.payments.slash(tx, {
+            clusterId,
+            leaseId: leaseId(clusterId, lease.seq),
+            nodeId: lease.nodeId,
+            supplierAccountId: lease.supplierAccountId,
+            consumerAccountId: cluster.accountId,
+            currency: cluster.currency,
+            amount: slashAmount(lease.pricePerHour),
+            reason: loss.reason,
+            nowMs: now,
+          });
+          slashed = taken.taken;
+          await appendClusterEvent(tx, clusterId, now, "slashed", {
+            nodeId: lease.nodeId,
+            rank: lease.rank,
+            owed: formatUnits(slashAmount(lease.pricePerHour)),
+            taken: formatUnits(taken.taken),
+            shortfall: formatUnits(taken.shortfall),
+          });
+        }
+        await appendLeaseOutcome(tx, {
+          nodeId: lease.nodeId,
+          atMs: now,
+          clusterId,
+          seq: lease.seq,
+          outcome: loss.outcome,
+          reason: loss.reason,
+          slashed: slashed === null ? null : formatUnits(slashed),
+          currency: cluster.currency,
+        });
+        after.reputations = await storeReputations(tx, [lease.nodeId], now);
+        // The node may still be connected (a lapse, a failed start, a drain): give it back.
+        const released = await applyInTx(
+          tx,
+          lease.nodeId,
+          { type: "release" },
+          { actor: "scheduler", reason: `released by ${clusterId}: ${loss.reason}`, nowMs: now },
+        );
+        // Whatever it still runs for this cluster stops (a late start, a drain's handover).
+        after.sends.push({
+          nodeId: lease.nodeId,
+          message: { type: "job-stop", clusterId, reason: loss.reason },
+        });
+        if (released.ok)
+          after.statuses.push({
+            nodeId: lease.nodeId,
+            from: released.from,
+            to: released.to,
+            reason: loss.reason,
+          });
+
+        if (lease.rank === null) {
+          await appendClusterEvent(tx, clusterId, now, "standby-lost", {
+            nodeId: lease.nodeId,
+            reason: loss.reason,
+          });
+          return true;
+        }
+        if (successor === undefined) {
+          after.finish = {
+            status: "failed",
+            reason: `rank ${lease.rank} lost (${loss.reason}) and no standby or replacement node fits`,
+          };
+          return true;
+        }
+        await this.moveRank(tx, cluster, lease, successor, loss, now, after);
+        return true;
+      })
+      .catch(async (error: unknown) => {
+        await unclaim();
+        throw error;
+      });
+    if (!after.statuses.some((s) => s.nodeId === claimed)) await unclaim();
+    if (!moved) return;
+    announceReputations(this.deps.events, after.reputations, now);
+    for (const status of after.statuses)
+      this.deps.events.emit("node:status", { ...status, atMs: now });
+    if (after.finish !== undefined)
+      return this.runner.finish(clusterId, after.finish.status, after.finish.reason);
+    for (const { nodeId, message } of after.sends) this.deps.workers.send(nodeId, message);
+  }
+
+  /** The node that takes `lease`'s rank: the first standby, else a fresh match under the rank's price. */
+  private successorFor(
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    drain: boolean,
+  ): { standby: LoadedLease } | { fresh: PlacedNode } | undefined {
+    const standby = cluster.nodes.find((n) => n.active && n.role === "standby");
+    if (standby !== undefined) return { standby };
+    const fresh = this.runner.placeReplacement(cluster, lease, drain);
+    return fresh === undefined ? undefined : { fresh };
+  }
+
+  /** Gives `lease`'s rank to its successor in a new lease and plans the restart its kind needs. */
+  private async moveRank(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    successor: { standby: LoadedLease } | { fresh: PlacedNode },
+    loss: LeaseLoss,
+    now: number,
+    after: AfterCommit,
+  ): Promise<void> {
+    const rank = lease.rank!;
+    let node: PlacedNode;
+    if ("standby" in successor) {
+      const standby = successor.standby;
+      await this.endLease(tx, cluster, standby, {
+        status: "promoted",
+        billedUntil: now,
+        reason: `took rank ${rank}`,
+        nowMs: now,
+      });
+      node = {
+        nodeId: standby.nodeId,
+        accountId: standby.supplierAccountId,
+        region: standby.region,
+        zone: standby.zone,
+        price: standby.nodePricePerHour,
+      };
+    } else {
+      node = successor.fresh;
+    }
+    const leased = await applyInTx(
+      tx,
+      node.nodeId,
+      { type: "lease" },
+      { actor: "scheduler", reason: `took rank ${rank} of ${cluster.id}`, nowMs: now },
+    );
+    if (!leased.ok) {
+      // Taken or gone meanwhile: this rank cannot move now, so the cluster ends (refunded).
+      after.finish = {
+        status: "failed",
+        reason: `rank ${rank} lost and its successor ${node.nodeId} is gone`,
+      };
+      return;
+    }
+    after.statuses.push({
+      nodeId: node.nodeId,
+      from: leased.from,
+      to: leased.to,
+      reason: `took rank ${rank} of ${cluster.id}`,
+    });
+    const scope = restartScope(cluster.kind, rank);
+    const attempt = Math.max(...cluster.nodes.map((n) => n.attempt)) + 1;
+    const seq = Math.max(...cluster.nodes.map((n) => n.seq)) + 1;
+    await tx
+      .insertInto("cluster_nodes")
+      .values({
+        ...leaseRow(cluster.id, seq, node, successorPrice(node.price, lease.pricePerHour)),
+        node_price_per_hour: Number(node.price),
+        rank,
+        attempt,
+        role: rank === 0 ? "head" : "worker",
+        status: "reserved",
+        reserved_until: now + this.options.reservationTtlMs,
+        started_at: null,
+      })
+      .execute();
+    // A full restart: every other rank runs again under the new attempt, against a new head.
+    if (scope === "all") {
+      for (const other of cluster.nodes) {
+        if (!other.active || other.rank === null || other.rank === rank) continue;
+        await tx
+          .updateTable("cluster_nodes")
+          .set({ attempt, status: "reserved", reserved_until: now + this.options.reservationTtlMs })
+          .where("cluster_id", "=", cluster.id)
+          .where("seq", "=", other.seq)
+          .execute();
+      }
+      this.runner.forgetHead(cluster.id);
+    }
+    await appendClusterEvent(tx, cluster.id, now, "failover", {
+      rank,
+      fromNodeId: lease.nodeId,
+      toNodeId: node.nodeId,
+      via: "standby" in successor ? "standby" : "replacement",
+      reason: loss.reason,
+      restart: scope,
+      attempt,
+      detectedAt: new Date(now).toISOString(),
+      ...(loss.lastSeenMs === undefined
+        ? {}
+        : { lastSeenAt: new Date(loss.lastSeenMs).toISOString() }),
+    });
+    this.takeovers.set(`${cluster.id}/${rank}`, {
+      fromNodeId: lease.nodeId,
+      detectedAtMs: now,
+      lastSeenMs: loss.lastSeenMs,
+    });
+    const spec = { ...cluster.spec, kind: cluster.kind };
+    const worldSize = rankCount(cluster);
+    if (scope === "all" || rank === 0) {
+      // The head starts first; the others follow once it reports its port (`onAccepted`).
+      const headNode =
+        rank === 0 ? node.nodeId : cluster.nodes.find((n) => n.active && n.rank === 0)!.nodeId;
+      after.sends.push({
+        nodeId: headNode,
+        message: startMessage(cluster.id, spec, 0, attempt, worldSize, null),
+      });
+      return;
+    }
+    // Before the head reported its port, the rank waits in `reserved` and starts with the others.
+    const head = this.runner.headOf(cluster.id) ?? (await headOf(tx, cluster.id));
+    if (head !== undefined)
+      after.sends.push({
+        nodeId: node.nodeId,
+        message: startMessage(cluster.id, spec, rank, attempt, worldSize, head),
+      });
+  }
+
+  /** Settles a lease up to `billedUntil` and closes it. */
+  private async endLease(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    end: {
+      status: "lost" | "handed-over" | "promoted";
+      billedUntil: number;
+      reason: string;
+      nowMs: number;
+    },
+  ): Promise<void> {
+    await this.runner.settleLease(
+      tx,
+      cluster,
+      { ...lease, billedUntilMs: end.billedUntil },
+      end.nowMs,
+    );
+    await tx
+      .updateTable("cluster_nodes")
+      .set({
+        active: 0,
+        status: end.status,
+        reserved_until: null,
+        billed_until: end.billedUntil,
+        ended_at: end.nowMs,
+        end_reason: end.reason,
+      })
+      .where("cluster_id", "=", cluster.id)
+      .where("seq", "=", lease.seq)
+      .where("active", "=", 1)
+      .execute();
+  }
+
+  /** An announced stop: ranks move where they can (no slash); the rest finish, then `drained`. */
+  async drain(nodeId: string, reason: string): Promise<void> {
+    await this.deps.db.updateTable("nodes").set({ draining: 1 }).where("id", "=", nodeId).execute();
+    await this.deps.inventory.refresh(nodeId);
+    for (const lease of await this.activeLeasesOf(nodeId))
+      await this.runner.serial(lease.cluster_id, () =>
+        this.failLease(lease.cluster_id, lease.seq, {
+          outcome: "drained",
+          reason: `drained: ${reason}`,
+        }),
+      );
+    await this.answerDrained(nodeId);
+  }
+
+  /** Tells a draining node it may stop, once it holds no lease. */
+  async answerDrained(nodeId: string): Promise<void> {
+    const node = await this.deps.db
+      .selectFrom("nodes")
+      .select("draining")
+      .where("id", "=", nodeId)
+      .executeTakeFirst();
+    if (node?.draining !== 1) return;
+    if ((await this.activeLeasesOf(nodeId)).length > 0) return;
+    this.deps.workers.send(nodeId, { type: "drained" });
+  }
+
+  async clearDraining(nodeId: string): Promise<void> {
+    await this.deps.db
+      .updateTable("nodes")
+      .set({ draining: 0 })
+      .where("id", "=", nodeId)
+      .where("draining", "=", 1)
+      .execute()
+      .then(() => this.deps.inventory.refresh(nodeId))
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, nodeId }, "draining flag reset failed"),
+      );
+  }
+}
