@@ -29,6 +29,8 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
   "GET /v1/clusters/:id": ["consumer"],
   "DELETE /v1/clusters/:id": ["consumer"],
   "POST /v1/clusters/:id/extend": ["consumer"],
+  "POST /v1/clusters/:id/tasks": ["consumer"],
+  "GET /v1/clusters/:id/tasks": ["consumer"],
   "GET /v1/clusters/:id/logs": ["consumer"],
   "GET /v1/clusters/:id/costs": ["consumer"],
   "POST /v1/wallet/deposits": ["consumer", "supplier"],

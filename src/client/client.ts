@@ -11,6 +11,8 @@ import {
   ClusterView,
   LogPage,
   SearchResponse,
+  TaskList,
+  TaskView,
   type DeployRequest,
   type QuoteRequest,
   type SearchRequest,
@@ -209,6 +211,26 @@ export class TandemClient {
       { hours },
       undefined,
       ClusterView,
+    );
+  }
+
+  submitTask(id: string, command: string[]) {
+    return this.request(
+      "POST",
+      `/v1/clusters/${encodeURIComponent(id)}/tasks`,
+      { command },
+      undefined,
+      TaskView,
+    );
+  }
+
+  clusterTasks(id: string) {
+    return this.request(
+      "GET",
+      `/v1/clusters/${encodeURIComponent(id)}/tasks`,
+      undefined,
+      undefined,
+      TaskList,
     );
   }
 

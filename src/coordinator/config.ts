@@ -32,6 +32,8 @@ export const CoordinatorConfig = z.strictObject({
   reservationTtlMs: z.number().int().min(100).default(15_000),
   /** A standby (shadow) node's hourly rate, as a percentage of its own price (issue 5: 10%). */
   standbyPricePercent: z.number().int().min(0).max(100).default(10),
+  /** An autoscaled cluster releases a node idle this long when no task waits, ms. */
+  scaleDownIdleMs: z.number().int().min(0).default(60_000),
   /** How often served time is settled and expiries checked, ms. */
   schedulerTickMs: z.number().int().min(50).default(1000),
   /** Price oracle: TDM smallest units per US dollar (default 2 TDM = 1 USD). */

@@ -81,7 +81,13 @@ export async function startCoordinator(
   const ledger = new Ledger(store.dialect);
   const billing = new Billing(store.db, ledger, { ...DEFAULT_FEE_SCHEDULE, ...config.fees });
   const wallet = new WalletService(store.db, ledger, new ManualRail());
-  const inventory = new Inventory(store.db, DEFAULT_CATALOG_PRICES, config.pricingMode, events);
+  const inventory = new Inventory(
+    store.db,
+    DEFAULT_CATALOG_PRICES,
+    config.pricingMode,
+    events,
+    (error, nodeId) => logger.warn({ err: error, nodeId }, "inventory refresh failed"),
+  );
   const scheduler = new Scheduler(
     {
       db: store.db,
@@ -96,6 +102,7 @@ export async function startCoordinator(
       reservationTtlMs: config.reservationTtlMs,
       tickMs: config.schedulerTickMs,
       standbyPricePercent: config.standbyPricePercent,
+      scaleDownIdleMs: config.scaleDownIdleMs,
       unitsPerUsd: { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits },
       maxLogLinesPerCluster: config.maxLogLinesPerCluster,
     },
@@ -172,8 +179,8 @@ export async function startCoordinator(
         clearInterval(uptimeTimer);
         stopUptime.abort();
         await uptimeRefresh;
-        scheduler.stop();
         gateway.stop();
+        await scheduler.stop();
         await app.close();
         await store.close();
         logger.info("coordinator stopped");

@@ -63,6 +63,18 @@ export type SearchResponse = z.infer<typeof SearchResponse>;
 
 const Argument = freeText(4096);
 
+/**
+ * A `batch` cluster that grows and shrinks with its task queue (`POST /v1/clusters/:id/tasks`):
+ * between `min` and `max` nodes, aiming at `tasksPerNode` queued tasks per node. The escrow is
+ * charged for `max` nodes up front (growth is always paid for); unused node-time is refunded.
+ */
+export const Autoscale = z.strictObject({
+  min: z.number().int().min(1).max(256),
+  max: z.number().int().min(1).max(256),
+  tasksPerNode: z.number().int().min(1).max(1000).default(1),
+});
+export type Autoscale = z.output<typeof Autoscale>;
+
 export const DeployRequest = CapacityFilters.extend({
   kind: ClusterKind,
   /** Paid duration in whole hours. */
@@ -78,6 +90,8 @@ export const DeployRequest = CapacityFilters.extend({
     .max(256)
     .regex(/^[A-Za-z0-9./:@_-]+$/)
     .optional(),
+  /** For `batch`: scale with a task queue; the command becomes the first task. */
+  autoscale: Autoscale.optional(),
 });
 export type DeployRequest = z.input<typeof DeployRequest>;
 
@@ -85,6 +99,7 @@ export type DeployRequest = z.input<typeof DeployRequest>;
 export const QuoteRequest = CapacityFilters.extend({
   hours: z.number().int().min(1).max(720),
   currency: CurrencyName.default("USDC"),
+  autoscale: Autoscale.optional(),
 });
 export type QuoteRequest = z.input<typeof QuoteRequest>;
 
@@ -140,6 +155,7 @@ export const ClusterView = z.strictObject({
   hours: z.number().int(),
   /** Standby nodes asked for at deploy. */
   shadow: z.number().int(),
+  autoscale: Autoscale.nullable(),
   currency: CurrencyName,
   command: z.array(z.string()),
   nodes: z.array(ClusterNode),
@@ -180,3 +196,19 @@ export const LogPage = z.strictObject({
   items: z.array(LogLine),
   clusterStatus: ClusterStatusName,
 });
+
+export const SubmitTaskRequest = z.strictObject({ command: z.array(Argument).min(1).max(256) });
+
+export const TaskView = z.strictObject({
+  seq: z.number().int(),
+  command: z.array(z.string()),
+  status: z.enum(["queued", "running", "done", "failed", "cancelled"]),
+  nodeId: z.string().nullable(),
+  exitCode: z.number().int().nullable(),
+  submittedAt: z.iso.datetime(),
+  startedAt: z.iso.datetime().nullable(),
+  endedAt: z.iso.datetime().nullable(),
+});
+export type TaskView = z.infer<typeof TaskView>;
+
+export const TaskList = z.strictObject({ items: z.array(TaskView) });

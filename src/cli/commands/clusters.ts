@@ -27,6 +27,9 @@ interface FilterOptions extends ClientOptions {
   maxPrice?: string;
   tee?: boolean;
   shadow?: number;
+  minNodes?: number;
+  maxNodes?: number;
+  tasksPerNode?: number;
   currency: "TDM" | "USDC" | "USD";
 }
 
@@ -65,6 +68,38 @@ function filtersFrom(o: FilterOptions) {
     ...(o.tee ? { teeCapable: true } : {}),
     ...(o.shadow === undefined ? {} : { shadow: o.shadow }),
   };
+}
+
+/** `--max-nodes` turns on autoscaling (batch): between `--min-nodes` (default `--nodes`) and it. */
+function autoscaleFrom(o: FilterOptions) {
+  if (o.maxNodes === undefined) return {};
+  return {
+    autoscale: {
+      min: o.minNodes ?? o.nodes,
+      max: o.maxNodes,
+      ...(o.tasksPerNode === undefined ? {} : { tasksPerNode: o.tasksPerNode }),
+    },
+  };
+}
+
+/** The autoscaling flags of `cluster deploy` and `cluster quote`. */
+function withAutoscale(command: Command): Command {
+  return command
+    .option(
+      "--max-nodes <n>",
+      "autoscale (batch): grow up to this many nodes with the task queue",
+      parseIntOption("--max-nodes"),
+    )
+    .option(
+      "--min-nodes <n>",
+      "autoscale: never fewer nodes (default: --nodes)",
+      parseIntOption("--min-nodes"),
+    )
+    .option(
+      "--tasks-per-node <n>",
+      "autoscale: queued or running tasks per node to aim at (default 1)",
+      parseIntOption("--tasks-per-node"),
+    );
 }
 
 function printSearch(result: SearchResponse): void {
@@ -142,11 +177,13 @@ export function registerClusterCommands(program: Command): void {
   const cluster = program
     .command("cluster")
     .description("rent nodes and run distributed jobs on them");
-  withFilters(
-    cluster
-      .command("deploy")
-      .description("deploy a cluster and run a command on it")
-      .argument("<command...>", "the command, after --"),
+  withAutoscale(
+    withFilters(
+      cluster
+        .command("deploy")
+        .description("deploy a cluster and run a command on it")
+        .argument("<command...>", "the command, after --"),
+    ),
   )
     .requiredOption("--kind <kind>", "batch | torch | dask | ray | container")
     .requiredOption("--hours <n>", "paid hours", parseIntOption("--hours"))
@@ -175,6 +212,7 @@ export function registerClusterCommands(program: Command): void {
         const deployed = await client.deployCluster(
           {
             ...filtersFrom(options),
+            ...autoscaleFrom(options),
             kind: options.kind,
             hours: options.hours,
             command,
@@ -191,14 +229,18 @@ export function registerClusterCommands(program: Command): void {
       },
     );
 
-  withFilters(
-    cluster.command("quote").description("what a deploy would cost now: rental, every fee, totals"),
+  withAutoscale(
+    withFilters(
+      cluster
+        .command("quote")
+        .description("what a deploy would cost now: rental, every fee, totals"),
+    ),
   )
     .requiredOption("--hours <n>", "paid hours", parseIntOption("--hours"))
     .action(async (options: FilterOptions & { hours: number }) => {
       const quote = await (
         await clientFor(options)
-      ).quote({ ...filtersFrom(options), hours: options.hours });
+      ).quote({ ...filtersFrom(options), ...autoscaleFrom(options), hours: options.hours });
       if (options.json) return printJson(quote);
       const c = quote.currency;
       printFields([
@@ -304,4 +346,33 @@ export function registerClusterCommands(program: Command): void {
         `cluster ${view.id}: ${view.hours} hours, ends ${view.endsAt ?? "after it starts"}\n`,
       );
     });
+
+  withClientOptions(
+    cluster
+      .command("submit")
+      .description("queue a task on an autoscaled cluster (it grows while tasks wait)")
+      .argument("<id>", "cluster id")
+      .argument("<command...>", "the task's command (after --)"),
+  ).action(async (id: string, command: string[], options: ClientOptions) => {
+    const task = await (await clientFor(options)).submitTask(id, command);
+    if (options.json) return printJson(task);
+    process.stdout.write(`task ${task.seq} on ${id}: ${task.status}\n`);
+  });
+
+  withClientOptions(
+    cluster
+      .command("tasks")
+      .description("an autoscaled cluster's task queue")
+      .argument("<id>", "cluster id"),
+  ).action(async (id: string, options: ClientOptions) => {
+    const tasks = await (await clientFor(options)).clusterTasks(id);
+    if (options.json) return printJson(tasks);
+    printTable(tasks.items, [
+      ["TASK", (t) => String(t.seq)],
+      ["STATUS", (t) => t.status],
+      ["NODE", (t) => t.nodeId ?? "-"],
+      ["EXIT", (t) => (t.exitCode === null ? "-" : String(t.exitCode))],
+      ["COMMAND", (t) => t.command.join(" ")],
+    ]);
+  });
 }

@@ -559,6 +559,12 @@ export class Billing {
     return answer(id);
   }
 
+  /** What a cluster's escrow holds now (locked for the rest of the caller's transaction). */
+  async escrowBalance(tx: Tx, clusterId: string, currency: Currency): Promise<Money> {
+    const escrow = escrowAccount(clusterId);
+    return (await this.ledger.lockBalances(tx, currency, [escrow])).get(escrow) ?? ZERO;
+  }
+
   /** Every amount that moved for a cluster, from its postings; undefined when none did. */
   async costs(clusterId: string, tx: Tx = this.db): Promise<ClusterCosts | undefined> {
     const rows = await tx

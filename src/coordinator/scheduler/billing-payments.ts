@@ -65,6 +65,8 @@ export function billingPayments(billing: Billing): ClusterPayments {
       });
       return { taken: result.taken, shortfall: result.shortfall };
     },
+    escrowBalance: (tx, clusterId, currency) =>
+      billing.escrowBalance(tx, clusterId, parseCurrencyOrThrow(currency)),
     async refundRemainder(tx, cluster) {
       await billing.refundRemainder(tx, {
         ...cluster,

@@ -2,7 +2,7 @@ import type { Kysely } from "kysely";
 import type { ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { formatMoney, units } from "../../core/money.ts";
-import type { ClusterView, LogLine } from "../../protocol/clusters.ts";
+import type { Autoscale, ClusterView, LogLine, TaskView } from "../../protocol/clusters.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
 
@@ -55,6 +55,7 @@ export async function loadCluster(db: Kysely<Database>, clusterId: string) {
     spec: JSON.parse(cluster.spec) as ClusterSpec,
     hours: cluster.hours,
     shadow: cluster.shadow,
+    autoscale: cluster.autoscale === null ? null : (JSON.parse(cluster.autoscale) as Autoscale),
     currency: cluster.currency as ClusterView["currency"],
     createdAtMs: toNumber(cluster.created_at),
     startedAtMs: toNumberOrNull(cluster.started_at),
@@ -78,6 +79,7 @@ export async function loadCluster(db: Kysely<Database>, clusterId: string) {
       exitCode: n.exit_code,
       startedAtMs: toNumberOrNull(n.started_at),
       billedUntilMs: toNumberOrNull(n.billed_until),
+      idleSinceMs: toNumberOrNull(n.idle_since),
     })),
   };
 }
@@ -98,6 +100,7 @@ export async function clusterView(db: Kysely<Database>, clusterId: string): Prom
     status: cluster.status,
     hours: cluster.hours,
     shadow: cluster.shadow,
+    autoscale: cluster.autoscale,
     currency: cluster.currency,
     command: cluster.spec.command,
     nodes: cluster.nodes.map((n) => ({
@@ -143,5 +146,25 @@ export async function readLogs(
     stream: r.stream as "stdout" | "stderr",
     at: new Date(toNumber(r.at)).toISOString(),
     text: r.text,
+  }));
+}
+
+/** An autoscaled cluster's tasks, oldest first. */
+export async function readTasks(db: Kysely<Database>, clusterId: string): Promise<TaskView[]> {
+  const rows = await db
+    .selectFrom("cluster_tasks")
+    .selectAll()
+    .where("cluster_id", "=", clusterId)
+    .orderBy("seq")
+    .execute();
+  return rows.map((t) => ({
+    seq: t.seq,
+    command: JSON.parse(t.command) as string[],
+    status: t.status as TaskView["status"],
+    nodeId: t.node_id,
+    exitCode: t.exit_code,
+    submittedAt: new Date(toNumber(t.submitted_at)).toISOString(),
+    startedAt: iso(toNumberOrNull(t.started_at)),
+    endedAt: iso(toNumberOrNull(t.ended_at)),
   }));
 }

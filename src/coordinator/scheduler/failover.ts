@@ -33,12 +33,16 @@ export interface LeaseLoss {
   lastSeenMs?: number | undefined;
 }
 
+/** How a lease that stops before its cluster ends is marked. */
+export type LeaseEnd = "lost" | "handed-over" | "promoted" | "released";
+
 /** What to tell workers once a transaction has committed. */
 interface AfterCommit {
   sends: Array<{ nodeId: string; message: Parameters<WorkerChannel["send"]>[1] }>;
   statuses: Array<{ nodeId: string; from: NodeStatus; to: NodeStatus; reason: string }>;
   reputations: ReputationChange[];
   finish?: { status: "failed"; reason: string };
+  rescale?: boolean;
 }
 
 /** What failover needs from the scheduler that owns the clusters. */
@@ -50,13 +54,17 @@ export interface ClusterRunner {
     status: Extract<ClusterStatus, "failed">,
     reason: string,
   ): Promise<void>;
-  /** Pays a lease its served minutes so far (in the caller's transaction). */
-  settleLease(
+  /** Settles a lease up to `billedUntil` and closes it. */
+  endLease(
     tx: Kysely<Database>,
     cluster: LoadedCluster,
     lease: LoadedLease,
-    nowMs: number,
+    end: { status: LeaseEnd; billedUntil: number; reason: string; nowMs: number },
   ): Promise<void>;
+  /** An autoscaling round for the cluster (after a loss: rerun its task, regrow to min). */
+  rescale(clusterId: string): Promise<void>;
+  /** Puts the task a lost lease of an autoscaled cluster was running back in its queue. */
+  requeue(tx: Kysely<Database>, clusterId: string, leaseSeq: number): Promise<void>;
   /** A fresh node for `lease`'s rank under the cluster's filters and the rank's price, claimed. */
   placeReplacement(
     cluster: LoadedCluster,
@@ -146,15 +154,20 @@ export class Failover {
         const cluster = await loadCluster(tx, clusterId);
         const lease = cluster.nodes.find((n) => n.seq === seq);
         if (isFinal(cluster.status) || lease?.active !== true) return false;
+        // An autoscaled cluster's lost node hands its task back to the queue; the autoscaler
+        // grows again if the queue needs it. Other clusters move the rank.
+        const scaled = cluster.autoscale !== null;
         const successor =
-          lease.rank === null
+          lease.rank === null || scaled
             ? undefined
             : this.successorFor(cluster, lease, loss.outcome === "drained");
         if (successor !== undefined && "fresh" in successor) claimed = successor.fresh.nodeId;
-        if (loss.outcome === "drained" && successor === undefined) return false;
+        // A drained rank waits in place for a successor; a drained standby (no rank) just goes.
+        if (loss.outcome === "drained" && successor === undefined && lease.rank !== null && !scaled)
+          return false;
 
         const billedUntil = Math.min(now, loss.lastSeenMs ?? now);
-        await this.endLease(tx, cluster, lease, {
+        await this.runner.endLease(tx, cluster, lease, {
           status: loss.outcome === "drained" ? "handed-over" : "lost",
           billedUntil,
           reason: loss.reason,
@@ -213,6 +226,17 @@ export class Failover {
             reason: loss.reason,
           });
 
+        if (scaled) {
+          after.rescale = true;
+          await this.runner.requeue(tx, clusterId, lease.seq);
+          await appendClusterEvent(tx, clusterId, now, "node-lost", {
+            nodeId: lease.nodeId,
+            rank: lease.rank,
+            reason: loss.reason,
+            task: lease.status === "reserved" || lease.status === "running" ? lease.attempt : null,
+          });
+          return true;
+        }
         if (lease.rank === null) {
           await appendClusterEvent(tx, clusterId, now, "standby-lost", {
             nodeId: lease.nodeId,
@@ -242,6 +266,7 @@ export class Failover {
     if (after.finish !== undefined)
       return this.runner.finish(clusterId, after.finish.status, after.finish.reason);
     for (const { nodeId, message } of after.sends) this.deps.workers.send(nodeId, message);
+    if (after.rescale === true) await this.runner.rescale(clusterId);
   }
 
   /** The node that takes `lease`'s rank: the first standby, else a fresh match under the rank's price. */
@@ -270,7 +295,7 @@ export class Failover {
     let node: PlacedNode;
     if ("standby" in successor) {
       const standby = successor.standby;
-      await this.endLease(tx, cluster, standby, {
+      await this.runner.endLease(tx, cluster, standby, {
         status: "promoted",
         billedUntil: now,
         reason: `took rank ${rank}`,
@@ -372,40 +397,6 @@ export class Failover {
         nodeId: node.nodeId,
         message: startMessage(cluster.id, spec, rank, attempt, worldSize, head),
       });
-  }
-
-  /** Settles a lease up to `billedUntil` and closes it. */
-  private async endLease(
-    tx: Kysely<Database>,
-    cluster: LoadedCluster,
-    lease: LoadedLease,
-    end: {
-      status: "lost" | "handed-over" | "promoted";
-      billedUntil: number;
-      reason: string;
-      nowMs: number;
-    },
-  ): Promise<void> {
-    await this.runner.settleLease(
-      tx,
-      cluster,
-      { ...lease, billedUntilMs: end.billedUntil },
-      end.nowMs,
-    );
-    await tx
-      .updateTable("cluster_nodes")
-      .set({
-        active: 0,
-        status: end.status,
-        reserved_until: null,
-        billed_until: end.billedUntil,
-        ended_at: end.nowMs,
-        end_reason: end.reason,
-      })
-      .where("cluster_id", "=", cluster.id)
-      .where("seq", "=", lease.seq)
-      .where("active", "=", 1)
-      .execute();
   }
 
   /** An announced stop: ranks move where they can (no slash); the rest finish, then `drained`. */

@@ -31,9 +31,11 @@ export class Inventory implements PlacementIndex<InventoryNode> {
     private readonly prices: CatalogPrices,
     private readonly pricingMode: "catalog" | "market",
     events: CoordinatorEvents,
+    /** Where a failed refresh is told (the node keeps its last known state until the next one). */
+    private readonly onError: (error: unknown, nodeId: string) => void = () => {},
   ) {
-    events.on("node:status", ({ nodeId }) => void this.refresh(nodeId));
-    events.on("node:metadata", ({ nodeId }) => void this.refresh(nodeId));
+    events.on("node:status", ({ nodeId }) => this.refreshInBackground(nodeId));
+    events.on("node:metadata", ({ nodeId }) => this.refreshInBackground(nodeId));
     events.on("node:reputation", ({ nodeId, reputation }) => {
       const node = this.nodes.get(nodeId);
       if (node !== undefined) this.set({ ...node, reputation });
@@ -75,6 +77,11 @@ export class Inventory implements PlacementIndex<InventoryNode> {
       .executeTakeFirst();
     if (row === undefined || row.status === "revoked") this.remove(nodeId);
     else this.put(row);
+  }
+
+  /** A refresh nobody awaits (an event's); its failure is reported, never left unhandled. */
+  refreshInBackground(nodeId: string): void {
+    this.refresh(nodeId).catch((error: unknown) => this.onError(error, nodeId));
   }
 
   /** Marks nodes taken at once, before their status events arrive, so no decision reuses them. */

@@ -56,6 +56,8 @@ export interface ClusterPayments {
       nowMs: number;
     },
   ): Promise<{ taken: bigint; shortfall: bigint }>;
+  /** What the cluster's escrow holds now. */
+  escrowBalance(tx: Kysely<Database>, clusterId: string, currency: string): Promise<bigint>;
   /** Returns whatever is left in the cluster's escrow to the consumer (a second call moves nothing). */
   refundRemainder(
     tx: Kysely<Database>,

@@ -9,6 +9,7 @@ import { parseMoneyOrThrow } from "../../core/money.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { place, type PlacementRequest } from "../../core/placement.ts";
 import type {
+  Autoscale,
   CapacityFilters,
   ClusterView,
   DeployRequest,
@@ -29,12 +30,14 @@ import type { Database } from "../store/schema.ts";
 import {
   appendClusterEvent,
   clusterView,
+  readTasks,
   formatUnits,
   loadCluster,
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
-import { Failover } from "./failover.ts";
+import { Autoscaler } from "./autoscaler.ts";
+import { Failover, type LeaseEnd } from "./failover.ts";
 import type { Inventory } from "./inventory.ts";
 import {
   leaseId,
@@ -48,7 +51,7 @@ import {
 import type { ClusterPayments } from "./payments.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 
-type Search = z.output<typeof SearchRequest>;
+type Search = z.output<typeof SearchRequest> & { autoscale?: Autoscale | undefined };
 type Deploy = z.output<typeof DeployRequest>;
 
 export interface SchedulerOptions {
@@ -62,6 +65,8 @@ export interface SchedulerOptions {
   maxLogLinesPerCluster: number;
   /** A standby's hourly rate, as a percentage of its node's own price. */
   standbyPricePercent: number;
+  /** An autoscaled cluster releases a node idle this long when no task waits, ms. */
+  scaleDownIdleMs: number;
 }
 
 type JobMessage = Extract<
@@ -85,6 +90,7 @@ export class Scheduler {
   private readonly logLines = new Map<string, number>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly failover: Failover;
+  private readonly autoscaler: Autoscaler;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -102,11 +108,23 @@ export class Scheduler {
     this.failover = new Failover(deps, options, {
       serial: (clusterId, work) => this.serial(clusterId, work),
       finish: (clusterId, status, reason) => this.finish(clusterId, status, reason),
-      settleLease: (tx, cluster, lease, nowMs) => this.settleLease(tx, cluster, lease, nowMs),
-      placeReplacement: (cluster, lease, quiet) => this.placeReplacement(cluster, lease, quiet),
+      endLease: (tx, cluster, lease, end) => this.endLease(tx, cluster, lease, end),
+      placeReplacement: (cluster, lease, quiet) =>
+        this.placeFresh(cluster, lease.pricePerHour, quiet),
+      requeue: (tx, clusterId, leaseSeq) => this.autoscaler.requeue(tx, clusterId, leaseSeq),
+      rescale: (clusterId) => this.autoscaler.step(clusterId),
       headOf: (clusterId) => this.heads.get(clusterId),
       forgetHead: (clusterId) => this.heads.delete(clusterId),
     });
+    this.autoscaler = new Autoscaler(
+      deps,
+      { reservationTtlMs: options.reservationTtlMs, idleReleaseMs: options.scaleDownIdleMs },
+      {
+        settleLease: (tx, cluster, lease, nowMs) => this.settleLease(tx, cluster, lease, nowMs),
+        endLease: (tx, cluster, lease, end) => this.endLease(tx, cluster, lease, end),
+        placeFresh: (cluster, ceiling) => this.placeFresh(cluster, ceiling, true),
+      },
+    );
     deps.events.on("node:status", ({ nodeId, to, reason, lastSeenMs }) => {
       if (to !== "offline" && to !== "revoked") return;
       void this.failover
@@ -125,8 +143,10 @@ export class Scheduler {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops the tick and waits for the work under way on every cluster (before the store closes). */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
+    await Promise.allSettled([...this.queues.values()]);
   }
 
   search(request: Search): SearchResponse {
@@ -165,7 +185,7 @@ export class Scheduler {
   offerFor(request: Search): Array<{ nodeId: string; pricePerHour: bigint; standby: boolean }> {
     const rate = this.rate(request.currency);
     const placed = this.placeOrThrow(request, rate, new Set());
-    return placed.map((n, i) => {
+    const offer = placed.map((n, i) => {
       const standby = i >= request.nodes;
       const price = toCurrency(n.pricePerHour, rate);
       return {
@@ -174,6 +194,7 @@ export class Scheduler {
         standby,
       };
     });
+    return [...offer, ...growthSlots(request, offer)];
   }
 
   async deploy(accountId: string, request: Deploy, idempotencyKey?: string): Promise<ClusterView> {
@@ -186,6 +207,7 @@ export class Scheduler {
         .executeTakeFirst();
       if (existing !== undefined) return clusterView(this.deps.db, existing.id);
     }
+    checkAutoscale(request);
     const rate = this.rate(request.currency);
     const excluded = new Set<string>();
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -216,6 +238,11 @@ export class Scheduler {
             atMs: this.deps.clock.now(),
             reason: `${i < request.nodes ? "leased" : "standby"} for ${clusterId}`,
           });
+        if (request.autoscale !== undefined) {
+          // The deploy's command is the first task: an idle node takes it now.
+          await this.serial(clusterId, () => this.autoscaler.step(clusterId));
+          return clusterView(this.deps.db, clusterId);
+        }
         const spec = { ...request, env: request.env ?? {}, image: request.image ?? null };
         this.deps.workers.send(
           nodes[0]!.nodeId,
@@ -267,6 +294,7 @@ export class Scheduler {
     const billed = nodes.map((n, i) =>
       i < request.nodes ? n.price : standbyPrice(n.price, this.options.standbyPricePercent),
     );
+    const scaled = request.autoscale !== undefined;
     try {
       await this.deps.db.transaction().execute(async (tx) => {
         await tx
@@ -275,7 +303,8 @@ export class Scheduler {
             id: clusterId,
             account_id: accountId,
             kind: request.kind,
-            status: "provisioning",
+            // An autoscaled cluster runs (and bills its nodes) from the start: they idle for tasks.
+            status: scaled ? "running" : "provisioning",
             spec: JSON.stringify({
               command: request.command,
               env: request.env ?? {},
@@ -288,16 +317,24 @@ export class Scheduler {
             currency: request.currency,
             idempotency_key: idempotencyKey ?? null,
             created_at: now,
-            started_at: null,
-            ends_at: null,
+            started_at: scaled ? now : null,
+            ends_at: scaled ? now + request.hours * 3_600_000 : null,
             ended_at: null,
+            autoscale: scaled ? JSON.stringify(request.autoscale) : null,
           })
           .execute();
+        if (scaled) await this.autoscaler.submit(tx, clusterId, request.command);
         const charged = await this.deps.payments.charge(tx, {
           clusterId,
           consumerAccountId: accountId,
           currency: request.currency,
-          nodes: nodes.map((n, i) => ({ nodeId: n.nodeId, pricePerHour: billed[i]! })),
+          nodes: [
+            ...nodes.map((n, i) => ({ nodeId: n.nodeId, pricePerHour: billed[i]! })),
+            ...growthSlots(
+              request,
+              nodes.map((n) => ({ pricePerHour: n.price })),
+            ),
+          ],
           minutes: request.hours * 60,
           paidMinutes: 0,
           idempotencyKey: `deploy:${clusterId}`,
@@ -327,14 +364,17 @@ export class Scheduler {
           .values(
             nodes.map((n, i) => {
               const standby = i >= request.nodes;
+              // A standby, or a node of an autoscaled cluster, is staged at once (idle) and billed
+              // from the cluster's start; a rank is reserved until its worker accepts.
+              const staged = standby || scaled;
               return {
                 ...leaseRow(clusterId, i, n, billed[i]!),
                 rank: standby ? null : i,
                 role: standby ? "standby" : i === 0 ? "head" : "worker",
-                // A standby is staged at once and billed from the cluster's start at its rate.
-                status: standby ? "staged" : "reserved",
-                reserved_until: standby ? null : now + this.options.reservationTtlMs,
-                started_at: standby ? now : null,
+                status: staged ? "staged" : "reserved",
+                reserved_until: staged ? null : now + this.options.reservationTtlMs,
+                started_at: staged ? now : null,
+                idle_since: scaled ? now : null,
               };
             }),
           )
@@ -443,6 +483,7 @@ export class Scheduler {
           outcome: "lost",
           reason: `could not run rank ${message.rank}: ${message.error}`,
         });
+      if (lease.autoscaled) return this.onTaskExit(lease.seq, message);
       return this.onExit(message);
     });
   }
@@ -453,14 +494,17 @@ export class Scheduler {
   ) {
     const lease = await this.deps.db
       .selectFrom("cluster_nodes")
-      .select(["seq"])
+      .innerJoin("clusters", "clusters.id", "cluster_nodes.cluster_id")
+      .select(["cluster_nodes.seq as seq", "clusters.autoscale as autoscale"])
       .where("cluster_id", "=", message.clusterId)
       .where("node_id", "=", nodeId)
       .where("rank", "=", message.rank)
       .where("attempt", "=", message.attempt)
       .where("active", "=", 1)
       .executeTakeFirst();
-    return lease;
+    return lease === undefined
+      ? undefined
+      : { seq: lease.seq, autoscaled: lease.autoscale !== null };
   }
 
   private async onAccepted(
@@ -472,7 +516,7 @@ export class Scheduler {
     const now = this.deps.clock.now();
     const cluster = await loadCluster(this.deps.db, clusterId);
     if (isFinal(cluster.status)) return;
-    if (rank === 0) {
+    if (rank === 0 && cluster.autoscale === null) {
       const address = this.deps.workers.addressOf(nodeId);
       if (message.port === null || address === undefined)
         return this.finish(clusterId, "failed", "the head did not report a rendezvous address");
@@ -569,6 +613,55 @@ export class Scheduler {
       .execute();
   }
 
+  /** A task of an autoscaled cluster ended: record it, then the next round of scaling. */
+  private async onTaskExit(
+    leaseSeq: number,
+    message: z.infer<typeof JobExitMessage>,
+  ): Promise<void> {
+    const now = this.deps.clock.now();
+    await this.deps.db.transaction().execute(async (tx) => {
+      await this.autoscaler.onTaskExit(
+        tx,
+        message.clusterId,
+        leaseSeq,
+        message.attempt,
+        message.exitCode,
+      );
+      await appendClusterEvent(tx, message.clusterId, now, "task-ended", {
+        task: message.attempt,
+        rank: message.rank,
+        exitCode: message.exitCode,
+        signal: message.signal,
+      });
+    });
+    await this.autoscaler.step(message.clusterId);
+  }
+
+  /** Queues a task on an autoscaled cluster the caller owns; it runs as soon as a node is idle. */
+  async submitTask(clusterId: string, accountId: string, command: string[]) {
+    const seq = await this.serial(clusterId, async () => {
+      const seq = await this.deps.db.transaction().execute(async (tx) => {
+        const cluster = await loadCluster(tx, clusterId);
+        if (cluster.accountId !== accountId)
+          throw new TandemError(ErrorCode.NOT_FOUND, `no cluster ${clusterId}`);
+        if (cluster.autoscale === null)
+          throw new TandemError(
+            ErrorCode.INVALID_TRANSITION,
+            `cluster ${clusterId} has no task queue (deploy it with autoscale)`,
+          );
+        if (isFinal(cluster.status))
+          throw new TandemError(
+            ErrorCode.INVALID_TRANSITION,
+            `cluster ${clusterId} has ended (${cluster.status})`,
+          );
+        return this.autoscaler.submit(tx, clusterId, command);
+      });
+      await this.autoscaler.step(clusterId);
+      return seq;
+    });
+    return (await readTasks(this.deps.db, clusterId)).find((t) => t.seq === seq)!;
+  }
+
   private async onExit(message: z.infer<typeof JobExitMessage>): Promise<void> {
     const now = this.deps.clock.now();
     const ok = message.exitCode === 0;
@@ -597,7 +690,7 @@ export class Scheduler {
     const now = this.deps.clock.now();
     const live = await this.deps.db
       .selectFrom("clusters")
-      .select(["id", "status", "ends_at"])
+      .select(["id", "status", "ends_at", "autoscale"])
       .where("status", "in", ["provisioning", "running"])
       .execute();
     for (const row of live) {
@@ -617,7 +710,9 @@ export class Scheduler {
             outcome: "lapsed",
             reason: `node ${lease.node_id} did not accept rank ${lease.rank} within ${this.options.reservationTtlMs} ms`,
           });
-        if (row.status === "running") await this.settle(row.id, now);
+        if (row.status !== "running") return;
+        await this.settle(row.id, now);
+        if (row.autoscale !== null) await this.autoscaler.step(row.id);
       });
     }
   }
@@ -654,6 +749,35 @@ export class Scheduler {
     });
   }
 
+  /** Settles a lease up to `billedUntil` and closes it. */
+  private async endLease(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    end: {
+      status: LeaseEnd;
+      billedUntil: number;
+      reason: string;
+      nowMs: number;
+    },
+  ): Promise<void> {
+    await this.settleLease(tx, cluster, { ...lease, billedUntilMs: end.billedUntil }, end.nowMs);
+    await tx
+      .updateTable("cluster_nodes")
+      .set({
+        active: 0,
+        status: end.status,
+        reserved_until: null,
+        billed_until: end.billedUntil,
+        ended_at: end.nowMs,
+        end_reason: end.reason,
+      })
+      .where("cluster_id", "=", cluster.id)
+      .where("seq", "=", lease.seq)
+      .where("active", "=", 1)
+      .execute();
+  }
+
   /** The one end path: final status, served minutes paid, the rest refunded, every node released. */
   async finish(
     clusterId: string,
@@ -678,6 +802,7 @@ export class Scheduler {
         .set({ status, ended_at: now })
         .where("id", "=", clusterId)
         .execute();
+      if (cluster.autoscale !== null) await this.autoscaler.cancelRemaining(tx, clusterId, now);
       for (const lease of active) {
         const stillServing =
           lease.status === "reserved" || lease.status === "running" || lease.status === "staged";
@@ -748,24 +873,24 @@ export class Scheduler {
     return next;
   }
 
-  /** A fresh node for `lease`'s rank: the cluster's filters, one node, under the rank's price. */
-  private placeReplacement(
+  /** A fresh node with the cluster's filters at no more than `ceilingPerHour`, claimed. */
+  private placeFresh(
     cluster: LoadedCluster,
-    lease: LoadedLease,
+    ceilingPerHour: bigint,
     quiet: boolean,
   ): PlacedNode | undefined {
     const rate = this.rate(cluster.currency);
     const filters = cluster.spec.filters as CapacityFilters;
-    const ceiling = toUsd(lease.pricePerHour, rate);
+    const ceiling = toUsd(ceilingPerHour, rate);
     const request = this.placementRequest(
-      { ...filters, nodes: 1, shadow: 0, currency: cluster.currency },
+      { ...filters, nodes: 1, shadow: 0, autoscale: undefined, currency: cluster.currency },
       rate,
       // Never a node that already served this cluster: a node back from the dead gets no rank back.
       new Set(cluster.nodes.map((n) => n.nodeId)),
     );
     const placed = place(this.deps.inventory, {
       ...request,
-      // A replacement spreads nowhere (one node) and is never paid more than the rank was charged.
+      // One node spreads nowhere, and is never paid more than the cluster was charged for.
       spreadZones: false,
       maxPricePerHour:
         request.maxPricePerHour === undefined || request.maxPricePerHour > ceiling
@@ -853,9 +978,49 @@ function endVerdict(
   return stillRunning ? undefined : { status: "completed", reason: "every rank finished" };
 }
 
+/**
+ * What an autoscaled cluster prepays beyond its first nodes: up to `max` nodes, each slot at the
+ * dearest placed node's price, so growth is always paid for (unused node-time is refunded).
+ */
+function growthSlots(
+  request: { nodes: number; autoscale?: Autoscale | undefined },
+  placed: ReadonlyArray<{ pricePerHour: bigint }>,
+): Array<{ nodeId: string; pricePerHour: bigint; standby: false }> {
+  if (request.autoscale === undefined) return [];
+  const price = placed.reduce((m, n) => (n.pricePerHour > m ? n.pricePerHour : m), 0n);
+  return Array.from({ length: request.autoscale.max - request.nodes }, (_, i) => ({
+    nodeId: `growth-${i + 1}`,
+    pricePerHour: price,
+    standby: false as const,
+  }));
+}
+
+/** Bounds zod cannot check alone: autoscaling is for `batch`, without standbys, nodes in bounds. */
+export function checkAutoscale(request: {
+  kind?: string;
+  nodes: number;
+  shadow?: number | undefined;
+  autoscale?: Autoscale | undefined;
+}): void {
+  const bounds = request.autoscale;
+  if (bounds === undefined) return;
+  const problem =
+    request.kind !== undefined && request.kind !== "batch"
+      ? "autoscaling is for batch clusters"
+      : (request.shadow ?? 0) > 0
+        ? "an autoscaled cluster keeps no standbys (it grows instead)"
+        : bounds.min > bounds.max
+          ? `autoscale min ${bounds.min} is above max ${bounds.max}`
+          : request.nodes < bounds.min || request.nodes > bounds.max
+            ? `nodes ${request.nodes} is outside autoscale ${bounds.min}..${bounds.max}`
+            : undefined;
+  if (problem !== undefined)
+    throw new TandemError(ErrorCode.VALIDATION_FAILED, problem, { details: { autoscale: bounds } });
+}
+
 function filtersOf(request: Deploy): Record<string, unknown> {
   const filters: Record<string, unknown> = { ...request };
-  for (const key of ["kind", "hours", "command", "env", "image"]) delete filters[key];
+  for (const key of ["kind", "hours", "command", "env", "image", "autoscale"]) delete filters[key];
   return filters;
 }
 

@@ -22,6 +22,8 @@ export interface ClustersTable {
   ended_at: NullableInt8;
   /** Standby (shadow) nodes asked for beside `node_count`. */
   shadow: ColumnType<number, number | undefined, number>;
+  /** JSON `{ min, max, tasksPerNode }` for an autoscaled batch cluster; null otherwise. */
+  autoscale: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** One lease: a node held by a cluster. A rank that fails over gets a new lease on another node. */
@@ -54,6 +56,28 @@ export interface ClusterNodesTable {
   billed_until: NullableInt8;
   ended_at: NullableInt8;
   end_reason: string | null;
+  /** In an autoscaled cluster: since when the lease has had no task (it may be released). */
+  idle_since: ColumnType<
+    number | string | bigint | null,
+    number | null | undefined,
+    number | null
+  >;
+}
+
+/** A task of an autoscaled batch cluster: one run of a command on one of its nodes. */
+export interface ClusterTasksTable {
+  cluster_id: string;
+  seq: number;
+  /** argv, JSON. */
+  command: string;
+  status: string;
+  /** The lease running it (while running, and after). */
+  lease_seq: number | null;
+  node_id: string | null;
+  exit_code: number | null;
+  submitted_at: Int8;
+  started_at: NullableInt8;
+  ended_at: NullableInt8;
 }
 
 export interface ClusterEventsTable {
@@ -78,4 +102,5 @@ export interface ClusterTables {
   cluster_nodes: ClusterNodesTable;
   cluster_events: ClusterEventsTable;
   cluster_logs: ClusterLogsTable;
+  cluster_tasks: ClusterTasksTable;
 }

@@ -15,12 +15,16 @@ import {
   QuoteRequest,
   SearchRequest,
   SearchResponse,
+  SubmitTaskRequest,
+  TaskList,
+  TaskView,
   type CapacityFilters,
 } from "../../../protocol/clusters.ts";
 import { parseCurrencyOrThrow, units } from "../../../core/money.ts";
 import { QuoteView } from "../../../protocol/wallet.ts";
 import { quoteView } from "../../billing/wire.ts";
-import { clusterView, loadCluster, readLogs } from "../../scheduler/cluster-store.ts";
+import { clusterView, loadCluster, readLogs, readTasks } from "../../scheduler/cluster-store.ts";
+import { checkAutoscale } from "../../scheduler/scheduler.ts";
 import { callerOf } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
@@ -57,6 +61,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
     { schema: { tags: ["clusters"], body: QuoteRequest, response: { 200: QuoteView } } },
     (request) => {
       checkFilters(request.body);
+      checkAutoscale(request.body);
       const offer = scheduler.offerFor(request.body);
       return quoteView(
         billing.quote({
@@ -164,6 +169,36 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
     async (request) => {
       const { accountId } = callerOf(request);
       return scheduler.extend(request.params.id, accountId, request.body.hours);
+    },
+  );
+
+  app.post(
+    "/v1/clusters/:id/tasks",
+    {
+      config: { roles: ["consumer"] },
+      schema: {
+        tags: ["clusters"],
+        params: ClusterIdParams,
+        body: SubmitTaskRequest,
+        response: { 201: TaskView },
+      },
+    },
+    async (request, reply) => {
+      const { accountId } = callerOf(request);
+      const task = await scheduler.submitTask(request.params.id, accountId, request.body.command);
+      return reply.status(201).send(task);
+    },
+  );
+
+  app.get(
+    "/v1/clusters/:id/tasks",
+    {
+      config: { roles: ["consumer"] },
+      schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: TaskList } },
+    },
+    async (request) => {
+      const cluster = await ownCluster(request, db);
+      return { items: await readTasks(db, cluster.id) };
     },
   );
 

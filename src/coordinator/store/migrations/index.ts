@@ -7,6 +7,7 @@ import * as clusters from "./0004-clusters.ts";
 import * as marketPrices from "./0005-market-prices.ts";
 import * as failover from "./0006-failover.ts";
 import * as reputation from "./0007-reputation.ts";
+import * as autoscale from "./0008-autoscale.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -19,6 +20,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0005-market-prices", marketPrices],
   ["0006-failover", failover],
   ["0007-reputation", reputation],
+  ["0008-autoscale", autoscale],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */

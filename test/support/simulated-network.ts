@@ -1,0 +1,107 @@
+// A coordinator on a manual clock with simulated workers over real WebSockets, for scheduler
+// scenarios (failover, autoscaling): each worker does only what the test tells it to.
+import { ManualClock, httpRequest, type forEachDatabase } from "./coordinator.ts";
+import { heartbeat } from "./devices.ts";
+import type { ClusterView } from "../../src/protocol/clusters.ts";
+import type { CoordinatorMessage } from "../../src/protocol/worker-messages.ts";
+import { availableWorker, fund } from "./workers.ts";
+
+export const MINUTE = 60_000;
+const HEARTBEAT_MS = 2000;
+
+export type Worker = Awaited<ReturnType<typeof availableWorker>>;
+export type JobStart = Extract<CoordinatorMessage, { type: "job-start" }>;
+
+export async function simulatedNetwork(
+  db: Parameters<Parameters<typeof forEachDatabase>[1]>[0],
+  t: { after(fn: () => unknown): void },
+  workers: number,
+  config: Record<string, number> = {},
+) {
+  const clock = new ManualClock();
+  const net = await db.startCoordinator({
+    clock,
+    config: {
+      verificationMatrixSize: 16,
+      livenessSweepMs: 0,
+      schedulerTickMs: 86_400_000,
+      reservationTtlMs: 10_000,
+      heartbeatIntervalMs: HEARTBEAT_MS,
+      missedHeartbeats: 3,
+      ...config,
+    },
+  });
+  t.after(() => net.close());
+  const supplier = await net.signUp(["supplier"]);
+  const consumer = await net.signUp(["consumer"]);
+  await fund(net, consumer.accountId, "10");
+  const pool: Worker[] = [];
+  for (let i = 0; i < workers; i++) {
+    const worker = await availableWorker(net, supplier.apiKey, `eu-west-${"abc"[i % 3]}`);
+    t.after(() => worker.socket.terminate());
+    pool.push(worker);
+  }
+  for (let i = 0; i < 500; i++) {
+    if ((await net.client().networkStats()).nodes.byStatus.available === workers) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const client = consumer.client;
+  const byNode = (nodeId: string) => pool.find((w) => w.nodeId === nodeId)!;
+  const roleOf = (view: ClusterView, rank: number | null) =>
+    byNode(view.nodes.find((n) => n.active && n.rank === rank)!.nodeId);
+  const until = async (id: string, test: (view: ClusterView) => boolean, what: string) => {
+    // Generous: a loaded CI machine is slow, and a missing event still fails the test.
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+      const view = await client.getCluster(id);
+      if (test(view)) return view;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`cluster ${id} never ${what}`);
+  };
+  const nextStart = async (worker: Worker): Promise<JobStart> => {
+    for (;;) {
+      const message = await worker.next();
+      if (message.type === "job-start") return message;
+    }
+  };
+  /** Heartbeats from `alive`, each taken in before this returns. */
+  const beat = async (alive: ReadonlyArray<Pick<Worker, "nodeId" | "send">>) => {
+    const { detector } = net.coordinator.gateway;
+    for (const worker of alive) {
+      const before = detector.lastPayload(worker.nodeId);
+      worker.send(heartbeat(clock.now()));
+      for (let i = 0; i < 500 && detector.lastPayload(worker.nodeId) === before; i++)
+        await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  /** Everyone but `victim` beats; then time passes until only the victim is past its deadline. */
+  const silence = async (victim: Worker) => {
+    await beat(pool);
+    clock.advance(HEARTBEAT_MS * 3 + 1000);
+    await beat(pool.filter((w) => w !== victim));
+    await net.coordinator.gateway.sweep();
+  };
+  const costs = async (id: string) => {
+    const response = await httpRequest(net.url, "GET", `/v1/clusters/${id}/costs`, {
+      apiKey: consumer.apiKey,
+    });
+    return response.json as Record<string, string>;
+  };
+  return {
+    clock,
+    net,
+    client,
+    consumer,
+    supplier,
+    pool,
+    byNode,
+    roleOf,
+    until,
+    nextStart,
+    beat,
+    silence,
+    costs,
+  };
+}
+
+export type SimulatedNetwork = Awaited<ReturnType<typeof simulatedNetwork>>;
