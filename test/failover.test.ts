@@ -67,7 +67,10 @@ forEachDatabase("failover", (db) => {
     standby.send({ type: "job-accepted", clusterId: cluster.id, rank: 1, attempt: 1, port: null });
     const view = await s.until(
       cluster.id,
-      (v) => v.events.some((e) => e.type === "takeover"),
+      // The view reads leases and events in two statements: wait until both show the takeover.
+      (v) =>
+        v.events.some((e) => e.type === "takeover") &&
+        v.nodes.every((n) => !n.active || n.status === "running" || n.role === "standby"),
       "took over",
     );
     assert.equal(view.status, "running", "the cluster carries on");
@@ -157,7 +160,10 @@ forEachDatabase("failover", (db) => {
     standby.send({ type: "job-accepted", clusterId: cluster.id, rank: 1, attempt: 1, port: null });
     const view = await s.until(
       cluster.id,
-      (v) => v.events.some((e) => e.type === "takeover"),
+      // The view reads leases and events in two statements: wait until both show the takeover.
+      (v) =>
+        v.events.some((e) => e.type === "takeover") &&
+        v.nodes.every((n) => !n.active || n.status === "running" || n.role === "standby"),
       "took over",
     );
     assert.equal(view.status, "running");
@@ -176,7 +182,10 @@ forEachDatabase("failover", (db) => {
     spare.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 1, port: 29_502 });
     const view = await s.until(
       cluster.id,
-      (v) => v.events.some((e) => e.type === "takeover"),
+      // The view reads leases and events in two statements: wait until both show the takeover.
+      (v) =>
+        v.events.some((e) => e.type === "takeover") &&
+        v.nodes.every((n) => !n.active || n.status === "running" || n.role === "standby"),
       "took over",
     );
     assert.equal(view.events.find((e) => e.type === "failover")!.detail.via, "replacement");
