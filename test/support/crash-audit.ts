@@ -67,7 +67,8 @@ export async function leaseProblems(db: Kysely<Database>): Promise<string[]> {
     const price = money([...prices][0]!);
     if (prices.size !== 1 || price !== units(lease.price_per_hour))
       problems.push(
-        `lease ${leaseId} settled at ${[...prices].join(" and ")}, leased at ${lease.price_per_hour} units`,
+        `lease ${leaseId} settled at ${[...prices].join(" and ")}, ` +
+          `leased at ${lease.price_per_hour} units`,
       );
     const minutes = Math.max(...rows.map((r) => r.served_minutes ?? 0));
     const paid = releasedByLease.get(leaseId) ?? ZERO;
@@ -125,7 +126,8 @@ export async function clusterProblems(db: Kysely<Database>): Promise<string[]> {
     const extensions = Number(extended.rows.find((r) => r.cluster_id === id)?.n ?? 0);
     if (count(id, "charge-extension") !== extensions)
       problems.push(
-        `cluster ${id} has ${count(id, "charge-extension")} extension charges for ${extensions} extensions`,
+        `cluster ${id} has ${count(id, "charge-extension")} extension charges ` +
+          `for ${extensions} extensions`,
       );
     const held = escrow.rows.find((r) => r.account === `escrow:${id}`)?.total ?? "0";
     if (FINAL.includes(status) && units(held) !== 0n)

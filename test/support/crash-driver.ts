@@ -248,7 +248,7 @@ export class CrashDriver {
         if (this.long.has(c.id)) return ageMs > 90_000;
         return now || Math.random() < (ageMs > 6_000 ? 0.6 : 0.15);
       });
-      // Asked for now with no short cluster up: one that has ended (it must answer, change nothing).
+      // Asked for now with no short cluster up: one that has ended (answered, nothing changes).
       const ended = [...this.clusters].filter((id) => !live.some((c) => c.id === id));
       const target = pick(due)?.id ?? (now ? pick(ended) : undefined);
       if (target === undefined) return;
