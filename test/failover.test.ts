@@ -65,14 +65,7 @@ forEachDatabase("failover", (db) => {
       "the standby runs rank 1 against the running head",
     );
     standby.send({ type: "job-accepted", clusterId: cluster.id, rank: 1, attempt: 1, port: null });
-    const view = await s.until(
-      cluster.id,
-      // The view reads leases and events in two statements: wait until both show the takeover.
-      (v) =>
-        v.events.some((e) => e.type === "takeover") &&
-        v.nodes.every((n) => !n.active || n.status === "running" || n.role === "standby"),
-      "took over",
-    );
+    const view = await s.tookOver(cluster.id);
     assert.equal(view.status, "running", "the cluster carries on");
     const failover = view.events.find((e) => e.type === "failover")!.detail;
     assert.equal(failover.rank, 1);
@@ -158,14 +151,7 @@ forEachDatabase("failover", (db) => {
       error: null,
     });
     standby.send({ type: "job-accepted", clusterId: cluster.id, rank: 1, attempt: 1, port: null });
-    const view = await s.until(
-      cluster.id,
-      // The view reads leases and events in two statements: wait until both show the takeover.
-      (v) =>
-        v.events.some((e) => e.type === "takeover") &&
-        v.nodes.every((n) => !n.active || n.status === "running" || n.role === "standby"),
-      "took over",
-    );
+    const view = await s.tookOver(cluster.id);
     assert.equal(view.status, "running");
     assert.equal(view.events.find((e) => e.type === "failover")!.detail.restart, "all");
     assert.ok(!view.events.some((e) => e.type === "rank-exited"), "the stale exit was ignored");
@@ -180,14 +166,7 @@ forEachDatabase("failover", (db) => {
     const moved = await s.nextStart(spare);
     assert.deepEqual([moved.rank, moved.attempt, moved.head], [0, 1, null]);
     spare.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 1, port: 29_502 });
-    const view = await s.until(
-      cluster.id,
-      // The view reads leases and events in two statements: wait until both show the takeover.
-      (v) =>
-        v.events.some((e) => e.type === "takeover") &&
-        v.nodes.every((n) => !n.active || n.status === "running" || n.role === "standby"),
-      "took over",
-    );
+    const view = await s.tookOver(cluster.id);
     assert.equal(view.events.find((e) => e.type === "failover")!.detail.via, "replacement");
 
     await s.silence(spare); // nothing left to take rank 0

@@ -184,8 +184,12 @@ forEachDatabase("cluster lifecycle", (db) => {
     const cluster = await s.deploy(1);
     s.accept(cluster.id);
     await s.until(cluster.id, "running");
-    const extended = await s.client.extendCluster(cluster.id, 2);
+    const extended = await s.client.extendCluster(cluster.id, 2, "extend-once");
     assert.equal(extended.hours, 3);
+    assert.equal((await s.costs(cluster.id)).rental, "0.060000");
+    // A retry with the same key (an answer lost on the way) buys nothing more.
+    const retried = await s.client.extendCluster(cluster.id, 2, "extend-once");
+    assert.equal(retried.hours, 3);
     assert.equal((await s.costs(cluster.id)).rental, "0.060000");
     s.clock.advance(90 * MINUTE);
     s.worker.send({

@@ -204,13 +204,14 @@ export class TandemClient {
     );
   }
 
-  extendCluster(id: string, hours: number) {
+  extendCluster(id: string, hours: number, idempotencyKey?: string) {
     return this.request(
       "POST",
       `/v1/clusters/${encodeURIComponent(id)}/extend`,
       { hours },
       undefined,
       ClusterView,
+      idempotencyKey,
     );
   }
 

@@ -58,6 +58,16 @@ export async function simulatedNetwork(
     }
     throw new Error(`cluster ${id} never ${what}`);
   };
+  /** The cluster once a moved rank runs again: its `takeover` event, and every rank running. */
+  const tookOver = (id: string) =>
+    until(
+      id,
+      // The view reads leases and events in two statements: wait until both show the takeover.
+      (v) =>
+        v.events.some((e) => e.type === "takeover") &&
+        v.nodes.every((n) => !n.active || n.status === "running" || n.role === "standby"),
+      "took over",
+    );
   const nextStart = async (worker: Worker): Promise<JobStart> => {
     for (;;) {
       const message = await worker.next();
@@ -97,6 +107,7 @@ export async function simulatedNetwork(
     byNode,
     roleOf,
     until,
+    tookOver,
     nextStart,
     beat,
     silence,

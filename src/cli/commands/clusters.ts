@@ -339,13 +339,18 @@ export function registerClusterCommands(program: Command): void {
       .argument("<id>", "cluster id"),
   )
     .requiredOption("--hours <n>", "hours to add", parseIntOption("--hours"))
-    .action(async (id: string, options: ClientOptions & { hours: number }) => {
-      const view = await (await clientFor(options)).extendCluster(id, options.hours);
-      if (options.json) return printJson(view);
-      process.stdout.write(
-        `cluster ${view.id}: ${view.hours} hours, ends ${view.endsAt ?? "after it starts"}\n`,
-      );
-    });
+    .option("--idempotency-key <key>", "retry-safe key (default: a fresh one)")
+    .action(
+      async (id: string, options: ClientOptions & { hours: number; idempotencyKey?: string }) => {
+        const view = await (
+          await clientFor(options)
+        ).extendCluster(id, options.hours, options.idempotencyKey ?? randomUUID());
+        if (options.json) return printJson(view);
+        process.stdout.write(
+          `cluster ${view.id}: ${view.hours} hours, ends ${view.endsAt ?? "after it starts"}\n`,
+        );
+      },
+    );
 
   withClientOptions(
     cluster

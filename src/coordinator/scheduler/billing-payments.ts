@@ -36,7 +36,7 @@ export function billingPayments(billing: Billing): ClusterPayments {
           ? await billing.chargeDeploy(tx, input)
           : await billing.chargeExtension(tx, input);
       return result.ok
-        ? { ok: true }
+        ? { ok: true, replayed: result.replayed }
         : { ok: false, code: result.code, details: { ...result.details } };
     },
     async settle(tx, lease) {

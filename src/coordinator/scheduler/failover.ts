@@ -1,10 +1,7 @@
-import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
-import type { Clock } from "../../core/clock.ts";
 import { isFinal, type ClusterStatus } from "../../core/cluster-status.ts";
 import { restartScope, slashAmount, successorPrice } from "../../core/failover.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
-import type { CoordinatorEvents } from "../events.ts";
 import { appendLeaseOutcome, type LeaseOutcome } from "../registry/node-history.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
 import {
@@ -20,9 +17,8 @@ import {
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
-import type { Inventory } from "./inventory.ts";
 import { headOf, leaseId, leaseRow, rankCount, startMessage, type PlacedNode } from "./leases.ts";
-import type { ClusterPayments } from "./payments.ts";
+import type { SchedulerDeps } from "./scheduler.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 
 /** Why a lease stops before its cluster ends. */
@@ -91,15 +87,7 @@ export class Failover {
   >();
 
   constructor(
-    private readonly deps: {
-      db: Kysely<Database>;
-      clock: Clock;
-      inventory: Inventory;
-      workers: WorkerChannel;
-      payments: ClusterPayments;
-      events: CoordinatorEvents;
-      logger: FastifyBaseLogger;
-    },
+    private readonly deps: SchedulerDeps,
     private readonly options: { reservationTtlMs: number },
     private readonly runner: ClusterRunner,
   ) {}

@@ -23,7 +23,9 @@ export interface ClusterPayments {
       nowMs: number;
     },
   ): Promise<
-    { ok: true } | { ok: false; code: "INSUFFICIENT_FUNDS"; details: Record<string, unknown> }
+    /** `replayed`: this idempotency key was charged before; nothing moved now. */
+    | { ok: true; replayed: boolean }
+    | { ok: false; code: "INSUFFICIENT_FUNDS"; details: Record<string, unknown> }
   >;
   /** Releases what a lease has earned after `servedMinutes`, less what was released before. */
   settle(

@@ -54,6 +54,17 @@ import type { WorkerChannel } from "./worker-channel.ts";
 type Search = z.output<typeof SearchRequest> & { autoscale?: Autoscale | undefined };
 type Deploy = z.output<typeof DeployRequest>;
 
+/** What the scheduler and its failover and autoscaler work with. */
+export interface SchedulerDeps {
+  db: Kysely<Database>;
+  clock: Clock;
+  inventory: Inventory;
+  workers: WorkerChannel;
+  payments: ClusterPayments;
+  events: CoordinatorEvents;
+  logger: FastifyBaseLogger;
+}
+
 export interface SchedulerOptions {
   /** A reserved worker must accept its rank within this, ms, or the reservation lapses. */
   reservationTtlMs: number;
@@ -94,15 +105,7 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly deps: {
-      db: Kysely<Database>;
-      clock: Clock;
-      inventory: Inventory;
-      workers: WorkerChannel;
-      payments: ClusterPayments;
-      events: CoordinatorEvents;
-      logger: FastifyBaseLogger;
-    },
+    private readonly deps: SchedulerDeps,
     private readonly options: SchedulerOptions,
   ) {
     this.failover = new Failover(deps, options, {
@@ -417,12 +420,26 @@ export class Scheduler {
     return clusterView(this.deps.db, clusterId);
   }
 
-  async extend(clusterId: string, accountId: string, hours: number): Promise<ClusterView> {
-    await this.serial(clusterId, () => this.extendNow(clusterId, accountId, hours));
+  /**
+   * Buys `hours` more. With the caller's idempotency key a retried request changes nothing more;
+   * without one, the charge is keyed on the hours already bought (a retry after success buys again).
+   */
+  async extend(
+    clusterId: string,
+    accountId: string,
+    hours: number,
+    idempotencyKey?: string,
+  ): Promise<ClusterView> {
+    await this.serial(clusterId, () => this.extendNow(clusterId, accountId, hours, idempotencyKey));
     return clusterView(this.deps.db, clusterId);
   }
 
-  private async extendNow(clusterId: string, accountId: string, hours: number): Promise<void> {
+  private async extendNow(
+    clusterId: string,
+    accountId: string,
+    hours: number,
+    idempotencyKey: string | undefined,
+  ): Promise<void> {
     const now = this.deps.clock.now();
     await this.deps.db.transaction().execute(async (tx) => {
       const cluster = await loadCluster(tx, clusterId);
@@ -442,13 +459,17 @@ export class Scheduler {
           .map((n) => ({ nodeId: n.nodeId, pricePerHour: n.pricePerHour })),
         minutes: hours * 60,
         paidMinutes: cluster.hours * 60,
-        idempotencyKey: `extend:${clusterId}:${cluster.hours}+${hours}`,
+        idempotencyKey:
+          idempotencyKey === undefined
+            ? `extend:${clusterId}:${cluster.hours}+${hours}`
+            : `extend:${clusterId}:key:${idempotencyKey}`,
         nowMs: now,
       });
       if (!charged.ok)
         throw new TandemError(ErrorCode.INSUFFICIENT_FUNDS, "not enough funds to extend", {
           details: charged.details,
         });
+      if (charged.replayed) return; // this extension was bought already
       await tx
         .updateTable("clusters")
         .set({

@@ -163,12 +163,18 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
         tags: ["clusters"],
         params: ClusterIdParams,
         body: ExtendRequest,
+        headers: IdempotencyHeaders,
         response: { 200: ClusterView },
       },
     },
     async (request) => {
       const { accountId } = callerOf(request);
-      return scheduler.extend(request.params.id, accountId, request.body.hours);
+      return scheduler.extend(
+        request.params.id,
+        accountId,
+        request.body.hours,
+        request.headers["idempotency-key"],
+      );
     },
   );
 
