@@ -13,16 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { sql } from "kysely";
-import { openStore, type StoreLocation } from "../../src/coordinator/store/database.ts";
 import { GPU_MODEL_IDS } from "../../src/core/gpu-catalog.ts";
 import { REGIONS } from "../../src/core/regions.ts";
-import { startPostgres, type PostgresServer } from "../../test/support/postgres.ts";
-import {
-  startCoordinatorProcess,
-  type CoordinatorProcess,
-} from "../support/coordinator-process.ts";
-import { seedFleet } from "../support/fleet.ts";
+import { seedNetwork, type SeededNetwork } from "../support/seeded-network.ts";
 import { machine, progress, round2, summarize, type LatencySummary } from "../support/stats.ts";
 
 const { values: args } = parseArgs({
@@ -75,46 +68,17 @@ const MIXES: Record<string, (i: number) => Record<string, string | number>> = {
 };
 
 const home = await mkdtemp(join(tmpdir(), "tandem-bench-nodes-"));
-let postgres: PostgresServer | undefined;
-let coordinator: CoordinatorProcess | undefined;
+let network: SeededNetwork | undefined;
 try {
   const machineAtStart = machine();
-  let location: StoreLocation;
-  if (args.db === "postgres") {
-    postgres = await startPostgres();
-    location = { kind: "postgres", url: postgres.url };
-  } else {
-    location = { kind: "sqlite", path: join(home, "coordinator.db") };
-  }
   const seedStartMs = performance.now();
-  const store = await openStore(location);
-  await seedFleet(store.db, { count: nodeCount, nowMs: Date.now() });
-  // Autovacuum would vacuum and analyze a freshly loaded table within a minute or so; do it now
-  // (the visibility map lets the stats query scan its covering index alone).
-  if (location.kind === "postgres") await sql`vacuum analyze nodes`.execute(store.db);
-  await store.close();
+  network = await seedNetwork(args.db, home, nodeCount);
+  await network.store.close();
   progress(
     `seeded ${nodeCount} nodes (${args.db}) in ${round2((performance.now() - seedStartMs) / 1000)} s`,
   );
 
-  coordinator = await startCoordinatorProcess(
-    {
-      home,
-      port: 0,
-      logLevel: "warn",
-      rateLimitPerMinute: 1_000_000_000,
-      ...(location.kind === "postgres"
-        ? { databaseUrl: location.url }
-        : { sqlitePath: location.path }),
-      // The seeded online nodes have no worker behind them: a 100-minute detection deadline keeps
-      // them online, and an hourly uptime refresh keeps the seeded uptime figures, during the run.
-      heartbeatIntervalMs: 60_000,
-      missedHeartbeats: 100,
-      uptimeRefreshMs: 3_600_000,
-    },
-    { cpuProfileDir: args["cpu-prof-dir"] },
-  );
-  const c = coordinator;
+  const c = await network.startCoordinator({ cpuProfileDir: args["cpu-prof-dir"] });
 
   /** Times `count` requests and adds the coordinator's CPU time per request (load-independent). */
   const measure = async (
@@ -172,8 +136,7 @@ try {
   };
   console.log(JSON.stringify(result, null, 2));
 } finally {
-  await coordinator?.stop();
-  await postgres?.stop();
+  await network?.stop();
   await rm(home, { recursive: true, force: true });
 }
 

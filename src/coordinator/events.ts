@@ -12,6 +12,8 @@ export interface CoordinatorEventMap {
     /** For a node declared dead: its last heartbeat (it served no later than this). */
     lastSeenMs?: number;
   };
+  /** A device registered for the first time: its node exists, `offline`. */
+  "node:registered": { nodeId: string; atMs: number };
   /** A node's hardware, location or price changed (its status did not). */
   "node:metadata": { nodeId: string; atMs: number };
   /** A node's reputation score changed (new evidence, or the periodic refresh). */

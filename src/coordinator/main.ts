@@ -4,15 +4,22 @@ import pino from "pino";
 import type { Clock } from "../core/clock.ts";
 import { NODE_STATUSES, isOnline } from "../core/node-status.ts";
 import { buildApi, type ZodApp } from "./api/server.ts";
-import { parseCoordinatorConfig, sqlitePathOf, type CoordinatorConfigInput } from "./config.ts";
+import {
+  oracleRates,
+  parseCoordinatorConfig,
+  sqlitePathOf,
+  type CoordinatorConfigInput,
+} from "./config.ts";
 import { CoordinatorEvents } from "./events.ts";
 import { WorkerGateway } from "./gateway/worker-gateway.ts";
 import { createMetrics } from "./metrics.ts";
 import { AccountRegistry } from "./registry/accounts.ts";
 import { DeviceRegistry } from "./registry/devices.ts";
 import { NodeLifecycle } from "./registry/node-lifecycle.ts";
+import { NetworkCounts } from "./registry/network-counts.ts";
 import { NodeQueries } from "./registry/node-queries.ts";
 import { openStore, type Store } from "./store/database.ts";
+import { toNumberOrNull } from "./store/rows.ts";
 import { DEFAULT_FEE_SCHEDULE } from "../core/fees.ts";
 import { DEFAULT_CATALOG_PRICES } from "../core/pricing.ts";
 import { Billing } from "./billing/billing.ts";
@@ -65,7 +72,10 @@ export async function startCoordinator(
   const accounts = new AccountRegistry(store.db);
   const lifecycle = new NodeLifecycle(store.db, events);
   const devices = new DeviceRegistry(store.db, events);
-  const nodes = new NodeQueries(store.db);
+  const networkCounts = new NetworkCounts(store.db, events, {
+    onError: (error) => logger.warn({ err: error }, "network counts: recount failed"),
+  });
+  const nodes = new NodeQueries(store.db, networkCounts);
   const metrics = createMetrics();
   const gateway = new WorkerGateway(
     { clock, devices, lifecycle, events, metrics, logger },
@@ -79,7 +89,8 @@ export async function startCoordinator(
   );
 
   const ledger = new Ledger(store.dialect);
-  const billing = new Billing(store.db, ledger, { ...DEFAULT_FEE_SCHEDULE, ...config.fees });
+  const fees = { ...DEFAULT_FEE_SCHEDULE, ...config.fees };
+  const billing = new Billing(store.db, ledger, fees, oracleRates(config));
   const wallet = new WalletService(store.db, ledger, new ManualRail());
   const inventory = new Inventory(
     store.db,
@@ -108,6 +119,7 @@ export async function startCoordinator(
     },
   );
   gateway.onJobMessage((nodeId, message) => scheduler.onJobMessage(nodeId, message));
+  gateway.onWorkerConnected((nodeId) => scheduler.onWorkerConnected(nodeId));
 
   const admin = await accounts.bootstrapAdmin(clock.now());
   if (admin !== undefined) {
@@ -143,10 +155,13 @@ export async function startCoordinator(
 
   const stillOnline = await store.db
     .selectFrom("nodes")
-    .select("id")
+    .select(["id", "last_seen_at"])
     .where("status", "in", NODE_STATUSES.filter(isOnline))
     .execute();
-  gateway.start(stillOnline.map((n) => n.id));
+  await networkCounts.start();
+  gateway.start(
+    stillOnline.map((n) => ({ nodeId: n.id, lastSeenMs: toNumberOrNull(n.last_seen_at) })),
+  );
   await inventory.load();
   scheduler.start();
   // One refresh at a time; closing stops the one under way between two of its batches.
@@ -179,9 +194,13 @@ export async function startCoordinator(
         clearInterval(uptimeTimer);
         stopUptime.abort();
         await uptimeRefresh;
+        await gateway
+          .flushLastSeen()
+          .catch((error: unknown) => logger.error({ err: error }, "last-seen flush failed"));
         gateway.stop();
         await scheduler.stop();
         await app.close();
+        await networkCounts.stop();
         await store.close();
         logger.info("coordinator stopped");
       })();

@@ -57,7 +57,7 @@ export class DeviceRegistry {
     const hardwareJson = JSON.stringify(registration.hardware);
     const actor = `account:${accountId}`;
 
-    return this.db.transaction().execute(async (tx) => {
+    const registered = await this.db.transaction().execute(async (tx) => {
       const existing = await tx
         .selectFrom("devices")
         .innerJoin("nodes", "nodes.device_id", "devices.id")
@@ -117,7 +117,12 @@ export class DeviceRegistry {
           });
           await recordGpuUuids(tx, existing.nodeId, registration.hardware, nowMs);
         }
-        return { deviceId: existing.deviceId, nodeId: existing.nodeId, created: false };
+        return {
+          deviceId: existing.deviceId,
+          nodeId: existing.nodeId,
+          created: false,
+          changed: changes.length > 0,
+        };
       }
 
       const deviceId = newId(IdPrefix.device, nowMs);
@@ -168,8 +173,13 @@ export class DeviceRegistry {
         },
       });
       await recordGpuUuids(tx, nodeId, registration.hardware, nowMs);
-      return { deviceId, nodeId, created: true };
+      return { deviceId, nodeId, created: true, changed: true };
     });
+    const { changed, ...result } = registered;
+    const event = { nodeId: result.nodeId, atMs: nowMs };
+    if (result.created) this.events.emit("node:registered", event);
+    else if (changed) this.events.emit("node:metadata", event);
+    return result;
   }
 
   /** The device's key and node, for the worker gateway's challenge check. */

@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { gpuModelByName } from "../../core/gpu-catalog.ts";
-import { NODE_STATUSES, isOnline, type NodeStatus } from "../../core/node-status.ts";
+import type { NodeStatus } from "../../core/node-status.ts";
 import { REPUTATION_HALF_LIFE_DAYS } from "../../core/reputation.ts";
 import type { HardwareReport } from "../../protocol/hardware.ts";
 import type {
@@ -12,6 +12,7 @@ import type {
 } from "../../protocol/nodes.ts";
 import type { Database, NodesTable } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
+import { countBuckets, statsFromBuckets, type NetworkCounts } from "./network-counts.ts";
 import { computeReputations, subjectOf } from "./reputation.ts";
 
 export interface NodeFilter {
@@ -31,11 +32,12 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-const ONLINE_STATUSES = NODE_STATUSES.filter(isOnline);
-
 /** Read side of the registry: the public node list, one node, its history, network totals. */
 export class NodeQueries {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly counts?: NetworkCounts,
+  ) {}
 
   async list(filter: NodeFilter, limit: number, cursor?: string): Promise<Page<NodeView>> {
     let query = this.db
@@ -115,50 +117,10 @@ export class NodeQueries {
     };
   }
 
+  /** Network totals: from the in-memory counts when given, else counted in the database. */
   async stats(): Promise<NetworkStats> {
-    const rows = await this.db
-      .selectFrom("nodes")
-      .select(["status", "gpu_model"])
-      .select((eb) => [
-        eb.fn.countAll<number | string>().as("nodes"),
-        eb.fn.sum<number | string | null>("gpu_count").as("gpus"),
-      ])
-      .groupBy(["status", "gpu_model"])
-      .execute();
-    const byStatus: Record<string, number> = {};
-    const byModel = new Map<string, { model: string; total: number; online: number }>();
-    let total = 0;
-    let online = 0;
-    let gpusTotal = 0;
-    let gpusOnline = 0;
-    for (const row of rows) {
-      const nodes = toNumber(row.nodes);
-      const gpus = row.gpus === null ? 0 : toNumber(row.gpus);
-      const up = ONLINE_STATUSES.includes(row.status as NodeStatus);
-      byStatus[row.status] = (byStatus[row.status] ?? 0) + nodes;
-      total += nodes;
-      gpusTotal += gpus;
-      if (up) {
-        online += nodes;
-        gpusOnline += gpus;
-      }
-      if (row.gpu_model !== null && gpus > 0) {
-        const entry = byModel.get(row.gpu_model) ?? { model: row.gpu_model, total: 0, online: 0 };
-        entry.total += gpus;
-        if (up) entry.online += gpus;
-        byModel.set(row.gpu_model, entry);
-      }
-    }
-    return {
-      nodes: { total, online, byStatus },
-      gpus: {
-        total: gpusTotal,
-        online: gpusOnline,
-        byModel: [...byModel.values()].sort(
-          (a, b) => b.total - a.total || a.model.localeCompare(b.model),
-        ),
-      },
-    };
+    if (this.counts !== undefined) return this.counts.stats();
+    return statsFromBuckets(await countBuckets(this.db));
   }
 }
 
