@@ -3,10 +3,10 @@
 // shaped like the coordinator's, with a mix of filters, as the scheduler calls it.
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { GPU_CATALOG } from "../../src/core/gpu-catalog.ts";
+import { SortedPlacementIndex } from "../../src/core/placement-index.ts";
 import {
   place,
   type PlacementCandidate,
-  type PlacementIndex,
   type PlacementRequest,
 } from "../../src/core/placement.ts";
 import { REGIONS } from "../../src/core/regions.ts";
@@ -37,17 +37,11 @@ const inventory: PlacementCandidate[] = Array.from({ length: NODES }, (_, i) => 
   };
 });
 
-// Bucketed by model, as the coordinator's Inventory keeps it.
-const byModel = new Map<string, PlacementCandidate[]>();
-for (const node of inventory) {
-  if (!node.available || node.gpuModel === null) continue;
-  byModel.set(node.gpuModel, [...(byModel.get(node.gpuModel) ?? []), node]);
-}
-const availableAll = inventory.filter((n) => n.available);
-const index: PlacementIndex<PlacementCandidate> = {
-  all: () => inventory,
-  available: (model) => (model === undefined ? availableAll : (byModel.get(model) ?? [])),
-};
+// The coordinator's Inventory keeps exactly this index, updated one node per status change.
+const index = new SortedPlacementIndex<PlacementCandidate>();
+const loadStarted = performance.now();
+for (const node of inventory) index.upsert(node);
+const loadMs = performance.now() - loadStarted;
 
 const requests: PlacementRequest[] = [
   { nodes: 16, gpuModel: "rtx-4090" },
@@ -76,6 +70,16 @@ for (let i = 0; i < DECISIONS; i++) {
 }
 const elapsedS = (performance.now() - started) / 1000;
 loopDelay.disable();
+
+// Incremental maintenance: a node taken (leased) and given back, as status events do it.
+const UPDATES = 20_000;
+const updatesStarted = performance.now();
+for (let i = 0; i < UPDATES; i++) {
+  const node = inventory[(i * 7_919) % inventory.length]!;
+  index.upsert({ ...node, available: !node.available });
+  index.upsert(node);
+}
+const updateUs = ((performance.now() - updatesStarted) * 1000) / (2 * UPDATES);
 latencies.sort((a, b) => a - b);
 const q = (p: number) =>
   latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(3);
@@ -88,5 +92,7 @@ console.log(
     p50Ms: q(0.5),
     p99Ms: q(0.99),
     maxMs: q(1),
+    indexLoadMs: Math.round(loadMs),
+    updateUs: updateUs.toFixed(2),
   }),
 );

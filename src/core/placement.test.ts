@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { compareCandidates, SortedPlacementIndex } from "./placement-index.ts";
 import {
   listIndex,
   place as placeIn,
@@ -149,6 +150,175 @@ describe("place", () => {
           for (const chosen of result.nodes) assert.ok(eligible.includes(chosen));
         },
       ),
+    );
+  });
+});
+
+/** Placement written the obvious way: filter everything, sort everything. */
+function reference(nodes: readonly PlacementCandidate[], request: PlacementRequest) {
+  const eligible = nodes.filter(
+    (n) =>
+      n.available &&
+      !(request.exclude?.has(n.nodeId) ?? false) &&
+      (request.gpuModel === undefined ||
+        (request.gpuModel === "cpu" ? n.gpuCount === 0 : n.gpuModel === request.gpuModel)) &&
+      n.gpuCount >= (request.gpusPerNode ?? 0) &&
+      n.vramMiB >= (request.minVramMiB ?? 0) &&
+      (request.teeCapable !== true || n.teeCapable) &&
+      (request.regions === undefined || request.regions.includes(n.region)) &&
+      n.uptime30d >= (request.minUptime ?? 0) &&
+      n.reputation >= (request.minReputation ?? 0) &&
+      (request.maxPricePerHour === undefined || n.pricePerHour <= request.maxPricePerHour),
+  );
+  const sorted = [...eligible].sort(
+    (a, b) =>
+      Number(a.pricePerHour - b.pricePerHour) ||
+      b.uptime30d - a.uptime30d ||
+      a.nodeId.localeCompare(b.nodeId),
+  );
+  let chosen = sorted.slice(0, request.nodes);
+  const zones = [...new Set(sorted.map((n) => n.zone))];
+  if (request.spreadZones === true) {
+    const queues = zones.map((zone) => sorted.filter((n) => n.zone === zone));
+    chosen = [];
+    for (let round = 0; chosen.length < request.nodes && round < sorted.length; round++)
+      for (const queue of queues) {
+        const next = queue[round];
+        if (next !== undefined && chosen.length < request.nodes) chosen.push(next);
+      }
+  }
+  const spreadImpossible = request.spreadZones === true && request.nodes > 1 && zones.length < 2;
+  const ok = chosen.length === request.nodes && !spreadImpossible;
+  return { ok, nodes: ok ? chosen.map((n) => n.nodeId) : [], matching: eligible.length };
+}
+
+const MODELS = ["rtx-4090", "h100-80gb", "a100-80gb", null] as const;
+const arbitraryCandidate = fc
+  .record({
+    id: fc.nat(300),
+    available: fc.boolean(),
+    model: fc.constantFrom(...MODELS),
+    gpuCount: fc.constantFrom(1, 2, 4, 8),
+    vramGiB: fc.constantFrom(16, 24, 48, 80),
+    region: fc.constantFrom("eu-west", "us-east"),
+    zone: fc.constantFrom("a", "b", "c"),
+    tee: fc.boolean(),
+    // Few distinct prices and uptimes, so ties (and the tie-breakers) are common.
+    price: fc.constantFrom(1n, 2n, 3n, 5n),
+    uptime: fc.constantFrom(0.5, 0.9, 0.99),
+    reputation: fc.constantFrom(40, 80, 95),
+  })
+  .map(
+    (r): PlacementCandidate => ({
+      nodeId: `node_${String(r.id).padStart(4, "0")}`,
+      available: r.available,
+      region: r.region,
+      zone: `${r.region}-${r.zone}`,
+      gpuModel: r.model,
+      gpuCount: r.model === null ? 0 : r.gpuCount,
+      vramMiB: r.model === null ? 0 : r.vramGiB * 1024,
+      teeCapable: r.tee,
+      uptime30d: r.uptime,
+      reputation: r.reputation,
+      pricePerHour: r.price,
+    }),
+  );
+const arbitraryRequest = fc.record(
+  {
+    nodes: fc.integer({ min: 1, max: 10 }),
+    gpuModel: fc.constantFrom("rtx-4090", "h100-80gb", "a100-80gb", "cpu", "l40s"),
+    gpusPerNode: fc.constantFrom(1, 2, 8),
+    minVramMiB: fc.constantFrom(20_000, 40_000, 90_000),
+    regions: fc.subarray(["eu-west", "us-east", "ap-south"], { minLength: 1 }),
+    spreadZones: fc.boolean(),
+    minUptime: fc.constantFrom(0.6, 0.95),
+    minReputation: fc.constantFrom(50, 90),
+    maxPricePerHour: fc.constantFrom(0n, 2n, 3n),
+    teeCapable: fc.boolean(),
+  },
+  { requiredKeys: ["nodes"] },
+);
+/** A change the inventory makes when a node's row changes: replaced (any field) or removed. */
+const arbitraryChange = fc.oneof(
+  arbitraryCandidate.map((node) => ({ upsert: node })),
+  fc.nat(300).map((id) => ({ remove: `node_${String(id).padStart(4, "0")}` })),
+);
+
+describe("place over the sorted index", () => {
+  it("answers what a filter-and-sort of every node answers, after any sequence of changes", () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbitraryCandidate, { maxLength: 120 }),
+        fc.array(arbitraryChange, { maxLength: 60 }),
+        fc.array(arbitraryRequest, { minLength: 1, maxLength: 5 }),
+        fc.array(fc.nat(300), { maxLength: 10 }),
+        (initial, changes, requests, excluded) => {
+          const index = new SortedPlacementIndex<PlacementCandidate>();
+          const truth = new Map<string, PlacementCandidate>();
+          for (const node of initial) {
+            index.upsert(node);
+            truth.set(node.nodeId, node);
+          }
+          for (const change of changes) {
+            if ("upsert" in change) {
+              index.upsert(change.upsert);
+              truth.set(change.upsert.nodeId, change.upsert);
+            } else {
+              index.remove(change.remove);
+              truth.delete(change.remove);
+            }
+          }
+          const exclude = new Set(excluded.map((id) => `node_${String(id).padStart(4, "0")}`));
+          for (const request of [...requests, ...requests.map((r) => ({ ...r, exclude }))]) {
+            const got = placeIn(index, request);
+            const want = reference([...truth.values()], request);
+            assert.equal(got.ok, want.ok);
+            assert.deepEqual(got.ok ? got.nodes.map((n) => n.nodeId) : [], want.nodes);
+            assert.equal(got.matching, want.matching);
+            if (!got.ok) assert.equal(got.funnel.at(-1)?.remaining, want.matching);
+            const viaList = placeIn(listIndex([...truth.values()]), request);
+            assert.deepEqual(viaList, got.ok ? { ...got } : got);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps every partition sorted best first, with bounds that hold its nodes", () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbitraryCandidate, { maxLength: 120 }),
+        fc.array(arbitraryChange, { maxLength: 80 }),
+        (initial, changes) => {
+          const index = new SortedPlacementIndex<PlacementCandidate>();
+          for (const node of initial) index.upsert(node);
+          for (const change of changes)
+            if ("upsert" in change) index.upsert(change.upsert);
+            else index.remove(change.remove);
+          const available = [...index.all()].filter((n) => n.available);
+          let inPartitions = 0;
+          for (const p of index.partitions()) {
+            assert.ok(p.nodes.length > 0);
+            inPartitions += p.nodes.length;
+            for (let i = 1; i < p.nodes.length; i++)
+              assert.ok(compareCandidates(p.nodes[i - 1]!, p.nodes[i]!) < 0);
+            for (const n of p.nodes) {
+              assert.equal(index.get(n.nodeId), n);
+              assert.deepEqual([n.gpuModel, n.region, n.zone], [p.gpuModel, p.region, p.zone]);
+            }
+            const counts = p.nodes.map((n) => n.gpuCount);
+            assert.equal(p.minGpuCount, Math.min(...counts));
+            assert.equal(p.maxGpuCount, Math.max(...counts));
+            assert.equal(p.maxVramMiB, Math.max(...p.nodes.map((n) => n.vramMiB)));
+            assert.equal(p.maxUptime30d, Math.max(...p.nodes.map((n) => n.uptime30d)));
+            assert.equal(p.maxReputation, Math.max(...p.nodes.map((n) => n.reputation)));
+            assert.equal(p.anyTeeCapable, p.nodes.some((n) => n.teeCapable));
+          }
+          assert.equal(inPartitions, available.length);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });

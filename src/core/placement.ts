@@ -10,7 +10,21 @@
  * When the request cannot be met, the answer is the elimination funnel — how many nodes were left
  * after each filter, in a fixed order — because "I see free GPUs but get no bids" is the most
  * common complaint about other networks, and the funnel names the filter to relax.
+ *
+ * The index (placement-index.ts) keeps available nodes in partitions of one model and zone, each
+ * sorted best first. A decision merges the partitions its filters do not rule out (one merge per
+ * zone when spreading) and pulls matches until it has enough, so it reads a few candidates per
+ * partition instead of every available node. `matching` (the number of nodes that pass every
+ * filter) is counted only when read on a placed result, or with the funnel when nothing fits.
  */
+import {
+  compareCandidates,
+  SortedPlacementIndex,
+  type PlacementIndex,
+  type PlacementPartition,
+} from "./placement-index.ts";
+
+export type { PlacementIndex, PlacementPartition } from "./placement-index.ts";
 
 /** `cpu` means CPU-only nodes. */
 export const CPU_ONLY_MODEL = "cpu";
@@ -50,25 +64,11 @@ export interface PlacementRequest {
   readonly exclude?: ReadonlySet<string> | undefined;
 }
 
-/**
- * What placement reads: every node (for the elimination funnel) and, for the fast path, the nodes
- * that are available — optionally only those of one GPU model (`cpu` for CPU-only) — so a decision
- * touches one bucket instead of the whole network.
- */
-export interface PlacementIndex<T extends PlacementCandidate> {
-  all(): Iterable<T>;
-  available(gpuModel: string | undefined): Iterable<T>;
-}
-
 /** An index over a plain list, for tests and small inventories. */
 export function listIndex<T extends PlacementCandidate>(nodes: readonly T[]): PlacementIndex<T> {
-  const matchesModel = (n: T, gpuModel: string | undefined) =>
-    gpuModel === undefined ||
-    (gpuModel === CPU_ONLY_MODEL ? n.gpuCount === 0 : n.gpuModel === gpuModel);
-  return {
-    all: () => nodes,
-    available: (gpuModel) => nodes.filter((n) => n.available && matchesModel(n, gpuModel)),
-  };
+  const index = new SortedPlacementIndex<T>();
+  for (const node of nodes) index.upsert(node);
+  return index;
 }
 
 export interface FunnelStep {
@@ -122,58 +122,166 @@ function filtersFor(request: PlacementRequest, formatPrice: (units: bigint) => s
   return filters;
 }
 
-function better(a: PlacementCandidate, b: PlacementCandidate): number {
-  if (a.pricePerHour !== b.pricePerHour) return a.pricePerHour < b.pricePerHour ? -1 : 1;
-  if (a.uptime30d !== b.uptime30d) return b.uptime30d - a.uptime30d;
-  return a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0;
-}
-
 export function place<T extends PlacementCandidate>(
   index: PlacementIndex<T>,
   request: PlacementRequest,
   formatPrice: (units: bigint) => string = String,
 ): PlacementResult<T> {
   const filters = filtersFor(request, formatPrice);
-  const spread = request.spreadZones === true;
-  // Only the best `nodes` per zone (or overall) are kept while scanning: no sort of every match.
-  const bestByZone = new Map<string, T[]>();
-  let matching = 0;
   const tests = filters.map((f) => f.test);
   const passes = (c: T) => {
     for (let i = 0; i < tests.length; i++) if (!tests[i]!(c)) return false;
     return true;
   };
-  for (const candidate of index.available(request.gpuModel)) {
-    if (!passes(candidate)) continue;
-    matching++;
-    const key = spread ? candidate.zone : "";
-    let best = bestByZone.get(key);
-    if (best === undefined) bestByZone.set(key, (best = []));
-    insertBounded(best, candidate, request.nodes);
+  const spread = request.spreadZones === true;
+  const byZone = new Map<string, PlacementPartition<T>[]>();
+  for (const partition of index.partitions()) {
+    if (!mayMatch(partition, request)) continue;
+    const key = spread ? partition.zone : "";
+    const group = byZone.get(key);
+    if (group === undefined) byZone.set(key, [partition]);
+    else group.push(partition);
   }
-  const chosen = spread
-    ? roundRobinByZone(
-        [...bestByZone.values()].sort((a, b) => better(a[0]!, b[0]!)),
-        request.nodes,
-      )
-    : (bestByZone.get("") ?? []);
-  const spreadImpossible = spread && request.nodes > 1 && bestByZone.size < 2;
-  if (chosen.length === request.nodes && !spreadImpossible)
-    return { ok: true, nodes: chosen, matching };
+  const streams: MatchStream<T>[] = [];
+  for (const group of byZone.values()) {
+    const stream = new MatchStream(group, passes, request.maxPricePerHour);
+    if (stream.peek() !== undefined) streams.push(stream);
+  }
+  streams.sort((a, b) => compareCandidates(a.peek()!, b.peek()!));
+  const chosen = roundRobin(streams, request.nodes);
+  const spreadImpossible = spread && request.nodes > 1 && streams.length < 2;
+  if (chosen.length === request.nodes && !spreadImpossible) {
+    let matching: number | undefined;
+    return {
+      ok: true,
+      nodes: chosen,
+      get matching() {
+        if (matching === undefined) {
+          matching = 0;
+          for (const candidate of index.all()) if (passes(candidate)) matching++;
+        }
+        return matching;
+      },
+    };
+  }
 
-  const zones = bestByZone.size;
   const funnel = funnelOf(index.all(), filters);
   const steps = funnel.map((s) => `${s.filter}: ${s.remaining}`);
   const need = spreadImpossible
-    ? `(need ≥ 2 zones for spread, have ${zones})`
+    ? `(need ≥ 2 zones for spread, have ${streams.length})`
     : `(need ${request.nodes})`;
   return {
     ok: false,
     code: "NO_CAPACITY",
-    matching,
+    matching: funnel.at(-1)!.remaining,
     funnel,
     explanation: `${steps.join(" → ")} ${need}`,
   };
+}
+
+/** False when no node of `partition` can pass the request's filters, judged by its bounds. */
+function mayMatch(
+  partition: PlacementPartition<PlacementCandidate>,
+  request: PlacementRequest,
+): boolean {
+  const { gpuModel, gpusPerNode, minVramMiB, regions, minUptime, minReputation } = request;
+  const { maxPricePerHour, teeCapable } = request;
+  if (gpuModel === CPU_ONLY_MODEL) {
+    if (partition.minGpuCount !== 0) return false;
+  } else if (gpuModel !== undefined && partition.gpuModel !== gpuModel) return false;
+  return (
+    (gpusPerNode === undefined || partition.maxGpuCount >= gpusPerNode) &&
+    (minVramMiB === undefined || partition.maxVramMiB >= minVramMiB) &&
+    (teeCapable !== true || partition.anyTeeCapable) &&
+    (regions === undefined || regions.includes(partition.region)) &&
+    (minUptime === undefined || partition.maxUptime30d >= minUptime) &&
+    (minReputation === undefined || partition.maxReputation >= minReputation) &&
+    (maxPricePerHour === undefined || partition.nodes[0]!.pricePerHour <= maxPricePerHour)
+  );
+}
+
+/**
+ * The matches of several sorted partitions, best first: a binary heap of cursors ordered by the
+ * node each one stands on. Filters run only on the node at the top, so a partition whose nodes
+ * never reach the top costs one comparison; a cursor is dropped at the first node dearer than
+ * `maxPrice` (every later one is dearer still).
+ */
+class MatchStream<T extends PlacementCandidate> {
+  private readonly heap: Cursor<T>[] = [];
+  /** The top's node once it passed the filters; undefined when not yet checked. */
+  private checked: T | undefined;
+
+  constructor(
+    partitions: readonly PlacementPartition<T>[],
+    private readonly passes: (c: T) => boolean,
+    private readonly maxPrice: bigint | undefined,
+  ) {
+    for (const partition of partitions) this.heap.push({ nodes: partition.nodes, at: 0 });
+    for (let i = (this.heap.length >>> 1) - 1; i >= 0; i--) this.siftDown(i);
+  }
+
+  peek(): T | undefined {
+    if (this.checked !== undefined) return this.checked;
+    for (;;) {
+      const top = this.heap[0];
+      if (top === undefined) return undefined;
+      const candidate = top.nodes[top.at]!;
+      if (this.maxPrice === undefined || candidate.pricePerHour <= this.maxPrice) {
+        if (this.passes(candidate)) return (this.checked = candidate);
+        top.at++;
+        if (top.at < top.nodes.length) {
+          this.siftDown(0);
+          continue;
+        }
+      }
+      this.dropTop();
+    }
+  }
+
+  next(): T | undefined {
+    const match = this.peek();
+    if (match === undefined) return undefined;
+    this.checked = undefined;
+    const top = this.heap[0]!;
+    top.at++;
+    if (top.at < top.nodes.length) this.siftDown(0);
+    else this.dropTop();
+    return match;
+  }
+
+  private dropTop(): void {
+    const last = this.heap.pop()!;
+    if (this.heap.length === 0) return;
+    this.heap[0] = last;
+    this.siftDown(0);
+  }
+
+  private siftDown(from: number): void {
+    const heap = this.heap;
+    for (let i = from; ; ) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let best = i;
+      if (left < heap.length && this.before(left, best)) best = left;
+      if (right < heap.length && this.before(right, best)) best = right;
+      if (best === i) return;
+      const moved = heap[i]!;
+      heap[i] = heap[best]!;
+      heap[best] = moved;
+      i = best;
+    }
+  }
+
+  private before(i: number, j: number): boolean {
+    const a = this.heap[i]!;
+    const b = this.heap[j]!;
+    return compareCandidates(a.nodes[a.at]!, b.nodes[b.at]!) < 0;
+  }
+}
+
+interface Cursor<T> {
+  readonly nodes: readonly T[];
+  at: number;
 }
 
 function funnelOf(
@@ -190,30 +298,25 @@ function funnelOf(
   return filters.map((f, i) => ({ filter: f.label, remaining: remaining[i]! }));
 }
 
-/** Inserts `candidate` into `best` (sorted, best first) if it ranks among the top `limit`. */
-function insertBounded<T extends PlacementCandidate>(best: T[], candidate: T, limit: number): void {
-  if (best.length === limit && better(candidate, best[limit - 1]!) >= 0) return;
-  let at = best.length;
-  while (at > 0 && better(candidate, best[at - 1]!) < 0) at--;
-  best.splice(at, 0, candidate);
-  if (best.length > limit) best.pop();
-}
-
-/** Takes nodes one zone at a time, best zone first, each zone's best node first. */
-function roundRobinByZone<T extends PlacementCandidate>(
-  queues: readonly T[][],
+/**
+ * Takes one match per stream per round, best stream first, until `count` are taken: with one
+ * stream per zone this spreads a cluster over zones; with a single stream it takes the best.
+ */
+function roundRobin<T extends PlacementCandidate>(
+  streams: readonly MatchStream<T>[],
   count: number,
 ): T[] {
   const chosen: T[] = [];
-  for (let round = 0; chosen.length < count; round++) {
-    let took = false;
-    for (const queue of queues) {
-      const next = queue[round];
-      if (next === undefined || chosen.length >= count) continue;
-      chosen.push(next);
-      took = true;
+  const open = [...streams];
+  while (chosen.length < count && open.length > 0) {
+    for (let i = 0; i < open.length && chosen.length < count; ) {
+      const next = open[i]!.next();
+      if (next === undefined) open.splice(i, 1);
+      else {
+        chosen.push(next);
+        i++;
+      }
     }
-    if (!took) break;
   }
   return chosen;
 }

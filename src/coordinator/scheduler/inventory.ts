@@ -1,10 +1,7 @@
 import type { Kysely, Selectable } from "kysely";
 import { gpuModelById } from "../../core/gpu-catalog.ts";
-import {
-  CPU_ONLY_MODEL,
-  type PlacementCandidate,
-  type PlacementIndex,
-} from "../../core/placement.ts";
+import type { PlacementCandidate } from "../../core/placement.ts";
+import { SortedPlacementIndex } from "../../core/placement-index.ts";
 import { nodePriceUsd, type CatalogPrices } from "../../core/pricing.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database, NodesTable } from "../store/schema.ts";
@@ -18,14 +15,10 @@ export interface InventoryNode extends PlacementCandidate {
  * The scheduler's in-memory view of rentable supply, kept in step with the store: loaded at start,
  * refreshed from the row whenever a node changes status. Placement reads only this (no query per
  * decision); the database still has the last word when a reservation is written (the unique
- * active-lease index and the node's status check in the same transaction).
+ * active-lease index and the node's status check in the same transaction). Each change moves one
+ * node in the sorted placement index (src/core/placement-index.ts); nothing is rebuilt.
  */
-export class Inventory implements PlacementIndex<InventoryNode> {
-  private readonly nodes = new Map<string, InventoryNode>();
-  /** Available nodes by GPU model (`cpu` for CPU-only), so a decision scans one bucket. */
-  private readonly availableByModel = new Map<string, Map<string, InventoryNode>>();
-  private readonly availableNodes = new Map<string, InventoryNode>();
-
+export class Inventory extends SortedPlacementIndex<InventoryNode> {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly prices: CatalogPrices,
@@ -34,29 +27,13 @@ export class Inventory implements PlacementIndex<InventoryNode> {
     /** Where a failed refresh is told (the node keeps its last known state until the next one). */
     private readonly onError: (error: unknown, nodeId: string) => void = () => {},
   ) {
+    super();
     events.on("node:status", ({ nodeId }) => this.refreshInBackground(nodeId));
     events.on("node:metadata", ({ nodeId }) => this.refreshInBackground(nodeId));
     events.on("node:reputation", ({ nodeId, reputation }) => {
-      const node = this.nodes.get(nodeId);
-      if (node !== undefined) this.set({ ...node, reputation });
+      const node = this.get(nodeId);
+      if (node !== undefined) this.upsert({ ...node, reputation });
     });
-  }
-
-  get size(): number {
-    return this.nodes.size;
-  }
-
-  all(): Iterable<InventoryNode> {
-    return this.nodes.values();
-  }
-
-  available(gpuModel: string | undefined): Iterable<InventoryNode> {
-    if (gpuModel === undefined) return this.availableNodes.values();
-    return this.availableByModel.get(gpuModel)?.values() ?? [];
-  }
-
-  get(nodeId: string): InventoryNode | undefined {
-    return this.nodes.get(nodeId);
   }
 
   async load(): Promise<void> {
@@ -65,7 +42,7 @@ export class Inventory implements PlacementIndex<InventoryNode> {
       .selectAll()
       .where("status", "!=", "revoked")
       .execute();
-    for (const id of [...this.nodes.keys()]) this.remove(id);
+    for (const id of [...this.ids()]) this.remove(id);
     for (const row of rows) this.put(row);
   }
 
@@ -87,8 +64,8 @@ export class Inventory implements PlacementIndex<InventoryNode> {
   /** Marks nodes taken at once, before their status events arrive, so no decision reuses them. */
   markTaken(nodeIds: Iterable<string>): void {
     for (const id of nodeIds) {
-      const node = this.nodes.get(id);
-      if (node !== undefined) this.set({ ...node, available: false });
+      const node = this.get(id);
+      if (node !== undefined && node.available) this.upsert({ ...node, available: false });
     }
   }
 
@@ -99,7 +76,7 @@ export class Inventory implements PlacementIndex<InventoryNode> {
         : undefined;
     const price = own ?? nodePriceUsd(this.prices, row.gpu_model, row.gpu_count);
     const flagged = row.flags !== "";
-    this.set({
+    this.upsert({
       nodeId: row.id,
       accountId: row.account_id,
       // A node the catalog cannot price, one flagged (e.g. a duplicated GPU UUID) or a draining one
@@ -117,27 +94,5 @@ export class Inventory implements PlacementIndex<InventoryNode> {
       reputation: row.reputation,
       pricePerHour: price ?? 0n,
     });
-  }
-
-  private set(node: InventoryNode): void {
-    this.remove(node.nodeId);
-    this.nodes.set(node.nodeId, node);
-    if (!node.available) return;
-    this.availableNodes.set(node.nodeId, node);
-    const key = node.gpuCount === 0 ? CPU_ONLY_MODEL : node.gpuModel;
-    if (key === null) return;
-    let bucket = this.availableByModel.get(key);
-    if (bucket === undefined)
-      this.availableByModel.set(key, (bucket = new Map<string, InventoryNode>()));
-    bucket.set(node.nodeId, node);
-  }
-
-  private remove(nodeId: string): void {
-    const node = this.nodes.get(nodeId);
-    if (node === undefined) return;
-    this.nodes.delete(nodeId);
-    this.availableNodes.delete(nodeId);
-    const key = node.gpuCount === 0 ? CPU_ONLY_MODEL : node.gpuModel;
-    if (key !== null) this.availableByModel.get(key)?.delete(nodeId);
   }
 }
