@@ -50,6 +50,8 @@ const PUBLIC = new Set([
   "GET /v1/nodes/:id/history",
   "GET /v1/nodes/:id/reputation",
   "GET /v1/network/stats",
+  "GET /v1/network/clusters",
+  "GET /v1/network/clusters/:id",
   "GET /v1/health",
   "GET /metrics",
   "GET /v1/openapi.json",

@@ -23,6 +23,7 @@ import {
   type RegisterDeviceRequest,
 } from "../protocol/devices.ts";
 import { ErrorBody } from "../protocol/errors.ts";
+import { PublicCluster, PublicClusterList, type PublicClustersQuery } from "../protocol/network.ts";
 import { HealthResponse } from "../protocol/system.ts";
 import {
   ClusterCostsView,
@@ -141,6 +142,27 @@ export class TandemClient {
 
   networkStats() {
     return this.request("GET", "/v1/network/stats", undefined, undefined, NetworkStats);
+  }
+
+  /** Clusters as the public sees them (no owner, command or logs), newest first. */
+  networkClusters(query: PublicClustersQuery = {}) {
+    return this.request(
+      "GET",
+      "/v1/network/clusters",
+      undefined,
+      query as Query,
+      PublicClusterList,
+    );
+  }
+
+  networkCluster(id: string) {
+    return this.request(
+      "GET",
+      `/v1/network/clusters/${encodeURIComponent(id)}`,
+      undefined,
+      undefined,
+      PublicCluster,
+    );
   }
 
   revokeDevice(id: string, reason?: string) {

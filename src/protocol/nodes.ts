@@ -83,7 +83,7 @@ export const ReputationBreakdown = z.strictObject({
 export type ReputationBreakdown = z.infer<typeof ReputationBreakdown>;
 
 /** An opaque page cursor (base64url). */
-const Cursor = z
+export const Cursor = z
   .string()
   .max(200)
   .regex(/^[A-Za-z0-9_-]+$/, "malformed cursor");

@@ -30,6 +30,7 @@ import { pricingRoutes } from "./routes/pricing.ts";
 import { deviceRoutes } from "./routes/devices.ts";
 import { explorerRoutes } from "./routes/explorer.ts";
 import { liveRoutes } from "./routes/live.ts";
+import { networkRoutes } from "./routes/network.ts";
 import { nodeRoutes } from "./routes/nodes.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { walletRoutes } from "./routes/wallet.ts";
@@ -135,6 +136,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   accountRoutes(app, deps);
   deviceRoutes(app, deps);
   nodeRoutes(app, deps);
+  networkRoutes(app, deps);
   clusterRoutes(app, deps);
   pricingRoutes(app, deps);
   walletRoutes(app, deps);

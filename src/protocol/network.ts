@@ -1,0 +1,58 @@
+import { z } from "zod";
+import { ClusterEvent, ClusterKind, ClusterStatusName } from "./clusters.ts";
+import { IdPrefix, idSchema } from "./ids.ts";
+import { Cursor } from "./nodes.ts";
+
+/**
+ * Cluster event types anyone may see, with the detail fields each keeps: node ids, ranks and
+ * counts, which the public node pages show anyway. Reasons, commands, logs and the owner never
+ * leave the owner's view (`GET /v1/clusters/:id`).
+ */
+export const PUBLIC_CLUSTER_EVENTS = {
+  running: ["provisioningMs"],
+  failover: ["rank", "fromNodeId", "toNodeId", "via"],
+  takeover: ["rank", "nodeId", "fromNodeId", "takeoverMs"],
+  "scaled-up": ["from", "to"],
+  "scaled-down": ["from", "to"],
+  "node-lost": ["nodeId", "rank"],
+  completed: [],
+  failed: [],
+  terminated: [],
+  expired: [],
+} as const satisfies Record<string, readonly string[]>;
+
+/** A cluster as the public sees it (`GET /v1/network/clusters`): no owner, command or logs. */
+export const PublicCluster = z.strictObject({
+  id: idSchema(IdPrefix.cluster),
+  kind: ClusterKind,
+  status: ClusterStatusName,
+  /** Nodes the cluster holds now (ranked and standby), or held last if it has ended. */
+  nodes: z.number().int(),
+  standby: z.number().int(),
+  /** The most common GPU model among those nodes; `cpu` for CPU-only, null when none. */
+  gpuModel: z.string().nullable(),
+  gpus: z.number().int(),
+  regions: z.array(z.string()),
+  createdAt: z.iso.datetime(),
+  startedAt: z.iso.datetime().nullable(),
+  endedAt: z.iso.datetime().nullable(),
+  /** Public events only ({@link PUBLIC_CLUSTER_EVENTS}), oldest first. */
+  events: z.array(ClusterEvent),
+});
+export type PublicCluster = z.infer<typeof PublicCluster>;
+
+export const PublicClustersQuery = z.strictObject({
+  status: ClusterStatusName.optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: Cursor.optional(),
+});
+export type PublicClustersQuery = z.input<typeof PublicClustersQuery>;
+
+export const PublicClusterList = z.strictObject({
+  /** Newest first. */
+  items: z.array(PublicCluster),
+  nextCursor: z.string().nullable(),
+  /** Clusters not yet ended, by status (`pending`, `provisioning`, `running`). */
+  active: z.record(z.string(), z.number().int()),
+});
+export type PublicClusterList = z.infer<typeof PublicClusterList>;
