@@ -4,6 +4,8 @@
  * costs and the ledger audit.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { test } from "node:test";
 import { sql } from "kysely";
 import { quote } from "../src/core/fees.ts";
@@ -11,6 +13,9 @@ import { money } from "../src/core/money.ts";
 import type { TandemApiError } from "../src/client/client.ts";
 import { IdPrefix, newId } from "../src/protocol/ids.ts";
 import { forEachDatabase, type TestCoordinator } from "./support/coordinator.ts";
+import { TANDEM_BIN } from "./support/processes.ts";
+
+const execFileAsync = promisify(execFile);
 
 interface Raw {
   status: number;
@@ -302,6 +307,7 @@ forEachDatabase("wallet API", (db) => {
         withdrawals: "99.000000",
         burned: "0.000000",
         treasury: "0.000000",
+        exchange: "0.000000",
         balances: "1.000000",
         conserved: true,
       },
@@ -332,6 +338,106 @@ forEachDatabase("wallet API", (db) => {
       (await user.client.wallet()).balances.find((b) => b.currency === "TDM")?.wallet,
       "7.000000",
     );
+  });
+
+  test("a supplier's payout currency: chosen through the API and the CLI, converted at settlement, shown with its rate", async (t) => {
+    const tc = await db.startCoordinator();
+    t.after(() => tc.close());
+    const consumer = await tc.signUp(["consumer"]);
+    const supplier = await tc.signUp(["supplier"]);
+    const admin = tc.client(tc.adminKey);
+    await admin.deposit({ accountId: consumer.accountId, currency: "USDC", amount: "200" });
+
+    assert.deepEqual(await supplier.client.payoutCurrency(), {
+      accountId: supplier.accountId,
+      currency: null,
+    });
+    const refused = async (body: unknown, apiKey = supplier.apiKey) => {
+      const r = await fetch(new URL("/v1/wallet/payout-currency", tc.url), {
+        method: "PUT",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      return [r.status, ((await r.json()) as Raw["body"]).error?.code];
+    };
+    assert.deepEqual(await refused({ currency: "EUR" }), [400, "UNKNOWN_CURRENCY"]);
+    assert.deepEqual(await refused({ currency: 5 }), [400, "VALIDATION_FAILED"]);
+    assert.deepEqual(await refused({}), [400, "VALIDATION_FAILED"]);
+    assert.deepEqual(await refused({ currency: "TDM" }, consumer.apiKey), [403, "FORBIDDEN"]);
+
+    const cli = (...args: string[]) =>
+      execFileAsync(process.execPath, [TANDEM_BIN, "wallet", ...args], {
+        env: { ...process.env, TANDEM_URL: tc.url, TANDEM_API_KEY: supplier.apiKey },
+      });
+    assert.match((await cli("payout-currency", "TDM")).stdout, /payout currency: TDM/);
+    assert.deepEqual(JSON.parse((await cli("payout-currency", "--json")).stdout), {
+      accountId: supplier.accountId,
+      currency: "TDM",
+    });
+
+    const { billing } = tc.coordinator;
+    const clusterId = newId(IdPrefix.cluster);
+    const q = quote({
+      currency: "USDC",
+      durationMinutes: 100 * 60,
+      nodes: [{ nodeId: "node_a", pricePerHour: money("1") }],
+    });
+    await billing.transaction((tx) =>
+      billing.chargeDeploy(tx, {
+        clusterId,
+        consumerAccountId: consumer.accountId,
+        quote: q,
+        idempotencyKey: "deploy-1",
+        nowMs: Date.now(),
+      }),
+    );
+    const settle = (servedMinutes: number) =>
+      billing.transaction((tx) =>
+        billing.settleLease(tx, {
+          clusterId,
+          leaseId: `${clusterId}:node_a`,
+          supplierAccountId: supplier.accountId,
+          currency: "USDC",
+          pricePerHour: money("1"),
+          servedMinutes,
+          nowMs: Date.now(),
+        }),
+      );
+    await settle(40 * 60);
+    // 40 USDC served: net 39.700000 USDC, paid as 79.400000 TDM at the default 2 TDM per dollar.
+    const balances = (await supplier.client.wallet()).balances;
+    assert.equal(balances.find((b) => b.currency === "TDM")?.earnings, "79.400000");
+    assert.equal(balances.find((b) => b.currency === "USDC")?.earnings, "0.000000");
+    const [settled] = (await supplier.client.walletTransactions()).items;
+    assert.deepEqual(settled?.exchange, {
+      from: "USDC",
+      to: "TDM",
+      rate: "2.000000",
+      fromPerUsd: "1.000000",
+      toPerUsd: "2.000000",
+    });
+    const history = (await cli("history")).stdout;
+    assert.match(history, /79\.400000 TDM\s+2\.000000 TDM\/USDC/);
+    const costs = await consumer.client.clusterCosts(clusterId);
+    assert.deepEqual(
+      [costs.paidOut, costs.payouts],
+      ["39.700000", [{ currency: "TDM", amount: "79.400000", rate: "2.000000" }]],
+    );
+    const audit = await admin.ledgerAudit();
+    assert.equal(audit.ok, true);
+    assert.deepEqual(
+      audit.currencies.map((c) => [c.currency, c.exchange, c.conserved]),
+      [
+        ["TDM", "-79.400000", true],
+        ["USDC", "39.700000", true],
+        ["USD", "0.000000", true],
+      ],
+    );
+    // Back to the default: the next settlement pays in the consumer's currency.
+    assert.match((await cli("payout-currency", "default")).stdout, /default/);
+    await settle(41 * 60);
+    const after = (await supplier.client.wallet()).balances;
+    assert.equal(after.find((b) => b.currency === "USDC")?.earnings, "0.992500");
   });
 
   test("a cluster's costs, earnings withdrawal and the audit, after charge, settlement and refund", async (t) => {
@@ -393,6 +499,7 @@ forEachDatabase("wallet API", (db) => {
       refunded: "60.000000",
       escrow: "0.000000",
       slashCompensation: "0.000000",
+      payouts: [{ currency: "USDC", amount: "39.700000", rate: null }],
     });
     await assert.rejects(
       stranger.client.clusterCosts(clusterId),
@@ -434,6 +541,7 @@ forEachDatabase("wallet API", (db) => {
         withdrawals: "39.700000",
         burned: "0.200000",
         treasury: "2.350000",
+        exchange: "0.000000",
         balances: "160.100000", // 157.75 wallet + 2.35 treasury
         conserved: true,
       },

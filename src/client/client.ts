@@ -29,6 +29,7 @@ import {
   ClusterCostsView,
   LedgerAudit,
   MoneyMovement,
+  PayoutCurrencyView,
   QuoteView,
   WalletTransactionList,
   WalletView,
@@ -296,6 +297,28 @@ export class TandemClient {
 
   walletTransactions(query: WalletTransactionsQuery = {}) {
     return this.request("GET", "/v1/wallet/transactions", undefined, query, WalletTransactionList);
+  }
+
+  /** The currency your earnings are paid in (null: each consumer's). */
+  payoutCurrency() {
+    return this.request(
+      "GET",
+      "/v1/wallet/payout-currency",
+      undefined,
+      undefined,
+      PayoutCurrencyView,
+    );
+  }
+
+  /** Chooses the currency your earnings are paid in; null: the currency each consumer paid. */
+  setPayoutCurrency(currency: string | null) {
+    return this.request(
+      "PUT",
+      "/v1/wallet/payout-currency",
+      { currency },
+      undefined,
+      PayoutCurrencyView,
+    );
   }
 
   clusterCosts(id: string) {

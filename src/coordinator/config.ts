@@ -58,6 +58,11 @@ export const CoordinatorConfig = z.strictObject({
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfig>;
 
+/** The price oracle's quotes, units of each currency per US dollar: USDC and USD at par. */
+export function oracleRates(config: Pick<CoordinatorConfig, "tdmPerUsdUnits">) {
+  return { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits } as const;
+}
+
 export function parseCoordinatorConfig(input: CoordinatorConfigInput): CoordinatorConfig {
   const parsed = CoordinatorConfig.safeParse(input);
   if (!parsed.success) {

@@ -74,6 +74,18 @@ export const WalletView = z.strictObject({
 });
 export type WalletView = z.infer<typeof WalletView>;
 
+/** `GET|PUT /v1/wallet/payout-currency`: null = paid in the currency each consumer paid. */
+export const PayoutCurrencyView = z.strictObject({
+  accountId: idSchema(IdPrefix.account),
+  currency: CurrencyCode.nullable(),
+});
+export type PayoutCurrencyView = z.infer<typeof PayoutCurrencyView>;
+export const PayoutCurrencyRequest = z.strictObject({
+  /** TDM | USDC | USD, or null to be paid in the consumer's currency again. */
+  currency: CurrencyRequest.nullable(),
+});
+export type PayoutCurrencyRequest = z.infer<typeof PayoutCurrencyRequest>;
+
 export const WalletTransactionsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: idSchema(IdPrefix.transaction).optional(),
@@ -88,12 +100,25 @@ export const WalletEntry = z.strictObject({
   amount: MoneyString,
 });
 
+/** A conversion through the network's exchange, at the rate the price oracle gave then. */
+export const WalletExchange = z.strictObject({
+  from: CurrencyCode,
+  to: CurrencyCode,
+  /** Units of `to` per unit of `from`. */
+  rate: z.string(),
+  /** The oracle's quotes: units of each per US dollar. */
+  fromPerUsd: MoneyString,
+  toPerUsd: MoneyString,
+});
+
 export const WalletTransaction = z.strictObject({
   id: idSchema(IdPrefix.transaction),
   kind: z.string(),
   createdAt: z.iso.datetime(),
   clusterId: z.string().nullable(),
   leaseId: z.string().nullable(),
+  /** Present when this transaction converted currencies (a settlement paid in another currency). */
+  exchange: WalletExchange.nullable(),
   /** This account's side only: its wallet and earnings postings. */
   entries: z.array(WalletEntry),
 });
@@ -122,6 +147,13 @@ export const ClusterCostsView = z.strictObject({
   escrow: MoneyString,
   /** Paid to the consumer by suppliers slashed for failing this cluster. */
   slashCompensation: MoneyString,
+  /**
+   * What suppliers' earnings received, per currency and exchange rate: `rate` is null in the
+   * cluster's currency, else the oracle's units of `currency` per unit of the cluster's currency.
+   */
+  payouts: z.array(
+    z.strictObject({ currency: CurrencyCode, amount: MoneyString, rate: z.string().nullable() }),
+  ),
 });
 export type ClusterCostsView = z.infer<typeof ClusterCostsView>;
 
@@ -130,7 +162,13 @@ export const LedgerAuditCurrency = z.strictObject({
   deposits: MoneyString,
   withdrawals: MoneyString,
   burned: MoneyString,
+  /** Fees the treasury collected (its exchange postings not included). */
   treasury: MoneyString,
+  /**
+   * The network exchange's position (the treasury's `exchange` postings): positive in a
+   * currency suppliers were paid out of, negative in one they were paid in. Part of `balances`.
+   */
+  exchange: MoneyString,
   /** Σ of every internal balance but burn (wallets, escrows, earnings, treasury, emission pool). */
   balances: MoneyString,
   /** balances = deposits − withdrawals − burned. */

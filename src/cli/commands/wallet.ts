@@ -55,11 +55,32 @@ export function registerWalletCommands(program: Command): void {
           ["BALANCE", ({ e }) => e.balance],
           ["LEG", ({ e }) => e.leg],
           ["AMOUNT", ({ e }) => `${e.amount} ${e.currency}`],
+          ["RATE", ({ t }) => (t.exchange === null ? "-" : exchangeText(t.exchange))],
           ["CLUSTER", ({ t }) => t.clusterId ?? "-"],
         ]);
         if (page.nextCursor !== null) process.stdout.write(`\nmore: --cursor ${page.nextCursor}\n`);
       },
     );
+
+  withClientOptions(
+    wallet
+      .command("payout-currency")
+      .description(
+        "the currency your earnings are paid in (converted at the price oracle's rate); " +
+          "without an argument, shows it",
+      )
+      .argument("[currency]", "TDM | USDC | USD, or 'default' for the currency each consumer paid"),
+  ).action(async (currency: string | undefined, options: ClientOptions) => {
+    const client = await clientFor(options);
+    const view =
+      currency === undefined
+        ? await client.payoutCurrency()
+        : await client.setPayoutCurrency(currency === "default" ? null : currency);
+    if (options.json) return printJson(view);
+    process.stdout.write(
+      `payout currency: ${view.currency ?? "default (the currency each consumer paid)"}\n`,
+    );
+  });
 
   withIdempotency(
     withClientOptions(
@@ -148,6 +169,7 @@ export function registerAdminCommands(program: Command): void {
       ["WITHDRAWALS", (c) => c.withdrawals],
       ["BURNED", (c) => c.burned],
       ["TREASURY", (c) => c.treasury],
+      ["EXCHANGE", (c) => c.exchange],
       ["BALANCES", (c) => c.balances],
       ["CONSERVED", (c) => (c.conserved ? "yes" : "NO")],
     ]);
@@ -185,6 +207,14 @@ export function addClusterCostsCommand(cluster: Command): void {
       ["  burned", `${costs.burned} ${c}`],
       ["refunded", `${costs.refunded} ${c}`],
       ["in escrow", `${costs.escrow} ${c}`],
+      ...costs.payouts.map((p): [string, string] => [
+        "supplier earnings",
+        `${p.amount} ${p.currency}${p.rate === null ? "" : ` at ${p.rate} ${p.currency}/${c}`}`,
+      ]),
     ]);
   });
+}
+
+function exchangeText(e: NonNullable<WalletTransaction["exchange"]>): string {
+  return `${e.rate} ${e.to}/${e.from}`;
 }

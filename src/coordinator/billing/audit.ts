@@ -20,6 +20,10 @@ import type { Tx } from "./ledger.ts";
  *   withdrawals = Σ external credits with leg `withdrawal`
  *   burned      = Σ postings on `burn`
  *   balances    = Σ postings on every internal account but `burn`
+ *   treasury    = Σ postings on `treasury` but its `exchange` leg (the fees it collected)
+ *   exchange    = Σ postings on `treasury` with leg `exchange`: the network exchange's position
+ *                 (positive in a consumer's currency it took in, negative in a payout currency it
+ *                 paid out); it is part of `balances`, so conversions leave the identity exact:
  *   conserved  ⇔ balances = deposits − withdrawals − burned
  * Whole ledger: unbalanced (transaction, currency) pairs, transactions without postings, guarded
  * accounts below zero, cached balances that differ from their postings.
@@ -51,7 +55,14 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
 
   const perCurrency = new Map<
     Currency,
-    { deposits: Money; withdrawals: Money; burned: Money; treasury: Money; internal: Money }
+    {
+      deposits: Money;
+      withdrawals: Money;
+      burned: Money;
+      treasury: Money;
+      exchange: Money;
+      internal: Money;
+    }
   >();
   for (const currency of CURRENCIES)
     perCurrency.set(currency, {
@@ -59,6 +70,7 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
       withdrawals: ZERO,
       burned: ZERO,
       treasury: ZERO,
+      exchange: ZERO,
       internal: ZERO,
     });
   for (const row of byKind.rows) {
@@ -72,7 +84,8 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
     if (row.kind === "external" && row.leg === Leg.WITHDRAWAL && positive)
       c.withdrawals = add(c.withdrawals, amount);
     if (row.kind === "burn") c.burned = add(c.burned, amount);
-    if (row.kind === "treasury") c.treasury = add(c.treasury, amount);
+    if (row.kind === "treasury" && row.leg === Leg.EXCHANGE) c.exchange = add(c.exchange, amount);
+    else if (row.kind === "treasury") c.treasury = add(c.treasury, amount);
   }
 
   const count = async (query: ReturnType<typeof sql<{ n: string | number }>>) =>
@@ -105,6 +118,7 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
       withdrawals: formatMoney(c.withdrawals),
       burned: formatMoney(c.burned),
       treasury: formatMoney(c.treasury),
+      exchange: formatMoney(c.exchange),
       balances: formatMoney(balances),
       conserved: balances === expected,
     };

@@ -56,15 +56,25 @@ import {
   ZERO,
   add,
   formatMoney,
+  min,
   neg,
   sub,
   units,
   type Currency,
   type Money,
 } from "../../core/money.ts";
+import {
+  DEFAULT_ORACLE_RATES,
+  convert,
+  convertUp,
+  describeRate,
+  formatRate,
+  inverse,
+  type ExchangeRate,
+  type OracleRates,
+} from "../../core/exchange.ts";
 import { costsFromRows, type ClusterCosts } from "./costs.ts";
 import {
-  BURN,
   Leg,
   TREASURY,
   TransactionKind,
@@ -74,7 +84,20 @@ import {
   type LedgerAccount,
 } from "./ledger-accounts.ts";
 import type { Ledger } from "./ledger.ts";
-import { inTransaction, requestHash, type RecordInput, type Tx } from "./ledger.ts";
+import {
+  encodePayout,
+  payoutRate,
+  readPayoutCurrencies,
+  settlementPostings,
+  writePayoutCurrency,
+} from "./payouts.ts";
+import {
+  inTransaction,
+  requestHash,
+  type PostingInput,
+  type RecordInput,
+  type Tx,
+} from "./ledger.ts";
 
 export interface ChargeInput {
   readonly clusterId: string;
@@ -130,8 +153,17 @@ export type SettleResult =
       readonly released: SettlementFigures;
       /** Released in all for the lease, this call included. */
       readonly total: SettlementFigures;
+      /** When the supplier is paid in another currency: what `released.net` became, and at what rate. */
+      readonly payout: SettledPayout | null;
     }
   | InsufficientFunds;
+
+export interface SettledPayout {
+  readonly currency: Currency;
+  readonly amount: Money;
+  /** `currency` units per unit of the lease's currency (`formatRate`). */
+  readonly rate: string;
+}
 
 export interface RefundInput {
   readonly clusterId: string;
@@ -174,8 +206,20 @@ export class Billing {
     private readonly db: Tx,
     ledger: Ledger,
     readonly schedule: FeeSchedule,
+    /** The price oracle: smallest units of each currency per US dollar. */
+    readonly rates: OracleRates = DEFAULT_ORACLE_RATES,
   ) {
     this.ledger = ledger;
+  }
+
+  /** The currency an account's earnings are paid in; null: the currency each consumer paid. */
+  async payoutCurrency(accountId: string): Promise<Currency | null> {
+    return (await readPayoutCurrencies(this.db, [accountId])).get(accountId) ?? null;
+  }
+
+  /** Chooses (null: clears) an account's payout currency; `VALIDATION_FAILED` without a rate. */
+  setPayoutCurrency(accountId: string, currency: Currency | null, nowMs: number): Promise<void> {
+    return writePayoutCurrency(this.db, this.rates, accountId, currency, nowMs);
   }
 
   /** A quote with this coordinator's fee schedule. */
@@ -337,11 +381,21 @@ export class Billing {
         servedMinutes: i.servedMinutes,
       });
 
+    const chosen = await readPayoutCurrencies(
+      tx,
+      inputs.map((i) => i.supplierAccountId),
+    );
+    const rateOf = (i: SettleInput) =>
+      payoutRate(this.rates, i.currency, chosen.get(i.supplierAccountId));
     const escrow = new Map<string, Money>();
-    for (const currency of new Set(inputs.map((i) => i.currency))) {
-      const accounts = inputs
-        .filter((i) => i.currency === currency)
-        .flatMap((i) => [escrowAccount(i.clusterId), earningsAccount(i.supplierAccountId)]);
+    const touched = new Map<Currency, LedgerAccount[]>();
+    const touch = (currency: Currency, account: LedgerAccount) =>
+      touched.set(currency, [...(touched.get(currency) ?? []), account]);
+    for (const i of inputs) {
+      touch(i.currency, escrowAccount(i.clusterId));
+      touch(rateOf(i)?.to ?? i.currency, earningsAccount(i.supplierAccountId));
+    }
+    for (const [currency, accounts] of [...touched].sort(([a], [b]) => (a < b ? -1 : 1))) {
       for (const chunk of sortedChunks(accounts))
         for (const [account, balance] of await this.ledger.lockBalances(tx, currency, chunk))
           escrow.set(`${currency}|${account}`, balance);
@@ -383,7 +437,14 @@ export class Billing {
       );
       const total = sumFigures(released, delta);
       if (delta.gross === 0n) {
-        results[index] = { ok: true, transactionId: null, replayed: false, released: delta, total };
+        results[index] = {
+          ok: true,
+          transactionId: null,
+          replayed: false,
+          released: delta,
+          total,
+          payout: null,
+        };
         continue;
       }
       const escrowKey = `${input.currency}|${escrowAccount(input.clusterId)}`;
@@ -398,7 +459,10 @@ export class Billing {
         continue;
       }
       escrow.set(escrowKey, sub(available, delta.gross));
-      toRecord.push({ index, record: settlementRecord(input, key, hash, delta, total) });
+      toRecord.push({
+        index,
+        record: settlementRecord(input, key, hash, delta, total, rateOf(input)),
+      });
     }
     const written = await this.ledger.recordMany(
       tx,
@@ -526,8 +590,15 @@ export class Billing {
     const earnings = earningsAccount(input.supplierAccountId);
     const wallet = walletAccount(input.consumerAccountId);
     const balances = await this.ledger.lockBalances(tx, currency, [earnings, wallet]);
-    const available = balances.get(earnings) ?? ZERO;
-    const taken = available < amount ? available : amount;
+    const direct = min(balances.get(earnings) ?? ZERO, amount);
+    // A supplier paid in another currency forfeits the rest from those earnings, converted back.
+    const chosen = await readPayoutCurrencies(tx, [input.supplierAccountId]);
+    const rate = payoutRate(this.rates, currency, chosen.get(input.supplierAccountId));
+    const converted =
+      direct < amount && rate !== undefined
+        ? await this.slashConverted(tx, earnings, sub(amount, direct), rate)
+        : undefined;
+    const taken = add(direct, converted?.credited ?? ZERO);
     const answer = (transactionId: string | null) => ({
       transactionId,
       owed: amount,
@@ -535,6 +606,16 @@ export class Billing {
       shortfall: sub(amount, taken),
     });
     if (taken === 0n) return answer(null);
+    const postings: PostingInput[] = [
+      { account: earnings, currency, amount: neg(direct), leg: Leg.SLASH },
+      { account: wallet, currency, amount: taken, leg: Leg.SLASH },
+    ];
+    if (converted !== undefined)
+      postings.push(
+        { account: earnings, currency: rate!.to, amount: neg(converted.taken), leg: Leg.SLASH },
+        { account: TREASURY, currency: rate!.to, amount: converted.taken, leg: Leg.EXCHANGE },
+        { account: TREASURY, currency, amount: neg(converted.credited), leg: Leg.EXCHANGE },
+      );
     const { id } = await this.ledger.record(tx, {
       idempotencyKey: key,
       kind: TransactionKind.SLASH,
@@ -542,21 +623,40 @@ export class Billing {
       accountId: input.supplierAccountId,
       clusterId: input.clusterId,
       leaseId: input.leaseId,
+      exchangeRate: converted === undefined ? undefined : formatRate(inverse(rate!)),
       metadata: {
         currency,
         nodeId: input.nodeId,
         reason: input.reason,
         owed: formatMoney(amount),
         shortfall: formatMoney(sub(amount, taken)),
+        ...(converted === undefined
+          ? {}
+          : {
+              exchange: {
+                ...describeRate(inverse(rate!)),
+                taken: formatMoney(converted.taken),
+                credited: formatMoney(converted.credited),
+              },
+            }),
       },
       response: (transactionId) => encodeSlash(answer(transactionId)),
       nowMs: input.nowMs,
-      postings: [
-        { account: earnings, currency, amount: neg(taken), leg: Leg.SLASH },
-        { account: wallet, currency, amount: taken, leg: Leg.SLASH },
-      ],
+      postings,
     });
     return answer(id);
+  }
+
+  /**
+   * Takes up to `short` (lease currency) from the supplier's earnings in the payout currency:
+   * ⌈short⌉ converted is owed, what the earnings hold is taken, and ⌊taken⌋ converted back reaches
+   * the consumer (both roundings in the network's favour).
+   */
+  private async slashConverted(tx: Tx, earnings: LedgerAccount, short: Money, rate: ExchangeRate) {
+    const held = (await this.ledger.lockBalances(tx, rate.to, [earnings])).get(earnings) ?? ZERO;
+    const taken = min(held, convertUp(short, rate));
+    const credited = min(short, convert(taken, inverse(rate)));
+    return taken === 0n ? undefined : { taken, credited };
   }
 
   /** What a cluster's escrow holds now (locked for the rest of the caller's transaction). */
@@ -574,14 +674,16 @@ export class Billing {
         "p.account",
         "p.currency",
         "p.leg",
+        "t.kind",
+        "t.exchange_rate",
         sql<string>`CAST(SUM(p.amount) AS TEXT)`.as("total"),
       ])
       .where("t.cluster_id", "=", clusterId)
-      .groupBy(["p.account", "p.currency", "p.leg"])
+      .groupBy(["p.account", "p.currency", "p.leg", "t.kind", "t.exchange_rate"])
       .execute();
     if (rows.length === 0) return undefined;
     const deploy = await this.deployCharge(tx, clusterId);
-    return costsFromRows(clusterId, deploy?.accountId ?? null, rows);
+    return costsFromRows(clusterId, deploy?.accountId ?? null, deploy?.currency ?? null, rows);
   }
 }
 
@@ -609,8 +711,17 @@ function settlementRecord(
   hash: string,
   delta: SettlementFigures,
   total: SettlementFigures,
+  rate: ExchangeRate | undefined,
 ): RecordInput {
   const { currency } = input;
+  const { postings, payout } = settlementPostings(
+    input.clusterId,
+    input.supplierAccountId,
+    currency,
+    delta,
+    rate,
+  );
+  const encoded = payout === undefined ? null : encodePayout(payout);
   return {
     idempotencyKey: key,
     kind: TransactionKind.SETTLEMENT,
@@ -619,29 +730,20 @@ function settlementRecord(
     clusterId: input.clusterId,
     leaseId: input.leaseId,
     servedMinutes: input.servedMinutes,
-    metadata: { currency, pricePerHour: formatMoney(input.pricePerHour) },
+    exchangeRate: rate === undefined ? undefined : formatRate(rate),
+    metadata: {
+      currency,
+      pricePerHour: formatMoney(input.pricePerHour),
+      ...(encoded === null ? {} : { exchange: encoded }),
+    },
     response: (transactionId) => ({
       transactionId,
       released: encodeFigures(delta),
       total: encodeFigures(total),
+      payout: encoded,
     }),
     nowMs: input.nowMs,
-    postings: [
-      {
-        account: escrowAccount(input.clusterId),
-        currency,
-        amount: neg(delta.gross),
-        leg: Leg.SERVED,
-      },
-      {
-        account: earningsAccount(input.supplierAccountId),
-        currency,
-        amount: delta.net,
-        leg: Leg.PAYOUT,
-      },
-      { account: TREASURY, currency, amount: delta.supplierFee, leg: Leg.SUPPLIER_FEE },
-      { account: BURN, currency, amount: delta.burn, leg: Leg.BURN },
-    ],
+    postings,
   };
 }
 
@@ -679,6 +781,7 @@ function decodeSettle(stored: unknown): Extract<SettleResult, { ok: true }> {
     transactionId: string;
     released: Encoded<SettlementFigures>;
     total: Encoded<SettlementFigures>;
+    payout?: ReturnType<typeof encodePayout> | null;
   };
   return {
     ok: true,
@@ -686,6 +789,10 @@ function decodeSettle(stored: unknown): Extract<SettleResult, { ok: true }> {
     replayed: false,
     released: decodeFigures(s.released),
     total: decodeFigures(s.total),
+    payout:
+      s.payout === undefined || s.payout === null
+        ? null
+        : { currency: s.payout.currency, amount: units(s.payout.amount), rate: s.payout.rate },
   };
 }
 

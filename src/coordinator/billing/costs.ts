@@ -1,5 +1,5 @@
 import { ZERO, add, neg, units, type Currency, type Money } from "../../core/money.ts";
-import { Leg } from "./ledger-accounts.ts";
+import { Leg, TransactionKind } from "./ledger-accounts.ts";
 
 /**
  * What a cluster cost, from its postings alone (`GET /v1/clusters/:id/costs`):
@@ -7,6 +7,9 @@ import { Leg } from "./ledger-accounts.ts";
  *   charged    = rental + consumerFees.reservation + consumerFees.payment   (left the wallet)
  *   rental     = served + refunded + escrow                                  (escrow's in and out)
  *   served     = paidOut + supplierFees + burned                             (released per minute)
+ *   paidOut    = Σ over payouts converted back: what left escrow net, in the cluster's currency
+ * `payouts` is what the suppliers' earnings received, per currency and exchange rate: the cluster's
+ * currency at no rate, or another currency at each oracle rate a settlement used.
  */
 export interface ClusterCosts {
   readonly clusterId: string;
@@ -25,36 +28,63 @@ export interface ClusterCosts {
   readonly escrow: Money;
   /** Paid to the consumer from slashed suppliers whose nodes failed this cluster. */
   readonly slashCompensation: Money;
+  readonly payouts: readonly CostPayout[];
+}
+
+/** Earnings credited for this cluster in one currency at one rate (null: not converted). */
+export interface CostPayout {
+  readonly currency: Currency;
+  readonly amount: Money;
+  readonly rate: string | null;
 }
 
 export interface CostRow {
   readonly account: string;
   readonly currency: string;
   readonly leg: string;
+  readonly kind: string;
+  readonly exchange_rate: string | null;
   readonly total: string;
 }
 
 export function costsFromRows(
   clusterId: string,
   consumerAccountId: string | null,
+  clusterCurrency: Currency | null,
   rows: readonly CostRow[],
 ): ClusterCosts {
-  let currency: Currency | undefined;
+  const currency =
+    clusterCurrency ??
+    ((rows.find((r) => r.account.startsWith("escrow:")) ?? rows[0])?.currency as Currency) ??
+    "USDC";
   const totals = new Map<string, Money>();
   const bump = (name: string, amount: Money) =>
     totals.set(name, add(totals.get(name) ?? ZERO, amount));
+  const payouts = new Map<string, CostPayout>();
   for (const row of rows) {
-    currency ??= row.currency as Currency;
     const amount = units(row.total);
     const kind = row.account.slice(0, row.account.indexOf(":") + 1) || row.account;
+    if (kind === "earnings:" && row.leg === Leg.PAYOUT) {
+      const key = `${row.currency}|${row.exchange_rate ?? ""}`;
+      const prior = payouts.get(key);
+      payouts.set(key, {
+        currency: row.currency as Currency,
+        amount: add(prior?.amount ?? ZERO, amount),
+        rate: row.exchange_rate,
+      });
+    }
+    if (row.currency !== currency) continue;
     if (kind === "escrow:") bump("escrow", amount);
     bump(`${kind}|${row.leg}`, amount);
+    // The net of a converting settlement went to the exchange in the cluster's currency.
+    if (kind === "treasury" && row.leg === Leg.EXCHANGE && row.kind === TransactionKind.SETTLEMENT)
+      bump("converted", amount);
   }
   const get = (name: string) => totals.get(name) ?? ZERO;
   return {
     clusterId,
     consumerAccountId,
-    currency: currency ?? "USDC",
+    currency,
     charged: neg(get(`wallet:|${Leg.CHARGE}`)),
     rental: get(`escrow:|${Leg.RENTAL}`),
     consumerFees: {
@@ -62,11 +92,16 @@ export function costsFromRows(
       payment: get(`treasury|${Leg.PAYMENT_FEE}`),
     },
     served: neg(get(`escrow:|${Leg.SERVED}`)),
-    paidOut: get(`earnings:|${Leg.PAYOUT}`),
+    paidOut: add(get(`earnings:|${Leg.PAYOUT}`), get("converted")),
     supplierFees: get(`treasury|${Leg.SUPPLIER_FEE}`),
     burned: get(`burn|${Leg.BURN}`),
     refunded: get(`wallet:|${Leg.REFUND}`),
     escrow: get("escrow"),
     slashCompensation: get(`wallet:|${Leg.SLASH}`),
+    payouts: [...payouts.values()].sort((a, b) =>
+      a.currency === b.currency
+        ? (a.rate ?? "").localeCompare(b.rate ?? "")
+        : a.currency.localeCompare(b.currency),
+    ),
   };
 }

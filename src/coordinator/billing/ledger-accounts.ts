@@ -13,6 +13,13 @@
  *
  * `external:<rail>` is the counterpart of deposits (it goes negative by what came in) and
  * withdrawals, so Σ internal balances = deposits − withdrawals per currency, exactly.
+ *
+ * The network's exchange is held by the treasury, as postings with leg `exchange`: a supplier
+ * paid in another currency than the consumer's has the net amount go to `treasury` in the
+ * consumer's currency and come out of `treasury` in the payout currency, converted at the oracle's
+ * rate (recorded on the transaction). Every transaction still sums to zero per currency, and the
+ * treasury's exchange balance per currency is the network's position (negative where it paid out
+ * more than it took in); the audit shows it apart from the fees.
  */
 export type LedgerAccount =
   | `wallet:${string}`
@@ -60,6 +67,8 @@ export const Leg = {
   REFUND: "refund",
   /** A failed node's forfeit: supplier earnings → the affected consumer's wallet. */
   SLASH: "slash",
+  /** The treasury's side of a currency conversion (the network's exchange). */
+  EXCHANGE: "exchange",
   /** Between two internal balances of users (earnings → wallet, later; the ledger bench). */
   TRANSFER: "transfer",
 } as const;

@@ -1,6 +1,7 @@
 /**
  * Property tests over the real billing code and database: random sequences of deposit, deploy,
- * extend, settle, node failure, terminate (refund), withdraw and replays keep every invariant —
+ * extend, settle, node failure, terminate (refund), withdraw, a supplier choosing another payout
+ * currency (settlements then convert at the oracle's rate) and replays keep every invariant —
  * each transaction balanced, no guarded balance below zero, Σ balances = deposits − withdrawals −
  * burned per currency — and every balance equals a simple model's.
  */
@@ -19,6 +20,7 @@ import {
 import { CURRENCIES, units, type Currency, type Money } from "../../core/money.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import { ledgerAudit } from "./audit.ts";
+import { DEFAULT_ORACLE_RATES, convert, exchangeRate, formatRate } from "../../core/exchange.ts";
 
 const USERS = 3;
 const user = fc.nat(USERS - 1);
@@ -39,6 +41,7 @@ type Op =
   | { t: "settle"; cluster: number; node: number; minutes: number }
   | { t: "fail"; cluster: number; node: number; minutes: number }
   | { t: "terminate"; cluster: number }
+  | { t: "payout"; user: number; currency: Currency | null }
   | { t: "replay"; op: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
@@ -78,6 +81,11 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     minutes: fc.nat(1300),
   }),
   fc.record({ t: fc.constant("terminate" as const), cluster: fc.nat(5) }),
+  fc.record({
+    t: fc.constant("payout" as const),
+    user,
+    currency: fc.option(currency, { nil: null }),
+  }),
   fc.record({ t: fc.constant("replay" as const), op: fc.nat(40) }),
 );
 
@@ -95,6 +103,8 @@ interface ClusterModel {
 class Model {
   readonly balances = new Map<string, bigint>();
   readonly clusters: ClusterModel[] = [];
+  /** Each supplier's chosen payout currency (absent: the consumer's). */
+  readonly payout = new Map<string, Currency>();
   get(account: string, c: Currency): bigint {
     return this.balances.get(`${account} ${c}`) ?? 0n;
   }
@@ -255,7 +265,20 @@ async function runSequence(h: BillingHarness, users: string[], ops: readonly Op[
         assert.ok(result.ok, "settling paid minutes must always be covered by the escrow");
         assert.deepEqual(result.released, result.replayed ? result.released : delta);
         if (!result.replayed) {
-          model.move(`escrow:${c.id}`, `earnings:${node.supplier}`, c.currency, delta.net);
+          const chosen = model.payout.get(node.supplier) ?? c.currency;
+          if (chosen === c.currency) {
+            model.move(`escrow:${c.id}`, `earnings:${node.supplier}`, c.currency, delta.net);
+            assert.equal(result.payout, null);
+          } else {
+            const rate = exchangeRate(DEFAULT_ORACLE_RATES, c.currency, chosen);
+            const paid = convert(delta.net, rate);
+            model.move(`escrow:${c.id}`, "treasury", c.currency, delta.net);
+            model.move("treasury", `earnings:${node.supplier}`, chosen, paid);
+            assert.deepEqual(
+              delta.net === 0n ? null : result.payout,
+              delta.net === 0n ? null : { currency: chosen, amount: paid, rate: formatRate(rate) },
+            );
+          }
           model.move(`escrow:${c.id}`, "treasury", c.currency, delta.supplierFee);
           model.move(`escrow:${c.id}`, "burn", c.currency, delta.burn);
           node.released = result.total;
@@ -278,6 +301,13 @@ async function runSequence(h: BillingHarness, users: string[], ops: readonly Op[
         assert.equal(result.refunded, model.get(`escrow:${c.id}`, c.currency));
         model.move(`escrow:${c.id}`, `wallet:${c.consumer}`, c.currency, result.refunded);
         c.ended = true;
+        break;
+      }
+      case "payout": {
+        const supplier = users[o.user]!;
+        await billing.setPayoutCurrency(supplier, o.currency, nowMs);
+        if (o.currency === null) model.payout.delete(supplier);
+        else model.payout.set(supplier, o.currency);
         break;
       }
       case "replay": {
@@ -320,6 +350,30 @@ forEachDatabase("ledger properties", (db) => {
         await runSequence(h, users, ops);
       }),
       { numRuns: db.kind === "postgres" ? 30 : 80 },
+    );
+  });
+
+  test("suppliers paid in other currencies: every settlement converts exactly as the model does", async (t) => {
+    const h = await openBilling(db, t);
+    const funded: Op[] = Array.from({ length: USERS }, (_, u) =>
+      CURRENCIES.map((c): Op => ({ t: "deposit", user: u, currency: c, amount: 10n ** 12n })),
+    ).flat();
+    const choices = fc.array(fc.option(currency, { nil: null }), {
+      minLength: USERS,
+      maxLength: USERS,
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        choices,
+        fc.array(op, { minLength: 5, maxLength: 40, size: "max" }),
+        async (payouts, ops) => {
+          const users: string[] = [];
+          for (let i = 0; i < USERS; i++) users.push(await h.account());
+          const chosen = payouts.map((c, u): Op => ({ t: "payout", user: u, currency: c }));
+          await runSequence(h, users, [...funded, ...chosen, ...ops]);
+        },
+      ),
+      { numRuns: db.kind === "postgres" ? 10 : 30 },
     );
   });
 });

@@ -47,6 +47,8 @@ export interface RecordInput {
   readonly clusterId?: string | undefined;
   readonly leaseId?: string | undefined;
   readonly servedMinutes?: number | undefined;
+  /** A conversion's rate (`formatRate`), for the costs view; see migration 0009. */
+  readonly exchangeRate?: string | undefined;
   readonly metadata: Record<string, unknown>;
   /** The answer to store for replays; built from the new transaction's id. */
   readonly response: (transactionId: string) => unknown;
@@ -251,6 +253,7 @@ const TRANSACTION_COLUMNS = [
   "metadata",
   "response",
   "created_at",
+  "exchange_rate",
 ] as const;
 
 function transactionValues(id: string, input: RecordInput, response: unknown): unknown[] {
@@ -266,6 +269,7 @@ function transactionValues(id: string, input: RecordInput, response: unknown): u
     JSON.stringify(input.metadata),
     JSON.stringify(response),
     input.nowMs,
+    input.exchangeRate ?? null,
   ];
 }
 

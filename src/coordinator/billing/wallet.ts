@@ -242,7 +242,7 @@ export class WalletService {
     const [headers, postings] = await Promise.all([
       this.db
         .selectFrom("ledger_transactions")
-        .select(["id", "kind", "created_at", "cluster_id", "lease_id"])
+        .select(["id", "kind", "created_at", "cluster_id", "lease_id", "metadata"])
         .where("id", "in", wanted)
         .execute(),
       this.db
@@ -270,6 +270,7 @@ export class WalletService {
           createdAt: new Date(Number(header.created_at)).toISOString(),
           clusterId: header.cluster_id,
           leaseId: header.lease_id,
+          exchange: exchangeOf(header.metadata),
           entries: postings
             .filter((p) => p.transaction_id === id)
             .map((p) => ({
@@ -294,4 +295,13 @@ export class WalletService {
       .executeTakeFirst();
     if (row === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no account ${accountId}`);
   }
+}
+
+/** The conversion a transaction recorded (settlement or slash metadata), if any. */
+function exchangeOf(metadata: string): WalletTransaction["exchange"] {
+  const e = (JSON.parse(metadata) as { exchange?: NonNullable<WalletTransaction["exchange"]> })
+    .exchange;
+  return e === undefined
+    ? null
+    : { from: e.from, to: e.to, rate: e.rate, fromPerUsd: e.fromPerUsd, toPerUsd: e.toPerUsd };
 }

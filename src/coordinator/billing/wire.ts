@@ -46,5 +46,10 @@ export function costsView(c: ClusterCosts): ClusterCostsView {
     refunded: formatMoney(c.refunded),
     escrow: formatMoney(c.escrow),
     slashCompensation: formatMoney(c.slashCompensation),
+    payouts: c.payouts.map((p) => ({
+      currency: p.currency,
+      amount: formatMoney(p.amount),
+      rate: p.rate,
+    })),
   };
 }

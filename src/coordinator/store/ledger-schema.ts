@@ -23,6 +23,8 @@ export interface LedgerTransactionsTable {
   /** JSON: the operation's answer, replayed for a repeated idempotency key. */
   response: string;
   created_at: Int8;
+  /** A converting settlement's rate, `to` per `from` unit (migration 0009); null otherwise. */
+  exchange_rate: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface LedgerPostingsTable {
@@ -42,8 +44,16 @@ export interface LedgerBalancesTable {
   last_posting_id: ColumnType<number | string | bigint, never, never>;
 }
 
+/** An account's chosen payout currency (migration 0009); no row = the consumer's currency. */
+export interface PayoutCurrenciesTable {
+  account_id: string;
+  currency: string;
+  updated_at: Int8;
+}
+
 export interface LedgerTables {
   ledger_transactions: LedgerTransactionsTable;
   ledger_postings: LedgerPostingsTable;
   ledger_balances: LedgerBalancesTable;
+  payout_currencies: PayoutCurrenciesTable;
 }

@@ -9,6 +9,8 @@ import {
   IdempotencyHeaders,
   LedgerAudit,
   MoneyMovement,
+  PayoutCurrencyRequest,
+  PayoutCurrencyView,
   REPLAYED_HEADER,
   WalletTransactionList,
   WalletTransactionsQuery,
@@ -124,6 +126,37 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
     (request) => {
       const { accountId } = callerOf(request);
       return wallet.history(accountId, request.query);
+    },
+  );
+
+  app.get(
+    "/v1/wallet/payout-currency",
+    {
+      config: { roles: ["supplier"] },
+      schema: { tags: ["wallet"], response: { 200: PayoutCurrencyView } },
+    },
+    async (request) => {
+      const { accountId } = callerOf(request);
+      return { accountId, currency: await billing.payoutCurrency(accountId) };
+    },
+  );
+
+  app.put(
+    "/v1/wallet/payout-currency",
+    {
+      config: { roles: ["supplier"] },
+      schema: {
+        tags: ["wallet"],
+        body: PayoutCurrencyRequest,
+        response: { 200: PayoutCurrencyView },
+      },
+    },
+    async (request) => {
+      const { accountId } = callerOf(request);
+      const currency =
+        request.body.currency === null ? null : parseCurrencyOrThrow(request.body.currency);
+      await billing.setPayoutCurrency(accountId, currency, clock.now());
+      return { accountId, currency };
     },
   );
 

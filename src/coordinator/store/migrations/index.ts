@@ -8,6 +8,7 @@ import * as marketPrices from "./0005-market-prices.ts";
 import * as failover from "./0006-failover.ts";
 import * as reputation from "./0007-reputation.ts";
 import * as autoscale from "./0008-autoscale.ts";
+import * as payoutCurrency from "./0009-payout-currency.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -21,6 +22,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0006-failover", failover],
   ["0007-reputation", reputation],
   ["0008-autoscale", autoscale],
+  ["0009-payout-currency", payoutCurrency],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
