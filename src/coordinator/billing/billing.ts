@@ -389,8 +389,11 @@ export class Billing {
       payoutRate(this.rates, i.currency, chosen.get(i.supplierAccountId));
     const escrow = new Map<string, Money>();
     const touched = new Map<Currency, LedgerAccount[]>();
-    const touch = (currency: Currency, account: LedgerAccount) =>
-      touched.set(currency, [...(touched.get(currency) ?? []), account]);
+    const touch = (currency: Currency, account: LedgerAccount) => {
+      const accounts = touched.get(currency);
+      if (accounts === undefined) touched.set(currency, [account]);
+      else accounts.push(account);
+    };
     for (const i of inputs) {
       touch(i.currency, escrowAccount(i.clusterId));
       touch(rateOf(i)?.to ?? i.currency, earningsAccount(i.supplierAccountId));
