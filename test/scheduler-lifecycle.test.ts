@@ -98,6 +98,7 @@ forEachDatabase("cluster lifecycle", (db) => {
     s.accept(cluster.id);
     await s.until(cluster.id, "running");
     s.clock.advance(30 * MINUTE + 59_000);
+    await s.heartbeat(); // paid only while heard from (job-resync.test.ts)
     await s.net.coordinator.scheduler.tick();
     assert.equal((await s.costs(cluster.id)).served, "0.010000", "30 whole minutes of 0.02/h");
     const ended = await s.client.terminateCluster(cluster.id);

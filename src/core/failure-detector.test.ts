@@ -19,6 +19,21 @@ describe("FailureDetector", () => {
     assert.equal(fd.isWatched("node_a"), false);
   });
 
+  it("gives a node restored after a restart a full deadline, but reports it last seen before", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({ clock, heartbeatIntervalMs: 2000, missedHeartbeats: 3 });
+    fd.watch("node_gone", 400_000);
+    fd.watch("node_back", 400_000);
+    assert.equal(fd.lastHeardMs("node_gone"), 400_000);
+    clock.advance(3000);
+    fd.beat("node_back", undefined);
+    assert.equal(fd.lastHeardMs("node_back"), 1_003_000, "a beat replaces the restored time");
+    assert.deepEqual(fd.sweep(), [], "not dead before its deadline from the restart");
+    clock.advance(3000);
+    assert.deepEqual(fd.sweep(), [{ nodeId: "node_gone", lastBeatMs: 400_000 }]);
+    assert.equal(fd.lastHeardMs("node_gone"), undefined);
+  });
+
   it("keeps a beating node alive and remembers its last payload", () => {
     const clock = manualClock();
     const fd = new FailureDetector<{ cpuPct: number }>({

@@ -17,6 +17,8 @@ export interface FailureDetectorOptions {
 export class FailureDetector<T = unknown> {
   private readonly lastBeatMs = new Map<string, number>();
   private readonly latest = new Map<string, T>();
+  /** Restored nodes' last evidence of life from before a coordinator restart (see `watch`). */
+  private readonly restoredMs = new Map<string, number>();
 
   constructor(private readonly options: FailureDetectorOptions) {}
 
@@ -29,20 +31,48 @@ export class FailureDetector<T = unknown> {
     return this.lastBeatMs.size;
   }
 
-  /** Starts watching a node (a fresh connection counts as a beat). */
-  watch(nodeId: string): void {
+  /**
+   * Starts watching a node (a fresh connection counts as a beat). `restoredLastSeenMs` is for a
+   * node restored after a coordinator restart: when it was last heard of before. Its deadline
+   * still runs from now (it had no coordinator to beat to), but until it beats again it counts as
+   * last seen then, not at the restart, so a node that died during the outage is not paid for it.
+   */
+  watch(nodeId: string, restoredLastSeenMs?: number): void {
     this.lastBeatMs.set(nodeId, this.options.clock.now());
+    if (restoredLastSeenMs === undefined) this.restoredMs.delete(nodeId);
+    else this.restoredMs.set(nodeId, restoredLastSeenMs);
   }
 
   beat(nodeId: string, payload: T): void {
     if (!this.lastBeatMs.has(nodeId)) return;
     this.lastBeatMs.set(nodeId, this.options.clock.now());
     this.latest.set(nodeId, payload);
+    this.restoredMs.delete(nodeId);
   }
 
   forget(nodeId: string): void {
     this.lastBeatMs.delete(nodeId);
     this.latest.delete(nodeId);
+    this.restoredMs.delete(nodeId);
+  }
+
+  /** When the node was last heard from; undefined when it is not watched. */
+  lastHeardMs(nodeId: string): number | undefined {
+    return this.restoredMs.get(nodeId) ?? this.lastBeatMs.get(nodeId);
+  }
+
+  /**
+   * Up to when the node has served, as far as anyone can tell: now while it beats on time (within
+   * two intervals), else its last beat; a restored node that has not beaten since, the time it
+   * was last seen before the restart. Undefined when it is not watched.
+   */
+  servedUntilMs(nodeId: string): number | undefined {
+    const restored = this.restoredMs.get(nodeId);
+    if (restored !== undefined) return restored;
+    const last = this.lastBeatMs.get(nodeId);
+    if (last === undefined) return undefined;
+    const now = this.options.clock.now();
+    return now - last <= 2 * this.options.heartbeatIntervalMs ? now : last;
   }
 
   isWatched(nodeId: string): boolean {
@@ -58,7 +88,8 @@ export class FailureDetector<T = unknown> {
     const now = this.options.clock.now();
     const dead: Array<{ nodeId: string; lastBeatMs: number }> = [];
     for (const [nodeId, last] of this.lastBeatMs) {
-      if (now - last >= this.deadlineMs) dead.push({ nodeId, lastBeatMs: last });
+      if (now - last >= this.deadlineMs)
+        dead.push({ nodeId, lastBeatMs: this.restoredMs.get(nodeId) ?? last });
     }
     for (const { nodeId } of dead) this.forget(nodeId);
     return dead;

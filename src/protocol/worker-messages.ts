@@ -3,7 +3,7 @@ import { IdPrefix, idSchema } from "./ids.ts";
 import { Signature } from "./devices.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** WebSocket close codes the coordinator uses, so a worker knows whether to retry. */
 export const CloseCode = {
@@ -86,6 +86,19 @@ export const JobStopMessage = z.strictObject({
   reason: z.string().max(200),
 });
 
+/**
+ * The coordinator has recorded a `job-exit`: the worker may forget it. Until then the worker sends
+ * it again after every welcome, so an exit sent while the link (or the coordinator) was down is
+ * not lost.
+ */
+export const JobExitAckMessage = z.strictObject({
+  type: z.literal("job-exit-ack"),
+  clusterId: ClusterId,
+  rank: Rank,
+  attempt: Attempt,
+});
+export type JobExitAckMessage = z.infer<typeof JobExitAckMessage>;
+
 /** The coordinator has handed over or finished every rank of a draining worker: it may stop now. */
 export const DrainedMessage = z.strictObject({ type: z.literal("drained") });
 
@@ -96,6 +109,7 @@ export const CoordinatorMessage = z.discriminatedUnion("type", [
   VerifyOpenMessage,
   JobStartMessage,
   JobStopMessage,
+  JobExitAckMessage,
   DrainedMessage,
 ]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;

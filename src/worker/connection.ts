@@ -6,6 +6,7 @@ import type { z } from "zod";
 import {
   CloseCode,
   CoordinatorMessage,
+  type JobExitAckMessage,
   type JobStartMessage,
   type JobStopMessage,
   type Utilization,
@@ -37,6 +38,8 @@ export interface CoordinatorLinkEvents {
   revoked: [];
   /** A job-start or job-stop for this worker's job supervisor. */
   job: [JobStartMessage | z.infer<typeof JobStopMessage>];
+  /** The coordinator has recorded a `job-exit` (see jobs/job-outbox.ts). */
+  "exit-acknowledged": [JobExitAckMessage];
   /**
    * The fencing budget has run out (contact-clock.ts): every job must stop at once. Emitted at
    * every check while it stays out, so a job started meanwhile is stopped too.
@@ -173,6 +176,9 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       case "job-start":
       case "job-stop":
         this.emit("job", message);
+        return;
+      case "job-exit-ack":
+        this.emit("exit-acknowledged", message);
         return;
       case "drained":
         this.drained = true;

@@ -1,7 +1,8 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, rmdir } from "node:fs/promises";
 import type { Utilization } from "../protocol/worker-messages.ts";
 import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
+import { JobOutbox } from "./jobs/job-outbox.ts";
 import { loadOrCreateIdentity, saveIds } from "./identity.ts";
 import { gpuFault } from "./probe/gpu-health.ts";
 import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
@@ -107,6 +108,7 @@ export async function startWorker(
     ),
     log,
   });
+  const outbox = new JobOutbox((message) => link.send(message));
   const supervisor = new JobSupervisor({
     runtime,
     jobsDir: workDir,
@@ -117,13 +119,19 @@ export async function startWorker(
       ...(config.jobMemoryMiB === undefined ? {} : { memoryMiB: config.jobMemoryMiB }),
       ...(config.jobCpuCores === undefined ? {} : { cpuCores: config.jobCpuCores }),
     },
-    send: (message) => link.send(message),
+    send: (message) => outbox.post(message),
     log,
   });
   link.on("job", (message) => {
-    if (message.type === "job-start") void supervisor.start(message);
-    else void supervisor.stop(message.clusterId);
+    if (message.type === "job-stop") void supervisor.stop(message.clusterId);
+    else if (outbox.hasEnded(message))
+      log("job-start for a run that already ended here ignored", {
+        clusterId: message.clusterId,
+        attempt: message.attempt,
+      });
+    else void supervisor.start(message);
   });
+  link.on("exit-acknowledged", (ack) => outbox.acknowledged(ack));
   link.on("fence", ({ silentMs, heartbeatIntervalMs }) => {
     if (supervisor.activeClusters === 0) return;
     // The coordinator's deadline is one interval after the fence, which is checked a quarter
@@ -136,7 +144,11 @@ export async function startWorker(
         });
     });
   });
-  link.on("connected", ({ nodeId }) => log("connected", { nodeId }));
+  link.on("connected", ({ nodeId }) => {
+    log("connected", { nodeId });
+    // What the coordinator may have missed while the link (or the coordinator) was down.
+    outbox.resend();
+  });
   link.on("revoked", () => log("this device was revoked by the network; stopping"));
   link.start();
 
@@ -155,6 +167,9 @@ export async function startWorker(
       clearInterval(gpuTimer);
       await supervisor.stopAll();
       await link.stop(reason);
+      // The default jobs root is per worker home in the temp dir: leave none behind. A dir that
+      // still holds something (a job dir whose removal failed) stays for the operator to see.
+      if (config.jobsDir === undefined) await rmdir(workDir).catch(() => undefined);
     },
   };
 }

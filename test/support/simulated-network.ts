@@ -68,7 +68,7 @@ export async function simulatedNetwork(
         v.nodes.every((n) => !n.active || n.status === "running" || n.role === "standby"),
       "took over",
     );
-  const nextStart = async (worker: Worker): Promise<JobStart> => {
+  const nextStart = async (worker: Pick<Worker, "next">): Promise<JobStart> => {
     for (;;) {
       const message = await worker.next();
       if (message.type === "job-start") return message;

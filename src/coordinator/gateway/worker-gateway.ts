@@ -29,6 +29,12 @@ export interface WorkerGatewayOptions {
   verification: ComputeChallengeOptions;
   /** How often silent nodes are looked for, ms (default a quarter heartbeat); 0: only when `sweep()` is called. */
   sweepIntervalMs?: number | undefined;
+  /**
+   * How often the nodes heard from are written to the store as last seen, ms (default 5
+   * heartbeats); 0: only when `flushLastSeen()` is called. After a coordinator restart, a node
+   * that never comes back is paid no further than this coarse copy.
+   */
+  lastSeenFlushMs?: number | undefined;
 }
 
 export type JobMessageHandler = (
@@ -55,7 +61,12 @@ export class WorkerGateway {
   private readonly sessions = new Map<string, Session>();
   private readonly byNode = new Map<string, Session>();
   private jobHandler: JobMessageHandler | undefined;
+  private connectHandler: ((nodeId: string) => Promise<void>) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** Nodes that beat since the last flush, and when that flush began (a lower bound for them). */
+  private heardSinceFlush = new Set<string>();
+  private lastFlushMs: number;
 
   constructor(
     private readonly deps: {
@@ -68,6 +79,7 @@ export class WorkerGateway {
     },
     private readonly options: WorkerGatewayOptions,
   ) {
+    this.lastFlushMs = deps.clock.now();
     this.detector = new FailureDetector({
       clock: deps.clock,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
@@ -84,9 +96,25 @@ export class WorkerGateway {
     return this.sessions.size;
   }
 
-  /** Starts the failure detector; `alreadyOnline` are nodes the store still shows online (a restart). */
-  start(alreadyOnline: readonly string[]): void {
-    for (const nodeId of alreadyOnline) this.detector.watch(nodeId);
+  /**
+   * Starts the failure detector. `alreadyOnline` are the nodes the store still shows online (a
+   * restart), each with when it was last seen before: they get a full deadline to reconnect, but
+   * one that never does is counted gone since then.
+   */
+  start(alreadyOnline: ReadonlyArray<{ nodeId: string; lastSeenMs: number | null }>): void {
+    for (const { nodeId, lastSeenMs } of alreadyOnline)
+      this.detector.watch(nodeId, lastSeenMs ?? undefined);
+    const flushMs = this.options.lastSeenFlushMs ?? this.options.heartbeatIntervalMs * 5;
+    if (flushMs > 0) {
+      this.flushTimer = setInterval(
+        () =>
+          void this.flushLastSeen().catch((error: unknown) =>
+            this.deps.logger.error({ err: error }, "last-seen flush failed"),
+          ),
+        flushMs,
+      );
+      this.flushTimer.unref();
+    }
     if (this.options.sweepIntervalMs === 0) return;
     const periodMs =
       this.options.sweepIntervalMs ??
@@ -95,8 +123,22 @@ export class WorkerGateway {
     this.sweepTimer.unref();
   }
 
+  /** Writes the nodes heard from since the last flush as last seen at that flush's start. */
+  async flushLastSeen(): Promise<void> {
+    const heard = [...this.heardSinceFlush];
+    const since = this.lastFlushMs;
+    this.heardSinceFlush = new Set();
+    this.lastFlushMs = this.deps.clock.now();
+    if (heard.length > 0) await this.deps.lifecycle.recordLastSeen(heard, since);
+  }
+
+  servedUntilMs(nodeId: string): number | undefined {
+    return this.detector.servedUntilMs(nodeId);
+  }
+
   stop(): void {
     clearInterval(this.sweepTimer);
+    clearInterval(this.flushTimer);
     for (const { socket } of this.sessions.values())
       socket.close(CloseCode.shuttingDown, "coordinator shutting down");
     this.sessions.clear();
@@ -106,6 +148,11 @@ export class WorkerGateway {
   /** Where job messages from workers go (the scheduler). */
   onJobMessage(handler: JobMessageHandler): void {
     this.jobHandler = handler;
+  }
+
+  /** Called after each welcome (the scheduler resends what the worker may have missed). */
+  onWorkerConnected(handler: (nodeId: string) => Promise<void>): void {
+    this.connectHandler = handler;
   }
 
   send(nodeId: string, message: CoordinatorMessage): boolean {
@@ -200,6 +247,7 @@ export class WorkerGateway {
             return;
           }
           this.detector.beat(session.nodeId, message.utilization);
+          this.heardSinceFlush.add(session.nodeId);
           return;
         case "bye":
           this.detector.forget(session.nodeId);
@@ -227,12 +275,25 @@ export class WorkerGateway {
         case "job-exit":
         case "drain": {
           const nodeId = session.nodeId;
-          void this.jobHandler?.(nodeId, message).catch((error: unknown) => {
-            this.deps.logger.error(
-              { err: error, nodeId, type: message.type },
-              "job message failed",
-            );
-          });
+          void this.jobHandler?.(nodeId, message).then(
+            () => {
+              // Recorded (or known stale): the worker may forget it. Not acked on failure, so
+              // the worker sends it again after its next welcome.
+              if (message.type === "job-exit")
+                this.send(nodeId, {
+                  type: "job-exit-ack",
+                  clusterId: message.clusterId,
+                  rank: message.rank,
+                  attempt: message.attempt,
+                });
+            },
+            (error: unknown) => {
+              this.deps.logger.error(
+                { err: error, nodeId, type: message.type },
+                "job message failed",
+              );
+            },
+          );
           return;
         }
         default:
@@ -291,6 +352,9 @@ export class WorkerGateway {
         this.options.heartbeatIntervalMs * Math.max(1, this.options.missedHeartbeats - 1),
     });
     if (session.challenge !== undefined) send(socket, session.challenge.begin());
+    void this.connectHandler?.(device.nodeId).catch((error: unknown) =>
+      this.deps.logger.error({ err: error, nodeId: device.nodeId }, "worker reconnect failed"),
+    );
     return session;
   }
 

@@ -21,6 +21,8 @@ import {
 
 /** Nodes per transaction in {@link NodeLifecycle.refreshAllUptime}: ~15 ms of SQLite work each. */
 export const UPTIME_REFRESH_BATCH = 250;
+/** Node ids per last-seen UPDATE (SQLite binds at most 32,766 parameters; this stays small). */
+const LAST_SEEN_BATCH = 500;
 
 export interface TransitionContext {
   actor: string;
@@ -94,6 +96,23 @@ export class NodeLifecycle {
     }
     announceReputations(this.events, reputation, ctx.nowMs);
     return transition;
+  }
+
+  /**
+   * Records that these nodes were heard from at or after `atMs` (never moving a newer time
+   * back). Heartbeats live in memory only; this coarse copy, written every few seconds, is what a
+   * restarted coordinator knows of when each node was last alive. One statement per batch.
+   */
+  async recordLastSeen(nodeIds: readonly string[], atMs: number): Promise<void> {
+    for (let i = 0; i < nodeIds.length; i += LAST_SEEN_BATCH) {
+      await this.db
+        .updateTable("nodes")
+        .set({ last_seen_at: atMs })
+        .where("id", "in", nodeIds.slice(i, i + LAST_SEEN_BATCH))
+        .where((eb) => eb.or([eb("last_seen_at", "is", null), eb("last_seen_at", "<", atMs)]))
+        .execute();
+      await setImmediate();
+    }
   }
 
   /**

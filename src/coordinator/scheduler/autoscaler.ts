@@ -269,6 +269,26 @@ export class Autoscaler {
     return added;
   }
 
+  /** The start of the task a reserved lease was given, to send again after a reconnect. */
+  async taskStart(cluster: LoadedCluster, lease: LoadedLease) {
+    const task = await this.deps.db
+      .selectFrom("cluster_tasks")
+      .select("command")
+      .where("cluster_id", "=", cluster.id)
+      .where("seq", "=", lease.attempt)
+      .where("status", "=", "running")
+      .executeTakeFirst();
+    if (task === undefined || lease.rank === null) return undefined;
+    const spec = {
+      kind: cluster.kind,
+      command: JSON.parse(task.command) as string[],
+      env: cluster.spec.env,
+      image: cluster.spec.image,
+    };
+    const worldSize = cluster.nodes.filter((n) => n.active && n.rank !== null).length;
+    return startMessage(cluster.id, spec, lease.rank, lease.attempt, worldSize, null);
+  }
+
   /** A task's run ended on its node: the task is done (or failed), the node idle again. */
   async onTaskExit(
     tx: Kysely<Database>,

@@ -496,6 +496,9 @@ export class Scheduler {
     await this.serial(message.clusterId, async () => {
       const lease = await this.activeLease(nodeId, message);
       if (lease === undefined) return; // not this node's run (stale attempt, or released): ignore
+      // Workers resend accepts and exits after a reconnect (worker/jobs/job-outbox.ts): only a
+      // run still under way changes anything.
+      if (lease.status !== "reserved" && lease.status !== "running") return;
       if (message.type === "job-accepted") return this.onAccepted(nodeId, lease.seq, message);
       // A worker that could not start its part (no exit code) failed the lease; a job that ran
       // and exited, whatever its code, is the consumer's business.
@@ -509,6 +512,40 @@ export class Scheduler {
     });
   }
 
+  /**
+   * A worker has (re)connected: send again the start of each of its leases still waiting to run.
+   * A start sent while the link was down, or lost with a coordinator killed between commit and
+   * send, would otherwise wait for the reservation to lapse; the worker ignores a start it has.
+   * A rank that waits for its head gets its start when the head's accept arrives (again).
+   */
+  async onWorkerConnected(nodeId: string): Promise<void> {
+    const waiting = await this.deps.db
+      .selectFrom("cluster_nodes")
+      .select(["cluster_id", "seq"])
+      .where("node_id", "=", nodeId)
+      .where("active", "=", 1)
+      .where("status", "=", "reserved")
+      .execute();
+    for (const { cluster_id: clusterId, seq } of waiting)
+      await this.serial(clusterId, async () => {
+        const cluster = await loadCluster(this.deps.db, clusterId);
+        const lease = cluster.nodes.find((n) => n.seq === seq);
+        if (isFinal(cluster.status) || lease?.active !== true || lease.status !== "reserved")
+          return;
+        const message = await this.pendingStart(cluster, lease);
+        if (message !== undefined) this.deps.workers.send(nodeId, message);
+      });
+  }
+
+  private async pendingStart(cluster: LoadedCluster, lease: LoadedLease) {
+    if (cluster.autoscale !== null) return this.autoscaler.taskStart(cluster, lease);
+    if (lease.rank === null) return undefined;
+    const head = lease.rank === 0 ? null : this.heads.get(cluster.id);
+    if (head === undefined) return undefined;
+    const spec = { ...cluster.spec, kind: cluster.kind };
+    return startMessage(cluster.id, spec, lease.rank, lease.attempt, rankCount(cluster), head);
+  }
+
   private async activeLease(
     nodeId: string,
     message: { clusterId: string; rank: number; attempt: number },
@@ -516,7 +553,11 @@ export class Scheduler {
     const lease = await this.deps.db
       .selectFrom("cluster_nodes")
       .innerJoin("clusters", "clusters.id", "cluster_nodes.cluster_id")
-      .select(["cluster_nodes.seq as seq", "clusters.autoscale as autoscale"])
+      .select([
+        "cluster_nodes.seq as seq",
+        "cluster_nodes.status as status",
+        "clusters.autoscale as autoscale",
+      ])
       .where("cluster_id", "=", message.clusterId)
       .where("node_id", "=", nodeId)
       .where("rank", "=", message.rank)
@@ -525,7 +566,7 @@ export class Scheduler {
       .executeTakeFirst();
     return lease === undefined
       ? undefined
-      : { seq: lease.seq, autoscaled: lease.autoscale !== null };
+      : { seq: lease.seq, status: lease.status, autoscaled: lease.autoscale !== null };
   }
 
   private async onAccepted(
@@ -542,13 +583,16 @@ export class Scheduler {
       if (message.port === null || address === undefined)
         return this.finish(clusterId, "failed", "the head did not report a rendezvous address");
       const head = { address, port: message.port };
+      const known = this.heads.get(clusterId);
       this.heads.set(clusterId, head);
-      await appendClusterEvent(this.deps.db, clusterId, now, "head-ready", {
-        nodeId,
-        attempt,
-        ...head,
-      });
-      // Ranks waiting for this head (all of them at the start or after a full restart).
+      if (known?.address !== head.address || known.port !== head.port)
+        await appendClusterEvent(this.deps.db, clusterId, now, "head-ready", {
+          nodeId,
+          attempt,
+          ...head,
+        });
+      // Ranks waiting for this head (all of them at the start or after a full restart; after a
+      // coordinator restart, whichever start was lost: the head's accept arrives again then).
       const spec = { ...cluster.spec, kind: cluster.kind };
       for (const lease of cluster.nodes)
         if (lease.active && lease.rank !== null && lease.rank > 0 && lease.status === "reserved")
@@ -742,8 +786,12 @@ export class Scheduler {
     await this.deps.db.transaction().execute(async (tx) => {
       const cluster = await loadCluster(tx, clusterId);
       if (cluster.status !== "running") return;
-      for (const lease of cluster.nodes.filter((n) => n.active))
-        await this.settleLease(tx, cluster, lease, now);
+      for (const lease of cluster.nodes.filter((n) => n.active)) {
+        // Paid up to the worker's last sign of life, not to now: a node that died unnoticed (or
+        // while the coordinator was down) is not paid for the time until its loss is detected.
+        const served = this.deps.workers.servedUntilMs(lease.nodeId);
+        if (served !== undefined) await this.settleLease(tx, cluster, lease, Math.min(now, served));
+      }
     });
   }
 
@@ -782,14 +830,19 @@ export class Scheduler {
       nowMs: number;
     },
   ): Promise<void> {
-    await this.settleLease(tx, cluster, { ...lease, billedUntilMs: end.billedUntil }, end.nowMs);
+    // However it ends, a lease is paid no further than its worker was heard serving.
+    const billedUntil = Math.min(
+      end.billedUntil,
+      this.deps.workers.servedUntilMs(lease.nodeId) ?? end.billedUntil,
+    );
+    await this.settleLease(tx, cluster, { ...lease, billedUntilMs: billedUntil }, end.nowMs);
     await tx
       .updateTable("cluster_nodes")
       .set({
         active: 0,
         status: end.status,
         reserved_until: null,
-        billed_until: end.billedUntil,
+        billed_until: billedUntil,
         ended_at: end.nowMs,
         end_reason: end.reason,
       })

@@ -6,4 +6,11 @@ export interface WorkerChannel {
   send(nodeId: string, message: CoordinatorMessage): boolean;
   /** The address the worker connected from, which its peers use to reach it. */
   addressOf(nodeId: string): string | undefined;
+  /**
+   * Up to when the worker has served as far as its heartbeats tell (now while it beats on time;
+   * its last beat when silent; its last-seen time when it has not come back after a coordinator
+   * restart): settlement pays a lease no further. Undefined when it is not watched (gone: its
+   * loss settles the lease up to its last beat).
+   */
+  servedUntilMs(nodeId: string): number | undefined;
 }

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import type { JobStartMessage, WorkerMessage } from "../../protocol/worker-messages.ts";
+import { JobOutbox } from "./job-outbox.ts";
+
+const clusterId = "clu_01jgfjjz00he2nkaqjaxxrd0f2";
+const run = { clusterId, rank: 1, attempt: 2 };
+const accepted = { type: "job-accepted", ...run, port: null } as const;
+const exit = { type: "job-exit", ...run, exitCode: 0, signal: null, error: null } as const;
+const start: JobStartMessage = {
+  type: "job-start",
+  ...run,
+  worldSize: 2,
+  kind: "batch",
+  command: ["true"],
+  env: {},
+  image: null,
+  head: { address: "127.0.0.1", port: 29_500 },
+};
+
+function outbox() {
+  const sent: WorkerMessage[] = [];
+  return { sent, box: new JobOutbox((m) => sent.push(m)) };
+}
+
+it("resends a live run's acceptance after a welcome, and its exit until acknowledged", () => {
+  const { sent, box } = outbox();
+  box.post(accepted);
+  box.post({ type: "job-log", ...run, stream: "stdout", lines: ["hi"] });
+  assert.equal(sent.length, 2, "everything goes out at once");
+  sent.length = 0;
+  box.resend();
+  assert.deepEqual(sent, [accepted], "logs are not kept; the live run's acceptance is");
+
+  box.post(exit);
+  sent.length = 0;
+  box.resend();
+  assert.deepEqual(sent, [exit], "an ended run's exit replaces its acceptance");
+  assert.equal(box.unacknowledgedExits, 1);
+
+  box.acknowledged({ type: "job-exit-ack", ...run });
+  sent.length = 0;
+  box.resend();
+  assert.deepEqual(sent, []);
+  assert.equal(box.unacknowledgedExits, 0);
+});
+
+it("knows a run ended here until its exit is acknowledged (a resent start must not rerun it)", () => {
+  const { box } = outbox();
+  assert.equal(box.hasEnded(start), false);
+  box.post(exit);
+  assert.equal(box.hasEnded(start), true);
+  assert.equal(box.hasEnded({ ...start, attempt: 3 }), false, "a newer attempt is a new run");
+  box.acknowledged({ type: "job-exit-ack", ...run, attempt: 1 });
+  assert.equal(box.hasEnded(start), true, "another attempt's ack leaves it");
+  box.acknowledged({ type: "job-exit-ack", ...run });
+  assert.equal(box.hasEnded(start), false);
+});

@@ -1,0 +1,150 @@
+// What a worker and the coordinator tell each other again after a lost link or a coordinator
+// restart (bugs the coordinator crash test found): exits are acknowledged and may be resent
+// without effect, a reserved lease's start is sent again when its worker reconnects, and a lease
+// is paid no further than its worker's last sign of life, which survives a coordinator restart.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { forEachDatabase } from "./support/coordinator.ts";
+import {
+  MINUTE,
+  simulatedNetwork,
+  type SimulatedNetwork,
+  type Worker,
+} from "./support/simulated-network.ts";
+
+async function deploy(s: SimulatedNetwork, nodes: number) {
+  return s.client.deployCluster({
+    kind: "batch",
+    nodes,
+    hours: 2,
+    gpuModel: "cpu",
+    command: ["true"],
+  });
+}
+
+/** The worker's next message of `type`, skipping others (a finished cluster's job-stop). */
+async function nextOf(worker: Pick<Worker, "next">, type: string) {
+  for (;;) {
+    const message = await worker.next();
+    if (message.type === type) return message;
+  }
+}
+
+forEachDatabase("job resync", (db) => {
+  it("acknowledges every exit; an exit or accept sent again changes nothing", async (t) => {
+    const s = await simulatedNetwork(db, t, 1);
+    const cluster = await deploy(s, 1);
+    const worker = s.roleOf(cluster, 0);
+    await s.nextStart(worker);
+    const accepted = {
+      type: "job-accepted",
+      clusterId: cluster.id,
+      rank: 0,
+      attempt: 0,
+      port: 29_500,
+    };
+    worker.send(accepted);
+    await s.until(cluster.id, (v) => v.status === "running", "ran");
+    s.clock.advance(3 * MINUTE);
+    const exit = {
+      type: "job-exit",
+      clusterId: cluster.id,
+      rank: 0,
+      attempt: 0,
+      exitCode: 0,
+      signal: null,
+      error: null,
+    };
+    worker.send(exit);
+    const ack = await nextOf(worker, "job-exit-ack");
+    assert.deepEqual(ack, { type: "job-exit-ack", clusterId: cluster.id, rank: 0, attempt: 0 });
+    const ended = await s.until(cluster.id, (v) => v.status === "completed", "completed");
+    const costs = await s.costs(cluster.id);
+
+    // The same messages again, as a worker resends them after a reconnect, later on the clock.
+    s.clock.advance(5 * MINUTE);
+    worker.send(accepted);
+    worker.send(exit);
+    await nextOf(worker, "job-exit-ack"); // a known exit is acknowledged too
+    const after = await s.client.getCluster(cluster.id);
+    assert.deepEqual(after.events, ended.events, "no second rank-exited, head-ready or running");
+    assert.deepEqual(after.nodes, ended.nodes);
+    assert.deepEqual(await s.costs(cluster.id), costs);
+  });
+
+  it("sends a reserved lease's start again when its worker reconnects", async (t) => {
+    const s = await simulatedNetwork(db, t, 2);
+    const cluster = await deploy(s, 2);
+    const head = s.roleOf(cluster, 0);
+    const first = await s.nextStart(head);
+    // The start is lost with the link: the worker reconnects, and gets it again.
+    head.socket.terminate();
+    const again = await head.reconnect();
+    t.after(() => again.socket.terminate());
+    assert.deepEqual(await s.nextStart(again), first);
+    again.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+
+    // Rank 1 got its start from the head's accept; it drops the link too and is sent it again.
+    const other = s.roleOf(cluster, 1);
+    const rankStart = await s.nextStart(other);
+    assert.equal(rankStart.head?.port, 29_500);
+    other.socket.terminate();
+    const otherAgain = await other.reconnect();
+    t.after(() => otherAgain.socket.terminate());
+    assert.deepEqual(await s.nextStart(otherAgain), rankStart);
+    otherAgain.send({
+      type: "job-accepted",
+      clusterId: cluster.id,
+      rank: 1,
+      attempt: 0,
+      port: null,
+    });
+    const view = await s.until(cluster.id, (v) => v.status === "running", "ran");
+    assert.equal(view.events.filter((e) => e.type === "head-ready").length, 1);
+  });
+
+  it("pays a lease up to its worker's last heartbeat, even across a coordinator restart", async (t) => {
+    const s = await simulatedNetwork(db, t, 1);
+    const cluster = await deploy(s, 1);
+    const worker = s.roleOf(cluster, 0);
+    await s.nextStart(worker);
+    worker.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    const running = await s.until(cluster.id, (v) => v.status === "running", "ran");
+    const startedAt = Date.parse(running.events.find((e) => e.type === "running")!.at);
+
+    // Heard from at +5 min (flushed as last seen); silent from then on.
+    s.clock.advance(5 * MINUTE);
+    const { gateway } = s.net.coordinator;
+    await gateway.flushLastSeen();
+    await s.beat([worker]);
+    await gateway.flushLastSeen();
+    const lastSeen = startedAt + 5 * MINUTE;
+
+    // Settlement while the node is silent pays no further than its last beat.
+    s.clock.advance(4 * MINUTE);
+    await s.net.coordinator.scheduler.tick();
+    const servedBefore = (await s.costs(cluster.id)).served;
+
+    // The coordinator goes down for 10 minutes; the worker never comes back.
+    worker.socket.terminate();
+    s.clock.advance(10 * MINUTE);
+    const restarted = await s.net.restart();
+    t.after(() => restarted.close());
+    await restarted.coordinator.scheduler.tick();
+    s.clock.advance(7_000);
+    await restarted.coordinator.gateway.sweep();
+    const consumer = restarted.client(s.consumer.apiKey);
+    for (let i = 0; i < 500 && (await consumer.getCluster(cluster.id)).status !== "failed"; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    const { billed_until, status } = await restarted.coordinator.store.db
+      .selectFrom("cluster_nodes")
+      .select(["billed_until", "status"])
+      .where("cluster_id", "=", cluster.id)
+      .executeTakeFirstOrThrow();
+    assert.equal(status, "lost");
+    assert.equal(Number(billed_until), lastSeen, "paid to the last heartbeat, not the restart");
+    const costs = await consumer.clusterCosts(cluster.id);
+    assert.equal(costs.served, servedBefore, "nothing more was paid after the last heartbeat");
+    assert.notEqual(costs.served, "0.000000");
+  });
+});
