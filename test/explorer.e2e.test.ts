@@ -4,7 +4,7 @@
 // filters the node table, opens a node page, and watches that node go offline live when its worker
 // is killed with SIGKILL. Screenshots land in test-artifacts/explorer/ (not committed).
 import assert from "node:assert/strict";
-import { access, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,6 +65,12 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
   let gpuNodeId: string;
   let hgxNodeId: string;
   const browserErrors: string[] = [];
+  /** The browser logs a refused request itself: drop the one a case provoked on purpose. */
+  const expectedBrowserError = (text: string) => {
+    const index = browserErrors.findIndex((e) => e.includes(text));
+    assert.ok(index >= 0, `the browser logged ${text}`);
+    browserErrors.splice(index, 1);
+  };
 
   before(async () => {
     await ensureExplorerBuilt();
@@ -220,6 +226,107 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       "focus moves to the new page's heading",
     );
     await page.screenshot({ path: join(ARTIFACTS, "node-page.png"), fullPage: true });
+  });
+
+  it("lists clusters anonymized, shows one starting live, and in full for its owner's key", async () => {
+    const anonymous = new TandemClient({ baseUrl: url });
+    await page.goto(`${url}/clusters`);
+    await page.getByText("No clusters yet.").waitFor();
+    assert.equal(
+      await page.getByTestId("clusters-active").textContent(),
+      "0 running · 0 provisioning · 0 pending",
+    );
+    await page.screenshot({ path: join(ARTIFACTS, "clusters-empty.png"), fullPage: true });
+
+    const account = await anonymous.createAccount({ roles: ["consumer"] });
+    const admin = (await readFile(join(home, "coordinator", "admin.key"), "utf8")).trim();
+    await new TandemClient({ baseUrl: url, apiKey: admin }).deposit(
+      { accountId: account.accountId, currency: "USDC", amount: "100" },
+      "explorer-seed",
+    );
+    const owner = new TandemClient({ baseUrl: url, apiKey: account.apiKey });
+    await eventually(
+      async () =>
+        (await anonymous.networkStats()).nodes.byStatus.available === 2 ? true : undefined,
+      "both nodes verified",
+      30_000,
+    );
+    await page.evaluate(() => {
+      const marked = window as unknown as { sameDocument: boolean; runningSeenAtMs?: number };
+      marked.sameDocument = true;
+      new MutationObserver(() => {
+        if (document.querySelector('[data-testid="cluster-status"][data-status="running"]'))
+          marked.runningSeenAtMs ??= Date.now();
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
+    const deployed = await owner.deployCluster({
+      kind: "batch",
+      nodes: 1,
+      hours: 1,
+      gpuModel: "h100-80gb",
+      command: ["sleep", "600"],
+    });
+    const row = page.getByTestId("clusters-table").locator(`tr[data-cluster-id="${deployed.id}"]`);
+    await row.locator('[data-testid="cluster-status"][data-status="running"]').waitFor();
+    const running = await eventually(async () => {
+      const view = await owner.getCluster(deployed.id);
+      return view.events.find((e) => e.type === "running");
+    }, "the running event");
+    const seen = await page.evaluate(() => {
+      const marked = window as unknown as { sameDocument?: boolean; runningSeenAtMs?: number };
+      return { sameDocument: marked.sameDocument, atMs: marked.runningSeenAtMs };
+    });
+    assert.equal(seen.sameDocument, true, "the page was not reloaded");
+    const latencyMs = seen.atMs! - Date.parse(running.at);
+    process.stderr.write(`explorer: cluster running shown ${latencyMs} ms after it started\n`);
+    assert.ok(latencyMs < LIVE_BUDGET_MS, `cluster start shown after ${latencyMs} ms`);
+    assert.equal(await row.locator("td").nth(4).textContent(), "8 × h100-80gb");
+    assert.equal(await row.locator("td").nth(5).textContent(), "eu-west");
+    assert.equal(await page.getByText("sleep 600").count(), 0, "no command in the public view");
+    await page.screenshot({ path: join(ARTIFACTS, "clusters-public.png"), fullPage: true });
+
+    await page.getByLabel("API key").fill("tdm_not-a-real-key");
+    await page.getByRole("button", { name: "Show my clusters" }).click();
+    await page.getByRole("alert").filter({ hasText: "refused" }).waitFor();
+    expectedBrowserError("401 (Unauthorized)");
+    await page.getByRole("button", { name: "Forget the key" }).click();
+    await page.getByLabel("API key").fill(account.apiKey);
+    await page.getByRole("button", { name: "Show my clusters" }).click();
+    await page.getByTestId("owner-clusters").getByText("sleep 600").waitFor();
+    assert.equal(
+      await page.evaluate(() => window.sessionStorage.getItem("tandem-api-key")),
+      account.apiKey,
+    );
+    assert.equal(await page.evaluate(() => window.localStorage.getItem("tandem-api-key")), null);
+
+    await row.getByRole("link", { name: deployed.id }).click();
+    await page.waitForURL(`${url}/clusters/${deployed.id}`);
+    await page.getByTestId("public-events").locator('li[data-type="running"]').waitFor();
+    await page.getByTestId("owner-view").getByText("sleep 600").waitFor();
+    await page.getByTestId("owner-costs").waitFor();
+    assert.equal(
+      await page.getByTestId("owner-nodes").getByRole("link", { name: hgxNodeId }).count(),
+      1,
+    );
+    await page.screenshot({ path: join(ARTIFACTS, "cluster-owner.png"), fullPage: true });
+
+    await owner.terminateCluster(deployed.id);
+    await page.locator('[data-testid="cluster-page-status"][data-status="terminated"]').waitFor();
+    await page.evaluate(() => window.sessionStorage.removeItem("tandem-api-key"));
+
+    await page.goto(`${url}/clusters/clu_${"0".repeat(26)}`);
+    await page.getByRole("alert").filter({ hasText: "There is no cluster" }).waitFor();
+    expectedBrowserError("404 (Not Found)");
+    await page.goto(`${url}/clusters?status=sleeping`);
+    await page.getByRole("alert").filter({ hasText: "not valid" }).waitFor();
+    await page.goto(`${url}/`);
+    await page.getByTestId("clusters-running").filter({ hasText: "0" }).waitFor();
+    await eventually(
+      async () =>
+        (await anonymous.networkStats()).nodes.byStatus.available === 2 ? true : undefined,
+      "the node free again",
+    );
+    await page.goto(`${url}/nodes/${gpuNodeId}`); // where the next case starts
   });
 
   it("shows a SIGKILLed worker's node going offline live, without a reload", async () => {

@@ -9,6 +9,7 @@ import { Cursor } from "./nodes.ts";
  * leave the owner's view (`GET /v1/clusters/:id`).
  */
 export const PUBLIC_CLUSTER_EVENTS = {
+  reserved: [],
   running: ["provisioningMs"],
   failover: ["rank", "fromNodeId", "toNodeId", "via"],
   takeover: ["rank", "nodeId", "fromNodeId", "takeoverMs"],
@@ -56,3 +57,20 @@ export const PublicClusterList = z.strictObject({
   active: z.record(z.string(), z.number().int()),
 });
 export type PublicClusterList = z.infer<typeof PublicClusterList>;
+
+/** The live stream's event name for {@link LiveClusterEvent} (`GET /v1/events`). */
+export const LIVE_CLUSTER_EVENT = "cluster.event";
+
+/**
+ * A public cluster event as it happens, on the live stream: the same anonymized facts as
+ * `GET /v1/network/clusters/:id`, plus the cluster's status and kind right after it.
+ */
+export const LiveClusterEvent = z.strictObject({
+  clusterId: idSchema(IdPrefix.cluster),
+  kind: ClusterKind,
+  status: ClusterStatusName,
+  at: z.iso.datetime(),
+  type: z.string(),
+  detail: z.record(z.string(), z.unknown()),
+});
+export type LiveClusterEvent = z.infer<typeof LiveClusterEvent>;

@@ -1,18 +1,24 @@
 import { useEffect, useRef } from "react";
 import { Header } from "./components/header.tsx";
 import { LiveProvider } from "./live.tsx";
+import { ClusterPage } from "./pages/cluster.tsx";
+import { ClustersPage } from "./pages/clusters.tsx";
 import { NodePage } from "./pages/node.tsx";
 import { NodesPage } from "./pages/nodes.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { Link, useLocation } from "./router.tsx";
 
 const NODE_PATH = /^\/nodes\/(node_[0-9a-z]{26})\/?$/;
+const CLUSTER_PATH = /^\/clusters\/(clu_[0-9a-z]{26})\/?$/;
 
 function Page({ pathname }: { pathname: string }) {
   if (pathname === "/") return <OverviewPage />;
   if (pathname === "/nodes" || pathname === "/nodes/") return <NodesPage />;
   const node = NODE_PATH.exec(pathname);
   if (node?.[1] !== undefined) return <NodePage key={node[1]} id={node[1]} />;
+  if (pathname === "/clusters" || pathname === "/clusters/") return <ClustersPage />;
+  const cluster = CLUSTER_PATH.exec(pathname);
+  if (cluster?.[1] !== undefined) return <ClusterPage key={cluster[1]} id={cluster[1]} />;
   return (
     <>
       <h1 tabIndex={-1}>Page not found</h1>
@@ -27,6 +33,8 @@ const TITLES: Array<[RegExp, string]> = [
   [/^\/$/, "Overview"],
   [/^\/nodes\/?$/, "Nodes"],
   [NODE_PATH, "Node"],
+  [/^\/clusters\/?$/, "Clusters"],
+  [CLUSTER_PATH, "Cluster"],
 ];
 
 export function App() {

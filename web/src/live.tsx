@@ -10,6 +10,7 @@ import {
 } from "react";
 import type { z } from "zod";
 import { LiveEventName, LiveHello, LiveNodeStatus, StatsSample } from "../../src/protocol/live.ts";
+import { LIVE_CLUSTER_EVENT, LiveClusterEvent } from "../../src/protocol/network.ts";
 
 /**
  * The coordinator's live stream (`GET /v1/events`, Server-Sent Events; protocol/live.ts), shared
@@ -30,10 +31,12 @@ export interface LiveState {
 }
 
 type NodeStatusListener = (event: LiveNodeStatus) => void;
+type ClusterEventListener = (event: LiveClusterEvent) => void;
 
 interface LiveContextValue {
   state: LiveState;
   onNodeStatus: (listener: NodeStatusListener) => () => void;
+  onClusterEvent: (listener: ClusterEventListener) => () => void;
 }
 
 const MAX_SAMPLES = 720;
@@ -47,6 +50,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     generation: 0,
   });
   const listeners = useRef(new Set<NodeStatusListener>());
+  const clusterListeners = useRef(new Set<ClusterEventListener>());
 
   useEffect(() => {
     let source: EventSource | undefined;
@@ -82,6 +86,11 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         if (change === undefined) return;
         for (const listener of listeners.current) listener(change);
       });
+      source.addEventListener(LIVE_CLUSTER_EVENT, (event) => {
+        const clusterEvent = parse(LiveClusterEvent, event);
+        if (clusterEvent === undefined) return;
+        for (const listener of clusterListeners.current) listener(clusterEvent);
+      });
       source.addEventListener("error", () => {
         setState((s) => ({ ...s, status: "reconnecting" }));
         if (source?.readyState !== EventSource.CLOSED) return;
@@ -100,7 +109,14 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     listeners.current.add(listener);
     return () => void listeners.current.delete(listener);
   }, []);
-  const value = useMemo(() => ({ state, onNodeStatus }), [state, onNodeStatus]);
+  const onClusterEvent = useCallback((listener: ClusterEventListener) => {
+    clusterListeners.current.add(listener);
+    return () => void clusterListeners.current.delete(listener);
+  }, []);
+  const value = useMemo(
+    () => ({ state, onNodeStatus, onClusterEvent }),
+    [state, onNodeStatus, onClusterEvent],
+  );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }
 
@@ -122,22 +138,44 @@ export function useNodeStatusEvents(listener: NodeStatusListener): void {
   useEffect(() => onNodeStatus((event) => latest.current(event)), [onNodeStatus]);
 }
 
+/** Calls `listener` for every public cluster event while the component is mounted. */
+export function useClusterEvents(listener: ClusterEventListener): void {
+  const { onClusterEvent } = useLiveContext();
+  const latest = useRef(listener);
+  latest.current = listener;
+  useEffect(() => onClusterEvent((event) => latest.current(event)), [onClusterEvent]);
+}
+
 /**
- * Calls `refresh` after node status changes (at most once per `throttleMs`, trailing) and after a
- * reconnection, for pages that show aggregates a single event cannot patch.
+ * Calls `refresh` after cluster events (at most once per `throttleMs`, trailing) and after a
+ * reconnection, for pages that list clusters.
  */
-export function useRefreshOnLiveChanges(refresh: () => void, throttleMs = 500): void {
-  const latest = useRef(refresh);
-  latest.current = refresh;
+export function useRefreshOnClusterEvents(refresh: () => void, throttleMs = 250): void {
+  useClusterEvents(useThrottled(refresh, throttleMs));
+  useRefetchOnReconnect(refresh);
+}
+
+/** A trigger that calls `fn` once, `throttleMs` after the first call since the last run. */
+function useThrottled(fn: () => void, throttleMs: number): () => void {
+  const latest = useRef(fn);
+  latest.current = fn;
   const timer = useRef<number | undefined>(undefined);
-  useNodeStatusEvents(() => {
+  useEffect(() => () => window.clearTimeout(timer.current), []);
+  return useCallback(() => {
     if (timer.current !== undefined) return;
     timer.current = window.setTimeout(() => {
       timer.current = undefined;
       latest.current();
     }, throttleMs);
-  });
-  useEffect(() => () => window.clearTimeout(timer.current), []);
+  }, [throttleMs]);
+}
+
+/**
+ * Calls `refresh` after node status changes (at most once per `throttleMs`, trailing) and after a
+ * reconnection, for pages that show aggregates a single event cannot patch.
+ */
+export function useRefreshOnLiveChanges(refresh: () => void, throttleMs = 500): void {
+  useNodeStatusEvents(useThrottled(refresh, throttleMs));
   useRefetchOnReconnect(refresh);
 }
 

@@ -1,4 +1,5 @@
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from "react";
+import type { z } from "zod";
 
 /**
  * A small history-API router: the explorer has a handful of pages, and every piece of state worth
@@ -62,4 +63,20 @@ export function Link({ to, onClick, ...rest }: LinkProps) {
     navigate(to);
   };
   return <a href={to} onClick={handle} {...rest} />;
+}
+
+/** `path?k=v&…` from the values that are set (undefined and "" left out): a deep link. */
+export function linkTo(path: string, values: Record<string, string | number | undefined>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(values)) {
+    if (value !== undefined && value !== "") params.set(key, String(value));
+  }
+  const query = params.toString();
+  return query === "" ? path : `${path}?${query}`;
+}
+
+/** The location's query string parsed with a page's zod schema (the API's own parameter names). */
+export function useQuery<S extends z.ZodType>(schema: S): z.ZodSafeParseResult<z.infer<S>> {
+  const { search } = useLocation();
+  return schema.safeParse(Object.fromEntries(new URLSearchParams(search)));
 }

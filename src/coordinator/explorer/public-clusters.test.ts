@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import {
+  type LiveClusterEvent,
   PublicCluster,
   PublicClusterList,
   type PublicClustersQuery,
@@ -11,6 +12,8 @@ import {
   simulatedNetwork,
   type SimulatedNetwork,
 } from "../../../test/support/simulated-network.ts";
+
+import { ClusterFeed } from "./cluster-feed.ts";
 
 /** What anyone reads, with no key: the list (query as given) and one cluster. */
 function publicApi(url: string) {
@@ -55,6 +58,48 @@ async function running(s: SimulatedNetwork, nodes: number, shadow = 0) {
 }
 
 forEachDatabase("public clusters", (db) => {
+  it("feeds committed public cluster events to the live stream, anonymized, each once", async (t) => {
+    const s = await simulatedNetwork(db, t, 2);
+    const seen: LiveClusterEvent[] = [];
+    const errors: unknown[] = [];
+    const feed = new ClusterFeed(
+      s.net.coordinator.store.db,
+      (e) => seen.push(e),
+      () => true,
+      (e) => errors.push(e),
+      { pollMs: 3_600_000, overlap: 1000 },
+    );
+    await s.client.deployCluster({
+      kind: "batch",
+      nodes: 1,
+      hours: 1,
+      gpuModel: "cpu",
+      command: ["x"],
+    });
+    await feed.start();
+    t.after(() => feed.stop());
+    await feed.poll();
+    assert.equal(seen.length, 0, "events before the start are history, not news");
+    const cluster = await running(s, 1);
+    await feed.poll();
+    await feed.poll();
+    assert.deepEqual(
+      seen.map((e) => [e.clusterId, e.type, e.status]),
+      [
+        [cluster.id, "reserved", "running"],
+        [cluster.id, "running", "running"],
+      ],
+    );
+    assert.deepEqual(seen[0]!.detail, {}, "no node list or TTL in public");
+    await s.client.terminateCluster(cluster.id);
+    await feed.poll();
+    assert.deepEqual(
+      seen.slice(2).map((e) => [e.type, e.status]),
+      [["terminated", "terminated"]],
+    );
+    assert.deepEqual(errors, []);
+  });
+
   it("shows clusters to anyone without owner, command or reasons; failovers and takeovers included", async (t) => {
     const s = await simulatedNetwork(db, t, 4);
     const anonymous = publicApi(s.net.url);
@@ -94,7 +139,7 @@ forEachDatabase("public clusters", (db) => {
     const takeover = seen.events.find((e) => e.type === "takeover")!.detail;
     assert.equal(takeover.nodeId, standby.nodeId);
     assert.deepEqual(
-      seen.events.map((e) => e.type).filter((type) => ["reserved", "slashed"].includes(type)),
+      seen.events.map((e) => e.type).filter((type) => ["slashed", "head-ready"].includes(type)),
       [],
       "no events outside the public set",
     );

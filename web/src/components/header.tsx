@@ -18,6 +18,11 @@ const LIVE_LABEL: Record<LiveStatus, string> = {
 const PAGES = [
   { to: "/", label: "Overview", matches: (path: string) => path === "/" },
   { to: "/nodes", label: "Nodes", matches: (path: string) => path.startsWith("/nodes") },
+  {
+    to: "/clusters",
+    label: "Clusters",
+    matches: (path: string) => path.startsWith("/clusters"),
+  },
 ];
 
 export function Header() {

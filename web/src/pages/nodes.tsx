@@ -6,7 +6,8 @@ import { Empty, ErrorState, Loading } from "../components/states.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
 import { formatAgo, formatFraction, formatGpus, formatMiB } from "../format.ts";
 import { useNodeStatusEvents, useRefetchOnReconnect } from "../live.tsx";
-import { historyState, Link, navigate, useLocation } from "../router.tsx";
+import { Pager, previousCursors } from "../components/pager.tsx";
+import { Link, linkTo, navigate, useQuery } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 
 /**
@@ -25,39 +26,16 @@ type Filters = Pick<
 >;
 const FILTER_KEYS = ["gpuModel", "region", "zone", "status", "minUptime", "minVramMiB"] as const;
 
-interface PagingState {
-  /** Cursors of the pages before this one ("" = the first page), oldest first. */
-  previous: string[];
-}
-
-function pagingState(): PagingState {
-  const state = historyState();
-  if (
-    typeof state === "object" &&
-    state !== null &&
-    "previous" in state &&
-    Array.isArray(state.previous) &&
-    state.previous.every((c) => typeof c === "string")
-  )
-    return { previous: state.previous };
-  return { previous: [] };
-}
-
 function nodesUrl(filters: Filters, limit: number, cursor?: string): string {
-  const params = new URLSearchParams();
-  for (const key of FILTER_KEYS) {
-    const value = filters[key];
-    if (value !== undefined && value !== "") params.set(key, String(value));
-  }
-  if (limit !== DEFAULT_LIMIT) params.set("limit", String(limit));
-  if (cursor !== undefined && cursor !== "") params.set("cursor", cursor);
-  const query = params.toString();
-  return query === "" ? "/nodes" : `/nodes?${query}`;
+  return linkTo("/nodes", {
+    ...Object.fromEntries(FILTER_KEYS.map((key) => [key, filters[key]])),
+    limit: limit === DEFAULT_LIMIT ? undefined : limit,
+    cursor,
+  });
 }
 
 export function NodesPage() {
-  const { search } = useLocation();
-  const parsed = ListNodesQuery.safeParse(Object.fromEntries(new URLSearchParams(search)));
+  const parsed = useQuery(ListNodesQuery);
 
   return (
     <>
@@ -95,7 +73,7 @@ function NodesView({ query }: { query: NodesQuery }) {
     setAnnouncement(`${change.nodeId} is now ${change.to}.`);
   });
 
-  const { previous } = pagingState();
+  const previous = previousCursors();
   const filtered = FILTER_KEYS.some((k) => filters[k] !== undefined);
   const firstRow = previous.length * limit + 1;
 
@@ -166,19 +144,11 @@ function NodesView({ query }: { query: NodesQuery }) {
               </tbody>
             </table>
           </div>
-          <nav className="pager" aria-label="Pages">
-            <button
-              type="button"
-              className="button"
-              disabled={previous.length === 0}
-              onClick={() =>
-                navigate(nodesUrl(filters, limit, previous.at(-1)), {
-                  state: { previous: previous.slice(0, -1) } satisfies PagingState,
-                })
-              }
-            >
-              ← Previous
-            </button>
+          <Pager
+            cursor={cursor}
+            nextCursor={page.data.nextCursor}
+            urlFor={(c) => nodesUrl(filters, limit, c)}
+          >
             <span className="pager-info">
               {firstRow}–{firstRow + page.data.items.length - 1}
               {cursor !== undefined && previous.length === 0 && (
@@ -188,19 +158,7 @@ function NodesView({ query }: { query: NodesQuery }) {
                 </>
               )}
             </span>
-            <button
-              type="button"
-              className="button"
-              disabled={page.data.nextCursor === null}
-              onClick={() =>
-                navigate(nodesUrl(filters, limit, page.data?.nextCursor ?? undefined), {
-                  state: { previous: [...previous, cursor ?? ""] } satisfies PagingState,
-                })
-              }
-            >
-              Next →
-            </button>
-          </nav>
+          </Pager>
         </>
       )}
     </>

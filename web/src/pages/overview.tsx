@@ -4,7 +4,7 @@ import { Meter } from "../components/meter.tsx";
 import { Empty, ErrorState, Loading } from "../components/states.tsx";
 import { StatusBadge, type NodeStatusName } from "../components/status-badge.tsx";
 import { formatCount } from "../format.ts";
-import { useLiveState, useRefreshOnLiveChanges } from "../live.tsx";
+import { useLiveState, useRefreshOnClusterEvents, useRefreshOnLiveChanges } from "../live.tsx";
 import { Link } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 import type { NetworkStats } from "../../../src/protocol/nodes.ts";
@@ -54,6 +54,9 @@ export function OverviewPage() {
 
 function OverviewContent({ stats }: { stats: NetworkStats }) {
   const live = useLiveState();
+  const clusters = useAsync(() => client.networkClusters({ limit: 1 }), "clusters");
+  useRefreshOnClusterEvents(clusters.reload);
+  const active = clusters.data?.active;
   return (
     <>
       <section className="cards" aria-label="Headline figures">
@@ -68,6 +71,17 @@ function OverviewContent({ stats }: { stats: NetworkStats }) {
           value={formatCount(stats.gpus.online)}
           detail={`of ${formatCount(stats.gpus.total)} registered`}
           testId="gpus-online"
+        />
+        <Card
+          label="Clusters running"
+          value={active === undefined ? "…" : formatCount(active["running"] ?? 0)}
+          detail={
+            active === undefined
+              ? "loading"
+              : `${formatCount((active["provisioning"] ?? 0) + (active["pending"] ?? 0))} starting`
+          }
+          testId="clusters-running"
+          to="/clusters?status=running"
         />
         <Card
           label="GPU models"
@@ -184,10 +198,18 @@ function HistoryPanel({
   );
 }
 
-function Card(props: { label: string; value: string; detail: string; testId?: string }) {
+function Card(props: {
+  label: string;
+  value: string;
+  detail: string;
+  testId?: string;
+  to?: string;
+}) {
   return (
     <div className="card">
-      <div className="card-label">{props.label}</div>
+      <div className="card-label">
+        {props.to === undefined ? props.label : <Link to={props.to}>{props.label}</Link>}
+      </div>
       <div className="card-value" data-testid={props.testId}>
         {props.value}
       </div>

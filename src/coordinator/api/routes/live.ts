@@ -7,6 +7,8 @@ import {
   type LiveNodeStatus,
   type StatsSample,
 } from "../../../protocol/live.ts";
+import { LIVE_CLUSTER_EVENT } from "../../../protocol/network.ts";
+import { ClusterFeed } from "../../explorer/cluster-feed.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
 /** Tuning of the live stream; every field has a default (see {@link DEFAULT_LIVE_OPTIONS}). */
@@ -25,6 +27,8 @@ export interface LiveOptions {
   maxClients: number;
   /** A client whose unsent output exceeds this is dropped (it reconnects and refetches), bytes (default 1 MiB). */
   maxBufferedBytes: number;
+  /** Interval between reads of new cluster events while anyone listens, ms (default 500). */
+  clusterPollMs: number;
 }
 
 export const DEFAULT_LIVE_OPTIONS: LiveOptions = {
@@ -35,6 +39,7 @@ export const DEFAULT_LIVE_OPTIONS: LiveOptions = {
   retryMs: 1000,
   maxClients: 1000,
   maxBufferedBytes: 1024 * 1024,
+  clusterPollMs: 500,
 };
 
 /**
@@ -50,11 +55,18 @@ export const DEFAULT_LIVE_OPTIONS: LiveOptions = {
  */
 export function liveRoutes(
   app: ZodApp,
-  { events, nodes, clock }: Pick<ApiDeps, "events" | "nodes" | "clock">,
+  { events, nodes, clock, db }: Pick<ApiDeps, "events" | "nodes" | "clock" | "db">,
   overrides: Partial<LiveOptions> = {},
 ): void {
   const options = { ...DEFAULT_LIVE_OPTIONS, ...overrides };
   const hub = new LiveHub(options, () => nodes.stats(), clock.now.bind(clock), app.log);
+  const clusters = new ClusterFeed(
+    db,
+    (event) => hub.broadcast(LIVE_CLUSTER_EVENT, event),
+    () => hub.clientCount > 0,
+    (error) => app.log.warn({ err: error }, "live: cluster events read failed"),
+    { pollMs: options.clusterPollMs },
+  );
   let unsubscribe: (() => void) | undefined;
 
   app.addHook("onReady", async () => {
@@ -70,12 +82,13 @@ export function liveRoutes(
       hub.requestSample();
     });
     hub.start();
+    await clusters.start();
     await hub.sample();
   });
-  app.addHook("preClose", (done) => {
+  app.addHook("preClose", async () => {
     unsubscribe?.();
     hub.stop();
-    done();
+    await clusters.stop();
   });
 
   app.get(
@@ -86,7 +99,8 @@ export function liveRoutes(
         summary: "Live public events (Server-Sent Events)",
         description:
           "text/event-stream. Events: `hello` (recent network samples), `node.status` (a node's " +
-          "status changed), `stats.sample` (network totals). Schemas: src/protocol/live.ts.",
+          "status changed), `stats.sample` (network totals), `cluster.event` (a public cluster " +
+          "event, anonymized). Schemas: src/protocol/live.ts, src/protocol/network.ts.",
       },
     },
     (request, reply) => {
@@ -169,7 +183,7 @@ class LiveHub {
     this.clients.delete(client);
   }
 
-  broadcast(event: LiveEventName, data: unknown): void {
+  broadcast(event: LiveEventName | typeof LIVE_CLUSTER_EVENT, data: unknown): void {
     this.writeAll(frame(event, data));
   }
 
@@ -227,6 +241,6 @@ class LiveHub {
   }
 }
 
-function frame(event: LiveEventName, data: unknown): string {
+function frame(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
