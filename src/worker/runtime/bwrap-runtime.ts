@@ -233,15 +233,23 @@ export function createBwrapRuntime(
         { cause: spawnError },
       );
     }
+    /**
+     * The job's host processes. Its cgroup holds exactly those of the launch chain (bwrap's monitor
+     * outside the sandbox, the reaper, the job's), and reading it is one file; without one, the
+     * members of its pid namespace, which costs a link read per process on the host.
+     */
+    const jobProcesses = async (): Promise<number[]> => {
+      if (cgroup !== undefined) return cgroup.members();
+      return status.pidNamespace === undefined ? [] : pidNamespaceMembers(status.pidNamespace);
+    };
     const job = superviseJob({
       child: child as typeof child & { pid: number },
       cgroup,
       limitsEnforcedBy: plan.enforcedBy,
       log,
       async terminate() {
-        if (status.pidNamespace === undefined) return;
-        for (const pid of await pidNamespaceMembers(status.pidNamespace)) {
-          if (pid !== status.reaperPid) signalQuietly(pid, "SIGTERM");
+        for (const pid of await jobProcesses()) {
+          if (pid !== status.reaperPid && pid !== child.pid) signalQuietly(pid, "SIGTERM");
         }
       },
       forceKill() {
@@ -250,8 +258,13 @@ export function createBwrapRuntime(
       },
       async reap() {
         if (status.reaperPid !== undefined) signalQuietly(status.reaperPid, "SIGKILL");
+        // With a cgroup, superviseJob's `cgroup.killAll()` empties it next.
         const ns = status.pidNamespace;
-        if (ns !== undefined && !(await killUntilEmpty(() => pidNamespaceMembers(ns)))) {
+        if (
+          cgroup === undefined &&
+          ns !== undefined &&
+          !(await killUntilEmpty(() => pidNamespaceMembers(ns)))
+        ) {
           log("sandbox processes survived SIGKILL", { jobId: spec.jobId });
         }
         if (uid !== undefined) uids.release(uid);
