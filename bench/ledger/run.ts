@@ -15,10 +15,13 @@
  *             transaction (Billing.settleLeases): first pass (nothing settled yet), then a second
  *             pass a minute later (each lease's earlier release read back first).
  * `cpuPerS` divides by this process's CPU time instead of wall time (SQLite runs in-process, so
- * it is the figure to read when other work shares the machine).
+ * it is the figure to read when other work shares the machine); on PostgreSQL `serverCpuS` is the
+ * CPU time the private server's processes spent in the same span (from /proc), so client + server
+ * CPU is the load-independent cost of a phase.
  * On PostgreSQL the ops run `--concurrency` at a time over the pool; SQLite has one writer.
  * Prints one JSON object on stdout.
  */
+import { readFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,9 +59,33 @@ interface Rate {
   wallS: number;
   perS: number;
   cpuPerS: number;
+  serverCpuS?: number;
 }
 
-async function bench(store: Store, concurrency: number) {
+/** CPU seconds used so far by the PostgreSQL server on `port` and its backends (Linux /proc). */
+function serverCpuS(port: string): number {
+  const procs = readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .flatMap((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+        const ticks = Number(fields[11]) + Number(fields[12]);
+        return [{ pid, ppid: fields[1], ticks, cmdline }];
+      } catch {
+        return []; // the process ended meanwhile
+      }
+    });
+  const master = procs.find((p) => p.cmdline.join(" ").includes(`-p ${port} `));
+  if (master === undefined) return Number.NaN;
+  const ticks = procs
+    .filter((p) => p.pid === master.pid || p.ppid === master.pid)
+    .reduce((total, p) => total + p.ticks, 0);
+  return ticks / 100; // USER_HZ
+}
+
+async function bench(store: Store, concurrency: number, serverPort?: string) {
   const ledger = new Ledger(store.dialect);
   const billing = new Billing(store.db, ledger, DEFAULT_FEE_SCHEDULE);
   const wallet = new WalletService(store.db, ledger, new ManualRail());
@@ -70,16 +97,18 @@ async function bench(store: Store, concurrency: number) {
 
   const timed = async (label: string, n: number, body: () => Promise<void>): Promise<Rate> => {
     const cpu = process.cpuUsage();
+    const server = serverPort === undefined ? 0 : serverCpuS(serverPort);
     const start = performance.now();
     await body();
     const wallS = (performance.now() - start) / 1000;
     const used = process.cpuUsage(cpu);
-    const rate = {
+    const rate: Rate = {
       n,
       wallS: round2(wallS),
       perS: round2(n / wallS),
       cpuPerS: round2(n / ((used.user + used.system) / 1e6)),
     };
+    if (serverPort !== undefined) rate.serverCpuS = round2(serverCpuS(serverPort) - server);
     progress(`${store.dialect} ${label}: ${JSON.stringify(rate)}`);
     return rate;
   };
@@ -266,7 +295,7 @@ if (args.db === "postgres" || args.db === "both") {
     try {
       result.postgres = {
         concurrency: Number(args.concurrency),
-        ...(await bench(store, Number(args.concurrency))),
+        ...(await bench(store, Number(args.concurrency), new URL(server.url).port)),
       };
     } finally {
       await store.close();
