@@ -71,8 +71,10 @@ function serverCpuS(port: string): number {
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
         const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-        const ticks = Number(fields[11]) + Number(fields[12]);
-        return [{ pid, ppid: fields[1], ticks, cmdline }];
+        const own = Number(fields[11]) + Number(fields[12]);
+        // cutime + cstime: backends that ended (the pool closes idle ones) count in the parent.
+        const ended = Number(fields[13]) + Number(fields[14]);
+        return [{ pid, ppid: fields[1], ticks: own, ended, cmdline }];
       } catch {
         return []; // the process ended meanwhile
       }
@@ -81,7 +83,7 @@ function serverCpuS(port: string): number {
   if (master === undefined) return Number.NaN;
   const ticks = procs
     .filter((p) => p.pid === master.pid || p.ppid === master.pid)
-    .reduce((total, p) => total + p.ticks, 0);
+    .reduce((total, p) => total + p.ticks, master.ended);
   return ticks / 100; // USER_HZ
 }
 
