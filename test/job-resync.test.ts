@@ -72,6 +72,32 @@ forEachDatabase("job resync", (db) => {
     assert.deepEqual(await s.costs(cluster.id), costs);
   });
 
+  it("ends the cluster on a resent exit when the coordinator died after recording it", async (t) => {
+    const s = await simulatedNetwork(db, t, 1);
+    const cluster = await deploy(s, 1);
+    const worker = s.roleOf(cluster, 0);
+    await s.nextStart(worker);
+    worker.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    await s.until(cluster.id, (v) => v.status === "running", "ran");
+    // As left by a kill between recording the exit and ending the cluster.
+    await s.net.coordinator.store.db
+      .updateTable("cluster_nodes")
+      .set({ status: "exited", exit_code: 0 })
+      .where("cluster_id", "=", cluster.id)
+      .execute();
+    worker.send({
+      type: "job-exit",
+      clusterId: cluster.id,
+      rank: 0,
+      attempt: 0,
+      exitCode: 0,
+      signal: null,
+      error: null,
+    });
+    await nextOf(worker, "job-exit-ack");
+    await s.until(cluster.id, (v) => v.status === "completed", "completed");
+  });
+
   it("sends a reserved lease's start again when its worker reconnects", async (t) => {
     const s = await simulatedNetwork(db, t, 2);
     const cluster = await deploy(s, 2);
@@ -101,6 +127,42 @@ forEachDatabase("job resync", (db) => {
     });
     const view = await s.until(cluster.id, (v) => v.status === "running", "ran");
     assert.equal(view.events.filter((e) => e.type === "head-ready").length, 1);
+  });
+
+  it("moves a rank its worker fenced while the lease stayed active, without a slash", async (t) => {
+    // The coordinator was the one away (a restart longer than the fencing budget): the worker
+    // stopped its rank, and its exit arrives on a lease the coordinator still thinks runs.
+    const s = await simulatedNetwork(db, t, 3);
+    const cluster = await s.client.deployCluster({
+      kind: "batch",
+      nodes: 1,
+      shadow: 1,
+      hours: 2,
+      gpuModel: "cpu",
+      command: ["true"],
+    });
+    const worker = s.roleOf(cluster, 0);
+    await s.nextStart(worker);
+    worker.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    await s.until(cluster.id, (v) => v.status === "running", "ran");
+    const standby = s.byNode(cluster.nodes.find((n) => n.role === "standby")!.nodeId);
+    worker.send({
+      type: "job-exit",
+      clusterId: cluster.id,
+      rank: 0,
+      attempt: 0,
+      exitCode: null,
+      signal: "SIGTERM",
+      error: "stopped by self-fencing: no contact with the coordinator for 4100 ms",
+      fenced: true,
+    });
+    const moved = await s.nextStart(standby);
+    assert.deepEqual([moved.rank, moved.attempt], [0, 1]);
+    const view = await s.client.getCluster(cluster.id);
+    assert.equal(view.status, "running");
+    assert.ok(view.events.some((e) => e.type === "failover"));
+    assert.ok(!view.events.some((e) => e.type === "slashed"), "the node was not at fault");
+    assert.equal((await s.costs(cluster.id)).slashCompensation, "0.000000");
   });
 
   it("pays a lease up to its worker's last heartbeat, even across a coordinator restart", async (t) => {

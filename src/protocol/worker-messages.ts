@@ -215,6 +215,12 @@ export const JobExitMessage = z.strictObject({
   exitCode: z.number().int().nullable(),
   signal: z.string().max(32).nullable(),
   error: z.string().max(1000).nullable(),
+  /**
+   * The worker stopped the run itself, having lost contact with the coordinator (self-fencing).
+   * Reaching a lease still active, it means the coordinator was the one away (a restart): the
+   * rank moves on without a slash.
+   */
+  fenced: z.literal(true).optional(),
 });
 
 export const WorkerMessage = z.discriminatedUnion("type", [

@@ -134,6 +134,7 @@ export async function startWorker(
   link.on("exit-acknowledged", (ack) => outbox.acknowledged(ack));
   link.on("fence", ({ silentMs, heartbeatIntervalMs }) => {
     if (supervisor.activeClusters === 0) return;
+    outbox.fence(`stopped by self-fencing: no contact with the coordinator for ${silentMs} ms`);
     // The coordinator's deadline is one interval after the fence, which is checked a quarter
     // interval late at most: half an interval of grace still ends every process before it.
     void supervisor.stopAll({ graceMs: Math.floor(heartbeatIntervalMs / 2) }).then((stopped) => {

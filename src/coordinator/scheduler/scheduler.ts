@@ -497,9 +497,22 @@ export class Scheduler {
       const lease = await this.activeLease(nodeId, message);
       if (lease === undefined) return; // not this node's run (stale attempt, or released): ignore
       // Workers resend accepts and exits after a reconnect (worker/jobs/job-outbox.ts): only a
-      // run still under way changes anything.
-      if (lease.status !== "reserved" && lease.status !== "running") return;
+      // run still under way changes anything. An exit already recorded is judged again, in case
+      // the coordinator died between recording it and ending the cluster.
+      if (lease.status !== "reserved" && lease.status !== "running") {
+        const recorded = lease.status === "exited" || lease.status === "failed";
+        if (message.type === "job-exit" && recorded && !lease.autoscaled)
+          await this.judgeExit(message.clusterId, message.rank, lease.status === "exited");
+        return;
+      }
       if (message.type === "job-accepted") return this.onAccepted(nodeId, lease.seq, message);
+      // A run its worker fenced while this lease stayed active: the coordinator was away (a
+      // restart), not the node, so the rank moves without a slash.
+      if (message.fenced === true)
+        return this.failover.failLease(message.clusterId, lease.seq, {
+          outcome: "lapsed",
+          reason: `rank ${message.rank} stopped by its worker while the coordinator was unreachable`,
+        });
       // A worker that could not start its part (no exit code) failed the lease; a job that ran
       // and exited, whatever its code, is the consumer's business.
       if (message.exitCode === null && message.error !== null)
@@ -730,23 +743,30 @@ export class Scheduler {
   private async onExit(message: z.infer<typeof JobExitMessage>): Promise<void> {
     const now = this.deps.clock.now();
     const ok = message.exitCode === 0;
-    await this.deps.db
-      .updateTable("cluster_nodes")
-      .set({ status: ok ? "exited" : "failed", exit_code: message.exitCode, ended_at: now })
-      .where("cluster_id", "=", message.clusterId)
-      .where("rank", "=", message.rank)
-      .where("active", "=", 1)
-      .execute();
-    await appendClusterEvent(this.deps.db, message.clusterId, now, "rank-exited", {
-      rank: message.rank,
-      attempt: message.attempt,
-      exitCode: message.exitCode,
-      signal: message.signal,
-      ...(message.error === null ? {} : { error: message.error }),
+    await this.deps.db.transaction().execute(async (tx) => {
+      await tx
+        .updateTable("cluster_nodes")
+        .set({ status: ok ? "exited" : "failed", exit_code: message.exitCode, ended_at: now })
+        .where("cluster_id", "=", message.clusterId)
+        .where("rank", "=", message.rank)
+        .where("active", "=", 1)
+        .execute();
+      await appendClusterEvent(tx, message.clusterId, now, "rank-exited", {
+        rank: message.rank,
+        attempt: message.attempt,
+        exitCode: message.exitCode,
+        signal: message.signal,
+        ...(message.error === null ? {} : { error: message.error }),
+      });
     });
-    const cluster = await loadCluster(this.deps.db, message.clusterId);
+    await this.judgeExit(message.clusterId, message.rank, ok);
+  }
+
+  /** Ends the cluster if a rank's recorded exit ends it (idempotent: an ended one stays). */
+  private async judgeExit(clusterId: string, rank: number, ok: boolean): Promise<void> {
+    const cluster = await loadCluster(this.deps.db, clusterId);
     if (isFinal(cluster.status)) return;
-    const verdict = endVerdict(cluster, message.rank, ok);
+    const verdict = endVerdict(cluster, rank, ok);
     if (verdict !== undefined) await this.finish(cluster.id, verdict.status, verdict.reason);
   }
 

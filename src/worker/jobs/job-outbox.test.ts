@@ -56,3 +56,23 @@ it("knows a run ended here until its exit is acknowledged (a resent start must n
   box.acknowledged({ type: "job-exit-ack", ...run });
   assert.equal(box.hasEnded(start), false);
 });
+
+it("marks the exits of runs stopped by self-fencing, and only those", () => {
+  const { sent, box } = outbox();
+  const other = { ...run, clusterId: "clu_01jgfjjz00tamrcwb3e0fx0yns" };
+  box.post(accepted);
+  box.fence("stopped by self-fencing: no contact with the coordinator for 4100 ms");
+  box.post({ type: "job-accepted", ...other, port: null }); // started after the fence
+  box.post({ ...exit, exitCode: null, signal: "SIGTERM" });
+  box.post({ ...exit, ...other });
+  assert.deepEqual(sent.slice(-2), [
+    {
+      ...exit,
+      exitCode: null,
+      signal: "SIGTERM",
+      fenced: true,
+      error: "stopped by self-fencing: no contact with the coordinator for 4100 ms",
+    },
+    { ...exit, ...other },
+  ]);
+});

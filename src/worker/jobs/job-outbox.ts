@@ -27,6 +27,8 @@ function runKey(run: { clusterId: string; rank: number; attempt: number }): stri
 export class JobOutbox {
   private readonly accepted = new Map<string, JobAccepted>();
   private readonly exits = new Map<string, JobExit>();
+  /** Runs stopped by self-fencing, with why: their exits say so. */
+  private readonly fenced = new Map<string, string>();
 
   constructor(private readonly send: (message: WorkerMessage) => void) {}
 
@@ -34,10 +36,20 @@ export class JobOutbox {
   post(message: WorkerMessage): void {
     if (message.type === "job-accepted") this.accepted.set(runKey(message), message);
     if (message.type === "job-exit") {
-      this.accepted.delete(runKey(message));
-      this.exits.set(runKey(message), message);
+      const key = runKey(message);
+      const fence = this.fenced.get(key);
+      this.fenced.delete(key);
+      if (fence !== undefined)
+        message = { ...message, fenced: true, error: message.error ?? fence };
+      this.accepted.delete(key);
+      this.exits.set(key, message);
     }
     this.send(message);
+  }
+
+  /** Every live run is being stopped by self-fencing: their exits will carry `fenced`. */
+  fence(reason: string): void {
+    for (const key of this.accepted.keys()) this.fenced.set(key, reason);
   }
 
   acknowledged(ack: JobExitAckMessage): void {
