@@ -370,15 +370,59 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       .waitFor();
   });
 
+  it("shows prices per GPU model beside a hyperscaler's, and nodes per region and zone", async () => {
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: "Prices" })
+      .click();
+    const h100 = page.getByTestId("prices-table").locator('tr[data-model="h100-80gb"]');
+    await h100.waitFor();
+    assert.match((await h100.getByTestId("available").textContent()) ?? "", /^8 GPUs1 nodes?$/);
+    assert.match((await h100.textContent()) ?? "", /1\.990000.*12\.290000.*AWS p5\.48xlarge.*84 %/);
+    const rtx = page.getByTestId("prices-table").locator('tr[data-model="rtx-4090"]');
+    assert.match((await rtx.textContent()) ?? "", /0\.390000.*0 GPUs.*—/);
+    assert.equal(await page.title(), "Prices · Tandem Explorer");
+    await page.screenshot({ path: join(ARTIFACTS, "prices.png"), fullPage: true });
+
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: "Regions" })
+      .click();
+    const euWest = page.getByTestId("regions-table").locator('tbody[data-region="eu-west"]');
+    await euWest.waitFor();
+    const cells = async (row: string) =>
+      (await euWest.locator(row).locator("td.num").allTextContents()).join(" ");
+    assert.equal(await cells('tr[data-zone="eu-west-b"]'), "1 1 8 8");
+    assert.equal(await cells('tr[data-zone="eu-west-a"]'), "0 1 0 1", "the killed worker's zone");
+    assert.equal(await cells("tr >> nth=0"), "1 2 8 9");
+    assert.equal(await page.getByTestId("regions-table").locator("tbody").count(), 1);
+    await page.screenshot({ path: join(ARTIFACTS, "regions.png"), fullPage: true });
+
+    await page.route("**/v1/network/prices", (route) => route.abort());
+    await page.goto(`${url}/prices`);
+    await page.getByRole("alert").filter({ hasText: "Cannot reach the coordinator" }).waitFor();
+    expectedBrowserError("net::ERR_FAILED");
+    await page.unroute("**/v1/network/prices");
+    await page.getByRole("button", { name: "Try again" }).click();
+    await h100.waitFor();
+  });
+
   it("works on a phone-sized screen", async () => {
     const phone = await context!.newPage();
     await phone.setViewportSize({ width: 390, height: 800 });
-    await phone.goto(`${url}/nodes`);
-    await phone.getByTestId("nodes-table").waitFor();
-    const overflow = await phone.evaluate(
-      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
-    );
-    assert.equal(overflow, 0, "no sideways scrolling of the whole page");
+    for (const [path, table] of [
+      ["/nodes", "nodes-table"],
+      ["/clusters", "clusters-table"],
+      ["/prices", "prices-table"],
+      ["/regions", "regions-table"],
+    ] as const) {
+      await phone.goto(`${url}${path}`);
+      await phone.getByTestId(table).waitFor();
+      const overflow = await phone.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      assert.equal(overflow, 0, `no sideways scrolling of the whole page at ${path}`);
+    }
     await phone.screenshot({ path: join(ARTIFACTS, "nodes-phone.png"), fullPage: true });
     await phone.close();
   });

@@ -23,7 +23,13 @@ import {
   type RegisterDeviceRequest,
 } from "../protocol/devices.ts";
 import { ErrorBody } from "../protocol/errors.ts";
-import { PublicCluster, PublicClusterList, type PublicClustersQuery } from "../protocol/network.ts";
+import {
+  PriceBoard,
+  PublicCluster,
+  PublicClusterList,
+  RegionBoard,
+  type PublicClustersQuery,
+} from "../protocol/network.ts";
 import { HealthResponse } from "../protocol/system.ts";
 import {
   ClusterCostsView,
@@ -154,6 +160,14 @@ export class TandemClient {
       query as Query,
       PublicClusterList,
     );
+  }
+
+  networkPrices() {
+    return this.request("GET", "/v1/network/prices", undefined, undefined, PriceBoard);
+  }
+
+  networkRegions() {
+    return this.request("GET", "/v1/network/regions", undefined, undefined, RegionBoard);
   }
 
   networkCluster(id: string) {

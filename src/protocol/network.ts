@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ClusterEvent, ClusterKind, ClusterStatusName } from "./clusters.ts";
+import { Amount, ClusterEvent, ClusterKind, ClusterStatusName } from "./clusters.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { Cursor } from "./nodes.ts";
 
@@ -74,3 +74,59 @@ export const LiveClusterEvent = z.strictObject({
   detail: z.record(z.string(), z.unknown()),
 });
 export type LiveClusterEvent = z.infer<typeof LiveClusterEvent>;
+
+/** One GPU model on the prices page (`GET /v1/network/prices`); amounts in USD per GPU-hour. */
+export const ModelPrice = z.strictObject({
+  model: z.string(),
+  name: z.string(),
+  tier: z.enum(["consumer", "datacenter"]),
+  catalogPerGpuHour: Amount,
+  /** In `market` mode: suppliers' prices over the available nodes of this model; else null. */
+  market: z
+    .strictObject({ nodes: z.number().int(), minPerGpuHour: Amount, medianPerGpuHour: Amount })
+    .nullable(),
+  availableNodes: z.number().int(),
+  availableGpus: z.number().int(),
+  /** A hyperscaler's on-demand price for the same card (src/core/reference-prices.ts), or null. */
+  reference: z
+    .strictObject({
+      provider: z.string(),
+      instance: z.string(),
+      perGpuHour: Amount,
+      source: z.string(),
+    })
+    .nullable(),
+});
+export type ModelPrice = z.infer<typeof ModelPrice>;
+
+export const PriceBoard = z.strictObject({
+  pricingMode: z.enum(["catalog", "market"]),
+  currency: z.literal("USD"),
+  /** A CPU-only node's catalog price per node-hour. */
+  cpuNodePerHour: Amount,
+  models: z.array(ModelPrice),
+  /** When these figures were counted (they are cached for a few seconds). */
+  asOf: z.iso.datetime(),
+});
+export type PriceBoard = z.infer<typeof PriceBoard>;
+
+const PlaceCounts = {
+  nodes: z.number().int(),
+  online: z.number().int(),
+  gpus: z.number().int(),
+  gpusOnline: z.number().int(),
+};
+
+/** Nodes and GPUs per region and zone (`GET /v1/network/regions`); every known region listed. */
+export const RegionBoard = z.strictObject({
+  regions: z.array(
+    z.strictObject({
+      id: z.string(),
+      name: z.string(),
+      ...PlaceCounts,
+      zones: z.array(z.strictObject({ id: z.string(), ...PlaceCounts })),
+    }),
+  ),
+  asOf: z.iso.datetime(),
+});
+export type RegionBoard = z.infer<typeof RegionBoard>;

@@ -6,6 +6,8 @@ import { ClustersPage } from "./pages/clusters.tsx";
 import { NodePage } from "./pages/node.tsx";
 import { NodesPage } from "./pages/nodes.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
+import { PricesPage } from "./pages/prices.tsx";
+import { RegionsPage } from "./pages/regions.tsx";
 import { Link, useLocation } from "./router.tsx";
 
 const NODE_PATH = /^\/nodes\/(node_[0-9a-z]{26})\/?$/;
@@ -17,6 +19,8 @@ function Page({ pathname }: { pathname: string }) {
   const node = NODE_PATH.exec(pathname);
   if (node?.[1] !== undefined) return <NodePage key={node[1]} id={node[1]} />;
   if (pathname === "/clusters" || pathname === "/clusters/") return <ClustersPage />;
+  if (pathname === "/prices" || pathname === "/prices/") return <PricesPage />;
+  if (pathname === "/regions" || pathname === "/regions/") return <RegionsPage />;
   const cluster = CLUSTER_PATH.exec(pathname);
   if (cluster?.[1] !== undefined) return <ClusterPage key={cluster[1]} id={cluster[1]} />;
   return (
@@ -35,6 +39,8 @@ const TITLES: Array<[RegExp, string]> = [
   [NODE_PATH, "Node"],
   [/^\/clusters\/?$/, "Clusters"],
   [CLUSTER_PATH, "Cluster"],
+  [/^\/prices\/?$/, "Prices"],
+  [/^\/regions\/?$/, "Regions"],
 ];
 
 export function App() {

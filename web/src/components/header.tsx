@@ -23,6 +23,8 @@ const PAGES = [
     label: "Clusters",
     matches: (path: string) => path.startsWith("/clusters"),
   },
+  { to: "/prices", label: "Prices", matches: (path: string) => path.startsWith("/prices") },
+  { to: "/regions", label: "Regions", matches: (path: string) => path.startsWith("/regions") },
 ];
 
 export function Header() {

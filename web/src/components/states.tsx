@@ -1,5 +1,6 @@
 import type { ReactNode } from "react";
 import { describeError } from "../api.ts";
+import type { AsyncState } from "../use-async.ts";
 
 export function Loading({ what }: { what: string }) {
   return (
@@ -25,4 +26,16 @@ export function ErrorState({ error, onRetry }: { error: unknown; onRetry?: () =>
       )}
     </div>
   );
+}
+
+/** The answer's view once it is there; until then the loading state, or the error with a retry. */
+export function Loaded<T>(props: {
+  state: AsyncState<T>;
+  what: string;
+  children: (data: T) => ReactNode;
+}) {
+  const { state } = props;
+  if (state.data !== undefined) return props.children(state.data);
+  if (state.error !== undefined) return <ErrorState error={state.error} onRetry={state.reload} />;
+  return <Loading what={props.what} />;
 }
