@@ -4,7 +4,7 @@
  * opens it) and on a private PostgreSQL server (fsync off, as the tests start it).
  *
  *   node --import tsx bench/ledger/run.ts [--db sqlite|postgres|both] [--ops 20000]
- *        [--concurrency 16] [--leases 10000]
+ *        [--concurrency 16] [--leases 10000] [--clock real|fixed]
  *
  * Measured, each op one DB transaction (one business operation) with its idempotency key:
  *   deposit   WalletService.deposit: key lock + replay lookup + balance lock + 2 postings + row
@@ -48,6 +48,7 @@ const { values: args } = parseArgs({
     ops: { type: "string", default: "20000" },
     concurrency: { type: "string", default: "16" },
     leases: { type: "string", default: "10000" },
+    clock: { type: "string", default: "real" },
   },
 });
 const OPS = Number(args.ops);
@@ -93,6 +94,9 @@ async function bench(store: Store, concurrency: number, serverPort?: string) {
   const wallet = new WalletService(store.db, ledger, new ManualRail());
   const accounts = new AccountRegistry(store.db);
   const nowMs = Date.now();
+  // Each operation's own time, as the coordinator passes it (ids are time-ordered, so the ledger's
+  // id indexes grow at their end); `--clock fixed` gives every operation the same instant.
+  const now = () => (args.clock === "fixed" ? nowMs : Date.now());
   const users: string[] = [];
   for (let i = 0; i < 64; i++)
     users.push((await accounts.createAccount(["consumer", "supplier"], nowMs)).accountId);
@@ -131,7 +135,7 @@ async function bench(store: Store, concurrency: number, serverPort?: string) {
       accountId: users[i % users.length]!,
       currency: "USDC",
       amount: money("1000"),
-      nowMs,
+      nowMs: now(),
     }),
   );
   const quote = billing.quote({
@@ -146,7 +150,7 @@ async function bench(store: Store, concurrency: number, serverPort?: string) {
         consumerAccountId: users[i % users.length]!,
         quote,
         idempotencyKey: `c${i}`,
-        nowMs,
+        nowMs: now(),
       });
       if (!result.ok) throw new Error("bench charge refused");
     }),
@@ -167,7 +171,7 @@ async function bench(store: Store, concurrency: number, serverPort?: string) {
             requestHash: "bench",
             metadata: {},
             response: (id: string) => ({ id }),
-            nowMs,
+            nowMs: now(),
             postings: [
               {
                 account: walletAccount(from),
@@ -209,7 +213,7 @@ async function bench(store: Store, concurrency: number, serverPort?: string) {
         consumerAccountId: users[c % users.length]!,
         quote: clusterQuote,
         idempotencyKey: `k${c}`,
-        nowMs,
+        nowMs: now(),
       }),
     );
     for (let i = 0; i < NODES_PER_CLUSTER && leases.length < LEASES; i++)
@@ -220,15 +224,16 @@ async function bench(store: Store, concurrency: number, serverPort?: string) {
         currency: "USDC",
         pricePerHour: money("1.234567"),
         servedMinutes: 0,
-        nowMs,
+        nowMs: now(),
       });
   });
   const pass = (minute: number) =>
     timed(`settlement pass at minute ${minute}`, leases.length, async () => {
+      const passMs = now();
       const results = await billing.transaction((tx) =>
         billing.settleLeases(
           tx,
-          leases.map((l) => ({ ...l, servedMinutes: minute })),
+          leases.map((l) => ({ ...l, servedMinutes: minute, nowMs: passMs })),
         ),
       );
       if (!results.every((r) => r.ok && r.transactionId !== null))
