@@ -19,6 +19,8 @@ export const WorkerConfig = z.strictObject({
   python: z.string().default("/usr/bin/python3"),
   /** Run jobs without a sandbox when bubblewrap is unusable: `tandem dev` only, never in production. */
   allowUnsandboxed: z.boolean().default(false),
+  /** Offer `container` clusters through podman where it works here (runtime/podman-runtime.ts). */
+  containers: z.boolean().default(true),
   /** Limits of every job on this machine (MiB, cores, tasks). Default: none beyond the machine's. */
   jobMemoryMiB: z.number().int().min(64).optional(),
   jobCpuCores: z.number().min(0.1).optional(),

@@ -12,6 +12,7 @@ import { utilizationSampler } from "./utilization.ts";
 import { prepareJobsDir } from "./jobs/jobs-dir.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
+import { createPodmanRuntime } from "./runtime/podman-runtime.ts";
 import { selectRuntime } from "./runtime/select-runtime.ts";
 
 export interface Worker {
@@ -45,6 +46,7 @@ export async function startWorker(
 
   const identity = await loadOrCreateIdentity(config.home);
   const runtime = ports.runtime ?? (await chooseRuntime(config.allowUnsandboxed, log));
+  const containers = config.containers ? await chooseContainerRuntime(config.home, log) : undefined;
   const probe =
     ports.probe ??
     systemHardwareProbe({
@@ -111,6 +113,7 @@ export async function startWorker(
   const outbox = new JobOutbox((message) => link.send(message));
   const supervisor = new JobSupervisor({
     runtime,
+    containers,
     jobsDir: workDir,
     python: config.python,
     gpuIndices: hardware.gpus.map((g) => g.index),
@@ -173,6 +176,19 @@ export async function startWorker(
       if (config.jobsDir === undefined) await rmdir(workDir).catch(() => undefined);
     },
   };
+}
+
+async function chooseContainerRuntime(
+  home: string,
+  log: WorkerLog,
+): Promise<JobRuntime | undefined> {
+  const podman = await createPodmanRuntime({ configDir: home, log });
+  if ("runtime" in podman) {
+    log("container runtime", { kind: "podman" });
+    return podman.runtime;
+  }
+  log("no container runtime: container clusters cannot run here", { why: podman.unavailable });
+  return undefined;
 }
 
 async function chooseRuntime(allowUnsandboxed: boolean, log: WorkerLog): Promise<JobRuntime> {

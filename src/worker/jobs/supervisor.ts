@@ -13,6 +13,8 @@ import { planRank } from "./cluster-kinds.ts";
 
 export interface JobSupervisorOptions {
   runtime: JobRuntime;
+  /** Runs `container` clusters (podman); undefined where podman is not usable. */
+  containers?: JobRuntime | undefined;
   /** Directory under which each cluster gets its private work dir. */
   jobsDir: string;
   python: string;
@@ -133,12 +135,12 @@ export class JobSupervisor {
         options.send(exitMessage(job, null, null, "stopped before it started"));
         return;
       }
-      if (job.kind === "container" && options.runtime.kind !== "podman") {
+      const runtime = job.kind === "container" ? options.containers : options.runtime;
+      if (runtime === undefined)
         throw new Error("container clusters need podman, which this worker does not have");
-      }
       const head = job.head ?? { address: "127.0.0.1", port: await freePort() };
       const plan = planRank(job, { head, gpuIndices: options.gpuIndices, python: options.python });
-      const running = await options.runtime.run({
+      const running = await runtime.run({
         // Stable across attempts: a root worker's sandbox uid derives from it, and the new attempt
         // must own the files the previous one left in the job dir.
         jobId: `job_${job.clusterId.slice(4)}_r${job.rank}`,
@@ -147,6 +149,7 @@ export class JobSupervisor {
         jobDir,
         limits: options.limits,
         network: "shared",
+        ...(job.image === null ? {} : { image: job.image }),
       });
       this.attach(run, running);
       options.send({

@@ -2,7 +2,7 @@
  * The job runtime port: how the worker starts one process tree for a job and ends it.
  *
  * Three adapters implement it (DESIGN.md §3): `bwrap` (the default, a bubblewrap sandbox),
- * `podman` (OCI images, not built yet) and `process` (a plain child process, only for `tandem dev`
+ * `podman` (OCI images, for `container` clusters) and `process` (a plain child process, only for `tandem dev`
  * on machines without bubblewrap: it isolates nothing). The supervisor talks to this interface
  * only, so tests and callers never depend on which one runs.
  *
@@ -48,6 +48,8 @@ export interface JobSpec {
   network: "shared" | "none";
   /** Host device nodes to expose read-write (GPU nodes: /dev/nvidia0, /dev/nvidiactl, …). */
   devices?: readonly string[];
+  /** The OCI image to run the command in (the podman runtime only; it is required there). */
+  image?: string;
 }
 
 /** How a job ended. */

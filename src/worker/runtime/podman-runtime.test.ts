@@ -1,0 +1,132 @@
+// The podman runtime against real podman (Debian's, installed by .ci/run) with an image imported
+// from a local busybox root file system: no registry is reachable here, and the runtime never
+// pulls. Skipped, saying why, where podman cannot run containers (not root, not installed).
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { after, before, describe, it } from "node:test";
+import type { JobRuntime, JobSpec, RunningJob } from "./job-runtime.ts";
+import { createPodmanRuntime } from "./podman-runtime.ts";
+
+const run = promisify(execFile);
+const IMAGE = `localhost/tandem-test-busybox:${process.pid}`;
+
+async function output(job: RunningJob) {
+  let stdout = "";
+  let stderr = "";
+  job.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  job.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exit = await job.exited;
+  return { exit, stdout, stderr };
+}
+
+describe("podman runtime", async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), "tandem-podman-test-"));
+  const created =
+    process.getuid?.() === 0
+      ? await createPodmanRuntime({ configDir: dir })
+      : { unavailable: "podman runs containers with limits only as root here" };
+  const skip = "unavailable" in created ? created.unavailable : false;
+  if (skip !== false) process.stderr.write(`skipping podman runtime tests: ${skip}\n`);
+  const runtime = "runtime" in created ? created.runtime : (undefined as unknown as JobRuntime);
+  const env = { PATH: process.env.PATH ?? "", CONTAINERS_CONF: path.join(dir, "containers.conf") };
+  let jobs = 0;
+  const spec = (command: string[], extra: Partial<JobSpec> = {}): JobSpec => ({
+    jobId: `job_podman_${process.pid}_${jobs++}`,
+    command,
+    env: { GREETING: "hello" },
+    jobDir: path.join(dir, "jobs", `j${jobs}`),
+    limits: {},
+    network: "none",
+    image: IMAGE,
+    ...extra,
+  });
+
+  before(async () => {
+    if (skip !== false) return;
+    // A root file system of one static busybox, imported as an image (`podman import`).
+    const rootfs = path.join(dir, "rootfs");
+    await mkdir(path.join(rootfs, "bin"), { recursive: true });
+    await mkdir(path.join(rootfs, "tmp"));
+    await mkdir(path.join(rootfs, "job"));
+    await copyFile("/bin/busybox", path.join(rootfs, "bin", "busybox"));
+    for (const applet of ["sh", "cat", "echo", "id", "ls", "sleep", "touch", "pwd"])
+      await symlink("busybox", path.join(rootfs, "bin", applet));
+    await run("tar", ["-C", rootfs, "-cf", path.join(dir, "rootfs.tar"), "."]);
+    await run("podman", ["import", path.join(dir, "rootfs.tar"), IMAGE], { env });
+    await mkdir(path.join(dir, "jobs"), { mode: 0o711 });
+  });
+
+  after(async () => {
+    if (skip === false) await run("podman", ["rmi", "--force", IMAGE], { env }).catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it(
+    "runs the command in the image as nobody, in /job, with only the job's environment",
+    { skip },
+    async () => {
+      const job = await runtime.run(
+        spec([
+          "sh",
+          "-c",
+          'id -u; pwd; echo "$GREETING"; echo ok > out.txt; echo warn >&2; exit 3',
+        ]),
+      );
+      const { exit, stdout, stderr } = await output(job);
+      assert.deepEqual(exit, { exitCode: 3, signal: null, oomKilled: false });
+      assert.equal(stdout, "65534\n/job\nhello\n");
+      assert.equal(stderr, "warn\n");
+    },
+  );
+
+  it("keeps the image read-only and the host out of sight", { skip }, async () => {
+    const secret = path.join(dir, "host-secret");
+    await writeFile(secret, "do not read", { mode: 0o644 });
+    const s = spec([
+      "sh",
+      "-c",
+      `cat ${secret}; cat /etc/shadow; touch /bin/evil && echo WROTE; echo done > result`,
+    ]);
+    const { stdout, stderr } = await output(await runtime.run(s));
+    assert.doesNotMatch(stdout, /do not read|WROTE/);
+    assert.match(stderr, /No such file|Read-only file system/);
+    assert.equal(await readFile(path.join(s.jobDir, "result"), "utf8"), "done\n");
+  });
+
+  it("ends every process of the job on kill", { skip }, async () => {
+    const job = await runtime.run(spec(["sh", "-c", "sleep 300 & sleep 300"]));
+    const started = Date.now();
+    await job.kill(2000);
+    const { exit } = await output(job);
+    assert.notEqual(exit.exitCode, 0);
+    assert.ok(Date.now() - started < 10_000);
+    const { stdout } = await run("podman", ["ps", "--all", "--format", "{{.Names}}"], { env });
+    assert.doesNotMatch(stdout, new RegExp(job.pid.toString()), "no container left");
+    assert.doesNotMatch(stdout, /tandem-job_podman_/);
+  });
+
+  it("enforces the task limit", { skip }, async () => {
+    const job = await runtime.run(
+      spec(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; wait"], {
+        limits: { maxProcesses: 6 },
+      }),
+    );
+    const { stderr } = await output(job);
+    assert.match(stderr, /can't fork|Resource temporarily unavailable/);
+    assert.equal(job.limitsEnforcedBy.maxProcesses?.startsWith("cgroup"), true);
+  });
+
+  it("refuses an image this node does not have, and a job without one", { skip }, async () => {
+    await assert.rejects(runtime.run(spec(["true"], { image: "localhost/absent:1" })), {
+      code: "JOB_START_FAILED",
+      message: /not on this node/,
+    });
+    const noImage: JobSpec = { ...spec(["true"]) };
+    delete noImage.image;
+    await assert.rejects(runtime.run(noImage), { code: "INVALID_JOB_SPEC" });
+  });
+});
