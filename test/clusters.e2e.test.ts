@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { TandemApiError, TandemClient } from "../src/client/client.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
+import { importBusyboxImage } from "./support/busybox-image.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
 
 const JOBS = fileURLToPath(new URL("./fixtures/jobs/", import.meta.url));
@@ -33,6 +34,16 @@ function rayMissing(): string | undefined {
 }
 
 const engines = enginesMissing();
+
+function podmanMissing(): string | undefined {
+  if (process.getuid?.() !== 0) return "podman runs limited containers only as root here";
+  if (spawnSync("podman", ["--version"]).status === 0) return undefined;
+  const reason = "podman is not installed (.ci/run installs it)";
+  process.stderr.write(`skipping the container test: ${reason}\n`);
+  return reason;
+}
+const podman = podmanMissing();
+const IMAGE = `localhost/tandem-e2e-busybox:${process.pid}`;
 
 describe("clusters on a 4-worker network", () => {
   const processes: TandemProcess[] = [];
@@ -165,6 +176,28 @@ describe("clusters on a 4-worker network", () => {
     );
   });
 
+  it(
+    "runs a container cluster from a local image on every node",
+    { skip: podman ?? false },
+    async (t) => {
+      const removeImage = await importBusyboxImage(IMAGE);
+      t.after(removeImage);
+      const cluster = await consumer.deployCluster({
+        kind: "container",
+        image: IMAGE,
+        nodes: 2,
+        hours: 1,
+        gpuModel: "cpu",
+        command: ["sh", "-c", 'echo "rank=$RANK world=$WORLD_SIZE uid=$(id -u) cwd=$(pwd)"'],
+      });
+      const done = await runToEnd(cluster);
+      const logs = await logText(cluster.id);
+      assert.equal(done.status, "completed", JSON.stringify(done.events) + logs);
+      for (let rank = 0; rank < 2; rank++)
+        assert.match(logs, new RegExp(`\\[${rank}\\] rank=${rank} world=2 uid=65534 cwd=/job`));
+    },
+  );
+
   it("runs a 4-rank torch all-reduce over gloo", { skip: engines ?? false }, async () => {
     const logs = await runScript("torch", "allreduce.py", 4);
     for (let rank = 0; rank < 4; rank++) assert.match(logs, new RegExp(`rank ${rank}/4 sum=10`));
@@ -235,6 +268,11 @@ describe("clusters on a 4-worker network", () => {
     assert.deepEqual(await refusal({ ...base, command: ["x".repeat(300_000)] }), [
       413,
       "PAYLOAD_TOO_LARGE",
+    ]);
+    assert.deepEqual(await refusal({ ...base, kind: "container" }), [400, "VALIDATION_FAILED"]);
+    assert.deepEqual(await refusal({ ...base, image: "localhost/x:1" }), [
+      400,
+      "VALIDATION_FAILED",
     ]);
     assert.deepEqual(await refusal({ ...base, nodes: 5 }), [409, "NO_CAPACITY"]);
     assert.deepEqual(await refusal({ ...base, hours: 720, nodes: 4 }), [402, "INSUFFICIENT_FUNDS"]);

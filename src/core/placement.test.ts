@@ -45,6 +45,16 @@ describe("place", () => {
     );
   });
 
+  it("places a container cluster only on nodes that run containers, and says so when short", () => {
+    const inventory = [node(1), node(2, { containers: true }), node(3, { containers: false })];
+    const result = place(inventory, { nodes: 1, containers: true });
+    assert.ok(result.ok);
+    assert.equal(result.nodes[0]!.nodeId, "node_0002");
+    const short = place(inventory, { nodes: 2, containers: true });
+    assert.ok(!short.ok);
+    assert.match(short.explanation, /runs containers: 1 \(need 2\)/);
+  });
+
   it("spreads over zones when asked", () => {
     const inventory = [node(0), node(3), node(6), node(1), node(2)];
     const result = place(inventory, { nodes: 3, spreadZones: true });

@@ -40,6 +40,8 @@ export interface PlacementCandidate {
   /** VRAM of the node's smallest GPU, MiB. */
   readonly vramMiB: number;
   readonly teeCapable: boolean;
+  /** Can run `container` clusters (podman on the worker); absent = no. */
+  readonly containers?: boolean | undefined;
   readonly uptime30d: number;
   /** Reputation score, 0..100 (src/core/reputation.ts). */
   readonly reputation: number;
@@ -60,6 +62,8 @@ export interface PlacementRequest {
   readonly minReputation?: number | undefined;
   readonly maxPricePerHour?: bigint | undefined;
   readonly teeCapable?: boolean | undefined;
+  /** Only nodes that can run containers (a `container` cluster). */
+  readonly containers?: boolean | undefined;
   /** Nodes that must not be chosen (already tried, or already in the cluster). */
   readonly exclude?: ReadonlySet<string> | undefined;
 }
@@ -103,6 +107,8 @@ function filtersFor(request: PlacementRequest, formatPrice: (units: bigint) => s
   if (minVramMiB !== undefined)
     filters.push({ label: `vram ≥ ${minVramMiB} MiB`, test: (c) => c.vramMiB >= minVramMiB });
   if (teeCapable === true) filters.push({ label: "tee-capable", test: (c) => c.teeCapable });
+  if (request.containers === true)
+    filters.push({ label: "runs containers", test: (c) => c.containers === true });
   if (regions !== undefined)
     filters.push({ label: `region ${regions.join("|")}`, test: (c) => regions.includes(c.region) });
   if (minUptime !== undefined)
@@ -258,7 +264,7 @@ class MatchStream<T extends PlacementCandidate> {
 
   private siftDown(from: number): void {
     const heap = this.heap;
-    for (let i = from; ; ) {
+    for (let i = from; ;) {
       const left = 2 * i + 1;
       const right = left + 1;
       let best = i;
@@ -309,7 +315,7 @@ function roundRobin<T extends PlacementCandidate>(
   const chosen: T[] = [];
   const open = [...streams];
   while (chosen.length < count && open.length > 0) {
-    for (let i = 0; i < open.length && chosen.length < count; ) {
+    for (let i = 0; i < open.length && chosen.length < count;) {
       const next = open[i]!.next();
       if (next === undefined) open.splice(i, 1);
       else {

@@ -49,5 +49,7 @@ export const HardwareReport = z.strictObject({
     distro: freeText(128),
   }),
   gpus: z.array(GpuReport).max(64),
+  /** Container runtimes the worker can run `container` clusters with (absent: none). */
+  runtimes: z.array(z.enum(["podman"])).max(4).optional(),
 });
 export type HardwareReport = z.infer<typeof HardwareReport>;

@@ -54,7 +54,10 @@ export async function startWorker(
       nvidiaSmi: config.nvidiaSmi,
       onWarning: (warning) => log("GPU probe warning", { warning }),
     });
-  const hardware = await probe.probe();
+  const hardware = {
+    ...(await probe.probe()),
+    ...(containers === undefined ? {} : { runtimes: ["podman" as const] }),
+  };
   const registered = await registerDevice({
     coordinatorUrl: config.coordinatorUrl,
     apiKey: config.apiKey,

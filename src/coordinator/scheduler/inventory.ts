@@ -90,9 +90,20 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
       vramMiB: row.vram_mib,
       teeCapable:
         row.gpu_model === null ? false : (gpuModelById(row.gpu_model)?.teeCapable ?? false),
+      containers: runsContainers(row.hardware),
       uptime30d: row.uptime_30d,
       reputation: row.reputation,
       pricePerHour: price ?? 0n,
     });
+  }
+}
+
+/** Whether a node's stored hardware report lists a container runtime. */
+function runsContainers(hardwareJson: string): boolean {
+  try {
+    const hardware = JSON.parse(hardwareJson) as { runtimes?: unknown };
+    return Array.isArray(hardware.runtimes) && hardware.runtimes.includes("podman");
+  } catch {
+    return false;
   }
 }

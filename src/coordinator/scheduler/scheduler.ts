@@ -51,7 +51,11 @@ import {
 import type { ClusterPayments } from "./payments.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 
-type Search = z.output<typeof SearchRequest> & { autoscale?: Autoscale | undefined };
+type Search = z.output<typeof SearchRequest> & {
+  autoscale?: Autoscale | undefined;
+  /** A deploy's kind: a `container` cluster needs nodes that run containers. */
+  kind?: ClusterView["kind"] | undefined;
+};
 type Deploy = z.output<typeof DeployRequest>;
 
 /** What the scheduler and its failover and autoscaler work with. */
@@ -211,6 +215,14 @@ export class Scheduler {
       if (existing !== undefined) return clusterView(this.deps.db, existing.id);
     }
     checkAutoscale(request);
+    if ((request.kind === "container") !== (request.image !== undefined))
+      throw new TandemError(
+        ErrorCode.VALIDATION_FAILED,
+        request.kind === "container"
+          ? "a container cluster needs an image"
+          : `an image is only for container clusters, not ${request.kind}`,
+        { details: { field: "image" } },
+      );
     const rate = this.rate(request.currency);
     const excluded = new Set<string>();
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -977,7 +989,14 @@ export class Scheduler {
     const filters = cluster.spec.filters as CapacityFilters;
     const ceiling = toUsd(ceilingPerHour, rate);
     const request = this.placementRequest(
-      { ...filters, nodes: 1, shadow: 0, autoscale: undefined, currency: cluster.currency },
+      {
+        ...filters,
+        nodes: 1,
+        shadow: 0,
+        autoscale: undefined,
+        currency: cluster.currency,
+        kind: cluster.kind,
+      },
       rate,
       // Never a node that already served this cluster: a node back from the dead gets no rank back.
       new Set(cluster.nodes.map((n) => n.nodeId)),
@@ -1025,6 +1044,7 @@ export class Scheduler {
       minUptime: request.minUptime,
       minReputation: request.minReputation,
       teeCapable: request.teeCapable,
+      containers: request.kind === "container" ? true : undefined,
       maxPricePerHour:
         request.maxPricePerHour === undefined
           ? undefined

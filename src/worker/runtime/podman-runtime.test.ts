@@ -3,11 +3,12 @@
 // pulls. Skipped, saying why, where podman cannot run containers (not root, not installed).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
+import { importBusyboxImage } from "../../../test/support/busybox-image.ts";
 import type { JobRuntime, JobSpec, RunningJob } from "./job-runtime.ts";
 import { createPodmanRuntime } from "./podman-runtime.ts";
 
@@ -45,23 +46,13 @@ describe("podman runtime", async () => {
     ...extra,
   });
 
+  let removeImage = async () => {};
   before(async () => {
-    if (skip !== false) return;
-    // A root file system of one static busybox, imported as an image (`podman import`).
-    const rootfs = path.join(dir, "rootfs");
-    await mkdir(path.join(rootfs, "bin"), { recursive: true });
-    await mkdir(path.join(rootfs, "tmp"));
-    await mkdir(path.join(rootfs, "job"));
-    await copyFile("/bin/busybox", path.join(rootfs, "bin", "busybox"));
-    for (const applet of ["sh", "cat", "echo", "id", "ls", "sleep", "touch", "pwd"])
-      await symlink("busybox", path.join(rootfs, "bin", applet));
-    await run("tar", ["-C", rootfs, "-cf", path.join(dir, "rootfs.tar"), "."]);
-    await run("podman", ["import", path.join(dir, "rootfs.tar"), IMAGE], { env });
-    await mkdir(path.join(dir, "jobs"), { mode: 0o711 });
+    if (skip === false) removeImage = await importBusyboxImage(IMAGE, env);
   });
 
   after(async () => {
-    if (skip === false) await run("podman", ["rmi", "--force", IMAGE], { env }).catch(() => {});
+    await removeImage();
     await rm(dir, { recursive: true, force: true });
   });
 
