@@ -208,6 +208,22 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       "the first page again",
     );
 
+    await page.goto(`${url}/nodes?sort=gpuModel`);
+    await rows.nth(1).waitFor();
+    assert.deepEqual(
+      await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-node-id"))),
+      [hgxNodeId, gpuNodeId],
+      "h100-80gb sorts before rtx-4090",
+    );
+    await page.getByLabel("Order").selectOption("desc");
+    await page.waitForURL(/\/nodes\?sort=gpuModel&order=desc$/);
+    await eventuallyTrue(
+      async () => (await rows.first().getAttribute("data-node-id")) === gpuNodeId,
+      "rtx-4090 first, descending",
+    );
+    await page.getByLabel("Sort by").selectOption({ label: "Reputation" });
+    await page.waitForURL(/sort=reputation/);
+
     await page.goto(`${url}/nodes?minUptime=2`);
     await page.getByRole("alert").filter({ hasText: "not valid" }).waitFor();
   });

@@ -88,6 +88,9 @@ export const Cursor = z
   .max(200)
   .regex(/^[A-Za-z0-9_-]+$/, "malformed cursor");
 
+export const NodeSortKey = z.enum(["id", "uptime", "reputation", "gpuModel", "region", "status"]);
+export type NodeSortKey = z.infer<typeof NodeSortKey>;
+
 export const ListNodesQuery = z.strictObject({
   gpuModel: slug(64).optional(),
   region: slug(64).optional(),
@@ -96,6 +99,10 @@ export const ListNodesQuery = z.strictObject({
   minUptime: z.coerce.number().min(0).max(1).optional(),
   minReputation: z.coerce.number().min(0).max(100).optional(),
   minVramMiB: z.coerce.number().int().min(0).max(16_777_216).optional(),
+  /** Order of the list (default `id`, the registration order); ties go by id. */
+  sort: NodeSortKey.optional(),
+  /** Default: `desc` for uptime and reputation (best first), else `asc`. */
+  order: z.enum(["asc", "desc"]).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: Cursor.optional(),
 });

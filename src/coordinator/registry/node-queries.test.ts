@@ -3,7 +3,7 @@ import { test, type TestContext } from "node:test";
 import fc from "fast-check";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { isOnline } from "../../core/node-status.ts";
-import type { NodeView } from "../../protocol/nodes.ts";
+import type { NodeSortKey, NodeView } from "../../protocol/nodes.ts";
 import { forEachDatabase, type DatabaseUnderTest } from "../../../test/support/coordinator.ts";
 import { fixtureGpus, hardwareWith, type GpuFixture } from "../../../test/support/devices.ts";
 import { openRegistry, type Registry } from "../../../test/support/registry.ts";
@@ -74,11 +74,16 @@ function reference(all: readonly NodeView[], filter: NodeFilter): string[] {
 }
 
 /** Every page of a listing, following the cursor to the end. */
-async function allPages(r: Registry, filter: NodeFilter, limit: number): Promise<string[]> {
+async function allPages(
+  r: Registry,
+  filter: NodeFilter,
+  limit: number,
+  sort?: { key: NodeSortKey; order: "asc" | "desc" },
+): Promise<string[]> {
   const ids: string[] = [];
   let cursor: string | undefined;
   for (let pages = 0; pages <= NODES + 1; pages++) {
-    const page = await r.nodes.list(filter, limit, cursor);
+    const page = await r.nodes.list(filter, limit, cursor, sort?.key, sort?.order);
     assert.ok(page.items.length <= limit, "page longer than its limit");
     ids.push(...page.items.map((n) => n.id));
     if (page.nextCursor === null) return ids;
@@ -136,6 +141,53 @@ forEachDatabase("node queries", (db) => {
       await allPages(r, { gpuModel: "h100-80gb" }, 3),
     );
     assert.equal((await allPages(r, { region: "sa-east" }, 5)).length, 0);
+  });
+
+  test("sorts by uptime, reputation, model, region and status, both ways, paging exactly", async (t) => {
+    const { r, all } = await population(db, t);
+    const valueOf: Record<Exclude<NodeSortKey, "id">, (n: NodeView) => string | number | null> = {
+      uptime: (n) => n.uptime["30d"],
+      reputation: (n) => n.reputation,
+      gpuModel: (n) => n.gpuModel,
+      region: (n) => n.region,
+      status: (n) => n.status,
+    };
+    // NULL (a CPU-only node's model) is the largest value, as on PostgreSQL.
+    const compare = (a: string | number | null, b: string | number | null) =>
+      a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1;
+    for (const [key, value] of Object.entries(valueOf) as Array<
+      [Exclude<NodeSortKey, "id">, (n: NodeView) => string | number | null]
+    >) {
+      for (const order of ["asc", "desc"] as const) {
+        for (const filter of [{}, { region: "eu-west" }] satisfies NodeFilter[]) {
+          const sign = order === "asc" ? 1 : -1;
+          const expected = all
+            .filter((n) => filter.region === undefined || n.region === filter.region)
+            .sort((a, b) => sign * (compare(value(a), value(b)) || compare(a.id, b.id)))
+            .map((n) => n.id);
+          assert.deepEqual(
+            await allPages(r, filter, 4, { key, order }),
+            expected,
+            `${key} ${order} ${JSON.stringify(filter)}`,
+          );
+        }
+      }
+    }
+    const byUptime = await r.nodes.list({}, 3, undefined, "uptime");
+    assert.ok(byUptime.items[0]!.uptime["30d"] >= byUptime.items[2]!.uptime["30d"], "best first");
+    const forged = Buffer.from(JSON.stringify(["region", 1, "x"])).toString("base64url");
+    for (const bad of [
+      byUptime.nextCursor!,
+      forged,
+      "!!!",
+      Buffer.from("[1").toString("base64url"),
+    ]) {
+      await assert.rejects(
+        r.nodes.list({}, 3, bad, "region"),
+        (e: unknown) => e instanceof TandemError && e.code === ErrorCode.VALIDATION_FAILED,
+        `sorted cursor ${bad}`,
+      );
+    }
   });
 
   test("network stats count nodes by status and GPUs by model, online and total", async (t) => {

@@ -7,12 +7,20 @@ import type { HardwareReport } from "../../protocol/hardware.ts";
 import type {
   HistoryEntry,
   NetworkStats,
+  NodeSortKey,
   NodeView,
   ReputationBreakdown,
 } from "../../protocol/nodes.ts";
 import type { Database, NodesTable } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
 import { countBuckets, statsFromBuckets, type NetworkCounts } from "./network-counts.ts";
+import {
+  defaultOrder,
+  encodeSortCursor,
+  sortValueOf,
+  sortedQuery,
+  type SortOrder,
+} from "./node-sort.ts";
 import { computeReputations, subjectOf } from "./reputation.ts";
 
 export interface NodeFilter {
@@ -39,11 +47,16 @@ export class NodeQueries {
     private readonly counts?: NetworkCounts,
   ) {}
 
-  async list(filter: NodeFilter, limit: number, cursor?: string): Promise<Page<NodeView>> {
+  async list(
+    filter: NodeFilter,
+    limit: number,
+    cursor?: string,
+    sort: NodeSortKey = "id",
+    order: SortOrder = defaultOrder(sort),
+  ): Promise<Page<NodeView>> {
     let query = this.db
       .selectFrom("nodes")
       .selectAll()
-      .orderBy("id")
       .limit(limit + 1);
     if (filter.gpuModel !== undefined) query = query.where("gpu_model", "=", filter.gpuModel);
     if (filter.region !== undefined) query = query.where("region", "=", filter.region);
@@ -53,11 +66,24 @@ export class NodeQueries {
     if (filter.minVramMiB !== undefined) query = query.where("vram_mib", ">=", filter.minVramMiB);
     if (filter.minReputation !== undefined)
       query = query.where("reputation", ">=", filter.minReputation);
-    if (cursor !== undefined) query = query.where("id", ">", decodeCursor(cursor));
+    if (sort === "id") {
+      query = query.orderBy("id", order);
+      if (cursor !== undefined)
+        query = query.where("id", order === "asc" ? ">" : "<", decodeCursor(cursor));
+    } else {
+      query = sortedQuery(query, sort, order, cursor);
+    }
     const rows = await query.execute();
-    const items = rows.slice(0, limit).map(toNodeView);
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    let nextCursor: string | null = null;
+    if (rows.length > limit && last !== undefined) {
+      nextCursor =
+        sort === "id"
+          ? encodeCursor(last.id)
+          : encodeSortCursor(sort, sortValueOf(sort, last), last.id);
+    }
+    return { items: page.map(toNodeView), nextCursor };
   }
 
   async get(nodeId: string): Promise<NodeView> {

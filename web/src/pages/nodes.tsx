@@ -1,6 +1,11 @@
 import { useEffect, useState, type FormEvent } from "react";
 import type { z } from "zod";
-import { ListNodesQuery, NodeStatusName, type NodeView } from "../../../src/protocol/nodes.ts";
+import {
+  ListNodesQuery,
+  NodeSortKey,
+  NodeStatusName,
+  type NodeView,
+} from "../../../src/protocol/nodes.ts";
 import { client } from "../api.ts";
 import { Empty, ErrorState, Loading } from "../components/states.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
@@ -22,13 +27,23 @@ const DEFAULT_LIMIT = 50;
 type NodesQuery = z.infer<typeof ListNodesQuery>;
 type Filters = Pick<
   NodesQuery,
-  "gpuModel" | "region" | "zone" | "status" | "minUptime" | "minVramMiB"
+  "gpuModel" | "region" | "zone" | "status" | "minUptime" | "minVramMiB" | "sort" | "order"
 >;
+/** What the URL carries besides paging: the filters, then the order (sorted on the server). */
 const FILTER_KEYS = ["gpuModel", "region", "zone", "status", "minUptime", "minVramMiB"] as const;
+const URL_KEYS = [...FILTER_KEYS, "sort", "order"] as const;
+const SORT_LABELS: Record<NodeSortKey, string> = {
+  id: "Registration",
+  uptime: "Uptime 30 d",
+  reputation: "Reputation",
+  gpuModel: "Model",
+  region: "Region",
+  status: "Status",
+};
 
 function nodesUrl(filters: Filters, limit: number, cursor?: string): string {
   return linkTo("/nodes", {
-    ...Object.fromEntries(FILTER_KEYS.map((key) => [key, filters[key]])),
+    ...Object.fromEntries(URL_KEYS.map((key) => [key, filters[key]])),
     limit: limit === DEFAULT_LIMIT ? undefined : limit,
     cursor,
   });
@@ -203,10 +218,14 @@ interface Draft {
   minUptimePct: string;
   minVramGiB: string;
   limit: number;
+  sort: string;
+  order: string;
 }
 
 function draftOf(filters: Filters, limit: number): Draft {
   return {
+    sort: filters.sort ?? "",
+    order: filters.order ?? "",
     gpuModel: filters.gpuModel ?? "",
     region: filters.region ?? "",
     zone: filters.zone ?? "",
@@ -230,6 +249,9 @@ function filtersOf(draft: Draft): Filters {
   if (status.success) filters.status = status.data;
   if (uptime !== undefined) filters.minUptime = Math.round(uptime * 10) / 1000;
   if (vram !== undefined) filters.minVramMiB = Math.round(vram * 1024);
+  const sort = NodeSortKey.safeParse(draft.sort);
+  if (sort.success && sort.data !== "id") filters.sort = sort.data;
+  if (draft.order === "asc" || draft.order === "desc") filters.order = draft.order;
   return filters;
 }
 
@@ -290,6 +312,32 @@ function FilterForm({
               {s}
             </option>
           ))}
+        </select>
+      </label>
+      <label>
+        Sort by
+        <select
+          name="sort"
+          value={draft.sort}
+          onChange={(e) => change({ sort: e.target.value }, true)}
+        >
+          {NodeSortKey.options.map((k) => (
+            <option key={k} value={k === "id" ? "" : k}>
+              {SORT_LABELS[k]}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Order
+        <select
+          name="order"
+          value={draft.order}
+          onChange={(e) => change({ order: e.target.value }, true)}
+        >
+          <option value="">Default</option>
+          <option value="asc">Ascending</option>
+          <option value="desc">Descending</option>
         </select>
       </label>
       <label>

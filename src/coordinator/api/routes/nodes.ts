@@ -16,8 +16,8 @@ export function nodeRoutes(app: ZodApp, { nodes, clock }: ApiDeps): void {
     "/v1/nodes",
     { schema: { tags: ["nodes"], querystring: ListNodesQuery, response: { 200: NodeList } } },
     (request) => {
-      const { limit, cursor, ...filter } = request.query;
-      return nodes.list(filter, limit, cursor);
+      const { limit, cursor, sort, order, ...filter } = request.query;
+      return nodes.list(filter, limit, cursor, sort, order);
     },
   );
 

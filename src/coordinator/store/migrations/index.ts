@@ -9,6 +9,7 @@ import * as failover from "./0006-failover.ts";
 import * as reputation from "./0007-reputation.ts";
 import * as autoscale from "./0008-autoscale.ts";
 import * as payoutCurrency from "./0009-payout-currency.ts";
+import * as nodeSortIndexes from "./0011-node-sort-indexes.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -23,6 +24,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0007-reputation", reputation],
   ["0008-autoscale", autoscale],
   ["0009-payout-currency", payoutCurrency],
+  ["0011-node-sort-indexes", nodeSortIndexes],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
