@@ -235,6 +235,8 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     await page.getByTestId("gpu-table").getByText("NVIDIA GeForce RTX 4090").waitFor();
     await page.getByTestId("history-table").getByText("registered").first().waitFor();
     assert.equal(await page.getByRole("link", { name: "eu-west-a" }).count(), 1);
+    await page.getByTestId("uptime-chart").getByText("1 days recorded: 0 fully online").waitFor();
+    assert.equal(await page.getByTestId("uptime-chart").locator("canvas").count(), 1);
     await page.locator('[data-testid="node-status"]:not([data-status="offline"])').waitFor();
     assert.equal(
       await page.evaluate(() => document.activeElement?.tagName),

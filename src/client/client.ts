@@ -49,6 +49,7 @@ import {
   NodeList,
   NodeView,
   ReputationBreakdown,
+  UptimeDays,
   type ListNodesQuery,
 } from "../protocol/nodes.ts";
 
@@ -144,6 +145,17 @@ export class TandemClient {
       undefined,
       query,
       HistoryList,
+    );
+  }
+
+  /** A node's uptime per day over the last 30 days. */
+  nodeUptime(id: string) {
+    return this.request(
+      "GET",
+      `/v1/nodes/${encodeURIComponent(id)}/uptime`,
+      undefined,
+      undefined,
+      UptimeDays,
     );
   }
 

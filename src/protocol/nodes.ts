@@ -153,3 +153,17 @@ export const NetworkStats = z.strictObject({
   }),
 });
 export type NetworkStats = z.infer<typeof NetworkStats>;
+
+/** A node's uptime per day, oldest first (`GET /v1/nodes/:id/uptime`): thirty 24 h windows. */
+export const UptimeDays = z.strictObject({
+  nodeId: idSchema(IdPrefix.node),
+  days: z.array(
+    z.strictObject({
+      /** Start of the 24 h window. */
+      from: z.iso.datetime(),
+      /** Online fraction 0..1 of the window; null before the node registered. */
+      uptime: z.number().min(0).max(1).nullable(),
+    }),
+  ),
+});
+export type UptimeDays = z.infer<typeof UptimeDays>;

@@ -50,3 +50,15 @@ export function useEffectiveTheme(): "light" | "dark" {
     return darkQuery().matches ? "dark" : "light";
   });
 }
+
+/** Colours for a chart drawn in `element`, read from the theme's CSS custom properties. */
+export function chartStyle(element: HTMLElement) {
+  const style = getComputedStyle(element);
+  const color = (name: string) => style.getPropertyValue(name).trim();
+  const axis = {
+    stroke: color("--muted"),
+    grid: { stroke: color("--border"), width: 1 },
+    ticks: { stroke: color("--border"), width: 1 },
+  };
+  return { color, axis };
+}

@@ -2,7 +2,7 @@ import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { StatsSample } from "../../../src/protocol/live.ts";
-import { useEffectiveTheme } from "../theme.ts";
+import { chartStyle, useEffectiveTheme } from "../theme.ts";
 
 export interface ChartSeries {
   label: string;
@@ -35,13 +35,7 @@ export function HistoryChart({
   useEffect(() => {
     const element = container.current;
     if (element === null) return;
-    const style = getComputedStyle(element);
-    const color = (name: string) => style.getPropertyValue(name).trim();
-    const axis = {
-      stroke: color("--muted"),
-      grid: { stroke: color("--border"), width: 1 },
-      ticks: { stroke: color("--border"), width: 1 },
-    };
+    const { color, axis } = chartStyle(element);
     const plot = new uPlot(
       {
         width: Math.max(element.clientWidth, 200),

@@ -2,7 +2,8 @@ import { Fragment, useCallback, useEffect, useState } from "react";
 import type { HistoryEntry, NodeView, ReputationBreakdown } from "../../../src/protocol/nodes.ts";
 import { client, isNotFound } from "../api.ts";
 import { Meter } from "../components/meter.tsx";
-import { Empty, ErrorState, Loading } from "../components/states.tsx";
+import { Empty, ErrorState, Loaded, Loading } from "../components/states.tsx";
+import { UptimeChart } from "../components/uptime-chart.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
 import {
   describeDetail,
@@ -22,6 +23,7 @@ const HISTORY_PAGE = 100;
 export function NodePage({ id }: { id: string }) {
   const node = useAsync(() => client.getNode(id), id);
   const reputation = useAsync(() => client.nodeReputation(id), id);
+  const uptime = useAsync(() => client.nodeUptime(id), id);
   const history = useHistory(id);
   const [liveStatus, setLiveStatus] = useState<NodeView["status"] | undefined>(undefined);
   const [announcement, setAnnouncement] = useState("");
@@ -30,8 +32,9 @@ export function NodePage({ id }: { id: string }) {
   const refresh = useCallback(() => {
     node.reload();
     reputation.reload();
+    uptime.reload();
     history.reload();
-  }, [node.reload, reputation.reload, history.reload]);
+  }, [node.reload, reputation.reload, uptime.reload, history.reload]);
   useRefetchOnReconnect(refresh);
   useNodeStatusEvents((change) => {
     if (change.nodeId !== id) return;
@@ -116,6 +119,10 @@ export function NodePage({ id }: { id: string }) {
               <UptimeRow key={window} window={window} fraction={n.uptime[window]} />
             ))}
           </dl>
+          <h3>Uptime per day, last 30 days</h3>
+          <Loaded state={uptime} what="uptime">
+            {(days) => <UptimeChart data={days} />}
+          </Loaded>
         </section>
 
         <section className="panel" aria-labelledby="reputation-title">

@@ -7,11 +7,13 @@ import {
   NodeList,
   NodeView,
   ReputationBreakdown,
+  UptimeDays,
 } from "../../../protocol/nodes.ts";
+import { uptimeDays } from "../../registry/uptime-days.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
 /** Public read routes: anyone may see the network (the explorer and the CLI read these). */
-export function nodeRoutes(app: ZodApp, { nodes, clock }: ApiDeps): void {
+export function nodeRoutes(app: ZodApp, { nodes, clock, db }: ApiDeps): void {
   app.get(
     "/v1/nodes",
     { schema: { tags: ["nodes"], querystring: ListNodesQuery, response: { 200: NodeList } } },
@@ -44,6 +46,12 @@ export function nodeRoutes(app: ZodApp, { nodes, clock }: ApiDeps): void {
       },
     },
     (request) => nodes.history(request.params.id, request.query.limit, request.query.cursor),
+  );
+
+  app.get(
+    "/v1/nodes/:id/uptime",
+    { schema: { tags: ["nodes"], params: NodeIdParams, response: { 200: UptimeDays } } },
+    (request) => uptimeDays(db, request.params.id, clock.now()),
   );
 
   app.get(
