@@ -88,7 +88,14 @@ export const Cursor = z
   .max(200)
   .regex(/^[A-Za-z0-9_-]+$/, "malformed cursor");
 
-export const NodeSortKey = z.enum(["id", "uptime", "reputation", "gpuModel", "region", "status"]);
+export const NodeSortKey = z.enum([
+  "registered",
+  "uptime",
+  "reputation",
+  "gpuModel",
+  "region",
+  "status",
+]);
 export type NodeSortKey = z.infer<typeof NodeSortKey>;
 
 export const ListNodesQuery = z.strictObject({
@@ -99,7 +106,7 @@ export const ListNodesQuery = z.strictObject({
   minUptime: z.coerce.number().min(0).max(1).optional(),
   minReputation: z.coerce.number().min(0).max(100).optional(),
   minVramMiB: z.coerce.number().int().min(0).max(16_777_216).optional(),
-  /** Order of the list (default `id`, the registration order); ties go by id. */
+  /** Order of the list (default `registered`: registration order, by id); ties go by id. */
   sort: NodeSortKey.optional(),
   /** Default: `desc` for uptime and reputation (best first), else `asc`. */
   order: z.enum(["asc", "desc"]).optional(),

@@ -145,7 +145,10 @@ forEachDatabase("node queries", (db) => {
 
   test("sorts by uptime, reputation, model, region and status, both ways, paging exactly", async (t) => {
     const { r, all } = await population(db, t);
-    const valueOf: Record<Exclude<NodeSortKey, "id">, (n: NodeView) => string | number | null> = {
+    const valueOf: Record<
+      Exclude<NodeSortKey, "registered">,
+      (n: NodeView) => string | number | null
+    > = {
       uptime: (n) => n.uptime["30d"],
       reputation: (n) => n.reputation,
       gpuModel: (n) => n.gpuModel,
@@ -156,7 +159,7 @@ forEachDatabase("node queries", (db) => {
     const compare = (a: string | number | null, b: string | number | null) =>
       a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1;
     for (const [key, value] of Object.entries(valueOf) as Array<
-      [Exclude<NodeSortKey, "id">, (n: NodeView) => string | number | null]
+      [Exclude<NodeSortKey, "registered">, (n: NodeView) => string | number | null]
     >) {
       for (const order of ["asc", "desc"] as const) {
         for (const filter of [{}, { region: "eu-west" }] satisfies NodeFilter[]) {

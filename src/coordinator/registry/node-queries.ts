@@ -51,7 +51,7 @@ export class NodeQueries {
     filter: NodeFilter,
     limit: number,
     cursor?: string,
-    sort: NodeSortKey = "id",
+    sort: NodeSortKey = "registered",
     order: SortOrder = defaultOrder(sort),
   ): Promise<Page<NodeView>> {
     let query = this.db
@@ -66,7 +66,7 @@ export class NodeQueries {
     if (filter.minVramMiB !== undefined) query = query.where("vram_mib", ">=", filter.minVramMiB);
     if (filter.minReputation !== undefined)
       query = query.where("reputation", ">=", filter.minReputation);
-    if (sort === "id") {
+    if (sort === "registered") {
       query = query.orderBy("id", order);
       if (cursor !== undefined)
         query = query.where("id", order === "asc" ? ">" : "<", decodeCursor(cursor));
@@ -79,7 +79,7 @@ export class NodeQueries {
     let nextCursor: string | null = null;
     if (rows.length > limit && last !== undefined) {
       nextCursor =
-        sort === "id"
+        sort === "registered"
           ? encodeCursor(last.id)
           : encodeSortCursor(sort, sortValueOf(sort, last), last.id);
     }

@@ -33,7 +33,7 @@ type Filters = Pick<
 const FILTER_KEYS = ["gpuModel", "region", "zone", "status", "minUptime", "minVramMiB"] as const;
 const URL_KEYS = [...FILTER_KEYS, "sort", "order"] as const;
 const SORT_LABELS: Record<NodeSortKey, string> = {
-  id: "Registration",
+  registered: "Registration",
   uptime: "Uptime 30 d",
   reputation: "Reputation",
   gpuModel: "Model",
@@ -250,7 +250,7 @@ function filtersOf(draft: Draft): Filters {
   if (uptime !== undefined) filters.minUptime = Math.round(uptime * 10) / 1000;
   if (vram !== undefined) filters.minVramMiB = Math.round(vram * 1024);
   const sort = NodeSortKey.safeParse(draft.sort);
-  if (sort.success && sort.data !== "id") filters.sort = sort.data;
+  if (sort.success && sort.data !== "registered") filters.sort = sort.data;
   if (draft.order === "asc" || draft.order === "desc") filters.order = draft.order;
   return filters;
 }
@@ -322,7 +322,7 @@ function FilterForm({
           onChange={(e) => change({ sort: e.target.value }, true)}
         >
           {NodeSortKey.options.map((k) => (
-            <option key={k} value={k === "id" ? "" : k}>
+            <option key={k} value={k === "registered" ? "" : k}>
               {SORT_LABELS[k]}
             </option>
           ))}
