@@ -331,6 +331,17 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     await owner.terminateCluster(deployed.id);
     await page.locator('[data-testid="cluster-page-status"][data-status="terminated"]').waitFor();
     await page.evaluate(() => window.sessionStorage.removeItem("tandem-api-key"));
+    await page.goto(`${url}/nodes/${hgxNodeId}`);
+    await page
+      .getByTestId("lease-outcomes")
+      .locator("dd")
+      .first()
+      .filter({ hasText: "1" })
+      .waitFor();
+    await page
+      .getByRole("region", { name: "Leases and slashes" })
+      .getByText("No slashes.")
+      .waitFor();
 
     await page.goto(`${url}/clusters/clu_${"0".repeat(26)}`);
     await page.getByRole("alert").filter({ hasText: "There is no cluster" }).waitFor();

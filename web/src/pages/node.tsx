@@ -3,6 +3,7 @@ import type { HistoryEntry, NodeView, ReputationBreakdown } from "../../../src/p
 import { client, isNotFound } from "../api.ts";
 import { Meter } from "../components/meter.tsx";
 import { Empty, ErrorState, Loaded, Loading } from "../components/states.tsx";
+import { LeaseSummary } from "../components/lease-summary.tsx";
 import { UptimeChart } from "../components/uptime-chart.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
 import {
@@ -154,6 +155,11 @@ export function NodePage({ id }: { id: string }) {
             <dt>Flags</dt>
             <dd>{n.flags.length === 0 ? "none" : n.flags.join(", ")}</dd>
           </dl>
+        </section>
+
+        <section className="panel" aria-labelledby="leases-title">
+          <h2 id="leases-title">Leases and slashes</h2>
+          <LeaseSummary items={history.items} complete={history.nextCursor === null} />
         </section>
 
         <section className="panel panel-wide" aria-labelledby="hardware-title">
