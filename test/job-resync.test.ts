@@ -98,6 +98,25 @@ forEachDatabase("job resync", (db) => {
     await s.until(cluster.id, (v) => v.status === "completed", "completed");
   });
 
+  it("starts the other ranks as soon as the head tells its port, and once only", async (t) => {
+    const s = await simulatedNetwork(db, t, 2);
+    const cluster = await deploy(s, 2);
+    const head = s.roleOf(cluster, 0);
+    await s.nextStart(head);
+    head.send({ type: "job-rendezvous", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    const other = s.roleOf(cluster, 1);
+    const start = await s.nextStart(other);
+    assert.equal(start.head?.port, 29_500, "started before the head accepted");
+    assert.equal((await s.client.getCluster(cluster.id)).status, "provisioning");
+    head.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    other.send({ type: "job-accepted", clusterId: cluster.id, rank: 1, attempt: 0, port: null });
+    const view = await s.until(cluster.id, (v) => v.status === "running", "ran");
+    assert.equal(view.events.filter((e) => e.type === "head-ready").length, 1);
+    // The head's accept started nothing again: the next message rank 1 gets is its stop.
+    await s.client.terminateCluster(cluster.id);
+    assert.equal((await other.next()).type, "job-stop");
+  });
+
   it("sends a reserved lease's start again when its worker reconnects", async (t) => {
     const s = await simulatedNetwork(db, t, 2);
     const cluster = await deploy(s, 2);
@@ -163,6 +182,25 @@ forEachDatabase("job resync", (db) => {
     assert.ok(view.events.some((e) => e.type === "failover"));
     assert.ok(!view.events.some((e) => e.type === "slashed"), "the node was not at fault");
     assert.equal((await s.costs(cluster.id)).slashCompensation, "0.000000");
+  });
+
+  it("remembers the head across a coordinator restart for a rank whose start was lost", async (t) => {
+    const s = await simulatedNetwork(db, t, 2);
+    const cluster = await deploy(s, 2);
+    const head = s.roleOf(cluster, 0);
+    await s.nextStart(head);
+    head.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    const other = s.roleOf(cluster, 1);
+    await s.nextStart(other); // lost, as far as the coordinator knows: rank 1 never accepts
+    // The head's short run ends while the coordinator is down; rank 1 comes back after a restart.
+    head.socket.terminate();
+    other.socket.terminate();
+    const restarted = await s.net.restart();
+    t.after(() => restarted.close());
+    const again = await other.reconnect(restarted.url);
+    t.after(() => again.socket.terminate());
+    const start = await s.nextStart(again);
+    assert.deepEqual([start.rank, start.head?.port], [1, 29_500]);
   });
 
   it("pays a lease up to its worker's last heartbeat, even across a coordinator restart", async (t) => {

@@ -163,7 +163,7 @@ export async function startCoordinator(
     stillOnline.map((n) => ({ nodeId: n.id, lastSeenMs: toNumberOrNull(n.last_seen_at) })),
   );
   await inventory.load();
-  scheduler.start();
+  await scheduler.start();
   // One refresh at a time; closing stops the one under way between two of its batches.
   const stopUptime = new AbortController();
   let uptimeRefresh: Promise<void> | undefined;

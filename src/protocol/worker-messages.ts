@@ -187,6 +187,18 @@ export const VerifyRevealMessage = z.strictObject({
     .max(64),
 });
 
+/**
+ * The head (rank 0) has chosen its rendezvous port and is starting: the coordinator starts the
+ * other ranks at once, beside the head's own launch instead of after it. `job-accepted` follows.
+ */
+export const JobRendezvousMessage = z.strictObject({
+  type: z.literal("job-rendezvous"),
+  clusterId: ClusterId,
+  rank: z.literal(0),
+  attempt: Attempt,
+  port: z.number().int().min(1).max(65_535),
+});
+
 /** The rank's processes exist; the head reports its rendezvous port. */
 export const JobAcceptedMessage = z.strictObject({
   type: z.literal("job-accepted"),
@@ -224,6 +236,7 @@ export const JobExitMessage = z.strictObject({
 });
 
 export const WorkerMessage = z.discriminatedUnion("type", [
+  JobRendezvousMessage,
   JobAcceptedMessage,
   JobLogMessage,
   JobExitMessage,

@@ -189,6 +189,7 @@ export async function startStandInCoordinator(
           ws.close(1000, "bye");
           return;
         case "heartbeat":
+        case "job-rendezvous":
         case "job-accepted":
         case "job-log":
         case "job-exit":

@@ -19,7 +19,11 @@ export async function availableWorker(
   apiKey: string,
   zone: string,
 ): Promise<
-  WorkerSocket & { nodeId: string; reconnect(): Promise<WorkerSocket & { nodeId: string }> }
+  WorkerSocket & {
+    nodeId: string;
+    /** The same device connecting again, to this coordinator or another (after a restart). */
+    reconnect(url?: string): Promise<WorkerSocket & { nodeId: string }>;
+  }
 > {
   const device = newDeviceKey();
   const registered = await t.client(apiKey).registerDevice(
@@ -39,7 +43,7 @@ export async function availableWorker(
   if (open.type !== "verify-open") throw new Error("no verify-open");
   worker.send(solver.reveal(open));
   // The same device connecting again (it is verified by then, so it goes straight to available).
-  const reconnect = () => connectWorker(t.url, registered.deviceId, device.privateKey);
+  const reconnect = (url = t.url) => connectWorker(url, registered.deviceId, device.privateKey);
   return { ...worker, reconnect };
 }
 

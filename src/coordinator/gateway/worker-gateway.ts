@@ -39,7 +39,10 @@ export interface WorkerGatewayOptions {
 
 export type JobMessageHandler = (
   nodeId: string,
-  message: Extract<WorkerMessage, { type: "job-accepted" | "job-log" | "job-exit" | "drain" }>,
+  message: Extract<
+    WorkerMessage,
+    { type: "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" }
+  >,
 ) => Promise<void>;
 
 interface Session {
@@ -270,6 +273,7 @@ export class WorkerGateway {
           if (outcome !== undefined) void this.recordVerification(session, outcome);
           return;
         }
+        case "job-rendezvous":
         case "job-accepted":
         case "job-log":
         case "job-exit":

@@ -86,7 +86,7 @@ export interface SchedulerOptions {
 
 type JobMessage = Extract<
   WorkerMessage,
-  { type: "job-accepted" | "job-log" | "job-exit" | "drain" }
+  { type: "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" }
 >;
 
 /**
@@ -142,12 +142,53 @@ export class Scheduler {
     });
   }
 
-  start(): void {
+  /** Restores what memory held before a restart, then starts the tick. */
+  async start(): Promise<void> {
+    await this.restoreHeads();
     this.timer = setInterval(
       () => void this.tick().catch((error: unknown) => this.logError(error, "tick")),
       this.options.tickMs,
     );
     this.timer.unref();
+  }
+
+  /**
+   * After a restart: each live cluster's head address, from its last `head-ready` event while
+   * that head's run is still the current one. Without it, a rank whose start was lost (or a rank
+   * moved to a fresh node) would wait for a head whose accept may never come again: a short head
+   * run that already ended.
+   */
+  private async restoreHeads(): Promise<void> {
+    const rows = await this.deps.db
+      .selectFrom("cluster_events")
+      .innerJoin("clusters", "clusters.id", "cluster_events.cluster_id")
+      .innerJoin("cluster_nodes", (join) =>
+        join
+          .onRef("cluster_nodes.cluster_id", "=", "clusters.id")
+          .on("cluster_nodes.rank", "=", 0)
+          .on("cluster_nodes.active", "=", 1),
+      )
+      .select([
+        "cluster_events.cluster_id as clusterId",
+        "cluster_events.detail as detail",
+        "cluster_nodes.node_id as nodeId",
+        "cluster_nodes.attempt as attempt",
+      ])
+      .where("clusters.status", "in", ["provisioning", "running"])
+      .where("clusters.autoscale", "is", null)
+      .where("cluster_events.type", "=", "head-ready")
+      .orderBy("cluster_events.id")
+      .execute();
+    for (const row of rows) {
+      const head = JSON.parse(row.detail) as {
+        nodeId: string;
+        attempt: number;
+        address: string;
+        port: number;
+      };
+      if (head.nodeId === row.nodeId && head.attempt === row.attempt)
+        this.heads.set(row.clusterId, { address: head.address, port: head.port });
+    }
   }
 
   /** Stops the tick and waits for the work under way on every cluster (before the store closes). */
@@ -517,6 +558,12 @@ export class Scheduler {
           await this.judgeExit(message.clusterId, message.rank, lease.status === "exited");
         return;
       }
+      if (message.type === "job-rendezvous") {
+        const cluster = await loadCluster(this.deps.db, message.clusterId);
+        if (lease.status === "reserved" && !isFinal(cluster.status) && cluster.autoscale === null)
+          await this.headReady(nodeId, cluster, message.attempt, message.port);
+        return;
+      }
       if (message.type === "job-accepted") return this.onAccepted(nodeId, lease.seq, message);
       // A run its worker fenced while this lease stayed active: the coordinator was away (a
       // restart), not the node, so the rank moves without a slash.
@@ -594,6 +641,43 @@ export class Scheduler {
       : { seq: lease.seq, status: lease.status, autoscaled: lease.autoscale !== null };
   }
 
+  /**
+   * The head's rendezvous address is known (from its `job-rendezvous`, or its accept): the ranks
+   * waiting for it get their starts — all of them at the start or after a full restart; after a
+   * coordinator restart, whichever start was lost (the head's accept arrives again then). A head
+   * already known at that address changes nothing. False when the head gave no address (the
+   * cluster has failed).
+   */
+  private async headReady(
+    nodeId: string,
+    cluster: LoadedCluster,
+    attempt: number,
+    port: number | null,
+  ): Promise<boolean> {
+    const address = this.deps.workers.addressOf(nodeId);
+    if (port === null || address === undefined) {
+      await this.finish(cluster.id, "failed", "the head did not report a rendezvous address");
+      return false;
+    }
+    const head = { address, port };
+    const known = this.heads.get(cluster.id);
+    if (known?.address === head.address && known.port === head.port) return true;
+    this.heads.set(cluster.id, head);
+    await appendClusterEvent(this.deps.db, cluster.id, this.deps.clock.now(), "head-ready", {
+      nodeId,
+      attempt,
+      ...head,
+    });
+    const spec = { ...cluster.spec, kind: cluster.kind };
+    for (const lease of cluster.nodes)
+      if (lease.active && lease.rank !== null && lease.rank > 0 && lease.status === "reserved")
+        this.deps.workers.send(
+          lease.nodeId,
+          startMessage(cluster.id, spec, lease.rank, lease.attempt, rankCount(cluster), head),
+        );
+    return true;
+  }
+
   private async onAccepted(
     nodeId: string,
     seq: number,
@@ -604,27 +688,7 @@ export class Scheduler {
     const cluster = await loadCluster(this.deps.db, clusterId);
     if (isFinal(cluster.status)) return;
     if (rank === 0 && cluster.autoscale === null) {
-      const address = this.deps.workers.addressOf(nodeId);
-      if (message.port === null || address === undefined)
-        return this.finish(clusterId, "failed", "the head did not report a rendezvous address");
-      const head = { address, port: message.port };
-      const known = this.heads.get(clusterId);
-      this.heads.set(clusterId, head);
-      if (known?.address !== head.address || known.port !== head.port)
-        await appendClusterEvent(this.deps.db, clusterId, now, "head-ready", {
-          nodeId,
-          attempt,
-          ...head,
-        });
-      // Ranks waiting for this head (all of them at the start or after a full restart; after a
-      // coordinator restart, whichever start was lost: the head's accept arrives again then).
-      const spec = { ...cluster.spec, kind: cluster.kind };
-      for (const lease of cluster.nodes)
-        if (lease.active && lease.rank !== null && lease.rank > 0 && lease.status === "reserved")
-          this.deps.workers.send(
-            lease.nodeId,
-            startMessage(clusterId, spec, lease.rank, lease.attempt, rankCount(cluster), head),
-          );
+      if (!(await this.headReady(nodeId, cluster, attempt, message.port))) return;
     }
     await this.deps.db.transaction().execute(async (tx) => {
       await tx

@@ -139,6 +139,15 @@ export class JobSupervisor {
       if (runtime === undefined)
         throw new Error("container clusters need podman, which this worker does not have");
       const head = job.head ?? { address: "127.0.0.1", port: await freePort() };
+      // The head tells its port before its launch, so the other ranks start beside it.
+      if (job.head === null && job.rank === 0)
+        options.send({
+          type: "job-rendezvous",
+          clusterId: job.clusterId,
+          rank: 0,
+          attempt: job.attempt,
+          port: head.port,
+        });
       const plan = planRank(job, { head, gpuIndices: options.gpuIndices, python: options.python });
       const running = await runtime.run({
         // Stable across attempts: a root worker's sandbox uid derives from it, and the new attempt
