@@ -52,6 +52,7 @@ const PUBLIC = new Set([
   "GET /v1/nodes/:id/history",
   "GET /v1/nodes/:id/reputation",
   "GET /v1/nodes/:id/uptime",
+  "GET /v1/nodes/:id/earnings",
   "GET /v1/network/stats",
   "GET /v1/network/clusters",
   "GET /v1/network/clusters/:id",

@@ -46,6 +46,7 @@ import {
 import {
   HistoryList,
   NetworkStats,
+  NodeEarnings,
   NodeList,
   NodeView,
   ReputationBreakdown,
@@ -156,6 +157,17 @@ export class TandemClient {
       undefined,
       undefined,
       UptimeDays,
+    );
+  }
+
+  /** What a node earned per currency, in all and over the last 30 days (from the ledger). */
+  nodeEarnings(id: string) {
+    return this.request(
+      "GET",
+      `/v1/nodes/${encodeURIComponent(id)}/earnings`,
+      undefined,
+      undefined,
+      NodeEarnings,
     );
   }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { slug } from "./text.ts";
+import { CurrencyCode, MoneyString } from "./wallet.ts";
 
 export const NodeStatusName = z.enum([
   "unverified",
@@ -174,3 +175,35 @@ export const UptimeDays = z.strictObject({
   ),
 });
 export type UptimeDays = z.infer<typeof UptimeDays>;
+
+/** A node's earnings in one window, each a 6-decimal string (see `NodeEarnings`). */
+export const NodeEarningsFigures = z.strictObject({
+  /** Gross released from the consumers' escrow for the node's served minutes. */
+  served: MoneyString,
+  /** Net credited to the supplier's earnings (in the payout currency where converted). */
+  paidOut: MoneyString,
+  /** The network's fee on the supplier side. */
+  supplierFees: MoneyString,
+  burned: MoneyString,
+  /** Forfeits taken from the supplier's earnings for this node's failures. */
+  slashed: MoneyString,
+});
+export type NodeEarningsFigures = z.infer<typeof NodeEarningsFigures>;
+
+/**
+ * What a node earned, from the ledger's postings (`GET /v1/nodes/:id/earnings`): per currency,
+ * in all and since `recentFrom` (30 days before `asOf`). A node never paid has no currencies.
+ */
+export const NodeEarnings = z.strictObject({
+  nodeId: idSchema(IdPrefix.node),
+  asOf: z.iso.datetime(),
+  recentFrom: z.iso.datetime(),
+  currencies: z.array(
+    z.strictObject({
+      currency: CurrencyCode,
+      allTime: NodeEarningsFigures,
+      last30d: NodeEarningsFigures,
+    }),
+  ),
+});
+export type NodeEarnings = z.infer<typeof NodeEarnings>;

@@ -4,6 +4,7 @@ import { client, isNotFound } from "../api.ts";
 import { Meter } from "../components/meter.tsx";
 import { Empty, ErrorState, Loaded, Loading } from "../components/states.tsx";
 import { LeaseSummary } from "../components/lease-summary.tsx";
+import { NodeEarningsTable } from "../components/node-earnings.tsx";
 import { UptimeChart } from "../components/uptime-chart.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
 import {
@@ -25,6 +26,7 @@ export function NodePage({ id }: { id: string }) {
   const node = useAsync(() => client.getNode(id), id);
   const reputation = useAsync(() => client.nodeReputation(id), id);
   const uptime = useAsync(() => client.nodeUptime(id), id);
+  const earnings = useAsync(() => client.nodeEarnings(id), id);
   const history = useHistory(id);
   const [liveStatus, setLiveStatus] = useState<NodeView["status"] | undefined>(undefined);
   const [announcement, setAnnouncement] = useState("");
@@ -34,8 +36,9 @@ export function NodePage({ id }: { id: string }) {
     node.reload();
     reputation.reload();
     uptime.reload();
+    earnings.reload();
     history.reload();
-  }, [node.reload, reputation.reload, uptime.reload, history.reload]);
+  }, [node.reload, reputation.reload, uptime.reload, earnings.reload, history.reload]);
   useRefetchOnReconnect(refresh);
   useNodeStatusEvents((change) => {
     if (change.nodeId !== id) return;
@@ -160,6 +163,13 @@ export function NodePage({ id }: { id: string }) {
         <section className="panel" aria-labelledby="leases-title">
           <h2 id="leases-title">Leases and slashes</h2>
           <LeaseSummary items={history.items} complete={history.nextCursor === null} />
+        </section>
+
+        <section className="panel" aria-labelledby="earnings-title">
+          <h2 id="earnings-title">Earnings</h2>
+          <Loaded state={earnings} what="earnings">
+            {(data) => <NodeEarningsTable earnings={data} />}
+          </Loaded>
         </section>
 
         <section className="panel panel-wide" aria-labelledby="hardware-title">

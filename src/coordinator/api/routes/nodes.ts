@@ -3,12 +3,14 @@ import {
   HistoryQuery,
   ListNodesQuery,
   NetworkStats,
+  NodeEarnings,
   NodeIdParams,
   NodeList,
   NodeView,
   ReputationBreakdown,
   UptimeDays,
 } from "../../../protocol/nodes.ts";
+import { nodeEarnings } from "../../billing/node-earnings.ts";
 import { uptimeDays } from "../../registry/uptime-days.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
@@ -52,6 +54,12 @@ export function nodeRoutes(app: ZodApp, { nodes, clock, db }: ApiDeps): void {
     "/v1/nodes/:id/uptime",
     { schema: { tags: ["nodes"], params: NodeIdParams, response: { 200: UptimeDays } } },
     (request) => uptimeDays(db, request.params.id, clock.now()),
+  );
+
+  app.get(
+    "/v1/nodes/:id/earnings",
+    { schema: { tags: ["nodes"], params: NodeIdParams, response: { 200: NodeEarnings } } },
+    (request) => nodeEarnings(db, request.params.id, clock.now()),
   );
 
   app.get(
