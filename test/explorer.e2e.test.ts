@@ -342,6 +342,16 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       .getByRole("region", { name: "Leases and slashes" })
       .getByText("No slashes.")
       .waitFor();
+    // Earnings as the ledger has them (a lease of a few seconds may have earned nothing yet).
+    const earned = (await anonymous.nodeEarnings(hgxNodeId)).currencies[0];
+    const earnings = page.getByRole("region", { name: "Earnings" });
+    await (
+      earned === undefined
+        ? earnings.getByText("has not earned anything yet")
+        : earnings.getByTestId(`earnings-${earned.currency}-paidOut`).filter({
+            hasText: earned.allTime.paidOut,
+          })
+    ).waitFor();
 
     await page.goto(`${url}/clusters/clu_${"0".repeat(26)}`);
     await page.getByRole("alert").filter({ hasText: "There is no cluster" }).waitFor();
