@@ -223,6 +223,13 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     );
     await page.getByLabel("Sort by").selectOption({ label: "Reputation" });
     await page.waitForURL(/sort=reputation/);
+    await page.getByLabel("Sort by").selectOption({ label: "Price" });
+    await page.waitForURL(/sort=price/);
+    await eventuallyTrue(
+      async () =>
+        (await rows.getByTestId("row-price").allTextContents()).join(" ") === "$15.92 $0.39",
+      "the catalog prices, dearest first (the order is still descending)",
+    );
 
     await page.goto(`${url}/nodes?minUptime=2`);
     await page.getByRole("alert").filter({ hasText: "not valid" }).waitFor();

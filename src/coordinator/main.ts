@@ -75,7 +75,10 @@ export async function startCoordinator(
   const networkCounts = new NetworkCounts(store.db, events, {
     onError: (error) => logger.warn({ err: error }, "network counts: recount failed"),
   });
-  const nodes = new NodeQueries(store.db, networkCounts);
+  const nodes = new NodeQueries(store.db, networkCounts, {
+    prices: DEFAULT_CATALOG_PRICES,
+    mode: config.pricingMode,
+  });
   const metrics = createMetrics();
   const gateway = new WorkerGateway(
     { clock, devices, lifecycle, events, metrics, logger },

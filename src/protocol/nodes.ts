@@ -40,6 +40,11 @@ export const NodeView = z.strictObject({
   uptime: Uptime,
   /** Reputation score 0..100, one decimal (src/core/reputation.ts). */
   reputation: z.number().min(0).max(100),
+  /**
+   * USD per node-hour as placement prices it (the supplier's own price in market mode, else the
+   * catalog's price × GPU count); null when the catalog cannot price the node's GPU model.
+   */
+  pricePerHourUsd: MoneyString.nullable(),
   registeredAt: z.iso.datetime(),
   lastSeenAt: z.iso.datetime().nullable(),
 });
@@ -96,6 +101,7 @@ export const NodeSortKey = z.enum([
   "gpuModel",
   "region",
   "status",
+  "price",
 ]);
 export type NodeSortKey = z.infer<typeof NodeSortKey>;
 
@@ -109,7 +115,7 @@ export const ListNodesQuery = z.strictObject({
   minVramMiB: z.coerce.number().int().min(0).max(16_777_216).optional(),
   /** Order of the list (default `registered`: registration order, by id); ties go by id. */
   sort: NodeSortKey.optional(),
-  /** Default: `desc` for uptime and reputation (best first), else `asc`. */
+  /** Default: `desc` for uptime and reputation (best first), else `asc` (price: cheapest first). */
   order: z.enum(["asc", "desc"]).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: Cursor.optional(),

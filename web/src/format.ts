@@ -60,3 +60,9 @@ export function describeDetail(detail: Record<string, unknown>): string {
     )
     .join("; ");
 }
+
+/** "$15.92" from a 6-decimal USD string, keeping every non-zero decimal ("$0.0025"); "—" for null. */
+export function formatUsd(amount: string | null): string {
+  if (amount === null) return "—";
+  return `$${amount.replace(/(\.\d\d\d*?)0+$/, "$1")}`;
+}

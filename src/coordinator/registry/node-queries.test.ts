@@ -143,7 +143,7 @@ forEachDatabase("node queries", (db) => {
     assert.equal((await allPages(r, { region: "sa-east" }, 5)).length, 0);
   });
 
-  test("sorts by uptime, reputation, model, region and status, both ways, paging exactly", async (t) => {
+  test("sorts by uptime, reputation, model, region, status and price, both ways, paging exactly", async (t) => {
     const { r, all } = await population(db, t);
     const valueOf: Record<
       Exclude<NodeSortKey, "registered">,
@@ -154,6 +154,7 @@ forEachDatabase("node queries", (db) => {
       gpuModel: (n) => n.gpuModel,
       region: (n) => n.region,
       status: (n) => n.status,
+      price: (n) => (n.pricePerHourUsd === null ? null : Number(n.pricePerHourUsd)),
     };
     // NULL (a CPU-only node's model) is the largest value, as on PostgreSQL.
     const compare = (a: string | number | null, b: string | number | null) =>

@@ -1,6 +1,7 @@
-import type { Kysely, Selectable } from "kysely";
+import type { Kysely, RawBuilder, Selectable } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { gpuModelByName } from "../../core/gpu-catalog.ts";
+import { formatMoney, units } from "../../core/money.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { REPUTATION_HALF_LIFE_DAYS } from "../../core/reputation.ts";
 import type { HardwareReport } from "../../protocol/hardware.ts";
@@ -15,10 +16,13 @@ import type { Database, NodesTable } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
 import { countBuckets, statsFromBuckets, type NetworkCounts } from "./network-counts.ts";
 import {
+  CATALOG_PRICING,
   defaultOrder,
   encodeSortCursor,
+  nodePriceSql,
   sortValueOf,
   sortedQuery,
+  type NodePricing,
   type SortOrder,
 } from "./node-sort.ts";
 import { computeReputations, subjectOf } from "./reputation.ts";
@@ -41,11 +45,18 @@ export interface Page<T> {
 }
 
 /** Read side of the registry: the public node list, one node, its history, network totals. */
+type NodeRow = Selectable<NodesTable> & { price_usd: number | string | null };
+
 export class NodeQueries {
+  private readonly price: RawBuilder<number | string | null>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly counts?: NetworkCounts,
-  ) {}
+    pricing: NodePricing = CATALOG_PRICING,
+  ) {
+    this.price = nodePriceSql(pricing);
+  }
 
   async list(
     filter: NodeFilter,
@@ -57,6 +68,7 @@ export class NodeQueries {
     let query = this.db
       .selectFrom("nodes")
       .selectAll()
+      .select(this.price.as("price_usd"))
       .limit(limit + 1);
     if (filter.gpuModel !== undefined) query = query.where("gpu_model", "=", filter.gpuModel);
     if (filter.region !== undefined) query = query.where("region", "=", filter.region);
@@ -71,7 +83,7 @@ export class NodeQueries {
       if (cursor !== undefined)
         query = query.where("id", order === "asc" ? ">" : "<", decodeCursor(cursor));
     } else {
-      query = sortedQuery(query, sort, order, cursor);
+      query = sortedQuery(query, sort, order, cursor, this.price);
     }
     const rows = await query.execute();
     const page = rows.slice(0, limit);
@@ -81,7 +93,11 @@ export class NodeQueries {
       nextCursor =
         sort === "registered"
           ? encodeCursor(last.id)
-          : encodeSortCursor(sort, sortValueOf(sort, last), last.id);
+          : encodeSortCursor(
+              sort,
+              sortValueOf(sort, last, toNumberOrNull(last.price_usd)),
+              last.id,
+            );
     }
     return { items: page.map(toNodeView), nextCursor };
   }
@@ -107,10 +123,11 @@ export class NodeQueries {
     };
   }
 
-  private async row(nodeId: string): Promise<Selectable<NodesTable>> {
+  private async row(nodeId: string): Promise<NodeRow> {
     const row = await this.db
       .selectFrom("nodes")
       .selectAll()
+      .select(this.price.as("price_usd"))
       .where("id", "=", nodeId)
       .executeTakeFirst();
     if (row === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no node ${nodeId}`);
@@ -150,7 +167,7 @@ export class NodeQueries {
   }
 }
 
-export function toNodeView(row: Selectable<NodesTable>): NodeView {
+export function toNodeView(row: NodeRow): NodeView {
   // Validated when the worker registered it, and the route's response schema checks the view on
   // the way out: parsing it with zod here as well cost ~60 µs a row, the biggest share of a
   // 50-node page (bench/RESULTS.md).
@@ -179,6 +196,7 @@ export function toNodeView(row: Selectable<NodesTable>): NodeView {
     verified: row.verified_at !== null,
     uptime: { "24h": row.uptime_24h, "7d": row.uptime_7d, "30d": row.uptime_30d },
     reputation: row.reputation,
+    pricePerHourUsd: row.price_usd === null ? null : formatMoney(units(row.price_usd)),
     registeredAt: new Date(toNumber(row.registered_at)).toISOString(),
     lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
   };

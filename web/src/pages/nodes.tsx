@@ -9,7 +9,7 @@ import {
 import { client } from "../api.ts";
 import { Empty, ErrorState, Loading } from "../components/states.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
-import { formatAgo, formatFraction, formatGpus, formatMiB } from "../format.ts";
+import { formatAgo, formatFraction, formatGpus, formatMiB, formatUsd } from "../format.ts";
 import { useNodeStatusEvents, useRefetchOnReconnect } from "../live.tsx";
 import { Pager, previousCursors } from "../components/pager.tsx";
 import { Link, linkTo, navigate, useQuery } from "../router.tsx";
@@ -39,6 +39,7 @@ const SORT_LABELS: Record<NodeSortKey, string> = {
   gpuModel: "Model",
   region: "Region",
   status: "Status",
+  price: "Price",
 };
 
 function nodesUrl(filters: Filters, limit: number, cursor?: string): string {
@@ -141,6 +142,9 @@ function NodesView({ query }: { query: NodesQuery }) {
                     VRAM / GPU
                   </th>
                   <th scope="col">Region / zone</th>
+                  <th scope="col" className="num">
+                    Price / h
+                  </th>
                   <th scope="col" className="num hide-sm">
                     Uptime 30 d
                   </th>
@@ -202,6 +206,9 @@ function NodeRow({
       <td className="num">{node.vramMiB === 0 ? "—" : formatMiB(node.vramMiB)}</td>
       <td>
         {node.region} / {node.zone}
+      </td>
+      <td className="num" data-testid="row-price">
+        {formatUsd(node.pricePerHourUsd)}
       </td>
       <td className="num hide-sm">{formatFraction(node.uptime["30d"])}</td>
       <td className="num hide-sm">{node.reputation.toFixed(1)}</td>
