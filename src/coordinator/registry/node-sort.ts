@@ -14,7 +14,8 @@ import type { Database } from "../store/schema.ts";
  * Price is not a column but an expression (`nodePriceSql`): the node's hourly price as the
  * scheduler prices it, NULL where the catalog cannot price it (sorted like a NULL model). No index
  * can serve it, since the catalog is configuration: a price-sorted page scans the filtered nodes
- * and keeps the top `limit` (bench/RESULTS.md, "Nodes sorted by price").
+ * and keeps the top `limit` (100,000 nodes, load ~4: ~70–90 ms on SQLite, ~120 ms on PostgreSQL,
+ * of which ~50 ms is the scan and sort themselves; indexed sorts take ~2 ms).
  */
 export type SortOrder = "asc" | "desc";
 
