@@ -138,6 +138,8 @@ export async function startWorker(
     else void supervisor.start(message);
   });
   link.on("exit-acknowledged", (ack) => outbox.acknowledged(ack));
+  const exitRetryTimer = setInterval(() => outbox.resendOverdue(EXIT_RETRY_MS), EXIT_RETRY_MS);
+  exitRetryTimer.unref();
   link.on("fence", ({ silentMs, heartbeatIntervalMs }) => {
     if (supervisor.activeClusters === 0) return;
     outbox.fence(`stopped by self-fencing: no contact with the coordinator for ${silentMs} ms`);
@@ -172,6 +174,7 @@ export async function startWorker(
     },
     async stop(reason = "worker stopped") {
       clearInterval(gpuTimer);
+      clearInterval(exitRetryTimer);
       await supervisor.stopAll();
       await link.stop(reason);
       // The default jobs root is per worker home in the temp dir: leave none behind. A dir that
@@ -180,6 +183,9 @@ export async function startWorker(
     },
   };
 }
+
+/** How long an exit may go unacknowledged on a live link before it is sent again, ms. */
+const EXIT_RETRY_MS = 15_000;
 
 async function chooseContainerRuntime(
   home: string,

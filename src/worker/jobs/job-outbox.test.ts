@@ -76,3 +76,26 @@ it("marks the exits of runs stopped by self-fencing, and only those", () => {
     { ...exit, ...other },
   ]);
 });
+
+it("sends an exit again once it has waited too long for its acknowledgement", () => {
+  let now = 0;
+  const sent: WorkerMessage[] = [];
+  const box = new JobOutbox(
+    (m) => sent.push(m),
+    () => now,
+  );
+  box.post(exit);
+  now = 14_999;
+  box.resendOverdue(15_000);
+  assert.equal(sent.length, 1, "not yet");
+  now = 15_000;
+  box.resendOverdue(15_000);
+  assert.deepEqual(sent, [exit, exit]);
+  now = 20_000;
+  box.resendOverdue(15_000);
+  assert.equal(sent.length, 2, "the clock restarts at each resend");
+  box.acknowledged({ type: "job-exit-ack", ...run });
+  now = 60_000;
+  box.resendOverdue(15_000);
+  assert.equal(sent.length, 2, "an acknowledged exit is never sent again");
+});

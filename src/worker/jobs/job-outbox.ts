@@ -26,11 +26,14 @@ function runKey(run: { clusterId: string; rank: number; attempt: number }): stri
  */
 export class JobOutbox {
   private readonly accepted = new Map<string, JobAccepted>();
-  private readonly exits = new Map<string, JobExit>();
+  private readonly exits = new Map<string, { message: JobExit; sentAtMs: number }>();
   /** Runs stopped by self-fencing, with why: their exits say so. */
   private readonly fenced = new Map<string, string>();
 
-  constructor(private readonly send: (message: WorkerMessage) => void) {}
+  constructor(
+    private readonly send: (message: WorkerMessage) => void,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** Sends through the link, remembering what must survive a lost link. */
   post(message: WorkerMessage): void {
@@ -42,7 +45,7 @@ export class JobOutbox {
       if (fence !== undefined)
         message = { ...message, fenced: true, error: message.error ?? fence };
       this.accepted.delete(key);
-      this.exits.set(key, message);
+      this.exits.set(key, { message, sentAtMs: this.now() });
     }
     this.send(message);
   }
@@ -64,7 +67,21 @@ export class JobOutbox {
   /** After a welcome: every live run's acceptance, then every unacknowledged exit. */
   resend(): void {
     for (const message of this.accepted.values()) this.send(message);
-    for (const message of this.exits.values()) this.send(message);
+    for (const exit of this.exits.values()) this.send(exit.message);
+  }
+
+  /**
+   * Sends again each exit unacknowledged for `afterMs` while the link stayed up: the coordinator
+   * acknowledges only what it recorded, so one whose handling failed is retried without waiting
+   * for a reconnect.
+   */
+  resendOverdue(afterMs: number): void {
+    const now = this.now();
+    for (const exit of this.exits.values()) {
+      if (now - exit.sentAtMs < afterMs) continue;
+      exit.sentAtMs = now;
+      this.send(exit.message);
+    }
   }
 
   get unacknowledgedExits(): number {
