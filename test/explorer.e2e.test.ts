@@ -26,18 +26,8 @@ import {
   spawnTandem,
   type TandemProcess,
 } from "./support/processes.ts";
+import { CHROMIUM, CHROMIUM_ARGS } from "./support/chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 /** Short, for a quick offline verdict, but not so short that a busy 2-core CI machine flaps. */
 const HEARTBEAT_MS = 1000;
 /** The explorer's promise (issue 6): a node going offline shows within 2 s, without a reload. */

@@ -22,6 +22,24 @@ async function deploy(s: SimulatedNetwork, nodes: number) {
   });
 }
 
+/** A rank's first run (attempt 0) has its processes; the head reports its port. */
+function accepted(clusterId: string, rank: number, port: number | null) {
+  return { type: "job-accepted", clusterId, rank, attempt: 0, port };
+}
+
+/** The head's first run ended well. */
+function headExit(clusterId: string) {
+  return {
+    type: "job-exit",
+    clusterId,
+    rank: 0,
+    attempt: 0,
+    exitCode: 0 as number | null,
+    signal: null as string | null,
+    error: null as string | null,
+  };
+}
+
 /** The worker's next message of `type`, skipping others (a finished cluster's job-stop). */
 async function nextOf(worker: Pick<Worker, "next">, type: string) {
   for (;;) {
@@ -36,25 +54,11 @@ forEachDatabase("job resync", (db) => {
     const cluster = await deploy(s, 1);
     const worker = s.roleOf(cluster, 0);
     await s.nextStart(worker);
-    const accepted = {
-      type: "job-accepted",
-      clusterId: cluster.id,
-      rank: 0,
-      attempt: 0,
-      port: 29_500,
-    };
-    worker.send(accepted);
+    const accept = accepted(cluster.id, 0, 29_500);
+    worker.send(accept);
     await s.until(cluster.id, (v) => v.status === "running", "ran");
     s.clock.advance(3 * MINUTE);
-    const exit = {
-      type: "job-exit",
-      clusterId: cluster.id,
-      rank: 0,
-      attempt: 0,
-      exitCode: 0,
-      signal: null,
-      error: null,
-    };
+    const exit = headExit(cluster.id);
     worker.send(exit);
     const ack = await nextOf(worker, "job-exit-ack");
     assert.deepEqual(ack, { type: "job-exit-ack", clusterId: cluster.id, rank: 0, attempt: 0 });
@@ -63,7 +67,7 @@ forEachDatabase("job resync", (db) => {
 
     // The same messages again, as a worker resends them after a reconnect, later on the clock.
     s.clock.advance(5 * MINUTE);
-    worker.send(accepted);
+    worker.send(accept);
     worker.send(exit);
     await nextOf(worker, "job-exit-ack"); // a known exit is acknowledged too
     const after = await s.client.getCluster(cluster.id);
@@ -77,7 +81,7 @@ forEachDatabase("job resync", (db) => {
     const cluster = await deploy(s, 1);
     const worker = s.roleOf(cluster, 0);
     await s.nextStart(worker);
-    worker.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    worker.send(accepted(cluster.id, 0, 29_500));
     await s.until(cluster.id, (v) => v.status === "running", "ran");
     // As left by a kill between recording the exit and ending the cluster.
     await s.net.coordinator.store.db
@@ -85,15 +89,7 @@ forEachDatabase("job resync", (db) => {
       .set({ status: "exited", exit_code: 0 })
       .where("cluster_id", "=", cluster.id)
       .execute();
-    worker.send({
-      type: "job-exit",
-      clusterId: cluster.id,
-      rank: 0,
-      attempt: 0,
-      exitCode: 0,
-      signal: null,
-      error: null,
-    });
+    worker.send(headExit(cluster.id));
     await nextOf(worker, "job-exit-ack");
     await s.until(cluster.id, (v) => v.status === "completed", "completed");
   });
@@ -108,8 +104,8 @@ forEachDatabase("job resync", (db) => {
     const start = await s.nextStart(other);
     assert.equal(start.head?.port, 29_500, "started before the head accepted");
     assert.equal((await s.client.getCluster(cluster.id)).status, "provisioning");
-    head.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
-    other.send({ type: "job-accepted", clusterId: cluster.id, rank: 1, attempt: 0, port: null });
+    head.send(accepted(cluster.id, 0, 29_500));
+    other.send(accepted(cluster.id, 1, null));
     const view = await s.until(cluster.id, (v) => v.status === "running", "ran");
     assert.equal(view.events.filter((e) => e.type === "head-ready").length, 1);
     // The head's accept started nothing again: the next message rank 1 gets is its stop.
@@ -127,7 +123,7 @@ forEachDatabase("job resync", (db) => {
     const again = await head.reconnect();
     t.after(() => again.socket.terminate());
     assert.deepEqual(await s.nextStart(again), first);
-    again.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    again.send(accepted(cluster.id, 0, 29_500));
 
     // Rank 1 got its start from the head's accept; it drops the link too and is sent it again.
     const other = s.roleOf(cluster, 1);
@@ -137,13 +133,7 @@ forEachDatabase("job resync", (db) => {
     const otherAgain = await other.reconnect();
     t.after(() => otherAgain.socket.terminate());
     assert.deepEqual(await s.nextStart(otherAgain), rankStart);
-    otherAgain.send({
-      type: "job-accepted",
-      clusterId: cluster.id,
-      rank: 1,
-      attempt: 0,
-      port: null,
-    });
+    otherAgain.send(accepted(cluster.id, 1, null));
     const view = await s.until(cluster.id, (v) => v.status === "running", "ran");
     assert.equal(view.events.filter((e) => e.type === "head-ready").length, 1);
   });
@@ -162,14 +152,11 @@ forEachDatabase("job resync", (db) => {
     });
     const worker = s.roleOf(cluster, 0);
     await s.nextStart(worker);
-    worker.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    worker.send(accepted(cluster.id, 0, 29_500));
     await s.until(cluster.id, (v) => v.status === "running", "ran");
     const standby = s.byNode(cluster.nodes.find((n) => n.role === "standby")!.nodeId);
     worker.send({
-      type: "job-exit",
-      clusterId: cluster.id,
-      rank: 0,
-      attempt: 0,
+      ...headExit(cluster.id),
       exitCode: null,
       signal: "SIGTERM",
       error: "stopped by self-fencing: no contact with the coordinator for 4100 ms",
@@ -189,7 +176,7 @@ forEachDatabase("job resync", (db) => {
     const cluster = await deploy(s, 2);
     const head = s.roleOf(cluster, 0);
     await s.nextStart(head);
-    head.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    head.send(accepted(cluster.id, 0, 29_500));
     const other = s.roleOf(cluster, 1);
     await s.nextStart(other); // lost, as far as the coordinator knows: rank 1 never accepts
     // The head's short run ends while the coordinator is down; rank 1 comes back after a restart.
@@ -208,7 +195,7 @@ forEachDatabase("job resync", (db) => {
     const cluster = await deploy(s, 1);
     const worker = s.roleOf(cluster, 0);
     await s.nextStart(worker);
-    worker.send({ type: "job-accepted", clusterId: cluster.id, rank: 0, attempt: 0, port: 29_500 });
+    worker.send(accepted(cluster.id, 0, 29_500));
     const running = await s.until(cluster.id, (v) => v.status === "running", "ran");
     const startedAt = Date.parse(running.events.find((e) => e.type === "running")!.at);
 

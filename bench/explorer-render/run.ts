@@ -19,6 +19,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { ensureExplorerBuilt } from "../../web/build.ts";
 import { seedNetwork, type SeededNetwork } from "../support/seeded-network.ts";
 import { machine, progress, summarize } from "../support/stats.ts";
+import { CHROMIUM, CHROMIUM_ARGS } from "../../test/support/chromium.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -29,16 +30,6 @@ const { values: args } = parseArgs({
 });
 const runs = Number(args.runs);
 const nodeCount = Number(args.nodes);
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** Set before the page's scripts run: notes when the first row of the nodes table appears. */
 const OBSERVE_FIRST_ROW = `
@@ -60,7 +51,7 @@ try {
   await network.store.close();
   progress(`seeded ${nodeCount} nodes (${args.db})`);
   const { url } = await network.startCoordinator();
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 
   const measure = async (page: Page, load: () => Promise<unknown>) => {
     await load();
