@@ -10,7 +10,7 @@ import {
   type Money,
 } from "../../core/money.ts";
 import type { LedgerAudit } from "../../protocol/wallet.ts";
-import { Leg } from "./ledger-accounts.ts";
+import { Leg, indexedByAccount } from "./ledger-accounts.ts";
 import type { Tx } from "./ledger.ts";
 
 /**
@@ -104,7 +104,8 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
       LEFT JOIN ledger_balances b ON b.account = g.account AND b.currency = g.currency
       WHERE b.balance IS NULL OR b.balance <> g.total`)) +
     (await count(sql`SELECT COUNT(*) AS n FROM ledger_balances b WHERE NOT EXISTS (
-      SELECT 1 FROM ledger_postings p WHERE p.account = b.account AND p.currency = b.currency)`));
+      SELECT 1 FROM ledger_postings p WHERE p.account = b.account AND p.currency = b.currency
+        AND ${sql.raw(indexedByAccount("p"))})`));
   const transactions = await count(sql`SELECT COUNT(*) AS n FROM ledger_transactions`);
   const postings = await count(sql`SELECT COUNT(*) AS n FROM ledger_postings`);
 

@@ -410,7 +410,11 @@ export class Billing {
     );
 
     const results: Array<SettleResult | undefined> = [];
-    const toRecord: Array<{ index: number; record: RecordInput }> = [];
+    const toRecord: Array<{
+      index: number;
+      record: RecordInput;
+      settled: (transactionId: string) => SettleResult;
+    }> = [];
     for (const [index, input] of inputs.entries()) {
       const key = keyOf(input);
       const hash = hashOf(input);
@@ -462,17 +466,26 @@ export class Billing {
         continue;
       }
       escrow.set(escrowKey, sub(available, delta.gross));
+      const { record, payout } = settlementRecord(input, key, hash, delta, total, rateOf(input));
       toRecord.push({
         index,
-        record: settlementRecord(input, key, hash, delta, total, rateOf(input)),
+        record,
+        settled: (transactionId) => ({
+          ok: true,
+          transactionId,
+          replayed: false,
+          released: delta,
+          total,
+          payout,
+        }),
       });
     }
     const written = await this.ledger.recordMany(
       tx,
       toRecord.map((r) => r.record),
     );
-    for (const [i, { index }] of toRecord.entries())
-      results[index] = decodeSettle(written[i]!.response);
+    for (const [i, { index, settled }] of toRecord.entries())
+      results[index] = settled(written[i]!.id);
     return results.map((r) => r!);
   }
 
@@ -715,7 +728,7 @@ function settlementRecord(
   delta: SettlementFigures,
   total: SettlementFigures,
   rate: ExchangeRate | undefined,
-): RecordInput {
+): { record: RecordInput; payout: SettledPayout | null } {
   const { currency } = input;
   const { postings, payout } = settlementPostings(
     input.clusterId,
@@ -725,7 +738,7 @@ function settlementRecord(
     rate,
   );
   const encoded = payout === undefined ? null : encodePayout(payout);
-  return {
+  const record: RecordInput = {
     idempotencyKey: key,
     kind: TransactionKind.SETTLEMENT,
     requestHash: hash,
@@ -747,6 +760,13 @@ function settlementRecord(
     }),
     nowMs: input.nowMs,
     postings,
+  };
+  return {
+    record,
+    payout:
+      encoded === null
+        ? null
+        : { currency: encoded.currency, amount: payout!.amount, rate: encoded.rate },
   };
 }
 

@@ -39,6 +39,15 @@ export const escrowAccount = (clusterId: string): LedgerAccount => `escrow:${clu
 export const earningsAccount = (accountId: string): LedgerAccount => `earnings:${accountId}`;
 export const externalAccount = (rail: string): LedgerAccount => `external:${rail}`;
 
+/**
+ * SQL: the postings the account index covers (migration 0012 leaves out `treasury` and `burn`,
+ * which are only summed whole). A query by account repeats it, as text, so SQLite picks the
+ * partial index; `alias` is the postings table's alias in that query.
+ */
+export function indexedByAccount(alias?: string): string {
+  return `${alias === undefined ? "" : `${alias}.`}account NOT IN ('${TREASURY}', '${BURN}')`;
+}
+
 /** Whether the database refuses a negative balance on this account (wallet, escrow, earnings). */
 export function isGuarded(account: string): boolean {
   return (

@@ -22,19 +22,20 @@ interface RawPosting {
   leg?: string;
 }
 
+/** A transaction's postings in one INSERT statement, as the ledger writes them. */
 async function insertPostings(db: Tx, id: string, postings: readonly RawPosting[]): Promise<void> {
-  for (const p of postings) {
-    await db
-      .insertInto("ledger_postings")
-      .values({
+  await db
+    .insertInto("ledger_postings")
+    .values(
+      postings.map((p) => ({
         transaction_id: id,
         account: p.account,
         currency: p.currency ?? "USDC",
         amount: p.amount,
         leg: p.leg ?? "test",
-      })
-      .execute();
-  }
+      })),
+    )
+    .execute();
 }
 
 async function insertHeader(db: Tx, id: string): Promise<void> {
@@ -152,6 +153,41 @@ forEachDatabase("ledger database guard", (db) => {
       before,
     );
   });
+
+  test(
+    "PostgreSQL checks each postings statement: a transaction's postings come in one",
+    { skip: db.kind !== "postgres" && "SQLite checks the sums when the transaction row arrives" },
+    async (t) => {
+      const store = await fundedStore(db, t);
+      const before = { counts: await counts(store.db), balances: await balances(store.db) };
+      const split = store.db.transaction().execute(async (tx) => {
+        const id = txId();
+        await insertPostings(tx, id, [{ account: BOB, amount: 1n }]);
+        await insertPostings(tx, id, [{ account: EXTERNAL, amount: -1n }]);
+        await insertHeader(tx, id);
+      });
+      await assert.rejects(split, refused(/LEDGER_UNBALANCED: transaction tx_\w+ does not sum/));
+      // Two transactions in one statement, each balanced: accepted.
+      await store.db.transaction().execute(async (tx) => {
+        const [a, b] = [txId(), txId()];
+        await tx
+          .insertInto("ledger_postings")
+          .values([
+            { transaction_id: a, account: BOB, currency: "USDC", amount: 2n, leg: "test" },
+            { transaction_id: b, account: BOB, currency: "USDC", amount: 3n, leg: "test" },
+            { transaction_id: a, account: EXTERNAL, currency: "USDC", amount: -2n, leg: "test" },
+            { transaction_id: b, account: EXTERNAL, currency: "USDC", amount: -3n, leg: "test" },
+          ])
+          .execute();
+        for (const id of [a, b]) await insertHeader(tx, id);
+      });
+      assert.deepEqual(await counts(store.db), {
+        transactions: before.counts.transactions + 2,
+        postings: before.counts.postings + 4,
+      });
+      assert.deepEqual(await balances(store.db), [...before.balances, `${BOB} USDC 5`]);
+    },
+  );
 
   test("refuses a transaction without postings and postings without a transaction", async (t) => {
     const store = await fundedStore(db, t);

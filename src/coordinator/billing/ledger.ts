@@ -152,26 +152,6 @@ export class Ledger {
     return balances;
   }
 
-  /** One account's balance: the cached row for a guarded account, Σ postings otherwise. */
-  async balance(tx: Tx, account: LedgerAccount, currency: Currency): Promise<Money> {
-    if (isGuarded(account)) {
-      const row = await tx
-        .selectFrom("ledger_balances")
-        .select(sql<string>`CAST(balance AS TEXT)`.as("balance"))
-        .where("account", "=", account)
-        .where("currency", "=", currency)
-        .executeTakeFirst();
-      return row === undefined ? ZERO : units(row.balance);
-    }
-    const row = await tx
-      .selectFrom("ledger_postings")
-      .select(sql<string | null>`CAST(SUM(amount) AS TEXT)`.as("total"))
-      .where("account", "=", account)
-      .where("currency", "=", currency)
-      .executeTakeFirst();
-    return units(row?.total ?? 0);
-  }
-
   /**
    * Writes one balanced transaction: postings (credits first), then the transaction row, which
    * seals it. Answers the new transaction's id and its stored answer.
@@ -180,81 +160,150 @@ export class Ledger {
     const id = newId(IdPrefix.transaction, input.nowMs);
     await this.insertPostings(tx, [{ transactionId: id, postings: input.postings }]);
     const response = input.response(id);
-    await this.insertRows(tx, "ledger_transactions", TRANSACTION_COLUMNS, [
-      transactionValues(id, input, response),
-    ]);
+    await this.insertTransactions(tx, [transactionValues(id, input, response)]);
     return { id, response };
   }
 
-  /** Many transactions at once (a settlement pass): one postings insert, one transactions insert. */
+  /**
+   * Many transactions at once (a settlement pass), in batches of whole transactions: each batch is
+   * one postings insert, then one transactions insert. On PostgreSQL a batch is sent without
+   * waiting for the one before (the connection queues them in order) and the event loop gets a
+   * turn between batches, so the server writes batch k while this process builds batch k + 1; the
+   * first failure aborts the DB transaction and is the one thrown.
+   */
   async recordMany(
     tx: Tx,
     inputs: readonly RecordInput[],
   ): Promise<Array<{ id: string; response: unknown }>> {
-    const ids = inputs.map((input) => newId(IdPrefix.transaction, input.nowMs));
-    await this.insertPostings(
-      tx,
-      inputs.map((input, i) => ({ transactionId: ids[i]!, postings: input.postings })),
-    );
-    const results = inputs.map((input, i) => ({ id: ids[i]!, response: input.response(ids[i]!) }));
-    const rows = inputs.map((input, i) => transactionValues(ids[i]!, input, results[i]!.response));
-    for (const chunk of shapedChunks(rows, 512))
-      await this.insertRows(tx, "ledger_transactions", TRANSACTION_COLUMNS, chunk);
+    const results: Array<{ id: string; response: unknown }> = [];
+    const sent: Array<Promise<void>> = [];
+    for (let start = 0; start < inputs.length; start += RECORD_BATCH) {
+      const batch = inputs.slice(start, start + RECORD_BATCH);
+      const ids = batch.map((input) => newId(IdPrefix.transaction, input.nowMs));
+      const postings = batch.map((input, i) => ({
+        transactionId: ids[i]!,
+        postings: input.postings,
+      }));
+      const rows = batch.map((input, i) => {
+        const response = input.response(ids[i]!);
+        results.push({ id: ids[i]!, response });
+        return transactionValues(ids[i]!, input, response);
+      });
+      if (this.dialect !== "postgres") {
+        await this.insertPostings(tx, postings);
+        await this.insertTransactions(tx, rows);
+        continue;
+      }
+      // A batch's transaction rows follow its postings; the next batch may go out in between.
+      const written = this.insertPostings(tx, postings).then(() =>
+        this.insertTransactions(tx, rows),
+      );
+      // A rejection is thrown by the Promise.all below; until then it counts as handled.
+      written.catch(() => undefined);
+      sent.push(written);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(sent);
     return results;
   }
 
+  /**
+   * On SQLite, credits go before debits (its guard checks each row: no balance dips below zero
+   * between postings), each sorted by account so balance rows are created in one order; the
+   * PostgreSQL guard checks each statement's net change per account, so order does not matter.
+   */
   private async insertPostings(
     tx: Tx,
     batch: ReadonlyArray<{ transactionId: string; postings: readonly PostingInput[] }>,
   ): Promise<void> {
     for (const { transactionId, postings } of batch) checkBalanced(transactionId, postings);
-    const rows = orderForInsert(
-      batch.flatMap(({ transactionId, postings }) =>
-        postings.map((p) => ({ transactionId, ...p })),
-      ),
-    ).map((p): unknown[] => [p.transactionId, p.account, p.currency, p.amount, p.leg]);
-    for (const chunk of shapedChunks(rows, 1024))
-      await this.insertRows(tx, "ledger_postings", POSTING_COLUMNS, chunk);
+    const postings = batch.flatMap(({ transactionId, postings }) =>
+      postings.filter((p) => p.amount !== 0n).map((p) => ({ transactionId, ...p })),
+    );
+    const rows = (this.dialect === "postgres" ? postings : creditsFirst(postings)).map(
+      (p): unknown[] => [p.transactionId, p.account, p.currency, p.amount, p.leg],
+    );
+    await this.insertRows(tx, "ledger_postings", rows);
+  }
+
+  private insertTransactions(tx: Tx, rows: ReadonlyArray<readonly unknown[]>): Promise<void> {
+    return this.insertRows(tx, "ledger_transactions", rows);
   }
 
   /**
-   * A multi-row INSERT as plain SQL text, cached per table and row count: the hot path skips
-   * Kysely's query builder, whose per-value work dominated bulk inserts (values stay bound).
+   * Inserts rows as plain SQL text, skipping Kysely's query builder, whose per-value work
+   * dominated bulk inserts (values stay bound). PostgreSQL gets one array per column and `unnest`s
+   * them: one statement and a handful of parameters whatever the row count. SQLite gets multi-row
+   * VALUES of a few fixed sizes, each prepared once and cached.
    */
   private async insertRows(
     tx: Tx,
-    table: "ledger_postings" | "ledger_transactions",
-    columns: readonly string[],
+    table: LedgerTable,
     rows: ReadonlyArray<readonly unknown[]>,
   ): Promise<void> {
-    const key = `${table}:${rows.length}`;
-    let text = this.insertSql.get(key);
-    if (text === undefined) {
-      let n = 0;
-      const placeholder = () => (this.dialect === "postgres" ? `$${++n}` : "?");
-      const tuples = rows.map(() => `(${columns.map(placeholder).join(", ")})`);
-      text = `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${tuples.join(", ")}`;
-      this.insertSql.set(key, text);
+    if (rows.length === 0) return;
+    const columns = COLUMNS[table];
+    if (this.dialect === "postgres") {
+      const arrays = columns.map((_, c) => rows.map((row) => row[c]));
+      await tx.executeQuery(CompiledQuery.raw(unnestInsert(table), arrays));
+      return;
     }
-    await tx.executeQuery(CompiledQuery.raw(text, rows.flat()));
+    for (const chunk of shapedChunks(rows, SQLITE_ROWS_PER_INSERT[table])) {
+      const key = `${table}:${chunk.length}`;
+      let text = this.insertSql.get(key);
+      if (text === undefined) {
+        const tuple = `(${columns.map(() => "?").join(", ")})`;
+        text = `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${chunk.map(() => tuple).join(", ")}`;
+        this.insertSql.set(key, text);
+      }
+      await tx.executeQuery(CompiledQuery.raw(text, chunk.flat()));
+    }
   }
 }
 
-const POSTING_COLUMNS = ["transaction_id", "account", "currency", "amount", "leg"] as const;
-const TRANSACTION_COLUMNS = [
-  "id",
-  "idempotency_key",
-  "kind",
-  "request_hash",
-  "account_id",
-  "cluster_id",
-  "lease_id",
-  "served_minutes",
-  "metadata",
-  "response",
-  "created_at",
-  "exchange_rate",
-] as const;
+/** Transactions per batch in `recordMany`. */
+const RECORD_BATCH = 1000;
+
+type LedgerTable = "ledger_postings" | "ledger_transactions";
+
+/** Each ledger table's inserted columns, with their PostgreSQL types (for `unnest`). */
+const COLUMN_TYPES = {
+  ledger_postings: {
+    transaction_id: "text",
+    account: "text",
+    currency: "text",
+    amount: "bigint",
+    leg: "text",
+  },
+  ledger_transactions: {
+    id: "text",
+    idempotency_key: "text",
+    kind: "text",
+    request_hash: "text",
+    account_id: "text",
+    cluster_id: "text",
+    lease_id: "text",
+    served_minutes: "integer",
+    metadata: "text",
+    response: "text",
+    created_at: "bigint",
+    exchange_rate: "text",
+  },
+} as const satisfies Record<LedgerTable, Record<string, string>>;
+
+const COLUMNS = {
+  ledger_postings: Object.keys(COLUMN_TYPES.ledger_postings),
+  ledger_transactions: Object.keys(COLUMN_TYPES.ledger_transactions),
+} satisfies Record<LedgerTable, string[]>;
+
+/** SQLite binds at most 32,766 values per statement. */
+const SQLITE_ROWS_PER_INSERT = { ledger_postings: 1024, ledger_transactions: 512 } as const;
+
+function unnestInsert(table: LedgerTable): string {
+  const types = Object.values(COLUMN_TYPES[table]);
+  const arrays = types.map((type, i) => `$${i + 1}::${type}[]`).join(", ");
+  return `INSERT INTO ${table} (${COLUMNS[table].join(", ")}) SELECT * FROM unnest(${arrays})`;
+}
 
 function transactionValues(id: string, input: RecordInput, response: unknown): unknown[] {
   return [
@@ -273,18 +322,12 @@ function transactionValues(id: string, input: RecordInput, response: unknown): u
   ];
 }
 
-/**
- * Credits before debits (so no balance dips below zero between postings), each sorted by account:
- * across a whole batch, so balance rows are created and locked in one global order.
- */
-function orderForInsert<P extends PostingInput & { transactionId: string }>(
-  postings: readonly P[],
-): P[] {
+/** Credits before debits, each sorted by account: across a whole batch, so balance rows are created in one order. */
+function creditsFirst<P extends PostingInput>(postings: readonly P[]): P[] {
   const byAccount = (a: P, b: P) => (a.account < b.account ? -1 : a.account > b.account ? 1 : 0);
-  const nonZero = postings.filter((p) => p.amount !== 0n);
   return [
-    ...nonZero.filter((p) => p.amount > 0n).sort(byAccount),
-    ...nonZero.filter((p) => p.amount < 0n).sort(byAccount),
+    ...postings.filter((p) => p.amount > 0n).sort(byAccount),
+    ...postings.filter((p) => p.amount < 0n).sort(byAccount),
   ];
 }
 

@@ -28,6 +28,7 @@ import {
   TransactionKind,
   earningsAccount,
   externalAccount,
+  indexedByAccount,
   walletAccount,
 } from "./ledger-accounts.ts";
 import type { Ledger } from "./ledger.ts";
@@ -230,6 +231,7 @@ export class WalletService {
       .select("transaction_id")
       .distinct()
       .where("account", "in", accounts)
+      .where(sql.raw<boolean>(indexedByAccount()))
       .orderBy("transaction_id", "desc")
       .limit(query.limit + 1);
     if (query.currency !== undefined) ids = ids.where("currency", "=", query.currency);

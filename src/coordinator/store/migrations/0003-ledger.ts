@@ -51,7 +51,8 @@ const SQLITE_ACCOUNT_NAME =
 const POSTGRES_ACCOUNT_NAME =
   "(account IN ('treasury', 'burn', 'emission-pool') OR account ~ '^(wallet|earnings):acct_'" +
   " OR account ~ '^escrow:clu_' OR account ~ '^external:.')";
-const GUARDED = (column: string) =>
+/** SQL: whether `column` names a guarded account (wallet, escrow, earnings). */
+export const GUARDED = (column: string) =>
   `(substr(${column}, 1, 7) = 'wallet:' OR substr(${column}, 1, 7) = 'escrow:' OR substr(${column}, 1, 9) = 'earnings:')`;
 
 function sqlite(): RawBuilder<unknown>[] {

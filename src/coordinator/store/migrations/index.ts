@@ -10,6 +10,7 @@ import * as reputation from "./0007-reputation.ts";
 import * as autoscale from "./0008-autoscale.ts";
 import * as payoutCurrency from "./0009-payout-currency.ts";
 import * as nodeSortIndexes from "./0011-node-sort-indexes.ts";
+import * as ledgerWritePath from "./0012-ledger-write-path.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -25,6 +26,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0008-autoscale", autoscale],
   ["0009-payout-currency", payoutCurrency],
   ["0011-node-sort-indexes", nodeSortIndexes],
+  ["0012-ledger-write-path", ledgerWritePath],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
