@@ -79,6 +79,8 @@ export async function startCoordinator(
     prices: DEFAULT_CATALOG_PRICES,
     mode: config.pricingMode,
   });
+  // Stored node prices follow this start's pricing before anything reads them (one read if same).
+  await nodes.preparePricing();
   const metrics = createMetrics();
   const gateway = new WorkerGateway(
     { clock, devices, lifecycle, events, metrics, logger },

@@ -1,4 +1,4 @@
-import type { Kysely, RawBuilder, Selectable } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { gpuModelByName } from "../../core/gpu-catalog.ts";
 import { formatMoney, units } from "../../core/money.ts";
@@ -19,9 +19,9 @@ import {
   CATALOG_PRICING,
   defaultOrder,
   encodeSortCursor,
-  nodePriceSql,
   sortValueOf,
   sortedQuery,
+  syncNodePricing,
   type NodePricing,
   type SortOrder,
 } from "./node-sort.ts";
@@ -44,18 +44,32 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-/** Read side of the registry: the public node list, one node, its history, network totals. */
-type NodeRow = Selectable<NodesTable> & { price_usd: number | string | null };
+type NodeRow = Selectable<NodesTable>;
 
+/**
+ * Read side of the registry: the public node list, one node, its history, network totals. Node
+ * prices are read from the stored column, brought to this coordinator's `pricing` before the first
+ * read (`preparePricing`; the composition root calls it at start).
+ */
 export class NodeQueries {
-  private readonly price: RawBuilder<number | string | null>;
+  private pricingSynced: Promise<void> | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly counts?: NetworkCounts,
-    pricing: NodePricing = CATALOG_PRICING,
-  ) {
-    this.price = nodePriceSql(pricing);
+    private readonly pricing: NodePricing = CATALOG_PRICING,
+  ) {}
+
+  /** Recomputes the stored node prices once if they were computed under other pricing. */
+  preparePricing(): Promise<void> {
+    this.pricingSynced ??= syncNodePricing(this.db, this.pricing).then(
+      () => undefined,
+      (error: unknown) => {
+        this.pricingSynced = undefined;
+        throw error;
+      },
+    );
+    return this.pricingSynced;
   }
 
   async list(
@@ -65,11 +79,33 @@ export class NodeQueries {
     sort: NodeSortKey = "registered",
     order: SortOrder = defaultOrder(sort),
   ): Promise<Page<NodeView>> {
-    let query = this.db
-      .selectFrom("nodes")
-      .selectAll()
-      .select(this.price.as("price_usd"))
-      .limit(limit + 1);
+    await this.preparePricing();
+    const rows = await this.listQuery(filter, limit + 1, cursor, sort, order).execute();
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    let nextCursor: string | null = null;
+    if (rows.length > limit && last !== undefined) {
+      nextCursor =
+        sort === "registered"
+          ? encodeCursor(last.id)
+          : encodeSortCursor(
+              sort,
+              sortValueOf(sort, last, toNumberOrNull(last.effective_price_per_hour)),
+              last.id,
+            );
+    }
+    return { items: page.map(toNodeView), nextCursor };
+  }
+
+  /** The query behind `list` (one row more than a page), for EXPLAIN in tests. */
+  listQuery(
+    filter: NodeFilter,
+    rows: number,
+    cursor: string | undefined,
+    sort: NodeSortKey,
+    order: SortOrder,
+  ) {
+    let query = this.db.selectFrom("nodes").selectAll().limit(rows);
     if (filter.gpuModel !== undefined) query = query.where("gpu_model", "=", filter.gpuModel);
     if (filter.region !== undefined) query = query.where("region", "=", filter.region);
     if (filter.zone !== undefined) query = query.where("zone", "=", filter.zone);
@@ -83,23 +119,9 @@ export class NodeQueries {
       if (cursor !== undefined)
         query = query.where("id", order === "asc" ? ">" : "<", decodeCursor(cursor));
     } else {
-      query = sortedQuery(query, sort, order, cursor, this.price);
+      query = sortedQuery(query, sort, order, cursor);
     }
-    const rows = await query.execute();
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    let nextCursor: string | null = null;
-    if (rows.length > limit && last !== undefined) {
-      nextCursor =
-        sort === "registered"
-          ? encodeCursor(last.id)
-          : encodeSortCursor(
-              sort,
-              sortValueOf(sort, last, toNumberOrNull(last.price_usd)),
-              last.id,
-            );
-    }
-    return { items: page.map(toNodeView), nextCursor };
+    return query;
   }
 
   async get(nodeId: string): Promise<NodeView> {
@@ -124,10 +146,10 @@ export class NodeQueries {
   }
 
   private async row(nodeId: string): Promise<NodeRow> {
+    await this.preparePricing();
     const row = await this.db
       .selectFrom("nodes")
       .selectAll()
-      .select(this.price.as("price_usd"))
       .where("id", "=", nodeId)
       .executeTakeFirst();
     if (row === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no node ${nodeId}`);
@@ -196,7 +218,10 @@ export function toNodeView(row: NodeRow): NodeView {
     verified: row.verified_at !== null,
     uptime: { "24h": row.uptime_24h, "7d": row.uptime_7d, "30d": row.uptime_30d },
     reputation: row.reputation,
-    pricePerHourUsd: row.price_usd === null ? null : formatMoney(units(row.price_usd)),
+    pricePerHourUsd:
+      row.effective_price_per_hour === null
+        ? null
+        : formatMoney(units(row.effective_price_per_hour)),
     registeredAt: new Date(toNumber(row.registered_at)).toISOString(),
     lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
   };

@@ -1,14 +1,21 @@
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
+import { CompiledQuery, sql, type Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { formatMoney, units } from "../../core/money.ts";
-import { DEFAULT_CATALOG_PRICES, nodePriceUsd } from "../../core/pricing.ts";
+import { DEFAULT_CATALOG_PRICES, nodePriceUsd, type CatalogPrices } from "../../core/pricing.ts";
 import type { NodeView } from "../../protocol/nodes.ts";
 import { forEachDatabase, type DatabaseUnderTest } from "../../../test/support/coordinator.ts";
-import { fixtureGpus, hardwareWith, type GpuFixture } from "../../../test/support/devices.ts";
+import {
+  fixtureGpus,
+  hardwareWith,
+  signedRegistration,
+  type GpuFixture,
+} from "../../../test/support/devices.ts";
 import { openRegistry } from "../../../test/support/registry.ts";
 import { NodeQueries } from "./node-queries.ts";
-import type { SortOrder } from "./node-sort.ts";
+import type { Database } from "../store/schema.ts";
+import { CATALOG_PRICING, syncNodePricing, type NodePricing, type SortOrder } from "./node-sort.ts";
 
 /** Machine kinds, three of each: many equal prices, and one GPU the catalog cannot price. */
 const KINDS: Array<GpuFixture | "unknown"> = ["h100x8", "rtx4090", "rtx3060ti", "none", "unknown"];
@@ -64,6 +71,18 @@ function assertPrices(items: readonly NodeView[], prices: ReadonlyMap<string, bi
     const price = prices.get(n.id);
     assert.equal(n.pricePerHourUsd, price === undefined ? null : formatMoney(units(price)), n.id);
   }
+}
+
+/** Every node's price under `prices` in `mode`, from the nodes as listed (and `own` prices). */
+async function pricesUnder(
+  nodes: NodeQueries,
+  prices: CatalogPrices,
+  own: ReadonlyMap<string, bigint> = new Map(),
+): Promise<Map<string, bigint | undefined>> {
+  const views = (await nodes.list({}, 500)).items;
+  return new Map(
+    views.map((n) => [n.id, own.get(n.id) ?? nodePriceUsd(prices, n.gpuModel, n.gpuCount)]),
+  );
 }
 
 async function assertSorted(nodes: NodeQueries, prices: ReadonlyMap<string, bigint | undefined>) {
@@ -146,3 +165,154 @@ forEachDatabase("nodes sorted by price", (db) => {
     assert.equal(nulls.items[0]?.pricePerHourUsd ?? null, null);
   });
 });
+
+/** Another catalog: the H100 cheaper, the RTX 4090 dropped (unpriced), CPU-only nodes dearer. */
+const OTHER_PRICES: CatalogPrices = {
+  perGpuHour: Object.fromEntries([
+    ...Object.entries(DEFAULT_CATALOG_PRICES.perGpuHour).filter(([m]) => m !== "rtx-4090"),
+    ["h100-80gb", 15_000n],
+  ]),
+  cpuNodeHour: 700_000n,
+};
+
+forEachDatabase("stored node prices follow their inputs", (db) => {
+  test("a market price change and a re-probe move the node and its shown price", async (t) => {
+    const { r, kinds } = await network(db, t);
+    const market: NodePricing = { prices: DEFAULT_CATALOG_PRICES, mode: "market" };
+    const nodes = new NodeQueries(r.store.db, undefined, market);
+    await assertSorted(nodes, await pricesUnder(nodes, DEFAULT_CATALOG_PRICES));
+
+    const ids = [...kinds.keys()];
+    const h100 = ids.find((id) => kinds.get(id) === "h100x8")!;
+    const setPrice = (id: string, price: number | null) =>
+      r.store.db.updateTable("nodes").set({ price_per_hour: price }).where("id", "=", id).execute();
+    await setPrice(h100, 1);
+    const [first] = (await nodes.list({}, 1, undefined, "price")).items;
+    assert.deepEqual([first?.id, first?.pricePerHourUsd], [h100, "0.000001"]);
+    await setPrice(h100, 99_000_000);
+    let own = new Map([[h100, 99_000_000n]]);
+    await assertSorted(nodes, await pricesUnder(nodes, DEFAULT_CATALOG_PRICES, own));
+    // Descending, the three nodes nobody prices come first (NULL is the largest).
+    const dearest = (await nodes.list({}, 4, undefined, "price", "desc")).items[3];
+    assert.deepEqual([dearest?.id, dearest?.pricePerHourUsd], [h100, "99.000000"]);
+    await setPrice(h100, null); // back to the catalog's
+    own = new Map();
+    await assertSorted(nodes, await pricesUnder(nodes, DEFAULT_CATALOG_PRICES, own));
+
+    // The worker restarts on other hardware: an RTX 3060 Ti machine now reports 8 × H100.
+    const at = { region: "eu-west", zone: "eu-west-a" };
+    const rtx = (await fixtureGpus("rtx3060ti")).map((g) => ({ ...g, uuid: `GPU-rtx-${g.index}` }));
+    const { nodeId: reprobed, device } = await r.register({ ...at, hardware: hardwareWith(rtx) });
+    assert.equal((await nodes.get(reprobed)).pricePerHourUsd, "0.100000");
+    const h100s = (await fixtureGpus("h100x8")).map((g) => ({ ...g, uuid: `GPU-re-${g.index}` }));
+    const hardware = hardwareWith(h100s);
+    await r.devices.register(r.supplierId, signedRegistration(device, { ...at, hardware }), 0);
+    assert.equal((await nodes.get(reprobed)).pricePerHourUsd, "15.920000");
+    await assertSorted(nodes, await pricesUnder(nodes, DEFAULT_CATALOG_PRICES));
+  });
+
+  test("a start with another catalog or mode recomputes every price once", async (t) => {
+    const { r } = await network(db, t);
+    const { db: kysely } = r.store;
+    // The migration priced the nodes under the default catalog: a default start changes nothing.
+    assert.equal(await syncNodePricing(kysely, CATALOG_PRICING), false);
+    const before = await storedPrices(kysely);
+
+    const other: NodePricing = { prices: OTHER_PRICES, mode: "catalog" };
+    assert.equal(await syncNodePricing(kysely, other), true);
+    assert.equal(await syncNodePricing(kysely, other), false);
+    const restarted = new NodeQueries(kysely, undefined, other);
+    const expected = await pricesUnder(restarted, OTHER_PRICES);
+    assert.ok([...expected.values()].includes(15_000n * 8n), "the H100 machines are repriced");
+    await assertSorted(restarted, expected);
+
+    // A node registered after the change is priced under the stored pricing, by the trigger.
+    const { nodeId } = await r.register({
+      region: "eu-west",
+      zone: "eu-west-a",
+      hardware: hardwareWith([]),
+    });
+    assert.equal((await restarted.get(nodeId)).pricePerHourUsd, "0.700000");
+    await assertSorted(restarted, await pricesUnder(restarted, OTHER_PRICES));
+
+    // A start in market mode counts the suppliers' own prices; one back in the default catalog
+    // restores the first prices exactly.
+    const ids = [...expected.keys()];
+    await r.store.db
+      .updateTable("nodes")
+      .set({ price_per_hour: 3 })
+      .where("id", "=", ids[0]!)
+      .execute();
+    const market = new NodeQueries(kysely, undefined, { prices: OTHER_PRICES, mode: "market" });
+    const [cheapest] = (await market.list({}, 1, undefined, "price")).items;
+    assert.deepEqual([cheapest?.id, cheapest?.pricePerHourUsd], [ids[0], "0.000003"]);
+    assert.equal(await syncNodePricing(kysely, CATALOG_PRICING), true);
+    const after = await storedPrices(kysely);
+    after.delete(nodeId);
+    assert.deepEqual(after, before);
+  });
+
+  test("the price sort reads the (price, id) index, in both orders and after a cursor", async (t) => {
+    const { r } = await network(db, t);
+    const first = await r.nodes.list({}, 2, undefined, "price");
+    const last = await r.nodes.list({}, 2, undefined, "price", "desc");
+    const cases: Array<[SortOrder, string | undefined]> = [
+      ["asc", undefined],
+      ["desc", undefined],
+      ["asc", first.nextCursor!],
+      ["desc", first.nextCursor!],
+      ["asc", last.nextCursor!], // a cursor at a NULL price
+      ["desc", last.nextCursor!],
+    ];
+    for (const [order, cursor] of cases) {
+      const plan = await explain(
+        r.store.db,
+        db.kind,
+        r.nodes.listQuery({}, 51, cursor, "price", order).compile(),
+      );
+      const at = `${order}${cursor === undefined ? "" : ", after a cursor"}:\n${plan}`;
+      if (db.kind === "sqlite") {
+        assert.match(plan, /USING (COVERING )?INDEX nodes_effective_price_per_hour_id\b/, at);
+        assert.doesNotMatch(plan, /TEMP B-TREE/, at);
+      } else {
+        assert.match(plan, /Index Scan( Backward)? using nodes_effective_price_per_hour_id\b/, at);
+        assert.doesNotMatch(plan, /\bSort\b/, at);
+      }
+    }
+  });
+});
+
+async function storedPrices(db: Kysely<Database>): Promise<Map<string, string | null>> {
+  const rows = await db.selectFrom("nodes").select(["id", "effective_price_per_hour"]).execute();
+  return new Map(
+    rows.map((n) => [
+      n.id,
+      n.effective_price_per_hour === null ? null : String(n.effective_price_per_hour),
+    ]),
+  );
+}
+
+/**
+ * The query's plan. PostgreSQL is told to avoid sequential scans and sorts where it has a choice,
+ * so that on a few dozen rows it still shows whether an index can deliver the order by itself.
+ */
+async function explain(
+  db: Kysely<Database>,
+  kind: "sqlite" | "postgres",
+  query: CompiledQuery,
+): Promise<string> {
+  if (kind === "sqlite") {
+    const { rows } = await db.executeQuery<{ detail: string }>(
+      CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
+    );
+    return rows.map((row) => row.detail).join("\n");
+  }
+  return db.transaction().execute(async (tx) => {
+    await sql`set local enable_seqscan = off`.execute(tx);
+    await sql`set local enable_sort = off`.execute(tx);
+    const { rows } = await tx.executeQuery<{ "QUERY PLAN": string }>(
+      CompiledQuery.raw(`explain ${query.sql}`, [...query.parameters]),
+    );
+    return rows.map((row) => row["QUERY PLAN"]).join("\n");
+  });
+}

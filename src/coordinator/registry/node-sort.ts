@@ -1,4 +1,4 @@
-import { sql, type RawBuilder, type SelectQueryBuilder } from "kysely";
+import { PostgresAdapter, sql, type Kysely, type SelectQueryBuilder } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { DEFAULT_CATALOG_PRICES, type CatalogPrices } from "../../core/pricing.ts";
 import type { NodeSortKey } from "../../protocol/nodes.ts";
@@ -7,15 +7,20 @@ import type { Database } from "../store/schema.ts";
 /**
  * Sorted node lists with keyset (cursor) paging: rows ordered by (column, id), the cursor holds
  * the last row's pair, and the next page starts strictly after it, so paging stays exact while
- * nodes change and costs `limit` index entries (indexes `(column, id)`: 0001 and 0011). The GPU
- * model is the one nullable key (CPU-only nodes): NULL sorts as the largest value on both
- * databases (PostgreSQL's default; SQLite is told `nulls last`/`nulls first`).
+ * nodes change and costs `limit` index entries (indexes `(column, id)`: 0001, 0011 and 0013). The
+ * GPU model and the price are the nullable keys (CPU-only nodes; nodes the catalog cannot price):
+ * NULL sorts as the largest value on both databases (PostgreSQL's default; SQLite is told
+ * `nulls last`/`nulls first`).
  *
- * Price is not a column but an expression (`nodePriceSql`): the node's hourly price as the
- * scheduler prices it, NULL where the catalog cannot price it (sorted like a NULL model). No index
- * can serve it, since the catalog is configuration: a price-sorted page scans the filtered nodes
- * and keeps the top `limit` (100,000 nodes, load ~4: ~70–90 ms on SQLite, ~120 ms on PostgreSQL,
- * of which ~50 ms is the scan and sort themselves; indexed sorts take ~2 ms).
+ * Price is the stored `effective_price_per_hour`: the node's hourly price as the scheduler prices
+ * it, kept exact by a trigger on its inputs and recomputed for every node when the coordinator
+ * starts with other pricing than the column was computed under (`syncNodePricing`, migration
+ * 0013). Before it was stored, a price-sorted page scanned every node (100,000 nodes: ~90–220 ms
+ * a page); now it reads `limit` entries of `(price, id)`, or of `(gpu_model, price, id)` under the
+ * model filter, like the other sorts (~3–6 ms; bench/RESULTS.md "Price sort from an index"). The
+ * cost moved to writes: two indexed lookups per node insert or price-input update, and a rewrite
+ * of every node at a start whose pricing differs from the stored one (100,000 nodes: ~1.3 s on
+ * SQLite, 7–11 s on PostgreSQL, node writes held back meanwhile).
  */
 export type SortOrder = "asc" | "desc";
 
@@ -28,24 +33,51 @@ export interface NodePricing {
 export const CATALOG_PRICING: NodePricing = { prices: DEFAULT_CATALOG_PRICES, mode: "catalog" };
 
 /**
- * A node's price per hour in micro-dollars, as SQL: core/pricing.ts `nodePriceUsd` (a CPU-only
- * node's flat price, else the model's price × GPU count, NULL for a model the catalog lacks),
- * under the supplier's own `price_per_hour` in market mode (inventory.ts prices the same way).
- * Every catalog value is a bound parameter.
+ * Makes the stored prices follow `pricing`: when the stored pricing (`node_pricing`,
+ * `node_gpu_prices`) differs, replaces it and recomputes every node's price in one statement
+ * (it re-fires the price trigger), in one transaction; answers whether it did. An unchanged
+ * pricing costs one read of 14 rows; a changed one holds node writes back while it runs. Two
+ * replicas started with different pricing leave the last one's in place: a rolling upgrade that
+ * changes the catalog shows the new prices once all replicas run it.
  */
-export function nodePriceSql(pricing: NodePricing): RawBuilder<number | string | null> {
-  const models = Object.entries(pricing.prices.perGpuHour);
-  const perGpu =
-    models.length === 0
-      ? sql`CAST(NULL AS BIGINT)`
-      : sql`CASE nodes.gpu_model ${sql.join(
-          models.map(([model, price]) => sql`WHEN ${model} THEN CAST(${Number(price)} AS BIGINT)`),
-          sql` `,
-        )} END`;
-  const catalog = sql`CASE WHEN nodes.gpu_count = 0 THEN CAST(${Number(pricing.prices.cpuNodeHour)} AS BIGINT) ELSE (${perGpu}) * nodes.gpu_count END`;
-  return pricing.mode === "market"
-    ? sql<number | string | null>`COALESCE(nodes.price_per_hour, ${catalog})`
-    : sql<number | string | null>`(${catalog})`;
+export async function syncNodePricing(
+  db: Kysely<Database>,
+  pricing: NodePricing,
+): Promise<boolean> {
+  const [stored, models] = await Promise.all([
+    db.selectFrom("node_pricing").selectAll().where("id", "=", 1).executeTakeFirstOrThrow(),
+    db.selectFrom("node_gpu_prices").selectAll().execute(),
+  ]);
+  const wanted = Object.entries(pricing.prices.perGpuHour);
+  const same =
+    stored.mode === pricing.mode &&
+    BigInt(stored.cpu_node_hour) === pricing.prices.cpuNodeHour &&
+    models.length === wanted.length &&
+    models.every((m) => pricing.prices.perGpuHour[m.model] === BigInt(m.per_gpu_hour));
+  if (same) return false;
+  await db.transaction().execute(async (tx) => {
+    // PostgreSQL: wait for every node write in flight and hold new ones until this commits, so
+    // none keeps a price computed under the old pricing (a registration's new row is invisible
+    // to the recompute below); reads go on. SQLite has one writer at a time already.
+    if (tx.getExecutor().adapter instanceof PostgresAdapter)
+      await sql`lock table nodes in share row exclusive mode`.execute(tx);
+    await tx
+      .updateTable("node_pricing")
+      .set({ mode: pricing.mode, cpu_node_hour: Number(pricing.prices.cpuNodeHour) })
+      .where("id", "=", 1)
+      .execute();
+    await tx.deleteFrom("node_gpu_prices").execute();
+    if (wanted.length > 0)
+      await tx
+        .insertInto("node_gpu_prices")
+        .values(wanted.map(([model, price]) => ({ model, per_gpu_hour: Number(price) })))
+        .execute();
+    await tx
+      .updateTable("nodes")
+      .set({ gpu_count: sql<number>`gpu_count` })
+      .execute();
+  });
+  return true;
 }
 
 const COLUMNS = {
@@ -54,7 +86,8 @@ const COLUMNS = {
   gpuModel: "gpu_model",
   region: "region",
   status: "status",
-} as const satisfies Record<Exclude<NodeSortKey, "registered" | "price">, string>;
+  price: "effective_price_per_hour",
+} as const satisfies Record<Exclude<NodeSortKey, "registered">, string>;
 type SortedKey = Exclude<NodeSortKey, "registered">;
 type SortValue = string | number | null;
 const NULLABLE: ReadonlySet<SortedKey> = new Set(["gpuModel", "price"]);
@@ -69,9 +102,8 @@ export function sortedQuery<O>(
   sort: SortedKey,
   order: SortOrder,
   cursor: string | undefined,
-  price: RawBuilder<unknown>,
 ): SelectQueryBuilder<Database, "nodes", O> {
-  const column = sort === "price" ? price : sql.ref(`nodes.${COLUMNS[sort]}`);
+  const column = sql.ref(`nodes.${COLUMNS[sort]}`);
   const nulls = NULLABLE.has(sort)
     ? sql.raw(order === "asc" ? " nulls last" : " nulls first")
     : sql``;

@@ -65,6 +65,25 @@ export interface NodesTable {
   >;
   /** 1 while the worker drains (`tandem worker drain`): no new lease is placed on it. */
   draining: ColumnType<number, number | undefined, number>;
+  /**
+   * The node's price per hour under `node_pricing`, micro-dollars; null where the catalog cannot
+   * price it. Set by a trigger from gpu_model, gpu_count and price_per_hour (migration 0013).
+   */
+  effective_price_per_hour: ColumnType<number | string | bigint | null, never, never>;
+}
+
+/** The pricing `nodes.effective_price_per_hour` was computed under: one row, id 1 (0013). */
+export interface NodePricingTable {
+  id: number;
+  mode: string;
+  /** A CPU-only node's price per hour, micro-dollars. */
+  cpu_node_hour: Int8;
+}
+
+/** The catalog's price per GPU-hour by model, micro-dollars (0013). */
+export interface NodeGpuPricesTable {
+  model: string;
+  per_gpu_hour: Int8;
 }
 
 export interface NodeHistoryTable {
@@ -98,4 +117,6 @@ export interface Database extends ClusterTables, LedgerTables {
   node_history: NodeHistoryTable;
   node_intervals: NodeIntervalsTable;
   gpu_uuids: GpuUuidsTable;
+  node_pricing: NodePricingTable;
+  node_gpu_prices: NodeGpuPricesTable;
 }

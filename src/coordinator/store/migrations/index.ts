@@ -11,6 +11,7 @@ import * as autoscale from "./0008-autoscale.ts";
 import * as payoutCurrency from "./0009-payout-currency.ts";
 import * as nodeSortIndexes from "./0011-node-sort-indexes.ts";
 import * as ledgerWritePath from "./0012-ledger-write-path.ts";
+import * as nodeEffectivePrice from "./0013-node-effective-price.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -27,6 +28,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0009-payout-currency", payoutCurrency],
   ["0011-node-sort-indexes", nodeSortIndexes],
   ["0012-ledger-write-path", ledgerWritePath],
+  ["0013-node-effective-price", nodeEffectivePrice],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
