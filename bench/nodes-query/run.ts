@@ -7,6 +7,7 @@
  *   node --import tsx bench/nodes-query/run.ts [--db sqlite|postgres] [--nodes 100000]
  *                                              [--requests 2000] [--concurrency 16]
  *                                              [--cpu-prof-dir DIR]  (profile the coordinator)
+ *                                              [--only sort]  (only the mixes whose name has it)
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     requests: { type: "string", default: "2000" },
     concurrency: { type: "string", default: "16" },
     "cpu-prof-dir": { type: "string" },
+    only: { type: "string" },
   },
 });
 const nodeCount = Number(args.nodes);
@@ -65,7 +67,19 @@ const MIXES: Record<string, (i: number) => Record<string, string | number>> = {
     minUptime: 0.9,
     minVramMiB: 8000,
   }),
+  // Sorted lists (issue 6): price from its stored column and index (0013), uptime for comparison.
+  "sort=price": () => ({ sort: "price" }),
+  "sort=price desc": () => ({ sort: "price", order: "desc" }),
+  "sort=price, gpuModel": (i) => ({ sort: "price", gpuModel: cycle(GPU_MODEL_IDS, i) }),
+  "sort=price, region+status": (i) => ({
+    sort: "price",
+    region: cycle(REGIONS, i).id,
+    status: "available",
+  }),
+  "sort=uptime": () => ({ sort: "uptime" }),
 };
+const only = args.only;
+const mixes = Object.entries(MIXES).filter(([name]) => only === undefined || name.includes(only));
 
 const home = await mkdtemp(join(tmpdir(), "tandem-bench-nodes-"));
 let network: SeededNetwork | undefined;
@@ -97,7 +111,7 @@ try {
   };
 
   const listNodes: Record<string, LatencySummary & { avgItems: number }> = {};
-  for (const [name, query] of Object.entries(MIXES)) {
+  for (const [name, query] of mixes) {
     let items = 0;
     const countItems = (body: string) => {
       items += (JSON.parse(body) as { items: unknown[] }).items.length;
@@ -107,20 +121,28 @@ try {
     progress(`${name}: p99 ${figures.p99} ms`);
   }
 
-  let cursor: string | null = null;
-  listNodes["status, following nextCursor"] = {
-    ...(await measure(
-      requests,
-      () => nodesPath({ status: "available", ...(cursor === null ? {} : { cursor }) }),
-      (body) => ({ nextCursor: cursor } = JSON.parse(body) as { nextCursor: string | null }),
-    )),
-    avgItems: 50,
+  /** Pages through a listing by its cursors, from the first page again after the last. */
+  const following = async (name: string, query: Record<string, string>) => {
+    if (only !== undefined && !name.includes(only)) return;
+    let cursor: string | null = null;
+    listNodes[name] = {
+      ...(await measure(
+        requests,
+        () => nodesPath({ ...query, ...(cursor === null ? {} : { cursor }) }),
+        (body) => ({ nextCursor: cursor } = JSON.parse(body) as { nextCursor: string | null }),
+      )),
+      avgItems: 50,
+    };
+    progress(`${name}: p99 ${listNodes[name].p99} ms`);
   };
+  await following("status, following nextCursor", { status: "available" });
+  await following("sort=price, following nextCursor", { sort: "price" });
 
-  const networkStats = await measure(requests, () => "/v1/network/stats");
-  progress(`network stats: p99 ${networkStats.p99} ms`);
+  const networkStats =
+    only === undefined ? await measure(requests, () => "/v1/network/stats") : undefined;
+  if (networkStats !== undefined) progress(`network stats: p99 ${networkStats.p99} ms`);
 
-  const names = Object.keys(MIXES);
+  const names = mixes.map(([name]) => name);
   const mixed = (i: number) => nodesPath(MIXES[cycle(names, i)]!(Math.floor(i / names.length)));
   const listNodesConcurrent = {
     concurrency,
@@ -129,7 +151,7 @@ try {
 
   const result = {
     machine: { ...machineAtStart, loadAvg1mAtEnd: machine().loadAvg1m },
-    conditions: { database: args.db, nodes: nodeCount, limit: 50, requests, warmup: WARMUP },
+    conditions: { database: args.db, nodes: nodeCount, limit: 50, requests, warmup: WARMUP, only },
     listNodesMs: listNodes,
     networkStatsMs: networkStats,
     listNodesConcurrentMs: listNodesConcurrent,
