@@ -1,4 +1,4 @@
-import { randomFillSync } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
 
 /** Every id is `<prefix>_<26 chars>`: 10 chars of millisecond time then 16 random, Crockford base32, lower case, so ids sort by creation time (cursors rely on it). */
@@ -21,12 +21,13 @@ const RANDOM_BYTES_PER_ID = 16;
  * kernel's CSPRNG per 256 ids instead of one per id, which was ~5 µs of every id (a settlement
  * pass makes 10,000 of them).
  */
-const pool = Buffer.alloc(4096);
-let poolOffset = pool.length;
+const POOL_BYTES = 4096;
+let pool: Uint8Array = new Uint8Array(0);
+let poolOffset = 0;
 
-function randomSlice(): Buffer {
+function randomSlice(): Uint8Array {
   if (poolOffset + RANDOM_BYTES_PER_ID > pool.length) {
-    randomFillSync(pool);
+    pool = randomBytes(POOL_BYTES); // the explorer's build maps this to crypto.getRandomValues
     poolOffset = 0;
   }
   poolOffset += RANDOM_BYTES_PER_ID;

@@ -244,7 +244,7 @@ export class Ledger {
     if (rows.length === 0) return;
     const columns = COLUMNS[table];
     if (this.dialect === "postgres") {
-      const arrays = columns.map((_, c) => rows.map((row) => row[c]));
+      const arrays = columns.map((_, c) => arrayLiteral(rows.map((row) => row[c])));
       await tx.executeQuery(CompiledQuery.raw(unnestInsert(table), arrays));
       return;
     }
@@ -298,6 +298,28 @@ const COLUMNS = {
 
 /** SQLite binds at most 32,766 values per statement. */
 const SQLITE_ROWS_PER_INSERT = { ledger_postings: 1024, ledger_transactions: 512 } as const;
+
+/**
+ * One column as a PostgreSQL array literal, for `pg` to send as is (its `toPostgres` hook): `pg`'s
+ * own arrays run two regular expressions over every element, which with the garbage they made was
+ * a fifth of a settlement pass's CPU here. Strings are quoted (escaped only when they hold a quote
+ * or a backslash), numbers and bigints written bare, null as NULL.
+ */
+function arrayLiteral(values: readonly unknown[]): { toPostgres(): string } {
+  const elements = values.map((value) => {
+    if (value === null || value === undefined) return "NULL";
+    if (typeof value === "bigint" || typeof value === "number") return String(value);
+    if (typeof value === "string") return quoteElement(value);
+    throw new TandemError(ErrorCode.INTERNAL, `unexpected ${typeof value} in a ledger row`);
+  });
+  const text = `{${elements.join(",")}}`;
+  return { toPostgres: () => text };
+}
+
+function quoteElement(value: string): string {
+  if (!value.includes('"') && !value.includes("\\")) return `"${value}"`;
+  return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
 
 function unnestInsert(table: LedgerTable): string {
   const types = Object.values(COLUMN_TYPES[table]);

@@ -1,0 +1,104 @@
+/**
+ * The posting engine's own writes: what goes in comes back exactly, whatever the text holds, and a
+ * batch of many transactions is recorded whole (PostgreSQL sends it as pipelined array inserts).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { sql } from "kysely";
+import { forEachDatabase } from "../../../test/support/coordinator.ts";
+import { units } from "../../core/money.ts";
+import { ledgerAudit } from "./audit.ts";
+import { Leg, TransactionKind, externalAccount, walletAccount } from "./ledger-accounts.ts";
+import { Ledger, inTransaction, type RecordInput } from "./ledger.ts";
+
+const NOW = Date.UTC(2025, 0, 1);
+
+/** Text a hand-written array literal or SQL string could get wrong. */
+const AWKWARD = [
+  'a "quoted" word',
+  "back\\slash and \\\\ two",
+  "{braces, commas}",
+  "NULL",
+  "",
+  "new\nline\ttab",
+  "ünïcødé ✓",
+  "'single'",
+];
+
+function deposit(i: number, note: string): RecordInput {
+  return {
+    idempotencyKey: `test:${i}`,
+    kind: TransactionKind.DEPOSIT,
+    requestHash: `hash ${note}`,
+    accountId: `acct_${i}`,
+    metadata: { note },
+    response: (id) => ({ id, note }),
+    nowMs: NOW + i,
+    postings: [
+      {
+        account: externalAccount("manual"),
+        currency: "USDC",
+        amount: units(-(i + 1)),
+        leg: Leg.DEPOSIT,
+      },
+      {
+        account: walletAccount(`acct_${i}`),
+        currency: "USDC",
+        amount: units(i + 1),
+        leg: Leg.DEPOSIT,
+      },
+    ],
+  };
+}
+
+forEachDatabase("ledger writes", (db) => {
+  test("text with quotes, backslashes, braces and NULL round-trips exactly", async (t) => {
+    const store = await db.openStore();
+    t.after(() => store.dispose());
+    const ledger = new Ledger(store.dialect);
+    const inputs = AWKWARD.map((note, i) => deposit(i, note));
+    const written = await inTransaction(store.db, (tx) => ledger.recordMany(tx, inputs));
+    for (const [i, note] of AWKWARD.entries()) {
+      const row = await store.db
+        .selectFrom("ledger_transactions")
+        .select(["id", "request_hash", "metadata", "response", "account_id"])
+        .where("idempotency_key", "=", `test:${i}`)
+        .executeTakeFirstOrThrow();
+      assert.equal(row.id, written[i]!.id);
+      assert.equal(row.request_hash, `hash ${note}`);
+      assert.equal(row.account_id, `acct_${i}`);
+      assert.deepEqual(JSON.parse(row.metadata), { note });
+      assert.deepEqual(JSON.parse(row.response), { id: row.id, note });
+    }
+  });
+
+  test("a batch larger than one pipelined insert is recorded whole, or not at all", async (t) => {
+    const store = await db.openStore();
+    t.after(() => store.dispose());
+    const ledger = new Ledger(store.dialect);
+    const n = 2_500; // three batches of up to 1,000 transactions
+    await inTransaction(store.db, (tx) =>
+      ledger.recordMany(
+        tx,
+        Array.from({ length: n }, (_, i) => deposit(i, `n${i}`)),
+      ),
+    );
+    const count = async () =>
+      Number(
+        (
+          await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM ledger_postings`.execute(
+            store.db,
+          )
+        ).rows[0]!.n,
+      );
+    assert.equal(await count(), 2 * n);
+    // A failure in the last batch (a key already used) rolls back the batches sent before it.
+    const again = Array.from({ length: n }, (_, i) => deposit(n + i, "again"));
+    again[n - 1] = deposit(0, "reused key");
+    await assert.rejects(inTransaction(store.db, (tx) => ledger.recordMany(tx, again)));
+    assert.equal(await count(), 2 * n);
+    const audit = await ledgerAudit(store.db);
+    assert.equal(audit.ok, true);
+    assert.equal(audit.transactions, n);
+  });
+});
