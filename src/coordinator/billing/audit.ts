@@ -25,7 +25,8 @@ import type { Tx } from "./ledger.ts";
  *                 (positive in a consumer's currency it took in, negative in a payout currency it
  *                 paid out); it is part of `balances`, so conversions leave the identity exact:
  *   conserved  ⇔ balances = deposits − withdrawals − burned
- * Whole ledger: unbalanced (transaction, currency) pairs, transactions without postings, guarded
+ * Whole ledger: unbalanced (transaction, currency) pairs, transactions without postings and
+ * postings without a transaction, guarded
  * accounts below zero, cached balances that differ from their postings.
  */
 export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
@@ -94,7 +95,9 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
     (await count(sql`SELECT COUNT(*) AS n FROM (SELECT transaction_id FROM ledger_postings
       GROUP BY transaction_id, currency HAVING SUM(amount) <> 0) u`)) +
     (await count(sql`SELECT COUNT(*) AS n FROM ledger_transactions t
-      WHERE NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.transaction_id = t.id)`));
+      WHERE NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.transaction_id = t.id)`)) +
+    (await count(sql`SELECT COUNT(DISTINCT p.transaction_id) AS n FROM ledger_postings p
+      WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = p.transaction_id)`));
   const guardedSums = sql`SELECT account, currency, SUM(amount) AS total FROM ledger_postings
       WHERE account LIKE 'wallet:%' OR account LIKE 'escrow:%' OR account LIKE 'earnings:%'
       GROUP BY account, currency`;

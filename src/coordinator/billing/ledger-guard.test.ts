@@ -189,6 +189,40 @@ forEachDatabase("ledger database guard", (db) => {
     },
   );
 
+  test(
+    "PostgreSQL's notes of posting batches are the triggers' own",
+    { skip: db.kind !== "postgres" && "SQLite checks references with its foreign key" },
+    async (t) => {
+      const store = await fundedStore(db, t);
+      await assert.rejects(
+        sql`INSERT INTO ledger_posting_batches (first_posting_id, last_posting_id) VALUES (1, 1)`.execute(
+          store.db,
+        ),
+        refused(/LEDGER_BATCH_INTERNAL/),
+      );
+      // An unrecorded posting in a later statement is found although an earlier one was fine.
+      await assert.rejects(
+        store.db.transaction().execute(async (tx) => {
+          const id = txId();
+          await insertPostings(tx, id, [
+            { account: EXTERNAL, amount: -1n },
+            { account: BOB, amount: 1n },
+          ]);
+          await insertHeader(tx, id);
+          await insertPostings(tx, txId(), [
+            { account: EXTERNAL, amount: -2n },
+            { account: BOB, amount: 2n },
+          ]);
+        }),
+        refused(/LEDGER_UNRECORDED/),
+      );
+      const notes = await sql<{
+        n: string;
+      }>`SELECT COUNT(*) AS n FROM ledger_posting_batches`.execute(store.db);
+      assert.equal(Number(notes.rows[0]!.n), 0, "each note is removed by its check");
+    },
+  );
+
   test("refuses a transaction without postings and postings without a transaction", async (t) => {
     const store = await fundedStore(db, t);
     const before = await counts(store.db);
@@ -205,7 +239,7 @@ forEachDatabase("ledger database guard", (db) => {
         ],
         { header: false },
       ),
-      refused(/FOREIGN KEY|foreign key/),
+      refused(/FOREIGN KEY|LEDGER_UNRECORDED/),
     );
     assert.deepEqual(await counts(store.db), before);
   });

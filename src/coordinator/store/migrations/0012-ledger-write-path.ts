@@ -11,7 +11,7 @@ import { GUARDED } from "./0003-ledger.ts";
  *    they are only ever summed whole, by the audit, which scans. The index serves wallet history
  *    and the audit's per-balance probe, whose queries name the same predicate (SQLite uses a
  *    partial index only when the query repeats its WHERE: billing/ledger-accounts.ts
- *    `INDEXED_POSTINGS`).
+ *    `indexedByAccount`).
  * 2. PostgreSQL checks a transaction's balance over the postings statement instead of the
  *    transaction rows: each INSERT into `ledger_postings` must sum to zero per transaction and
  *    currency (one aggregate over the statement's transition table, in memory), so postings of one

@@ -12,6 +12,7 @@ import * as payoutCurrency from "./0009-payout-currency.ts";
 import * as nodeSortIndexes from "./0011-node-sort-indexes.ts";
 import * as ledgerWritePath from "./0012-ledger-write-path.ts";
 import * as nodeEffectivePrice from "./0013-node-effective-price.ts";
+import * as ledgerRecordedCheck from "./0014-ledger-recorded-check.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -29,6 +30,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0011-node-sort-indexes", nodeSortIndexes],
   ["0012-ledger-write-path", ledgerWritePath],
   ["0013-node-effective-price", nodeEffectivePrice],
+  ["0014-ledger-recorded-check", ledgerRecordedCheck],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
