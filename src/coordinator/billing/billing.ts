@@ -83,6 +83,7 @@ import {
   walletAccount,
   type LedgerAccount,
 } from "./ledger-accounts.ts";
+import { latestSettlements } from "./latest-settlements.ts";
 import type { Ledger } from "./ledger.ts";
 import {
   encodePayout,
@@ -353,9 +354,9 @@ export class Billing {
   }
 
   /**
-   * Settles many leases in one DB transaction with a fixed number of statements per 500 leases:
-   * lock the escrows, read stored answers and what each lease was already paid, write the new
-   * postings and transactions in bulk.
+   * Settles many leases in one DB transaction with a fixed number of statements: lock the escrows
+   * (one per 500), read stored answers and what each lease was already paid (one each), write the
+   * new postings and transactions in bulk (two per 1,000 leases).
    */
   async settleLeases(tx: Tx, inputs: readonly SettleInput[]): Promise<SettleResult[]> {
     const seen = new Set<string>();
@@ -403,7 +404,7 @@ export class Billing {
         for (const [account, balance] of await this.ledger.lockBalances(tx, currency, chunk))
           escrow.set(`${currency}|${account}`, balance);
     }
-    const stored = await this.storedByKey(tx, inputs.map(keyOf));
+    const stored = await this.ledger.findByKeys(tx, inputs.map(keyOf));
     const paid = await this.releasedByLease(
       tx,
       inputs.filter((i) => !stored.has(keyOf(i))),
@@ -489,54 +490,27 @@ export class Billing {
     return results.map((r) => r!);
   }
 
-  private async storedByKey(tx: Tx, keys: readonly string[]) {
-    const stored = new Map<string, { requestHash: string; response: unknown }>();
-    for (const chunk of sortedChunks(keys)) {
-      const rows = await tx
-        .selectFrom("ledger_transactions")
-        .select(["idempotency_key", "request_hash", "response"])
-        .where("idempotency_key", "in", chunk)
-        .execute();
-      for (const row of rows)
-        stored.set(row.idempotency_key, {
-          requestHash: row.request_hash,
-          response: JSON.parse(row.response) as unknown,
-        });
-    }
-    return stored;
-  }
-
   /**
    * What each lease was already released: the cumulative `total` recorded by its latest settlement
-   * (the one with the most served minutes; an index seek per lease). Reading one row per lease
-   * keeps a pass O(leases) however long the leases have run; each `total` was computed with the
-   * postings it was written with, and `ledger-audit`'s Σ checks still read the postings.
+   * (one index seek per lease: latest-settlements.ts). Each `total` was computed with the postings
+   * it was written with, and `ledger-audit`'s Σ checks still read the postings.
    */
   private async releasedByLease(tx: Tx, inputs: readonly SettleInput[]) {
     const byLease = new Map<
       string,
       { clusterId: string | null; supplier: string | null; figures: SettlementFigures }
     >();
-    for (const chunk of sortedChunks(inputs.map((i) => i.leaseId))) {
-      const rows = await tx
-        .selectFrom("ledger_transactions as t")
-        .select(["t.lease_id", "t.cluster_id", "t.account_id", "t.response"])
-        .where("t.lease_id", "in", chunk)
-        .where("t.kind", "=", TransactionKind.SETTLEMENT)
-        .where("t.served_minutes", "=", (eb) =>
-          eb
-            .selectFrom("ledger_transactions as x")
-            .select((x) => x.fn.max("x.served_minutes").as("m"))
-            .whereRef("x.lease_id", "=", "t.lease_id"),
-        )
-        .execute();
-      for (const row of rows) {
-        byLease.set(row.lease_id!, {
-          clusterId: row.cluster_id,
-          supplier: row.account_id,
-          figures: decodeSettle(JSON.parse(row.response)).total,
-        });
-      }
+    const rows = await latestSettlements(
+      tx,
+      this.ledger.dialect,
+      inputs.map((i) => i.leaseId),
+    );
+    for (const row of rows) {
+      byLease.set(row.lease_id, {
+        clusterId: row.cluster_id,
+        supplier: row.account_id,
+        figures: decodeSettle(JSON.parse(row.response)).total,
+      });
     }
     return byLease;
   }

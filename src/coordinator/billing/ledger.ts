@@ -20,6 +20,7 @@ import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { ZERO, units, type Currency, type Money } from "../../core/money.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type { Dialect } from "../store/database.ts";
+import { arrayLiteral, listParam } from "../store/list-param.ts";
 import type { Database } from "../store/schema.ts";
 import {
   isGuarded,
@@ -121,6 +122,31 @@ export class Ledger {
       );
     }
     return existing;
+  }
+
+  /** The stored transactions among `keys` (idempotency keys), by key: one statement. */
+  async findByKeys(tx: Tx, keys: readonly string[]): Promise<Map<string, StoredTransaction>> {
+    const found = new Map<string, StoredTransaction>();
+    if (keys.length === 0) return found;
+    const list = listParam(this.dialect, keys);
+    const matching =
+      this.dialect === "postgres"
+        ? sql`idempotency_key = ANY(${list}::text[])`
+        : sql`idempotency_key IN (SELECT value FROM json_each(${list}))`;
+    const { rows } = await sql<{
+      id: string;
+      idempotency_key: string;
+      request_hash: string;
+      response: string;
+    }>`SELECT id, idempotency_key, request_hash, response FROM ledger_transactions
+      WHERE ${matching}`.execute(tx);
+    for (const row of rows)
+      found.set(row.idempotency_key, {
+        id: row.id,
+        requestHash: row.request_hash,
+        response: JSON.parse(row.response) as unknown,
+      });
+    return found;
   }
 
   /** Locks the balance rows of the guarded accounts among `accounts`, without reading them. */
@@ -298,32 +324,6 @@ const COLUMNS = {
 
 /** SQLite binds at most 32,766 values per statement. */
 const SQLITE_ROWS_PER_INSERT = { ledger_postings: 1024, ledger_transactions: 512 } as const;
-
-/**
- * One column as a PostgreSQL array literal, for `pg` to send as is (its `toPostgres` hook): `pg`'s
- * own arrays quote every element through two regular expressions, and the strings that made were
- * most of a settlement pass's garbage. Here ids, account names, currencies and legs go in bare (the
- * array syntax allows it: no braces, commas, quotes, backslashes or spaces, and not `NULL`), other
- * text is quoted and escaped, numbers and bigints are written by `join`, null is NULL.
- */
-function arrayLiteral(values: readonly unknown[]): { toPostgres(): string } {
-  const elements = values.map((value) => {
-    if (value === null || value === undefined) return "NULL";
-    if (typeof value === "string") return arrayElement(value);
-    if (typeof value === "bigint" || typeof value === "number") return value;
-    throw new TandemError(ErrorCode.INTERNAL, `unexpected ${typeof value} in a ledger row`);
-  });
-  const text = `{${elements.join(",")}}`;
-  return { toPostgres: () => text };
-}
-
-const NEEDS_QUOTES = /[{}",\\\s]/;
-
-function arrayElement(value: string): string {
-  if (value === "" || NEEDS_QUOTES.test(value) || /^null$/i.test(value))
-    return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
-  return value;
-}
 
 function unnestInsert(table: LedgerTable): string {
   const types = Object.values(COLUMN_TYPES[table]);
