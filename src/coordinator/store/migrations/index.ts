@@ -13,6 +13,7 @@ import * as nodeSortIndexes from "./0011-node-sort-indexes.ts";
 import * as ledgerWritePath from "./0012-ledger-write-path.ts";
 import * as nodeEffectivePrice from "./0013-node-effective-price.ts";
 import * as ledgerRecordedCheck from "./0014-ledger-recorded-check.ts";
+import * as ledgerGuardProbes from "./0015-ledger-guard-probes.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -31,6 +32,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0012-ledger-write-path", ledgerWritePath],
   ["0013-node-effective-price", nodeEffectivePrice],
   ["0014-ledger-recorded-check", ledgerRecordedCheck],
+  ["0015-ledger-guard-probes", ledgerGuardProbes],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
