@@ -9,7 +9,7 @@ import { forEachDatabase } from "../../../test/support/coordinator.ts";
 import { units } from "../../core/money.ts";
 import { ledgerAudit } from "./audit.ts";
 import { Leg, TransactionKind, externalAccount, walletAccount } from "./ledger-accounts.ts";
-import { Ledger, inTransaction, type RecordInput } from "./ledger.ts";
+import { Ledger, inTransaction, requestHash, type RecordInput } from "./ledger.ts";
 
 const NOW = Date.UTC(2025, 0, 1);
 
@@ -101,4 +101,21 @@ forEachDatabase("ledger writes", (db) => {
     assert.equal(audit.ok, true);
     assert.equal(audit.transactions, n);
   });
+});
+
+test("request hashes stay what they were: stored ones are compared on every replay", () => {
+  // Fields in any order, undefined ones left out, bigints as decimal strings, nested values too.
+  const request = {
+    supplierAccountId: "acct_y",
+    servedMinutes: 60,
+    pricePerHour: 1_234_567n,
+    nested: { c: true, b: [1n, "x", null], a: undefined },
+    leaseId: "l",
+    currency: "USDC",
+    clusterId: "clu_x",
+  };
+  const expected = "6edfdb781953069a98542997434855fe9d498fcb6e05ade11be0a3cc72f6aacc";
+  assert.equal(requestHash(TransactionKind.SETTLEMENT, request), expected);
+  assert.equal(requestHash(TransactionKind.SETTLEMENT, { ...request, extra: undefined }), expected);
+  assert.notEqual(requestHash(TransactionKind.SLASH, request), expected);
 });

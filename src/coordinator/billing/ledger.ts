@@ -14,7 +14,7 @@
  * A balance row that does not exist yet is a zero balance: nothing can be debited from it, and
  * the first credit creates it.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { ZERO, units, type Currency, type Money } from "../../core/money.ts";
@@ -65,19 +65,22 @@ export interface StoredTransaction {
 
 /** A stable hash of a request: the same fields in any order hash the same; bigints as decimals. */
 export function requestHash(kind: TransactionKind, request: Record<string, unknown>): string {
-  return createHash("sha256")
-    .update(stableJson({ kind, ...request }))
-    .digest("hex");
+  return hash("sha256", stableJson({ kind, ...request }), "hex");
 }
 
+/** JSON with object keys sorted and undefined fields left out; a settlement pass writes 10,000. */
 function stableJson(value: unknown): string {
   if (typeof value === "bigint") return `"${value}"`;
   if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+    const object = value as Record<string, unknown>;
+    let out = "";
+    for (const key of Object.keys(object).sort()) {
+      const field = object[key];
+      if (field === undefined) continue;
+      out += `${out === "" ? "" : ","}${JSON.stringify(key)}:${stableJson(field)}`;
+    }
+    return `{${out}}`;
   }
   return JSON.stringify(value) ?? "null";
 }

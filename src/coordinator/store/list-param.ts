@@ -33,9 +33,10 @@ export function arrayLiteral(values: readonly unknown[]): { toPostgres(): string
 }
 
 const NEEDS_QUOTES = /[{}",\\\s]/;
+const ESCAPED = /["\\]/g;
 
 function arrayElement(value: string): string {
-  if (value === "" || NEEDS_QUOTES.test(value) || /^null$/i.test(value))
-    return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  if (value === "" || NEEDS_QUOTES.test(value) || (value.length === 4 && /^null$/i.test(value)))
+    return `"${value.replace(ESCAPED, "\\$&")}"`; // one pass: JSON answers are full of quotes
   return value;
 }
