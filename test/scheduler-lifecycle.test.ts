@@ -12,6 +12,7 @@ type Costs = Record<string, string>;
 async function setup(
   db: Parameters<Parameters<typeof forEachDatabase>[1]>[0],
   t: { after(fn: () => unknown): void },
+  workerCount = 1,
 ) {
   const clock = new ManualClock();
   const net = await db.startCoordinator({
@@ -26,10 +27,19 @@ async function setup(
   t.after(() => net.close());
   const { apiKey, accountId } = await net.signUp(["consumer", "supplier"]);
   await fund(net, accountId, "10");
-  const worker = await availableWorker(net, apiKey, "eu-west-a");
-  t.after(() => worker.socket.terminate());
+  const workers: Array<Awaited<ReturnType<typeof availableWorker>>> = [];
+  for (let i = 0; i < workerCount; i++) {
+    const worker = await availableWorker(net, apiKey, `eu-west-${"abc"[i]}`);
+    t.after(() => worker.socket.terminate());
+    workers.push(worker);
+  }
+  const worker = workers[0]!;
   const client = net.client(apiKey);
-  for (let i = 0; i < 500 && (await client.networkStats()).nodes.byStatus.available !== 1; i++)
+  for (
+    let i = 0;
+    i < 500 && (await client.networkStats()).nodes.byStatus.available !== workerCount;
+    i++
+  )
     await new Promise((r) => setTimeout(r, 20));
   const costs = async (id: string) =>
     (await (
@@ -59,16 +69,16 @@ async function setup(
     }
     throw new Error(`cluster never became ${status}`);
   };
-  /** A heartbeat from the worker, once the coordinator has taken it in. */
-  const heartbeat = async () => {
+  /** A heartbeat from a worker (the first by default), once the coordinator has taken it in. */
+  const heartbeat = async (from = worker) => {
     const { detector } = net.coordinator.gateway;
-    const before = detector.lastPayload(worker.nodeId);
+    const before = detector.lastPayload(from.nodeId);
     const utilization = { cpuPct: 1, memoryUsedMiB: 1, gpus: [] };
-    worker.send({ type: "heartbeat", seq: Date.now(), utilization });
-    for (let i = 0; i < 500 && detector.lastPayload(worker.nodeId) === before; i++)
+    from.send({ type: "heartbeat", seq: Date.now(), utilization });
+    for (let i = 0; i < 500 && detector.lastPayload(from.nodeId) === before; i++)
       await new Promise((r) => setTimeout(r, 5));
   };
-  return { clock, net, client, worker, costs, deploy, accept, until, heartbeat };
+  return { clock, net, client, worker, workers, costs, deploy, accept, until, heartbeat };
 }
 
 async function availableNodes(net: TestCoordinator): Promise<number> {
@@ -122,6 +132,51 @@ forEachDatabase("cluster lifecycle", (db) => {
       clusterId: cluster.id,
       reason: `terminated by account:${(await s.client.me()).accountId}`,
     });
+  });
+
+  it("settles every running cluster in one settlement pass per tick", async (t) => {
+    const s = await setup(db, t, 2);
+    const clusters = [];
+    for (let i = 0; i < 2; i++)
+      clusters.push(
+        await s.client.deployCluster({
+          kind: "batch",
+          nodes: 1,
+          hours: 1,
+          gpuModel: "cpu",
+          command: ["true"],
+        }),
+      );
+    for (const worker of s.workers) {
+      const start = await worker.next();
+      assert.equal(start.type, "job-start");
+      if (start.type !== "job-start") return;
+      worker.send({
+        type: "job-accepted",
+        clusterId: start.clusterId,
+        rank: 0,
+        attempt: 0,
+        port: 29_500,
+      });
+    }
+    for (const cluster of clusters) await s.until(cluster.id, "running");
+    s.clock.advance(15 * MINUTE);
+    for (const worker of s.workers) await s.heartbeat(worker);
+    // Watch the billing calls a tick makes (the real billing runs them).
+    const billing = s.net.coordinator.billing;
+    const passes: string[][] = [];
+    const settleLeases = billing.settleLeases.bind(billing);
+    billing.settleLeases = (tx, inputs) => {
+      passes.push(inputs.map((i) => i.clusterId).sort());
+      return settleLeases(tx, inputs);
+    };
+    t.after(() => {
+      billing.settleLeases = settleLeases;
+    });
+    await s.net.coordinator.scheduler.tick();
+    assert.deepEqual(passes, [clusters.map((c) => c.id).sort()]);
+    for (const cluster of clusters)
+      assert.equal((await s.costs(cluster.id)).served, "0.005000", "15 minutes of 0.02/h");
   });
 
   it("expires at the end of paid time, paying every minute", async (t) => {

@@ -39,23 +39,27 @@ export function billingPayments(billing: Billing): ClusterPayments {
         ? { ok: true, replayed: result.replayed }
         : { ok: false, code: result.code, details: { ...result.details } };
     },
-    async settle(tx, lease) {
-      const result = await billing.settleLease(tx, {
-        clusterId: lease.clusterId,
-        leaseId: lease.leaseId,
-        supplierAccountId: lease.supplierAccountId,
-        currency: parseCurrencyOrThrow(lease.currency),
-        pricePerHour: units(lease.pricePerHour),
-        servedMinutes: lease.servedMinutes,
-        nowMs: lease.nowMs,
-      });
+    async settle(tx, leases) {
+      const results = await billing.settleLeases(
+        tx,
+        leases.map((lease) => ({
+          clusterId: lease.clusterId,
+          leaseId: lease.leaseId,
+          supplierAccountId: lease.supplierAccountId,
+          currency: parseCurrencyOrThrow(lease.currency),
+          pricePerHour: units(lease.pricePerHour),
+          servedMinutes: lease.servedMinutes,
+          nowMs: lease.nowMs,
+        })),
+      );
       // Escrow always holds what the quote said; running short means an invariant broke.
-      if (!result.ok)
-        throw new TandemError(
-          ErrorCode.INTERNAL,
-          `escrow of ${lease.clusterId} cannot pay lease ${lease.leaseId}`,
-          { details: result.details },
-        );
+      for (const [i, result] of results.entries())
+        if (!result.ok)
+          throw new TandemError(
+            ErrorCode.INTERNAL,
+            `escrow of ${leases[i]!.clusterId} cannot pay lease ${leases[i]!.leaseId}`,
+            { details: result.details },
+          );
     },
     async slash(tx, slash) {
       const result = await billing.slash(tx, {

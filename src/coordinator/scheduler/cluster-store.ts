@@ -1,8 +1,9 @@
-import type { Kysely } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import type { ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { formatMoney, units } from "../../core/money.ts";
 import type { Autoscale, ClusterView, LogLine, TaskView } from "../../protocol/clusters.ts";
+import type { ClusterNodesTable, ClustersTable } from "../store/cluster-schema.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
 
@@ -47,6 +48,41 @@ export async function loadCluster(db: Kysely<Database>, clusterId: string) {
     .where("cluster_id", "=", clusterId)
     .orderBy("seq")
     .execute();
+  return loaded(cluster, nodes);
+}
+
+/** Every cluster in `status`, as `loadCluster` answers each: two statements for all of them. */
+export async function loadClustersIn(
+  db: Kysely<Database>,
+  status: ClusterStatus,
+): Promise<LoadedCluster[]> {
+  const clusters = await db
+    .selectFrom("clusters")
+    .selectAll()
+    .where("status", "=", status)
+    .execute();
+  const nodes = await db
+    .selectFrom("cluster_nodes")
+    .innerJoin("clusters", "clusters.id", "cluster_nodes.cluster_id")
+    .selectAll("cluster_nodes")
+    .where("clusters.status", "=", status)
+    .orderBy("cluster_nodes.cluster_id")
+    .orderBy("cluster_nodes.seq")
+    .execute();
+  const byCluster = new Map<string, typeof nodes>();
+  for (const n of nodes) {
+    const list = byCluster.get(n.cluster_id);
+    if (list === undefined) byCluster.set(n.cluster_id, [n]);
+    else list.push(n);
+  }
+  // A cluster that changed status between the two reads is left for the next pass.
+  return clusters.filter((c) => byCluster.has(c.id)).map((c) => loaded(c, byCluster.get(c.id)!));
+}
+
+function loaded(
+  cluster: Selectable<ClustersTable>,
+  nodes: ReadonlyArray<Selectable<ClusterNodesTable>>,
+) {
   return {
     id: cluster.id,
     accountId: cluster.account_id,
@@ -83,7 +119,7 @@ export async function loadCluster(db: Kysely<Database>, clusterId: string) {
     })),
   };
 }
-export type LoadedCluster = Awaited<ReturnType<typeof loadCluster>>;
+export type LoadedCluster = ReturnType<typeof loaded>;
 export type LoadedLease = LoadedCluster["nodes"][number];
 
 export async function clusterView(db: Kysely<Database>, clusterId: string): Promise<ClusterView> {

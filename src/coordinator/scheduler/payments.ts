@@ -27,19 +27,11 @@ export interface ClusterPayments {
     | { ok: true; replayed: boolean }
     | { ok: false; code: "INSUFFICIENT_FUNDS"; details: Record<string, unknown> }
   >;
-  /** Releases what a lease has earned after `servedMinutes`, less what was released before. */
-  settle(
-    tx: Kysely<Database>,
-    lease: {
-      clusterId: string;
-      leaseId: string;
-      supplierAccountId: string;
-      currency: string;
-      pricePerHour: bigint;
-      servedMinutes: number;
-      nowMs: number;
-    },
-  ): Promise<void>;
+  /**
+   * Releases what each lease has earned after its `servedMinutes`, less what was released before:
+   * one settlement pass, however many leases (a tick passes every running cluster's at once).
+   */
+  settle(tx: Kysely<Database>, leases: readonly LeaseSettlement[]): Promise<void>;
   /**
    * Takes a failed node's forfeit from its supplier's unpaid earnings into the consumer's wallet,
    * once per lease; answers what was taken (earnings may cover less than `amount`).
@@ -65,4 +57,14 @@ export interface ClusterPayments {
     tx: Kysely<Database>,
     cluster: { clusterId: string; consumerAccountId: string; currency: string; nowMs: number },
   ): Promise<void>;
+}
+
+export interface LeaseSettlement {
+  clusterId: string;
+  leaseId: string;
+  supplierAccountId: string;
+  currency: string;
+  pricePerHour: bigint;
+  servedMinutes: number;
+  nowMs: number;
 }

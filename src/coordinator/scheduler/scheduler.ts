@@ -33,6 +33,7 @@ import {
   readTasks,
   formatUnits,
   loadCluster,
+  loadClustersIn,
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
@@ -48,7 +49,7 @@ import {
   toUsd,
   type PlacedNode,
 } from "./leases.ts";
-import type { ClusterPayments } from "./payments.ts";
+import type { ClusterPayments, LeaseSettlement } from "./payments.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 
 type Search = z.output<typeof SearchRequest> & {
@@ -846,7 +847,11 @@ export class Scheduler {
     if (verdict !== undefined) await this.finish(cluster.id, verdict.status, verdict.reason);
   }
 
-  /** Settles running clusters, ends those whose paid time is over, moves lapsed reservations. */
+  /**
+   * Ends clusters whose paid time is over, moves lapsed reservations, then settles every running
+   * cluster in one pass (one DB transaction, one settlement statement set for all their leases:
+   * billing's `settleLeases`), then lets autoscaled clusters take their next step.
+   */
   async tick(): Promise<void> {
     const now = this.deps.clock.now();
     const live = await this.deps.db
@@ -854,41 +859,70 @@ export class Scheduler {
       .select(["id", "status", "ends_at", "autoscale"])
       .where("status", "in", ["provisioning", "running"])
       .execute();
+    // One read finds every lapsed reservation; only clusters with something to do are visited.
+    const lapsedIn = new Set(
+      (
+        await this.lapsedReservations(this.deps.db, now).select("cluster_id").distinct().execute()
+      ).map((r) => r.cluster_id),
+    );
+    const expired = new Set<string>();
     for (const row of live) {
+      if (row.status === "running" && row.ends_at !== null && Number(row.ends_at) <= now)
+        expired.add(row.id);
+      if (!expired.has(row.id) && !lapsedIn.has(row.id)) continue;
       await this.serial(row.id, async () => {
-        if (row.status === "running" && row.ends_at !== null && Number(row.ends_at) <= now)
-          return this.finish(row.id, "expired", "paid time is over");
-        const lapsed = await this.deps.db
-          .selectFrom("cluster_nodes")
+        if (expired.has(row.id)) return this.finish(row.id, "expired", "paid time is over");
+        const lapsed = await this.lapsedReservations(this.deps.db, now)
           .select(["seq", "node_id", "rank"])
           .where("cluster_id", "=", row.id)
-          .where("active", "=", 1)
-          .where("status", "=", "reserved")
-          .where("reserved_until", "<", now)
           .execute();
         for (const lease of lapsed)
           await this.failover.failLease(row.id, lease.seq, {
             outcome: "lapsed",
             reason: `node ${lease.node_id} did not accept rank ${lease.rank} within ${this.options.reservationTtlMs} ms`,
           });
-        if (row.status !== "running") return;
-        await this.settle(row.id, now);
-        if (row.autoscale !== null) await this.autoscaler.step(row.id);
       });
     }
+    const running = live.filter((row) => row.status === "running" && !expired.has(row.id));
+    await this.settleRunning(
+      running.map((row) => row.id),
+      now,
+    );
+    for (const row of running)
+      if (row.autoscale !== null) await this.serial(row.id, () => this.autoscaler.step(row.id));
   }
 
-  private async settle(clusterId: string, now: number): Promise<void> {
-    await this.deps.db.transaction().execute(async (tx) => {
-      const cluster = await loadCluster(tx, clusterId);
-      if (cluster.status !== "running") return;
-      for (const lease of cluster.nodes.filter((n) => n.active)) {
-        // Paid up to the worker's last sign of life, not to now: a node that died unnoticed (or
-        // while the coordinator was down) is not paid for the time until its loss is detected.
-        const served = this.deps.workers.servedUntilMs(lease.nodeId);
-        if (served !== undefined) await this.settleLease(tx, cluster, lease, Math.min(now, served));
-      }
-    });
+  /** Reservations whose worker did not accept in time (a query to select from). */
+  private lapsedReservations(db: Kysely<Database>, now: number) {
+    return db
+      .selectFrom("cluster_nodes")
+      .where("active", "=", 1)
+      .where("status", "=", "reserved")
+      .where("reserved_until", "<", now);
+  }
+
+  /**
+   * One settlement pass over the leases of every cluster among `clusterIds` still running, holding
+   * all their queues. Each lease is paid up to its worker's last sign of life, not to now: a node
+   * that died unnoticed (or while the coordinator was down) is not paid until its loss is detected.
+   */
+  private async settleRunning(clusterIds: readonly string[], now: number): Promise<void> {
+    if (clusterIds.length === 0) return;
+    const wanted = new Set(clusterIds);
+    await this.serialAll(clusterIds, () =>
+      this.deps.db.transaction().execute(async (tx) => {
+        const leases: LeaseSettlement[] = [];
+        for (const cluster of await loadClustersIn(tx, "running")) {
+          if (!wanted.has(cluster.id)) continue; // started since the tick began: the next one
+          for (const lease of cluster.nodes.filter((n) => n.active)) {
+            const served = this.deps.workers.servedUntilMs(lease.nodeId);
+            if (served !== undefined)
+              leases.push(settlementOf(cluster, lease, Math.min(now, served)));
+          }
+        }
+        if (leases.length > 0) await this.deps.payments.settle(tx, leases);
+      }),
+    );
   }
 
   private async settleLease(
@@ -897,21 +931,7 @@ export class Scheduler {
     lease: LoadedLease,
     nowMs: number,
   ): Promise<void> {
-    await this.deps.payments.settle(tx, {
-      clusterId: cluster.id,
-      leaseId: leaseId(cluster.id, lease.seq),
-      supplierAccountId: lease.supplierAccountId,
-      currency: cluster.currency,
-      pricePerHour: lease.pricePerHour,
-      servedMinutes: leaseServedMinutes({
-        clusterStartedAtMs: cluster.startedAtMs,
-        clusterEndsAtMs: cluster.endsAtMs,
-        leaseStartedAtMs: lease.startedAtMs,
-        billedUntilMs: lease.billedUntilMs,
-        nowMs,
-      }),
-      nowMs,
-    });
+    await this.deps.payments.settle(tx, [settlementOf(cluster, lease, nowMs)]);
   }
 
   /** Settles a lease up to `billedUntil` and closes it. */
@@ -1041,6 +1061,27 @@ export class Scheduler {
       if (this.queues.get(clusterId) === settled) this.queues.delete(clusterId);
     });
     return next;
+  }
+
+  /**
+   * Runs `work` once while holding the queue of every cluster in `clusterIds`, as `serial` holds
+   * one: it starts when each queue has reached it, and work queued behind it waits until it ends.
+   */
+  private serialAll<T>(clusterIds: readonly string[], work: () => Promise<T>): Promise<T> {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const reached = clusterIds.map(
+      (id) =>
+        new Promise<void>((arrive) => {
+          void this.serial(id, () => {
+            arrive();
+            return held;
+          });
+        }),
+    );
+    return Promise.all(reached)
+      .then(work)
+      .finally(() => release());
   }
 
   /** A fresh node with the cluster's filters at no more than `ceilingPerHour`, claimed. */
@@ -1209,4 +1250,23 @@ function isUniqueViolation(error: unknown): boolean {
     code === "SQLITE_CONSTRAINT_UNIQUE" ||
     code === "SQLITE_CONSTRAINT_PRIMARYKEY"
   );
+}
+
+/** What a lease has earned by `nowMs`, as the payments port settles it. */
+function settlementOf(cluster: LoadedCluster, lease: LoadedLease, nowMs: number): LeaseSettlement {
+  return {
+    clusterId: cluster.id,
+    leaseId: leaseId(cluster.id, lease.seq),
+    supplierAccountId: lease.supplierAccountId,
+    currency: cluster.currency,
+    pricePerHour: lease.pricePerHour,
+    servedMinutes: leaseServedMinutes({
+      clusterStartedAtMs: cluster.startedAtMs,
+      clusterEndsAtMs: cluster.endsAtMs,
+      leaseStartedAtMs: lease.startedAtMs,
+      billedUntilMs: lease.billedUntilMs,
+      nowMs,
+    }),
+    nowMs,
+  };
 }
