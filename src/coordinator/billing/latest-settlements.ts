@@ -28,7 +28,7 @@ export function latestSettlementsQuery(
   dialect: Dialect,
   leaseIds: readonly string[],
 ): RawBuilder<LatestSettlementRow> {
-  const leases = listParam(dialect, [...new Set(leaseIds)]);
+  const leases = listParam([...new Set(leaseIds)]);
   const latest = (lease: RawBuilder<unknown>, columns: RawBuilder<unknown>) => sql`
     SELECT ${columns} FROM ledger_transactions x
     WHERE x.lease_id = ${lease} AND x.served_minutes IS NOT NULL
@@ -36,7 +36,7 @@ export function latestSettlementsQuery(
   const leasesWithLatest =
     dialect === "postgres"
       ? // LATERAL: a nested loop over the leases whatever the statistics say.
-        sql`unnest(${leases}::text[]) AS l (id) CROSS JOIN LATERAL (${latest(
+        sql`json_array_elements_text(${leases}::json) AS l (id) CROSS JOIN LATERAL (${latest(
           sql.ref("l.id"),
           sql`x.lease_id, x.cluster_id, x.account_id, x.response, x.kind`,
         )}) t`

@@ -1,6 +1,7 @@
 /**
  * The posting engine's own writes: what goes in comes back exactly, whatever the text holds, and a
- * batch of many transactions is recorded whole (PostgreSQL sends it as pipelined array inserts).
+ * batch of many transactions is recorded whole (PostgreSQL gets it as pipelined inserts of JSON
+ * arrays, one a column).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -13,7 +14,7 @@ import { Ledger, inTransaction, requestHash, type RecordInput } from "./ledger.t
 
 const NOW = Date.UTC(2025, 0, 1);
 
-/** Text a hand-written array literal or SQL string could get wrong. */
+/** Text an encoding of lists (JSON arrays, array literals) or SQL strings could get wrong. */
 const AWKWARD = [
   'a "quoted" word',
   "back\\slash and \\\\ two",
@@ -23,6 +24,8 @@ const AWKWARD = [
   "new\nline\ttab",
   "ünïcødé ✓",
   "'single'",
+  "\u0007 bell, \u001f unit separator, 😀 outside the BMP",
+  '["json", "looking"]',
 ];
 
 function deposit(i: number, note: string): RecordInput {

@@ -20,7 +20,7 @@ import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { ZERO, units, type Currency, type Money } from "../../core/money.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type { Dialect } from "../store/database.ts";
-import { arrayLiteral, listParam } from "../store/list-param.ts";
+import { listParam } from "../store/list-param.ts";
 import type { Database } from "../store/schema.ts";
 import {
   isGuarded,
@@ -131,10 +131,11 @@ export class Ledger {
   async findByKeys(tx: Tx, keys: readonly string[]): Promise<Map<string, StoredTransaction>> {
     const found = new Map<string, StoredTransaction>();
     if (keys.length === 0) return found;
-    const list = listParam(this.dialect, keys);
+    const list = listParam(keys);
     const matching =
       this.dialect === "postgres"
-        ? sql`idempotency_key = ANY(${list}::text[])`
+        ? // ARRAY(…): one array for an index scan, whatever the planner guesses of the JSON.
+          sql`idempotency_key = ANY(ARRAY(SELECT json_array_elements_text(${list}::json)))`
         : sql`idempotency_key IN (SELECT value FROM json_each(${list}))`;
     const { rows } = await sql<{
       id: string;
@@ -261,9 +262,10 @@ export class Ledger {
 
   /**
    * Inserts rows as plain SQL text, skipping Kysely's query builder, whose per-value work
-   * dominated bulk inserts (values stay bound). PostgreSQL gets one array per column and `unnest`s
-   * them: one statement and a handful of parameters whatever the row count. SQLite gets multi-row
-   * VALUES of a few fixed sizes, each prepared once and cached.
+   * dominated bulk inserts (values stay bound). PostgreSQL gets one JSON array per column
+   * (`listParam`) and zips them with `ROWS FROM`: one statement and a handful of parameters
+   * whatever the row count. SQLite gets multi-row VALUES of a few fixed sizes, each prepared once
+   * and cached.
    */
   private async insertRows(
     tx: Tx,
@@ -273,8 +275,8 @@ export class Ledger {
     if (rows.length === 0) return;
     const columns = COLUMNS[table];
     if (this.dialect === "postgres") {
-      const arrays = columns.map((_, c) => arrayLiteral(rows.map((row) => row[c])));
-      await tx.executeQuery(CompiledQuery.raw(unnestInsert(table), arrays));
+      const lists = columns.map((_, c) => listParam(rows.map((row) => jsonValue(row[c]))));
+      await tx.executeQuery(CompiledQuery.raw(rowsFromInsert(table), lists));
       return;
     }
     for (const chunk of shapedChunks(rows, SQLITE_ROWS_PER_INSERT[table])) {
@@ -295,7 +297,7 @@ const RECORD_BATCH = 1000;
 
 type LedgerTable = "ledger_postings" | "ledger_transactions";
 
-/** Each ledger table's inserted columns, with their PostgreSQL types (for `unnest`). */
+/** Each ledger table's inserted columns, with their PostgreSQL types (cast from JSON text). */
 const COLUMN_TYPES = {
   ledger_postings: {
     transaction_id: "text",
@@ -328,10 +330,31 @@ const COLUMNS = {
 /** SQLite binds at most 32,766 values per statement. */
 const SQLITE_ROWS_PER_INSERT = { ledger_postings: 1024, ledger_transactions: 512 } as const;
 
-function unnestInsert(table: LedgerTable): string {
-  const types = Object.values(COLUMN_TYPES[table]);
-  const arrays = types.map((type, i) => `$${i + 1}::${type}[]`).join(", ");
-  return `INSERT INTO ${table} (${COLUMNS[table].join(", ")}) SELECT * FROM unnest(${arrays})`;
+/** A ledger value as a JSON array element: bigints as decimal strings (cast back in SQL). */
+function jsonValue(value: unknown): string | number | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "string" || typeof value === "number") return value;
+  if (typeof value === "bigint") return value.toString();
+  throw new TandemError(ErrorCode.INTERNAL, `unexpected ${typeof value} in a ledger row`);
+}
+
+const rowsFromInserts = new Map<LedgerTable, string>();
+
+/** `INSERT … SELECT … FROM ROWS FROM (json_array_elements_text($1::json), …)`, one list a column. */
+function rowsFromInsert(table: LedgerTable): string {
+  let text = rowsFromInserts.get(table);
+  if (text === undefined) {
+    const types = Object.values(COLUMN_TYPES[table]);
+    const lists = types.map((_, i) => `json_array_elements_text($${i + 1}::json)`).join(", ");
+    const values = COLUMNS[table].map((column, i) =>
+      types[i] === "text" ? column : `${column}::${types[i]}`,
+    );
+    text =
+      `INSERT INTO ${table} (${COLUMNS[table].join(", ")}) SELECT ${values.join(", ")}` +
+      ` FROM ROWS FROM (${lists}) AS r (${COLUMNS[table].join(", ")})`;
+    rowsFromInserts.set(table, text);
+  }
+  return text;
 }
 
 function transactionValues(id: string, input: RecordInput, response: unknown): unknown[] {
