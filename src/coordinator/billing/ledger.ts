@@ -18,7 +18,7 @@ import { hash } from "node:crypto";
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { ZERO, units, type Currency, type Money } from "../../core/money.ts";
-import { IdPrefix, newId } from "../../protocol/ids.ts";
+import { IdPrefix, monotonicIds } from "../../protocol/ids.ts";
 import type { Dialect } from "../store/database.ts";
 import { listParam } from "../store/list-param.ts";
 import type { Database } from "../store/schema.ts";
@@ -87,6 +87,8 @@ function stableJson(value: unknown): string {
 
 export class Ledger {
   private readonly insertSql = new Map<string, string>();
+  /** Transaction ids in the order they are written: their indexes grow at the right edge. */
+  private readonly transactionId = monotonicIds(IdPrefix.transaction);
 
   constructor(readonly dialect: Dialect) {}
 
@@ -187,7 +189,7 @@ export class Ledger {
    * seals it. Answers the new transaction's id and its stored answer.
    */
   async record(tx: Tx, input: RecordInput): Promise<{ id: string; response: unknown }> {
-    const id = newId(IdPrefix.transaction, input.nowMs);
+    const id = this.transactionId(input.nowMs);
     await this.insertPostings(tx, [{ transactionId: id, postings: input.postings }]);
     const response = input.response(id);
     await this.insertTransactions(tx, [transactionValues(id, input, response)]);
@@ -209,7 +211,7 @@ export class Ledger {
     const sent: Array<Promise<void>> = [];
     for (let start = 0; start < inputs.length; start += RECORD_BATCH) {
       const batch = inputs.slice(start, start + RECORD_BATCH);
-      const ids = batch.map((input) => newId(IdPrefix.transaction, input.nowMs));
+      const ids = batch.map((input) => this.transactionId(input.nowMs));
       const postings = batch.map((input, i) => ({
         transactionId: ids[i]!,
         postings: input.postings,
