@@ -134,7 +134,7 @@ forEachDatabase("cluster lifecycle", (db) => {
     });
   });
 
-  it("settles every running cluster in one settlement pass per tick", async (t) => {
+  it("settles every running cluster in one settlement pass per tick, each lease once a minute", async (t) => {
     const s = await setup(db, t, 2);
     const clusters = [];
     for (let i = 0; i < 2; i++)
@@ -173,10 +173,21 @@ forEachDatabase("cluster lifecycle", (db) => {
     t.after(() => {
       billing.settleLeases = settleLeases;
     });
+    const both = clusters.map((c) => c.id).sort();
     await s.net.coordinator.scheduler.tick();
-    assert.deepEqual(passes, [clusters.map((c) => c.id).sort()]);
+    assert.deepEqual(passes, [both]);
     for (const cluster of clusters)
       assert.equal((await s.costs(cluster.id)).served, "0.005000", "15 minutes of 0.02/h");
+    // Ticks come every second; a lease is passed again only once its served minutes moved.
+    s.clock.advance(30_000);
+    await s.net.coordinator.scheduler.tick();
+    assert.deepEqual(passes, [both]);
+    s.clock.advance(30_000);
+    for (const worker of s.workers) await s.heartbeat(worker);
+    await s.net.coordinator.scheduler.tick();
+    assert.deepEqual(passes, [both, both]);
+    for (const cluster of clusters)
+      assert.equal((await s.costs(cluster.id)).served, "0.005333", "16 minutes of 0.02/h");
   });
 
   it("expires at the end of paid time, paying every minute", async (t) => {

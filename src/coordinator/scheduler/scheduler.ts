@@ -105,6 +105,8 @@ export class Scheduler {
   private readonly heads = new Map<string, { address: string; port: number }>();
   private readonly logLines = new Map<string, number>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Each running lease's served minutes as last settled by a tick (lost on restart: harmless). */
+  private settledMinutes = new Map<string, number>();
   private readonly failover: Failover;
   private readonly autoscaler: Autoscaler;
   private timer: NodeJS.Timeout | undefined;
@@ -909,6 +911,9 @@ export class Scheduler {
   private async settleRunning(clusterIds: readonly string[], now: number): Promise<void> {
     if (clusterIds.length === 0) return;
     const wanted = new Set(clusterIds);
+    // Ticks come every second; a lease earns once a minute. Only leases whose served minutes
+    // moved since the last tick settled them are passed (a restart passes all once: replays).
+    const settled = new Map<string, number>();
     await this.serialAll(clusterIds, () =>
       this.deps.db.transaction().execute(async (tx) => {
         const leases: LeaseSettlement[] = [];
@@ -916,13 +921,17 @@ export class Scheduler {
           if (!wanted.has(cluster.id)) continue; // started since the tick began: the next one
           for (const lease of cluster.nodes.filter((n) => n.active)) {
             const served = this.deps.workers.servedUntilMs(lease.nodeId);
-            if (served !== undefined)
-              leases.push(settlementOf(cluster, lease, Math.min(now, served)));
+            if (served === undefined) continue;
+            const settlement = settlementOf(cluster, lease, Math.min(now, served));
+            settled.set(settlement.leaseId, settlement.servedMinutes);
+            if (this.settledMinutes.get(settlement.leaseId) !== settlement.servedMinutes)
+              leases.push(settlement);
           }
         }
         if (leases.length > 0) await this.deps.payments.settle(tx, leases);
       }),
     );
+    this.settledMinutes = settled; // committed; leases that ended drop out
   }
 
   private async settleLease(
