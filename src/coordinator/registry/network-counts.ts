@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { NODE_STATUSES, isOnline, type NodeStatus } from "../../core/node-status.ts";
 import type { NetworkStats } from "../../protocol/nodes.ts";
 import type { CoordinatorEvents } from "../events.ts";
@@ -127,6 +127,7 @@ export class NetworkCounts {
     for (let tries = 1; ; tries++) {
       const startSeq = this.seq;
       const rows = await countBuckets(this.db);
+      await this.announcementsLand();
       if (this.seq === startSeq || tries === MAX_RECOUNT_TRIES) {
         this.buckets = new Map(rows.map((b) => [key(b.status, b.model), b]));
         this.view = undefined;
@@ -136,6 +137,18 @@ export class NetworkCounts {
         return;
       }
     }
+  }
+
+  /**
+   * A status change is announced a moment after it commits: one committed before the read above
+   * may be announced only after the read returned, and a recount taken as current would then count
+   * it twice (once read, once moved; seen on PostgreSQL under load). One more round trip to the
+   * database and a turn of the event loop let those announcements land first: they bump `seq`, and
+   * the read is taken again.
+   */
+  private async announcementsLand(): Promise<void> {
+    await sql`SELECT 1`.execute(this.db);
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   private async move(seq: number, nodeId: string, from: NodeStatus, to: NodeStatus) {
