@@ -278,7 +278,7 @@ export class Ledger {
     const columns = COLUMNS[table];
     if (this.dialect === "postgres") {
       const lists = columns.map((_, c) => listParam(rows.map((row) => jsonValue(row[c]))));
-      await tx.executeQuery(CompiledQuery.raw(rowsFromInsert(table), lists));
+      await tx.executeQuery(CompiledQuery.raw(ROWS_FROM_INSERT[table], lists));
       return;
     }
     for (const chunk of shapedChunks(rows, SQLITE_ROWS_PER_INSERT[table])) {
@@ -340,24 +340,23 @@ function jsonValue(value: unknown): string | number | null {
   throw new TandemError(ErrorCode.INTERNAL, `unexpected ${typeof value} in a ledger row`);
 }
 
-const rowsFromInserts = new Map<LedgerTable, string>();
-
 /** `INSERT … SELECT … FROM ROWS FROM (json_array_elements_text($1::json), …)`, one list a column. */
 function rowsFromInsert(table: LedgerTable): string {
-  let text = rowsFromInserts.get(table);
-  if (text === undefined) {
-    const types = Object.values(COLUMN_TYPES[table]);
-    const lists = types.map((_, i) => `json_array_elements_text($${i + 1}::json)`).join(", ");
-    const values = COLUMNS[table].map((column, i) =>
-      types[i] === "text" ? column : `${column}::${types[i]}`,
-    );
-    text =
-      `INSERT INTO ${table} (${COLUMNS[table].join(", ")}) SELECT ${values.join(", ")}` +
-      ` FROM ROWS FROM (${lists}) AS r (${COLUMNS[table].join(", ")})`;
-    rowsFromInserts.set(table, text);
-  }
-  return text;
+  const types = Object.values(COLUMN_TYPES[table]);
+  const lists = types.map((_, i) => `json_array_elements_text($${i + 1}::json)`).join(", ");
+  const values = COLUMNS[table].map((column, i) =>
+    types[i] === "text" ? column : `${column}::${types[i]}`,
+  );
+  return (
+    `INSERT INTO ${table} (${COLUMNS[table].join(", ")}) SELECT ${values.join(", ")}` +
+    ` FROM ROWS FROM (${lists}) AS r (${COLUMNS[table].join(", ")})`
+  );
 }
+
+const ROWS_FROM_INSERT = {
+  ledger_postings: rowsFromInsert("ledger_postings"),
+  ledger_transactions: rowsFromInsert("ledger_transactions"),
+} satisfies Record<LedgerTable, string>;
 
 function transactionValues(id: string, input: RecordInput, response: unknown): unknown[] {
   return [
