@@ -85,6 +85,36 @@ async function availableNodes(net: TestCoordinator): Promise<number> {
   return (await net.client().networkStats()).nodes.byStatus.available ?? 0;
 }
 
+/** Two one-node clusters on the two workers of `setup(db, t, 2)`, running for 15 minutes, heard. */
+async function twoRunningClusters(s: Awaited<ReturnType<typeof setup>>) {
+  const clusters = [];
+  for (let i = 0; i < 2; i++)
+    clusters.push(
+      await s.client.deployCluster({
+        kind: "batch",
+        nodes: 1,
+        hours: 1,
+        gpuModel: "cpu",
+        command: ["true"],
+      }),
+    );
+  for (const worker of s.workers) {
+    const start = await worker.next();
+    if (start.type !== "job-start") assert.fail(`expected job-start, got ${start.type}`);
+    worker.send({
+      type: "job-accepted",
+      clusterId: start.clusterId,
+      rank: 0,
+      attempt: 0,
+      port: 29_500,
+    });
+  }
+  for (const cluster of clusters) await s.until(cluster.id, "running");
+  s.clock.advance(15 * MINUTE);
+  for (const worker of s.workers) await s.heartbeat(worker);
+  return clusters;
+}
+
 forEachDatabase("cluster lifecycle", (db) => {
   it("pays served minutes, refunds the rest on termination, and frees the node", async (t) => {
     const s = await setup(db, t);
@@ -136,32 +166,7 @@ forEachDatabase("cluster lifecycle", (db) => {
 
   it("settles every running cluster in one settlement pass per tick, each lease once a minute", async (t) => {
     const s = await setup(db, t, 2);
-    const clusters = [];
-    for (let i = 0; i < 2; i++)
-      clusters.push(
-        await s.client.deployCluster({
-          kind: "batch",
-          nodes: 1,
-          hours: 1,
-          gpuModel: "cpu",
-          command: ["true"],
-        }),
-      );
-    for (const worker of s.workers) {
-      const start = await worker.next();
-      assert.equal(start.type, "job-start");
-      if (start.type !== "job-start") return;
-      worker.send({
-        type: "job-accepted",
-        clusterId: start.clusterId,
-        rank: 0,
-        attempt: 0,
-        port: 29_500,
-      });
-    }
-    for (const cluster of clusters) await s.until(cluster.id, "running");
-    s.clock.advance(15 * MINUTE);
-    for (const worker of s.workers) await s.heartbeat(worker);
+    const clusters = await twoRunningClusters(s);
     // Watch the billing calls a tick makes (the real billing runs them).
     const billing = s.net.coordinator.billing;
     const passes: string[][] = [];
@@ -188,6 +193,41 @@ forEachDatabase("cluster lifecycle", (db) => {
     assert.deepEqual(passes, [both, both]);
     for (const cluster of clusters)
       assert.equal((await s.costs(cluster.id)).served, "0.005333", "16 minutes of 0.02/h");
+  });
+
+  it("a lease its escrow cannot pay is reported, and the others are still paid", async (t) => {
+    const s = await setup(db, t, 2);
+    const clusters = await twoRunningClusters(s);
+    // The first cluster's escrow answers short, as only a broken invariant would.
+    const [broken, healthy] = clusters.map((c) => c.id);
+    const billing = s.net.coordinator.billing;
+    const settleLeases = billing.settleLeases.bind(billing);
+    billing.settleLeases = async (tx, inputs) => {
+      const paid = await settleLeases(
+        tx,
+        inputs.filter((i) => i.clusterId !== broken),
+      );
+      return inputs.map((i) =>
+        i.clusterId === broken
+          ? {
+              ok: false as const,
+              code: "INSUFFICIENT_FUNDS" as const,
+              details: {
+                account: `escrow:${broken}`,
+                currency: "USDC",
+                required: "1",
+                available: "0",
+              },
+            }
+          : paid.shift()!,
+      );
+    };
+    t.after(() => {
+      billing.settleLeases = settleLeases;
+    });
+    await s.net.coordinator.scheduler.tick();
+    assert.equal((await s.costs(broken!)).served, "0.000000");
+    assert.equal((await s.costs(healthy!)).served, "0.005000");
   });
 
   it("expires at the end of paid time, paying every minute", async (t) => {

@@ -1,4 +1,3 @@
-import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { parseCurrencyOrThrow, units } from "../../core/money.ts";
 import type { Billing } from "../billing/billing.ts";
 import type { ClusterPayments } from "./payments.ts";
@@ -52,14 +51,17 @@ export function billingPayments(billing: Billing): ClusterPayments {
           nowMs: lease.nowMs,
         })),
       );
-      // Escrow always holds what the quote said; running short means an invariant broke.
-      for (const [i, result] of results.entries())
-        if (!result.ok)
-          throw new TandemError(
-            ErrorCode.INTERNAL,
-            `escrow of ${leases[i]!.clusterId} cannot pay lease ${leases[i]!.leaseId}`,
-            { details: result.details },
-          );
+      return results.flatMap((result, i) =>
+        result.ok
+          ? []
+          : [
+              {
+                clusterId: leases[i]!.clusterId,
+                leaseId: leases[i]!.leaseId,
+                details: { ...result.details },
+              },
+            ],
+      );
     },
     async slash(tx, slash) {
       const result = await billing.slash(tx, {

@@ -30,8 +30,10 @@ export interface ClusterPayments {
   /**
    * Releases what each lease has earned after its `servedMinutes`, less what was released before:
    * one settlement pass, however many leases (a tick passes every running cluster's at once).
+   * Answers the leases whose escrow could not pay (nothing was written for those; escrow always
+   * holds what the quote said, so each is a broken invariant for the caller to raise or report).
    */
-  settle(tx: Kysely<Database>, leases: readonly LeaseSettlement[]): Promise<void>;
+  settle(tx: Kysely<Database>, leases: readonly LeaseSettlement[]): Promise<UnpaidLease[]>;
   /**
    * Takes a failed node's forfeit from its supplier's unpaid earnings into the consumer's wallet,
    * once per lease; answers what was taken (earnings may cover less than `amount`).
@@ -67,4 +69,10 @@ export interface LeaseSettlement {
   pricePerHour: bigint;
   servedMinutes: number;
   nowMs: number;
+}
+
+export interface UnpaidLease {
+  clusterId: string;
+  leaseId: string;
+  details: Record<string, unknown>;
 }

@@ -49,7 +49,7 @@ import {
   toUsd,
   type PlacedNode,
 } from "./leases.ts";
-import type { ClusterPayments, LeaseSettlement } from "./payments.ts";
+import type { ClusterPayments, LeaseSettlement, UnpaidLease } from "./payments.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 
 type Search = z.output<typeof SearchRequest> & {
@@ -928,7 +928,12 @@ export class Scheduler {
               leases.push(settlement);
           }
         }
-        if (leases.length > 0) await this.deps.payments.settle(tx, leases);
+        // A lease its escrow cannot pay (a broken invariant) is reported; the others are paid.
+        const unpaid = leases.length === 0 ? [] : await this.deps.payments.settle(tx, leases);
+        for (const lease of unpaid) {
+          settled.delete(lease.leaseId);
+          this.logError(unpaidError(lease), "settlement");
+        }
       }),
     );
     this.settledMinutes = settled; // committed; leases that ended drop out
@@ -940,7 +945,9 @@ export class Scheduler {
     lease: LoadedLease,
     nowMs: number,
   ): Promise<void> {
-    await this.deps.payments.settle(tx, [settlementOf(cluster, lease, nowMs)]);
+    const [unpaid] = await this.deps.payments.settle(tx, [settlementOf(cluster, lease, nowMs)]);
+    // Escrow always holds what the quote said: a lease it cannot pay must not be closed.
+    if (unpaid !== undefined) throw unpaidError(unpaid);
   }
 
   /** Settles a lease up to `billedUntil` and closes it. */
@@ -1278,4 +1285,12 @@ function settlementOf(cluster: LoadedCluster, lease: LoadedLease, nowMs: number)
     }),
     nowMs,
   };
+}
+
+function unpaidError(lease: UnpaidLease): TandemError {
+  return new TandemError(
+    ErrorCode.INTERNAL,
+    `escrow of ${lease.clusterId} cannot pay lease ${lease.leaseId}`,
+    { details: lease.details },
+  );
 }
