@@ -2,15 +2,17 @@
  * The billing subsystem over a fresh store, wired as the composition root wires it: for tests of
  * Billing and WalletService themselves (and the ledger property tests).
  */
+import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import { sql } from "kysely";
-import { Billing } from "../../src/coordinator/billing/billing.ts";
+import { Billing, type SettleInput } from "../../src/coordinator/billing/billing.ts";
 import { Ledger } from "../../src/coordinator/billing/ledger.ts";
 import { ManualRail } from "../../src/coordinator/billing/payment-rail.ts";
 import { WalletService } from "../../src/coordinator/billing/wallet.ts";
 import { AccountRegistry } from "../../src/coordinator/registry/accounts.ts";
 import { DEFAULT_FEE_SCHEDULE } from "../../src/core/fees.ts";
-import { units, type Currency, type Money } from "../../src/core/money.ts";
+import { money, units, type Currency, type Money } from "../../src/core/money.ts";
+import { IdPrefix, newId } from "../../src/protocol/ids.ts";
 import type { DatabaseUnderTest, TestStore } from "./coordinator.ts";
 
 export interface BillingHarness {
@@ -83,4 +85,49 @@ export async function openBilling(db: DatabaseUnderTest, t: TestContext): Promis
       return { transactions: Number(t.rows[0]?.n), postings: Number(p.rows[0]?.n) };
     },
   };
+}
+
+/** The instant billing tests give their operations. */
+export const TEST_NOW = Date.UTC(2025, 0, 1);
+
+/**
+ * A consumer funded with `funds` (default 1000 USDC) and a deploy of `nodes` nodes at `price` per
+ * hour for `minutes`, charged; `lease(i, minutes)` is node i's settlement input.
+ */
+export async function deployed(
+  h: BillingHarness,
+  opts: { funds?: string; price?: string; minutes?: number; nodes?: number } = {},
+) {
+  const consumer = await h.account(["consumer"]);
+  const supplier = await h.account(["supplier"]);
+  const clusterId = newId(IdPrefix.cluster);
+  await h.fund(consumer, "USDC", money(opts.funds ?? "1000"));
+  const quote = h.billing.quote({
+    currency: "USDC",
+    durationMinutes: opts.minutes ?? 6000,
+    nodes: Array.from({ length: opts.nodes ?? 1 }, (_, i) => ({
+      nodeId: `node_${i}`,
+      pricePerHour: money(opts.price ?? "1"),
+    })),
+  });
+  const charged = await h.billing.transaction((tx) =>
+    h.billing.chargeDeploy(tx, {
+      clusterId,
+      consumerAccountId: consumer,
+      quote,
+      idempotencyKey: `deploy-${clusterId}`,
+      nowMs: TEST_NOW,
+    }),
+  );
+  assert.equal(charged.ok, true);
+  const lease = (i: number, servedMinutes: number, price = opts.price ?? "1"): SettleInput => ({
+    clusterId,
+    leaseId: `lease_${clusterId}_${i}`,
+    supplierAccountId: supplier,
+    currency: "USDC",
+    pricePerHour: money(price),
+    servedMinutes,
+    nowMs: TEST_NOW,
+  });
+  return { consumer, supplier, clusterId, quote, lease };
 }

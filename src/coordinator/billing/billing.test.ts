@@ -1,52 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { openBilling, type BillingHarness } from "../../../test/support/billing.ts";
+import { TEST_NOW, deployed, openBilling } from "../../../test/support/billing.ts";
 import { forEachDatabase } from "../../../test/support/coordinator.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { add, formatMoney, money, type Money } from "../../core/money.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
-import type { SettleInput } from "./billing.ts";
 
-const NOW = Date.UTC(2025, 0, 1);
+const NOW = TEST_NOW;
 const code = (c: string) => (error: unknown) => error instanceof TandemError && error.code === c;
-
-async function deployed(
-  h: BillingHarness,
-  opts: { funds?: string; price?: string; minutes?: number; nodes?: number } = {},
-) {
-  const consumer = await h.account(["consumer"]);
-  const supplier = await h.account(["supplier"]);
-  const clusterId = newId(IdPrefix.cluster);
-  await h.fund(consumer, "USDC", money(opts.funds ?? "1000"));
-  const quote = h.billing.quote({
-    currency: "USDC",
-    durationMinutes: opts.minutes ?? 6000,
-    nodes: Array.from({ length: opts.nodes ?? 1 }, (_, i) => ({
-      nodeId: `node_${i}`,
-      pricePerHour: money(opts.price ?? "1"),
-    })),
-  });
-  const charged = await h.billing.transaction((tx) =>
-    h.billing.chargeDeploy(tx, {
-      clusterId,
-      consumerAccountId: consumer,
-      quote,
-      idempotencyKey: `deploy-${clusterId}`,
-      nowMs: NOW,
-    }),
-  );
-  assert.equal(charged.ok, true);
-  const lease = (i: number, servedMinutes: number, price = opts.price ?? "1"): SettleInput => ({
-    clusterId,
-    leaseId: `lease_${clusterId}_${i}`,
-    supplierAccountId: supplier,
-    currency: "USDC",
-    pricePerHour: money(price),
-    servedMinutes,
-    nowMs: NOW,
-  });
-  return { consumer, supplier, clusterId, quote, lease };
-}
 
 const fmt = (m: Money) => formatMoney(m);
 

@@ -7,14 +7,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { sql } from "kysely";
-import { openBilling, type BillingHarness } from "../../../test/support/billing.ts";
+import {
+  TEST_NOW,
+  deployed,
+  openBilling,
+  type BillingHarness,
+} from "../../../test/support/billing.ts";
 import { forEachDatabase } from "../../../test/support/coordinator.ts";
 import { money } from "../../core/money.ts";
-import { IdPrefix, newId } from "../../protocol/ids.ts";
-import type { SettleInput } from "./billing.ts";
 import { latestSettlements, latestSettlementsQuery } from "./latest-settlements.ts";
 
-const NOW = Date.UTC(2025, 0, 1);
 const HISTORY = 40;
 const LEASES = 50;
 
@@ -24,37 +26,12 @@ const LEASES = 50;
  * last never settled.
  */
 async function settledCluster(h: BillingHarness, afterDeploy?: () => Promise<void>) {
-  const consumer = await h.account(["consumer"]);
-  const supplier = await h.account(["supplier"]);
-  const clusterId = newId(IdPrefix.cluster);
-  await h.fund(consumer, "USDC", money("1000"));
-  const quote = h.billing.quote({
-    currency: "USDC",
-    durationMinutes: 600,
-    nodes: Array.from({ length: LEASES + 1 }, (_, i) => ({
-      nodeId: `node_${i}`,
-      pricePerHour: money("1.5"),
-    })),
+  const { consumer, supplier, clusterId, lease } = await deployed(h, {
+    price: "1.5",
+    minutes: 600,
+    nodes: LEASES + 1,
   });
-  await h.billing.transaction((tx) =>
-    h.billing.chargeDeploy(tx, {
-      clusterId,
-      consumerAccountId: consumer,
-      quote,
-      idempotencyKey: `deploy-${clusterId}`,
-      nowMs: NOW,
-    }),
-  );
   await afterDeploy?.();
-  const lease = (i: number, servedMinutes: number): SettleInput => ({
-    clusterId,
-    leaseId: `${clusterId}:${i}`,
-    supplierAccountId: supplier,
-    currency: "USDC",
-    pricePerHour: money("1.5"),
-    servedMinutes,
-    nowMs: NOW,
-  });
   const settled = Array.from({ length: LEASES }, (_, i) => i);
   let last: Awaited<ReturnType<typeof h.billing.settleLeases>> = [];
   for (let m = 1; m <= HISTORY; m++)
@@ -67,17 +44,17 @@ async function settledCluster(h: BillingHarness, afterDeploy?: () => Promise<voi
   await h.billing.transaction((tx) =>
     h.billing.slash(tx, {
       clusterId,
-      leaseId: `${clusterId}:1`,
+      leaseId: lease(1, 0).leaseId,
       nodeId: "node_1",
       supplierAccountId: supplier,
       consumerAccountId: consumer,
       currency: "USDC",
       amount: money("0.1"),
       reason: "test",
-      nowMs: NOW,
+      nowMs: TEST_NOW,
     }),
   );
-  const leaseIds = Array.from({ length: LEASES + 1 }, (_, i) => `${clusterId}:${i}`);
+  const leaseIds = Array.from({ length: LEASES + 1 }, (_, i) => lease(i, 0).leaseId);
   return { clusterId, leaseIds, last };
 }
 

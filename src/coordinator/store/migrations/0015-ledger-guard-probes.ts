@@ -1,6 +1,6 @@
 import { sql, type Kysely } from "kysely";
 import type { Dialect } from "../database.ts";
-import { GUARDED } from "./0003-ledger.ts";
+import { BALANCE_CACHE_UPSERT, OVERDRAWN } from "./0003-ledger.ts";
 
 /**
  * PostgreSQL: the ledger guard's lookups made independent of the planner's statistics, and the
@@ -26,12 +26,6 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   for (const statement of probes()) await statement.execute(db);
 }
 
-const OVERDRAWN = sql.raw(`SELECT d.account, d.currency
-          FROM (SELECT account, currency, SUM(amount) AS delta FROM new_postings
-                WHERE ${GUARDED("account")} GROUP BY account, currency) d
-          LEFT JOIN ledger_balances b ON b.account = d.account AND b.currency = d.currency
-          WHERE COALESCE(b.balance, 0) + d.delta < 0 LIMIT 1`);
-
 function probes() {
   return [
     sql`CREATE OR REPLACE FUNCTION ledger_postings_guard() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -52,22 +46,7 @@ function probes() {
             USING ERRCODE = 'integrity_constraint_violation';
         END IF;
         BEGIN
-          -- One statement, one snapshot: rows the UPDATE did not see are inserted, or, when another
-          -- transaction created them meanwhile, updated by ON CONFLICT. No delta is lost or doubled.
-          WITH d AS (
-            SELECT account, currency, SUM(amount) AS delta, MAX(id) AS last FROM new_postings
-            WHERE ${sql.raw(GUARDED("account"))} GROUP BY account, currency
-          ), u AS (
-            UPDATE ledger_balances b SET balance = b.balance + d.delta, last_posting_id = d.last
-            FROM d WHERE b.account = d.account AND b.currency = d.currency
-            RETURNING b.account, b.currency
-          )
-          INSERT INTO ledger_balances AS b (account, currency, balance, last_posting_id)
-            SELECT d.account, d.currency, d.delta, d.last FROM d
-            WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.account = d.account AND u.currency = d.currency)
-            ORDER BY d.account, d.currency
-          ON CONFLICT (account, currency) DO UPDATE
-            SET balance = b.balance + EXCLUDED.balance, last_posting_id = EXCLUDED.last_posting_id;
+          ${BALANCE_CACHE_UPSERT}
         EXCEPTION WHEN check_violation THEN
           ${OVERDRAWN} INTO bad;
           IF NOT FOUND THEN RAISE; END IF;
