@@ -119,6 +119,43 @@ forEachDatabase("worker channel", (db) => {
     assert.match(metrics, /^tandem_worker_auth_failures_total 3$/m);
   });
 
+  test("a small-order device key is refused at registration and on the channel", async (t) => {
+    const { tc } = await withDevice(db, t);
+    const supplier = await tc.signUp(["supplier"]);
+    // The identity point as key and R = identity, S = 0 as signature "verify" any message under
+    // plain RFC 8032 equations (node:crypto accepted both): whoever knew the device id was it.
+    const identityKey = Buffer.from("01" + "00".repeat(31), "hex").toString("base64url");
+    const trivialSignature = Buffer.from("01" + "00".repeat(63), "hex").toString("base64url");
+    const fields = {
+      region: "eu-west",
+      zone: "eu-west-a",
+      hardware: await fixtureHardware("none"),
+    };
+    const before = await dumpDatabase(tc.coordinator.store);
+    const response = await httpRequest(tc.url, "POST", "/v1/devices", {
+      apiKey: supplier.apiKey,
+      body: { publicKey: identityKey, ...fields, signature: trivialSignature },
+    });
+    assert.equal(response.status, 400);
+    const error = (response.json as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, "VALIDATION_FAILED");
+    assert.match(error.message, /small-order/);
+    assert.deepEqual(await dumpDatabase(tc.coordinator.store), before);
+
+    // A device stored with such a key before this check existed cannot authenticate with it.
+    const weak = await tc
+      .client(supplier.apiKey)
+      .registerDevice(signedRegistration(newDeviceKey(), fields));
+    await tc.coordinator.store.db
+      .updateTable("devices")
+      .set({ public_key: identityKey })
+      .where("id", "=", weak.deviceId)
+      .execute();
+    const socket = await openWorkerSocket(tc.url);
+    socket.send({ type: "auth", deviceId: weak.deviceId, signature: trivialSignature });
+    assert.equal((await socket.closed()).code, CloseCode.authFailed);
+  });
+
   test("a newer connection of the same device replaces the older (4409)", async (t) => {
     const { tc, deviceId, device } = await withDevice(db, t);
     const older = await connectWorker(tc.url, deviceId, device.privateKey);

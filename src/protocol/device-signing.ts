@@ -1,6 +1,7 @@
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, sign, type KeyObject } from "node:crypto";
 import { canonicalJson } from "./canonical-json.ts";
 import type { DeviceRegistration } from "./devices.ts";
+import { verifyStrict } from "./ed25519-keys.ts";
 
 /**
  * What a device signs. Each payload names its purpose so a signature made for one can never be
@@ -18,17 +19,12 @@ export function signPayload(privateKey: KeyObject, payload: Buffer): string {
   return sign(null, payload, privateKey).toString("base64url");
 }
 
-/** False for a bad signature or a malformed key: the caller refuses either way. */
+/**
+ * False for a bad signature or a malformed, non-canonical or small-order key (strict Ed25519,
+ * ed25519-keys.ts): the caller refuses either way.
+ */
 export function verifyPayload(publicKey: string, payload: Buffer, signature: string): boolean {
-  try {
-    const key = createPublicKey({
-      key: { kty: "OKP", crv: "Ed25519", x: publicKey },
-      format: "jwk",
-    });
-    return verify(null, payload, key, Buffer.from(signature, "base64url"));
-  } catch {
-    return false;
-  }
+  return verifyStrict(publicKey, payload, signature);
 }
 
 /** The base64url raw public key of an Ed25519 private key. */

@@ -1,12 +1,20 @@
 import { z } from "zod";
+import { publicKeyDefect } from "./ed25519-keys.ts";
 import { HardwareReport } from "./hardware.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { freeText, slug } from "./text.ts";
 
-/** An Ed25519 public key: the 32 raw bytes, base64url (the `x` of its JWK). */
+/**
+ * An Ed25519 public key: the 32 raw bytes, base64url (the `x` of its JWK), canonical and of full
+ * order (ed25519-keys.ts says why).
+ */
 export const PublicKey = z
   .string()
-  .regex(/^[A-Za-z0-9_-]{43}$/, "expected a base64url Ed25519 key");
+  .regex(/^[A-Za-z0-9_-]{43}$/, "expected a base64url Ed25519 key")
+  .superRefine((key, ctx) => {
+    const defect = publicKeyDefect(key);
+    if (defect !== undefined) ctx.addIssue({ code: "custom", message: `refused key: ${defect}` });
+  });
 /** An Ed25519 signature: 64 raw bytes, base64url. */
 export const Signature = z.string().regex(/^[A-Za-z0-9_-]{86}$/, "expected a base64url signature");
 
