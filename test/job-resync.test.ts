@@ -5,12 +5,17 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDatabase } from "./support/coordinator.ts";
+import { heartbeat } from "./support/devices.ts";
 import {
   MINUTE,
   simulatedNetwork,
   type SimulatedNetwork,
   type Worker,
 } from "./support/simulated-network.ts";
+
+const HEARTBEAT_MS = 2000;
+/** The coordinator's default grace for nodes to come back after its restart. */
+const RESTART_GRACE_MS = 12_000;
 
 async function deploy(s: SimulatedNetwork, nodes: number) {
   return s.client.deployCluster({
@@ -218,7 +223,7 @@ forEachDatabase("job resync", (db) => {
     const restarted = await s.net.restart();
     t.after(() => restarted.close());
     await restarted.coordinator.scheduler.tick();
-    s.clock.advance(7_000);
+    s.clock.advance(7_000 + RESTART_GRACE_MS);
     await restarted.coordinator.gateway.sweep();
     const consumer = restarted.client(s.consumer.apiKey);
     for (let i = 0; i < 500 && (await consumer.getCluster(cluster.id)).status !== "failed"; i++)
@@ -233,5 +238,102 @@ forEachDatabase("job resync", (db) => {
     const costs = await consumer.clusterCosts(cluster.id);
     assert.equal(costs.served, servedBefore, "nothing more was paid after the last heartbeat");
     assert.notEqual(costs.served, "0.000000");
+    // Whether it died or only the coordinator was away cannot be told: no slash.
+    assert.equal(costs.slashCompensation, "0.000000");
+  });
+
+  it("after a restart, places and promotes only nodes heard from, and blames none that stay away", async (t) => {
+    const s = await simulatedNetwork(db, t, 3);
+    const cluster = await s.client.deployCluster({
+      kind: "batch",
+      nodes: 1,
+      shadow: 1,
+      hours: 2,
+      gpuModel: "cpu",
+      command: ["true"],
+    });
+    const rankNode = s.roleOf(cluster, 0);
+    const standby = s.roleOf(cluster, null);
+    const idle = s.pool.find((w) => w !== rankNode && w !== standby)!;
+    await s.nextStart(rankNode);
+    rankNode.send(accepted(cluster.id, 0, 29_500));
+    await s.until(cluster.id, (v) => v.status === "running", "ran");
+
+    // The coordinator restarts; only the rank's worker is back at once.
+    for (const worker of s.pool) worker.socket.terminate();
+    const restarted = await s.net.restart();
+    t.after(() => restarted.close());
+    const { gateway } = restarted.coordinator;
+    const back = await rankNode.reconnect(restarted.url);
+    t.after(() => back.socket.terminate());
+    const consumer = restarted.client(s.consumer.apiKey);
+    /** A heartbeat from `worker` at the clock's time, once the coordinator has taken it in. */
+    const beat = async (worker: typeof back) => {
+      worker.send(heartbeat(s.clock.now()));
+      await until(() => gateway.detector.lastHeardMs(worker.nodeId) === s.clock.now(), "a beat");
+    };
+
+    // The idle node is `available` in the store, but unheard: no deploy lands on it.
+    await assert.rejects(
+      consumer.deployCluster({
+        kind: "batch",
+        nodes: 1,
+        hours: 1,
+        gpuModel: "cpu",
+        command: ["true"],
+      }),
+      (e: unknown) => (e as { code?: string }).code === "NO_CAPACITY",
+    );
+
+    // Past the usual deadline, within the grace: nobody is declared dead; the rank's node beats.
+    s.clock.advance(HEARTBEAT_MS * 3 + 1000);
+    await beat(back);
+    await gateway.sweep();
+    assert.equal((await consumer.getCluster(cluster.id)).nodes.filter((n) => n.active).length, 2);
+
+    // The idle worker comes back within the grace: rentable again, never offline.
+    const idleBack = await idle.reconnect(restarted.url);
+    t.after(() => idleBack.socket.terminate());
+    await until(async () => {
+      const node = await restarted.client().getNode(idle.nodeId);
+      return node.status === "available";
+    }, "the idle node available");
+
+    // The rank's node now fails for real; the standby, never heard from since the restart, is not
+    // promoted: the rank goes to the idle node that is back. The lost node alone is slashed.
+    s.clock.advance(HEARTBEAT_MS * 3 + 1);
+    await beat(idleBack);
+    await gateway.sweep();
+    const start = await s.nextStart(idleBack);
+    assert.equal(start.rank, 0);
+    let view = await consumer.getCluster(cluster.id);
+    const slashed = view.events.filter((e) => e.type === "slashed");
+    assert.deepEqual(
+      slashed.map((e) => e.detail.nodeId),
+      [rankNode.nodeId],
+    );
+
+    // The standby never comes back: after the grace its lease ends, without a slash.
+    s.clock.advance(RESTART_GRACE_MS);
+    await beat(idleBack);
+    await gateway.sweep();
+    view = await until(async () => {
+      const v = await consumer.getCluster(cluster.id);
+      return v.nodes.some((n) => n.nodeId === standby.nodeId && !n.active) ? v : undefined;
+    }, "the standby's lease ended");
+    assert.equal(view.events.filter((e) => e.type === "slashed").length, 1);
+    const history = await restarted.client().nodeHistory(standby.nodeId);
+    const offline = history.items.find((h) => h.action === "status" && h.to === "offline");
+    assert.match(String(offline?.detail.reason), /not heard from since the coordinator restarted/);
   });
 });
+
+/** Polls `probe` (truthy ends it) for up to 30 s of wall time. */
+async function until<T>(probe: () => T | Promise<T>, what: string): Promise<NonNullable<T>> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+    const value = await probe();
+    if (value !== undefined && value !== null && value !== false) return value;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`never ${what}`);
+}

@@ -19,6 +19,13 @@ export const CoordinatorConfig = z.strictObject({
   /** How often silent nodes are looked for, ms; 0 disables the timer (tests drive `gateway.sweep()`). */
   livenessSweepMs: z.number().int().min(0).optional(),
   missedHeartbeats: z.number().int().min(1).max(100).default(3),
+  /**
+   * After a start, how much longer than the usual deadline a node that the store still shows
+   * online gets to reconnect, ms: its worker may be waiting out a reconnect backoff (up to 10 s
+   * by default) when the coordinator comes back. Such a node is neither placed nor promoted
+   * until heard from, and one that never comes back is moved on without a slash.
+   */
+  restartGraceMs: z.number().int().min(0).default(12_000),
   authTimeoutMs: z.number().int().min(100).default(10_000),
   rateLimitPerMinute: z.number().int().min(1).default(1200),
   bodyLimitBytes: z

@@ -11,6 +11,11 @@ export interface CoordinatorEventMap {
     reason: string;
     /** For a node declared dead: its last heartbeat (it served no later than this). */
     lastSeenMs?: number;
+    /**
+     * Declared dead because it never came back after a coordinator restart: whether it failed
+     * or only the coordinator was away cannot be told, so nobody is blamed.
+     */
+    unheardSinceRestart?: true;
   };
   /** A device registered for the first time: its node exists, `offline`. */
   "node:registered": { nodeId: string; atMs: number };

@@ -90,6 +90,7 @@ export async function startCoordinator(
       authTimeoutMs: config.authTimeoutMs,
       verification: { size: config.verificationMatrixSize, openedRows: 8 },
       sweepIntervalMs: config.livenessSweepMs,
+      restartGraceMs: config.restartGraceMs,
     },
   );
 
@@ -103,6 +104,7 @@ export async function startCoordinator(
     config.pricingMode,
     events,
     (error, nodeId) => logger.warn({ err: error, nodeId }, "inventory refresh failed"),
+    (nodeId) => gateway.awaitingContact(nodeId),
   );
   const scheduler = new Scheduler(
     {
@@ -124,7 +126,11 @@ export async function startCoordinator(
     },
   );
   gateway.onJobMessage((nodeId, message) => scheduler.onJobMessage(nodeId, message));
-  gateway.onWorkerConnected((nodeId) => scheduler.onWorkerConnected(nodeId));
+  gateway.onWorkerConnected((nodeId) => {
+    // A node restored at start becomes rentable once heard from (its status may not change).
+    inventory.refreshInBackground(nodeId);
+    return scheduler.onWorkerConnected(nodeId);
+  });
 
   const admin = await accounts.bootstrapAdmin(clock.now());
   if (admin !== undefined) {

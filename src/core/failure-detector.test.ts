@@ -15,23 +15,44 @@ describe("FailureDetector", () => {
     clock.advance(5999);
     assert.deepEqual(fd.sweep(), []);
     clock.advance(1);
-    assert.deepEqual(fd.sweep(), [{ nodeId: "node_a", lastBeatMs: 1_000_000 }]);
+    assert.deepEqual(fd.sweep(), [
+      { nodeId: "node_a", lastBeatMs: 1_000_000, unheardSinceRestart: false },
+    ]);
     assert.equal(fd.isWatched("node_a"), false);
   });
 
-  it("gives a node restored after a restart a full deadline, but reports it last seen before", () => {
+  it("gives a node restored after a restart its deadline plus the grace, but reports it last seen before", () => {
     const clock = manualClock();
-    const fd = new FailureDetector({ clock, heartbeatIntervalMs: 2000, missedHeartbeats: 3 });
+    const fd = new FailureDetector({
+      clock,
+      heartbeatIntervalMs: 2000,
+      missedHeartbeats: 3,
+      restartGraceMs: 10_000,
+    });
     fd.watch("node_gone", 400_000);
     fd.watch("node_back", 400_000);
     assert.equal(fd.lastHeardMs("node_gone"), 400_000);
+    assert.equal(fd.awaitingContact("node_gone"), true);
     clock.advance(3000);
     fd.beat("node_back", undefined);
     assert.equal(fd.lastHeardMs("node_back"), 1_003_000, "a beat replaces the restored time");
-    assert.deepEqual(fd.sweep(), [], "not dead before its deadline from the restart");
-    clock.advance(3000);
-    assert.deepEqual(fd.sweep(), [{ nodeId: "node_gone", lastBeatMs: 400_000 }]);
+    assert.equal(fd.awaitingContact("node_back"), false);
+    for (let i = 0; i < 6; i++) {
+      clock.advance(2000);
+      fd.beat("node_back", undefined);
+    }
+    clock.advance(999); // 15,999 ms since the restart
+    assert.deepEqual(fd.sweep(), [], "not dead before its deadline and grace from the restart");
+    clock.advance(1);
+    assert.deepEqual(fd.sweep(), [
+      { nodeId: "node_gone", lastBeatMs: 400_000, unheardSinceRestart: true },
+    ]);
     assert.equal(fd.lastHeardMs("node_gone"), undefined);
+    // The node that came back is judged like any other: no grace once it has beaten.
+    clock.advance(5000);
+    assert.deepEqual(fd.sweep(), [
+      { nodeId: "node_back", lastBeatMs: 1_015_000, unheardSinceRestart: false },
+    ]);
   });
 
   it("keeps a beating node alive and remembers its last payload", () => {

@@ -12,6 +12,23 @@ export interface FailureDetectorOptions {
   heartbeatIntervalMs: number;
   /** Intervals without a beat before the node counts as dead (default 3). */
   missedHeartbeats: number;
+  /**
+   * Extra time a node restored after a coordinator restart gets to come back, ms (default 0):
+   * its worker may be in reconnect backoff (up to 10 s by default) when the coordinator returns.
+   */
+  restartGraceMs?: number;
+}
+
+/** A node whose deadline passed. */
+export interface DeadNode {
+  nodeId: string;
+  /** Its last beat, or for a restored node never heard from since, when it was last seen before. */
+  lastBeatMs: number;
+  /**
+   * True when it was restored after a coordinator restart and never heard from since: nobody can
+   * tell whether it failed or only the coordinator was away, so it is not the supplier's fault.
+   */
+  unheardSinceRestart: boolean;
 }
 
 export class FailureDetector<T = unknown> {
@@ -79,17 +96,29 @@ export class FailureDetector<T = unknown> {
     return this.lastBeatMs.has(nodeId);
   }
 
+  /** Restored after a restart and not heard from since: not to be placed or promoted yet. */
+  awaitingContact(nodeId: string): boolean {
+    return this.restoredMs.has(nodeId);
+  }
+
   lastPayload(nodeId: string): T | undefined {
     return this.latest.get(nodeId);
   }
 
-  /** Removes and answers every node whose deadline has passed, with the time of its last beat. */
-  sweep(): Array<{ nodeId: string; lastBeatMs: number }> {
+  /** Removes and answers every node whose deadline has passed. */
+  sweep(): DeadNode[] {
     const now = this.options.clock.now();
-    const dead: Array<{ nodeId: string; lastBeatMs: number }> = [];
+    const graceMs = this.options.restartGraceMs ?? 0;
+    const dead: DeadNode[] = [];
     for (const [nodeId, last] of this.lastBeatMs) {
-      if (now - last >= this.deadlineMs)
-        dead.push({ nodeId, lastBeatMs: this.restoredMs.get(nodeId) ?? last });
+      const restored = this.restoredMs.get(nodeId);
+      const deadlineMs = restored === undefined ? this.deadlineMs : this.deadlineMs + graceMs;
+      if (now - last >= deadlineMs)
+        dead.push({
+          nodeId,
+          lastBeatMs: restored ?? last,
+          unheardSinceRestart: restored !== undefined,
+        });
     }
     for (const { nodeId } of dead) this.forget(nodeId);
     return dead;

@@ -35,6 +35,11 @@ export interface WorkerGatewayOptions {
    * that never comes back is paid no further than this coarse copy.
    */
   lastSeenFlushMs?: number | undefined;
+  /**
+   * Extra time, ms, that a node still online in the store when the coordinator starts gets to
+   * reconnect before it is judged (default 0); see CoordinatorConfig.restartGraceMs.
+   */
+  restartGraceMs?: number | undefined;
 }
 
 export type JobMessageHandler = (
@@ -87,6 +92,7 @@ export class WorkerGateway {
       clock: deps.clock,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       missedHeartbeats: options.missedHeartbeats,
+      restartGraceMs: options.restartGraceMs ?? 0,
     });
     deps.events.on("device:revoked", ({ deviceId, nodeId }) => {
       this.detector.forget(nodeId);
@@ -139,6 +145,10 @@ export class WorkerGateway {
     return this.detector.servedUntilMs(nodeId);
   }
 
+  awaitingContact(nodeId: string): boolean {
+    return this.detector.awaitingContact(nodeId);
+  }
+
   stop(): void {
     clearInterval(this.sweepTimer);
     clearInterval(this.flushTimer);
@@ -185,9 +195,11 @@ export class WorkerGateway {
 
   /** Declares every silent node offline. Exposed so tests with a manual clock can drive it. */
   async sweep(): Promise<void> {
-    for (const { nodeId, lastBeatMs } of this.detector.sweep()) {
-      const reason = `missed ${this.options.missedHeartbeats} heartbeats`;
-      await this.markOffline(nodeId, reason, lastBeatMs);
+    for (const { nodeId, lastBeatMs, unheardSinceRestart } of this.detector.sweep()) {
+      const reason = unheardSinceRestart
+        ? "not heard from since the coordinator restarted"
+        : `missed ${this.options.missedHeartbeats} heartbeats`;
+      await this.markOffline(nodeId, reason, lastBeatMs, unheardSinceRestart);
       for (const [deviceId, session] of this.sessions) {
         if (session.nodeId !== nodeId) continue;
         session.socket.terminate();
@@ -377,7 +389,12 @@ export class WorkerGateway {
     this.deps.logger.info({ nodeId: session.nodeId, ...outcome }, "verification");
   }
 
-  private async markOffline(nodeId: string, reason: string, lastSeenMs?: number): Promise<void> {
+  private async markOffline(
+    nodeId: string,
+    reason: string,
+    lastSeenMs?: number,
+    unheardSinceRestart = false,
+  ): Promise<void> {
     const result = await this.deps.lifecycle.apply(
       nodeId,
       { type: "disconnect" },
@@ -386,6 +403,7 @@ export class WorkerGateway {
         reason,
         nowMs: this.deps.clock.now(),
         ...(lastSeenMs === undefined ? {} : { lastSeenMs }),
+        ...(unheardSinceRestart ? { unheardSinceRestart } : {}),
       },
     );
     if (result.ok) this.deps.logger.info({ nodeId, reason }, "node offline");

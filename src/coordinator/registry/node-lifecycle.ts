@@ -30,6 +30,8 @@ export interface TransitionContext {
   nowMs: number;
   /** When the worker was last heard from, if earlier than `nowMs` (a missed-heartbeat verdict). */
   lastSeenMs?: number;
+  /** Offline because it never came back after a coordinator restart (not the supplier's fault). */
+  unheardSinceRestart?: boolean;
 }
 
 export type TransitionResult =
@@ -57,6 +59,7 @@ export class NodeLifecycle {
         atMs: ctx.nowMs,
         reason: ctx.reason,
         ...(ctx.lastSeenMs === undefined ? {} : { lastSeenMs: ctx.lastSeenMs }),
+        ...(ctx.unheardSinceRestart === true ? { unheardSinceRestart: true } : {}),
       });
     }
     return result;

@@ -263,7 +263,9 @@ export class Failover {
     lease: LoadedLease,
     drain: boolean,
   ): { standby: LoadedLease } | { fresh: PlacedNode } | undefined {
-    const standby = cluster.nodes.find((n) => n.active && n.role === "standby");
+    const standby = cluster.nodes.find(
+      (n) => n.active && n.role === "standby" && !this.deps.workers.awaitingContact(n.nodeId),
+    );
     if (standby !== undefined) return { standby };
     const fresh = this.runner.placeReplacement(cluster, lease, drain);
     return fresh === undefined ? undefined : { fresh };

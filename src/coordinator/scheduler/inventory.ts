@@ -26,6 +26,11 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
     events: CoordinatorEvents,
     /** Where a failed refresh is told (the node keeps its last known state until the next one). */
     private readonly onError: (error: unknown, nodeId: string) => void = () => {},
+    /**
+     * Nodes online when the coordinator started and not heard from since (WorkerChannel's
+     * `awaitingContact`): not rented until they are; refresh the node when it reconnects.
+     */
+    private readonly awaitingContact: (nodeId: string) => boolean = () => false,
   ) {
     super();
     events.on("node:status", ({ nodeId }) => this.refreshInBackground(nodeId));
@@ -79,10 +84,14 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
     this.upsert({
       nodeId: row.id,
       accountId: row.account_id,
-      // A node the catalog cannot price, one flagged (e.g. a duplicated GPU UUID) or a draining one
-      // is not rented.
+      // A node the catalog cannot price, one flagged (e.g. a duplicated GPU UUID), a draining one
+      // or one not heard from since a restart is not rented.
       available:
-        row.status === "available" && price !== undefined && !flagged && row.draining === 0,
+        row.status === "available" &&
+        price !== undefined &&
+        !flagged &&
+        row.draining === 0 &&
+        !this.awaitingContact(row.id),
       region: row.region,
       zone: row.zone,
       gpuModel: row.gpu_model,

@@ -135,10 +135,13 @@ export class Scheduler {
         placeFresh: (cluster, ceiling) => this.placeFresh(cluster, ceiling, true),
       },
     );
-    deps.events.on("node:status", ({ nodeId, to, reason, lastSeenMs }) => {
+    deps.events.on("node:status", ({ nodeId, to, reason, lastSeenMs, unheardSinceRestart }) => {
       if (to !== "offline" && to !== "revoked") return;
+      // A node that never came back after this coordinator's restart moves on without a slash:
+      // the outage may have been the coordinator's own.
+      const outcome = unheardSinceRestart === true ? "lapsed" : "lost";
       void this.failover
-        .onNodeLost(nodeId, { outcome: "lost", reason: `went ${to}: ${reason}`, lastSeenMs })
+        .onNodeLost(nodeId, { outcome, reason: `went ${to}: ${reason}`, lastSeenMs })
         .catch((error: unknown) => this.logError(error, "node loss"));
       // A drain lasts until the worker stops: once offline, it comes back rentable.
       void this.failover.clearDraining(nodeId);

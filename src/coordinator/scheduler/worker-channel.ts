@@ -13,4 +13,9 @@ export interface WorkerChannel {
    * loss settles the lease up to its last beat).
    */
   servedUntilMs(nodeId: string): number | undefined;
+  /**
+   * True for a node that was online when this coordinator started and has not been heard from
+   * since: it is neither placed nor promoted until it is (it may be gone).
+   */
+  awaitingContact(nodeId: string): boolean;
 }
