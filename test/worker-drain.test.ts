@@ -11,7 +11,6 @@ import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { IdPrefix, newId } from "../src/protocol/ids.ts";
 import { pidFilePath } from "../src/worker/pid-file.ts";
 import { processesWith, sleepersAtLeast } from "../src/worker/runtime/job-harness.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
@@ -63,18 +62,7 @@ describe("tandem worker drain", { timeout: 120_000 }, () => {
     assert.equal(await exists(pidFilePath(home)), true);
 
     const mark = `1000.${process.pid}51`;
-    coordinator.broadcast({
-      type: "job-start",
-      clusterId: newId(IdPrefix.cluster),
-      rank: 0,
-      attempt: 0,
-      worldSize: 1,
-      kind: "batch",
-      command: ["sh", "-c", `echo ready; exec sleep ${mark}`],
-      env: {},
-      image: null,
-      head: null,
-    });
+    coordinator.startJob(["sh", "-c", `echo ready; exec sleep ${mark}`]);
     await coordinator.next("job-log", (m) => m.lines.includes("ready"));
 
     // Nobody answers: the command gives up, the worker goes on draining with its job running.

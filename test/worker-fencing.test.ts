@@ -2,18 +2,19 @@
  * Self-fencing of a whole worker (DESIGN.md §5.7), composed by src/worker/main.ts: it runs a real
  * job for a stand-in coordinator (test/support/stand-in-coordinator.ts), the coordinator falls
  * silent, and the worker ends the job's processes by itself before the coordinator could declare it
- * dead and give the rank to another node.
+ * dead and give the rank to another node. And when the agent itself is frozen (SIGSTOP), with or
+ * without its job, the fencing watchdog beside it ends the job all the same, before that deadline.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, it } from "node:test";
-import { IdPrefix, newId } from "../src/protocol/ids.ts";
 import { startWorker } from "../src/worker/main.ts";
 import { processesWith, sleepersAtLeast, tracking } from "../src/worker/runtime/job-harness.ts";
 import { createProcessRuntime } from "../src/worker/runtime/process-runtime.ts";
 import { fixtureHardware } from "./support/devices.ts";
+import { spawnTandem } from "./support/processes.ts";
 import { startStandInCoordinator } from "./support/stand-in-coordinator.ts";
 
 const HEARTBEAT_MS = 300;
@@ -64,19 +65,10 @@ it(
 
     await coordinator.next("heartbeat");
     const mark = `1000.${process.pid}91`;
-    const clusterId = newId(IdPrefix.cluster);
-    coordinator.broadcast({
-      type: "job-start",
-      clusterId,
-      rank: 0,
-      attempt: 2,
-      worldSize: 1,
-      kind: "batch",
-      command: ["sh", "-c", `echo ready; sleep ${mark} & sleep ${mark} & wait`],
-      env: {},
-      image: null,
-      head: null,
-    });
+    const clusterId = coordinator.startJob(
+      ["sh", "-c", `echo ready; sleep ${mark} & sleep ${mark} & wait`],
+      2,
+    );
     await coordinator.next("job-log", (m) => m.lines.includes("ready"));
     assert.equal((await sleepersAtLeast(mark, 2)).length, 2);
 
@@ -92,3 +84,56 @@ it(
     assert.equal(logs.filter((l) => l.startsWith("fenced:")).length, 1);
   },
 );
+
+for (const frozen of ["the agent", "the agent and its job"] as const) {
+  it(
+    `a frozen worker's job ends before the coordinator's deadline: ${frozen} stopped`,
+    { timeout: 60_000 },
+    async () => {
+      // The defaults: the coordinator declares a node dead 3 intervals after its last beat.
+      const heartbeatIntervalMs = 2000;
+      const deadlineMs = 3 * heartbeatIntervalMs;
+      const coordinator = await startStandInCoordinator({
+        heartbeatIntervalMs,
+        fenceAfterMs: 2 * heartbeatIntervalMs,
+      });
+      const tandemHome = await mkdtemp(path.join(os.tmpdir(), "tandem-frozen-"));
+      const worker = spawnTandem(
+        ["worker", "start", "--region", "eu-west", "--zone", "eu-west-a", "--allow-unsandboxed"],
+        { TANDEM_HOME: tandemHome, TANDEM_URL: coordinator.url, TANDEM_API_KEY: "tdm_standin" },
+      );
+      cleanups.push(async () => {
+        worker.child.kill("SIGCONT");
+        await worker.kill("SIGKILL");
+        await coordinator.close();
+        await rm(tandemHome, { recursive: true, force: true });
+      });
+      await worker.line(/serving node/);
+      await coordinator.next("heartbeat");
+      const mark = `1000.${process.pid}${frozen.length}`;
+      coordinator.startJob(["sh", "-c", `echo ready; exec sleep ${mark}`]);
+      await coordinator.next("job-log", (m) => m.lines.includes("ready"));
+      const [sleeper] = await sleepersAtLeast(mark, 1);
+      assert.ok(sleeper !== undefined);
+
+      // Freeze it: no more heartbeats, and an agent that cannot fence itself.
+      worker.child.kill("SIGSTOP");
+      if (frozen === "the agent and its job") process.kill(sleeper, "SIGSTOP");
+      const frozenAtMs = performance.now();
+      let goneAtMs: number | undefined;
+      while (performance.now() - frozenAtMs < 2 * deadlineMs) {
+        if ((await processesWith(`sleep\0${mark}\0`)).length === 0) {
+          goneAtMs = performance.now();
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(goneAtMs !== undefined, "the job outlived its frozen agent");
+      const lastSeenMs = coordinator.lastPongAtMs ?? frozenAtMs;
+      assert.ok(
+        goneAtMs < lastSeenMs + deadlineMs,
+        `gone ${Math.round(goneAtMs - lastSeenMs)} ms after the last beat (deadline ${deadlineMs})`,
+      );
+    },
+  );
+}

@@ -23,6 +23,11 @@ export interface CoordinatorLinkOptions {
   /** Reads the machine's current load for each heartbeat. */
   sampleUtilization: () => Utilization;
   log: (message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Told at every fence check while in contact: the outside fence is this many ms from now
+   * (fencing/fence-watchdog.ts). A stopped agent stops telling, and the watchdog ends its jobs.
+   */
+  renewFence?: (fenceInMs: number) => void;
 }
 
 /** Why the worker must stop its jobs now: no proof of contact for `silentMs` (≥ `fenceAfterMs`). */
@@ -215,7 +220,14 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
 
   private checkFence(): void {
     const nowMs = this.now();
-    if (!this.contact.overdue(nowMs)) return;
+    if (!this.contact.overdue(nowMs)) {
+      // The watchdog's fence: when this agent's own fence and its grace (see main.ts) are over.
+      const silentMs = this.contact.silentMs(nowMs) ?? 0;
+      this.options.renewFence?.(
+        this.contact.fenceAfterMs - silentMs + Math.floor(this.heartbeatIntervalMs / 2),
+      );
+      return;
+    }
     this.emit("fence", {
       silentMs: Math.round(this.contact.silentMs(nowMs) ?? 0),
       fenceAfterMs: this.contact.fenceAfterMs,

@@ -2,6 +2,7 @@ import { mkdir, rmdir } from "node:fs/promises";
 import type { Utilization } from "../protocol/worker-messages.ts";
 import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
+import { startFenceWatchdog } from "./fencing/fence-watchdog.ts";
 import { JobOutbox } from "./jobs/job-outbox.ts";
 import { loadOrCreateIdentity, saveIds } from "./identity.ts";
 import { gpuFault } from "./probe/gpu-health.ts";
@@ -103,7 +104,13 @@ export async function startWorker(
         }, config.gpuSampleIntervalMs);
   gpuTimer?.unref();
 
+  // Fencing that does not need this process to run: a frozen agent's jobs end all the same.
+  const watchdog = startFenceWatchdog(log);
+  watchdog.onFenced((jobIds) =>
+    log("fenced by the watchdog: the agent stopped renewing", { jobIds }),
+  );
   const link = new CoordinatorLink({
+    renewFence: (fenceInMs) => watchdog.renew(fenceInMs),
     coordinatorUrl: config.coordinatorUrl,
     identity: { ...identity, deviceId: registered.deviceId },
     backoff: { baseMs: config.reconnectBaseMs, maxMs: config.reconnectMaxMs },
@@ -115,8 +122,8 @@ export async function startWorker(
   });
   const outbox = new JobOutbox((message) => link.send(message));
   const supervisor = new JobSupervisor({
-    runtime,
-    containers,
+    runtime: watchdog.guard(runtime),
+    containers: containers === undefined ? undefined : watchdog.guard(containers),
     jobsDir: workDir,
     python: config.python,
     gpuIndices: hardware.gpus.map((g) => g.index),
@@ -176,6 +183,7 @@ export async function startWorker(
       clearInterval(gpuTimer);
       clearInterval(exitRetryTimer);
       await supervisor.stopAll();
+      await watchdog.stop();
       await link.stop(reason);
       // The default jobs root is per worker home in the temp dir: leave none behind. A dir that
       // still holds something (a job dir whose removal failed) stays for the operator to see.

@@ -47,6 +47,8 @@ export interface StandInCoordinator {
   pingsReach(count: number): Promise<void>;
   /** Sends to every authenticated worker. */
   broadcast(message: CoordinatorMessage): void;
+  /** Starts `command` as rank 0 of a new one-node batch cluster on every worker; its id. */
+  startJob(command: string[], attempt?: number): string;
   /** Closes every worker connection (1001), as a coordinator restart would. */
   dropConnections(): void;
   close(): Promise<void>;
@@ -135,6 +137,22 @@ export async function startStandInCoordinator(
     },
     broadcast(message) {
       for (const ws of sockets) ws.send(JSON.stringify(message));
+    },
+    startJob(command, attempt = 0) {
+      const clusterId = newId(IdPrefix.cluster);
+      this.broadcast({
+        type: "job-start",
+        clusterId,
+        rank: 0,
+        attempt,
+        worldSize: 1,
+        kind: "batch",
+        command,
+        env: {},
+        image: null,
+        head: null,
+      });
+      return clusterId;
     },
     dropConnections() {
       for (const ws of sockets) ws.close(CloseCode.shuttingDown, "stand-in restart");

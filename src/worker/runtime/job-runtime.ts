@@ -52,6 +52,15 @@ export interface JobSpec {
   image?: string;
 }
 
+/**
+ * How the fencing watchdog (src/worker/fencing) ends a job from outside the agent: SIGKILL of
+ * `pid` and its process group, plus `kill` where that alone would not end it (a container).
+ */
+export interface FenceTarget {
+  pid: number;
+  kill?: readonly string[];
+}
+
 /** How a job ended. */
 export interface JobExit {
   /** The command's exit status; null when it was ended by a signal. */
@@ -84,6 +93,8 @@ export interface RunningJob {
   readonly limitsEnforcedBy: LimitsEnforcedBy;
   /** SIGTERM to every process of the job, SIGKILL to all after `graceMs` (default 5000). */
   kill(graceMs?: number): Promise<void>;
+  /** How to end the job from another process; default: SIGKILL `pid` and its process group. */
+  readonly fenceTarget?: FenceTarget;
 }
 
 /** The port. */

@@ -187,7 +187,7 @@ export async function createPodmanRuntime(
       });
     }
     log(`job ${spec.jobId} runs in container ${name} (${image})`, { jobId: spec.jobId, image });
-    return superviseJob({
+    const job = superviseJob({
       child: child as typeof child & { pid: number },
       cgroup: undefined,
       limitsEnforcedBy: enforcedBy,
@@ -204,6 +204,12 @@ export async function createPodmanRuntime(
       exitStatus: (code, signal) =>
         signal !== null ? { exitCode: null, signal } : { exitCode: code, signal: null },
     });
+    // Killing the podman client leaves the container running under conmon: the watchdog asks
+    // podman itself.
+    return {
+      ...job,
+      fenceTarget: { pid: child.pid, kill: [podman, "kill", "--signal", "KILL", name] },
+    };
   }
 
   return { runtime: { kind: "podman", run } };

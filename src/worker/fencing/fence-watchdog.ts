@@ -1,0 +1,72 @@
+/**
+ * The agent's side of the fencing watchdog (watchdog-process.ts): starts it, renews the fence
+ * while the coordinator is in contact, and tells it which jobs to end when renewals stop.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { JobRuntime, RunningJob } from "../runtime/job-runtime.ts";
+
+const WATCHDOG_ENTRY = fileURLToPath(new URL("./watchdog-process.ts", import.meta.url));
+
+export interface FenceWatchdog {
+  /** The fence is `fenceInMs` from now: jobs still watched then are killed. */
+  renew(fenceInMs: number): void;
+  /** Wraps a runtime so every job it starts is watched until it exits. */
+  guard<R extends JobRuntime>(runtime: R): R;
+  /** Jobs the watchdog killed at a fence, by job id (for the agent's log). */
+  onFenced(listener: (jobIds: string[]) => void): void;
+  /** Ends the watchdog, which kills whatever it still watches: call after the jobs stopped. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the watchdog process. It runs TypeScript through the same tsx loader as the agent (the
+ * worker ships as source): ~0.3 s and ~40 MB once per worker start, nothing per job.
+ */
+export function startFenceWatchdog(
+  log: (message: string, fields?: Record<string, unknown>) => void,
+): FenceWatchdog {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ["--import", import.meta.resolve("tsx"), WATCHDOG_ENTRY],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.on("error", (error) => log("fencing watchdog failed", { error: String(error) }));
+  child.stdin?.on("error", () => undefined); // a dead watchdog is reported by "exit"
+  const listeners: Array<(jobIds: string[]) => void> = [];
+  let buffered = "";
+  child.stdout?.setEncoding("utf8");
+  child.stdout?.on("data", (chunk: string) => {
+    buffered += chunk;
+    for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      const { fenced } = JSON.parse(line) as { fenced: string[] };
+      for (const listener of listeners) listener(fenced);
+    }
+  });
+  const tell = (message: object): void => {
+    if (child.stdin?.writable === true) child.stdin.write(JSON.stringify(message) + "\n");
+  };
+  return {
+    renew: (fenceInMs) => tell({ renew: Math.max(0, Math.floor(fenceInMs)) }),
+    guard<R extends JobRuntime>(runtime: R): R {
+      return Object.assign(Object.create(runtime) as R, {
+        kind: runtime.kind,
+        async run(spec: Parameters<R["run"]>[0]): Promise<RunningJob> {
+          const job = await runtime.run(spec);
+          const target = job.fenceTarget ?? { pid: job.pid };
+          tell({ watch: spec.jobId, pid: target.pid, kill: target.kill });
+          void job.exited.finally(() => tell({ unwatch: spec.jobId }));
+          return job;
+        },
+      });
+    },
+    onFenced: (listener) => void listeners.push(listener),
+    async stop() {
+      child.stdin?.end();
+      await exited;
+    },
+  };
+}
