@@ -13,6 +13,11 @@ export const CoordinatorConfig = z.strictObject({
     .regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL")
     .optional(),
   sqlitePath: z.string().optional(),
+  /**
+   * How long a SQLite write waits for a lock held by another process (a backup, a `sqlite3`
+   * shell), ms, while the coordinator keeps serving; then the request answers 503 UNAVAILABLE.
+   */
+  sqliteBusyWaitMs: z.number().int().min(0).default(10_000),
   /** Whether anyone may create an account (otherwise only an admin may). */
   openSignup: z.boolean().default(true),
   heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(2000),

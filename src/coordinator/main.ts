@@ -65,6 +65,7 @@ export async function startCoordinator(
     {
       onConnectionError: (error) =>
         logger.warn({ err: error }, "database connection lost; reconnecting"),
+      sqliteBusyWaitMs: config.sqliteBusyWaitMs,
     },
   );
 

@@ -21,6 +21,8 @@ export const ErrorCode = {
   IDEMPOTENCY_CONFLICT: "IDEMPOTENCY_CONFLICT",
   NO_CAPACITY: "NO_CAPACITY",
   UNKNOWN_GPU_MODEL: "UNKNOWN_GPU_MODEL",
+  /** The database is locked, full or unreachable for now: retry later (503). */
+  UNAVAILABLE: "UNAVAILABLE",
   INTERNAL: "INTERNAL",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -55,6 +55,25 @@ describe("FailureDetector", () => {
     ]);
   });
 
+  it("judges again a node whose verdict could not be recorded, as it was", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({
+      clock,
+      heartbeatIntervalMs: 2000,
+      missedHeartbeats: 3,
+      restartGraceMs: 10_000,
+    });
+    fd.watch("node_silent");
+    fd.watch("node_restored", 400_000);
+    clock.advance(16_000);
+    const dead = fd.sweep();
+    assert.equal(dead.length, 2);
+    for (const d of dead) fd.judgeAgain(d);
+    assert.equal(fd.awaitingContact("node_restored"), true);
+    clock.advance(1);
+    assert.deepEqual(fd.sweep(), dead);
+  });
+
   it("keeps a beating node alive and remembers its last payload", () => {
     const clock = manualClock();
     const fd = new FailureDetector<{ cpuPct: number }>({

@@ -105,6 +105,21 @@ export class FailureDetector<T = unknown> {
     return this.latest.get(nodeId);
   }
 
+  /**
+   * Puts back a node `sweep` answered whose verdict could not be recorded (the store was locked or
+   * gone): the next sweep answers it again, exactly as before, unless it beats meanwhile.
+   */
+  judgeAgain(dead: DeadNode): void {
+    if (this.lastBeatMs.has(dead.nodeId)) return;
+    if (dead.unheardSinceRestart) {
+      const dueMs = this.deadlineMs + (this.options.restartGraceMs ?? 0);
+      this.lastBeatMs.set(dead.nodeId, this.options.clock.now() - dueMs);
+      this.restoredMs.set(dead.nodeId, dead.lastBeatMs);
+    } else {
+      this.lastBeatMs.set(dead.nodeId, dead.lastBeatMs);
+    }
+  }
+
   /** Removes and answers every node whose deadline has passed. */
   sweep(): DeadNode[] {
     const now = this.options.clock.now();

@@ -35,7 +35,7 @@ export type DatabaseKind = "sqlite" | "postgres";
 /** Config a test may override; home, port, database and log level are the helper's. */
 export type CoordinatorOverrides = Omit<
   CoordinatorConfigInput,
-  "home" | "port" | "host" | "databaseUrl" | "sqlitePath" | "logLevel"
+  "home" | "port" | "host" | "databaseUrl" | "logLevel"
 >;
 
 export interface TestCoordinatorOptions {

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { ErrorCode, TandemError, assertNever } from "../../core/errors.ts";
 import type { ErrorBody } from "../../protocol/errors.ts";
+import { storeUnavailableReason } from "../store/store-unavailable.ts";
 
 /** The one table from error codes to HTTP statuses. */
 export function httpStatusOf(code: ErrorCode): number {
@@ -33,6 +34,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 413;
     case "RATE_LIMITED":
       return 429;
+    case "UNAVAILABLE":
+      return 503;
     case "INTERNAL":
       return 500;
     default:
@@ -79,6 +82,14 @@ export function errorHandler(
   if (status === 429) return reply.status(429).send(body(ErrorCode.RATE_LIMITED, error.message));
   if (status >= 400 && status < 500) {
     return reply.status(status).send(body(ErrorCode.VALIDATION_FAILED, error.message));
+  }
+  const unavailable = storeUnavailableReason(error);
+  if (unavailable !== undefined) {
+    request.log.warn({ err: error }, "database unavailable");
+    return reply
+      .status(503)
+      .header("retry-after", "1")
+      .send(body(ErrorCode.UNAVAILABLE, `${unavailable}; try again shortly`));
   }
   request.log.error({ err: error }, "unhandled error");
   return reply.status(500).send(body(ErrorCode.INTERNAL, "internal error"));

@@ -195,11 +195,16 @@ export class WorkerGateway {
 
   /** Declares every silent node offline. Exposed so tests with a manual clock can drive it. */
   async sweep(): Promise<void> {
-    for (const { nodeId, lastBeatMs, unheardSinceRestart } of this.detector.sweep()) {
+    for (const dead of this.detector.sweep()) {
+      const { nodeId, lastBeatMs, unheardSinceRestart } = dead;
       const reason = unheardSinceRestart
         ? "not heard from since the coordinator restarted"
         : `missed ${this.options.missedHeartbeats} heartbeats`;
-      await this.markOffline(nodeId, reason, lastBeatMs, unheardSinceRestart);
+      if (!(await this.markOffline(nodeId, reason, lastBeatMs, unheardSinceRestart))) {
+        // Not recorded (the database is locked or gone): judged again at a later sweep.
+        this.detector.judgeAgain(dead);
+        continue;
+      }
       for (const [deviceId, session] of this.sessions) {
         if (session.nodeId !== nodeId) continue;
         session.socket.terminate();
@@ -377,36 +382,49 @@ export class WorkerGateway {
   private async recordVerification(session: Session, outcome: VerificationOutcome): Promise<void> {
     session.challenge = undefined;
     const { passed, ...detail } = outcome;
-    await this.deps.lifecycle.recordVerification(
-      session.nodeId,
-      { passed, detail },
-      {
-        actor: "coordinator",
-        reason: passed ? "passed the compute challenge" : "failed the compute challenge",
-        nowMs: this.deps.clock.now(),
-      },
-    );
-    this.deps.logger.info({ nodeId: session.nodeId, ...outcome }, "verification");
+    try {
+      await this.deps.lifecycle.recordVerification(
+        session.nodeId,
+        { passed, detail },
+        {
+          actor: "coordinator",
+          reason: passed ? "passed the compute challenge" : "failed the compute challenge",
+          nowMs: this.deps.clock.now(),
+        },
+      );
+      this.deps.logger.info({ nodeId: session.nodeId, ...outcome }, "verification");
+    } catch (error) {
+      // Unrecorded: the node stays unverified and is challenged again when it reconnects.
+      this.deps.logger.error({ err: error, nodeId: session.nodeId }, "verification not recorded");
+      session.socket.close(CloseCode.shuttingDown, "verification not recorded; reconnect");
+    }
   }
 
+  /** Records the node offline; false (logged) when the store could not be written. */
   private async markOffline(
     nodeId: string,
     reason: string,
     lastSeenMs?: number,
     unheardSinceRestart = false,
-  ): Promise<void> {
-    const result = await this.deps.lifecycle.apply(
-      nodeId,
-      { type: "disconnect" },
-      {
-        actor: "coordinator",
-        reason,
-        nowMs: this.deps.clock.now(),
-        ...(lastSeenMs === undefined ? {} : { lastSeenMs }),
-        ...(unheardSinceRestart ? { unheardSinceRestart } : {}),
-      },
-    );
-    if (result.ok) this.deps.logger.info({ nodeId, reason }, "node offline");
+  ): Promise<boolean> {
+    const result = await this.deps.lifecycle
+      .apply(
+        nodeId,
+        { type: "disconnect" },
+        {
+          actor: "coordinator",
+          reason,
+          nowMs: this.deps.clock.now(),
+          ...(lastSeenMs === undefined ? {} : { lastSeenMs }),
+          ...(unheardSinceRestart ? { unheardSinceRestart } : {}),
+        },
+      )
+      .catch((error: unknown) => {
+        this.deps.logger.error({ err: error, nodeId, reason }, "node offline not recorded");
+        return undefined;
+      });
+    if (result?.ok === true) this.deps.logger.info({ nodeId, reason }, "node offline");
+    return result !== undefined;
   }
 }
 

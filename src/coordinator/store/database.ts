@@ -1,10 +1,11 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import type { Database } from "./schema.ts";
 import { migrationProvider } from "./migrations/index.ts";
+import { BLOCKING_WAIT_MS, PatientSqliteDialect } from "./patient-sqlite.ts";
 import { withStatementCache } from "./statement-cache.ts";
 
 export type Dialect = "sqlite" | "postgres";
@@ -21,11 +22,15 @@ export interface Store {
 /** Opens the database and brings its schema up to date. */
 export async function openStore(
   location: StoreLocation,
-  options: { onConnectionError?: (error: Error) => void } = {},
+  options: {
+    onConnectionError?: (error: Error) => void;
+    /** How long a SQLite write waits for another process's lock, ms (default 10,000). */
+    sqliteBusyWaitMs?: number;
+  } = {},
 ): Promise<Store> {
   const store =
     location.kind === "sqlite"
-      ? openSqlite(location.path)
+      ? openSqlite(location.path, options.sqliteBusyWaitMs ?? 10_000)
       : openPostgres(location.url, options.onConnectionError ?? (() => {}));
   const migrator = new Migrator({ db: store.db, provider: migrationProvider(store.dialect) });
   const { error } = await migrator.migrateToLatest();
@@ -46,15 +51,16 @@ export async function openStore(
  */
 const SQLITE_OPTIMIZE_EVERY_MS = 3_600_000;
 
-function openSqlite(path: string): Store {
+function openSqlite(path: string, busyWaitMs: number): Store {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const database = new SQLite(path);
   // WAL lets readers run beside the one writer; NORMAL sync is durable across process crashes
-  // (kill -9), which is the failure this store must survive; busy_timeout covers a second process.
+  // (kill -9), which is the failure this store must survive. A second process's lock is waited
+  // for mostly off the event loop (patient-sqlite.ts): SQLite itself blocks only briefly.
   database.pragma("journal_mode = WAL");
   database.pragma("synchronous = NORMAL");
   database.pragma("foreign_keys = ON");
-  database.pragma("busy_timeout = 5000");
+  database.pragma(`busy_timeout = ${BLOCKING_WAIT_MS}`);
   // Checkpoint the WAL every ~40 MB instead of SQLite's 4 MB: each checkpoint syncs the database
   // file, and a ledger write touches the same hot pages (balances, index interiors) commit after
   // commit, so fewer checkpoints write them fewer times (+60 % batched ledger writes,
@@ -68,7 +74,7 @@ function openSqlite(path: string): Store {
   // data they sort, which a SQLite-sized network keeps small.
   database.pragma("temp_store = MEMORY");
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: withStatementCache(database) }),
+    dialect: new PatientSqliteDialect({ database: withStatementCache(database) }, busyWaitMs),
   });
   const optimizer = setInterval(() => {
     // Statistics only steer the planner: a refresh that fails leaves the previous ones in place.

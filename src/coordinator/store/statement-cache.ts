@@ -11,6 +11,9 @@ import type { Database as SqliteDatabase, Statement } from "better-sqlite3";
 export function withStatementCache(database: SqliteDatabase, capacity = 1000) {
   const cache = new Map<string, Statement>();
   return {
+    get inTransaction() {
+      return database.inTransaction;
+    },
     close: () => {
       cache.clear();
       database.close();
