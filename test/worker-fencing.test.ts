@@ -14,7 +14,10 @@ import { startWorker } from "../src/worker/main.ts";
 import { processesWith, sleepersAtLeast, tracking } from "../src/worker/runtime/job-harness.ts";
 import { createProcessRuntime } from "../src/worker/runtime/process-runtime.ts";
 import { fixtureHardware } from "./support/devices.ts";
-import { startStandInCoordinator } from "./support/stand-in-coordinator.ts";
+import {
+  STANDIN_ENROLLMENT_TOKEN,
+  startStandInCoordinator,
+} from "./support/stand-in-coordinator.ts";
 
 const HEARTBEAT_MS = 300;
 const FENCE_AFTER_MS = 2 * HEARTBEAT_MS;
@@ -45,7 +48,7 @@ it(
         {
           home,
           coordinatorUrl: coordinator.url,
-          apiKey: "tdm_standin",
+          enrollmentToken: STANDIN_ENROLLMENT_TOKEN,
           region: "eu-west",
           zone: "eu-west-a",
           jobsDir: path.join(home, "jobs"),
