@@ -4,8 +4,12 @@
  * requests (`Authorization: Device …`), and that credential can do nothing but re-register itself.
  */
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { deviceAuthorization } from "../src/protocol/device-auth.ts";
+import { startWorker } from "../src/worker/main.ts";
 import {
   assertError,
   dumpDatabase,
@@ -128,9 +132,10 @@ forEachDatabase("worker credentials", (db) => {
     // Only the two tokens made since changed anything.
     assert.deepEqual({ ...after, enrollment_tokens: [] }, { ...before, enrollment_tokens: [] });
 
+    // Three tokens, one used (two were made in the same millisecond: their order is the ids').
     const audit = await supplier.client.listEnrollmentTokens();
     assert.deepEqual(
-      audit.items.map((i) => [i.tokenId === issued.tokenId, i.deviceId]),
+      audit.items.map((i) => [i.tokenId === issued.tokenId, i.deviceId]).sort(),
       [
         [false, null],
         [false, null],
@@ -168,17 +173,15 @@ forEachDatabase("worker credentials", (db) => {
         "UNAUTHENTICATED",
         label,
       );
+    /** A registration of `body` signed now by the enrolled device. */
+    const reregister = (body: unknown) =>
+      httpRequest(tc.url, "POST", "/v1/devices", {
+        headers: signedBy(device, deviceId, "POST", "/v1/devices", clock.now()),
+        body,
+      });
     // A device cannot enroll a new key for its account.
     const stranger = await registrationOf(newDeviceKey());
-    assertError(
-      await httpRequest(tc.url, "POST", "/v1/devices", {
-        headers: signedBy(device, deviceId, "POST", "/v1/devices", clock.now()),
-        body: stranger,
-      }),
-      403,
-      "FORBIDDEN",
-      "a new key",
-    );
+    assertError(await reregister(stranger), 403, "FORBIDDEN", "a new key");
 
     // Everything an account does is refused to a device's credential.
     for (const [method, path, body] of [
@@ -205,14 +208,44 @@ forEachDatabase("worker credentials", (db) => {
 
     // Revoked, its signature is refused too.
     await tc.client(tc.adminKey).revokeDevice(deviceId, "stolen");
-    assertError(
-      await httpRequest(tc.url, "POST", "/v1/devices", {
-        headers: signedBy(device, deviceId, "POST", "/v1/devices", clock.now()),
-        body: moved,
-      }),
-      401,
-      "UNAUTHENTICATED",
-      "revoked",
+    assertError(await reregister(moved), 401, "UNAUTHENTICATED", "revoked");
+  });
+
+  test("a worker whose coordinator no longer knows its device enrolls again with a new token", async (t) => {
+    const home = await mkdtemp(join(tmpdir(), "tandem-reenroll-"));
+    t.after(() => rm(home, { recursive: true, force: true }));
+    const hardware = await fixtureHardware("none");
+    const start = async (tc: TestCoordinator, enrollmentToken?: string) =>
+      startWorker(
+        {
+          home,
+          coordinatorUrl: tc.url,
+          region: "eu-west",
+          zone: "eu-west-a",
+          ...(enrollmentToken === undefined ? {} : { enrollmentToken }),
+        },
+        { probe: { probe: () => Promise.resolve(hardware) }, log: () => undefined },
+      );
+    const first = await db.startCoordinator();
+    t.after(() => first.close());
+    const firstSupplier = await first.signUp(["supplier"]);
+    const enrolled = await start(first, (await firstSupplier.client.createEnrollmentToken()).token);
+    await enrolled.stop();
+    await first.close();
+
+    // A fresh coordinator: the saved device id means nothing there.
+    const second = await db.startCoordinator();
+    t.after(() => second.close());
+    await assert.rejects(start(second), { code: "UNAUTHENTICATED" });
+    const supplier = await second.signUp(["supplier"]);
+    const { token } = await supplier.client.createEnrollmentToken();
+    const again = await start(second, token);
+    t.after(() => again.stop());
+    assert.notEqual(again.deviceId, enrolled.deviceId);
+    const audit = await supplier.client.listEnrollmentTokens();
+    assert.deepEqual(
+      audit.items.map((i) => i.deviceId),
+      [again.deviceId],
     );
   });
 });
