@@ -21,7 +21,8 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
   "POST /v1/api-keys": ["consumer", "supplier"],
   "GET /v1/api-keys": ["consumer", "supplier"],
   "POST /v1/api-keys/:id/revoke": ["consumer", "supplier"],
-  "POST /v1/devices": ["supplier"],
+  "POST /v1/enrollment-tokens": ["supplier"],
+  "GET /v1/enrollment-tokens": ["supplier"],
   "POST /v1/devices/:id/revoke": ["admin"],
   "PUT /v1/nodes/:id/price": ["supplier"],
   "POST /v1/clusters": ["consumer"],
@@ -45,6 +46,8 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
 /** Every route anyone may call. */
 const PUBLIC = new Set([
   "POST /v1/accounts",
+  // Anyone may try: an enrollment token, a device's signature or a supplier key decides (api.test.ts).
+  "POST /v1/devices",
   "POST /v1/quotes",
   "POST /v1/search",
   "GET /v1/nodes",

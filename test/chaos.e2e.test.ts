@@ -13,6 +13,7 @@ import { TandemApiError, TandemClient } from "../src/client/client.ts";
 import { money } from "../src/core/money.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
+import { enrollmentEnv } from "./support/workers.ts";
 
 const WORKERS = 10;
 const FAILURES = 20;
@@ -78,10 +79,10 @@ describe("chaos: workers die mid-job", () => {
   /** Worker processes by node id (filled once they register), each restartable on its home. */
   const workers = new Map<string, { process: TandemProcess; home: string }>();
 
-  function startWorker(workerHome: string, zone: string): TandemProcess {
+  async function startWorker(workerHome: string, zone: string): Promise<TandemProcess> {
     return spawnTandem(
       ["worker", "start", "--region", "eu-west", "--zone", zone, "--home", workerHome],
-      { TANDEM_URL: url, TANDEM_API_KEY: supplierKey },
+      await enrollmentEnv(url, supplierKey),
     );
   }
 
@@ -117,7 +118,7 @@ describe("chaos: workers die mid-job", () => {
     );
     for (let i = 0; i < WORKERS; i++) {
       const workerHome = join(home, `w${i}`);
-      const process = startWorker(workerHome, `eu-west-${"abc"[i % 3]}`);
+      const process = await startWorker(workerHome, `eu-west-${"abc"[i % 3]}`);
       workers.set(await registeredNode(workerHome), { process, home: workerHome });
     }
     await eventually(
@@ -211,7 +212,7 @@ describe("chaos: workers die mid-job", () => {
         // fences its stale jobs itself and reconnects as a new, rankless node).
         if (signal === "SIGKILL") {
           await worker.process.exited;
-          worker.process = startWorker(worker.home, "eu-west-a");
+          worker.process = await startWorker(worker.home, "eu-west-a");
         } else {
           worker.process.child.kill("SIGCONT");
         }

@@ -11,6 +11,7 @@ import { TandemApiError, TandemClient } from "../src/client/client.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
 import { importBusyboxImage } from "./support/busybox-image.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
+import { enrollmentEnv } from "./support/workers.ts";
 
 const JOBS = fileURLToPath(new URL("./fixtures/jobs/", import.meta.url));
 const FINAL = ["completed", "failed", "terminated", "expired"];
@@ -89,10 +90,7 @@ describe("clusters on a 4-worker network", () => {
             "--home",
             join(home, `w${processes.length}`),
           ],
-          {
-            TANDEM_URL: url,
-            TANDEM_API_KEY: account.apiKey,
-          },
+          await enrollmentEnv(url, account.apiKey),
         ),
       );
     }

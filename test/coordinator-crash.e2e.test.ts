@@ -29,6 +29,7 @@ import { CrashDriver, type Operation } from "./support/crash-driver.ts";
 import { postgresForTests } from "./support/postgres.ts";
 import { eventually, spawnTandem } from "./support/processes.ts";
 import { RestartableCoordinator } from "./support/restartable-coordinator.ts";
+import { enrollmentEnv } from "./support/workers.ts";
 
 const WORKERS = 4;
 const HEARTBEAT_MS = 500;
@@ -107,10 +108,10 @@ async function crashRun(
       "--home",
       join(home, `w${i}`),
     ];
-    const worker = spawnTandem(["worker", "start", ...args], {
-      TANDEM_URL: coordinator.url,
-      TANDEM_API_KEY: supplier.apiKey,
-    });
+    const worker = spawnTandem(
+      ["worker", "start", ...args],
+      await enrollmentEnv(coordinator.url, supplier.apiKey),
+    );
     t.after(() => worker.kill("SIGTERM"));
   }
   await eventually(

@@ -10,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { TandemClient } from "../src/client/client.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
+import { enrollmentEnv } from "./support/workers.ts";
 
 const WORKERS = 3;
 const FINAL = ["completed", "failed", "terminated", "expired"];
@@ -38,7 +39,7 @@ describe("tandem worker drain against the real coordinator", { timeout: 600_000 
         workerHome,
         "--json",
       ],
-      { TANDEM_URL: url, TANDEM_API_KEY: supplierKey },
+      await enrollmentEnv(url, supplierKey),
     );
     processes.push(process);
     const started = JSON.parse(await process.line(/^\{/, 90_000)) as { nodeId: string };

@@ -27,6 +27,7 @@ import {
   type TandemProcess,
 } from "./support/processes.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./support/chromium.ts";
+import { enrollmentEnv } from "./support/workers.ts";
 
 /** Short, for a quick offline verdict, but not so short that a busy 2-core CI machine flaps. */
 const HEARTBEAT_MS = 1000;
@@ -84,7 +85,7 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     const supplier = await new TandemClient({ baseUrl: url }).createAccount({
       roles: ["supplier"],
     });
-    const startWorker = (name: string, zone: string, fixture: string) => {
+    const startWorker = async (name: string, zone: string, fixture: string) => {
       const worker = spawnTandem(
         [
           "worker",
@@ -97,13 +98,13 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
           "--nvidia-smi",
           join(NVIDIA_SMI_FIXTURES, fixture, "nvidia-smi"),
         ],
-        { TANDEM_HOME: join(home, name), TANDEM_URL: url, TANDEM_API_KEY: supplier.apiKey },
+        { TANDEM_HOME: join(home, name), ...(await enrollmentEnv(url, supplier.apiKey)) },
       );
       processes.push(worker);
       return worker;
     };
-    gpuWorker = startWorker("w1", "eu-west-a", "rtx4090");
-    const hgxWorker = startWorker("w2", "eu-west-b", "h100x8");
+    gpuWorker = await startWorker("w1", "eu-west-a", "rtx4090");
+    const hgxWorker = await startWorker("w2", "eu-west-b", "h100x8");
     gpuNodeId = (JSON.parse(await gpuWorker.line(/^\{/)) as { nodeId: string }).nodeId;
     hgxNodeId = (JSON.parse(await hgxWorker.line(/^\{/)) as { nodeId: string }).nodeId;
     const publicApi = new TandemClient({ baseUrl: url });

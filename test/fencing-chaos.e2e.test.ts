@@ -17,6 +17,7 @@ import { freshPostgresDatabase } from "./support/coordinator.ts";
 import { postgresForTests } from "./support/postgres.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
 import { RestartableCoordinator } from "./support/restartable-coordinator.ts";
+import { enrollmentEnv } from "./support/workers.ts";
 
 const WORKERS = 4;
 const HEARTBEAT_MS = 1000;
@@ -93,7 +94,7 @@ async function chaos(t: TestContext, databaseUrl: string | undefined): Promise<v
     const workerHome = join(home, `w${i}`);
     const worker = spawnTandem(
       ["worker", "start", "--region", "eu-west", "--zone", `eu-west-${"abc"[i % 3]}`],
-      { TANDEM_HOME: workerHome, TANDEM_URL: coordinator.url, TANDEM_API_KEY: supplier.apiKey },
+      { TANDEM_HOME: workerHome, ...(await enrollmentEnv(coordinator.url, supplier.apiKey)) },
     );
     t.after(async () => {
       worker.child.kill("SIGCONT");

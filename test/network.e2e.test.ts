@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { TandemClient } from "../src/client/client.ts";
 import { createDatabase, postgresForTests } from "./support/postgres.ts";
+import { enrollmentEnv } from "./support/workers.ts";
 import {
   NVIDIA_SMI_FIXTURES,
   eventually,
@@ -65,23 +66,19 @@ for (const database of databases) {
         roles: ["supplier"],
       });
 
-      const startWorker = (name: string, zone: string, extra: string[] = []) => {
+      const startWorker = async (name: string, zone: string, extra: string[] = []) => {
         const worker = spawnTandem(
           ["worker", "start", "--json", "--region", "eu-west", "--zone", zone, ...extra],
-          {
-            TANDEM_HOME: join(home, name),
-            TANDEM_URL: url,
-            TANDEM_API_KEY: supplier.apiKey,
-          },
+          { TANDEM_HOME: join(home, name), ...(await enrollmentEnv(url, supplier.apiKey)) },
         );
         processes.push(worker);
         return worker;
       };
-      const gpuWorker = startWorker("w1", "eu-west-a", [
+      const gpuWorker = await startWorker("w1", "eu-west-a", [
         "--nvidia-smi",
         join(NVIDIA_SMI_FIXTURES, "rtx4090", "nvidia-smi"),
       ]);
-      const cpuWorker = startWorker("w2", "eu-west-b");
+      const cpuWorker = await startWorker("w2", "eu-west-b");
       const ids1 = JSON.parse(await gpuWorker.line(/^\{/)) as { deviceId: string; nodeId: string };
       const ids2 = JSON.parse(await cpuWorker.line(/^\{/)) as { deviceId: string; nodeId: string };
       assert.equal((await stat(join(home, "w1", "worker", "device.key"))).mode & 0o777, 0o600);
@@ -124,7 +121,7 @@ for (const database of databases) {
       await admin.revokeDevice(ids2.deviceId, "test: compromised");
       assert.equal(await cpuWorker.exited, 3, "a revoked worker stops and says why");
       assert.equal((await publicApi.getNode(ids2.nodeId)).status, "revoked");
-      const again = startWorker("w2", "eu-west-b");
+      const again = await startWorker("w2", "eu-west-b");
       assert.equal(await again.exited, 1);
       assert.equal(
         (JSON.parse(again.stdout.join("\n")) as { error: { code: string } }).error.code,

@@ -210,7 +210,7 @@ forEachDatabase("worker channel", (db) => {
       {
         home,
         coordinatorUrl: tc.url,
-        apiKey: supplier.apiKey,
+        enrollmentToken: (await supplier.client.createEnrollmentToken()).token,
         region: "us-east",
         zone: "us-east-b",
         reconnectBaseMs: 10,

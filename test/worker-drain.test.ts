@@ -14,7 +14,10 @@ import { after, describe, it } from "node:test";
 import { pidFilePath } from "../src/worker/pid-file.ts";
 import { processesWith, sleepersAtLeast } from "../src/worker/runtime/job-harness.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
-import { startStandInCoordinator } from "./support/stand-in-coordinator.ts";
+import {
+  STANDIN_ENROLLMENT_TOKEN,
+  startStandInCoordinator,
+} from "./support/stand-in-coordinator.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -54,7 +57,11 @@ describe("tandem worker drain", { timeout: 120_000 }, () => {
     const home = path.join(tandemHome, "worker");
     const worker: TandemProcess = spawnTandem(
       ["worker", "start", "--region", "eu-west", "--zone", "eu-west-a", "--allow-unsandboxed"],
-      { TANDEM_HOME: tandemHome, TANDEM_URL: coordinator.url, TANDEM_API_KEY: "tdm_standin" },
+      {
+        TANDEM_HOME: tandemHome,
+        TANDEM_URL: coordinator.url,
+        TANDEM_ENROLL_TOKEN: STANDIN_ENROLLMENT_TOKEN,
+      },
     );
     cleanups.push(() => worker.kill("SIGKILL"));
     await worker.line(/serving node/);

@@ -15,7 +15,10 @@ import { processesWith, sleepersAtLeast, tracking } from "../src/worker/runtime/
 import { createProcessRuntime } from "../src/worker/runtime/process-runtime.ts";
 import { fixtureHardware } from "./support/devices.ts";
 import { spawnTandem } from "./support/processes.ts";
-import { startStandInCoordinator } from "./support/stand-in-coordinator.ts";
+import {
+  STANDIN_ENROLLMENT_TOKEN,
+  startStandInCoordinator,
+} from "./support/stand-in-coordinator.ts";
 
 const HEARTBEAT_MS = 300;
 const FENCE_AFTER_MS = 2 * HEARTBEAT_MS;
@@ -46,7 +49,7 @@ it(
         {
           home,
           coordinatorUrl: coordinator.url,
-          apiKey: "tdm_standin",
+          enrollmentToken: STANDIN_ENROLLMENT_TOKEN,
           region: "eu-west",
           zone: "eu-west-a",
           jobsDir: path.join(home, "jobs"),
@@ -100,7 +103,11 @@ for (const frozen of ["the agent", "the agent and its job"] as const) {
       const tandemHome = await mkdtemp(path.join(os.tmpdir(), "tandem-frozen-"));
       const worker = spawnTandem(
         ["worker", "start", "--region", "eu-west", "--zone", "eu-west-a", "--allow-unsandboxed"],
-        { TANDEM_HOME: tandemHome, TANDEM_URL: coordinator.url, TANDEM_API_KEY: "tdm_standin" },
+        {
+          TANDEM_HOME: tandemHome,
+          TANDEM_URL: coordinator.url,
+          TANDEM_ENROLL_TOKEN: STANDIN_ENROLLMENT_TOKEN,
+        },
       );
       cleanups.push(async () => {
         worker.child.kill("SIGCONT");

@@ -22,6 +22,7 @@ import {
   RevokeDeviceResponse,
   type RegisterDeviceRequest,
 } from "../protocol/devices.ts";
+import { EnrollmentTokenList, EnrollmentTokenResponse } from "../protocol/enrollment.ts";
 import { ErrorBody } from "../protocol/errors.ts";
 import {
   PriceBoard,
@@ -217,6 +218,16 @@ export class TandemClient {
 
   registerDevice(body: RegisterDeviceRequest) {
     return this.request("POST", "/v1/devices", body, undefined, RegisterDeviceResponse);
+  }
+
+  /** A single-use token a worker machine enrolls with instead of this account's key (shown once). */
+  createEnrollmentToken(ttlSeconds?: number) {
+    const body = ttlSeconds === undefined ? {} : { ttlSeconds };
+    return this.request("POST", "/v1/enrollment-tokens", body, undefined, EnrollmentTokenResponse);
+  }
+
+  listEnrollmentTokens() {
+    return this.request("GET", "/v1/enrollment-tokens", undefined, undefined, EnrollmentTokenList);
   }
 
   setNodePrice(nodeId: string, pricePerHour: string) {

@@ -15,6 +15,7 @@ import { WorkerGateway } from "./gateway/worker-gateway.ts";
 import { createMetrics } from "./metrics.ts";
 import { AccountRegistry } from "./registry/accounts.ts";
 import { DeviceRegistry } from "./registry/devices.ts";
+import { EnrollmentTokens } from "./registry/enrollment-tokens.ts";
 import { NodeLifecycle } from "./registry/node-lifecycle.ts";
 import { NetworkCounts } from "./registry/network-counts.ts";
 import { NodeQueries } from "./registry/node-queries.ts";
@@ -38,6 +39,8 @@ export interface Coordinator {
   readonly app: ZodApp;
   readonly store: Store;
   readonly accounts: AccountRegistry;
+  /** Suppliers' enrollment tokens (`tandem dev` makes its workers' tokens in process). */
+  readonly enrollment: EnrollmentTokens;
   readonly lifecycle: NodeLifecycle;
   readonly gateway: WorkerGateway;
   readonly scheduler: Scheduler;
@@ -73,6 +76,7 @@ export async function startCoordinator(
   const accounts = new AccountRegistry(store.db);
   const lifecycle = new NodeLifecycle(store.db, events);
   const devices = new DeviceRegistry(store.db, events);
+  const enrollment = new EnrollmentTokens(store.db);
   const networkCounts = new NetworkCounts(store.db, events, {
     onError: (error) => logger.warn({ err: error }, "network counts: recount failed"),
   });
@@ -153,6 +157,7 @@ export async function startCoordinator(
       clock,
       accounts,
       devices,
+      enrollment,
       nodes,
       gateway,
       metrics,
@@ -196,6 +201,7 @@ export async function startCoordinator(
     app,
     store,
     accounts,
+    enrollment,
     lifecycle,
     gateway,
     scheduler,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { publicKeyDefect } from "./ed25519-keys.ts";
+import { EnrollmentToken } from "./enrollment.ts";
 import { HardwareReport } from "./hardware.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { freeText, slug } from "./text.ts";
@@ -29,7 +30,14 @@ export const DeviceRegistration = z.strictObject({
 });
 export type DeviceRegistration = z.infer<typeof DeviceRegistration>;
 
-export const RegisterDeviceRequest = DeviceRegistration.extend({ signature: Signature });
+/**
+ * The signed registration, plus (outside what is signed) the single-use enrollment token a worker
+ * registers its device with the first time, when it comes without the supplier's API key.
+ */
+export const RegisterDeviceRequest = DeviceRegistration.extend({
+  signature: Signature,
+  enrollmentToken: EnrollmentToken.optional(),
+});
 export type RegisterDeviceRequest = z.infer<typeof RegisterDeviceRequest>;
 
 export const RegisterDeviceResponse = z.strictObject({

@@ -5,6 +5,7 @@ import { z } from "zod";
 export const IdPrefix = {
   account: "acct",
   apiKey: "key",
+  enrollmentToken: "enr",
   device: "dev",
   node: "node",
   cluster: "clu",

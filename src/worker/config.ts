@@ -1,12 +1,16 @@
 import { z } from "zod";
+import { EnrollmentToken } from "../protocol/enrollment.ts";
 
 /** Worker settings, parsed once at start; a bad value fails fast naming its field. */
 export const WorkerConfig = z.strictObject({
   /** State directory: the device key, the ids, job work dirs. */
   home: z.string().min(1),
   coordinatorUrl: z.url({ protocol: /^https?$/ }),
-  /** The supplier's API key; needed to register the device. */
-  apiKey: z.string().min(1),
+  /**
+   * The supplier's single-use enrollment token (`tandem worker enroll-token`): needed only until
+   * the device has registered, which then signs its own requests. Never written to disk.
+   */
+  enrollmentToken: EnrollmentToken.optional(),
   region: z.string().min(1).max(64),
   zone: z.string().min(1).max(64),
   /** nvidia-smi executable (name on PATH or path). */

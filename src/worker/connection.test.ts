@@ -11,6 +11,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { fixtureHardware } from "../../test/support/devices.ts";
 import {
+  STANDIN_ENROLLMENT_TOKEN,
   startStandInCoordinator,
   type StandInCoordinator,
 } from "../../test/support/stand-in-coordinator.ts";
@@ -41,7 +42,7 @@ async function linkToStandIn(): Promise<{
   const identity = await loadOrCreateIdentity(home);
   const { deviceId } = await registerDevice({
     coordinatorUrl: coordinator.url,
-    apiKey: "tdm_standin",
+    credential: { enrollmentToken: STANDIN_ENROLLMENT_TOKEN },
     identity,
     region: "eu-west",
     zone: "eu-west-a",

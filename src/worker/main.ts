@@ -8,7 +8,7 @@ import { loadOrCreateIdentity, saveIds } from "./identity.ts";
 import { gpuFault } from "./probe/gpu-health.ts";
 import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
 import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts";
-import { registerDevice } from "./registration.ts";
+import { registerThisDevice } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
 import { prepareJobsDir } from "./jobs/jobs-dir.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
@@ -59,9 +59,10 @@ export async function startWorker(
     ...(await probe.probe()),
     ...(containers === undefined ? {} : { runtimes: ["podman" as const] }),
   };
-  const registered = await registerDevice({
+  const registered = await registerThisDevice({
     coordinatorUrl: config.coordinatorUrl,
-    apiKey: config.apiKey,
+    enrollmentToken: config.enrollmentToken,
+    log,
     identity,
     region: config.region,
     zone: config.zone,

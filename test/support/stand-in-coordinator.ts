@@ -18,6 +18,9 @@ import {
   type CoordinatorMessage,
 } from "../../src/protocol/worker-messages.ts";
 
+/** An enrollment token of the right shape: the stand-in registers any device without checking. */
+export const STANDIN_ENROLLMENT_TOKEN = `tdme_${"s".repeat(43)}`;
+
 export interface StandInOptions {
   heartbeatIntervalMs: number;
   fenceAfterMs: number;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { TandemClient } from "../../src/client/client.ts";
 import { ChallengeSolver } from "../../src/worker/verification.ts";
 import type { TestCoordinator } from "./coordinator.ts";
 import {
@@ -59,4 +60,17 @@ export async function fund(t: TestCoordinator, accountId: string, amount: string
     body: JSON.stringify({ accountId, currency: "USDC", amount }),
   });
   assert.equal(deposit.status, 201, await deposit.text());
+}
+
+/**
+ * What a real `tandem worker start` needs in its environment to enroll for the supplier of
+ * `apiKey`: the coordinator's URL and a fresh single-use enrollment token. The worker process
+ * never gets the key itself.
+ */
+export async function enrollmentEnv(
+  url: string,
+  apiKey: string,
+): Promise<{ TANDEM_URL: string; TANDEM_ENROLL_TOKEN: string }> {
+  const { token } = await new TandemClient({ baseUrl: url, apiKey }).createEnrollmentToken();
+  return { TANDEM_URL: url, TANDEM_ENROLL_TOKEN: token };
 }

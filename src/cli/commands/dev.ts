@@ -5,6 +5,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { REGIONS } from "../../core/regions.ts";
+import { ENROLLMENT_TTL_SECONDS } from "../../protocol/enrollment.ts";
 import { startCoordinator, type Coordinator } from "../../coordinator/main.ts";
 import { readLogin, saveLogin, tandemHome } from "../context.ts";
 import { parseIntOption, withJson } from "./common.ts";
@@ -48,16 +49,27 @@ export function registerDevCommand(program: Command): void {
       const apiKey = await devAccountKey(coordinator, home);
       if ((await readLogin()) === undefined) await saveLogin({ url: coordinator.url, apiKey });
 
-      const workers = Array.from({ length: options.workers }, (_, i) => {
+      // Each worker enrolls with its own single-use token: no worker process gets the API key.
+      const devAccount = await coordinator.accounts.authenticate(apiKey);
+      if (devAccount === undefined) throw new Error("the dev account's key was refused");
+      const workers = [];
+      for (let i = 0; i < options.workers; i++) {
         const zone = region.zones[i % region.zones.length]!;
-        return spawnWorker(`w${i + 1}`, {
-          url: coordinator.url,
-          apiKey,
-          region: region.id,
-          zone,
-          home: join(home, "workers", `w${i + 1}`),
-        });
-      });
+        const { token } = await coordinator.enrollment.issue(
+          devAccount.accountId,
+          ENROLLMENT_TTL_SECONDS.default * 1000,
+          Date.now(),
+        );
+        workers.push(
+          spawnWorker(`w${i + 1}`, {
+            url: coordinator.url,
+            enrollmentToken: token,
+            region: region.id,
+            zone,
+            home: join(home, "workers", `w${i + 1}`),
+          }),
+        );
+      }
       await waitForWorkers(coordinator, options.workers);
 
       const summary = {
@@ -109,8 +121,11 @@ async function devAccountKey(coordinator: Coordinator, home: string): Promise<st
 
 function spawnWorker(
   name: string,
-  w: { url: string; apiKey: string; region: string; zone: string; home: string },
+  w: { url: string; enrollmentToken: string; region: string; zone: string; home: string },
 ) {
+  const env: NodeJS.ProcessEnv = { ...process.env, TANDEM_URL: w.url };
+  env.TANDEM_ENROLL_TOKEN = w.enrollmentToken;
+  delete env.TANDEM_API_KEY;
   const child = spawn(
     process.execPath,
     [
@@ -126,7 +141,7 @@ function spawnWorker(
       "--allow-unsandboxed",
     ],
     {
-      env: { ...process.env, TANDEM_URL: w.url, TANDEM_API_KEY: w.apiKey },
+      env,
       stdio: ["ignore", "ignore", "pipe"],
     },
   );

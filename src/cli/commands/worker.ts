@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { startWorker, type Worker } from "../../worker/main.ts";
@@ -7,10 +7,13 @@ import { resolveConnection, tandemHome } from "../context.ts";
 import { withClientOptions, type ClientOptions } from "./common.ts";
 import { untilSignal } from "./signals.ts";
 import { DRAIN_REASON, DRAIN_SIGNAL, registerWorkerDrainCommand } from "./worker-drain.ts";
+import { registerEnrollTokenCommand } from "./worker-enroll.ts";
 
 interface WorkerOptions extends ClientOptions {
   region: string;
   zone: string;
+  enrollToken?: string;
+  enrollTokenFile?: string;
   home?: string;
   nvidiaSmi?: string;
   python?: string;
@@ -25,9 +28,18 @@ export function registerWorkerCommands(program: Command): void {
     worker
       .command("start")
       .description("register this machine and serve the network until stopped"),
+    { apiKey: false },
   )
     .requiredOption("--region <region>", "where this machine is, e.g. eu-west")
     .requiredOption("--zone <zone>", "its zone, e.g. eu-west-a")
+    .option(
+      "--enroll-token-file <path>",
+      "file holding the enrollment token from `tandem worker enroll-token` (first start only)",
+    )
+    .option(
+      "--enroll-token <token>",
+      "the enrollment token itself (visible in `ps`: prefer the file or $TANDEM_ENROLL_TOKEN)",
+    )
     .option("--home <dir>", "worker state dir (default $TANDEM_HOME/worker)")
     .option("--nvidia-smi <path>", "nvidia-smi to probe GPUs with", "nvidia-smi")
     .option("--python <path>", "Python with torch/dask for cluster jobs", "/usr/bin/python3")
@@ -36,12 +48,8 @@ export function registerWorkerCommands(program: Command): void {
       "development only: run jobs without a sandbox when bubblewrap is unusable",
     )
     .action(async (options: WorkerOptions) => {
-      const { url, apiKey } = await resolveConnection(options);
-      if (apiKey === undefined) {
-        throw new Error(
-          "a supplier API key is needed: --api-key, $TANDEM_API_KEY or `tandem login`",
-        );
-      }
+      const { url } = await resolveConnection(options);
+      const enrollmentToken = await enrollmentTokenOf(options);
       const home = options.home ?? defaultHome();
       const drainSignals = handleDrainSignals();
       await mkdir(home, { recursive: true, mode: 0o700 });
@@ -50,7 +58,7 @@ export function registerWorkerCommands(program: Command): void {
         const worker = await startWorker({
           home,
           coordinatorUrl: url,
-          apiKey,
+          ...(enrollmentToken === undefined ? {} : { enrollmentToken }),
           region: options.region,
           zone: options.zone,
           ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
@@ -72,6 +80,16 @@ export function registerWorkerCommands(program: Command): void {
       }
     });
   registerWorkerDrainCommand(worker, defaultHome);
+  registerEnrollTokenCommand(worker);
+}
+
+/** The token from `--enroll-token`, `--enroll-token-file` or `$TANDEM_ENROLL_TOKEN`, if any. */
+async function enrollmentTokenOf(options: WorkerOptions): Promise<string | undefined> {
+  if (options.enrollToken !== undefined && options.enrollTokenFile !== undefined)
+    throw new Error("give --enroll-token or --enroll-token-file, not both");
+  if (options.enrollTokenFile !== undefined)
+    return (await readFile(options.enrollTokenFile, "utf8")).trim();
+  return options.enrollToken ?? process.env.TANDEM_ENROLL_TOKEN;
 }
 
 const defaultHome = () => join(tandemHome(), "worker");

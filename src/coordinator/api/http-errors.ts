@@ -18,6 +18,9 @@ export function httpStatusOf(code: ErrorCode): number {
     case "INSUFFICIENT_FUNDS":
       return 402;
     case "UNAUTHENTICATED":
+    case "ENROLLMENT_TOKEN_UNKNOWN":
+    case "ENROLLMENT_TOKEN_USED":
+    case "ENROLLMENT_TOKEN_EXPIRED":
       return 401;
     case "FORBIDDEN":
     case "SIGNUP_CLOSED":

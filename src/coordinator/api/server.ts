@@ -16,6 +16,7 @@ import type { WorkerGateway } from "../gateway/worker-gateway.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AccountRegistry } from "../registry/accounts.ts";
 import type { DeviceRegistry } from "../registry/devices.ts";
+import type { EnrollmentTokens } from "../registry/enrollment-tokens.ts";
 import type { NodeQueries } from "../registry/node-queries.ts";
 import type { Billing } from "../billing/billing.ts";
 import type { WalletService } from "../billing/wallet.ts";
@@ -28,6 +29,7 @@ import { accountRoutes } from "./routes/accounts.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { pricingRoutes } from "./routes/pricing.ts";
 import { deviceRoutes } from "./routes/devices.ts";
+import { enrollmentRoutes } from "./routes/enrollment.ts";
 import { explorerRoutes } from "./routes/explorer.ts";
 import { liveRoutes } from "./routes/live.ts";
 import { networkRoutes } from "./routes/network.ts";
@@ -67,6 +69,7 @@ export interface ApiDeps {
   clock: Clock;
   accounts: AccountRegistry;
   devices: DeviceRegistry;
+  enrollment: EnrollmentTokens;
   nodes: NodeQueries;
   gateway: WorkerGateway;
   metrics: Metrics;
@@ -88,6 +91,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   app.setNotFoundHandler(notFoundHandler);
   app.decorateRequest("principal", undefined);
   app.decorateRequest("keyRefused", false);
+  app.decorateRequest("device", undefined);
   // Unknown fields are refused on routes that take none too (DESIGN.md §8, rule 4).
   app.addHook("onRoute", (route) => {
     const schema = (route.schema ??= {});
@@ -120,7 +124,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
 
   // The order of these steps is explained in auth.ts.
   app.addHook("onRequest", async (request) => {
-    await identifyCaller(request, deps.accounts);
+    await identifyCaller(request, deps);
   });
   app.addHook("preParsing", (request, _reply, _payload, done) => {
     admit(request);
@@ -135,6 +139,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   systemRoutes(app, deps);
   accountRoutes(app, deps);
   deviceRoutes(app, deps);
+  enrollmentRoutes(app, deps);
   nodeRoutes(app, deps);
   networkRoutes(app, deps);
   clusterRoutes(app, deps);

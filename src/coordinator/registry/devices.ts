@@ -3,12 +3,13 @@ import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { gpuModelByName } from "../../core/gpu-catalog.ts";
 import { isKnownZone } from "../../core/regions.ts";
 import { registrationPayload, verifyPayload } from "../../protocol/device-signing.ts";
-import type { RegisterDeviceRequest } from "../../protocol/devices.ts";
+import type { DeviceRegistration, RegisterDeviceRequest } from "../../protocol/devices.ts";
 import { HardwareReport } from "../../protocol/hardware.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber } from "../store/rows.ts";
+import { consumeEnrollmentToken, recordEnrolledDevice } from "./enrollment-tokens.ts";
 import { appendHistory } from "./node-history.ts";
 import { applyInTx } from "./node-lifecycle.ts";
 
@@ -32,12 +33,35 @@ export class DeviceRegistry {
     private readonly events: CoordinatorEvents,
   ) {}
 
-  async register(
+  /** Registers with the account's own authority: its API key, or the device's signed request. */
+  register(
     accountId: string,
     request: RegisterDeviceRequest,
     nowMs: number,
   ): Promise<RegisteredDevice> {
-    const { signature, ...registration } = request;
+    return this.registerAs({ accountId }, request, nowMs);
+  }
+
+  /**
+   * Registers with a single-use enrollment token (enrollment-tokens.ts), consumed in the same
+   * transaction as the device's insert: a refused token changes nothing, a refused registration
+   * leaves the token unused.
+   */
+  enroll(
+    enrollmentToken: string,
+    request: RegisterDeviceRequest,
+    nowMs: number,
+  ): Promise<RegisteredDevice> {
+    return this.registerAs({ enrollmentToken }, request, nowMs);
+  }
+
+  private async registerAs(
+    credential: { accountId: string } | { enrollmentToken: string },
+    request: RegisterDeviceRequest,
+    nowMs: number,
+  ): Promise<RegisteredDevice> {
+    const { signature, publicKey, region, zone, hardware } = request;
+    const registration: DeviceRegistration = { publicKey, region, zone, hardware };
     if (!verifyPayload(registration.publicKey, registrationPayload(registration), signature)) {
       throw new TandemError(
         ErrorCode.BAD_SIGNATURE,
@@ -55,9 +79,13 @@ export class DeviceRegistry {
     }
     const summary = summarize(registration.hardware);
     const hardwareJson = JSON.stringify(registration.hardware);
-    const actor = `account:${accountId}`;
 
     const registered = await this.db.transaction().execute(async (tx) => {
+      const { accountId, tokenId } =
+        "enrollmentToken" in credential
+          ? await consumeEnrollmentToken(tx, credential.enrollmentToken, nowMs)
+          : { accountId: credential.accountId, tokenId: undefined };
+      const actor = `account:${accountId}`;
       const existing = await tx
         .selectFrom("devices")
         .innerJoin("nodes", "nodes.device_id", "devices.id")
@@ -117,6 +145,7 @@ export class DeviceRegistry {
           });
           await recordGpuUuids(tx, existing.nodeId, registration.hardware, nowMs);
         }
+        if (tokenId !== undefined) await recordEnrolledDevice(tx, tokenId, existing.deviceId);
         return {
           deviceId: existing.deviceId,
           nodeId: existing.nodeId,
@@ -138,6 +167,7 @@ export class DeviceRegistry {
           revoked_at: null,
         })
         .execute();
+      if (tokenId !== undefined) await recordEnrolledDevice(tx, tokenId, deviceId);
       await tx
         .insertInto("nodes")
         .values({
@@ -170,6 +200,7 @@ export class DeviceRegistry {
           zone: registration.zone,
           gpus: summary.gpu_count,
           gpuModel: summary.gpu_model,
+          ...(tokenId === undefined ? {} : { enrollmentTokenId: tokenId }),
         },
       });
       await recordGpuUuids(tx, nodeId, registration.hardware, nowMs);
@@ -182,7 +213,7 @@ export class DeviceRegistry {
     return result;
   }
 
-  /** The device's key and node, for the worker gateway's challenge check. */
+  /** The device's key, account and node, for the gateway's challenge and device-signed requests. */
   async findForConnect(deviceId: string) {
     return this.db
       .selectFrom("devices")
@@ -190,6 +221,7 @@ export class DeviceRegistry {
       .select([
         "devices.public_key as publicKey",
         "devices.status",
+        "devices.account_id as accountId",
         "nodes.id as nodeId",
         "nodes.verified_at as verifiedAt",
       ])

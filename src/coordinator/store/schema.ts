@@ -28,6 +28,18 @@ export interface ApiKeysTable {
   revoked_at: NullableInt8;
 }
 
+/** A supplier's single-use, expiring enrollment token; only its hash is stored (migration 0017). */
+export interface EnrollmentTokensTable {
+  id: string;
+  account_id: string;
+  token_hash: string;
+  created_at: Int8;
+  expires_at: Int8;
+  used_at: NullableInt8;
+  /** The device whose registration consumed the token. */
+  device_id: string | null;
+}
+
 export interface DevicesTable {
   id: string;
   account_id: string;
@@ -119,4 +131,5 @@ export interface Database extends ClusterTables, LedgerTables {
   gpu_uuids: GpuUuidsTable;
   node_pricing: NodePricingTable;
   node_gpu_prices: NodeGpuPricesTable;
+  enrollment_tokens: EnrollmentTokensTable;
 }
