@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { Signature } from "./devices.ts";
+import { SealedBox, SecretName } from "./sealed-secrets.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
 export const PROTOCOL_VERSION = 3;
@@ -76,6 +77,11 @@ export const JobStartMessage = z.strictObject({
   head: z
     .strictObject({ address: z.string().max(256), port: z.number().int().min(1).max(65_535) })
     .nullable(),
+  /**
+   * Secrets sealed to this node's device key (src/protocol/sealed-secrets.ts), by name: the
+   * worker opens them into the job's environment. The coordinator cannot read them.
+   */
+  secrets: z.record(SecretName, SealedBox).optional(),
 });
 export type JobStartMessage = z.infer<typeof JobStartMessage>;
 
@@ -233,6 +239,11 @@ export const JobExitMessage = z.strictObject({
    * rank moves on without a slash.
    */
   fenced: z.literal(true).optional(),
+  /**
+   * A sealed secret of the `job-start` did not open on this device (sealed to another key, for
+   * another binding, or changed on the way): the consumer's doing, so the cluster fails unblamed.
+   */
+  secretsRefused: z.literal(true).optional(),
 });
 
 export const WorkerMessage = z.discriminatedUnion("type", [

@@ -3,6 +3,7 @@ import type { Utilization } from "../protocol/worker-messages.ts";
 import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
 import { JobOutbox } from "./jobs/job-outbox.ts";
+import { seedOf } from "../protocol/device-signing.ts";
 import { loadOrCreateIdentity, saveIds } from "./identity.ts";
 import { gpuFault } from "./probe/gpu-health.ts";
 import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
@@ -120,6 +121,7 @@ export async function startWorker(
     jobsDir: workDir,
     python: config.python,
     gpuIndices: hardware.gpus.map((g) => g.index),
+    secretKey: { seed: seedOf(identity.privateKey), nodeId: registered.nodeId },
     limits: {
       maxProcesses: config.jobMaxProcesses,
       ...(config.jobMemoryMiB === undefined ? {} : { memoryMiB: config.jobMemoryMiB }),

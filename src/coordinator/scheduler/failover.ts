@@ -17,6 +17,7 @@ import {
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
+import { sealedBoxesFor, secretNamesOf } from "./cluster-secrets.ts";
 import { headOf, leaseId, leaseRow, rankCount, startMessage, type PlacedNode } from "./leases.ts";
 import type { SchedulerDeps } from "./scheduler.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
@@ -235,7 +236,10 @@ export class Failover {
         if (successor === undefined) {
           after.finish = {
             status: "failed",
-            reason: `rank ${lease.rank} lost (${loss.reason}) and no standby or replacement node fits`,
+            reason:
+              secretNamesOf(cluster).length > 0
+                ? `rank ${lease.rank} lost (${loss.reason}) and no standby holds its sealed secrets`
+                : `rank ${lease.rank} lost (${loss.reason}) and no standby or replacement node fits`,
           };
           return true;
         }
@@ -265,6 +269,8 @@ export class Failover {
   ): { standby: LoadedLease } | { fresh: PlacedNode } | undefined {
     const standby = cluster.nodes.find((n) => n.active && n.role === "standby");
     if (standby !== undefined) return { standby };
+    // A fresh node holds no box of the cluster's sealed secrets (./cluster-secrets.ts).
+    if (secretNamesOf(cluster).length > 0) return undefined;
     const fresh = this.runner.placeReplacement(cluster, lease, drain);
     return fresh === undefined ? undefined : { fresh };
   }
@@ -374,7 +380,15 @@ export class Failover {
         rank === 0 ? node.nodeId : cluster.nodes.find((n) => n.active && n.rank === 0)!.nodeId;
       after.sends.push({
         nodeId: headNode,
-        message: startMessage(cluster.id, spec, 0, attempt, worldSize, null),
+        message: startMessage(
+          cluster.id,
+          spec,
+          0,
+          attempt,
+          worldSize,
+          null,
+          await sealedBoxesFor(tx, cluster, headNode),
+        ),
       });
       return;
     }
@@ -383,7 +397,15 @@ export class Failover {
     if (head !== undefined)
       after.sends.push({
         nodeId: node.nodeId,
-        message: startMessage(cluster.id, spec, rank, attempt, worldSize, head),
+        message: startMessage(
+          cluster.id,
+          spec,
+          rank,
+          attempt,
+          worldSize,
+          head,
+          await sealedBoxesFor(tx, cluster, node.nodeId),
+        ),
       });
   }
 
