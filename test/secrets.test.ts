@@ -6,6 +6,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { it } from "node:test";
 import { TandemApiError } from "../src/client/client.ts";
+import { resealSecrets } from "../src/worker/jobs/job-secrets.ts";
 import { seedOf } from "../src/protocol/device-signing.ts";
 import { SecretOpenError, openSecret, sealSecret } from "../src/protocol/sealed-secrets.ts";
 import { assertError, dumpDatabase, forEachDatabase, httpRequest } from "./support/coordinator.ts";
@@ -118,8 +119,8 @@ forEachDatabase("sealed secrets", (db) => {
     assert.ok(events.includes("secrets-pending") && events.includes("secrets-sealed"));
   });
 
-  it("moves a lost rank to its standby with the standby's own boxes, and fails without one", async (t) => {
-    const s = await simulatedNetwork(db, t, 3);
+  it("moves a lost rank to its standby with its own boxes, then to a fresh node resealed by a survivor", async (t) => {
+    const s = await simulatedNetwork(db, t, 4);
     const deployed = await s.client.deployClusterWithSecrets(deployRequest, { API_TOKEN: SECRET });
     const head = s.roleOf(deployed, 0);
     await s.nextStart(head);
@@ -129,6 +130,8 @@ forEachDatabase("sealed secrets", (db) => {
     victim.send({ type: "job-accepted", clusterId: deployed.id, rank: 1, attempt: 0, port: null });
     await s.until(deployed.id, (v) => v.status === "running", "ran");
     const standby = s.roleOf(deployed, null);
+    const fresh = s.pool.find((w) => !deployed.nodes.some((n) => n.nodeId === w.nodeId))!;
+    const frames = [head, fresh].map(recordFrames);
 
     s.clock.advance(MINUTE);
     await s.silence(victim);
@@ -138,12 +141,72 @@ forEachDatabase("sealed secrets", (db) => {
     standby.send({ type: "job-accepted", clusterId: deployed.id, rank: 1, attempt: 1, port: null });
     await s.tookOver(deployed.id);
 
-    // No standby left: a fresh node holds no box, so the cluster fails and says why.
+    // No standby left: the fresh node holds no box, so the head reseals its own to it.
     s.clock.advance(MINUTE);
     await s.silence(standby);
+    let request = await head.next();
+    while (request.type !== "secrets-reseal") request = await head.next();
+    assert.equal(request.toNodeId, fresh.nodeId);
+    assert.equal(request.publicKey, fresh.device.publicKey);
+    const key = { seed: seedOf(head.device.privateKey), nodeId: head.nodeId };
+    const answer = resealSecrets(request, key);
+    // Only a worker of the cluster holding its boxes is heard; the fresh node cannot seal itself.
+    fresh.send({
+      ...answer,
+      secrets: {
+        API_TOKEN: sealSecret(
+          fresh.device.publicKey,
+          { clusterId: deployed.id, nodeId: fresh.nodeId, name: "API_TOKEN" },
+          "forged",
+        ),
+      },
+    });
+    head.send(answer);
+    const moved = await s.nextStart(fresh);
+    assert.equal(moved.rank, 1);
+    assert.equal(
+      open(fresh, moved, "API_TOKEN"),
+      SECRET,
+      "the survivor's value, not the forged one",
+    );
+    fresh.send({ type: "job-accepted", clusterId: deployed.id, rank: 1, attempt: 2, port: null });
+    const view = await s.until(
+      deployed.id,
+      (v) => v.nodes.some((n) => n.nodeId === fresh.nodeId && n.status === "running"),
+      "ran on the fresh node",
+    );
+    assert.equal(view.status, "running");
+    const resealed = view.events.filter((e) => e.type === "secrets-resealed");
+    assert.deepEqual(
+      resealed.map((e) => e.detail),
+      [{ fromNodeId: head.nodeId, toNodeId: fresh.nodeId }],
+    );
+    assert.deepEqual(leaks(frames.flat().join("\n")), [], "the reseal relays boxes only");
+    assert.deepEqual(leaks(JSON.stringify(await dumpDatabase(s.net.coordinator.store))), []);
+    // A box not sealed to the asked worker is refused there, never resealed.
+    assert.throws(
+      () => resealSecrets({ ...request, secrets: moved.secrets! }, key),
+      SecretOpenError,
+    );
+  });
+
+  it("fails a one-node cluster with secrets whose node is lost: nobody can reseal them", async (t) => {
+    const s = await simulatedNetwork(db, t, 2);
+    const deployed = await s.client.deployClusterWithSecrets(
+      { ...deployRequest, nodes: 1, shadow: 0 },
+      { API_TOKEN: SECRET },
+    );
+    const only = s.roleOf(deployed, 0);
+    await s.nextStart(only);
+    only.send({ type: "job-accepted", clusterId: deployed.id, rank: 0, attempt: 0, port: 29_500 });
+    await s.until(deployed.id, (v) => v.status === "running", "ran");
+    s.clock.advance(MINUTE);
+    await s.silence(only);
     const failed = await s.until(deployed.id, (v) => v.status === "failed", "failed");
-    const reason = String(failed.events.find((e) => e.type === "failed")?.detail.reason);
-    assert.match(reason, /no standby holds its sealed secrets/);
+    assert.match(
+      String(failed.events.find((e) => e.type === "failed")?.detail.reason),
+      /no standby, nor a surviving node to reseal its secrets/,
+    );
   });
 
   it("starts nothing until the boxes come, and a cluster that never gets them fails refunded, unblamed", async (t) => {

@@ -1,10 +1,10 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
-import { Signature } from "./devices.ts";
+import { PublicKey, Signature } from "./devices.ts";
 import { SealedBox, SecretName } from "./sealed-secrets.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** WebSocket close codes the coordinator uses, so a worker knows whether to retry. */
 export const CloseCode = {
@@ -105,6 +105,21 @@ export const JobExitAckMessage = z.strictObject({
 });
 export type JobExitAckMessage = z.infer<typeof JobExitAckMessage>;
 
+/**
+ * Failover of a cluster with sealed secrets to a fresh node (which holds no box): a surviving
+ * worker of the cluster opens its own boxes (`secrets`, sealed to it) and seals each value again to
+ * `publicKey`, the device key of `toNodeId`, answering `secrets-resealed`. Values stay inside
+ * workers of the cluster; the coordinator relays boxes only.
+ */
+export const SecretsResealMessage = z.strictObject({
+  type: z.literal("secrets-reseal"),
+  clusterId: ClusterId,
+  toNodeId: idSchema(IdPrefix.node),
+  publicKey: PublicKey,
+  secrets: z.record(SecretName, SealedBox),
+});
+export type SecretsResealMessage = z.infer<typeof SecretsResealMessage>;
+
 /** The coordinator has handed over or finished every rank of a draining worker: it may stop now. */
 export const DrainedMessage = z.strictObject({ type: z.literal("drained") });
 
@@ -117,6 +132,7 @@ export const CoordinatorMessage = z.discriminatedUnion("type", [
   JobStopMessage,
   JobExitAckMessage,
   DrainedMessage,
+  SecretsResealMessage,
 ]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
@@ -246,6 +262,15 @@ export const JobExitMessage = z.strictObject({
   secretsRefused: z.literal(true).optional(),
 });
 
+/** A `secrets-reseal` answered: the boxes sealed to `toNodeId`, by name. */
+export const SecretsResealedMessage = z.strictObject({
+  type: z.literal("secrets-resealed"),
+  clusterId: ClusterId,
+  toNodeId: idSchema(IdPrefix.node),
+  secrets: z.record(SecretName, SealedBox),
+});
+export type SecretsResealedMessage = z.infer<typeof SecretsResealedMessage>;
+
 export const WorkerMessage = z.discriminatedUnion("type", [
   JobRendezvousMessage,
   JobAcceptedMessage,
@@ -257,5 +282,6 @@ export const WorkerMessage = z.discriminatedUnion("type", [
   DrainMessage,
   VerifyCommitMessage,
   VerifyRevealMessage,
+  SecretsResealedMessage,
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;

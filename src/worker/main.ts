@@ -11,6 +11,7 @@ import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts
 import { registerDevice } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
 import { prepareJobsDir } from "./jobs/jobs-dir.ts";
+import { resealSecrets } from "./jobs/job-secrets.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
 import { createPodmanRuntime } from "./runtime/podman-runtime.ts";
@@ -115,13 +116,14 @@ export async function startWorker(
     log,
   });
   const outbox = new JobOutbox((message) => link.send(message));
+  const secretKey = { seed: seedOf(identity.privateKey), nodeId: registered.nodeId };
   const supervisor = new JobSupervisor({
     runtime,
     containers,
     jobsDir: workDir,
     python: config.python,
     gpuIndices: hardware.gpus.map((g) => g.index),
-    secretKey: { seed: seedOf(identity.privateKey), nodeId: registered.nodeId },
+    secretKey,
     limits: {
       maxProcesses: config.jobMaxProcesses,
       ...(config.jobMemoryMiB === undefined ? {} : { memoryMiB: config.jobMemoryMiB }),
@@ -140,6 +142,13 @@ export async function startWorker(
     else void supervisor.start(message);
   });
   link.on("exit-acknowledged", (ack) => outbox.acknowledged(ack));
+  link.on("reseal", (request) => {
+    try {
+      link.send(resealSecrets(request, secretKey));
+    } catch (error) {
+      log("secrets reseal refused", { clusterId: request.clusterId, error: String(error) });
+    }
+  });
   const exitRetryTimer = setInterval(() => outbox.resendOverdue(EXIT_RETRY_MS), EXIT_RETRY_MS);
   exitRetryTimer.unref();
   link.on("fence", ({ silentMs, heartbeatIntervalMs }) => {

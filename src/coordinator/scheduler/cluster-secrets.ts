@@ -13,15 +13,23 @@
  * 4. A cluster whose boxes do not come in time fails when its reservations lapse ("secrets not
  *    sent"), refunded like any cluster that never ran; no node is blamed.
  * Failover: standbys got their boxes at step 3, so a rank moves to a standby as usual. A fresh
- * node has no boxes (the consumer sealed to other keys), so a cluster with secrets and no standby
- * left fails with that reason. Not built yet: a surviving worker of the cluster resealing its copy
- * to the fresh node's key on the coordinator's request, or the rank waiting for the consumer.
+ * node has no boxes (the consumer sealed to other keys): the coordinator asks a surviving worker
+ * of the cluster (one that runs or stands by, so it holds its boxes) over the authenticated worker
+ * channel to open its own boxes and seal them again to the fresh node's key (`secrets-reseal`);
+ * the answer (`secrets-resealed`) is stored and the rank starts. Until then no start goes to that
+ * node; a reseal that never comes lets its reservation lapse, and the rank moves on again. With
+ * no survivor (a one-node cluster) the cluster fails, saying so. Not built: the rank waiting for
+ * the consumer to seal again.
  */
 import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import type { ClusterSecretsView, PutSecretsRequest } from "../../protocol/cluster-secrets.ts";
+import type {
+  SecretsResealMessage,
+  SecretsResealedMessage,
+} from "../../protocol/worker-messages.ts";
 import type { Database } from "../store/schema.ts";
-import type { LoadedCluster } from "./cluster-store.ts";
+import { appendClusterEvent, type LoadedCluster, type LoadedLease } from "./cluster-store.ts";
 
 /** The secret names a cluster was deployed with (empty: none, the usual case). */
 export function secretNamesOf(cluster: Pick<LoadedCluster, "spec">): readonly string[] {
@@ -59,14 +67,108 @@ export async function sealedBoxesFor(
   return Object.fromEntries(rows.map((r) => [r.name, r.box]));
 }
 
-/** Whether `nodeId` holds a box for every secret name of the cluster. */
-export async function holdsSecrets(
+/**
+ * What a `job-start` to `nodeId` carries: `ready` with its boxes (none for a cluster without
+ * secrets), or not ready when the node lacks a box (a fresh node waiting for its reseal).
+ */
+export async function startBoxes(
   db: Kysely<Database>,
   cluster: Pick<LoadedCluster, "id" | "spec">,
   nodeId: string,
-): Promise<boolean> {
+): Promise<{ ready: true; boxes: Record<string, string> | undefined } | { ready: false }> {
   const boxes = await sealedBoxesFor(db, cluster, nodeId);
-  return boxes === undefined || secretNamesOf(cluster).every((name) => name in boxes);
+  if (boxes !== undefined && !secretNamesOf(cluster).every((name) => name in boxes))
+    return { ready: false };
+  return { ready: true, boxes };
+}
+
+/**
+ * A worker of the cluster that holds its boxes and may reseal them: one that runs its rank or
+ * stands by (a lease still `reserved` may itself be waiting for a reseal), not among `excluded`.
+ */
+export function resealerOf(
+  cluster: LoadedCluster,
+  excluded: readonly string[],
+): LoadedLease | undefined {
+  return cluster.nodes.find(
+    (n) =>
+      n.active && !excluded.includes(n.nodeId) && (n.status === "running" || n.status === "staged"),
+  );
+}
+
+/** The `secrets-reseal` that asks `resealer` to seal its boxes to `toNodeId`'s device key. */
+export async function resealRequest(
+  db: Kysely<Database>,
+  cluster: LoadedCluster,
+  resealer: LoadedLease,
+  toNodeId: string,
+): Promise<{ nodeId: string; message: SecretsResealMessage } | undefined> {
+  const boxes = await sealedBoxesFor(db, cluster, resealer.nodeId);
+  const key = await db
+    .selectFrom("nodes")
+    .innerJoin("devices", "devices.id", "nodes.device_id")
+    .select("devices.public_key as publicKey")
+    .where("nodes.id", "=", toNodeId)
+    .executeTakeFirst();
+  if (boxes === undefined || key === undefined) return undefined;
+  return {
+    nodeId: resealer.nodeId,
+    message: {
+      type: "secrets-reseal",
+      clusterId: cluster.id,
+      toNodeId,
+      publicKey: key.publicKey,
+      secrets: boxes,
+    },
+  };
+}
+
+/**
+ * Stores a reseal's boxes when it answers a real need: `fromNodeId` is an active node of the
+ * cluster holding its boxes, `toNodeId` an active node holding none, the names exactly the
+ * cluster's. Answers whether it stored them (anything else is ignored: a stale or forged answer).
+ */
+export async function storeResealed(
+  tx: Kysely<Database>,
+  cluster: LoadedCluster,
+  fromNodeId: string,
+  message: SecretsResealedMessage,
+  nowMs: number,
+): Promise<boolean> {
+  const names = secretNamesOf(cluster);
+  const given = Object.keys(message.secrets);
+  const active = (nodeId: string) => cluster.nodes.some((n) => n.active && n.nodeId === nodeId);
+  const from = await sealedBoxesFor(tx, cluster, fromNodeId);
+  const to = await sealedBoxesFor(tx, cluster, message.toNodeId);
+  if (
+    names.length === 0 ||
+    !active(fromNodeId) ||
+    !active(message.toNodeId) ||
+    from === undefined ||
+    Object.keys(from).length !== names.length ||
+    to === undefined ||
+    Object.keys(to).length > 0 ||
+    given.length !== names.length ||
+    !names.every((name) => given.includes(name))
+  )
+    return false;
+  await tx
+    .insertInto("cluster_secrets")
+    .values(
+      Object.entries(message.secrets).map(([name, box]) => ({
+        cluster_id: cluster.id,
+        node_id: message.toNodeId,
+        name,
+        box,
+        created_at: nowMs,
+      })),
+    )
+    .execute();
+  await appendClusterEvent(tx, cluster.id, nowMs, "secrets-resealed", {
+    fromNodeId,
+    toNodeId: message.toNodeId,
+  });
+  return true;
 }
 
 /** What the client seals to: the cluster's active nodes with their device keys. */

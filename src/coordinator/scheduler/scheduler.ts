@@ -21,6 +21,7 @@ import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type {
   JobExitMessage,
   JobLogMessage,
+  SecretsResealedMessage,
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
 import type { CoordinatorEvents } from "../events.ts";
@@ -39,7 +40,7 @@ import {
   type LoadedLease,
 } from "./cluster-store.ts";
 import { Autoscaler } from "./autoscaler.ts";
-import { sealedBoxesFor, secretsPending, storeSecrets } from "./cluster-secrets.ts";
+import { secretsPending, startBoxes, storeResealed, storeSecrets } from "./cluster-secrets.ts";
 import { Failover, type LeaseEnd } from "./failover.ts";
 import type { Inventory } from "./inventory.ts";
 import {
@@ -89,7 +90,9 @@ export interface SchedulerOptions {
 
 type JobMessage = Extract<
   WorkerMessage,
-  { type: "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" }
+  {
+    type: "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" | "secrets-resealed";
+  }
 >;
 
 /**
@@ -590,6 +593,8 @@ export class Scheduler {
   /** Messages from the worker that serves `nodeId`. */
   async onJobMessage(nodeId: string, message: JobMessage): Promise<void> {
     if (message.type === "drain") return this.failover.drain(nodeId, message.reason);
+    if (message.type === "secrets-resealed")
+      return this.serial(message.clusterId, () => this.onResealed(nodeId, message));
     if (message.type === "job-log") {
       // Logs skip the cluster's queue (they change no state), but only an active lease's count.
       if (await this.activeLease(nodeId, message)) await this.onLog(message);
@@ -673,12 +678,17 @@ export class Scheduler {
     return this.rankStart(cluster, { ...lease, rank: lease.rank }, head);
   }
 
-  /** The `job-start` of a lease's rank, with the boxes sealed to its node (if any). */
+  /**
+   * The `job-start` of a lease's rank, with the boxes sealed to its node (if any); undefined while
+   * its node waits for a failover's reseal (./cluster-secrets.ts).
+   */
   private async rankStart(
     cluster: LoadedCluster,
     lease: LoadedLease & { rank: number },
     head: { address: string; port: number } | null,
   ) {
+    const sealed = await startBoxes(this.deps.db, cluster, lease.nodeId);
+    if (!sealed.ready) return undefined;
     return startMessage(
       cluster.id,
       { ...cluster.spec, kind: cluster.kind },
@@ -686,8 +696,27 @@ export class Scheduler {
       lease.attempt,
       rankCount(cluster),
       head,
-      await sealedBoxesFor(this.deps.db, cluster, lease.nodeId),
+      sealed.boxes,
     );
+  }
+
+  /** A surviving worker resealed the cluster's secrets to a fresh node: store, then start it. */
+  private async onResealed(
+    fromNodeId: string,
+    message: z.infer<typeof SecretsResealedMessage>,
+  ): Promise<void> {
+    const now = this.deps.clock.now();
+    const cluster = await loadCluster(this.deps.db, message.clusterId);
+    if (isFinal(cluster.status)) return;
+    const stored = await this.deps.db
+      .transaction()
+      .execute((tx) => storeResealed(tx, cluster, fromNodeId, message, now));
+    if (!stored) return;
+    const lease = cluster.nodes.find(
+      (n) => n.active && n.nodeId === message.toNodeId && n.status === "reserved",
+    );
+    const start = lease === undefined ? undefined : await this.pendingStart(cluster, lease);
+    if (start !== undefined) this.deps.workers.send(message.toNodeId, start);
   }
 
   private async activeLease(
@@ -741,11 +770,10 @@ export class Scheduler {
       ...head,
     });
     for (const lease of cluster.nodes)
-      if (lease.active && lease.rank !== null && lease.rank > 0 && lease.status === "reserved")
-        this.deps.workers.send(
-          lease.nodeId,
-          await this.rankStart(cluster, { ...lease, rank: lease.rank }, head),
-        );
+      if (lease.active && lease.rank !== null && lease.rank > 0 && lease.status === "reserved") {
+        const start = await this.rankStart(cluster, { ...lease, rank: lease.rank }, head);
+        if (start !== undefined) this.deps.workers.send(lease.nodeId, start);
+      }
     return true;
   }
 

@@ -1,5 +1,9 @@
-import { openSecret } from "../../protocol/sealed-secrets.ts";
-import type { JobStartMessage } from "../../protocol/worker-messages.ts";
+import { openSecret, sealSecret } from "../../protocol/sealed-secrets.ts";
+import type {
+  JobStartMessage,
+  SecretsResealMessage,
+  SecretsResealedMessage,
+} from "../../protocol/worker-messages.ts";
 
 /** What opens secrets sealed to this device: its Ed25519 seed and the node id they are bound to. */
 export interface DeviceSecretKey {
@@ -21,4 +25,34 @@ export function openJobSecrets(job: JobStartMessage, key: DeviceSecretKey): Reco
       box,
     );
   return opened;
+}
+
+/**
+ * A failover's reseal (`secrets-reseal`): this worker's own boxes of the cluster, opened here and
+ * sealed again to the fresh node's key for its binding. Throws `SecretOpenError` when a box is not
+ * this device's (the coordinator's request is then refused, never answered with something else).
+ */
+export function resealSecrets(
+  request: SecretsResealMessage,
+  key: DeviceSecretKey,
+): SecretsResealedMessage {
+  const secrets: Record<string, string> = {};
+  for (const [name, box] of Object.entries(request.secrets)) {
+    const value = openSecret(
+      key.seed,
+      { clusterId: request.clusterId, nodeId: key.nodeId, name },
+      box,
+    );
+    secrets[name] = sealSecret(
+      request.publicKey,
+      { clusterId: request.clusterId, nodeId: request.toNodeId, name },
+      value,
+    );
+  }
+  return {
+    type: "secrets-resealed",
+    clusterId: request.clusterId,
+    toNodeId: request.toNodeId,
+    secrets,
+  };
 }
