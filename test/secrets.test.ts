@@ -6,6 +6,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { it } from "node:test";
 import { TandemApiError } from "../src/client/client.ts";
+import { deployWithSecrets } from "../src/client/sealed-deploy.ts";
 import { resealSecrets } from "../src/worker/jobs/job-secrets.ts";
 import { seedOf } from "../src/protocol/device-signing.ts";
 import { SecretOpenError, openSecret, sealSecret } from "../src/protocol/sealed-secrets.ts";
@@ -71,7 +72,7 @@ forEachDatabase("sealed secrets", (db) => {
   it("reach each rank sealed to its own node: no plaintext in the database or on the worker channel", async (t) => {
     const s = await simulatedNetwork(db, t, 3);
     const frames = s.pool.map(recordFrames);
-    const deployed = await s.client.deployClusterWithSecrets(deployRequest, {
+    const deployed = await deployWithSecrets(s.client, deployRequest, {
       API_TOKEN: SECRET,
       SECOND: OTHER,
     });
@@ -121,7 +122,7 @@ forEachDatabase("sealed secrets", (db) => {
 
   it("moves a lost rank to its standby with its own boxes, then to a fresh node resealed by a survivor", async (t) => {
     const s = await simulatedNetwork(db, t, 4);
-    const deployed = await s.client.deployClusterWithSecrets(deployRequest, { API_TOKEN: SECRET });
+    const deployed = await deployWithSecrets(s.client, deployRequest, { API_TOKEN: SECRET });
     const head = s.roleOf(deployed, 0);
     await s.nextStart(head);
     head.send({ type: "job-accepted", clusterId: deployed.id, rank: 0, attempt: 0, port: 29_500 });
@@ -192,7 +193,8 @@ forEachDatabase("sealed secrets", (db) => {
 
   it("fails a one-node cluster with secrets whose node is lost: nobody can reseal them", async (t) => {
     const s = await simulatedNetwork(db, t, 2);
-    const deployed = await s.client.deployClusterWithSecrets(
+    const deployed = await deployWithSecrets(
+      s.client,
       { ...deployRequest, nodes: 1, shadow: 0 },
       { API_TOKEN: SECRET },
     );
@@ -355,7 +357,8 @@ forEachDatabase("sealed secrets", (db) => {
 
   it("fails the cluster without blaming the node when a box does not open on it", async (t) => {
     const s = await simulatedNetwork(db, t, 1);
-    const deployed = await s.client.deployClusterWithSecrets(
+    const deployed = await deployWithSecrets(
+      s.client,
       { ...deployRequest, nodes: 1, shadow: 0 },
       { API_TOKEN: SECRET },
     );

@@ -24,7 +24,6 @@ import {
 } from "../protocol/devices.ts";
 import { ClusterSecretsView, type PutSecretsRequest } from "../protocol/cluster-secrets.ts";
 import { ErrorBody } from "../protocol/errors.ts";
-import { sealSecret } from "../protocol/sealed-secrets.ts";
 import {
   PriceBoard,
   PublicCluster,
@@ -241,39 +240,6 @@ export class TandemClient {
 
   deployCluster(body: DeployRequest, idempotencyKey?: string) {
     return this.request("POST", "/v1/clusters", body, undefined, ClusterView, idempotencyKey);
-  }
-
-  /**
-   * Deploys with secrets sealed on this machine (src/protocol/sealed-secrets.ts): the deploy names
-   * them and reserves the nodes, each value is sealed to each reserved node's device key here, and
-   * the boxes go back; the coordinator never sees a value. A refused `PUT` terminates the cluster
-   * (refunded) rather than leave it holding nodes until its reservations lapse. A replayed deploy
-   * whose secrets are sealed already is answered as it is.
-   */
-  async deployClusterWithSecrets(
-    body: DeployRequest,
-    secrets: Readonly<Record<string, string>>,
-    idempotencyKey?: string,
-  ) {
-    const names = Object.keys(secrets);
-    const deployed = await this.deployCluster({ ...body, secretNames: names }, idempotencyKey);
-    const pending = await this.clusterSecrets(deployed.id);
-    if (pending.status === "sealed") return deployed;
-    const boxes = pending.recipients.flatMap(({ nodeId, publicKey }) =>
-      names.map((name) => ({
-        nodeId,
-        name,
-        box: sealSecret(publicKey, { clusterId: deployed.id, nodeId, name }, secrets[name]!),
-      })),
-    );
-    try {
-      await this.putClusterSecrets(deployed.id, { boxes });
-    } catch (error) {
-      if (error instanceof TandemApiError && error.status < 500)
-        await this.terminateCluster(deployed.id).catch(() => undefined);
-      throw error;
-    }
-    return this.getCluster(deployed.id);
   }
 
   /** The nodes a cluster's secrets are sealed to, with their device keys. */

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { PublicKey } from "./devices.ts";
-import { SealedBox, SecretName } from "./sealed-secrets.ts";
 
 /**
  * The REST side of sealed secrets (`GET`/`PUT /v1/clusters/:id/secrets`). A deploy that names
@@ -9,6 +8,24 @@ import { SealedBox, SecretName } from "./sealed-secrets.ts";
  * node's device key here, seals every secret to every node on its own machine, and puts the boxes
  * back; the ranks start then. The coordinator never sees a value.
  */
+
+/** Most bytes of one secret's value (the same bound as one environment value of a job). */
+export const MAX_SECRET_BYTES = 4096;
+/** A sealed box's bytes beside its value: version, ephemeral key, nonce, tag (sealed-secrets.ts). */
+export const SEALED_BOX_OVERHEAD_BYTES = 1 + 32 + 24 + 16;
+
+/** A secret's name: it becomes an environment variable of the job (the rule `--env` follows). */
+export const SecretName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/, "expected NAME like API_KEY");
+
+/**
+ * One sealed box, base64url, bounded by the largest value it may carry. The schemas live here,
+ * apart from the sealing code, so that what only validates (the explorer) carries no cipher.
+ */
+export const SealedBox = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+$/, "expected a base64url sealed box")
+  .min(Math.ceil((SEALED_BOX_OVERHEAD_BYTES * 4) / 3))
+  .max(Math.ceil(((SEALED_BOX_OVERHEAD_BYTES + MAX_SECRET_BYTES) * 4) / 3));
 
 /** The names a deploy declares; their values never reach the coordinator (see SealedSecrets). */
 export const SecretNames = z

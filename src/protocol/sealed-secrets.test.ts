@@ -2,13 +2,8 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { test } from "node:test";
 import { publicKeyOf, seedOf } from "./device-signing.ts";
-import {
-  MAX_SECRET_BYTES,
-  SealedBox,
-  SecretOpenError,
-  openSecret,
-  sealSecret,
-} from "./sealed-secrets.ts";
+import { MAX_SECRET_BYTES, SealedBox } from "./cluster-secrets.ts";
+import { SecretOpenError, openSecret, sealSecret } from "./sealed-secrets.ts";
 
 function device() {
   const { privateKey } = generateKeyPairSync("ed25519");

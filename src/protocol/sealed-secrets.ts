@@ -3,7 +3,7 @@ import { randomBytes } from "@noble/ciphers/utils.js";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { z } from "zod";
+import { MAX_SECRET_BYTES, SEALED_BOX_OVERHEAD_BYTES } from "./cluster-secrets.ts";
 
 /**
  * Job secrets, sealed end to end: the consumer's machine seals each value to one worker's device
@@ -25,20 +25,8 @@ import { z } from "zod";
 const VERSION = 1;
 const INFO = new TextEncoder().encode("tandem/secret/v1");
 const HEADER_BYTES = 1 + 32 + 24;
-const TAG_BYTES = 16;
-/** Most bytes of one secret's value (the same bound as one environment value of a job). */
-export const MAX_SECRET_BYTES = 4096;
-
-/** A secret's name: it becomes an environment variable of the job (the rule `--env` follows). */
-export const SecretName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/, "expected NAME like API_KEY");
-
-/** One sealed box, base64url; bounded by the largest value it may carry. */
-export const SealedBox = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]+$/, "expected a base64url sealed box")
-  .min(Math.ceil(((HEADER_BYTES + TAG_BYTES) * 4) / 3))
-  .max(Math.ceil(((HEADER_BYTES + MAX_SECRET_BYTES + TAG_BYTES) * 4) / 3));
-
+/** Poly1305's tag: the rest of the box's overhead. */
+const TAG_BYTES = SEALED_BOX_OVERHEAD_BYTES - HEADER_BYTES;
 /** What a box is bound to: it opens only for this cluster, this node and this name. */
 export interface SecretBinding {
   clusterId: string;

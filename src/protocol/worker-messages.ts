@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { PublicKey, Signature } from "./devices.ts";
-import { SealedBox, SecretName } from "./sealed-secrets.ts";
+import { SealedBox, SecretName } from "./cluster-secrets.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
 export const PROTOCOL_VERSION = 4;

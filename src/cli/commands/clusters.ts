@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { TandemClient } from "../../client/client.ts";
+import { deployWithSecrets } from "../../client/sealed-deploy.ts";
 import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
@@ -260,7 +261,7 @@ export function registerClusterCommands(program: Command): void {
         const deployed =
           secrets === undefined
             ? await client.deployCluster(request, key)
-            : await client.deployClusterWithSecrets(request, secrets, key);
+            : await deployWithSecrets(client, request, secrets, key);
         if (options.json) return printJson(deployed);
         process.stdout.write(`cluster ${deployed.id}: ${deployed.nodes.length} node(s) reserved\n`);
         const settled = await followProvisioning(client, deployed);
