@@ -2,10 +2,11 @@
 // WebSockets: the consumer's client seals each value to each chosen node's device key, the
 // coordinator stores and forwards boxes only, each worker opens its own and no other.
 import assert from "node:assert/strict";
-import { readFile, readdir } from "node:fs/promises";
+import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { it } from "node:test";
 import { TandemApiError } from "../src/client/client.ts";
+import { ClusterSecretsView } from "../src/protocol/cluster-secrets.ts";
 import { deployWithSecrets } from "../src/client/sealed-deploy.ts";
 import { resealSecrets } from "../src/worker/jobs/job-secrets.ts";
 import { seedOf } from "../src/protocol/device-signing.ts";
@@ -18,6 +19,7 @@ import {
   type SimulatedNetwork,
   type Worker,
 } from "./support/simulated-network.ts";
+import { spawnTandem } from "./support/processes.ts";
 
 const SECRET = "s3cr3t-Pa55word/for-the-job+never-the-coordinator";
 const OTHER = "second-value-ünïcode";
@@ -254,6 +256,38 @@ forEachDatabase("sealed secrets", (db) => {
       }),
       (error) => error instanceof TandemApiError && error.code === "INVALID_TRANSITION",
     );
+  });
+
+  it("tandem cluster secrets shows a pending cluster's nodes and seals --secret / --secret-file to them", async (t) => {
+    const s = await simulatedNetwork(db, t, 2);
+    const deployed = await s.client.deployCluster({
+      ...deployRequest,
+      shadow: 0,
+      secretNames: ["API_TOKEN", "SECOND"],
+    });
+    const cli = async (...args: string[]) => {
+      const run = spawnTandem(["cluster", "secrets", deployed.id, "--json", ...args], {
+        TANDEM_URL: s.net.url,
+        TANDEM_API_KEY: s.consumer.apiKey,
+        TANDEM_HOME: s.net.home,
+      });
+      assert.equal(await run.exited, 0, run.stderr.join("\n"));
+      return ClusterSecretsView.parse(JSON.parse(run.stdout.join("\n")));
+    };
+    const shown = await cli();
+    assert.equal(shown.status, "pending");
+    assert.deepEqual(
+      shown.recipients.map((r) => r.nodeId).sort(),
+      deployed.nodes.map((n) => n.nodeId).sort(),
+    );
+    const file = join(s.net.home, "second.txt");
+    await writeFile(file, OTHER);
+    const sealed = await cli("--secret", `API_TOKEN=${SECRET}`, "--secret-file", `SECOND=${file}`);
+    assert.equal(sealed.status, "sealed");
+    const head = s.roleOf(deployed, 0);
+    const start = await s.nextStart(head);
+    assert.equal(open(head, start, "API_TOKEN"), SECRET);
+    assert.equal(open(head, start, "SECOND"), OTHER);
   });
 
   it("refuses boxes that do not cover every node and name exactly, and changes nothing", async (t) => {

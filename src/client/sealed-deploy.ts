@@ -16,23 +16,38 @@ export async function deployWithSecrets(
   secrets: Readonly<Record<string, string>>,
   idempotencyKey?: string,
 ) {
-  const names = Object.keys(secrets);
-  const deployed = await client.deployCluster({ ...body, secretNames: names }, idempotencyKey);
-  const pending = await client.clusterSecrets(deployed.id);
-  if (pending.status === "sealed") return deployed;
-  const boxes = pending.recipients.flatMap(({ nodeId, publicKey }) =>
-    names.map((name) => ({
-      nodeId,
-      name,
-      box: sealSecret(publicKey, { clusterId: deployed.id, nodeId, name }, secrets[name]!),
-    })),
+  const deployed = await client.deployCluster(
+    { ...body, secretNames: Object.keys(secrets) },
+    idempotencyKey,
   );
   try {
-    await client.putClusterSecrets(deployed.id, { boxes });
+    await sealPendingSecrets(client, deployed.id, secrets);
   } catch (error) {
     if (error instanceof TandemApiError && error.status < 500)
       await client.terminateCluster(deployed.id).catch(() => undefined);
     throw error;
   }
   return client.getCluster(deployed.id);
+}
+
+/**
+ * Seals `secrets` to every node of a cluster waiting for them (`tandem cluster secrets <id>`
+ * after a deploy whose client stopped before it sealed) and puts the boxes; a cluster sealed
+ * already is left as it is. Answers the cluster's secrets view.
+ */
+export async function sealPendingSecrets(
+  client: TandemClient,
+  clusterId: string,
+  secrets: Readonly<Record<string, string>>,
+) {
+  const pending = await client.clusterSecrets(clusterId);
+  if (pending.status === "sealed") return pending;
+  const boxes = pending.recipients.flatMap(({ nodeId, publicKey }) =>
+    Object.entries(secrets).map(([name, value]) => ({
+      nodeId,
+      name,
+      box: sealSecret(publicKey, { clusterId, nodeId, name }, value),
+    })),
+  );
+  return client.putClusterSecrets(clusterId, { boxes });
 }

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { TandemClient } from "../../client/client.ts";
-import { deployWithSecrets } from "../../client/sealed-deploy.ts";
+import { deployWithSecrets, sealPendingSecrets } from "../../client/sealed-deploy.ts";
 import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
@@ -330,6 +330,40 @@ export function registerClusterCommands(program: Command): void {
       ["DETAIL", (e) => JSON.stringify(e.detail)],
     ]);
   });
+
+  withClientOptions(
+    cluster
+      .command("secrets")
+      .description(
+        "a cluster's sealed secrets: names, status, the nodes they are sealed to; with --secret, seal them to a cluster waiting for them",
+      )
+      .argument("<id>", "cluster id"),
+  )
+    .option("--secret <NAME=value...>", "a value to seal here to every node of the cluster")
+    .option("--secret-file <NAME=path...>", "like --secret, the value read from a file")
+    .action(
+      async (id: string, options: ClientOptions & { secret?: string[]; secretFile?: string[] }) => {
+        const client = await clientFor(options);
+        const secrets = await secretsFrom(options.secret, options.secretFile);
+        const view =
+          secrets === undefined
+            ? await client.clusterSecrets(id)
+            : await sealPendingSecrets(client, id, secrets);
+        if (options.json) return printJson(view);
+        printFields([
+          ["cluster", view.clusterId],
+          ["secrets", view.names.join(", ")],
+          ["status", view.status],
+          ["seal by", view.sealBy ?? "-"],
+        ]);
+        process.stdout.write("\n");
+        printTable(view.recipients, [
+          ["NODE", (r) => r.nodeId],
+          ["ROLE", (r) => r.role],
+          ["DEVICE KEY", (r) => r.publicKey],
+        ]);
+      },
+    );
 
   withClientOptions(
     cluster
