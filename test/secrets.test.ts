@@ -365,6 +365,16 @@ forEachDatabase("sealed secrets", (db) => {
     assertError(await post({ ...base, secretNames: ["PLAIN"] }), 400, "VALIDATION_FAILED");
     assertError(await post({ ...base, secretNames: ["A", "A"] }), 400, "VALIDATION_FAILED");
     assertError(await post({ ...base, secretNames: ["lower-case"] }), 400, "VALIDATION_FAILED");
+    // A value a container cannot take is refused before anything is deployed.
+    await assert.rejects(
+      deployWithSecrets(
+        s.client,
+        { ...base, kind: "container", image: "localhost/any:1" },
+        { API_TOKEN: "two\nlines" },
+      ),
+      /cannot hold newlines: secret API_TOKEN/,
+    );
+    assert.deepEqual((await s.client.listClusters()).items, []);
     const plain = await s.client.deployCluster(base);
     const start = await s.nextStart(s.roleOf(plain, 0));
     assert.equal(start.secrets, undefined, "a deploy without secrets is as before");

@@ -16,6 +16,13 @@ export async function deployWithSecrets(
   secrets: Readonly<Record<string, string>>,
   idempotencyKey?: string,
 ) {
+  // Checked here, where the values are: the coordinator cannot, and a worker refusing it late
+  // would cost a placement. podman's --env-file holds one value per line.
+  const multiline = Object.keys(secrets).filter((name) => secrets[name]!.includes("\n"));
+  if (body.kind === "container" && multiline.length > 0)
+    throw new RangeError(
+      `a container's environment values cannot hold newlines: secret ${multiline.join(", ")}`,
+    );
   const deployed = await client.deployCluster(
     { ...body, secretNames: Object.keys(secrets) },
     idempotencyKey,
