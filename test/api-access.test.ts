@@ -33,6 +33,8 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
   "POST /v1/clusters/:id/tasks": ["consumer"],
   "GET /v1/clusters/:id/tasks": ["consumer"],
   "GET /v1/clusters/:id/logs": ["consumer"],
+  "GET /v1/clusters/:id/secrets": ["consumer"],
+  "PUT /v1/clusters/:id/secrets": ["consumer"],
   "GET /v1/clusters/:id/costs": ["consumer"],
   "POST /v1/wallet/deposits": ["consumer", "supplier"],
   "POST /v1/wallet/withdrawals": ["consumer", "supplier"],

@@ -2,7 +2,8 @@
 // real bubblewrap sandboxes, real engines (Debian's python3-torch and python3-distributed).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -172,6 +173,57 @@ describe("clusters on a 4-worker network", () => {
       4,
       "every node is free again",
     );
+  });
+
+  it("opens --secret and --secret-file values only inside the workers: the coordinator's files never hold them", async () => {
+    const token = `tok-${process.pid}-never-seen-by-the-coordinator`;
+    const password = `pw-${process.pid}\nsecond line, exact bytes`;
+    const file = join(home, "db-password");
+    await writeFile(file, password, { mode: 0o600 });
+    const cli = spawnTandem(
+      [
+        "cluster",
+        "deploy",
+        "--json",
+        "--kind",
+        "batch",
+        "--nodes",
+        "2",
+        "--gpu",
+        "cpu",
+        "--hours",
+        "1",
+        "--env",
+        "PLAIN=shown",
+        "--secret",
+        `API_TOKEN=${token}`,
+        "--secret-file",
+        `DB_PASSWORD=${file}`,
+        "--",
+        "sh",
+        "-c",
+        'printf %s "$API_TOKEN" | sha256sum; printf %s "$DB_PASSWORD" | sha256sum; echo "$PLAIN"',
+      ],
+      { TANDEM_URL: url, TANDEM_API_KEY: consumerKey },
+    );
+    assert.equal(await cli.exited, 0, cli.stderr.join("\n"));
+    const deployed = JSON.parse(cli.stdout.join("\n")) as ClusterView;
+    const done = await runToEnd(deployed);
+    const logs = await logText(deployed.id);
+    assert.equal(done.status, "completed", JSON.stringify(done.events) + logs);
+    const sha = (value: string) => createHash("sha256").update(value).digest("hex");
+    for (const rank of [0, 1]) {
+      assert.ok(logs.includes(`[${rank}] ${sha(token)}  -`), logs);
+      assert.ok(logs.includes(`[${rank}] ${sha(password)}  -`), logs);
+      assert.ok(logs.includes(`[${rank}] shown`), logs);
+    }
+    const files = (await readdir(join(home, "c"))).filter((n) => n.startsWith("coordinator.db"));
+    const stored = Buffer.concat(
+      await Promise.all(files.map((n) => readFile(join(home, "c", n)))),
+    ).toString("latin1");
+    assert.ok(stored.includes(deployed.id) && stored.includes("shown"), "the files were read");
+    for (const value of [token, password, "never-seen-by-the-coordinator", "second line"])
+      assert.ok(!stored.includes(value), `the coordinator's database holds ${value}`);
   });
 
   it(

@@ -23,6 +23,7 @@ import {
   type RegisterDeviceRequest,
 } from "../protocol/devices.ts";
 import { EnrollmentTokenList, EnrollmentTokenResponse } from "../protocol/enrollment.ts";
+import { ClusterSecretsView, type PutSecretsRequest } from "../protocol/cluster-secrets.ts";
 import { ErrorBody } from "../protocol/errors.ts";
 import {
   PriceBoard,
@@ -250,6 +251,27 @@ export class TandemClient {
 
   deployCluster(body: DeployRequest, idempotencyKey?: string) {
     return this.request("POST", "/v1/clusters", body, undefined, ClusterView, idempotencyKey);
+  }
+
+  /** The nodes a cluster's secrets are sealed to, with their device keys. */
+  clusterSecrets(id: string) {
+    return this.request(
+      "GET",
+      `/v1/clusters/${encodeURIComponent(id)}/secrets`,
+      undefined,
+      undefined,
+      ClusterSecretsView,
+    );
+  }
+
+  putClusterSecrets(id: string, body: PutSecretsRequest) {
+    return this.request(
+      "PUT",
+      `/v1/clusters/${encodeURIComponent(id)}/secrets`,
+      body,
+      undefined,
+      ClusterSecretsView,
+    );
   }
 
   listClusters() {

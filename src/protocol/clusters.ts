@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SecretNames } from "./cluster-secrets.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { freeText, slug } from "./text.ts";
 
@@ -92,6 +93,11 @@ export const DeployRequest = CapacityFilters.extend({
     .optional(),
   /** For `batch`: scale with a task queue; the command becomes the first task. */
   autoscale: Autoscale.optional(),
+  /**
+   * Names of sealed secrets (src/protocol/cluster-secrets.ts): the nodes are reserved and the
+   * ranks wait until `PUT /v1/clusters/:id/secrets` brings a box per node and name.
+   */
+  secretNames: SecretNames.optional(),
 });
 export type DeployRequest = z.input<typeof DeployRequest>;
 

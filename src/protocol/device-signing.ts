@@ -37,3 +37,10 @@ export function publicKeyOf(privateKey: KeyObject): string {
 export function privateKeyFromPem(pem: string): KeyObject {
   return createPrivateKey(pem);
 }
+
+/** The raw 32-byte seed of an Ed25519 private key: what opens secrets sealed to the device. */
+export function seedOf(privateKey: KeyObject): Uint8Array {
+  const jwk = privateKey.export({ format: "jwk" });
+  if (jwk.crv !== "Ed25519" || typeof jwk.d !== "string") throw new Error("not an Ed25519 key");
+  return Buffer.from(jwk.d, "base64url");
+}

@@ -1,9 +1,10 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
-import { Signature } from "./devices.ts";
+import { PublicKey, Signature } from "./devices.ts";
+import { SealedBox, SecretName } from "./cluster-secrets.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** WebSocket close codes the coordinator uses, so a worker knows whether to retry. */
 export const CloseCode = {
@@ -76,6 +77,11 @@ export const JobStartMessage = z.strictObject({
   head: z
     .strictObject({ address: z.string().max(256), port: z.number().int().min(1).max(65_535) })
     .nullable(),
+  /**
+   * Secrets sealed to this node's device key (src/protocol/sealed-secrets.ts), by name: the
+   * worker opens them into the job's environment. The coordinator cannot read them.
+   */
+  secrets: z.record(SecretName, SealedBox).optional(),
 });
 export type JobStartMessage = z.infer<typeof JobStartMessage>;
 
@@ -99,6 +105,21 @@ export const JobExitAckMessage = z.strictObject({
 });
 export type JobExitAckMessage = z.infer<typeof JobExitAckMessage>;
 
+/**
+ * Failover of a cluster with sealed secrets to a fresh node (which holds no box): a surviving
+ * worker of the cluster opens its own boxes (`secrets`, sealed to it) and seals each value again to
+ * `publicKey`, the device key of `toNodeId`, answering `secrets-resealed`. Values stay inside
+ * workers of the cluster; the coordinator relays boxes only.
+ */
+export const SecretsResealMessage = z.strictObject({
+  type: z.literal("secrets-reseal"),
+  clusterId: ClusterId,
+  toNodeId: idSchema(IdPrefix.node),
+  publicKey: PublicKey,
+  secrets: z.record(SecretName, SealedBox),
+});
+export type SecretsResealMessage = z.infer<typeof SecretsResealMessage>;
+
 /** The coordinator has handed over or finished every rank of a draining worker: it may stop now. */
 export const DrainedMessage = z.strictObject({ type: z.literal("drained") });
 
@@ -111,6 +132,7 @@ export const CoordinatorMessage = z.discriminatedUnion("type", [
   JobStopMessage,
   JobExitAckMessage,
   DrainedMessage,
+  SecretsResealMessage,
 ]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
@@ -233,7 +255,21 @@ export const JobExitMessage = z.strictObject({
    * rank moves on without a slash.
    */
   fenced: z.literal(true).optional(),
+  /**
+   * A sealed secret of the `job-start` did not open on this device (sealed to another key, for
+   * another binding, or changed on the way): the consumer's doing, so the cluster fails unblamed.
+   */
+  secretsRefused: z.literal(true).optional(),
 });
+
+/** A `secrets-reseal` answered: the boxes sealed to `toNodeId`, by name. */
+export const SecretsResealedMessage = z.strictObject({
+  type: z.literal("secrets-resealed"),
+  clusterId: ClusterId,
+  toNodeId: idSchema(IdPrefix.node),
+  secrets: z.record(SecretName, SealedBox),
+});
+export type SecretsResealedMessage = z.infer<typeof SecretsResealedMessage>;
 
 export const WorkerMessage = z.discriminatedUnion("type", [
   JobRendezvousMessage,
@@ -246,5 +282,6 @@ export const WorkerMessage = z.discriminatedUnion("type", [
   DrainMessage,
   VerifyCommitMessage,
   VerifyRevealMessage,
+  SecretsResealedMessage,
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;

@@ -9,6 +9,7 @@ import {
   type JobExitAckMessage,
   type JobStartMessage,
   type JobStopMessage,
+  type SecretsResealMessage,
   type Utilization,
   type WorkerMessage,
 } from "../protocol/worker-messages.ts";
@@ -52,6 +53,8 @@ export interface CoordinatorLinkEvents {
   fence: [FenceNotice];
   /** The coordinator has answered a `drain`: this worker may stop now. */
   drained: [];
+  /** A fresh node of one of this worker's clusters needs its secrets (jobs/job-secrets.ts). */
+  reseal: [SecretsResealMessage];
 }
 
 /**
@@ -184,6 +187,9 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         return;
       case "job-exit-ack":
         this.emit("exit-acknowledged", message);
+        return;
+      case "secrets-reseal":
+        this.emit("reseal", message);
         return;
       case "drained":
         this.drained = true;

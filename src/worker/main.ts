@@ -4,6 +4,7 @@ import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
 import { startFenceWatchdog } from "./fencing/fence-watchdog.ts";
 import { JobOutbox } from "./jobs/job-outbox.ts";
+import { seedOf } from "../protocol/device-signing.ts";
 import { loadOrCreateIdentity, saveIds } from "./identity.ts";
 import { gpuFault } from "./probe/gpu-health.ts";
 import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
@@ -11,6 +12,7 @@ import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts
 import { registerThisDevice } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
 import { prepareJobsDir } from "./jobs/jobs-dir.ts";
+import { resealSecrets } from "./jobs/job-secrets.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
 import { createPodmanRuntime } from "./runtime/podman-runtime.ts";
@@ -122,12 +124,14 @@ export async function startWorker(
     log,
   });
   const outbox = new JobOutbox((message) => link.send(message));
+  const secretKey = { seed: seedOf(identity.privateKey), nodeId: registered.nodeId };
   const supervisor = new JobSupervisor({
     runtime: watchdog.guard(runtime),
     containers: containers === undefined ? undefined : watchdog.guard(containers),
     jobsDir: workDir,
     python: config.python,
     gpuIndices: hardware.gpus.map((g) => g.index),
+    secretKey,
     limits: {
       maxProcesses: config.jobMaxProcesses,
       ...(config.jobMemoryMiB === undefined ? {} : { memoryMiB: config.jobMemoryMiB }),
@@ -146,6 +150,13 @@ export async function startWorker(
     else void supervisor.start(message);
   });
   link.on("exit-acknowledged", (ack) => outbox.acknowledged(ack));
+  link.on("reseal", (request) => {
+    try {
+      link.send(resealSecrets(request, secretKey));
+    } catch (error) {
+      log("secrets reseal refused", { clusterId: request.clusterId, error: String(error) });
+    }
+  });
   const exitRetryTimer = setInterval(() => outbox.resendOverdue(EXIT_RETRY_MS), EXIT_RETRY_MS);
   exitRetryTimer.unref();
   link.on("fence", ({ silentMs, heartbeatIntervalMs }) => {

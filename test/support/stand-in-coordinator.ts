@@ -216,6 +216,7 @@ export async function startStandInCoordinator(
         case "job-exit":
         case "verify-commit":
         case "verify-reveal":
+        case "secrets-resealed":
           return;
         default:
           message satisfies never;

@@ -7,6 +7,7 @@ import {
   fixtureHardware,
   newDeviceKey,
   signedRegistration,
+  type TestDevice,
   type WorkerSocket,
 } from "./devices.ts";
 
@@ -24,6 +25,8 @@ export async function availableWorker(
     nodeId: string;
     /** The same device connecting again, to this coordinator or another (after a restart). */
     reconnect(url?: string): Promise<WorkerSocket & { nodeId: string }>;
+    /** Its device key (what opens secrets sealed to it). */
+    device: TestDevice;
   }
 > {
   const device = newDeviceKey();
@@ -45,7 +48,7 @@ export async function availableWorker(
   worker.send(solver.reveal(open));
   // The same device connecting again (it is verified by then, so it goes straight to available).
   const reconnect = (url = t.url) => connectWorker(url, registered.deviceId, device.privateKey);
-  return { ...worker, reconnect };
+  return { ...worker, reconnect, device };
 }
 
 /** Credits `accountId` with USDC through the admin deposit route. */

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { TandemClient } from "../../client/client.ts";
+import { deployWithSecrets, sealPendingSecrets } from "../../client/sealed-deploy.ts";
 import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
@@ -102,6 +104,35 @@ function withAutoscale(command: Command): Command {
     );
 }
 
+/** `NAME=value` pairs of a repeatable flag. */
+function namedValues(pairs: readonly string[] | undefined, flag: string): Array<[string, string]> {
+  return (pairs ?? []).map((pair) => {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new Error(`${flag} expects NAME=value, got "${pair}"`);
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  });
+}
+
+/** `--secret NAME=value` and `--secret-file NAME=path`; undefined when neither is given. */
+async function secretsFrom(
+  values: readonly string[] | undefined,
+  files: readonly string[] | undefined,
+): Promise<Record<string, string> | undefined> {
+  const pairs = [
+    ...namedValues(values, "--secret"),
+    ...(await Promise.all(
+      namedValues(files, "--secret-file").map(async ([name, path]): Promise<[string, string]> => [
+        name,
+        await readFile(path, "utf8"),
+      ]),
+    )),
+  ];
+  if (pairs.length === 0) return undefined;
+  const twice = pairs.map(([name]) => name).filter((name, i, all) => all.indexOf(name) !== i);
+  if (twice.length > 0) throw new Error(`secret ${twice[0]} is given twice`);
+  return Object.fromEntries(pairs);
+}
+
 function printSearch(result: SearchResponse): void {
   if (!result.satisfiable) {
     process.stdout.write(`cannot place ${result.needed} node(s): ${result.explanation}\n`);
@@ -188,7 +219,18 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption("--kind <kind>", "batch | torch | dask | ray | container")
     .requiredOption("--hours <n>", "paid hours", parseIntOption("--hours"))
     .option("--image <image>", "OCI image for --kind container")
-    .option("--env <NAME=value...>", "environment for the job")
+    .option(
+      "--env <NAME=value...>",
+      "environment for the job, stored and shown as is: not for secrets (use --secret)",
+    )
+    .option(
+      "--secret <NAME=value...>",
+      "a secret for the job's environment, sealed here to each chosen node's key: the coordinator never sees it",
+    )
+    .option(
+      "--secret-file <NAME=path...>",
+      "like --secret, the value read from a file (exact bytes; keeps it out of ps and shell history)",
+    )
     .option("--idempotency-key <key>", "retry-safe key (default: a fresh one)")
     .action(
       async (
@@ -198,29 +240,28 @@ export function registerClusterCommands(program: Command): void {
           hours: number;
           image?: string;
           env?: string[];
+          secret?: string[];
+          secretFile?: string[];
           idempotencyKey?: string;
         },
       ) => {
         const client = await clientFor(options);
-        const env = Object.fromEntries(
-          (options.env ?? []).map((pair) => {
-            const at = pair.indexOf("=");
-            if (at <= 0) throw new Error(`--env expects NAME=value, got "${pair}"`);
-            return [pair.slice(0, at), pair.slice(at + 1)];
-          }),
-        );
-        const deployed = await client.deployCluster(
-          {
-            ...filtersFrom(options),
-            ...autoscaleFrom(options),
-            kind: options.kind,
-            hours: options.hours,
-            command,
-            ...(options.env === undefined ? {} : { env }),
-            ...(options.image === undefined ? {} : { image: options.image }),
-          },
-          options.idempotencyKey ?? randomUUID(),
-        );
+        const env = Object.fromEntries(namedValues(options.env, "--env"));
+        const secrets = await secretsFrom(options.secret, options.secretFile);
+        const request = {
+          ...filtersFrom(options),
+          ...autoscaleFrom(options),
+          kind: options.kind,
+          hours: options.hours,
+          command,
+          ...(options.env === undefined ? {} : { env }),
+          ...(options.image === undefined ? {} : { image: options.image }),
+        };
+        const key = options.idempotencyKey ?? randomUUID();
+        const deployed =
+          secrets === undefined
+            ? await client.deployCluster(request, key)
+            : await deployWithSecrets(client, request, secrets, key);
         if (options.json) return printJson(deployed);
         process.stdout.write(`cluster ${deployed.id}: ${deployed.nodes.length} node(s) reserved\n`);
         const settled = await followProvisioning(client, deployed);
@@ -289,6 +330,40 @@ export function registerClusterCommands(program: Command): void {
       ["DETAIL", (e) => JSON.stringify(e.detail)],
     ]);
   });
+
+  withClientOptions(
+    cluster
+      .command("secrets")
+      .description(
+        "a cluster's sealed secrets: names, status, the nodes they are sealed to; with --secret, seal them to a cluster waiting for them",
+      )
+      .argument("<id>", "cluster id"),
+  )
+    .option("--secret <NAME=value...>", "a value to seal here to every node of the cluster")
+    .option("--secret-file <NAME=path...>", "like --secret, the value read from a file")
+    .action(
+      async (id: string, options: ClientOptions & { secret?: string[]; secretFile?: string[] }) => {
+        const client = await clientFor(options);
+        const secrets = await secretsFrom(options.secret, options.secretFile);
+        const view =
+          secrets === undefined
+            ? await client.clusterSecrets(id)
+            : await sealPendingSecrets(client, id, secrets);
+        if (options.json) return printJson(view);
+        printFields([
+          ["cluster", view.clusterId],
+          ["secrets", view.names.join(", ")],
+          ["status", view.status],
+          ["seal by", view.sealBy ?? "-"],
+        ]);
+        process.stdout.write("\n");
+        printTable(view.recipients, [
+          ["NODE", (r) => r.nodeId],
+          ["ROLE", (r) => r.role],
+          ["DEVICE KEY", (r) => r.publicKey],
+        ]);
+      },
+    );
 
   withClientOptions(
     cluster

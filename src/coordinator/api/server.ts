@@ -26,6 +26,7 @@ import type { Kysely } from "kysely";
 import { admit, identifyCaller, rateLimitKey } from "./auth.ts";
 import { clientErrorHandler, errorHandler, notFoundHandler } from "./http-errors.ts";
 import { accountRoutes } from "./routes/accounts.ts";
+import { clusterSecretRoutes } from "./routes/cluster-secrets.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { pricingRoutes } from "./routes/pricing.ts";
 import { deviceRoutes } from "./routes/devices.ts";
@@ -143,6 +144,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   nodeRoutes(app, deps);
   networkRoutes(app, deps);
   clusterRoutes(app, deps);
+  clusterSecretRoutes(app, deps);
   pricingRoutes(app, deps);
   walletRoutes(app, deps);
   liveRoutes(app, deps);

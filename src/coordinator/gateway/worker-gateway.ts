@@ -46,7 +46,10 @@ export type JobMessageHandler = (
   nodeId: string,
   message: Extract<
     WorkerMessage,
-    { type: "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" }
+    {
+      type:
+        "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" | "secrets-resealed";
+    }
   >,
 ) => Promise<void>;
 
@@ -294,7 +297,8 @@ export class WorkerGateway {
         case "job-accepted":
         case "job-log":
         case "job-exit":
-        case "drain": {
+        case "drain":
+        case "secrets-resealed": {
           const nodeId = session.nodeId;
           void this.jobHandler?.(nodeId, message).then(
             () => {

@@ -20,6 +20,8 @@ export interface ClusterSpec {
   env: Record<string, string>;
   image: string | null;
   filters: Record<string, unknown>;
+  /** Names of sealed secrets (./cluster-secrets.ts); absent on clusters deployed without. */
+  secretNames?: string[];
 }
 
 export async function appendClusterEvent(

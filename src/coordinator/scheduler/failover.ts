@@ -17,6 +17,7 @@ import {
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
+import { resealRequest, resealerOf, secretNamesOf, startBoxes } from "./cluster-secrets.ts";
 import { headOf, leaseId, leaseRow, rankCount, startMessage, type PlacedNode } from "./leases.ts";
 import type { SchedulerDeps } from "./scheduler.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
@@ -235,7 +236,10 @@ export class Failover {
         if (successor === undefined) {
           after.finish = {
             status: "failed",
-            reason: `rank ${lease.rank} lost (${loss.reason}) and no standby or replacement node fits`,
+            reason:
+              secretNamesOf(cluster).length > 0 && resealerOf(cluster, [lease.nodeId]) === undefined
+                ? `rank ${lease.rank} lost (${loss.reason}) and no standby, nor a surviving node to reseal its secrets to a fresh one`
+                : `rank ${lease.rank} lost (${loss.reason}) and no standby or replacement node fits`,
           };
           return true;
         }
@@ -267,6 +271,9 @@ export class Failover {
       (n) => n.active && n.role === "standby" && !this.deps.workers.awaitingContact(n.nodeId),
     );
     if (standby !== undefined) return { standby };
+    // A fresh node holds no box of the cluster's sealed secrets: a survivor must reseal to it.
+    if (secretNamesOf(cluster).length > 0 && resealerOf(cluster, [lease.nodeId]) === undefined)
+      return undefined;
     const fresh = this.runner.placeReplacement(cluster, lease, drain);
     return fresh === undefined ? undefined : { fresh };
   }
@@ -368,24 +375,43 @@ export class Failover {
       detectedAtMs: now,
       lastSeenMs: loss.lastSeenMs,
     });
+    if ("fresh" in successor && secretNamesOf(cluster).length > 0) {
+      const resealer = resealerOf(cluster, [lease.nodeId]);
+      const reseal =
+        resealer === undefined
+          ? undefined
+          : await resealRequest(tx, cluster, resealer, node.nodeId);
+      if (reseal === undefined) {
+        after.finish = {
+          status: "failed",
+          reason: `rank ${rank} lost and no surviving node can reseal its secrets to ${node.nodeId}`,
+        };
+        return;
+      }
+      // The fresh node starts once the reseal comes back (scheduler: onResealed).
+      after.sends.push(reseal);
+    }
     const spec = { ...cluster.spec, kind: cluster.kind };
     const worldSize = rankCount(cluster);
     if (scope === "all" || rank === 0) {
       // The head starts first; the others follow once it reports its port (`onAccepted`).
       const headNode =
         rank === 0 ? node.nodeId : cluster.nodes.find((n) => n.active && n.rank === 0)!.nodeId;
-      after.sends.push({
-        nodeId: headNode,
-        message: startMessage(cluster.id, spec, 0, attempt, worldSize, null),
-      });
+      const sealed = await startBoxes(tx, cluster, headNode);
+      if (sealed.ready)
+        after.sends.push({
+          nodeId: headNode,
+          message: startMessage(cluster.id, spec, 0, attempt, worldSize, null, sealed.boxes),
+        });
       return;
     }
     // Before the head reported its port, the rank waits in `reserved` and starts with the others.
     const head = this.runner.headOf(cluster.id) ?? (await headOf(tx, cluster.id));
-    if (head !== undefined)
+    const sealed = await startBoxes(tx, cluster, node.nodeId);
+    if (head !== undefined && sealed.ready)
       after.sends.push({
         nodeId: node.nodeId,
-        message: startMessage(cluster.id, spec, rank, attempt, worldSize, head),
+        message: startMessage(cluster.id, spec, rank, attempt, worldSize, head, sealed.boxes),
       });
   }
 

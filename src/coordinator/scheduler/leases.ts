@@ -50,6 +50,8 @@ export function startMessage(
   attempt: number,
   worldSize: number,
   head: { address: string; port: number } | null,
+  /** The boxes sealed to the node this start goes to (./cluster-secrets.ts), if any. */
+  secrets?: Record<string, string>,
 ) {
   return {
     type: "job-start" as const,
@@ -62,6 +64,7 @@ export function startMessage(
     env: spec.env,
     image: spec.image,
     head: rank === 0 ? null : head,
+    ...(secrets === undefined ? {} : { secrets }),
   };
 }
 

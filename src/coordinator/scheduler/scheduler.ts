@@ -8,6 +8,7 @@ import { leaseServedMinutes, standbyPrice } from "../../core/failover.ts";
 import { parseMoneyOrThrow } from "../../core/money.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { place, type PlacementRequest } from "../../core/placement.ts";
+import type { PutSecretsRequest } from "../../protocol/cluster-secrets.ts";
 import type {
   Autoscale,
   CapacityFilters,
@@ -20,6 +21,7 @@ import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type {
   JobExitMessage,
   JobLogMessage,
+  SecretsResealedMessage,
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
 import type { CoordinatorEvents } from "../events.ts";
@@ -38,6 +40,7 @@ import {
   type LoadedLease,
 } from "./cluster-store.ts";
 import { Autoscaler } from "./autoscaler.ts";
+import { secretsPending, startBoxes, storeResealed, storeSecrets } from "./cluster-secrets.ts";
 import { Failover, type LeaseEnd } from "./failover.ts";
 import type { Inventory } from "./inventory.ts";
 import {
@@ -87,7 +90,9 @@ export interface SchedulerOptions {
 
 type JobMessage = Extract<
   WorkerMessage,
-  { type: "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" }
+  {
+    type: "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" | "secrets-resealed";
+  }
 >;
 
 /**
@@ -262,6 +267,7 @@ export class Scheduler {
       if (existing !== undefined) return clusterView(this.deps.db, existing.id);
     }
     checkAutoscale(request);
+    checkSecretNames(request);
     if ((request.kind === "container") !== (request.image !== undefined))
       throw new TandemError(
         ErrorCode.VALIDATION_FAILED,
@@ -305,6 +311,8 @@ export class Scheduler {
           await this.serial(clusterId, () => this.autoscaler.step(clusterId));
           return clusterView(this.deps.db, clusterId);
         }
+        // Ranks wait for their sealed secrets (`sealSecrets`).
+        if (request.secretNames !== undefined) return clusterView(this.deps.db, clusterId);
         const spec = { ...request, env: request.env ?? {}, image: request.image ?? null };
         this.deps.workers.send(
           nodes[0]!.nodeId,
@@ -372,6 +380,7 @@ export class Scheduler {
               env: request.env ?? {},
               image: request.image ?? null,
               filters: filtersOf(request),
+              ...(request.secretNames === undefined ? {} : { secretNames: request.secretNames }),
             }),
             node_count: request.nodes,
             shadow: request.shadow ?? 0,
@@ -449,6 +458,10 @@ export class Scheduler {
           ),
           reservationTtlMs: this.options.reservationTtlMs,
         });
+        if (request.secretNames !== undefined)
+          await appendClusterEvent(tx, clusterId, now, "secrets-pending", {
+            names: request.secretNames,
+          });
       });
       return { ok: true };
     } catch (error) {
@@ -544,9 +557,47 @@ export class Scheduler {
     });
   }
 
+  /**
+   * A pending cluster's sealed secrets (./cluster-secrets.ts): stored, the ranks' reservations
+   * renewed from now, and the head started with its boxes.
+   */
+  async sealSecrets(
+    clusterId: string,
+    accountId: string,
+    boxes: PutSecretsRequest["boxes"],
+  ): Promise<void> {
+    await this.serial(clusterId, async () => {
+      const now = this.deps.clock.now();
+      const cluster = await this.deps.db.transaction().execute(async (tx) => {
+        const cluster = await loadCluster(tx, clusterId);
+        if (cluster.accountId !== accountId)
+          throw new TandemError(ErrorCode.NOT_FOUND, `no cluster ${clusterId}`);
+        await storeSecrets(tx, cluster, boxes, now);
+        await tx
+          .updateTable("cluster_nodes")
+          .set({ reserved_until: now + this.options.reservationTtlMs })
+          .where("cluster_id", "=", clusterId)
+          .where("active", "=", 1)
+          .where("status", "=", "reserved")
+          .execute();
+        await appendClusterEvent(tx, clusterId, now, "secrets-sealed", {
+          names: [...new Set(boxes.map((b) => b.name))],
+          nodes: new Set(boxes.map((b) => b.nodeId)).size,
+        });
+        return cluster;
+      });
+      const head = cluster.nodes.find((n) => n.active && n.rank === 0);
+      if (head === undefined) return;
+      const start = await this.pendingStart(cluster, head);
+      if (start !== undefined) this.deps.workers.send(head.nodeId, start);
+    });
+  }
+
   /** Messages from the worker that serves `nodeId`. */
   async onJobMessage(nodeId: string, message: JobMessage): Promise<void> {
     if (message.type === "drain") return this.failover.drain(nodeId, message.reason);
+    if (message.type === "secrets-resealed")
+      return this.serial(message.clusterId, () => this.onResealed(nodeId, message));
     if (message.type === "job-log") {
       // Logs skip the cluster's queue (they change no state), but only an active lease's count.
       if (await this.activeLease(nodeId, message)) await this.onLog(message);
@@ -578,6 +629,13 @@ export class Scheduler {
           outcome: "lapsed",
           reason: `rank ${message.rank} stopped by its worker while the coordinator was unreachable`,
         });
+      // A sealed secret that does not open on its node was sealed wrong: the consumer's cause.
+      if (message.secretsRefused === true)
+        return this.finish(
+          message.clusterId,
+          "failed",
+          `rank ${message.rank}: ${message.error ?? "a sealed secret did not open"}`,
+        );
       // A worker that could not start its part (no exit code) failed the lease; a job that ran
       // and exited, whatever its code, is the consumer's business.
       if (message.exitCode === null && message.error !== null)
@@ -619,9 +677,49 @@ export class Scheduler {
     if (cluster.autoscale !== null) return this.autoscaler.taskStart(cluster, lease);
     if (lease.rank === null) return undefined;
     const head = lease.rank === 0 ? null : this.heads.get(cluster.id);
-    if (head === undefined) return undefined;
-    const spec = { ...cluster.spec, kind: cluster.kind };
-    return startMessage(cluster.id, spec, lease.rank, lease.attempt, rankCount(cluster), head);
+    if (head === undefined || (await secretsPending(this.deps.db, cluster))) return undefined;
+    return this.rankStart(cluster, { ...lease, rank: lease.rank }, head);
+  }
+
+  /**
+   * The `job-start` of a lease's rank, with the boxes sealed to its node (if any); undefined while
+   * its node waits for a failover's reseal (./cluster-secrets.ts).
+   */
+  private async rankStart(
+    cluster: LoadedCluster,
+    lease: LoadedLease & { rank: number },
+    head: { address: string; port: number } | null,
+  ) {
+    const sealed = await startBoxes(this.deps.db, cluster, lease.nodeId);
+    if (!sealed.ready) return undefined;
+    return startMessage(
+      cluster.id,
+      { ...cluster.spec, kind: cluster.kind },
+      lease.rank,
+      lease.attempt,
+      rankCount(cluster),
+      head,
+      sealed.boxes,
+    );
+  }
+
+  /** A surviving worker resealed the cluster's secrets to a fresh node: store, then start it. */
+  private async onResealed(
+    fromNodeId: string,
+    message: z.infer<typeof SecretsResealedMessage>,
+  ): Promise<void> {
+    const now = this.deps.clock.now();
+    const cluster = await loadCluster(this.deps.db, message.clusterId);
+    if (isFinal(cluster.status)) return;
+    const stored = await this.deps.db
+      .transaction()
+      .execute((tx) => storeResealed(tx, cluster, fromNodeId, message, now));
+    if (!stored) return;
+    const lease = cluster.nodes.find(
+      (n) => n.active && n.nodeId === message.toNodeId && n.status === "reserved",
+    );
+    const start = lease === undefined ? undefined : await this.pendingStart(cluster, lease);
+    if (start !== undefined) this.deps.workers.send(message.toNodeId, start);
   }
 
   private async activeLease(
@@ -674,13 +772,11 @@ export class Scheduler {
       attempt,
       ...head,
     });
-    const spec = { ...cluster.spec, kind: cluster.kind };
     for (const lease of cluster.nodes)
-      if (lease.active && lease.rank !== null && lease.rank > 0 && lease.status === "reserved")
-        this.deps.workers.send(
-          lease.nodeId,
-          startMessage(cluster.id, spec, lease.rank, lease.attempt, rankCount(cluster), head),
-        );
+      if (lease.active && lease.rank !== null && lease.rank > 0 && lease.status === "reserved") {
+        const start = await this.rankStart(cluster, { ...lease, rank: lease.rank }, head);
+        if (start !== undefined) this.deps.workers.send(lease.nodeId, start);
+      }
     return true;
   }
 
@@ -877,6 +973,13 @@ export class Scheduler {
       if (!expired.has(row.id) && !lapsedIn.has(row.id)) continue;
       await this.serial(row.id, async () => {
         if (expired.has(row.id)) return this.finish(row.id, "expired", "paid time is over");
+        const cluster = await loadCluster(this.deps.db, row.id);
+        if (await secretsPending(this.deps.db, cluster))
+          return this.finish(
+            row.id,
+            "failed",
+            `secrets not sent within ${this.options.reservationTtlMs} ms of the deploy`,
+          );
         const lapsed = await this.lapsedReservations(this.deps.db, now)
           .select(["seq", "node_id", "rank"])
           .where("cluster_id", "=", row.id)
@@ -1256,9 +1359,27 @@ export function checkAutoscale(request: {
     throw new TandemError(ErrorCode.VALIDATION_FAILED, problem, { details: { autoscale: bounds } });
 }
 
+/** Secret names are for fixed-size clusters, and never the name of a plain `--env` value. */
+function checkSecretNames(request: Deploy): void {
+  const names = request.secretNames;
+  if (names === undefined) return;
+  const clash = names.filter((name) => request.env?.[name] !== undefined);
+  const problem =
+    request.autoscale !== undefined
+      ? "an autoscaled cluster cannot take sealed secrets yet (its new nodes would need them)"
+      : clash.length > 0
+        ? `${clash.join(", ")} is both a secret and an --env value`
+        : undefined;
+  if (problem !== undefined)
+    throw new TandemError(ErrorCode.VALIDATION_FAILED, problem, {
+      details: { field: "secretNames" },
+    });
+}
+
 function filtersOf(request: Deploy): Record<string, unknown> {
   const filters: Record<string, unknown> = { ...request };
-  for (const key of ["kind", "hours", "command", "env", "image", "autoscale"]) delete filters[key];
+  for (const key of ["kind", "hours", "command", "env", "image", "autoscale", "secretNames"])
+    delete filters[key];
   return filters;
 }
 

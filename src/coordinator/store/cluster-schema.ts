@@ -57,11 +57,7 @@ export interface ClusterNodesTable {
   ended_at: NullableInt8;
   end_reason: string | null;
   /** In an autoscaled cluster: since when the lease has had no task (it may be released). */
-  idle_since: ColumnType<
-    number | string | bigint | null,
-    number | null | undefined,
-    number | null
-  >;
+  idle_since: ColumnType<number | string | bigint | null, number | null | undefined, number | null>;
 }
 
 /** A task of an autoscaled batch cluster: one run of a command on one of its nodes. */
@@ -97,10 +93,21 @@ export interface ClusterLogsTable {
   text: string;
 }
 
+/** One sealed secret of a cluster for one node: ciphertext only (src/protocol/sealed-secrets.ts). */
+export interface ClusterSecretsTable {
+  cluster_id: string;
+  node_id: string;
+  name: string;
+  /** The sealed box, base64url; only the node's worker can open it. */
+  box: string;
+  created_at: Int8;
+}
+
 export interface ClusterTables {
   clusters: ClustersTable;
   cluster_nodes: ClusterNodesTable;
   cluster_events: ClusterEventsTable;
   cluster_logs: ClusterLogsTable;
   cluster_tasks: ClusterTasksTable;
+  cluster_secrets: ClusterSecretsTable;
 }

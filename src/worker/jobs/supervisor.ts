@@ -9,7 +9,9 @@ import type {
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
 import type { JobLimits, JobRuntime, RunningJob } from "../runtime/job-runtime.ts";
+import { SecretOpenError } from "../../protocol/sealed-secrets.ts";
 import { planRank } from "./cluster-kinds.ts";
+import { openJobSecrets, type DeviceSecretKey } from "./job-secrets.ts";
 
 export interface JobSupervisorOptions {
   runtime: JobRuntime;
@@ -20,6 +22,8 @@ export interface JobSupervisorOptions {
   python: string;
   gpuIndices: readonly number[];
   limits: JobLimits;
+  /** Opens the sealed secrets of a `job-start` (./job-secrets.ts); a job with some needs it. */
+  secretKey?: DeviceSecretKey | undefined;
   send: (message: WorkerMessage) => void;
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -138,6 +142,7 @@ export class JobSupervisor {
       const runtime = job.kind === "container" ? options.containers : options.runtime;
       if (runtime === undefined)
         throw new Error("container clusters need podman, which this worker does not have");
+      const secrets = job.secrets === undefined ? {} : openJobSecrets(job, secretKeyOf(options));
       const head = job.head ?? { address: "127.0.0.1", port: await freePort() };
       // The head tells its port before its launch, so the other ranks start beside it.
       if (job.head === null && job.rank === 0)
@@ -148,7 +153,10 @@ export class JobSupervisor {
           attempt: job.attempt,
           port: head.port,
         });
-      const plan = planRank(job, { head, gpuIndices: options.gpuIndices, python: options.python });
+      const plan = planRank(
+        { ...job, env: { ...job.env, ...secrets } },
+        { head, gpuIndices: options.gpuIndices, python: options.python },
+      );
       const running = await runtime.run({
         // Stable across attempts: a root worker's sandbox uid derives from it, and the new attempt
         // must own the files the previous one left in the job dir.
@@ -183,9 +191,13 @@ export class JobSupervisor {
         attempt: job.attempt,
         error: String(error),
       });
-      options.send(
-        exitMessage(job, null, null, error instanceof Error ? error.message : String(error)),
+      const exit = exitMessage(
+        job,
+        null,
+        null,
+        error instanceof Error ? error.message : String(error),
       );
+      options.send(error instanceof SecretOpenError ? { ...exit, secretsRefused: true } : exit);
     } finally {
       // Only the cluster's newest run owns the dir; the entry stays until the dir is gone, so a
       // newer attempt arriving meanwhile waits for the removal instead of racing it.
@@ -262,4 +274,9 @@ function freePort(): Promise<number> {
       );
     });
   });
+}
+
+function secretKeyOf(options: JobSupervisorOptions): DeviceSecretKey {
+  if (options.secretKey === undefined) throw new Error("this worker cannot open sealed secrets");
+  return options.secretKey;
 }

@@ -15,6 +15,7 @@ import * as nodeEffectivePrice from "./0013-node-effective-price.ts";
 import * as ledgerRecordedCheck from "./0014-ledger-recorded-check.ts";
 import * as ledgerGuardProbes from "./0015-ledger-guard-probes.ts";
 import * as enrollmentTokens from "./0017-enrollment-tokens.ts";
+import * as clusterSecrets from "./0018-cluster-secrets.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -35,6 +36,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0014-ledger-recorded-check", ledgerRecordedCheck],
   ["0015-ledger-guard-probes", ledgerGuardProbes],
   ["0017-enrollment-tokens", enrollmentTokens],
+  ["0018-cluster-secrets", clusterSecrets],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
