@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { Signature } from "./devices.ts";
+import { ExceededLimit, RankLimitsAsk } from "./hardware.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
 export const PROTOCOL_VERSION = 3;
@@ -76,6 +77,8 @@ export const JobStartMessage = z.strictObject({
   head: z
     .strictObject({ address: z.string().max(256), port: z.number().int().min(1).max(65_535) })
     .nullable(),
+  /** The cluster's ask (within what the node offers); absent or partial: the node's offer. */
+  limits: RankLimitsAsk.optional(),
 });
 export type JobStartMessage = z.infer<typeof JobStartMessage>;
 
@@ -233,6 +236,8 @@ export const JobExitMessage = z.strictObject({
    * rank moves on without a slash.
    */
   fenced: z.literal(true).optional(),
+  /** The rank ended by exceeding this limit of its node (the consumer's job, not the node). */
+  limitExceeded: ExceededLimit.optional(),
 });
 
 export const WorkerMessage = z.discriminatedUnion("type", [

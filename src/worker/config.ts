@@ -1,5 +1,22 @@
 import { z } from "zod";
 
+const SIZE = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i;
+const MIB_PER_UNIT: Record<string, number> = { K: 1 / 1024, M: 1, G: 1024, T: 1024 * 1024 };
+
+/**
+ * A size in MiB: a number (MiB) or text with a unit, "512MiB", "8G", "1.5TiB", "20GB" (K, M, G and T
+ * are powers of 1024, as in `docker --memory`; no unit means MiB). Rounded down to whole MiB.
+ */
+export const SizeMiB = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (typeof value === "number") return Math.floor(value);
+  const m = SIZE.exec(value);
+  if (m === null) {
+    ctx.addIssue({ code: "custom", message: 'expected a size such as "512MiB", "8GiB" or "2T"' });
+    return z.NEVER;
+  }
+  return Math.floor(Number(m[1]) * (MIB_PER_UNIT[(m[2] ?? "").toUpperCase()] ?? 1));
+});
+
 /** Worker settings, parsed once at start; a bad value fails fast naming its field. */
 export const WorkerConfig = z.strictObject({
   /** State directory: the device key, the ids, job work dirs. */
@@ -21,10 +38,15 @@ export const WorkerConfig = z.strictObject({
   allowUnsandboxed: z.boolean().default(false),
   /** Offer `container` clusters through podman where it works here (runtime/podman-runtime.ts). */
   containers: z.boolean().default(true),
-  /** Limits of every job on this machine (MiB, cores, tasks). Default: none beyond the machine's. */
-  jobMemoryMiB: z.number().int().min(64).optional(),
-  jobCpuCores: z.number().min(0.1).optional(),
-  jobMaxProcesses: z.number().int().min(8).default(4096),
+  /**
+   * What this worker offers each rank at most (jobs/offer.ts); each rank runs with these limits,
+   * or less when its cluster asks less. Defaults come from the machine: memory = total minus a
+   * reserve for the host, CPUs = all cores, 4096 pids, disk = half the free space of the jobs dir.
+   */
+  maxMemoryMiB: SizeMiB.pipe(z.number().int().min(64)).optional(),
+  maxCpus: z.number().min(0.1).max(4096).optional(),
+  maxPids: z.number().int().min(16).max(4_194_304).default(4096),
+  maxDiskMiB: SizeMiB.pipe(z.number().int().min(16)).optional(),
   reconnectBaseMs: z.number().int().min(10).default(250),
   reconnectMaxMs: z.number().int().min(100).default(10_000),
 });

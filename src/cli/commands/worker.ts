@@ -15,6 +15,21 @@ interface WorkerOptions extends ClientOptions {
   nvidiaSmi?: string;
   python?: string;
   allowUnsandboxed?: boolean;
+  maxMemory?: string;
+  maxCpus?: string;
+  maxPids?: string;
+  maxDisk?: string;
+}
+
+/** The `--max-*` flags as worker config (sizes keep their units: config.ts parses them). */
+function offerSettings(options: WorkerOptions) {
+  const number = (text: string) => (/^\s*[\d.]+\s*$/.test(text) ? Number(text) : text);
+  return {
+    ...(options.maxMemory === undefined ? {} : { maxMemoryMiB: number(options.maxMemory) }),
+    ...(options.maxCpus === undefined ? {} : { maxCpus: Number(options.maxCpus) }),
+    ...(options.maxPids === undefined ? {} : { maxPids: Number(options.maxPids) }),
+    ...(options.maxDisk === undefined ? {} : { maxDiskMiB: number(options.maxDisk) }),
+  };
 }
 
 export function registerWorkerCommands(program: Command): void {
@@ -31,6 +46,10 @@ export function registerWorkerCommands(program: Command): void {
     .option("--home <dir>", "worker state dir (default $TANDEM_HOME/worker)")
     .option("--nvidia-smi <path>", "nvidia-smi to probe GPUs with", "nvidia-smi")
     .option("--python <path>", "Python with torch/dask for cluster jobs", "/usr/bin/python3")
+    .option("--max-memory <size>", "memory each rank may use, e.g. 16GiB (default: all but a host reserve)")
+    .option("--max-cpus <cores>", "CPU cores each rank may use, e.g. 4 or 1.5 (default: all)")
+    .option("--max-pids <n>", "processes and threads each rank may have at once (default 4096)")
+    .option("--max-disk <size>", "disk each rank may fill in /job, e.g. 50GiB (default: half the free space)")
     .option(
       "--allow-unsandboxed",
       "development only: run jobs without a sandbox when bubblewrap is unusable",
@@ -56,14 +75,18 @@ export function registerWorkerCommands(program: Command): void {
           ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
           ...(options.python === undefined ? {} : { python: options.python }),
           allowUnsandboxed: options.allowUnsandboxed === true,
+          ...offerSettings(options),
         });
+        const { offer } = worker;
         if (options.json)
           process.stdout.write(
-            JSON.stringify({ deviceId: worker.deviceId, nodeId: worker.nodeId }) + "\n",
+            JSON.stringify({ deviceId: worker.deviceId, nodeId: worker.nodeId, offer }) + "\n",
           );
         else
           process.stdout.write(
-            `worker ${worker.deviceId} serving node ${worker.nodeId} (Ctrl-C to stop)\n`,
+            `worker ${worker.deviceId} serving node ${worker.nodeId} (Ctrl-C to stop)\n` +
+              `each rank may use ${offer.memoryMiB} MiB memory, ${offer.cpuCores} CPUs, ` +
+              `${offer.pids} pids, ${offer.diskMiB} MiB disk in /job\n`,
           );
         await serveUntilStopped(worker, drainSignals);
       } finally {

@@ -31,7 +31,7 @@ import {
   type RunningJob,
 } from "./job-runtime.ts";
 import { HOST_PATH } from "./launch.ts";
-import { superviseJob } from "./supervise.ts";
+import { diskWatch, superviseJob } from "./supervise.ts";
 
 /** The uid and gid containers run as: `nobody`, which owns nothing on the host. */
 const CONTAINER_USER = { uid: 65_534, gid: 65_534 };
@@ -141,6 +141,7 @@ export async function createPodmanRuntime(
       limitArgs.push("--pids-limit", String(limits.maxProcesses));
       enforcedBy.maxProcesses = cgroup;
     }
+    if (limits.diskMiB !== undefined) enforcedBy.diskMiB = "watcher";
     if (limits.maxOpenFiles !== undefined) {
       limitArgs.push("--ulimit", `nofile=${limits.maxOpenFiles}:${limits.maxOpenFiles}`);
       enforcedBy.maxOpenFiles = "rlimit";
@@ -188,6 +189,7 @@ export async function createPodmanRuntime(
     }
     log(`job ${spec.jobId} runs in container ${name} (${image})`, { jobId: spec.jobId, image });
     return superviseJob({
+      disk: diskWatch(spec),
       child: child as typeof child & { pid: number },
       cgroup: undefined,
       limitsEnforcedBy: enforcedBy,
