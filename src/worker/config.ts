@@ -1,21 +1,6 @@
 import { z } from "zod";
+import { SizeMiB } from "../protocol/hardware.ts";
 
-const SIZE = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i;
-const MIB_PER_UNIT: Record<string, number> = { K: 1 / 1024, M: 1, G: 1024, T: 1024 * 1024 };
-
-/**
- * A size in MiB: a number (MiB) or text with a unit, "512MiB", "8G", "1.5TiB", "20GB" (K, M, G and T
- * are powers of 1024, as in `docker --memory`; no unit means MiB). Rounded down to whole MiB.
- */
-export const SizeMiB = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  if (typeof value === "number") return Math.floor(value);
-  const m = SIZE.exec(value);
-  if (m === null) {
-    ctx.addIssue({ code: "custom", message: 'expected a size such as "512MiB", "8GiB" or "2T"' });
-    return z.NEVER;
-  }
-  return Math.floor(Number(m[1]) * (MIB_PER_UNIT[(m[2] ?? "").toUpperCase()] ?? 1));
-});
 
 /** Worker settings, parsed once at start; a bad value fails fast naming its field. */
 export const WorkerConfig = z.strictObject({

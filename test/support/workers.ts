@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ChallengeSolver } from "../../src/worker/verification.ts";
+import type { RankLimits } from "../../src/protocol/hardware.ts";
 import type { TestCoordinator } from "./coordinator.ts";
 import {
   connectWorker,
@@ -18,6 +19,8 @@ export async function availableWorker(
   t: TestCoordinator,
   apiKey: string,
   zone: string,
+  /** The per-rank offer its hardware report carries (absent: a worker from before limits). */
+  limits?: RankLimits,
 ): Promise<
   WorkerSocket & {
     nodeId: string;
@@ -30,7 +33,7 @@ export async function availableWorker(
     signedRegistration(device, {
       region: "eu-west",
       zone,
-      hardware: await fixtureHardware("none"),
+      hardware: { ...(await fixtureHardware("none")), ...(limits === undefined ? {} : { limits }) },
     }),
   );
   const worker = await connectWorker(t.url, registered.deviceId, device.privateKey);

@@ -4,7 +4,13 @@ import type { Command } from "commander";
 import { startWorker, type Worker } from "../../worker/main.ts";
 import { removePidFile, writePidFile } from "../../worker/pid-file.ts";
 import { resolveConnection, tandemHome } from "../context.ts";
-import { withClientOptions, type ClientOptions } from "./common.ts";
+import {
+  parseCpus,
+  parseIntOption,
+  parseSize,
+  withClientOptions,
+  type ClientOptions,
+} from "./common.ts";
 import { untilSignal } from "./signals.ts";
 import { DRAIN_REASON, DRAIN_SIGNAL, registerWorkerDrainCommand } from "./worker-drain.ts";
 
@@ -15,20 +21,19 @@ interface WorkerOptions extends ClientOptions {
   nvidiaSmi?: string;
   python?: string;
   allowUnsandboxed?: boolean;
-  maxMemory?: string;
-  maxCpus?: string;
-  maxPids?: string;
-  maxDisk?: string;
+  maxMemory?: number;
+  maxCpus?: number;
+  maxPids?: number;
+  maxDisk?: number;
 }
 
-/** The `--max-*` flags as worker config (sizes keep their units: config.ts parses them). */
+/** The `--max-*` flags as worker config. */
 function offerSettings(options: WorkerOptions) {
-  const number = (text: string) => (/^\s*[\d.]+\s*$/.test(text) ? Number(text) : text);
   return {
-    ...(options.maxMemory === undefined ? {} : { maxMemoryMiB: number(options.maxMemory) }),
-    ...(options.maxCpus === undefined ? {} : { maxCpus: Number(options.maxCpus) }),
-    ...(options.maxPids === undefined ? {} : { maxPids: Number(options.maxPids) }),
-    ...(options.maxDisk === undefined ? {} : { maxDiskMiB: number(options.maxDisk) }),
+    ...(options.maxMemory === undefined ? {} : { maxMemoryMiB: options.maxMemory }),
+    ...(options.maxCpus === undefined ? {} : { maxCpus: options.maxCpus }),
+    ...(options.maxPids === undefined ? {} : { maxPids: options.maxPids }),
+    ...(options.maxDisk === undefined ? {} : { maxDiskMiB: options.maxDisk }),
   };
 }
 
@@ -46,10 +51,26 @@ export function registerWorkerCommands(program: Command): void {
     .option("--home <dir>", "worker state dir (default $TANDEM_HOME/worker)")
     .option("--nvidia-smi <path>", "nvidia-smi to probe GPUs with", "nvidia-smi")
     .option("--python <path>", "Python with torch/dask for cluster jobs", "/usr/bin/python3")
-    .option("--max-memory <size>", "memory each rank may use, e.g. 16GiB (default: all but a host reserve)")
-    .option("--max-cpus <cores>", "CPU cores each rank may use, e.g. 4 or 1.5 (default: all)")
-    .option("--max-pids <n>", "processes and threads each rank may have at once (default 4096)")
-    .option("--max-disk <size>", "disk each rank may fill in /job, e.g. 50GiB (default: half the free space)")
+    .option(
+      "--max-memory <size>",
+      "memory each rank may use, e.g. 16GiB (default: all but a host reserve)",
+      parseSize("--max-memory"),
+    )
+    .option(
+      "--max-cpus <cores>",
+      "CPU cores each rank may use, e.g. 4 or 1.5 (default: all)",
+      parseCpus("--max-cpus"),
+    )
+    .option(
+      "--max-pids <n>",
+      "processes and threads each rank may have at once (default 4096)",
+      parseIntOption("--max-pids"),
+    )
+    .option(
+      "--max-disk <size>",
+      "disk each rank may fill in /job, e.g. 50GiB (default: half the free space)",
+      parseSize("--max-disk"),
+    )
     .option(
       "--allow-unsandboxed",
       "development only: run jobs without a sandbox when bubblewrap is unusable",

@@ -369,6 +369,7 @@ export class Scheduler {
               env: request.env ?? {},
               image: request.image ?? null,
               filters: filtersOf(request),
+              ...(request.limits === undefined ? {} : { limits: request.limits }),
             }),
             node_count: request.nodes,
             shadow: request.shadow ?? 0,
@@ -576,8 +577,9 @@ export class Scheduler {
           reason: `rank ${message.rank} stopped by its worker while the coordinator was unreachable`,
         });
       // A worker that could not start its part (no exit code) failed the lease; a job that ran
-      // and exited, whatever its code, is the consumer's business.
-      if (message.exitCode === null && message.error !== null)
+      // and exited, whatever its code, is the consumer's business, and so is one its node ended
+      // for exceeding a limit (killed: no exit code, an error saying which limit).
+      if (message.exitCode === null && message.error !== null && message.limitExceeded === undefined)
         return this.failover.failLease(message.clusterId, lease.seq, {
           outcome: "lost",
           reason: `could not run rank ${message.rank}: ${message.error}`,
@@ -789,6 +791,7 @@ export class Scheduler {
         rank: message.rank,
         exitCode: message.exitCode,
         signal: message.signal,
+        ...(message.limitExceeded === undefined ? {} : { limitExceeded: message.limitExceeded }),
       });
     });
     await this.autoscaler.step(message.clusterId);
@@ -836,6 +839,7 @@ export class Scheduler {
         exitCode: message.exitCode,
         signal: message.signal,
         ...(message.error === null ? {} : { error: message.error }),
+        ...(message.limitExceeded === undefined ? {} : { limitExceeded: message.limitExceeded }),
       });
     });
     await this.judgeExit(message.clusterId, message.rank, ok);
@@ -1166,6 +1170,7 @@ export class Scheduler {
       minReputation: request.minReputation,
       teeCapable: request.teeCapable,
       containers: request.kind === "container" ? true : undefined,
+      limits: request.limits,
       maxPricePerHour:
         request.maxPricePerHour === undefined
           ? undefined

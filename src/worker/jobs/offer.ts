@@ -12,6 +12,7 @@
  * A setting beyond the machine (more memory or cores than it has, more disk than is free) fails the
  * start naming it: a node must not advertise what it cannot give.
  */
+import { limitsWithin } from "../../core/rank-limits.ts";
 import type { HardwareReport, RankLimits, RankLimitsAsk } from "../../protocol/hardware.ts";
 
 /** The `--max-*` settings of `tandem worker start`; unset ones default from the machine. */
@@ -62,17 +63,11 @@ export function rankLimits(
   offer: RankLimits,
   ask: RankLimitsAsk | undefined,
 ): { ok: true; limits: RankLimits } | { ok: false; message: string } {
-  const limits = { ...offer };
-  for (const key of Object.keys(offer) as Array<keyof RankLimits>) {
-    const asked = ask?.[key];
-    if (asked === undefined) continue;
-    if (asked > offer[key]) {
-      return {
-        ok: false,
-        message: `the cluster asks ${key} ${asked}, more than this node offers (${offer[key]})`,
-      };
-    }
-    limits[key] = asked;
-  }
-  return { ok: true, limits };
+  const within = limitsWithin(offer, ask);
+  if (within.ok) return { ok: true, limits: { ...within.limits } };
+  const { limit, asked, offered } = within;
+  return {
+    ok: false,
+    message: `the cluster asks ${limit} ${asked}, more than this node offers (${offered})`,
+  };
 }
