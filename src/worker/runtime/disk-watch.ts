@@ -12,8 +12,9 @@
  *   it at all — the write fails with EFBIG (or SIGXFSZ ends the writer);
  * - this watcher sums the allocated blocks of every file under the dir (each inode once: hard
  *   links do not count twice, symlinks are not followed) every `intervalMs`, and ends the job
- *   when the sum reaches the limit. A job writing many files overshoots by at most what it writes
- *   in one interval plus one walk; a final measure at exit catches a job that hit the limit and
+ *   when the sum reaches the limit (waiting at least 4 walks between samples, so a dir of very many
+ *   files costs at most a fifth of a core). A job writing many files overshoots by at most what it
+ *   writes in one interval plus one walk; a final measure at exit catches a job that hit the limit and
  *   ended before the next sample.
  * Not counted: files the job deleted but still holds open (each bounded by RLIMIT_FSIZE).
  */
@@ -76,8 +77,16 @@ export function watchDisk(options: {
   let exceeded = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
-  const over = async (): Promise<boolean> => (await diskUsageBytes(options.dir)) >= limitBytes;
+  let walkMs = 0;
+  const over = async (): Promise<boolean> => {
+    const startedAt = performance.now();
+    const used = await diskUsageBytes(options.dir);
+    walkMs = performance.now() - startedAt;
+    return used >= limitBytes;
+  };
   const sample = (): void => {
+    // A job dir of many files makes each walk long: sampling waits 4 walks at least, so the
+    // watcher spends at most a fifth of a core on it.
     timer = setTimeout(() => {
       over().then(
         (full) => {
@@ -98,7 +107,7 @@ export function watchDisk(options: {
           if (!stopped) sample();
         },
       );
-    }, intervalMs);
+    }, Math.max(intervalMs, 4 * walkMs));
     timer.unref();
   };
   sample();
