@@ -26,6 +26,8 @@ export interface Supervision {
   terminate(): Promise<void>;
   /** SIGKILLs the whole job at once. */
   forceKill(): void;
+  /** Whether the OOM killer ended a process of the job, where no `cgroup` tells (after `reap`). */
+  oomKilled?: () => boolean;
   /** After the spawned child closed: kills and waits for what remains. */
   reap(): Promise<void>;
   /** The exit as the runtime sees it, from the child's own status. */
@@ -69,7 +71,7 @@ export function superviseJob(s: Supervision): RunningJob {
         const status = s.exitStatus(code, signal);
         await s.reap();
         const diskFull = (await disk?.stop()) ?? false;
-        const oomKilled = (await s.cgroup?.oomKilled()) ?? false;
+        const oomKilled = (await s.cgroup?.oomKilled()) ?? s.oomKilled?.() ?? false;
         const pidsHit = (await s.cgroup?.pidsLimitHit()) ?? false;
         await s.cgroup?.killAll();
         await s.cgroup?.remove();
