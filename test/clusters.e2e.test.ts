@@ -267,6 +267,43 @@ describe("clusters on a 4-worker network", () => {
     assert.match(logs, /\[0\] sum_of_squares=328350/);
   });
 
+  it("ends a rank past its memory or disk limit with that reason, as the consumer's: no failover, no slash", async () => {
+    const deploy = (limits: { memoryMiB?: number; diskMiB?: number }, command: string[]) =>
+      consumer.deployCluster({
+        kind: "batch",
+        nodes: 1,
+        hours: 1,
+        gpuModel: "cpu",
+        limits,
+        command,
+      });
+    const memory = await deploy({ memoryMiB: 128 }, [
+      "/usr/bin/python3",
+      "-c",
+      'b = b"x" * (512 << 20); print("allocated")',
+    ]);
+    const disk = await deploy({ diskMiB: 16 }, ["sh", "-c", "head -c 67108864 /dev/zero > big"]);
+    for (const [cluster, limit] of [
+      [memory, "memory"],
+      [disk, "disk"],
+    ] as const) {
+      const done = await runToEnd(cluster);
+      const exited = done.events.find((e) => e.type === "rank-exited");
+      assert.equal(done.status, "failed", JSON.stringify(done.events));
+      assert.equal(exited?.detail.limitExceeded, limit, JSON.stringify(done.events));
+      assert.ok(!done.events.some((e) => e.type === "failover" || e.type === "slashed"));
+    }
+    const view = await consumer.getCluster(memory.id);
+    assert.equal(view.nodes[0]?.limits?.memoryMiB, 128, "the rank ran with the ask");
+    assert.equal(view.nodes[0]?.limits?.pids, 4096, "and the node's offer for what it left out");
+    await eventually(
+      async () =>
+        (await anonymous.networkStats()).nodes.byStatus.available === 4 ? true : undefined,
+      "every node free again",
+      30_000,
+    );
+  });
+
   it("terminates a running cluster, frees its nodes and refunds unserved time", async () => {
     const cluster = await consumer.deployCluster({
       kind: "batch",

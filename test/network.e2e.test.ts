@@ -78,9 +78,23 @@ for (const database of databases) {
         "--nvidia-smi",
         join(NVIDIA_SMI_FIXTURES, "rtx4090", "nvidia-smi"),
       ]);
-      const cpuWorker = await startWorker("w2", "eu-west-b");
+      const cpuWorker = await startWorker("w2", "eu-west-b", [
+        ...["--max-memory", "1GiB", "--max-cpus", "0.5", "--max-pids", "512", "--max-disk", "64M"],
+      ]);
       const ids1 = JSON.parse(await gpuWorker.line(/^\{/)) as { deviceId: string; nodeId: string };
-      const ids2 = JSON.parse(await cpuWorker.line(/^\{/)) as { deviceId: string; nodeId: string };
+      const ids2 = JSON.parse(await cpuWorker.line(/^\{/)) as {
+        deviceId: string;
+        nodeId: string;
+        offer: unknown;
+      };
+      assert.deepEqual(
+        ids2.offer,
+        { memoryMiB: 1024, cpuCores: 0.5, pids: 512, diskMiB: 64 },
+        "the --max-* flags are the offer each rank gets",
+      );
+      const greedy = await startWorker("w3", "eu-west-c", ["--max-cpus", "1000"]);
+      assert.equal(await greedy.exited, 1, "an offer beyond the machine fails the start");
+      assert.match(greedy.stdout.join("\n"), /--max-cpus 1000 is more than this machine has/);
       assert.equal((await stat(join(home, "w1", "worker", "device.key"))).mode & 0o777, 0o600);
 
       const publicApi = new TandemClient({ baseUrl: url });

@@ -47,7 +47,24 @@ export interface PlacementCandidate {
   readonly reputation: number;
   /** Price of the whole node per hour, smallest currency units. */
   readonly pricePerHour: bigint;
+  /** What each rank may use at most on this node (its worker's offer); absent: unknown. */
+  readonly limits?: RankOffer | undefined;
 }
+
+/** A node's per-rank offer, or a request's per-rank ask (MiB, cores, tasks). */
+export interface RankOffer {
+  readonly memoryMiB: number;
+  readonly cpuCores: number;
+  readonly pids: number;
+  readonly diskMiB: number;
+}
+
+const LIMIT_LABEL: Record<keyof RankOffer, (n: number) => string> = {
+  memoryMiB: (n) => `memory ≥ ${n} MiB`,
+  cpuCores: (n) => `cpus ≥ ${n}`,
+  pids: (n) => `pids ≥ ${n}`,
+  diskMiB: (n) => `disk ≥ ${n} MiB`,
+};
 
 export interface PlacementRequest {
   readonly nodes: number;
@@ -66,6 +83,8 @@ export interface PlacementRequest {
   readonly containers?: boolean | undefined;
   /** Nodes that must not be chosen (already tried, or already in the cluster). */
   readonly exclude?: ReadonlySet<string> | undefined;
+  /** Per-rank limits each node must offer at least; a node with no known offer fails any. */
+  readonly limits?: { readonly [K in keyof RankOffer]?: number | undefined } | undefined;
 }
 
 /** An index over a plain list, for tests and small inventories. */
@@ -111,6 +130,14 @@ function filtersFor(request: PlacementRequest, formatPrice: (units: bigint) => s
     filters.push({ label: "runs containers", test: (c) => c.containers === true });
   if (regions !== undefined)
     filters.push({ label: `region ${regions.join("|")}`, test: (c) => regions.includes(c.region) });
+  for (const key of Object.keys(LIMIT_LABEL) as Array<keyof RankOffer>) {
+    const asked = request.limits?.[key];
+    if (asked === undefined) continue;
+    filters.push({
+      label: LIMIT_LABEL[key](asked),
+      test: (c) => c.limits !== undefined && c.limits[key] >= asked,
+    });
+  }
   if (minUptime !== undefined)
     filters.push({ label: `uptime ≥ ${minUptime}`, test: (c) => c.uptime30d >= minUptime });
   if (minReputation !== undefined) {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { SecretNames } from "./cluster-secrets.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
+import { RankLimits, RankLimitsAsk } from "./hardware.ts";
 import { freeText, slug } from "./text.ts";
 
 /** A money amount on the wire: a decimal string with up to 6 decimals in, exactly 6 out. */
@@ -32,6 +33,11 @@ export const CapacityFilters = z.strictObject({
   teeCapable: z.boolean().optional(),
   /** Standby (shadow) nodes reserved beside `nodes`, taking a failed node's rank at once. */
   shadow: z.number().int().min(0).max(16).optional(),
+  /**
+   * What each rank needs at least (memory and disk MiB, CPU cores, pids): only nodes offering that
+   * much are placed, and each rank runs limited to it; a limit not asked is the node's offer.
+   */
+  limits: RankLimitsAsk.optional(),
 });
 export type CapacityFilters = z.infer<typeof CapacityFilters>;
 
@@ -146,6 +152,8 @@ export const ClusterNode = z.strictObject({
   active: z.boolean(),
   exitCode: z.number().int().nullable(),
   pricePerHour: Amount,
+  /** What this rank runs limited to: the cluster's ask over the node's offer (null: no offer known). */
+  limits: RankLimits.nullable(),
 });
 
 export const ClusterEvent = z.strictObject({
@@ -164,6 +172,8 @@ export const ClusterView = z.strictObject({
   autoscale: Autoscale.nullable(),
   currency: CurrencyName,
   command: z.array(z.string()),
+  /** The per-rank limits asked at deploy (`{}`: each rank gets its node's offer). */
+  limits: RankLimitsAsk,
   nodes: z.array(ClusterNode),
   events: z.array(ClusterEvent),
   createdAt: z.iso.datetime(),

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { PublicKey, Signature } from "./devices.ts";
 import { SealedBox, SecretName } from "./cluster-secrets.ts";
+import { ExceededLimit, RankLimitsAsk } from "./hardware.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
 export const PROTOCOL_VERSION = 4;
@@ -82,6 +83,8 @@ export const JobStartMessage = z.strictObject({
    * worker opens them into the job's environment. The coordinator cannot read them.
    */
   secrets: z.record(SecretName, SealedBox).optional(),
+  /** The cluster's ask (within what the node offers); absent or partial: the node's offer. */
+  limits: RankLimitsAsk.optional(),
 });
 export type JobStartMessage = z.infer<typeof JobStartMessage>;
 
@@ -260,6 +263,8 @@ export const JobExitMessage = z.strictObject({
    * another binding, or changed on the way): the consumer's doing, so the cluster fails unblamed.
    */
   secretsRefused: z.literal(true).optional(),
+  /** The rank ended by exceeding this limit of its node (the consumer's job, not the node). */
+  limitExceeded: ExceededLimit.optional(),
 });
 
 /** A `secrets-reseal` answered: the boxes sealed to `toNodeId`, by name. */

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { EnrollmentToken } from "../protocol/enrollment.ts";
+import { SizeMiB } from "../protocol/hardware.ts";
+
 
 /** Worker settings, parsed once at start; a bad value fails fast naming its field. */
 export const WorkerConfig = z.strictObject({
@@ -25,10 +27,15 @@ export const WorkerConfig = z.strictObject({
   allowUnsandboxed: z.boolean().default(false),
   /** Offer `container` clusters through podman where it works here (runtime/podman-runtime.ts). */
   containers: z.boolean().default(true),
-  /** Limits of every job on this machine (MiB, cores, tasks). Default: none beyond the machine's. */
-  jobMemoryMiB: z.number().int().min(64).optional(),
-  jobCpuCores: z.number().min(0.1).optional(),
-  jobMaxProcesses: z.number().int().min(8).default(4096),
+  /**
+   * What this worker offers each rank at most (jobs/offer.ts); each rank runs with these limits,
+   * or less when its cluster asks less. Defaults come from the machine: memory = total minus a
+   * reserve for the host, CPUs = all cores, 4096 pids, disk = half the free space of the jobs dir.
+   */
+  maxMemoryMiB: SizeMiB.pipe(z.number().int().min(64)).optional(),
+  maxCpus: z.number().min(0.1).max(4096).optional(),
+  maxPids: z.number().int().min(16).max(4_194_304).default(4096),
+  maxDiskMiB: SizeMiB.pipe(z.number().int().min(16)).optional(),
   reconnectBaseMs: z.number().int().min(10).default(250),
   reconnectMaxMs: z.number().int().min(100).default(10_000),
 });

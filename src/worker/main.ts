@@ -1,4 +1,5 @@
 import { mkdir, rmdir } from "node:fs/promises";
+import type { RankLimits } from "../protocol/hardware.ts";
 import type { Utilization } from "../protocol/worker-messages.ts";
 import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
@@ -13,6 +14,7 @@ import { registerThisDevice } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
 import { prepareJobsDir } from "./jobs/jobs-dir.ts";
 import { resealSecrets } from "./jobs/job-secrets.ts";
+import { resolveOffer } from "./jobs/offer.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
 import { createPodmanRuntime } from "./runtime/podman-runtime.ts";
@@ -22,6 +24,8 @@ export interface Worker {
   readonly deviceId: string;
   readonly nodeId: string;
   readonly link: CoordinatorLink;
+  /** What each rank on this node may use at most (jobs/offer.ts), as reported to the coordinator. */
+  readonly offer: RankLimits;
   /**
    * Asks the coordinator to drain this node (no new leases; ranks handed over or finished) and
    * resolves once it answers `drained`. The worker keeps serving meanwhile; `stop` it afterwards.
@@ -57,9 +61,12 @@ export async function startWorker(
       nvidiaSmi: config.nvidiaSmi,
       onWarning: (warning) => log("GPU probe warning", { warning }),
     });
+  const probed = await probe.probe();
+  const offer = resolveOffer(config, probed);
   const hardware = {
-    ...(await probe.probe()),
+    ...probed,
     ...(containers === undefined ? {} : { runtimes: ["podman" as const] }),
+    limits: offer,
   };
   const registered = await registerThisDevice({
     coordinatorUrl: config.coordinatorUrl,
@@ -75,6 +82,7 @@ export async function startWorker(
     deviceId: registered.deviceId,
     nodeId: registered.nodeId,
     gpus: hardware.gpus.length,
+    offer,
   });
 
   let gpuLoad: Utilization["gpus"] = hardware.gpus.map((g) => ({
@@ -132,11 +140,7 @@ export async function startWorker(
     python: config.python,
     gpuIndices: hardware.gpus.map((g) => g.index),
     secretKey,
-    limits: {
-      maxProcesses: config.jobMaxProcesses,
-      ...(config.jobMemoryMiB === undefined ? {} : { memoryMiB: config.jobMemoryMiB }),
-      ...(config.jobCpuCores === undefined ? {} : { cpuCores: config.jobCpuCores }),
-    },
+    offer,
     send: (message) => outbox.post(message),
     log,
   });
@@ -184,6 +188,7 @@ export async function startWorker(
     deviceId: registered.deviceId,
     nodeId: registered.nodeId,
     link,
+    offer,
     async drain(reason) {
       const drained = new Promise<void>((resolve) => link.once("drained", resolve));
       log("draining: waiting for the coordinator to hand over this node's jobs", { reason });

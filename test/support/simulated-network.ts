@@ -3,6 +3,7 @@
 import { ManualClock, httpRequest, type forEachDatabase } from "./coordinator.ts";
 import { heartbeat } from "./devices.ts";
 import type { ClusterView } from "../../src/protocol/clusters.ts";
+import type { RankLimits } from "../../src/protocol/hardware.ts";
 import type { CoordinatorMessage } from "../../src/protocol/worker-messages.ts";
 import { availableWorker, fund } from "./workers.ts";
 
@@ -17,6 +18,8 @@ export async function simulatedNetwork(
   t: { after(fn: () => unknown): void },
   workers: number,
   config: Record<string, number> = {},
+  /** Each worker's per-rank offer, by its index in the pool (absent: none reported). */
+  offers: ReadonlyArray<RankLimits | undefined> = [],
 ) {
   const clock = new ManualClock();
   const net = await db.startCoordinator({
@@ -37,7 +40,12 @@ export async function simulatedNetwork(
   await fund(net, consumer.accountId, "10");
   const pool: Worker[] = [];
   for (let i = 0; i < workers; i++) {
-    const worker = await availableWorker(net, supplier.apiKey, `eu-west-${"abc"[i % 3]}`);
+    const worker = await availableWorker(
+      net,
+      supplier.apiKey,
+      `eu-west-${"abc"[i % 3]}`,
+      offers[i],
+    );
     t.after(() => worker.socket.terminate());
     pool.push(worker);
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { TandemClient } from "../../src/client/client.ts";
 import { ChallengeSolver } from "../../src/worker/verification.ts";
+import type { RankLimits } from "../../src/protocol/hardware.ts";
 import type { TestCoordinator } from "./coordinator.ts";
 import {
   connectWorker,
@@ -20,6 +21,8 @@ export async function availableWorker(
   t: TestCoordinator,
   apiKey: string,
   zone: string,
+  /** The per-rank offer its hardware report carries (absent: a worker from before limits). */
+  limits?: RankLimits,
 ): Promise<
   WorkerSocket & {
     nodeId: string;
@@ -34,7 +37,7 @@ export async function availableWorker(
     signedRegistration(device, {
       region: "eu-west",
       zone,
-      hardware: await fixtureHardware("none"),
+      hardware: { ...(await fixtureHardware("none")), ...(limits === undefined ? {} : { limits }) },
     }),
   );
   const worker = await connectWorker(t.url, registered.deviceId, device.privateKey);

@@ -7,8 +7,10 @@ import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
 import {
+  parseCpus,
   parseIntOption,
   parseRatio,
+  parseSize,
   parseReputation,
   withClientOptions,
   type ClientOptions,
@@ -29,6 +31,10 @@ interface FilterOptions extends ClientOptions {
   maxPrice?: string;
   tee?: boolean;
   shadow?: number;
+  memory?: number;
+  cpus?: number;
+  pids?: number;
+  disk?: number;
   minNodes?: number;
   maxNodes?: number;
   tasksPerNode?: number;
@@ -52,7 +58,22 @@ function withFilters(command: Command): Command {
       "standby nodes that take a failed node's rank at once",
       parseIntOption("--shadow"),
     )
+    .option("--memory <size>", "memory each rank needs, e.g. 8GiB", parseSize("--memory"))
+    .option("--cpus <cores>", "CPU cores each rank needs, e.g. 2 or 0.5", parseCpus("--cpus"))
+    .option("--pids <n>", "processes and threads each rank needs at once", parseIntOption("--pids"))
+    .option("--disk <size>", "disk each rank needs in /job, e.g. 20GiB", parseSize("--disk"))
     .option("--currency <currency>", "TDM | USDC | USD", "USDC");
+}
+
+/** The per-rank limits asked (`--memory`, `--cpus`, `--pids`, `--disk`); none: the nodes' offers. */
+function limitsFrom(o: FilterOptions) {
+  const limits = {
+    ...(o.memory === undefined ? {} : { memoryMiB: o.memory }),
+    ...(o.cpus === undefined ? {} : { cpuCores: o.cpus }),
+    ...(o.pids === undefined ? {} : { pids: o.pids }),
+    ...(o.disk === undefined ? {} : { diskMiB: o.disk }),
+  };
+  return Object.keys(limits).length === 0 ? {} : { limits };
 }
 
 function filtersFrom(o: FilterOptions) {
@@ -69,6 +90,7 @@ function filtersFrom(o: FilterOptions) {
     ...(o.maxPrice === undefined ? {} : { maxPricePerHour: o.maxPrice }),
     ...(o.tee ? { teeCapable: true } : {}),
     ...(o.shadow === undefined ? {} : { shadow: o.shadow }),
+    ...limitsFrom(o),
   };
 }
 
@@ -155,6 +177,7 @@ function printCluster(cluster: ClusterView): void {
     ["status", cluster.status],
     ["hours", String(cluster.hours)],
     ["command", cluster.command.join(" ")],
+    ["limits asked", describeLimits(cluster.limits) || "none (each rank gets its node's offer)"],
     ["started", cluster.startedAt ?? "-"],
     ["ends", cluster.endsAt ?? "-"],
   ]);
@@ -167,7 +190,18 @@ function printCluster(cluster: ClusterView): void {
     ["STATUS", (n) => n.status],
     ["EXIT", (n) => (n.exitCode === null ? "-" : String(n.exitCode))],
     [`PRICE/H`, (n) => `${n.pricePerHour} ${cluster.currency}`],
+    ["LIMITS", (n) => (n.limits === null ? "-" : describeLimits(n.limits))],
   ]);
+}
+
+/** "mem 8192 MiB, cpus 2, pids 4096, disk 20480 MiB" (only the limits given). */
+function describeLimits(limits: ClusterView["limits"]): string {
+  const parts: string[] = [];
+  if (limits.memoryMiB !== undefined) parts.push(`mem ${limits.memoryMiB} MiB`);
+  if (limits.cpuCores !== undefined) parts.push(`cpus ${limits.cpuCores}`);
+  if (limits.pids !== undefined) parts.push(`pids ${limits.pids}`);
+  if (limits.diskMiB !== undefined) parts.push(`disk ${limits.diskMiB} MiB`);
+  return parts.join(", ");
 }
 
 /** Shows each node's progress (reserved → running) until the cluster runs or ends. */

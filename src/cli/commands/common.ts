@@ -1,5 +1,6 @@
 import { Option, type Command } from "commander";
 import { TandemApiError } from "../../client/client.ts";
+import { SizeMiB } from "../../protocol/hardware.ts";
 
 /** Options every command that talks to a coordinator takes. */
 export interface ClientOptions {
@@ -30,6 +31,26 @@ export function parseIntOption(name: string) {
   return (value: string): number => {
     if (!/^\d+$/.test(value)) throw new Error(`${name} must be a whole number, got "${value}"`);
     return Number(value);
+  };
+}
+
+/** A size with a unit ("512MiB", "8G", "1.5T"; a bare number is MiB) as whole MiB. */
+export function parseSize(name: string) {
+  return (value: string): number => {
+    const parsed = SizeMiB.safeParse(value);
+    if (!parsed.success)
+      throw new Error(`${name} must be a size such as 512MiB, 8GiB or 2T, got "${value}"`);
+    return parsed.data;
+  };
+}
+
+/** A positive number of CPU cores, fractions allowed (1.5). */
+export function parseCpus(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || n <= 0)
+      throw new Error(`${name} must be a positive number of cores, got "${value}"`);
+    return n;
   };
 }
 

@@ -4,7 +4,13 @@ import type { Command } from "commander";
 import { startWorker, type Worker } from "../../worker/main.ts";
 import { removePidFile, writePidFile } from "../../worker/pid-file.ts";
 import { resolveConnection, tandemHome } from "../context.ts";
-import { withClientOptions, type ClientOptions } from "./common.ts";
+import {
+  parseCpus,
+  parseIntOption,
+  parseSize,
+  withClientOptions,
+  type ClientOptions,
+} from "./common.ts";
 import { untilSignal } from "./signals.ts";
 import { DRAIN_REASON, DRAIN_SIGNAL, registerWorkerDrainCommand } from "./worker-drain.ts";
 import { registerEnrollTokenCommand } from "./worker-enroll.ts";
@@ -18,6 +24,20 @@ interface WorkerOptions extends ClientOptions {
   nvidiaSmi?: string;
   python?: string;
   allowUnsandboxed?: boolean;
+  maxMemory?: number;
+  maxCpus?: number;
+  maxPids?: number;
+  maxDisk?: number;
+}
+
+/** The `--max-*` flags as worker config. */
+function offerSettings(options: WorkerOptions) {
+  return {
+    ...(options.maxMemory === undefined ? {} : { maxMemoryMiB: options.maxMemory }),
+    ...(options.maxCpus === undefined ? {} : { maxCpus: options.maxCpus }),
+    ...(options.maxPids === undefined ? {} : { maxPids: options.maxPids }),
+    ...(options.maxDisk === undefined ? {} : { maxDiskMiB: options.maxDisk }),
+  };
 }
 
 export function registerWorkerCommands(program: Command): void {
@@ -44,6 +64,26 @@ export function registerWorkerCommands(program: Command): void {
     .option("--nvidia-smi <path>", "nvidia-smi to probe GPUs with", "nvidia-smi")
     .option("--python <path>", "Python with torch/dask for cluster jobs", "/usr/bin/python3")
     .option(
+      "--max-memory <size>",
+      "memory each rank may use, e.g. 16GiB (default: all but a host reserve)",
+      parseSize("--max-memory"),
+    )
+    .option(
+      "--max-cpus <cores>",
+      "CPU cores each rank may use, e.g. 4 or 1.5 (default: all)",
+      parseCpus("--max-cpus"),
+    )
+    .option(
+      "--max-pids <n>",
+      "processes and threads each rank may have at once (default 4096)",
+      parseIntOption("--max-pids"),
+    )
+    .option(
+      "--max-disk <size>",
+      "disk each rank may fill in /job, e.g. 50GiB (default: half the free space)",
+      parseSize("--max-disk"),
+    )
+    .option(
       "--allow-unsandboxed",
       "development only: run jobs without a sandbox when bubblewrap is unusable",
     )
@@ -64,14 +104,18 @@ export function registerWorkerCommands(program: Command): void {
           ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
           ...(options.python === undefined ? {} : { python: options.python }),
           allowUnsandboxed: options.allowUnsandboxed === true,
+          ...offerSettings(options),
         });
+        const { offer } = worker;
         if (options.json)
           process.stdout.write(
-            JSON.stringify({ deviceId: worker.deviceId, nodeId: worker.nodeId }) + "\n",
+            JSON.stringify({ deviceId: worker.deviceId, nodeId: worker.nodeId, offer }) + "\n",
           );
         else
           process.stdout.write(
-            `worker ${worker.deviceId} serving node ${worker.nodeId} (Ctrl-C to stop)\n`,
+            `worker ${worker.deviceId} serving node ${worker.nodeId} (Ctrl-C to stop)\n` +
+              `each rank may use ${offer.memoryMiB} MiB memory, ${offer.cpuCores} CPUs, ` +
+              `${offer.pids} pids, ${offer.diskMiB} MiB disk in /job\n`,
           );
         await serveUntilStopped(worker, drainSignals);
       } finally {

@@ -207,6 +207,7 @@ export class Autoscaler {
           command: JSON.parse(task.command) as string[],
           env: cluster.spec.env,
           image: cluster.spec.image,
+          limits: cluster.spec.limits,
         };
         sends.push({
           nodeId: lease.nodeId,
@@ -284,6 +285,7 @@ export class Autoscaler {
       command: JSON.parse(task.command) as string[],
       env: cluster.spec.env,
       image: cluster.spec.image,
+      limits: cluster.spec.limits,
     };
     const worldSize = cluster.nodes.filter((n) => n.active && n.rank !== null).length;
     return startMessage(cluster.id, spec, lease.rank, lease.attempt, worldSize, null);

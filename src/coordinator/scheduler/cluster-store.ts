@@ -2,10 +2,13 @@ import type { Kysely, Selectable } from "kysely";
 import type { ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { formatMoney, units } from "../../core/money.ts";
+import { limitsWithin } from "../../core/rank-limits.ts";
 import type { Autoscale, ClusterView, LogLine, TaskView } from "../../protocol/clusters.ts";
+import type { RankLimits, RankLimitsAsk } from "../../protocol/hardware.ts";
 import type { ClusterNodesTable, ClustersTable } from "../store/cluster-schema.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
+import { hardwareFacts } from "./inventory.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -22,6 +25,8 @@ export interface ClusterSpec {
   filters: Record<string, unknown>;
   /** Names of sealed secrets (./cluster-secrets.ts); absent on clusters deployed without. */
   secretNames?: string[];
+  /** The per-rank limits asked at deploy (absent in clusters from before limits: none). */
+  limits?: RankLimitsAsk | undefined;
 }
 
 export async function appendClusterEvent(
@@ -132,6 +137,8 @@ export async function clusterView(db: Kysely<Database>, clusterId: string): Prom
     .where("cluster_id", "=", clusterId)
     .orderBy("id")
     .execute();
+  const ask = cluster.spec.limits ?? {};
+  const offers = await nodeOffers(db, [...new Set(cluster.nodes.map((n) => n.nodeId))]);
   return {
     id: cluster.id,
     kind: cluster.kind,
@@ -141,6 +148,7 @@ export async function clusterView(db: Kysely<Database>, clusterId: string): Prom
     autoscale: cluster.autoscale,
     currency: cluster.currency,
     command: cluster.spec.command,
+    limits: ask,
     nodes: cluster.nodes.map((n) => ({
       nodeId: n.nodeId,
       rank: n.rank,
@@ -151,6 +159,7 @@ export async function clusterView(db: Kysely<Database>, clusterId: string): Prom
       active: n.active,
       exitCode: n.exitCode,
       pricePerHour: formatUnits(n.pricePerHour),
+      limits: rankLimitsOn(offers.get(n.nodeId), ask),
     })),
     events: events.map((e) => ({
       at: new Date(toNumber(e.at)).toISOString(),
@@ -162,6 +171,27 @@ export async function clusterView(db: Kysely<Database>, clusterId: string): Prom
     endsAt: iso(cluster.endsAtMs),
     endedAt: iso(cluster.endedAtMs),
   };
+}
+
+/** The per-rank offer of each node in its stored hardware report (none: a worker before limits). */
+async function nodeOffers(
+  db: Kysely<Database>,
+  nodeIds: readonly string[],
+): Promise<Map<string, RankLimits | undefined>> {
+  if (nodeIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom("nodes")
+    .select(["id", "hardware"])
+    .where("id", "in", nodeIds)
+    .execute();
+  return new Map(rows.map((r) => [r.id, hardwareFacts(r.hardware).limits]));
+}
+
+/** What a rank on a node with `offer` runs limited to; null when the node's offer is unknown. */
+function rankLimitsOn(offer: RankLimits | undefined, ask: RankLimitsAsk): RankLimits | null {
+  if (offer === undefined) return null;
+  const within = limitsWithin(offer, ask);
+  return within.ok ? { ...within.limits } : { ...offer };
 }
 
 export async function readLogs(

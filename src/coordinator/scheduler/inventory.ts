@@ -3,6 +3,7 @@ import { gpuModelById } from "../../core/gpu-catalog.ts";
 import type { PlacementCandidate } from "../../core/placement.ts";
 import { SortedPlacementIndex } from "../../core/placement-index.ts";
 import { nodePriceUsd, type CatalogPrices } from "../../core/pricing.ts";
+import { RankLimits } from "../../protocol/hardware.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database, NodesTable } from "../store/schema.ts";
 
@@ -99,7 +100,7 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
       vramMiB: row.vram_mib,
       teeCapable:
         row.gpu_model === null ? false : (gpuModelById(row.gpu_model)?.teeCapable ?? false),
-      containers: runsContainers(row.hardware),
+      ...hardwareFacts(row.hardware),
       uptime30d: row.uptime_30d,
       reputation: row.reputation,
       pricePerHour: price ?? 0n,
@@ -107,12 +108,23 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
   }
 }
 
-/** Whether a node's stored hardware report lists a container runtime. */
-function runsContainers(hardwareJson: string): boolean {
+/**
+ * What placement reads from a node's stored hardware report: whether it lists a container runtime,
+ * and its per-rank offer (absent from workers before limits, or unreadable: no offer).
+ */
+export function hardwareFacts(hardwareJson: string): {
+  containers: boolean;
+  limits: RankLimits | undefined;
+} {
+  let hardware: { runtimes?: unknown; limits?: unknown };
   try {
-    const hardware = JSON.parse(hardwareJson) as { runtimes?: unknown };
-    return Array.isArray(hardware.runtimes) && hardware.runtimes.includes("podman");
+    hardware = JSON.parse(hardwareJson) as typeof hardware;
   } catch {
-    return false;
+    return { containers: false, limits: undefined };
   }
+  const limits = RankLimits.safeParse(hardware.limits);
+  return {
+    containers: Array.isArray(hardware.runtimes) && hardware.runtimes.includes("podman"),
+    limits: limits.success ? limits.data : undefined,
+  };
 }

@@ -1,6 +1,7 @@
 /** Leases and the messages that start their ranks: shared by the scheduler and its failover. */
 import type { Kysely } from "kysely";
 import type { ClusterView } from "../../protocol/clusters.ts";
+import type { RankLimitsAsk } from "../../protocol/hardware.ts";
 import type { Database } from "../store/schema.ts";
 import type { LoadedCluster } from "./cluster-store.ts";
 
@@ -45,6 +46,8 @@ export function startMessage(
     command: string[];
     env: Record<string, string>;
     image: string | null;
+    /** The per-rank limits asked at deploy; the worker applies its offer where none is asked. */
+    limits?: RankLimitsAsk | undefined;
   },
   rank: number,
   attempt: number,
@@ -65,6 +68,9 @@ export function startMessage(
     image: spec.image,
     head: rank === 0 ? null : head,
     ...(secrets === undefined ? {} : { secrets }),
+    ...(spec.limits === undefined || Object.keys(spec.limits).length === 0
+      ? {}
+      : { limits: spec.limits }),
   };
 }
 

@@ -381,6 +381,7 @@ export class Scheduler {
               image: request.image ?? null,
               filters: filtersOf(request),
               ...(request.secretNames === undefined ? {} : { secretNames: request.secretNames }),
+              ...(request.limits === undefined ? {} : { limits: request.limits }),
             }),
             node_count: request.nodes,
             shadow: request.shadow ?? 0,
@@ -637,8 +638,9 @@ export class Scheduler {
           `rank ${message.rank}: ${message.error ?? "a sealed secret did not open"}`,
         );
       // A worker that could not start its part (no exit code) failed the lease; a job that ran
-      // and exited, whatever its code, is the consumer's business.
-      if (message.exitCode === null && message.error !== null)
+      // and exited, whatever its code, is the consumer's business, and so is one its node ended
+      // for exceeding a limit (killed: no exit code, an error saying which limit).
+      if (message.exitCode === null && message.error !== null && message.limitExceeded === undefined)
         return this.failover.failLease(message.clusterId, lease.seq, {
           outcome: "lost",
           reason: `could not run rank ${message.rank}: ${message.error}`,
@@ -888,6 +890,7 @@ export class Scheduler {
         rank: message.rank,
         exitCode: message.exitCode,
         signal: message.signal,
+        ...(message.limitExceeded === undefined ? {} : { limitExceeded: message.limitExceeded }),
       });
     });
     await this.autoscaler.step(message.clusterId);
@@ -935,6 +938,7 @@ export class Scheduler {
         exitCode: message.exitCode,
         signal: message.signal,
         ...(message.error === null ? {} : { error: message.error }),
+        ...(message.limitExceeded === undefined ? {} : { limitExceeded: message.limitExceeded }),
       });
     });
     await this.judgeExit(message.clusterId, message.rank, ok);
@@ -1272,6 +1276,7 @@ export class Scheduler {
       minReputation: request.minReputation,
       teeCapable: request.teeCapable,
       containers: request.kind === "container" ? true : undefined,
+      limits: request.limits,
       maxPricePerHour:
         request.maxPricePerHour === undefined
           ? undefined

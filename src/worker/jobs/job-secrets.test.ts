@@ -44,7 +44,7 @@ async function run(key: { seed: Uint8Array }, job: JobStartMessage): Promise<Wor
     jobsDir,
     python: "/usr/bin/python3",
     gpuIndices: [],
-    limits: {},
+    offer: { memoryMiB: 1024, cpuCores: 1, pids: 512, diskMiB: 256 },
     secretKey: { seed: key.seed, nodeId: NODE },
     send: (message) => sent.push(message),
     log: () => undefined,

@@ -37,7 +37,7 @@ function supervised() {
     jobsDir,
     python: "/usr/bin/python3",
     gpuIndices: [],
-    limits: {},
+    offer: { memoryMiB: 4096, cpuCores: 2, pids: 4096, diskMiB: 1024 },
     send: (message) => {
       if (!("attempt" in message)) throw new Error(`unexpected ${message.type}`);
       sent.push(message);
@@ -90,6 +90,30 @@ const exists = (p: string) =>
 const mark = (n: number) => `1000.${process.pid}${n}`;
 
 describe("job supervisor", () => {
+  it("runs a rank with its cluster's ask and reports the limit it exceeded in job-exit", async () => {
+    const { supervisor, sent } = supervised();
+    const start = {
+      ...jobStart(0, "ulimit -f; i=0; while [ $i -lt 40 ]; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); done; exec sleep 1000"),
+      limits: { diskMiB: 16 },
+    };
+    await supervisor.start(start);
+    const exit = sent.at(-1);
+    assert.ok(exit?.type === "job-exit");
+    assert.equal(exit.limitExceeded, "disk");
+    assert.equal(exit.error, "exceeded its disk limit on /job (16 MiB)");
+    const log = sent.find((m) => m.type === "job-log");
+    assert.ok(log?.type === "job-log");
+    assert.deepEqual(log.lines, [String((16 * 1024 * 1024) / 512)], "RLIMIT_FSIZE in 512-byte blocks");
+  });
+
+  it("refuses an ask beyond the node's offer, starting nothing", async () => {
+    const { supervisor, lifecycle } = supervised();
+    await supervisor.start({ ...jobStart(0, "echo never"), limits: { memoryMiB: 8192 } });
+    assert.deepEqual(lifecycle(), [
+      "job-exit 0: the cluster asks memoryMiB 8192, more than this node offers (4096)",
+    ]);
+  });
+
   it("echoes the run's attempt in job-accepted, job-log and job-exit", async () => {
     const { supervisor, sent } = supervised();
     await supervisor.start(jobStart(7, "echo out; echo err >&2; exit 3"));

@@ -8,10 +8,12 @@ import type {
   JobStartMessage,
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
+import type { ExceededLimit, RankLimits } from "../../protocol/hardware.ts";
 import type { JobLimits, JobRuntime, RunningJob } from "../runtime/job-runtime.ts";
 import { SecretOpenError } from "../../protocol/sealed-secrets.ts";
 import { planRank } from "./cluster-kinds.ts";
 import { openJobSecrets, type DeviceSecretKey } from "./job-secrets.ts";
+import { rankLimits } from "./offer.ts";
 
 export interface JobSupervisorOptions {
   runtime: JobRuntime;
@@ -21,7 +23,8 @@ export interface JobSupervisorOptions {
   jobsDir: string;
   python: string;
   gpuIndices: readonly number[];
-  limits: JobLimits;
+  /** What each rank may use at most (jobs/offer.ts); a job-start's ask narrows it. */
+  offer: RankLimits;
   /** Opens the sealed secrets of a `job-start` (./job-secrets.ts); a job with some needs it. */
   secretKey?: DeviceSecretKey | undefined;
   send: (message: WorkerMessage) => void;
@@ -139,6 +142,8 @@ export class JobSupervisor {
         options.send(exitMessage(job, null, null, "stopped before it started"));
         return;
       }
+      const limits = rankLimits(options.offer, job.limits);
+      if (!limits.ok) throw new Error(limits.message);
       const runtime = job.kind === "container" ? options.containers : options.runtime;
       if (runtime === undefined)
         throw new Error("container clusters need podman, which this worker does not have");
@@ -164,7 +169,7 @@ export class JobSupervisor {
         command: plan.command,
         env: plan.env,
         jobDir,
-        limits: options.limits,
+        limits: jobLimits(limits.limits),
         network: "shared",
         ...(job.image === null ? {} : { image: job.image }),
       });
@@ -183,7 +188,9 @@ export class JobSupervisor {
       const exit = await running.exited;
       await Promise.all(streams);
       options.send(
-        exitMessage(job, exit.exitCode, exit.signal, exit.oomKilled ? "out of memory" : null),
+        exitMessage(job, exit.exitCode, exit.signal, exitError(exit.limitExceeded, limits.limits), {
+          limitExceeded: exit.limitExceeded,
+        }),
       );
     } catch (error) {
       options.log("job failed to start", {
@@ -248,6 +255,7 @@ function exitMessage(
   exitCode: number | null,
   signal: string | null,
   error: string | null,
+  extra: { limitExceeded?: ExceededLimit | undefined } = {},
 ): z.infer<typeof JobExitMessage> {
   return {
     type: "job-exit",
@@ -257,7 +265,32 @@ function exitMessage(
     exitCode,
     signal,
     error,
+    ...(extra.limitExceeded === undefined ? {} : { limitExceeded: extra.limitExceeded }),
   };
+}
+
+/** The runtime's limits for a rank's limits (every runtime applies all four). */
+function jobLimits(limits: RankLimits): JobLimits {
+  return {
+    memoryMiB: limits.memoryMiB,
+    cpuCores: limits.cpuCores,
+    maxProcesses: limits.pids,
+    diskMiB: limits.diskMiB,
+  };
+}
+
+/** The exit's `error` text for a rank that ran into a limit, e.g. "exceeded its memory limit (512 MiB)". */
+function exitError(exceeded: ExceededLimit | undefined, limits: RankLimits): string | null {
+  switch (exceeded) {
+    case undefined:
+      return null;
+    case "memory":
+      return `exceeded its memory limit (${limits.memoryMiB} MiB)`;
+    case "disk":
+      return `exceeded its disk limit on /job (${limits.diskMiB} MiB)`;
+    case "pids":
+      return `exceeded its pids limit (${limits.pids} tasks)`;
+  }
 }
 
 /** A port nobody listens on right now (the head's rendezvous port). */

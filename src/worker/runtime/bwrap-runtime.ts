@@ -22,8 +22,10 @@
  * - never host root: a root worker starts each sandbox as its own unprivileged host uid
  *   (sandbox-user.ts explains the measured reason and the job-dir permission it costs).
  *
+ * - /job holds at most `limits.diskMiB` (disk-watch.ts: a watcher of the job dir, RLIMIT_FSIZE per file).
+ *
  * Not covered: no seccomp filter (the full syscall surface of the kernel, minus what an
- * unprivileged user namespace forbids); no disk quota on /job.
+ * unprivileged user namespace forbids).
  */
 import { spawn } from "node:child_process";
 import os from "node:os";
@@ -68,7 +70,7 @@ import {
   type SandboxStatus,
 } from "./sandbox-status.ts";
 import { assertTraversable, SandboxUids, type SandboxUidRange } from "./sandbox-user.ts";
-import { superviseJob } from "./supervise.ts";
+import { diskWatch, superviseJob } from "./supervise.ts";
 
 /** Options of `createBwrapRuntime`. */
 export interface BwrapRuntimeOptions {
@@ -243,6 +245,7 @@ export function createBwrapRuntime(
       return status.pidNamespace === undefined ? [] : pidNamespaceMembers(status.pidNamespace);
     };
     const job = superviseJob({
+      disk: diskWatch(spec),
       child: child as typeof child & { pid: number },
       cgroup,
       limitsEnforcedBy: plan.enforcedBy,

@@ -31,6 +31,8 @@ export interface JobCgroup {
   members(): Promise<number[]>;
   /** True when the kernel OOM-killed a process of the job. */
   oomKilled(): Promise<boolean>;
+  /** True when the pids controller refused the job a fork or clone (its `max` event count). */
+  pidsLimitHit(): Promise<boolean>;
   /** SIGKILLs every member until none is left (bounded). */
   killAll(): Promise<void>;
   /** Removes the directories; logs what could not be removed. */
@@ -206,6 +208,9 @@ function jobCgroup(
   const memory = dirs.find(
     (d) => enforcedBy.memory !== undefined && d.tree.controllers.includes("memory"),
   );
+  const pids = dirs.find(
+    (d) => enforcedBy.pids !== undefined && d.tree.controllers.includes("pids"),
+  );
   const members = async (): Promise<number[]> => readPids(path.join(first.dir, "cgroup.procs"));
   return {
     enforcedBy,
@@ -216,6 +221,17 @@ function jobCgroup(
       const file = memory.tree.version === 1 ? "memory.oom_control" : "memory.events";
       const text = await readFile(path.join(memory.dir, file), "utf8");
       const m = /^oom_kill (\d+)$/m.exec(text);
+      return m !== null && Number(m[1]) > 0;
+    },
+    async pidsLimitHit() {
+      if (pids === undefined) return false;
+      const text = await readFile(path.join(pids.dir, "pids.events"), "utf8").catch(
+        (error: unknown) => {
+          if (errno(error) === "ENOENT") return ""; // pids.events needs Linux 4.8
+          throw error;
+        },
+      );
+      const m = /^max (\d+)$/m.exec(text);
       return m !== null && Number(m[1]) > 0;
     },
     async killAll() {

@@ -14,6 +14,7 @@
 import { chmod, chown, mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
+import type { ExceededLimit } from "../../protocol/hardware.ts";
 
 /** Resource limits of one job. Unset means unlimited. */
 export interface JobLimits {
@@ -25,6 +26,8 @@ export interface JobLimits {
   maxProcesses?: number;
   /** Open file descriptors per process. */
   maxOpenFiles?: number;
+  /** Disk the job dir may hold, MiB (disk-watch.ts: a watcher plus RLIMIT_FSIZE). */
+  diskMiB?: number;
 }
 
 /** One job to start. */
@@ -69,10 +72,15 @@ export interface JobExit {
   signal: string | null;
   /** True when the kernel's OOM killer ended a process of the job (cgroup limits only). */
   oomKilled: boolean;
+  /**
+   * The limit a job that did not exit 0 ran into: the OOM killer (memory), a fork refused by its
+   * pids cgroup, or its job dir full (disk). Absent when none was hit or the job exited 0.
+   */
+  limitExceeded?: ExceededLimit;
 }
 
 /** How each requested limit is enforced; a limit not asked for has no entry. */
-export type LimitEnforcement = "cgroup-v2" | "cgroup-v1" | "rlimit" | "unenforced";
+export type LimitEnforcement = "cgroup-v2" | "cgroup-v1" | "rlimit" | "watcher" | "unenforced";
 export type LimitsEnforcedBy = Partial<Record<keyof JobLimits, LimitEnforcement>>;
 
 /** A started job. */
@@ -138,9 +146,9 @@ export function validateJobSpec(spec: JobSpec): void {
     if (!device.startsWith("/dev/") || device.includes(".."))
       bad(`device ${device} is not a /dev path`);
   }
-  const { cpuCores, memoryMiB, maxProcesses, maxOpenFiles } = spec.limits;
+  const { cpuCores, memoryMiB, maxProcesses, maxOpenFiles, diskMiB } = spec.limits;
   if (cpuCores !== undefined && !(cpuCores > 0 && cpuCores <= 4096)) bad("cpuCores out of range");
-  for (const [name, value] of Object.entries({ memoryMiB, maxProcesses, maxOpenFiles })) {
+  for (const [name, value] of Object.entries({ memoryMiB, maxProcesses, maxOpenFiles, diskMiB })) {
     if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
       bad(`${name} must be a positive integer`);
     }

@@ -14,7 +14,9 @@
  * - processes → RLIMIT_NPROC, which counts every task of the host uid (all jobs and the worker when
  *   they share it) and is not enforced for a root worker (its tasks run as host root);
  * - CPU cores have no rlimit: "unenforced" (as is any rlimit where `prlimit` is missing);
- * - open files are always RLIMIT_NOFILE (no cgroup controller exists for them).
+ * - open files are always RLIMIT_NOFILE (no cgroup controller exists for them);
+ * - disk is a watcher of the job dir (disk-watch.ts), with RLIMIT_FSIZE at the same size so that no
+ *   single file passes it between two samples.
  */
 import { access, constants } from "node:fs/promises";
 import path from "node:path";
@@ -55,6 +57,10 @@ export function planLimits(
     enforcedBy.maxOpenFiles = rlimit;
     if (rlimit === "rlimit")
       prlimitArgs.push(`--nofile=${limits.maxOpenFiles}:${limits.maxOpenFiles}`);
+  }
+  if (limits.diskMiB !== undefined) {
+    enforcedBy.diskMiB = "watcher";
+    if (options.prlimit) prlimitArgs.push(`--fsize=${limits.diskMiB * MIB}:${limits.diskMiB * MIB}`);
   }
   return { enforcedBy, prlimitArgs };
 }

@@ -83,7 +83,12 @@ for (const mode of ["auto", "rlimit"] as const) {
         assert.equal(within.stdout, "allocated\n");
         assert.equal(over.stdout, "", "the over-limit allocation never completed");
         if (how === "cgroup-v1" || how === "cgroup-v2") {
-          assert.deepEqual(over.exit, { exitCode: null, signal: "SIGKILL", oomKilled: true });
+          assert.deepEqual(over.exit, {
+            exitCode: null,
+            signal: "SIGKILL",
+            oomKilled: true,
+            limitExceeded: "memory",
+          });
         } else {
           assert.equal(how, "rlimit");
           assert.equal(over.exit.exitCode, 1);
@@ -121,6 +126,62 @@ for (const mode of ["auto", "rlimit"] as const) {
         assert.ok(forked < 32, `${forked} forks succeeded under maxProcesses 32`);
       },
     );
+
+    it(
+      "processes: a fork bomb that fails on a refused fork ends with limitExceeded pids",
+      { skip: !hasPython && "no python3" },
+      async () => {
+        const run = await runToEnd(runtime, {
+          command: [PYTHON, "-c", `${FORK_LOOP}\nimport sys; sys.exit(0 if n == 200 else 1)`],
+          jobDir: dir("pids-bomb"),
+          limits: { maxProcesses: 32 },
+        });
+        const forked = Number(run.stdout.trim());
+        assert.ok(forked > 0 && forked < 32, `${forked} forks succeeded under maxProcesses 32`);
+        assert.equal(run.exit.exitCode, 1);
+        if (mode === "auto" && asRoot) assert.equal(run.exit.limitExceeded, "pids");
+      },
+    );
+
+    it("disk: one file past the limit is cut short and the job ends with limitExceeded disk", async () => {
+      const run = await runToEnd(runtime, {
+        command: ["sh", "-c", "head -c 67108864 /dev/zero > big"],
+        jobDir: dir("disk-one"),
+        limits: { diskMiB: 16 },
+      });
+      assert.notEqual(run.exit.exitCode, 0, "the 64 MiB file was not written whole");
+      assert.equal(run.exit.limitExceeded, "disk");
+    });
+
+    it("disk: many small files past the limit are caught by the watcher, which ends the job", async () => {
+      const job = await runtime.run(
+        withDefaults({
+          command: [
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 64 ]; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); done; echo filled; exec sleep 1000",
+          ],
+          jobDir: dir("disk-many"),
+          limits: { diskMiB: 16 },
+        }),
+      );
+      assert.equal(job.limitsEnforcedBy.diskMiB, "watcher");
+      job.stderr.resume();
+      job.stdout.resume();
+      const exit = await job.exited;
+      assert.equal(exit.signal, "SIGKILL");
+      assert.equal(exit.limitExceeded, "disk");
+    });
+
+    it("disk: a job within its limit exits 0 with no limit exceeded", async () => {
+      const run = await runToEnd(runtime, {
+        command: ["sh", "-c", "head -c 4194304 /dev/zero > small && echo ok"],
+        jobDir: dir("disk-within"),
+        limits: { diskMiB: 16 },
+      });
+      assert.deepEqual(run.exit, { exitCode: 0, signal: null, oomKilled: false });
+      assert.equal(run.stdout, "ok\n");
+    });
 
     it("open files: the job's descriptor limit is the one asked for", async () => {
       const run = await runToEnd(runtime, {

@@ -79,6 +79,7 @@ describe("limits plan", () => {
     procsFiles: [],
     members: () => Promise.resolve([]),
     oomKilled: () => Promise.resolve(false),
+    pidsLimitHit: () => Promise.resolve(false),
     killAll: () => Promise.resolve(),
     remove: () => Promise.resolve(),
   });

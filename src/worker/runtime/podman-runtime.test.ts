@@ -56,6 +56,18 @@ describe("podman runtime", async () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("ends a container past its memory limit with limitExceeded memory", { skip }, async () => {
+    const { exit } = await output(
+      await runtime.run(
+        spec(["sh", "-c", "head -c 268435456 /dev/zero | tail -c 268435456 > /dev/null"], {
+          limits: { memoryMiB: 32 },
+        }),
+      ),
+    );
+    assert.equal(exit.oomKilled, true, JSON.stringify(exit));
+    assert.equal(exit.limitExceeded, "memory");
+  });
+
   it(
     "runs the command in the image as nobody, in /job, with only the job's environment",
     { skip },

@@ -18,7 +18,7 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import {
   JobRuntimeError,
@@ -31,7 +31,7 @@ import {
   type RunningJob,
 } from "./job-runtime.ts";
 import { HOST_PATH } from "./launch.ts";
-import { superviseJob } from "./supervise.ts";
+import { diskWatch, superviseJob } from "./supervise.ts";
 
 /** The uid and gid containers run as: `nobody`, which owns nothing on the host. */
 const CONTAINER_USER = { uid: 65_534, gid: 65_534 };
@@ -141,6 +141,7 @@ export async function createPodmanRuntime(
       limitArgs.push("--pids-limit", String(limits.maxProcesses));
       enforcedBy.maxProcesses = cgroup;
     }
+    if (limits.diskMiB !== undefined) enforcedBy.diskMiB = "watcher";
     if (limits.maxOpenFiles !== undefined) {
       limitArgs.push("--ulimit", `nofile=${limits.maxOpenFiles}:${limits.maxOpenFiles}`);
       enforcedBy.maxOpenFiles = "rlimit";
@@ -175,7 +176,12 @@ export async function createPodmanRuntime(
       image,
       ...spec.command,
     ];
-    const child = spawn(podman, args, { stdio: ["ignore", "pipe", "pipe"], env });
+    // podman runs in a private dir: conmon writes an `oom` file into its working dir when the
+    // kernel OOM-kills a process of the container (measured with podman 4.3 and runc here, where
+    // `podman inspect`'s OOMKilled stays false under --init), which is how an OOM kill is told.
+    const runDir = `${spec.jobDir}.podman`;
+    await mkdir(runDir, { recursive: true, mode: 0o700 });
+    const child = spawn(podman, args, { stdio: ["ignore", "pipe", "pipe"], env, cwd: runDir });
     const spawned = await new Promise<unknown>((resolve) => {
       child.once("spawn", () => resolve(undefined));
       child.once("error", (error) => resolve(error));
@@ -187,7 +193,9 @@ export async function createPodmanRuntime(
       });
     }
     log(`job ${spec.jobId} runs in container ${name} (${image})`, { jobId: spec.jobId, image });
+    let oomKilled = false;
     const job = superviseJob({
+      disk: diskWatch(spec),
       child: child as typeof child & { pid: number },
       cgroup: undefined,
       limitsEnforcedBy: enforcedBy,
@@ -196,10 +204,13 @@ export async function createPodmanRuntime(
       forceKill() {
         void podmanQuietly(["kill", "--signal", "KILL", name]);
       },
+      oomKilled: () => oomKilled,
       async reap() {
         // `--rm` removes it as podman exits; after a kill of podman itself, make sure.
         await podmanQuietly(["rm", "--force", "--time", "0", name]);
         await rm(envFile, { force: true });
+        oomKilled = existsSync(path.join(runDir, "oom"));
+        await rm(runDir, { recursive: true, force: true });
       },
       exitStatus: (code, signal) =>
         signal !== null ? { exitCode: null, signal } : { exitCode: code, signal: null },

@@ -29,7 +29,7 @@ import {
   type LaunchTools,
 } from "./launch.ts";
 import { signalQuietly } from "./processes.ts";
-import { superviseJob } from "./supervise.ts";
+import { diskWatch, superviseJob } from "./supervise.ts";
 
 export const PROCESS_RUNTIME_WARNING =
   "WARNING: jobs run WITHOUT A SANDBOX (bubblewrap is not usable here). Every job can read and " +
@@ -110,6 +110,7 @@ export function createProcessRuntime(
     }
     const group = -child.pid;
     return superviseJob({
+      disk: diskWatch(spec),
       child: child as typeof child & { pid: number },
       cgroup,
       limitsEnforcedBy: plan.enforcedBy,

@@ -19,7 +19,15 @@ const NODE_COLUMNS: Column[] = [
   "Lease",
   "Zone",
   { label: "Price / h", className: "num" },
+  "Limits",
 ];
+
+/** A rank's limits in one line: "4096 MiB · 2 CPUs · 4096 pids · 20480 MiB disk". */
+function formatLimits(limits: ClusterView["nodes"][number]["limits"]): string {
+  if (limits === null) return "—";
+  const { memoryMiB, cpuCores, pids, diskMiB } = limits;
+  return `${memoryMiB} MiB · ${cpuCores} CPUs · ${pids} pids · ${diskMiB} MiB disk`;
+}
 
 /** One cluster: the public facts and events; for its owner (API key entered) everything else. */
 export function ClusterPage({ id }: { id: string }) {
@@ -197,6 +205,7 @@ function OwnerView({ id, apiKey }: { id: string; apiKey: string }) {
                 </td>
                 <td>{n.zone}</td>
                 <td className="num">{n.pricePerHour}</td>
+                <td>{formatLimits(n.limits)}</td>
               </tr>
             ))}
           </tbody>
