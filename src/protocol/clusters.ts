@@ -1,11 +1,9 @@
 import { z } from "zod";
+import { PriceRequest } from "./amounts.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { freeText, slug } from "./text.ts";
 
-/** A money amount on the wire: a decimal string with up to 6 decimals in, exactly 6 out. */
-export const AmountInput = z
-  .string()
-  .regex(/^\d{1,13}(\.\d{1,6})?$/, "expected a decimal amount, e.g. 1.50");
+/** A money amount on the wire, out: exactly 6 decimals (amounts in: ./amounts.ts). */
 export const Amount = z.string().regex(/^-?\d{1,13}\.\d{6}$/);
 export const CurrencyName = z.enum(["TDM", "USDC", "USD"]);
 
@@ -27,7 +25,7 @@ export const CapacityFilters = z.strictObject({
   minUptime: z.number().min(0).max(1).optional(),
   /** Minimum reputation score, 0..100 (src/core/reputation.ts). */
   minReputation: z.number().min(0).max(100).optional(),
-  maxPricePerHour: AmountInput.optional(),
+  maxPricePerHour: PriceRequest.optional(),
   teeCapable: z.boolean().optional(),
   /** Standby (shadow) nodes reserved beside `nodes`, taking a failed node's rank at once. */
   shadow: z.number().int().min(0).max(16).optional(),

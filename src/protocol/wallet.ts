@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { AmountRequest } from "./amounts.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 
 /**
@@ -11,10 +12,6 @@ export const MoneyString = z
   .string()
   .regex(/^-?\d+\.\d{6}$/)
   .describe("amount, a decimal string with exactly 6 decimals");
-export const AmountRequest = z
-  .string()
-  .max(64)
-  .describe('amount > 0, a decimal string with at most 6 decimals, e.g. "1000" or "12.5"');
 export const CurrencyRequest = z.string().max(16).describe("TDM | USDC | USD");
 export const CurrencyCode = z.enum(["TDM", "USDC", "USD"]);
 export type CurrencyCode = z.infer<typeof CurrencyCode>;
