@@ -177,7 +177,8 @@ export const ExtendRequest = z.strictObject({ hours: z.number().int().min(1).max
 export const LogsQuery = z.strictObject({
   /** Only lines after this sequence number. */
   after: z.coerce.number().int().min(0).optional(),
-  rank: z.coerce.number().int().min(0).optional(),
+  /** A rank is below a cluster's most nodes (256); a stored rank is a 32-bit integer. */
+  rank: z.coerce.number().int().min(0).max(255).optional(),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
 });
 
