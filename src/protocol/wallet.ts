@@ -4,9 +4,10 @@ import { IdPrefix, idSchema } from "./ids.ts";
 
 /**
  * Wallet, ledger and cost bodies. Every amount is a decimal string, never a JSON number: answers
- * carry exactly 6 decimals ("102.250000"); requests carry up to 6, and the coordinator parses them
- * itself so a bad one answers a precise code (`INVALID_AMOUNT` with `details.problem`:
- * NOT_A_NUMBER | TOO_MANY_DECIMALS | TOO_LARGE | NEGATIVE | ZERO; `UNKNOWN_CURRENCY`).
+ * carry exactly 6 decimals ("102.250000"); requests carry up to 6, checked against one bound
+ * (./amounts.ts) so a bad one answers a precise code (`INVALID_AMOUNT` with `details.problem`:
+ * NOT_A_NUMBER | TOO_MANY_DECIMALS | TOO_LARGE | NEGATIVE | ZERO, `field` and `max`;
+ * `UNKNOWN_CURRENCY`). Sums over the ledger (audit totals) may exceed the 64-bit range.
  */
 export const MoneyString = z
   .string()

@@ -92,6 +92,8 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
       WHERE NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.transaction_id = t.id)`)) +
     (await count(sql`SELECT COUNT(DISTINCT p.transaction_id) AS n FROM ledger_postings p
       WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = p.transaction_id)`));
+  // One guarded account's postings sum, in posting order, through its past balances, each kept in
+  // the 64-bit balance cache: these sums cannot overflow, so they stay plain SUMs compared in SQL.
   const guardedSums = sql`SELECT account, currency, SUM(amount) AS total FROM ledger_postings
       WHERE account LIKE 'wallet:%' OR account LIKE 'escrow:%' OR account LIKE 'earnings:%'
       GROUP BY account, currency`;
