@@ -3,7 +3,8 @@
  * checked against one bound (protocol/amounts.ts) and refused with `INVALID_AMOUNT` naming the
  * field; balances near 2^63 (which no request can reach now, so a test writes them through the
  * wallet service) audit and read exactly, where SUM used to overflow; a credit past a stored
- * balance's range is refused, not a 500.
+ * balance's range is refused, not a 500; a computed charge (quote, deploy, extension, autoscale
+ * prepay) above the bound is refused the same way and writes nothing.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -15,11 +16,15 @@ import { readWideSum, wideSum } from "../src/coordinator/billing/wide-sum.ts";
 import { MAX_UNITS, units } from "../src/core/money.ts";
 import { MAX_AMOUNT, MAX_PRICE_PER_HOUR } from "../src/protocol/amounts.ts";
 import {
+  ManualClock,
   assertError,
+  dumpDatabase,
   forEachDatabase,
   httpRequest,
+  type RawResponse,
   type TestCoordinator,
 } from "./support/coordinator.ts";
+import { availableWorker } from "./support/workers.ts";
 
 /** What the ledger holds, to compare before and after a refused request. */
 async function ledgerRows(tc: TestCoordinator) {
@@ -150,4 +155,68 @@ forEachDatabase("amounts", (db) => {
     );
     assert.equal(readWideSum(none.rows[0]!.high, none.rows[0]!.low), 0n);
   });
+
+  test("a quote, deploy, extension or autoscale prepay above the bound is refused and writes nothing", async (t) => {
+    const tc = await db.startCoordinator({
+      clock: new ManualClock(),
+      config: {
+        // TDM worth so little that one CPU node (0.02 USD an hour) costs 10,000,000 TDM an
+        // hour: an hour fits the bound, 720 hours, a 200-node prepay or a long extension do not.
+        tdmPerUsdUnits: 500_000_000_000_000n,
+        verificationMatrixSize: 16,
+        livenessSweepMs: 0,
+        schedulerTickMs: 86_400_000,
+      },
+    });
+    t.after(() => tc.close());
+    const supplier = await tc.signUp(["supplier"]);
+    const consumer = await tc.signUp(["consumer"]);
+    const worker = await availableWorker(tc, supplier.apiKey, "eu-west-a");
+    t.after(() => worker.socket.terminate());
+    await tc
+      .client(tc.adminKey)
+      .deposit({ accountId: consumer.accountId, currency: "TDM", amount: "20000000" });
+    await eventuallyAvailable(tc, 1);
+
+    const send = (method: string, path: string, body: unknown) =>
+      httpRequest(tc.url, method, path, {
+        apiKey: consumer.apiKey,
+        headers: { "idempotency-key": crypto.randomUUID() },
+        body,
+      });
+    const filters = { nodes: 1, gpuModel: "cpu", currency: "TDM" };
+    const cluster = { ...filters, kind: "batch", command: ["true"] };
+    const refusedTotal = (answer: RawResponse) => {
+      const error = assertError(answer, 400, "INVALID_AMOUNT");
+      assert.equal(error.details?.field, "total");
+      assert.equal(error.details?.max, MAX_AMOUNT);
+    };
+
+    const quote = await send("POST", "/v1/quotes", { ...filters, hours: 1 });
+    assert.equal(quote.status, 200, quote.text);
+    refusedTotal(await send("POST", "/v1/quotes", { ...filters, hours: 720 }));
+
+    const before = await dumpDatabase(tc.coordinator.store);
+    refusedTotal(await send("POST", "/v1/clusters", { ...cluster, hours: 720 }));
+    refusedTotal(
+      await send("POST", "/v1/clusters", { ...cluster, hours: 1, autoscale: { min: 1, max: 200 } }),
+    );
+    assert.deepEqual(await dumpDatabase(tc.coordinator.store), before);
+
+    const deployed = await send("POST", "/v1/clusters", { ...cluster, hours: 1 });
+    assert.equal(deployed.status, 201, deployed.text);
+    const id = (deployed.json as { id: string }).id;
+    const ledger = await ledgerRows(tc);
+    refusedTotal(await send("POST", `/v1/clusters/${id}/extend`, { hours: 200 }));
+    assert.deepEqual(await ledgerRows(tc), ledger);
+    assert.equal((await consumer.client.getCluster(id)).hours, 1);
+  });
 });
+
+async function eventuallyAvailable(tc: TestCoordinator, nodes: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if ((await tc.client().networkStats()).nodes.byStatus.available === nodes) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`never ${nodes} available nodes`);
+}
