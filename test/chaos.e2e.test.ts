@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TandemApiError, TandemClient } from "../src/client/client.ts";
-import { money } from "../src/core/money.ts";
+import { slashAmount } from "../src/core/failover.ts";
+import { formatMoney, money, units } from "../src/core/money.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
 import { enrollmentEnv } from "./support/workers.ts";
@@ -245,11 +246,20 @@ describe("chaos: workers die mid-job", () => {
         // Refunds exact: everything charged was served or refunded, nothing left in escrow.
         assert.equal(costs.escrow, "0.000000", context);
         assert.equal(money(costs.served) + money(costs.refunded), money(costs.rental), context);
-        // Slashes exact: one hour of each lost lease's rate owed; what was taken reached the
-        // consumer's wallet, nothing more.
+        // Slashes exact: one hour of each lost lease's own rate owed (a rank's lease is billed at
+        // its node's price, a standby's at 10 % of it); what was taken reached the consumer's
+        // wallet, nothing more.
         let taken = 0n;
         for (const e of view.events.filter((x) => x.type === "slashed")) {
-          assert.equal(e.detail.owed, "0.020000", context);
+          // A node may hold more than one lease of a cluster (a worker that comes back can be
+          // placed again as a standby): the lost lease is the one with the event's rank.
+          const owed = view.nodes
+            .filter((n) => n.nodeId === e.detail.nodeId && n.rank === e.detail.rank && !n.active)
+            .map((n) => formatMoney(units(slashAmount(money(n.pricePerHour)))));
+          assert.ok(
+            owed.includes(String(e.detail.owed)),
+            `owed one of ${owed.join(", ")}: ${context}`,
+          );
           taken += money(String(e.detail.taken));
         }
         assert.equal(money(costs.slashCompensation), taken, context);

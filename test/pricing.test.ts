@@ -60,7 +60,11 @@ forEachDatabase("market pricing", (db) => {
     ]);
     assert.deepEqual(await refusal(supplier.client.setNodePrice(worker.nodeId, "-1")), [
       400,
-      "VALIDATION_FAILED",
+      "INVALID_AMOUNT",
+    ]);
+    assert.deepEqual(await refusal(supplier.client.setNodePrice(worker.nodeId, "9223372036854")), [
+      400,
+      "INVALID_AMOUNT",
     ]);
     const history = await consumer.nodeHistory(worker.nodeId);
     assert.deepEqual(history.items.at(-1)?.detail, {

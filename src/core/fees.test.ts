@@ -12,7 +12,18 @@ import {
   type FeeSchedule,
   type SettlementFigures,
 } from "./fees.ts";
-import { CURRENCIES, add, formatMoney, money, units, type Money } from "./money.ts";
+import { TandemError } from "./errors.ts";
+import {
+  CURRENCIES,
+  MAX_AMOUNT_UNITS,
+  MAX_PRICE_PER_HOUR_UNITS,
+  MAX_UNITS,
+  add,
+  formatMoney,
+  money,
+  units,
+  type Money,
+} from "./money.ts";
 
 const price = (max = 50_000_000_000n) => fc.bigInt({ min: 0n, max }).map((n) => units(n));
 const currency = fc.constantFrom(...CURRENCIES);
@@ -24,6 +35,42 @@ const schedule: fc.Arbitrary<FeeSchedule> = fc.record({
 });
 
 describe("quote", () => {
+  it("refuses a total above MAX_AMOUNT_UNITS with INVALID_AMOUNT, before any arithmetic overflows", () => {
+    const refusedTotal = (e: unknown) =>
+      e instanceof TandemError &&
+      e.code === "INVALID_AMOUNT" &&
+      e.details?.["problem"] === "TOO_LARGE" &&
+      e.details["field"] === "total";
+    const nodes = (n: number, pricePerHour: Money) =>
+      Array.from({ length: n }, (_, i) => ({ nodeId: `n${i}`, pricePerHour }));
+    // The largest deploy at the largest price fits; a price × duration × nodes past it does not.
+    const largest = quote({
+      currency: "USDC",
+      durationMinutes: 720 * 60,
+      nodes: nodes(256, units(MAX_PRICE_PER_HOUR_UNITS)),
+    });
+    assert.equal(formatMoney(largest.consumerTotal), "188467200.000000");
+    assert.throws(
+      () => quote({ currency: "TDM", durationMinutes: 60, nodes: nodes(2, units(MAX_UNITS)) }),
+      refusedTotal,
+    );
+    assert.throws(
+      () =>
+        quote({ currency: "USDC", durationMinutes: 60, nodes: nodes(1, units(MAX_AMOUNT_UNITS)) }),
+      refusedTotal,
+      "the rental is at the bound, the fees take it past",
+    );
+    const extension = (hours: number) =>
+      quoteExtension({
+        currency: "USDC",
+        paidMinutes: 10 * 60,
+        durationMinutes: hours * 60,
+        nodes: nodes(1, money("1000000")),
+      });
+    assert.equal(formatMoney(extension(900).consumerTotal), "920250000.000000");
+    assert.throws(() => extension(1000), refusedTotal);
+  });
+
   it("matches DESIGN §6's worked example to the unit", () => {
     const q = quote({
       currency: "USDC",
@@ -72,7 +119,7 @@ describe("quote", () => {
       fc.property(
         currency,
         fc.integer({ min: 1, max: 60 * 24 * 400 }),
-        fc.array(price(), { minLength: 1, maxLength: 16 }),
+        fc.array(price(MAX_PRICE_PER_HOUR_UNITS), { minLength: 1, maxLength: 16 }),
         schedule,
         (cur, minutes, prices, s) => {
           const q = quote({

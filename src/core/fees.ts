@@ -27,7 +27,19 @@
  * exact for one node, and `lines` carries the exact per-lease figures.
  */
 import { ErrorCode, TandemError } from "./errors.ts";
-import { Currency, ZERO, add, mulDivFloor, mulRateFloor, sub, sum, type Money } from "./money.ts";
+import {
+  AmountProblem,
+  Currency,
+  MAX_AMOUNT_UNITS,
+  ZERO,
+  add,
+  formatWide,
+  mulDivFloor,
+  mulRateFloor,
+  sub,
+  sum,
+  type Money,
+} from "./money.ts";
 
 /** Fee rates in basis points (1 bp = 0.01 %), and which currencies skip the payment fee. */
 export interface FeeSchedule {
@@ -144,6 +156,14 @@ function quoteFromLines(
   if (spans.length === 0) throw new TandemError(ErrorCode.VALIDATION_FAILED, "no nodes to quote");
   const schedule = input.schedule ?? DEFAULT_FEE_SCHEDULE;
   checkSchedule(schedule);
+  // The rental, summed wider than 64 bits first: a price × duration × nodes past the bound is a
+  // refused request, not an overflow inside the arithmetic below.
+  let wideRental = 0n;
+  for (const { node, from, to } of spans) {
+    wideRental += (node.pricePerHour * BigInt(to)) / MINUTES_PER_HOUR;
+    wideRental -= (node.pricePerHour * BigInt(from)) / MINUTES_PER_HOUR;
+  }
+  checkTotal(wideRental, input.currency);
   const lines = spans.map(({ node, from, to }): QuoteLine => {
     if (node.pricePerHour < 0n) {
       throw new TandemError(ErrorCode.VALIDATION_FAILED, `negative price on ${node.nodeId}`);
@@ -169,12 +189,14 @@ function quoteFromLines(
       : mulRateFloor(rental, { bps: schedule.paymentBps }),
     burn: mulRateFloor(rental, { bps: schedule.burnBps }),
   };
+  const consumerTotal = add(add(rental, fees.reservationConsumer), fees.payment);
+  checkTotal(consumerTotal, input.currency);
   return {
     currency: input.currency,
     durationMinutes: input.durationMinutes,
     rental,
     fees,
-    consumerTotal: add(add(rental, fees.reservationConsumer), fees.payment),
+    consumerTotal,
     supplierPayout: sub(sub(rental, fees.reservationSupplier), fees.burn),
     treasury: add(add(fees.reservationConsumer, fees.reservationSupplier), fees.payment),
     lines,
@@ -233,6 +255,23 @@ export const NO_SETTLEMENT: SettlementFigures = {
   burn: ZERO,
   net: ZERO,
 };
+
+/** A computed charge above `MAX_AMOUNT_UNITS` refuses the request (`INVALID_AMOUNT`). */
+function checkTotal(total: bigint, currency: Currency): void {
+  if (total <= MAX_AMOUNT_UNITS) return;
+  throw new TandemError(
+    ErrorCode.INVALID_AMOUNT,
+    `the total would be above the largest amount allowed, ${formatWide(MAX_AMOUNT_UNITS)} ${currency}`,
+    {
+      details: {
+        problem: AmountProblem.TOO_LARGE,
+        field: "total",
+        max: formatWide(MAX_AMOUNT_UNITS),
+        currency,
+      },
+    },
+  );
+}
 
 function checkMinutes(value: number, name: string, least: number): void {
   if (!Number.isSafeInteger(value) || value < least || value > MAX_DURATION_MINUTES) {

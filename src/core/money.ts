@@ -24,6 +24,26 @@ export const UNITS_PER_WHOLE = 1_000_000n;
 /** The largest magnitude an amount may have: the signed 64-bit range, 2^63 − 1 units. */
 export const MAX_UNITS = 2n ** 63n - 1n;
 
+/**
+ * The one bound on every money amount a request may carry or a request may make the coordinator
+ * compute (a deposit, a withdrawal, a quote's total, an extension, an autoscale prepay):
+ * 1,000,000,000.000000 = 10^15 units. A billion of any currency in one movement is far beyond any
+ * real rental, yet 9,223 such amounts still fit one signed 64-bit balance, so no single request
+ * can take a stored balance (a 64-bit column) near its limit; sums over the whole ledger are
+ * computed wider than 64 bits anyway (billing/wide-sum.ts).
+ */
+export const MAX_AMOUNT_UNITS = 1_000_000_000n * UNITS_PER_WHOLE;
+
+/**
+ * The bound on every price per node-hour (a supplier's market price, a search's maximum price):
+ * 1,000.000000. A node is at most 64 GPUs, and a 64-GPU node at today's dearest on-demand rate
+ * (about $12 per H100-hour at a hyperscaler) is under $800 an hour. At the bound, the largest
+ * deploy (256 nodes × 720 hours, plus 2.25% fees) costs 188,467,200 USD: below `MAX_AMOUNT_UNITS`
+ * in dollars; only a conversion into a currency worth much less than a dollar can exceed it, and
+ * computed totals are checked against that bound on their own.
+ */
+export const MAX_PRICE_PER_HOUR_UNITS = 1_000n * UNITS_PER_WHOLE;
+
 declare const moneyBrand: unique symbol;
 /** An amount in the smallest unit of some currency (the currency travels beside it). */
 export type Money = bigint & { readonly [moneyBrand]: "Money" };
@@ -48,6 +68,8 @@ export interface ParseMoneyOptions {
   allowNegative?: boolean;
   /** Accept zero (default false). */
   allowZero?: boolean;
+  /** The largest magnitude accepted (default `MAX_UNITS`, the 64-bit range). */
+  maxUnits?: bigint;
 }
 
 // Plain decimal notation only: no exponent, no sign but an optional minus, no spaces, no bare ".5".
@@ -58,7 +80,8 @@ const MAX_INPUT_LENGTH = 64;
 /**
  * Parses a decimal string ("1000", "0.25", "102.250000") into smallest units. Refuses, with a typed
  * problem: anything but plain decimal notation (exponents, "+1", " 1", "0x10", "", ".5", "1."),
- * more than 6 decimals, a magnitude ≥ 2^63 units, and, unless allowed, negative amounts and zero.
+ * more than 6 decimals, a magnitude above `maxUnits` (default: ≥ 2^63 units), and, unless allowed,
+ * negative amounts and zero.
  */
 export function parseMoney(text: string, options: ParseMoneyOptions = {}): ParseMoneyResult {
   const match = text.length <= MAX_INPUT_LENGTH ? DECIMAL.exec(text) : null;
@@ -80,8 +103,14 @@ export function parseMoney(text: string, options: ParseMoneyOptions = {}): Parse
   }
   const magnitude =
     BigInt(whole) * UNITS_PER_WHOLE + BigInt(fraction.padEnd(MONEY_DECIMALS, "0") || "0");
-  if (magnitude > MAX_UNITS) {
-    return refuse(AmountProblem.TOO_LARGE, `amount "${text}" is at or above 2^63 smallest units`);
+  const maxUnits = options.maxUnits ?? MAX_UNITS;
+  if (magnitude > maxUnits) {
+    return refuse(
+      AmountProblem.TOO_LARGE,
+      maxUnits === MAX_UNITS
+        ? `amount "${text}" is at or above 2^63 smallest units`
+        : `amount "${text}" is above the largest allowed, ${formatWide(maxUnits)}`,
+    );
   }
   if (magnitude === 0n) {
     return options.allowZero === true
@@ -126,8 +155,16 @@ export function units(value: bigint | number | string): Money {
 
 /** Exactly 6 decimals, a leading minus when negative: 102250000n → "102.250000". */
 export function formatMoney(amount: Money): string {
+  return formatWide(amount);
+}
+
+/**
+ * `formatMoney` for a count of units of any size: a sum over many ledger rows (an audit total, a
+ * node's lifetime earnings) may exceed the 64-bit range that one `Money` amount keeps to.
+ */
+export function formatWide(amount: bigint): string {
   const negative = amount < 0n;
-  const magnitude: bigint = negative ? -(amount as bigint) : amount;
+  const magnitude: bigint = negative ? -amount : amount;
   const whole = magnitude / UNITS_PER_WHOLE;
   const fraction = (magnitude % UNITS_PER_WHOLE).toString().padStart(MONEY_DECIMALS, "0");
   return `${negative ? "-" : ""}${whole}.${fraction}`;

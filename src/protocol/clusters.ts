@@ -1,13 +1,11 @@
 import { z } from "zod";
 import { SecretNames } from "./cluster-secrets.ts";
+import { PriceRequest } from "./amounts.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { RankLimits, RankLimitsAsk } from "./hardware.ts";
 import { freeText, slug } from "./text.ts";
 
-/** A money amount on the wire: a decimal string with up to 6 decimals in, exactly 6 out. */
-export const AmountInput = z
-  .string()
-  .regex(/^\d{1,13}(\.\d{1,6})?$/, "expected a decimal amount, e.g. 1.50");
+/** A money amount on the wire, out: exactly 6 decimals (amounts in: ./amounts.ts). */
 export const Amount = z.string().regex(/^-?\d{1,13}\.\d{6}$/);
 export const CurrencyName = z.enum(["TDM", "USDC", "USD"]);
 
@@ -29,7 +27,7 @@ export const CapacityFilters = z.strictObject({
   minUptime: z.number().min(0).max(1).optional(),
   /** Minimum reputation score, 0..100 (src/core/reputation.ts). */
   minReputation: z.number().min(0).max(100).optional(),
-  maxPricePerHour: AmountInput.optional(),
+  maxPricePerHour: PriceRequest.optional(),
   teeCapable: z.boolean().optional(),
   /** Standby (shadow) nodes reserved beside `nodes`, taking a failed node's rank at once. */
   shadow: z.number().int().min(0).max(16).optional(),
@@ -195,7 +193,8 @@ export const ExtendRequest = z.strictObject({ hours: z.number().int().min(1).max
 export const LogsQuery = z.strictObject({
   /** Only lines after this sequence number. */
   after: z.coerce.number().int().min(0).optional(),
-  rank: z.coerce.number().int().min(0).optional(),
+  /** A rank is below a cluster's most nodes (256); a stored rank is a 32-bit integer. */
+  rank: z.coerce.number().int().min(0).max(255).optional(),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
 });
 

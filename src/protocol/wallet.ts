@@ -1,20 +1,18 @@
 import { z } from "zod";
+import { AmountRequest } from "./amounts.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 
 /**
  * Wallet, ledger and cost bodies. Every amount is a decimal string, never a JSON number: answers
- * carry exactly 6 decimals ("102.250000"); requests carry up to 6, and the coordinator parses them
- * itself so a bad one answers a precise code (`INVALID_AMOUNT` with `details.problem`:
- * NOT_A_NUMBER | TOO_MANY_DECIMALS | TOO_LARGE | NEGATIVE | ZERO; `UNKNOWN_CURRENCY`).
+ * carry exactly 6 decimals ("102.250000"); requests carry up to 6, checked against one bound
+ * (./amounts.ts) so a bad one answers a precise code (`INVALID_AMOUNT` with `details.problem`:
+ * NOT_A_NUMBER | TOO_MANY_DECIMALS | TOO_LARGE | NEGATIVE | ZERO, `field` and `max`;
+ * `UNKNOWN_CURRENCY`). Sums over the ledger (audit totals) may exceed the 64-bit range.
  */
 export const MoneyString = z
   .string()
   .regex(/^-?\d+\.\d{6}$/)
   .describe("amount, a decimal string with exactly 6 decimals");
-export const AmountRequest = z
-  .string()
-  .max(64)
-  .describe('amount > 0, a decimal string with at most 6 decimals, e.g. "1000" or "12.5"');
 export const CurrencyRequest = z.string().max(16).describe("TDM | USDC | USD");
 export const CurrencyCode = z.enum(["TDM", "USDC", "USD"]);
 export type CurrencyCode = z.infer<typeof CurrencyCode>;

@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { ErrorCode, TandemError, assertNever } from "../../core/errors.ts";
+import type { AmountIssueParams } from "../../protocol/amounts.ts";
 import type { ErrorBody } from "../../protocol/errors.ts";
 import { storeUnavailableReason } from "../store/store-unavailable.ts";
 
@@ -66,12 +67,16 @@ export function errorHandler(
   request: FastifyRequest,
   reply: FastifyReply,
 ) {
-  if (error instanceof TandemError) {
+  if (error instanceof TandemError && error.code !== ErrorCode.INTERNAL) {
     return reply
       .status(httpStatusOf(error.code))
       .send(body(error.code, error.message, error.details));
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
+    const amount = amountIssue(error.validation);
+    if (amount !== undefined) {
+      return reply.status(400).send(body(ErrorCode.INVALID_AMOUNT, amount.message, amount.details));
+    }
     const issues = error.validation.map((v) => ({ path: v.instancePath, message: v.message }));
     const first = issues[0];
     const where = first === undefined || first.path === "" ? "" : ` at ${first.path}`;
@@ -79,7 +84,9 @@ export function errorHandler(
     return reply.status(400).send(body(ErrorCode.VALIDATION_FAILED, message, { issues }));
   }
   const status =
-    "statusCode" in error && typeof error.statusCode === "number" ? error.statusCode : 500;
+    !(error instanceof TandemError) && "statusCode" in error && typeof error.statusCode === "number"
+      ? error.statusCode
+      : 500;
   if (status === 413)
     return reply.status(413).send(body(ErrorCode.PAYLOAD_TOO_LARGE, "request body too large"));
   if (status === 429) return reply.status(429).send(body(ErrorCode.RATE_LIMITED, error.message));
@@ -94,8 +101,26 @@ export function errorHandler(
       .header("retry-after", "1")
       .send(body(ErrorCode.UNAVAILABLE, `${unavailable}; try again shortly`));
   }
+  // A broken invariant or a database error: its text (SQL, values, a driver's message) stays in
+  // the server's log; the answer says only that it happened.
   request.log.error({ err: error }, "unhandled error");
   return reply.status(500).send(body(ErrorCode.INTERNAL, "internal error"));
+}
+
+/** The first refused amount among schema issues (protocol/amounts.ts), answered `INVALID_AMOUNT`. */
+function amountIssue(
+  validation: ReadonlyArray<{ instancePath: string; message?: string; params: unknown }>,
+): { message: string; details: Record<string, unknown> } | undefined {
+  for (const v of validation) {
+    const params = (v.params as { params?: Partial<AmountIssueParams> } | undefined)?.params;
+    if (typeof params?.amountProblem !== "string") continue;
+    const field = v.instancePath.replace(/^\//, "").replaceAll("/", ".");
+    return {
+      message: `${field}: ${v.message ?? "not an acceptable amount"}`,
+      details: { problem: params.amountProblem, field, max: params.max },
+    };
+  }
+  return undefined;
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {

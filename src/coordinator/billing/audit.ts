@@ -1,17 +1,9 @@
 import { sql } from "kysely";
-import {
-  CURRENCIES,
-  ZERO,
-  add,
-  formatMoney,
-  sub,
-  units,
-  type Currency,
-  type Money,
-} from "../../core/money.ts";
+import { CURRENCIES, formatWide, type Currency } from "../../core/money.ts";
 import type { LedgerAudit } from "../../protocol/wallet.ts";
 import { Leg, indexedByAccount } from "./ledger-accounts.ts";
 import type { Tx } from "./ledger.ts";
+import { readWideSum, wideSum } from "./wide-sum.ts";
 
 /**
  * The ledger audit (`tandem admin ledger-audit`), computed from the postings only — never from the
@@ -28,14 +20,18 @@ import type { Tx } from "./ledger.ts";
  * Whole ledger: unbalanced (transaction, currency) pairs, transactions without postings and
  * postings without a transaction, guarded
  * accounts below zero, cached balances that differ from their postings.
+ * The totals are sums over the whole ledger, so they are summed and reported wider than 64 bits
+ * (wide-sum.ts): a ledger whose wallets together hold more than 2^63 units still audits.
  */
 export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
+  const total = wideSum(sql`amount`);
   const byKind = await sql<{
     currency: string;
     kind: string;
     leg: string;
     positive: number;
-    total: string;
+    high: string | null;
+    low: string | null;
   }>`
     SELECT currency,
       CASE WHEN account LIKE 'external:%' THEN 'external'
@@ -44,7 +40,7 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
            WHEN account LIKE 'earnings:%' THEN 'earnings'
            ELSE account END AS kind,
       leg, CASE WHEN amount > 0 THEN 1 ELSE 0 END AS positive,
-      CAST(SUM(amount) AS TEXT) AS total
+      ${total.high} AS high, ${total.low} AS low
     FROM ledger_postings
     GROUP BY currency,
       CASE WHEN account LIKE 'external:%' THEN 'external'
@@ -57,36 +53,34 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
   const perCurrency = new Map<
     Currency,
     {
-      deposits: Money;
-      withdrawals: Money;
-      burned: Money;
-      treasury: Money;
-      exchange: Money;
-      internal: Money;
+      deposits: bigint;
+      withdrawals: bigint;
+      burned: bigint;
+      treasury: bigint;
+      exchange: bigint;
+      internal: bigint;
     }
   >();
   for (const currency of CURRENCIES)
     perCurrency.set(currency, {
-      deposits: ZERO,
-      withdrawals: ZERO,
-      burned: ZERO,
-      treasury: ZERO,
-      exchange: ZERO,
-      internal: ZERO,
+      deposits: 0n,
+      withdrawals: 0n,
+      burned: 0n,
+      treasury: 0n,
+      exchange: 0n,
+      internal: 0n,
     });
   for (const row of byKind.rows) {
     const c = perCurrency.get(row.currency as Currency);
     if (c === undefined) continue;
-    const amount = units(row.total);
+    const amount = readWideSum(row.high, row.low);
     const positive = Number(row.positive) === 1;
-    if (row.kind !== "external" && row.kind !== "burn") c.internal = add(c.internal, amount);
-    if (row.kind === "wallet" && row.leg === Leg.DEPOSIT && positive)
-      c.deposits = add(c.deposits, amount);
-    if (row.kind === "external" && row.leg === Leg.WITHDRAWAL && positive)
-      c.withdrawals = add(c.withdrawals, amount);
-    if (row.kind === "burn") c.burned = add(c.burned, amount);
-    if (row.kind === "treasury" && row.leg === Leg.EXCHANGE) c.exchange = add(c.exchange, amount);
-    else if (row.kind === "treasury") c.treasury = add(c.treasury, amount);
+    if (row.kind !== "external" && row.kind !== "burn") c.internal += amount;
+    if (row.kind === "wallet" && row.leg === Leg.DEPOSIT && positive) c.deposits += amount;
+    if (row.kind === "external" && row.leg === Leg.WITHDRAWAL && positive) c.withdrawals += amount;
+    if (row.kind === "burn") c.burned += amount;
+    if (row.kind === "treasury" && row.leg === Leg.EXCHANGE) c.exchange += amount;
+    else if (row.kind === "treasury") c.treasury += amount;
   }
 
   const count = async (query: ReturnType<typeof sql<{ n: string | number }>>) =>
@@ -98,6 +92,8 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
       WHERE NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.transaction_id = t.id)`)) +
     (await count(sql`SELECT COUNT(DISTINCT p.transaction_id) AS n FROM ledger_postings p
       WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = p.transaction_id)`));
+  // One guarded account's postings sum, in posting order, through its past balances, each kept in
+  // the 64-bit balance cache: these sums cannot overflow, so they stay plain SUMs compared in SQL.
   const guardedSums = sql`SELECT account, currency, SUM(amount) AS total FROM ledger_postings
       WHERE account LIKE 'wallet:%' OR account LIKE 'escrow:%' OR account LIKE 'earnings:%'
       GROUP BY account, currency`;
@@ -115,15 +111,15 @@ export async function ledgerAudit(db: Tx): Promise<LedgerAudit> {
   const currencies = CURRENCIES.map((currency) => {
     const c = perCurrency.get(currency)!;
     const balances = c.internal;
-    const expected = sub(sub(c.deposits, c.withdrawals), c.burned);
+    const expected = c.deposits - c.withdrawals - c.burned;
     return {
       currency,
-      deposits: formatMoney(c.deposits),
-      withdrawals: formatMoney(c.withdrawals),
-      burned: formatMoney(c.burned),
-      treasury: formatMoney(c.treasury),
-      exchange: formatMoney(c.exchange),
-      balances: formatMoney(balances),
+      deposits: formatWide(c.deposits),
+      withdrawals: formatWide(c.withdrawals),
+      burned: formatWide(c.burned),
+      treasury: formatWide(c.treasury),
+      exchange: formatWide(c.exchange),
+      balances: formatWide(balances),
       conserved: balances === expected,
     };
   });

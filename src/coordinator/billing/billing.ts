@@ -99,6 +99,7 @@ import {
   type RecordInput,
   type Tx,
 } from "./ledger.ts";
+import { wideSum } from "./wide-sum.ts";
 
 export interface ChargeInput {
   readonly clusterId: string;
@@ -657,6 +658,7 @@ export class Billing {
 
   /** Every amount that moved for a cluster, from its postings; undefined when none did. */
   async costs(clusterId: string, tx: Tx = this.db): Promise<ClusterCosts | undefined> {
+    const amountSum = wideSum(sql`p.amount`);
     const rows = await tx
       .selectFrom("ledger_transactions as t")
       .innerJoin("ledger_postings as p", "p.transaction_id", "t.id")
@@ -666,7 +668,8 @@ export class Billing {
         "p.leg",
         "t.kind",
         "t.exchange_rate",
-        sql<string>`CAST(SUM(p.amount) AS TEXT)`.as("total"),
+        amountSum.high.as("total_high"),
+        amountSum.low.as("total_low"),
       ])
       .where("t.cluster_id", "=", clusterId)
       .groupBy(["p.account", "p.currency", "p.leg", "t.kind", "t.exchange_rate"])

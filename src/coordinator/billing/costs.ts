@@ -1,5 +1,6 @@
 import { ZERO, add, neg, units, type Currency, type Money } from "../../core/money.ts";
 import { Leg, TransactionKind } from "./ledger-accounts.ts";
+import { readWideSum } from "./wide-sum.ts";
 
 /**
  * What a cluster cost, from its postings alone (`GET /v1/clusters/:id/costs`):
@@ -44,7 +45,9 @@ export interface CostRow {
   readonly leg: string;
   readonly kind: string;
   readonly exchange_rate: string | null;
-  readonly total: string;
+  /** The sum of the group's amounts in two parts (wide-sum.ts). */
+  readonly total_high: string | null;
+  readonly total_low: string | null;
 }
 
 export function costsFromRows(
@@ -62,7 +65,7 @@ export function costsFromRows(
     totals.set(name, add(totals.get(name) ?? ZERO, amount));
   const payouts = new Map<string, CostPayout>();
   for (const row of rows) {
-    const amount = units(row.total);
+    const amount = units(readWideSum(row.total_high, row.total_low));
     const kind = row.account.slice(0, row.account.indexOf(":") + 1) || row.account;
     if (kind === "earnings:" && row.leg === Leg.PAYOUT) {
       const key = `${row.currency}|${row.exchange_rate ?? ""}`;

@@ -1,9 +1,10 @@
 import { sql, type Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
-import { ZERO, add, formatMoney, neg, units, type Money } from "../../core/money.ts";
+import { formatWide } from "../../core/money.ts";
 import type { NodeEarnings, NodeEarningsFigures } from "../../protocol/nodes.ts";
 import type { Database } from "../store/schema.ts";
 import { Leg, TransactionKind } from "./ledger-accounts.ts";
+import { readWideSum, wideSum } from "./wide-sum.ts";
 
 /** The recent window of a node's earnings (`last30d`), in ms. */
 export const EARNINGS_RECENT_MS = 30 * 86_400_000;
@@ -24,7 +25,8 @@ type Figure = keyof NodeEarningsFigures;
  * converted: then the converted part appears as paidOut in the payout currency instead.
  *
  * One query: the node's lease ids come from `cluster_nodes` (index on node_id) and meet the
- * ledger's lease index; the window is a CASE inside the same sums.
+ * ledger's lease index; the window is a CASE inside the same sums. A node's lifetime sums may pass
+ * the 64-bit range: they are summed and answered wider (wide-sum.ts).
  */
 export async function nodeEarnings(
   db: Kysely<Database>,
@@ -38,6 +40,8 @@ export async function nodeEarnings(
     .executeTakeFirst();
   if (node === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no node ${nodeId}`);
   const sinceMs = nowMs - EARNINGS_RECENT_MS;
+  const total = wideSum(sql`p.amount`);
+  const recent = wideSum(sql`CASE WHEN t.created_at >= ${sinceMs} THEN p.amount ELSE 0 END`);
   const leaseIds = db
     .selectFrom("cluster_nodes as cn")
     .select(sql<string>`cn.cluster_id || '/' || CAST(cn.seq AS TEXT)`.as("lease_id"))
@@ -48,10 +52,10 @@ export async function nodeEarnings(
     .select([
       "p.currency",
       "p.leg",
-      sql<string>`CAST(SUM(p.amount) AS TEXT)`.as("total"),
-      sql<string>`CAST(SUM(CASE WHEN t.created_at >= ${sinceMs} THEN p.amount ELSE 0 END) AS TEXT)`.as(
-        "recent",
-      ),
+      total.high.as("total_high"),
+      total.low.as("total_low"),
+      recent.high.as("recent_high"),
+      recent.low.as("recent_low"),
     ])
     .where("t.lease_id", "in", leaseIds)
     .where("t.kind", "in", [TransactionKind.SETTLEMENT, TransactionKind.SLASH])
@@ -79,8 +83,10 @@ const FIGURES: readonly Figure[] = ["served", "paidOut", "supplierFees", "burned
 interface EarningsRow {
   readonly currency: string;
   readonly leg: string;
-  readonly total: string;
-  readonly recent: string;
+  readonly total_high: string | null;
+  readonly total_low: string | null;
+  readonly recent_high: string | null;
+  readonly recent_low: string | null;
 }
 
 /** Postings summed per (currency, leg) → the answer, currencies in name order. */
@@ -90,24 +96,21 @@ export function earningsFromRows(
   sinceMs: number,
   rows: readonly EarningsRow[],
 ): NodeEarnings {
-  const byCurrency = new Map<string, { all: Map<Figure, Money>; recent: Map<Figure, Money> }>();
+  const byCurrency = new Map<string, { all: Map<Figure, bigint>; recent: Map<Figure, bigint> }>();
   for (const row of rows) {
     const target = FIGURE_OF_LEG[row.leg];
     if (target === undefined) continue;
     let entry = byCurrency.get(row.currency);
     if (entry === undefined)
       byCurrency.set(row.currency, (entry = { all: new Map(), recent: new Map() }));
-    const signed = (text: string) => (target.sign === 1 ? units(text) : neg(units(text)));
-    entry.all.set(target.figure, add(entry.all.get(target.figure) ?? ZERO, signed(row.total)));
-    entry.recent.set(
-      target.figure,
-      add(entry.recent.get(target.figure) ?? ZERO, signed(row.recent)),
-    );
+    const sign = BigInt(target.sign);
+    const all = readWideSum(row.total_high, row.total_low) * sign;
+    const recent = readWideSum(row.recent_high, row.recent_low) * sign;
+    entry.all.set(target.figure, (entry.all.get(target.figure) ?? 0n) + all);
+    entry.recent.set(target.figure, (entry.recent.get(target.figure) ?? 0n) + recent);
   }
-  const view = (m: Map<Figure, Money>) =>
-    Object.fromEntries(
-      FIGURES.map((f) => [f, formatMoney(m.get(f) ?? ZERO)]),
-    ) as NodeEarningsFigures;
+  const view = (m: Map<Figure, bigint>) =>
+    Object.fromEntries(FIGURES.map((f) => [f, formatWide(m.get(f) ?? 0n)])) as NodeEarningsFigures;
   return {
     nodeId,
     asOf: new Date(nowMs).toISOString(),

@@ -9,7 +9,9 @@
 import { sql } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import {
+  AmountProblem,
   CURRENCIES,
+  MAX_UNITS,
   ZERO,
   formatMoney,
   neg,
@@ -77,7 +79,23 @@ export class WalletService {
         return { body: existing.response as MoneyMovement, replayed: true };
       await this.requireAccount(tx, request.accountId);
       const wallet = walletAccount(request.accountId);
-      await this.ledger.lock(tx, request.currency, [wallet]);
+      const held =
+        (await this.ledger.lockBalances(tx, request.currency, [wallet])).get(wallet) ?? ZERO;
+      // A stored balance is a signed 64-bit integer: a credit past it is refused, not an overflow.
+      if (held + request.amount > MAX_UNITS) {
+        throw new TandemError(
+          ErrorCode.INVALID_AMOUNT,
+          `the wallet would hold more than ${formatMoney(units(MAX_UNITS))} ${request.currency}`,
+          {
+            details: {
+              problem: AmountProblem.TOO_LARGE,
+              field: "amount",
+              held: formatMoney(held),
+              max: formatMoney(units(MAX_UNITS)),
+            },
+          },
+        );
+      }
       const receipt = await this.rail.acceptDeposit({ ...request, idempotencyKey: key });
       const { response } = await this.ledger.record(tx, {
         idempotencyKey: key,

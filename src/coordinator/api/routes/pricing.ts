@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ErrorCode, TandemError } from "../../../core/errors.ts";
 import { parseMoneyOrThrow } from "../../../core/money.ts";
-import { AmountInput } from "../../../protocol/clusters.ts";
+import { PriceRequest } from "../../../protocol/amounts.ts";
 import { NodeIdParams } from "../../../protocol/nodes.ts";
 import { appendHistory } from "../../registry/node-history.ts";
 import { formatUnits } from "../../scheduler/cluster-store.ts";
@@ -10,7 +10,7 @@ import type { ApiDeps, ZodApp } from "../server.ts";
 
 export const SetPriceRequest = z.strictObject({
   /** Price of the whole node per hour, US dollars (converted to other currencies by the oracle). */
-  pricePerHour: AmountInput,
+  pricePerHour: PriceRequest,
 });
 export const SetPriceResponse = z.strictObject({
   nodeId: z.string(),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ErrorCode, TandemError } from "../../../core/errors.ts";
-import { parseCurrencyOrThrow, parseMoneyOrThrow } from "../../../core/money.ts";
+import { MAX_AMOUNT_UNITS, parseCurrencyOrThrow, parseMoneyOrThrow } from "../../../core/money.ts";
 import { IdPrefix, idSchema } from "../../../protocol/ids.ts";
 import {
   ClusterCostsView,
@@ -63,7 +63,7 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
         idempotencyKey: request.headers[IDEMPOTENCY_HEADER],
         accountId,
         currency: parseCurrencyOrThrow(request.body.currency),
-        amount: parseMoneyOrThrow(request.body.amount),
+        amount: parseMoneyOrThrow(request.body.amount, { maxUnits: MAX_AMOUNT_UNITS }),
         nowMs: clock.now(),
       });
       if (answer.replayed) void reply.header(REPLAYED_HEADER, "true");
@@ -89,7 +89,7 @@ export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }
         idempotencyKey: request.headers[IDEMPOTENCY_HEADER],
         accountId: principal.accountId,
         currency: parseCurrencyOrThrow(request.body.currency),
-        amount: parseMoneyOrThrow(request.body.amount),
+        amount: parseMoneyOrThrow(request.body.amount, { maxUnits: MAX_AMOUNT_UNITS }),
         from: request.body.from,
         destination: request.body.destination ?? null,
         nowMs: clock.now(),
