@@ -220,6 +220,9 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       Math.max(1, Math.floor(heartbeatIntervalMs / 4)),
     );
     this.fenceTimer.unref();
+    // At once, not a quarter interval later: a job may start (and an agent freeze) before then,
+    // and the watchdog fences nothing it was never given a fence for.
+    this.checkFence();
     if (this.drainReason !== undefined && !this.drained)
       this.send({ type: "drain", reason: this.drainReason });
   }
