@@ -11,6 +11,7 @@ import { registerDevice } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
 import { prepareJobsDir } from "./jobs/jobs-dir.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
+import { DEFAULT_OUTPUT_LIMITS } from "./jobs/rank-output.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
 import { createPodmanRuntime } from "./runtime/podman-runtime.ts";
 import { selectRuntime } from "./runtime/select-runtime.ts";
@@ -124,6 +125,12 @@ export async function startWorker(
       maxProcesses: config.jobMaxProcesses,
       ...(config.jobMemoryMiB === undefined ? {} : { memoryMiB: config.jobMemoryMiB }),
       ...(config.jobCpuCores === undefined ? {} : { cpuCores: config.jobCpuCores }),
+    },
+    output: {
+      ...DEFAULT_OUTPUT_LIMITS,
+      rateBytesPerSec: config.jobOutputBytesPerSec,
+      burstBytes: config.jobOutputBurstBytes,
+      totalBytes: config.jobOutputMaxBytes,
     },
     send: (message) => outbox.post(message),
     log,
