@@ -33,6 +33,17 @@ describe("rank output", () => {
     assert.equal(output.dueAtMs, undefined);
   });
 
+  it("sends a line begun alone only once it has waited the batch delay, not a flood's last chunk", () => {
+    const output = new RankOutput({ ...limits, burstBytes: 1024 * KiB }, 0);
+    output.write("stdout", "a\nhalf", 0);
+    output.write("stdout", " and more\nnew", 150);
+    assert.equal(output.dueAtMs, 200);
+    assert.deepEqual(texts(output.flush(200)), ["a", "half and more"]);
+    assert.equal(output.dueAtMs, 350, "the line begun at 150 ms waits until 350 ms");
+    assert.deepEqual(texts(output.flush(350)), ["new"]);
+    assert.equal(output.dueAtMs, undefined);
+  });
+
   it("sends a batch at once when it is full, and cuts lines longer than the protocol allows", () => {
     const output = new RankOutput({ ...limits, burstBytes: 1024 * KiB }, 0);
     const sent = output.write("stderr", "y\n".repeat(BATCH_LINES + 3), 0);
@@ -41,7 +52,7 @@ describe("rank output", () => {
     assert.equal(output.flush(1).flatMap((b) => b.lines).length, 3);
     output.write("stdout", "z".repeat(MAX_LINE_CHARS * 2 + 5), 2);
     assert.deepEqual(
-      texts(output.flush(3)).map((l) => l.length),
+      texts(output.flush(202)).map((l) => l.length),
       [MAX_LINE_CHARS, MAX_LINE_CHARS, 5],
     );
   });
@@ -99,6 +110,22 @@ describe("rank output", () => {
     assert.equal(end.at(-1)?.stream, "stdout");
     assert.ok(all.at(-1)?.startsWith(`${TRUNCATED} 9.7 KiB dropped over 0.1 s`), all.at(-1));
     assert.deepEqual(output.write("stdout", "late\n", 200), []);
+  });
+
+  it("never sends the part of a line a drop has cut, whether read or discarded unread", () => {
+    const output = new RankOutput(limits, 0);
+    output.write("stdout", lines(0, 25).slice(0, -500), 0);
+    assert.equal(output.accepting(100), false);
+    output.discard("stdout", 4096, false, 100);
+    assert.equal(output.accepting(1000), true);
+    const sent = texts([
+      ...output.write("stdout", "rest of a cut line\nwhole\n", 1000),
+      ...output.flush(1000),
+    ]);
+    assert.equal(sent.length, 20 + 2);
+    assert.match(sent[20] ?? "", /^\[tandem\] output truncated: /);
+    assert.equal(sent[21], "whole");
+    assert.ok(sent.slice(0, 20).every((l, i) => l === line(i)));
   });
 
   it("a job within its caps is passed through untouched, partial last line included", () => {

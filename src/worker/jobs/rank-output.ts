@@ -58,6 +58,10 @@ export interface OutputBatch {
 interface StreamState {
   /** The line begun and not ended yet. */
   partial: string;
+  /** When the line begun was begun: it goes out alone only once it has waited a batch delay. */
+  partialSinceMs: number;
+  /** Output was dropped in the middle of a line: the rest of that line goes too. */
+  broken: boolean;
   lines: string[];
   bytes: number;
 }
@@ -73,8 +77,8 @@ export class RankOutput {
   /** The stream of the latest note: its batch goes last. */
   private noteStream: OutputStream = "stderr";
   private readonly streams: Record<OutputStream, StreamState> = {
-    stdout: { partial: "", lines: [], bytes: 0 },
-    stderr: { partial: "", lines: [], bytes: 0 },
+    stdout: { partial: "", partialSinceMs: 0, broken: false, lines: [], bytes: 0 },
+    stderr: { partial: "", partialSinceMs: 0, broken: false, lines: [], bytes: 0 },
   };
 
   constructor(
@@ -92,22 +96,48 @@ export class RankOutput {
       : this.firstHeldAtMs + this.limits.batchDelayMs;
   }
 
+  /**
+   * False while output would be dropped unread (throttled, or over the total): the caller may then
+   * `discard` it without decoding it.
+   */
+  accepting(nowMs: number): boolean {
+    if (this.ended) return false;
+    this.refill(nowMs);
+    return !this.throttled || this.tokens >= this.limits.burstBytes / 2;
+  }
+
+  /** Output dropped unread while not `accepting`: `bytes` long, ending a line or not. */
+  discard(stream: OutputStream, bytes: number, endsLine: boolean, nowMs: number): void {
+    const state = this.streams[stream];
+    this.drop(stream, state.partial, nowMs);
+    state.partial = "";
+    if (this.dropped.bytes === 0) this.dropped.sinceMs = nowMs;
+    this.dropped.bytes += bytes;
+    this.dropped.stream = stream;
+    state.broken = !endsLine;
+  }
+
   /** Output read from the job; answers the batches full enough to send now. */
   write(stream: OutputStream, text: string, nowMs: number): OutputBatch[] {
-    if (this.ended) return [];
-    this.refill(nowMs);
     const state = this.streams[stream];
     const out: OutputBatch[] = [];
-    if (this.throttled && this.tokens < this.limits.burstBytes / 2) {
-      this.drop(stream, state.partial + text, nowMs);
+    if (!this.accepting(nowMs)) {
+      if (!this.ended) this.drop(stream, state.partial + text, nowMs);
       state.partial = "";
       return out;
+    }
+    if (state.broken) {
+      const end = text.indexOf("\n");
+      this.drop(stream, end < 0 ? text : text.slice(0, end + 1), nowMs);
+      if (end < 0) return out;
+      text = text.slice(end + 1);
     }
     if (this.throttled) {
       this.throttled = false;
       this.note(out, stream, this.rateNote(nowMs));
     }
     const pieces = (state.partial + text).split("\n");
+    if (pieces.length > 1 || state.partial === "") state.partialSinceMs = nowMs;
     state.partial = pieces.pop() ?? "";
     for (let i = 0; i < pieces.length; i++) {
       if (!this.accept(out, stream, pieces[i] ?? "", nowMs)) {
@@ -119,13 +149,14 @@ export class RankOutput {
     while (state.partial.length >= MAX_LINE_CHARS) {
       const line = state.partial.slice(0, MAX_LINE_CHARS);
       state.partial = state.partial.slice(MAX_LINE_CHARS);
+      state.partialSinceMs = nowMs;
       if (!this.accept(out, stream, line, nowMs)) {
         this.drop(stream, state.partial, nowMs);
         state.partial = "";
         return out;
       }
     }
-    if (state.partial !== "") this.firstHeldAtMs ??= nowMs;
+    if (state.partial !== "") this.firstHeldAtMs ??= state.partialSinceMs;
     return out;
   }
 
@@ -140,6 +171,8 @@ export class RankOutput {
       for (const stream of ["stdout", "stderr"] as const) {
         const state = this.streams[stream];
         const partial = state.partial;
+        // A line still being written (a flood's last chunk) waits for its end, or its delay.
+        if (!end && nowMs - state.partialSinceMs < this.limits.batchDelayMs) continue;
         state.partial = "";
         if (partial !== "" && !this.accept(out, stream, partial, nowMs))
           this.drop(stream, partial, nowMs);
@@ -153,7 +186,11 @@ export class RankOutput {
     const last = this.noteStream;
     this.take(out, last === "stdout" ? "stderr" : "stdout");
     this.take(out, last);
-    this.firstHeldAtMs = undefined;
+    const waiting = this.ended
+      ? []
+      : [this.streams.stdout, this.streams.stderr].filter((st) => st.partial !== "");
+    this.firstHeldAtMs =
+      waiting.length === 0 ? undefined : Math.min(...waiting.map((st) => st.partialSinceMs));
     return out;
   }
 
@@ -224,10 +261,11 @@ export class RankOutput {
   }
 
   private drop(stream: OutputStream, text: string, nowMs: number): void {
+    if (text === "") return;
     if (this.dropped.bytes === 0) this.dropped.sinceMs = nowMs;
     this.dropped.bytes += Buffer.byteLength(text);
     this.dropped.stream = stream;
-    if (!this.ended) this.throttled = true;
+    this.streams[stream].broken = !text.endsWith("\n");
   }
 
   private rateNote(nowMs: number): string {

@@ -2,6 +2,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import type { z } from "zod";
 import type {
   JobExitMessage,
@@ -225,9 +226,16 @@ export class JobSupervisor {
       );
     };
     const read = async (stream: Readable, name: "stdout" | "stderr") => {
-      stream.setEncoding("utf8");
-      for await (const chunk of stream as AsyncIterable<string>)
-        send(output.write(name, chunk, now()));
+      let decoder = new StringDecoder("utf8");
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        // A flood is dropped without decoding it; the decoder starts afresh after a drop.
+        if (output.accepting(now())) send(output.write(name, decoder.write(chunk), now()));
+        else {
+          output.discard(name, chunk.length, chunk.at(-1) === 0x0a, now());
+          decoder = new StringDecoder("utf8");
+        }
+      }
+      send(output.write(name, decoder.end(), now()));
     };
     const reading = Promise.all([read(running.stdout, "stdout"), read(running.stderr, "stderr")]);
     const exit = await running.exited;
