@@ -15,7 +15,13 @@ interface WorkerOptions extends ClientOptions {
   nvidiaSmi?: string;
   python?: string;
   allowUnsandboxed?: boolean;
+  jobOutputRate?: string;
+  jobOutputBurst?: string;
+  jobOutputMax?: string;
 }
+
+/** A size in MiB from the command line (decimals allowed), in bytes. */
+const mib = (value: string) => Math.round(Number(value) * 1024 * 1024);
 
 export function registerWorkerCommands(program: Command): void {
   const worker = program
@@ -34,6 +40,13 @@ export function registerWorkerCommands(program: Command): void {
     .option(
       "--allow-unsandboxed",
       "development only: run jobs without a sandbox when bubblewrap is unusable",
+    )
+    .option("--job-output-rate <MiB>", "output a rank may send per second; more is dropped", "1")
+    .option("--job-output-burst <MiB>", "output a rank may send at once above that rate", "4")
+    .option(
+      "--job-output-max <MiB>",
+      "all the output a rank may send; later output is dropped",
+      "64",
     )
     .action(async (options: WorkerOptions) => {
       const { url, apiKey } = await resolveConnection(options);
@@ -56,6 +69,15 @@ export function registerWorkerCommands(program: Command): void {
           ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
           ...(options.python === undefined ? {} : { python: options.python }),
           allowUnsandboxed: options.allowUnsandboxed === true,
+          ...(options.jobOutputRate === undefined
+            ? {}
+            : { jobOutputBytesPerSec: mib(options.jobOutputRate) }),
+          ...(options.jobOutputBurst === undefined
+            ? {}
+            : { jobOutputBurstBytes: mib(options.jobOutputBurst) }),
+          ...(options.jobOutputMax === undefined
+            ? {}
+            : { jobOutputMaxBytes: mib(options.jobOutputMax) }),
         });
         if (options.json)
           process.stdout.write(
