@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { WorkerMessage } from "../src/protocol/worker-messages.ts";
+import pino from "pino";
+import { DEFAULT_LOG_WRITER_OPTIONS, LogWriter } from "../src/coordinator/scheduler/log-writer.ts";
 import { forEachDatabase, type DatabaseUnderTest } from "./support/coordinator.ts";
 import { simulatedNetwork } from "./support/simulated-network.ts";
 
@@ -102,6 +104,32 @@ forEachDatabase("job output", (db) => {
     await s.heard();
     await s.logs.idle();
     assert.equal((await s.stored()).at(-1), "late");
+  });
+
+  it("holds a bounded queue: what arrives while the writer is behind is dropped, then noted", async (t) => {
+    const s = await setup(db, t, 64 * 1024 * 1024);
+    const { coordinator } = s.net.net;
+    const writer = new LogWriter(
+      { db: coordinator.store.db, clock: s.clock, logger: pino({ level: "silent" }) },
+      { ...DEFAULT_LOG_WRITER_OPTIONS, maxLinesPerCluster: 200_000, maxQueuedBytes: 40 * KiB },
+    );
+    // All offered in one turn, before the writer can store any: 10 KiB a message, 40 KiB queued.
+    const line = "y".repeat(1024 - 32);
+    for (let m = 0; m < 10; m++)
+      writer.offer(s.worker.nodeId, {
+        type: "job-log",
+        ...s.run,
+        stream: "stdout",
+        lines: Array.from({ length: 10 }, (_, i) => `${m}/${i} ${line}`.slice(0, line.length)),
+      });
+    await writer.idle();
+    const lines = await s.stored();
+    assert.equal(lines.length, 4 * 10 + 1);
+    assert.ok(lines.slice(0, 40).every((l, i) => l.startsWith(`${Math.floor(i / 10)}/${i % 10} `)));
+    assert.equal(
+      lines.at(-1),
+      "[tandem] output truncated: 60 lines not stored: the coordinator's log writer was behind",
+    );
   });
 });
 
