@@ -6,6 +6,7 @@ import { it } from "node:test";
 import type { WorkerMessage } from "../src/protocol/worker-messages.ts";
 import pino from "pino";
 import { DEFAULT_LOG_WRITER_OPTIONS, LogWriter } from "../src/coordinator/scheduler/log-writer.ts";
+import { IdPrefix, newId } from "../src/protocol/ids.ts";
 import { forEachDatabase, type DatabaseUnderTest } from "./support/coordinator.ts";
 import { simulatedNetwork } from "./support/simulated-network.ts";
 
@@ -81,9 +82,13 @@ forEachDatabase("job output", (db) => {
     s.other.send(s.log(["not mine"]));
     s.worker.send(s.log(["mine"]));
     s.worker.send({ ...s.log(["stale attempt"]), attempt: 1 });
+    // Output naming clusters that are nobody's here is dropped and holds no memory.
+    for (let i = 0; i < 20; i++)
+      s.worker.send({ ...s.log(["invented"]), clusterId: newId(IdPrefix.cluster) });
     await s.heard();
     await s.logs.idle();
     assert.deepEqual(await s.stored(), ["mine"]);
+    assert.equal(s.logs.trackedClusters, 1);
 
     // The output sent before the exit is stored by the time the cluster shows it ended.
     // 25,000 lines: five of the writer's transactions.

@@ -52,6 +52,8 @@ interface ClusterOutput {
   >;
   /** Set once the cluster has ended: its memory goes lateOutputMs later. */
   endedAtMs: number | undefined;
+  /** Some output was found to be a node's own run here: kept until the cluster ends. */
+  owned: boolean;
 }
 
 /**
@@ -91,7 +93,7 @@ export class LogWriter {
     this.evict(atMs);
     let cluster = this.clusters.get(message.clusterId);
     if (cluster === undefined) {
-      cluster = { lines: 0, full: false, ranks: new Map(), endedAtMs: undefined };
+      cluster = { lines: 0, full: false, ranks: new Map(), endedAtMs: undefined, owned: false };
       this.clusters.set(message.clusterId, cluster);
     }
     let rank = cluster.ranks.get(message.rank);
@@ -135,6 +137,11 @@ export class LogWriter {
     cluster.lines += lines.length;
     rank.bytes += bytes;
     this.push({ nodeId, message, lines, atMs, bytes });
+  }
+
+  /** Clusters whose output counts are held in memory. */
+  get trackedClusters(): number {
+    return this.clusters.size;
   }
 
   /** Settles once everything queued so far is stored (or failed to be). */
@@ -221,6 +228,14 @@ export class LogWriter {
     for (const entry of batch) runs.set(runKey(entry), entry);
     const allowed = new Set<string>();
     for (const [key, entry] of runs) if (await this.isOwnRun(entry)) allowed.add(key);
+    for (const key of allowed) {
+      const cluster = this.clusters.get(runs.get(key)?.message.clusterId ?? "");
+      if (cluster !== undefined) cluster.owned = true;
+    }
+    // Output naming only runs that are no node's here holds no memory (a hostile worker's).
+    for (const { message } of runs.values())
+      if (this.clusters.get(message.clusterId)?.owned === false)
+        this.clusters.delete(message.clusterId);
     const rows = batch
       .filter((entry) => allowed.has(runKey(entry)))
       .flatMap(({ message, lines, atMs }) =>
