@@ -51,6 +51,12 @@ export const CoordinatorConfig = z.strictObject({
   /** Price oracle: TDM smallest units per US dollar (default 2 TDM = 1 USD). */
   tdmPerUsdUnits: z.bigint().positive().default(2_000_000n),
   maxLogLinesPerCluster: z.number().int().min(100).default(200_000),
+  /** Most job output stored per rank, bytes (a line counts its text plus 32). */
+  maxLogBytesPerRank: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(64 * 1024 * 1024),
   /** Lets any user credit its own wallet (`tandem dev` turns it on); off everywhere else. */
   faucet: z.boolean().default(false),
   /** Fee rates in basis points (DESIGN §6); TDM pays no payment fee. */

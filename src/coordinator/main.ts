@@ -128,6 +128,7 @@ export async function startCoordinator(
       scaleDownIdleMs: config.scaleDownIdleMs,
       unitsPerUsd: { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits },
       maxLogLinesPerCluster: config.maxLogLinesPerCluster,
+      maxLogBytesPerRank: config.maxLogBytesPerRank,
     },
   );
   gateway.onJobMessage((nodeId, message) => scheduler.onJobMessage(nodeId, message));

@@ -36,6 +36,25 @@ export const WorkerConfig = z.strictObject({
   maxCpus: z.number().min(0.1).max(4096).optional(),
   maxPids: z.number().int().min(16).max(4_194_304).default(4096),
   maxDiskMiB: SizeMiB.pipe(z.number().int().min(16)).optional(),
+  /**
+   * Caps on each rank's output (jobs/rank-output.ts): sustained bytes per second, a burst above
+   * it, and a total; what exceeds them is dropped, never the job. Default 1 MiB/s, 4 MiB, 64 MiB.
+   */
+  jobOutputBytesPerSec: z
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
+  jobOutputBurstBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(4 * 1024 * 1024),
+  jobOutputMaxBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(64 * 1024 * 1024),
   reconnectBaseMs: z.number().int().min(10).default(250),
   reconnectMaxMs: z.number().int().min(100).default(10_000),
 });

@@ -15,6 +15,7 @@ import {
   startStandInCoordinator,
   type StandInCoordinator,
 } from "../../test/support/stand-in-coordinator.ts";
+import { IdPrefix, newId } from "../protocol/ids.ts";
 import { CoordinatorLink, type FenceNotice } from "./connection.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { registerDevice } from "./registration.ts";
@@ -161,5 +162,34 @@ describe("coordinator link: drain", { timeout: 30_000 }, () => {
     coordinator.dropConnections();
     await drained;
     assert.equal(coordinator.received.filter((m) => m.type === "drain").length, 2);
+  });
+});
+
+describe("coordinator link: job output", { timeout: 30_000 }, () => {
+  it("sends control messages ahead of job output queued behind the socket", async () => {
+    const { coordinator, link } = await linkToStandIn();
+    const welcome = connected(link);
+    link.start();
+    await welcome;
+    const clusterId = newId(IdPrefix.cluster);
+    const run = { clusterId, rank: 0, attempt: 0 };
+    const lines = Array.from({ length: 100 }, () => "x".repeat(400));
+    // A coordinator that stops reading: the socket's buffers fill, the rest waits in the queue.
+    coordinator.setReading(false);
+    for (let i = 0; i < 150; i++)
+      link.send({ type: "job-log", ...run, stream: "stdout", lines: [String(i), ...lines] });
+    assert.ok(link.queuedLogBytes > 0, "job output waits in the link's queue");
+    link.send({ type: "job-exit", ...run, exitCode: 0, signal: null, error: null });
+    coordinator.setReading(true);
+    await coordinator.next("job-log", (m) => m.lines[0] === "149");
+    const order = coordinator.received.flatMap((m) =>
+      m.type === "job-exit" ? ["exit"] : m.type === "job-log" ? [m.lines[0]] : [],
+    );
+    assert.deepEqual(
+      order.filter((o) => o !== "exit"),
+      Array.from({ length: 150 }, (_, i) => String(i)),
+      "every batch arrives, in order",
+    );
+    assert.ok(order.indexOf("exit") < order.indexOf("149"), order.join(" "));
   });
 });

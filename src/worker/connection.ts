@@ -14,6 +14,7 @@ import {
   type WorkerMessage,
 } from "../protocol/worker-messages.ts";
 import { ContactClock } from "./contact-clock.ts";
+import { LogQueue } from "./log-queue.ts";
 import type { DeviceIdentity } from "./identity.ts";
 import { ChallengeSolver } from "./verification.ts";
 
@@ -80,6 +81,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private drainReason: string | undefined;
   private drained = false;
   private readonly contact = new ContactClock();
+  private readonly logs = new LogQueue(LOG_QUEUE_BYTES);
   private readonly solver = new ChallengeSolver();
 
   constructor(private readonly options: CoordinatorLinkOptions) {
@@ -214,6 +216,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.heartbeat(), heartbeatIntervalMs);
     this.heartbeat();
+    this.sendLogs();
     clearInterval(this.fenceTimer);
     this.fenceTimer = setInterval(
       () => this.checkFence(),
@@ -257,10 +260,45 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     socket.ping(String(ping));
   }
 
+  /**
+   * Sends at once, except job output: that waits in the log queue and goes out only while the
+   * socket's buffer is under LOG_WATERMARK_BYTES, so control messages overtake it.
+   */
   send(message: WorkerMessage): void {
+    if (message.type === "job-log") {
+      this.logs.push(message);
+      this.sendLogs();
+      return;
+    }
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
+
+  /** Bytes of job output waiting for the socket. */
+  get queuedLogBytes(): number {
+    return this.logs.queuedBytes;
+  }
+
+  private sendLogs(): void {
+    const socket = this.socket;
+    if (!this.welcomed || socket?.readyState !== WebSocket.OPEN) return;
+    while (socket.bufferedAmount < LOG_WATERMARK_BYTES) {
+      const message = this.logs.shift();
+      if (message === undefined) return;
+      // Written to the kernel: look for room again (ws has no 'drain' event of its own).
+      socket.send(JSON.stringify(message), (error) => {
+        if (error === undefined || error === null) this.sendLogs();
+      });
+    }
+  }
 }
+
+/**
+ * Most job output held in the socket's own buffer, bytes: a control message waits behind at most
+ * this much (on a 10 Mbit/s uplink, about 50 ms).
+ */
+const LOG_WATERMARK_BYTES = 64 * 1024;
+/** Most job output held while the link is slow or down, bytes (above a rank's 4 MiB burst). */
+const LOG_QUEUE_BYTES = 8 * 1024 * 1024;
 
 function rawToString(data: WebSocket.RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");

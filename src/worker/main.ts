@@ -16,6 +16,7 @@ import { prepareJobsDir } from "./jobs/jobs-dir.ts";
 import { resealSecrets } from "./jobs/job-secrets.ts";
 import { resolveOffer } from "./jobs/offer.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
+import { DEFAULT_OUTPUT_LIMITS } from "./jobs/rank-output.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
 import { createPodmanRuntime } from "./runtime/podman-runtime.ts";
 import { selectRuntime } from "./runtime/select-runtime.ts";
@@ -141,6 +142,12 @@ export async function startWorker(
     gpuIndices: hardware.gpus.map((g) => g.index),
     secretKey,
     offer,
+    output: {
+      ...DEFAULT_OUTPUT_LIMITS,
+      rateBytesPerSec: config.jobOutputBytesPerSec,
+      burstBytes: config.jobOutputBurstBytes,
+      totalBytes: config.jobOutputMaxBytes,
+    },
     send: (message) => outbox.post(message),
     log,
   });

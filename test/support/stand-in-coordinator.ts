@@ -54,6 +54,8 @@ export interface StandInCoordinator {
   startJob(command: string[], attempt?: number): string;
   /** Closes every worker connection (1001), as a coordinator restart would. */
   dropConnections(): void;
+  /** Stops (false) or resumes reading every worker connection, as a stalled coordinator would. */
+  setReading(reading: boolean): void;
   close(): Promise<void>;
 }
 
@@ -159,6 +161,11 @@ export async function startStandInCoordinator(
     },
     dropConnections() {
       for (const ws of sockets) ws.close(CloseCode.shuttingDown, "stand-in restart");
+    },
+    setReading(reading) {
+      for (const ws of sockets)
+        if (reading) ws.resume();
+        else ws.pause();
     },
     async close() {
       for (const ws of wss.clients) ws.terminate();

@@ -28,6 +28,9 @@ interface WorkerOptions extends ClientOptions {
   maxCpus?: number;
   maxPids?: number;
   maxDisk?: number;
+  jobOutputRate?: string;
+  jobOutputBurst?: string;
+  jobOutputMax?: string;
 }
 
 /** The `--max-*` flags as worker config. */
@@ -39,6 +42,9 @@ function offerSettings(options: WorkerOptions) {
     ...(options.maxDisk === undefined ? {} : { maxDiskMiB: options.maxDisk }),
   };
 }
+
+/** A size in MiB from the command line (decimals allowed), in bytes. */
+const mib = (value: string) => Math.round(Number(value) * 1024 * 1024);
 
 export function registerWorkerCommands(program: Command): void {
   const worker = program
@@ -87,6 +93,13 @@ export function registerWorkerCommands(program: Command): void {
       "--allow-unsandboxed",
       "development only: run jobs without a sandbox when bubblewrap is unusable",
     )
+    .option("--job-output-rate <MiB>", "output a rank may send per second; more is dropped", "1")
+    .option("--job-output-burst <MiB>", "output a rank may send at once above that rate", "4")
+    .option(
+      "--job-output-max <MiB>",
+      "all the output a rank may send; later output is dropped",
+      "64",
+    )
     .action(async (options: WorkerOptions) => {
       const { url } = await resolveConnection(options);
       const enrollmentToken = await enrollmentTokenOf(options);
@@ -105,6 +118,15 @@ export function registerWorkerCommands(program: Command): void {
           ...(options.python === undefined ? {} : { python: options.python }),
           allowUnsandboxed: options.allowUnsandboxed === true,
           ...offerSettings(options),
+          ...(options.jobOutputRate === undefined
+            ? {}
+            : { jobOutputBytesPerSec: mib(options.jobOutputRate) }),
+          ...(options.jobOutputBurst === undefined
+            ? {}
+            : { jobOutputBurstBytes: mib(options.jobOutputBurst) }),
+          ...(options.jobOutputMax === undefined
+            ? {}
+            : { jobOutputMaxBytes: mib(options.jobOutputMax) }),
         });
         const { offer } = worker;
         if (options.json)

@@ -20,7 +20,6 @@ import type {
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type {
   JobExitMessage,
-  JobLogMessage,
   SecretsResealedMessage,
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
@@ -43,6 +42,7 @@ import { Autoscaler } from "./autoscaler.ts";
 import { secretsPending, startBoxes, storeResealed, storeSecrets } from "./cluster-secrets.ts";
 import { Failover, type LeaseEnd } from "./failover.ts";
 import type { Inventory } from "./inventory.ts";
+import { DEFAULT_LOG_WRITER_OPTIONS, LogWriter } from "./log-writer.ts";
 import {
   leaseId,
   leaseRow,
@@ -80,8 +80,10 @@ export interface SchedulerOptions {
   tickMs: number;
   /** Units of each currency per US dollar (6 decimals): the price oracle's rates. */
   unitsPerUsd: Readonly<Record<string, bigint>>;
-  /** Most log lines kept per cluster; later lines are dropped (and counted). */
+  /** Most log lines kept per cluster; later lines are dropped, and one line says so. */
   maxLogLinesPerCluster: number;
+  /** Most output kept per rank, bytes (default 64 MiB; see log-writer.ts). */
+  maxLogBytesPerRank?: number | undefined;
   /** A standby's hourly rate, as a percentage of its node's own price. */
   standbyPricePercent: number;
   /** An autoscaled cluster releases a node idle this long when no task waits, ms. */
@@ -108,7 +110,8 @@ type JobMessage = Extract<
  */
 export class Scheduler {
   private readonly heads = new Map<string, { address: string; port: number }>();
-  private readonly logLines = new Map<string, number>();
+  /** Job output, stored off the message path (log-writer.ts). */
+  readonly logs: LogWriter;
   private readonly queues = new Map<string, Promise<unknown>>();
   /** Each running lease's served minutes as last settled by a tick (lost on restart: harmless). */
   private settledMinutes = new Map<string, number>();
@@ -120,6 +123,13 @@ export class Scheduler {
     private readonly deps: SchedulerDeps,
     private readonly options: SchedulerOptions,
   ) {
+    this.logs = new LogWriter(deps, {
+      ...DEFAULT_LOG_WRITER_OPTIONS,
+      maxLinesPerCluster: options.maxLogLinesPerCluster,
+      ...(options.maxLogBytesPerRank === undefined
+        ? {}
+        : { maxBytesPerRank: options.maxLogBytesPerRank }),
+    });
     this.failover = new Failover(deps, options, {
       serial: (clusterId, work) => this.serial(clusterId, work),
       finish: (clusterId, status, reason) => this.finish(clusterId, status, reason),
@@ -206,6 +216,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await Promise.allSettled([...this.queues.values()]);
+    await this.logs.idle();
   }
 
   search(request: Search): SearchResponse {
@@ -600,10 +611,11 @@ export class Scheduler {
     if (message.type === "secrets-resealed")
       return this.serial(message.clusterId, () => this.onResealed(nodeId, message));
     if (message.type === "job-log") {
-      // Logs skip the cluster's queue (they change no state), but only an active lease's count.
-      if (await this.activeLease(nodeId, message)) await this.onLog(message);
+      // Logs skip the cluster's queue (they change no state) and are written in batches.
+      this.logs.offer(nodeId, message);
       return;
     }
+    if (message.type === "job-exit") await this.logs.written();
     await this.serial(message.clusterId, async () => {
       const lease = await this.activeLease(nodeId, message);
       if (lease === undefined) return; // not this node's run (stale attempt, or released): ignore
@@ -848,27 +860,6 @@ export class Scheduler {
         provisioningMs: now - cluster.createdAtMs,
       });
     });
-  }
-
-  private async onLog(message: z.infer<typeof JobLogMessage>): Promise<void> {
-    const kept = this.logLines.get(message.clusterId) ?? 0;
-    const room = this.options.maxLogLinesPerCluster - kept;
-    if (room <= 0) return;
-    const lines = message.lines.slice(0, room);
-    this.logLines.set(message.clusterId, kept + lines.length);
-    const at = this.deps.clock.now();
-    await this.deps.db
-      .insertInto("cluster_logs")
-      .values(
-        lines.map((text) => ({
-          cluster_id: message.clusterId,
-          rank: message.rank,
-          stream: message.stream,
-          at,
-          text,
-        })),
-      )
-      .execute();
   }
 
   /** A task of an autoscaled cluster ended: record it, then the next round of scaling. */
@@ -1161,7 +1152,7 @@ export class Scheduler {
     if (stopped === undefined) return;
     announceReputations(this.deps.events, stopped.reputations, now);
     this.heads.delete(clusterId);
-    this.logLines.delete(clusterId);
+    this.logs.forget(clusterId);
     this.failover.forget(clusterId);
     for (const lease of stopped.active)
       this.deps.workers.send(lease.nodeId, { type: "job-stop", clusterId, reason });

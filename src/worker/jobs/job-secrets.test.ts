@@ -3,6 +3,7 @@
  * this device opens into the job's environment; a box sealed to another device, or to another
  * node, starts nothing and is reported as refused (the consumer's doing).
  */
+import { DEFAULT_OUTPUT_LIMITS } from "./rank-output.ts";
 import assert from "node:assert/strict";
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
@@ -45,6 +46,7 @@ async function run(key: { seed: Uint8Array }, job: JobStartMessage): Promise<Wor
     python: "/usr/bin/python3",
     gpuIndices: [],
     offer: { memoryMiB: 1024, cpuCores: 1, pids: 512, diskMiB: 256 },
+    output: DEFAULT_OUTPUT_LIMITS,
     secretKey: { seed: key.seed, nodeId: NODE },
     send: (message) => sent.push(message),
     log: () => undefined,

@@ -13,6 +13,7 @@ import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type { JobStartMessage, WorkerMessage } from "../../protocol/worker-messages.ts";
 import { processesWith, sleepersAtLeast, tracking } from "../runtime/job-harness.ts";
 import { createProcessRuntime } from "../runtime/process-runtime.ts";
+import { DEFAULT_OUTPUT_LIMITS, TRUNCATED } from "./rank-output.ts";
 import { JobSupervisor } from "./supervisor.ts";
 
 const runtime = tracking(createProcessRuntime());
@@ -29,7 +30,7 @@ after(async () => {
 type Sent = WorkerMessage & { clusterId: string; attempt: number };
 
 /** A supervisor over the process runtime, with every message it sends and a way to await one. */
-function supervised() {
+function supervised(output = DEFAULT_OUTPUT_LIMITS) {
   const sent: Sent[] = [];
   const waiters: Array<{ match: (m: Sent) => boolean; resolve: (m: Sent) => void }> = [];
   const supervisor = new JobSupervisor({
@@ -38,6 +39,7 @@ function supervised() {
     python: "/usr/bin/python3",
     gpuIndices: [],
     offer: { memoryMiB: 4096, cpuCores: 2, pids: 4096, diskMiB: 1024 },
+    output,
     send: (message) => {
       if (!("attempt" in message)) throw new Error(`unexpected ${message.type}`);
       sent.push(message);
@@ -130,6 +132,26 @@ describe("job supervisor", () => {
     const exit = sent.at(-1);
     assert.ok(exit?.type === "job-exit");
     assert.equal(exit.exitCode, 3);
+  });
+
+  it("reads a flood of output to its end without blocking the job, and sends only what the caps allow", async () => {
+    const KiB = 1024;
+    const { supervisor, sent } = supervised({
+      rateBytesPerSec: 64 * KiB,
+      burstBytes: 256 * KiB,
+      totalBytes: 1024 * KiB,
+      batchDelayMs: 50,
+    });
+    // 64 MiB as fast as the job can write it, then a line of its own after the flood.
+    await supervisor.start(jobStart(0, "yes 0123456789abcdef | head -c 67108864; echo done"));
+    const exit = sent.at(-1);
+    assert.ok(exit?.type === "job-exit");
+    assert.deepEqual([exit.exitCode, exit.signal, exit.error], [0, null, null]);
+    const lines = sent.flatMap((m) => (m.type === "job-log" ? m.lines : []));
+    const text = lines.filter((l) => !l.startsWith(TRUNCATED));
+    assert.ok(text.length > 0 && text.every((l) => l === "0123456789abcdef" || l === "done"));
+    assert.ok(text.length * (17 + 32) <= 1024 * KiB, `${text.length} lines sent`);
+    assert.match(lines.at(-1) ?? "", /^\[tandem\] output truncated: /);
   });
 
   it("ignores a resent job-start of the running attempt, and a stale one", async () => {

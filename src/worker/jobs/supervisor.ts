@@ -2,6 +2,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import type { z } from "zod";
 import type {
   JobExitMessage,
@@ -14,6 +15,7 @@ import { SecretOpenError } from "../../protocol/sealed-secrets.ts";
 import { planRank } from "./cluster-kinds.ts";
 import { openJobSecrets, type DeviceSecretKey } from "./job-secrets.ts";
 import { rankLimits } from "./offer.ts";
+import { RankOutput, type OutputBatch, type OutputLimits } from "./rank-output.ts";
 
 export interface JobSupervisorOptions {
   runtime: JobRuntime;
@@ -27,12 +29,11 @@ export interface JobSupervisorOptions {
   offer: RankLimits;
   /** Opens the sealed secrets of a `job-start` (./job-secrets.ts); a job with some needs it. */
   secretKey?: DeviceSecretKey | undefined;
+  /** Caps and batching of each rank's output (rank-output.ts). */
+  output: OutputLimits;
   send: (message: WorkerMessage) => void;
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
-
-/** Most bytes of output one `job-log` message carries (the channel's frame limit is 1 MiB). */
-const LOG_BATCH_BYTES = 48 * 1024;
 
 /** One run of a rank: the `job-start` it answers and, once started, its processes. */
 interface Run {
@@ -181,12 +182,7 @@ export class JobSupervisor {
         attempt: job.attempt,
         port: job.head === null ? head.port : null,
       });
-      const streams = [
-        this.pump(job, running.stdout, "stdout"),
-        this.pump(job, running.stderr, "stderr"),
-      ];
-      const exit = await running.exited;
-      await Promise.all(streams);
+      const exit = await this.relayOutput(job, running);
       options.send(
         exitMessage(job, exit.exitCode, exit.signal, exitError(exit.limitExceeded, limits.limits), {
           limitExceeded: exit.limitExceeded,
@@ -217,36 +213,55 @@ export class JobSupervisor {
     }
   }
 
-  private async pump(
-    job: JobStartMessage,
-    stream: Readable,
-    name: "stdout" | "stderr",
-  ): Promise<void> {
-    let pending = "";
-    const flush = (text: string) => {
-      const lines = text.split("\n");
-      for (let i = 0; i < lines.length; i += 500) {
+  /**
+   * Reads the job's output to its end as fast as it comes (a job never waits on its output) and
+   * sends it batched and capped (rank-output.ts); answers how the job ended.
+   */
+  private async relayOutput(job: JobStartMessage, running: RunningJob) {
+    const now = () => performance.now();
+    const output = new RankOutput(this.options.output, now());
+    let timer: NodeJS.Timeout | undefined;
+    const post = (batches: OutputBatch[]) => {
+      for (const { stream, lines } of batches)
         this.options.send({
           type: "job-log",
           clusterId: job.clusterId,
           rank: job.rank,
           attempt: job.attempt,
-          stream: name,
-          lines: lines.slice(i, i + 500).map((l) => l.slice(0, 8192)),
+          stream,
+          lines,
         });
-      }
     };
-    stream.setEncoding("utf8");
-    for await (const chunk of stream as AsyncIterable<string>) {
-      pending += chunk;
-      const cut = pending.lastIndexOf("\n");
-      if (cut < 0 && pending.length < LOG_BATCH_BYTES) continue;
-      const complete = cut < 0 ? pending : pending.slice(0, cut);
-      pending = cut < 0 ? "" : pending.slice(cut + 1);
-      for (let i = 0; i < complete.length; i += LOG_BATCH_BYTES)
-        flush(complete.slice(i, i + LOG_BATCH_BYTES));
-    }
-    if (pending !== "") flush(pending);
+    const send = (batches: OutputBatch[]) => {
+      post(batches);
+      const dueAtMs = output.dueAtMs;
+      if (timer !== undefined || dueAtMs === undefined) return;
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          send(output.flush(now()));
+        },
+        Math.max(0, dueAtMs - now()),
+      );
+    };
+    const read = async (stream: Readable, name: "stdout" | "stderr") => {
+      let decoder = new StringDecoder("utf8");
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        // A flood is dropped without decoding it; the decoder starts afresh after a drop.
+        if (output.accepting(now())) send(output.write(name, decoder.write(chunk), now()));
+        else {
+          output.discard(name, chunk.length, chunk.at(-1) === 0x0a, now());
+          decoder = new StringDecoder("utf8");
+        }
+      }
+      send(output.write(name, decoder.end(), now()));
+    };
+    const reading = Promise.all([read(running.stdout, "stdout"), read(running.stderr, "stderr")]);
+    const exit = await running.exited;
+    await reading;
+    clearTimeout(timer);
+    post(output.flush(now(), true));
+    return exit;
   }
 }
 
