@@ -233,6 +233,12 @@ export const JobExitMessage = z.strictObject({
    * rank moves on without a slash.
    */
   fenced: z.literal(true).optional(),
+  /**
+   * Why a rank could not start (with `exitCode` null and an `error`), as the worker classes it:
+   * `image-missing` and `invalid-job` are the consumer's (no slash, no failover); `start-failed`,
+   * or none, is the node's (src/core/rank-end-cause.ts).
+   */
+  startFailure: z.enum(["image-missing", "invalid-job", "start-failed"]).optional(),
 });
 
 export const WorkerMessage = z.discriminatedUnion("type", [

@@ -6,6 +6,7 @@ import { isFinal, type ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { leaseServedMinutes, standbyPrice } from "../../core/failover.ts";
 import { parseMoneyOrThrow } from "../../core/money.ts";
+import { exitEnd, rankEndCause, type RankEnd } from "../../core/rank-end-cause.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { place, type PlacementRequest } from "../../core/placement.ts";
 import type {
@@ -138,10 +139,20 @@ export class Scheduler {
     deps.events.on("node:status", ({ nodeId, to, reason, lastSeenMs }) => {
       if (to !== "offline" && to !== "revoked") return;
       void this.failover
-        .onNodeLost(nodeId, { outcome: "lost", reason: `went ${to}: ${reason}`, lastSeenMs })
+        .onNodeLost(nodeId, {
+          end: to === "revoked" ? "node-revoked" : "node-offline",
+          reason: `went ${to}: ${reason}`,
+          lastSeenMs,
+        })
         .catch((error: unknown) => this.logError(error, "node loss"));
       // A drain lasts until the worker stops: once offline, it comes back rentable.
       void this.failover.clearDraining(nodeId);
+    });
+    // A revoked device's node is lost at once (the revocation announces no status change).
+    deps.events.on("device:revoked", ({ nodeId }) => {
+      void this.failover
+        .onNodeLost(nodeId, { end: "node-revoked", reason: "device revoked" })
+        .catch((error: unknown) => this.logError(error, "node loss"));
     });
   }
 
@@ -572,18 +583,20 @@ export class Scheduler {
       // restart), not the node, so the rank moves without a slash.
       if (message.fenced === true)
         return this.failover.failLease(message.clusterId, lease.seq, {
-          outcome: "lapsed",
+          end: "link-lost",
           reason: `rank ${message.rank} stopped by its worker while the coordinator was unreachable`,
         });
-      // A worker that could not start its part (no exit code) failed the lease; a job that ran
-      // and exited, whatever its code, is the consumer's business.
-      if (message.exitCode === null && message.error !== null)
+      // A node that could not run its part failed the lease (src/core/rank-end-cause.ts); a job
+      // that exited, whatever its code, or that the consumer's image or spec kept from starting,
+      // is the consumer's business: no failover, no slash.
+      const end = exitEnd({ ...message, limitExceeded: limitExceededOf(message) });
+      if (end === "start-failed")
         return this.failover.failLease(message.clusterId, lease.seq, {
-          outcome: "lost",
+          end,
           reason: `could not run rank ${message.rank}: ${message.error}`,
         });
-      if (lease.autoscaled) return this.onTaskExit(lease.seq, message);
-      return this.onExit(message);
+      if (lease.autoscaled) return this.onTaskExit(lease.seq, message, end);
+      return this.onExit(message, end);
     });
   }
 
@@ -774,6 +787,7 @@ export class Scheduler {
   private async onTaskExit(
     leaseSeq: number,
     message: z.infer<typeof JobExitMessage>,
+    end: RankEnd,
   ): Promise<void> {
     const now = this.deps.clock.now();
     await this.deps.db.transaction().execute(async (tx) => {
@@ -789,6 +803,9 @@ export class Scheduler {
         rank: message.rank,
         exitCode: message.exitCode,
         signal: message.signal,
+        ...(message.error === null ? {} : { error: message.error }),
+        cause: rankEndCause(end),
+        end,
       });
     });
     await this.autoscaler.step(message.clusterId);
@@ -819,7 +836,7 @@ export class Scheduler {
     return (await readTasks(this.deps.db, clusterId)).find((t) => t.seq === seq)!;
   }
 
-  private async onExit(message: z.infer<typeof JobExitMessage>): Promise<void> {
+  private async onExit(message: z.infer<typeof JobExitMessage>, end: RankEnd): Promise<void> {
     const now = this.deps.clock.now();
     const ok = message.exitCode === 0;
     await this.deps.db.transaction().execute(async (tx) => {
@@ -836,6 +853,8 @@ export class Scheduler {
         exitCode: message.exitCode,
         signal: message.signal,
         ...(message.error === null ? {} : { error: message.error }),
+        cause: rankEndCause(end),
+        end,
       });
     });
     await this.judgeExit(message.clusterId, message.rank, ok);
@@ -880,7 +899,7 @@ export class Scheduler {
           .execute();
         for (const lease of lapsed)
           await this.failover.failLease(row.id, lease.seq, {
-            outcome: "lapsed",
+            end: "never-accepted",
             reason: `node ${lease.node_id} did not accept rank ${lease.rank} within ${this.options.reservationTtlMs} ms`,
           });
       });
@@ -1028,6 +1047,8 @@ export class Scheduler {
           clusterId,
           seq: lease.seq,
           outcome: "completed",
+          cause: "consumer",
+          end: "cluster-ended",
           reason: `cluster ${status}: ${reason}`,
           slashed: null,
           currency: cluster.currency,
@@ -1184,6 +1205,15 @@ export class Scheduler {
   private logError(error: unknown, what: string): void {
     this.deps.logger.error({ err: error }, `scheduler ${what} failed`);
   }
+}
+
+/**
+ * Whether a worker's exit says the job went past one of its limits (a field of `job-exit` that
+ * workers add with per-rank limits, issue 18; read defensively so older messages still parse).
+ */
+function limitExceededOf(message: z.infer<typeof JobExitMessage>): boolean {
+  const field = (message as { limitExceeded?: unknown }).limitExceeded;
+  return field !== undefined && field !== null && field !== false;
 }
 
 class ReservationConflict extends Error {

@@ -8,7 +8,12 @@ import type {
   JobStartMessage,
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
-import type { JobLimits, JobRuntime, RunningJob } from "../runtime/job-runtime.ts";
+import {
+  JobRuntimeError,
+  type JobLimits,
+  type JobRuntime,
+  type RunningJob,
+} from "../runtime/job-runtime.ts";
 import { planRank } from "./cluster-kinds.ts";
 
 export interface JobSupervisorOptions {
@@ -183,9 +188,10 @@ export class JobSupervisor {
         attempt: job.attempt,
         error: String(error),
       });
-      options.send(
-        exitMessage(job, null, null, error instanceof Error ? error.message : String(error)),
-      );
+      options.send({
+        ...exitMessage(job, null, null, error instanceof Error ? error.message : String(error)),
+        startFailure: startFailureOf(error),
+      });
     } finally {
       // Only the cluster's newest run owns the dir; the entry stays until the dir is gone, so a
       // newer attempt arriving meanwhile waits for the removal instead of racing it.
@@ -246,6 +252,20 @@ function exitMessage(
     signal,
     error,
   };
+}
+
+/** Whose a start failure is: the consumer's image or job spec, else the node's. */
+function startFailureOf(error: unknown): "image-missing" | "invalid-job" | "start-failed" {
+  if (!(error instanceof JobRuntimeError)) return "start-failed";
+  switch (error.code) {
+    case "IMAGE_MISSING":
+      return "image-missing";
+    case "INVALID_JOB_SPEC":
+      return "invalid-job";
+    case "RUNTIME_UNAVAILABLE":
+    case "JOB_START_FAILED":
+      return "start-failed";
+  }
 }
 
 /** A port nobody listens on right now (the head's rendezvous port). */
