@@ -20,6 +20,11 @@ export interface ClusterSpec {
   env: Record<string, string>;
   image: string | null;
   filters: Record<string, unknown>;
+  /**
+   * SHA-256 of the deploy request as accepted (canonical JSON), kept when the deploy carried an
+   * `Idempotency-Key`: a retry with the same key and another request is refused.
+   */
+  requestHash?: string;
 }
 
 export async function appendClusterEvent(

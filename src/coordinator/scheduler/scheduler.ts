@@ -1,3 +1,4 @@
+import { hash } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type { z } from "zod";
@@ -17,6 +18,7 @@ import type {
   SearchRequest,
   SearchResponse,
 } from "../../protocol/clusters.ts";
+import { canonicalJson } from "../../protocol/canonical-json.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type {
   JobExitMessage,
@@ -35,6 +37,7 @@ import {
   formatUnits,
   loadCluster,
   loadClustersIn,
+  type ClusterSpec,
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
@@ -261,13 +264,24 @@ export class Scheduler {
 
   async deploy(accountId: string, request: Deploy, idempotencyKey?: string): Promise<ClusterView> {
     const key = idempotencyKey === undefined ? undefined : `${accountId}:${idempotencyKey}`;
+    const requestHash = hash("sha256", canonicalJson(request), "hex");
     if (key !== undefined) {
       const existing = await this.deps.db
         .selectFrom("clusters")
-        .select("id")
+        .select(["id", "spec"])
         .where("idempotency_key", "=", key)
         .executeTakeFirst();
-      if (existing !== undefined) return clusterView(this.deps.db, existing.id);
+      if (existing !== undefined) {
+        // The same key is the same deploy only with the same request (as the wallet's routes).
+        const stored = (JSON.parse(existing.spec) as ClusterSpec).requestHash;
+        if (stored !== undefined && stored !== requestHash)
+          throw new TandemError(
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            "this idempotency key was already used for a different request",
+            { details: { clusterId: existing.id } },
+          );
+        return clusterView(this.deps.db, existing.id);
+      }
     }
     checkAutoscale(request);
     if ((request.kind === "container") !== (request.image !== undefined))
@@ -293,7 +307,8 @@ export class Scheduler {
       // Claimed in memory before the first await, so concurrent deploys on this coordinator never
       // race for the same nodes; the database's unique active-lease index guards across replicas.
       this.deps.inventory.markTaken(nodes.map((n) => n.nodeId));
-      const outcome = await this.reserve(clusterId, accountId, request, nodes, key).catch(
+      const idempotency = key === undefined ? undefined : { key, requestHash };
+      const outcome = await this.reserve(clusterId, accountId, request, nodes, idempotency).catch(
         async (error: unknown) => {
           await Promise.all(nodes.map((n) => this.deps.inventory.refresh(n.nodeId)));
           throw error;
@@ -358,7 +373,7 @@ export class Scheduler {
     accountId: string,
     request: Deploy,
     nodes: readonly PlacedNode[],
-    idempotencyKey: string | undefined,
+    idempotency: { key: string; requestHash: string } | undefined,
   ): Promise<{ ok: true } | { ok: false; conflicts: string[] }> {
     const now = this.deps.clock.now();
     const billed = nodes.map((n, i) =>
@@ -380,12 +395,13 @@ export class Scheduler {
               env: request.env ?? {},
               image: request.image ?? null,
               filters: filtersOf(request),
-            }),
+              ...(idempotency === undefined ? {} : { requestHash: idempotency.requestHash }),
+            } satisfies ClusterSpec),
             node_count: request.nodes,
             shadow: request.shadow ?? 0,
             hours: request.hours,
             currency: request.currency,
-            idempotency_key: idempotencyKey ?? null,
+            idempotency_key: idempotency?.key ?? null,
             created_at: now,
             started_at: scaled ? now : null,
             ends_at: scaled ? now + request.hours * 3_600_000 : null,
