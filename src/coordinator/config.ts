@@ -19,7 +19,12 @@ export const CoordinatorConfig = z.strictObject({
   /** How often silent nodes are looked for, ms; 0 disables the timer (tests drive `gateway.sweep()`). */
   livenessSweepMs: z.number().int().min(0).optional(),
   missedHeartbeats: z.number().int().min(1).max(100).default(3),
-  authTimeoutMs: z.number().int().min(100).default(10_000),
+  /** A worker connection must prove its key within this, ms (one signed nonce: a round trip). */
+  authTimeoutMs: z.number().int().min(100).default(3000),
+  /** Worker connections still waiting to authenticate, at most, from one remote address. */
+  maxUnauthenticatedPerAddress: z.number().int().min(1).default(32),
+  /** Worker connections still waiting to authenticate, at most, in all. */
+  maxUnauthenticated: z.number().int().min(1).default(1024),
   rateLimitPerMinute: z.number().int().min(1).default(1200),
   bodyLimitBytes: z
     .number()

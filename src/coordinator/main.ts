@@ -88,6 +88,8 @@ export async function startCoordinator(
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       missedHeartbeats: config.missedHeartbeats,
       authTimeoutMs: config.authTimeoutMs,
+      maxUnauthenticatedPerAddress: config.maxUnauthenticatedPerAddress,
+      maxUnauthenticated: config.maxUnauthenticated,
       verification: { size: config.verificationMatrixSize, openedRows: 8 },
       sweepIntervalMs: config.livenessSweepMs,
     },

@@ -14,6 +14,8 @@ export const CloseCode = {
   /** The node's GPU health check failed; the worker reconnects slowly until it passes. */
   unhealthy: 4503,
   shuttingDown: 1001,
+  /** Too many connections waiting to authenticate (from this address, or in all): retry later. */
+  tryAgainLater: 1013,
 } as const;
 
 // coordinator → worker
