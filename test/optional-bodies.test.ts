@@ -62,6 +62,9 @@ forEachDatabase("optional bodies", (db) => {
       headers: { "content-type": "application/json" },
     });
     assert.equal(empty.status, 400);
-    assert.equal(((await empty.json()) as { error: { code: string } }).error.code, "VALIDATION_FAILED");
+    assert.equal(
+      ((await empty.json()) as { error: { code: string } }).error.code,
+      "VALIDATION_FAILED",
+    );
   });
 });

@@ -56,7 +56,11 @@ const SCENARIOS: Array<{
     title: "a job the runtime refuses",
     act(_s, cluster, victim) {
       victim.send(
-        exit(cluster.id, { exitCode: null, error: "command is empty", startFailure: "invalid-job" }),
+        exit(cluster.id, {
+          exitCode: null,
+          error: "command is empty",
+          startFailure: "invalid-job",
+        }),
       );
     },
   },

@@ -177,9 +177,9 @@ function markOptionalBodies<T>(document: T): T {
     for (const operation of Object.values(operations)) {
       const body = (operation as { requestBody?: { required?: boolean; content?: unknown } })
         .requestBody;
-      const schema = (body?.content as { "application/json"?: { schema?: { nullable?: boolean } } })?.[
-        "application/json"
-      ]?.schema;
+      const schema = (
+        body?.content as { "application/json"?: { schema?: { nullable?: boolean } } }
+      )?.["application/json"]?.schema;
       if (body !== undefined && schema?.nullable === true) body.required = false;
     }
   return document;

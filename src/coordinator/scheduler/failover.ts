@@ -150,9 +150,7 @@ export class Failover {
         // grows again if the queue needs it. Other clusters move the rank.
         const scaled = cluster.autoscale !== null;
         const successor =
-          lease.rank === null || scaled
-            ? undefined
-            : this.successorFor(cluster, lease, drain);
+          lease.rank === null || scaled ? undefined : this.successorFor(cluster, lease, drain);
         if (successor !== undefined && "fresh" in successor) claimed = successor.fresh.nodeId;
         // A drained rank waits in place for a successor; a drained standby (no rank) just goes.
         if (drain && successor === undefined && lease.rank !== null && !scaled) return false;

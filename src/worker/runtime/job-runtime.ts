@@ -98,10 +98,7 @@ export interface JobRuntime {
  * image this node does not hold) are the consumer's; the others are the node's.
  */
 export type JobRuntimeErrorCode =
-  | "INVALID_JOB_SPEC"
-  | "IMAGE_MISSING"
-  | "RUNTIME_UNAVAILABLE"
-  | "JOB_START_FAILED";
+  "INVALID_JOB_SPEC" | "IMAGE_MISSING" | "RUNTIME_UNAVAILABLE" | "JOB_START_FAILED";
 
 /** A job that could not be started, with a stable code. */
 export class JobRuntimeError extends Error {
