@@ -12,6 +12,11 @@ export const CoordinatorConfig = z.strictObject({
     .string()
     .regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL")
     .optional(),
+  /**
+   * A file holding the PostgreSQL password (its first line), for a `databaseUrl` without one, so
+   * the password is not in the command line; `PGPASSWORD` works too.
+   */
+  databasePasswordFile: z.string().min(1).optional(),
   sqlitePath: z.string().optional(),
   /** Whether anyone may create an account (otherwise only an admin may). */
   openSignup: z.boolean().default(true),
