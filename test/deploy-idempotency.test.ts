@@ -37,5 +37,18 @@ forEachDatabase("deploy idempotency", (db) => {
       [id],
       "nothing reserved",
     );
+
+    // Extension is refused the same way (the ledger compares the charge it would make).
+    const extend = (hours: number) =>
+      httpRequest(s.net.url, "POST", `/v1/clusters/${id}/extend`, {
+        apiKey: s.consumer.apiKey,
+        body: { hours },
+        headers: { "idempotency-key": "extend-1" },
+      });
+    assert.equal((await extend(1)).status, 200);
+    assert.equal((await extend(1)).status, 200);
+    const extended = await s.client.wallet();
+    assertError(await extend(3), 409, "IDEMPOTENCY_CONFLICT", "extend: same key, another body");
+    assert.deepEqual(await s.client.wallet(), extended, "nothing charged");
   });
 });
