@@ -108,6 +108,20 @@ describe("job supervisor", () => {
     assert.equal(exit.exitCode, 3);
   });
 
+  it("classes a start failure: the consumer's job spec, or the node's runtime", async () => {
+    const { supervisor, sent } = supervised();
+    await supervisor.start({ ...jobStart(0, "true"), command: ["sh", "-c", "a\0b"] });
+    // A container on a worker without podman: the node cannot run what was placed on it.
+    await supervisor.start({ ...jobStart(0, "true"), kind: "container", image: "localhost/x:1" });
+    assert.deepEqual(
+      sent.map((m) => (m.type === "job-exit" ? [m.exitCode, m.startFailure] : m.type)),
+      [
+        [null, "invalid-job"],
+        [null, "start-failed"],
+      ],
+    );
+  });
+
   it("ignores a resent job-start of the running attempt, and a stale one", async () => {
     const { supervisor, logged, lifecycle } = supervised();
     const start = jobStart(2, `echo ready; exec sleep ${mark(11)}`);
