@@ -248,6 +248,37 @@ describe("clusters on a 4-worker network", () => {
     },
   );
 
+  it(
+    "fails a container deploy whose image no node holds, the consumer's cause: no node slashed",
+    { skip: podman ?? false },
+    async () => {
+      const nodesBefore = (await anonymous.listNodes({ limit: 10 })).items;
+      const cluster = await consumer.deployCluster({
+        kind: "container",
+        image: "localhost/tandem-absent-image:1",
+        nodes: 1,
+        shadow: 1,
+        hours: 1,
+        gpuModel: "cpu",
+        command: ["true"],
+      });
+      const done = await runToEnd(cluster);
+      assert.equal(done.status, "failed", JSON.stringify(done.events));
+      const exited = done.events.find((e) => e.type === "rank-exited")!.detail;
+      assert.match(
+        String(exited.error),
+        /image localhost\/tandem-absent-image:1 is not on this node/,
+      );
+      assert.deepEqual([exited.cause, exited.end], ["consumer", "image-missing"]);
+      assert.ok(!done.events.some((e) => e.type === "failover" || e.type === "slashed"));
+      assert.equal(done.nodes.filter((n) => n.rank === 0).length, 1, "no other node was tried");
+      for (const node of (await anonymous.listNodes({ limit: 10 })).items) {
+        const before = nodesBefore.find((n) => n.id === node.id)!;
+        assert.ok(node.reputation >= before.reputation, `${node.id} kept its reputation`);
+      }
+    },
+  );
+
   it("runs a 4-rank torch all-reduce over gloo", { skip: engines ?? false }, async () => {
     const logs = await runScript("torch", "allreduce.py", 4);
     for (let rank = 0; rank < 4; rank++) assert.match(logs, new RegExp(`rank ${rank}/4 sum=10`));

@@ -189,13 +189,15 @@ forEachDatabase("worker channel", (db) => {
       assert.equal((await again.closed()).code, CloseCode.revoked);
     }
     assert.equal(await nodeStatus(tc, nodeId), "revoked");
-    const history = await tc.client().nodeHistory(nodeId);
+    const history = await tc.client(tc.adminKey).nodeHistory(nodeId);
     const last = history.items.at(-1)!;
     assert.deepEqual(
       [last.from, last.to, last.detail["reason"]],
       ["unverified", "revoked", "compromised"],
     );
-    assert.match(last.actor, /^account:acct_/);
+    assert.match(last.actor, /^account:acct_/, "an admin sees which account revoked it");
+    const shown = (await tc.client().nodeHistory(nodeId)).items.at(-1)!;
+    assert.equal(shown.actor, "account", "the public history names no account");
   });
 
   test("a worker started as a user starts it is disconnected for good by revocation", async (t) => {

@@ -12,6 +12,11 @@ export const CoordinatorConfig = z.strictObject({
     .string()
     .regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL")
     .optional(),
+  /**
+   * A file holding the PostgreSQL password (its first line), for a `databaseUrl` without one, so
+   * the password is not in the command line; `PGPASSWORD` works too.
+   */
+  databasePasswordFile: z.string().min(1).optional(),
   sqlitePath: z.string().optional(),
   /**
    * How long a SQLite write waits for a lock held by another process (a backup, a `sqlite3`
@@ -31,7 +36,12 @@ export const CoordinatorConfig = z.strictObject({
    * until heard from, and one that never comes back is moved on without a slash.
    */
   restartGraceMs: z.number().int().min(0).default(12_000),
-  authTimeoutMs: z.number().int().min(100).default(10_000),
+  /** A worker connection must prove its key within this, ms (one signed nonce: a round trip). */
+  authTimeoutMs: z.number().int().min(100).default(3000),
+  /** Worker connections still waiting to authenticate, at most, from one remote address. */
+  maxUnauthenticatedPerAddress: z.number().int().min(1).default(32),
+  /** Worker connections still waiting to authenticate, at most, in all. */
+  maxUnauthenticated: z.number().int().min(1).default(1024),
   rateLimitPerMinute: z.number().int().min(1).default(1200),
   bodyLimitBytes: z
     .number()

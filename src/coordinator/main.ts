@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import pino from "pino";
 import type { Clock } from "../core/clock.ts";
@@ -64,7 +64,11 @@ export async function startCoordinator(
   const store = await openStore(
     config.databaseUrl === undefined
       ? { kind: "sqlite", path: sqlitePathOf(config) }
-      : { kind: "postgres", url: config.databaseUrl },
+      : {
+          kind: "postgres",
+          url: config.databaseUrl,
+          password: await readPasswordFile(config.databasePasswordFile),
+        },
     {
       onConnectionError: (error) =>
         logger.warn({ err: error }, "database connection lost; reconnecting"),
@@ -93,6 +97,8 @@ export async function startCoordinator(
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       missedHeartbeats: config.missedHeartbeats,
       authTimeoutMs: config.authTimeoutMs,
+      maxUnauthenticatedPerAddress: config.maxUnauthenticatedPerAddress,
+      maxUnauthenticated: config.maxUnauthenticated,
       verification: { size: config.verificationMatrixSize, openedRows: 8 },
       sweepIntervalMs: config.livenessSweepMs,
       restartGraceMs: config.restartGraceMs,
@@ -226,4 +232,18 @@ export async function startCoordinator(
       return closing;
     },
   };
+}
+
+/** The PostgreSQL password in `path` (its first line), or undefined without a file. */
+async function readPasswordFile(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  const text = await readFile(path, "utf8").catch((error: unknown) => {
+    throw new Error(`invalid coordinator config: databasePasswordFile: cannot read ${path}`, {
+      cause: error,
+    });
+  });
+  const password = text.split(/\r?\n/)[0] ?? "";
+  if (password === "")
+    throw new Error(`invalid coordinator config: databasePasswordFile: ${path} is empty`);
+  return password;
 }

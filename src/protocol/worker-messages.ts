@@ -16,6 +16,8 @@ export const CloseCode = {
   /** The node's GPU health check failed; the worker reconnects slowly until it passes. */
   unhealthy: 4503,
   shuttingDown: 1001,
+  /** Too many connections waiting to authenticate (from this address, or in all): retry later. */
+  tryAgainLater: 1013,
 } as const;
 
 // coordinator → worker
@@ -265,6 +267,12 @@ export const JobExitMessage = z.strictObject({
   secretsRefused: z.literal(true).optional(),
   /** The rank ended by exceeding this limit of its node (the consumer's job, not the node). */
   limitExceeded: ExceededLimit.optional(),
+  /**
+   * Why a rank could not start (with `exitCode` null and an `error`), as the worker classes it:
+   * `image-missing` and `invalid-job` are the consumer's (no slash, no failover); `start-failed`,
+   * or none, is the node's (src/core/rank-end-cause.ts).
+   */
+  startFailure: z.enum(["image-missing", "invalid-job", "start-failed"]).optional(),
 });
 
 /** A `secrets-reseal` answered: the boxes sealed to `toNodeId`, by name. */

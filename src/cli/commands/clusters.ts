@@ -361,6 +361,8 @@ export function registerClusterCommands(program: Command): void {
     printTable(view.events, [
       ["AT", (e) => e.at],
       ["EVENT", (e) => e.type],
+      // Who is at fault for a rank's end (consumer, supplier or network), where one ended.
+      ["CAUSE", (e) => (typeof e.detail.cause === "string" ? e.detail.cause : "")],
       ["DETAIL", (e) => JSON.stringify(e.detail)],
     ]);
   });

@@ -8,6 +8,7 @@ interface CoordinatorOptions {
   host: string;
   port: number;
   databaseUrl?: string;
+  databasePasswordFile?: string;
   closedSignup?: boolean;
   pricingMode: "catalog" | "market";
   heartbeatIntervalMs?: number;
@@ -27,6 +28,10 @@ export function registerCoordinatorCommand(program: Command): void {
     .option(
       "--database-url <url>",
       "PostgreSQL URL (default: SQLite in $TANDEM_HOME/coordinator.db)",
+    )
+    .option(
+      "--database-password-file <path>",
+      "file holding the PostgreSQL password, for a --database-url without one (or set PGPASSWORD)",
     )
     .option("--closed-signup", "only admins may create accounts")
     .option(
@@ -55,6 +60,9 @@ export function registerCoordinatorCommand(program: Command): void {
         pricingMode: options.pricingMode,
         logLevel: options.logLevel,
         ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
+        ...(options.databasePasswordFile === undefined
+          ? {}
+          : { databasePasswordFile: options.databasePasswordFile }),
         ...(options.heartbeatIntervalMs === undefined
           ? {}
           : { heartbeatIntervalMs: options.heartbeatIntervalMs }),

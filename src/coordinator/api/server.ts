@@ -107,6 +107,10 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
       components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer" } } },
     },
     transform: jsonSchemaTransform,
+    transformObject: (documentObject) =>
+      "openapiObject" in documentObject
+        ? markOptionalBodies(documentObject.openapiObject)
+        : documentObject.swaggerObject,
   });
   await app.register(fastifyRateLimit, {
     max: deps.config.rateLimitPerMinute,
@@ -122,6 +126,21 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
       ),
   });
   await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
+
+  // A route whose body is optional takes none at all: no payload (Fastify's body is then null) or
+  // an empty one sent as JSON (Fastify refuses it before validation otherwise). A route that
+  // needs a body still answers VALIDATION_FAILED.
+  const json = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = body.toString();
+    if (text === "") done(null, undefined);
+    else void json(request, text, done);
+  });
+  app.addHook("preValidation", (request, _reply, done) => {
+    if (request.body === null) request.body = undefined;
+    done();
+  });
 
   // The order of these steps is explained in auth.ts.
   app.addHook("onRequest", async (request) => {
@@ -153,4 +172,22 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
     deps.gateway.accept(socket, request.socket.remoteAddress ?? "127.0.0.1"),
   );
   return app;
+}
+
+/**
+ * A body whose schema admits null (`.nullish()`: routes that take no fields, or only optional
+ * ones) may be left out: the document says `required: false` for it.
+ */
+function markOptionalBodies<T>(document: T): T {
+  const paths = (document as { paths?: Record<string, Record<string, unknown>> }).paths ?? {};
+  for (const operations of Object.values(paths))
+    for (const operation of Object.values(operations)) {
+      const body = (operation as { requestBody?: { required?: boolean; content?: unknown } })
+        .requestBody;
+      const schema = (
+        body?.content as { "application/json"?: { schema?: { nullable?: boolean } } }
+      )?.["application/json"]?.schema;
+      if (body !== undefined && schema?.nullable === true) body.required = false;
+    }
+  return document;
 }

@@ -26,6 +26,13 @@ export interface WorkerGatewayOptions {
   missedHeartbeats: number;
   /** A connection that has not proven its key by then is closed, ms. */
   authTimeoutMs: number;
+  /**
+   * Connections waiting to authenticate, at most, per remote address and in all (default 32 and
+   * 1024); one more is closed at once with `tryAgainLater` (1013), so unauthenticated sockets
+   * held open cannot pile up.
+   */
+  maxUnauthenticatedPerAddress?: number | undefined;
+  maxUnauthenticated?: number | undefined;
   verification: ComputeChallengeOptions;
   /** How often silent nodes are looked for, ms (default a quarter heartbeat); 0: only when `sweep()` is called. */
   sweepIntervalMs?: number | undefined;
@@ -70,6 +77,9 @@ interface Session {
 export class WorkerGateway {
   readonly detector: FailureDetector<Utilization>;
   private readonly sessions = new Map<string, Session>();
+  /** Connections not yet authenticated, per remote address. */
+  private readonly unauthenticated = new Map<string, number>();
+  private unauthenticatedTotal = 0;
   private readonly byNode = new Map<string, Session>();
   private jobHandler: JobMessageHandler | undefined;
   private connectHandler: ((nodeId: string) => Promise<void>) | undefined;
@@ -216,7 +226,34 @@ export class WorkerGateway {
     }
   }
 
+  /** Holds a place for a connection waiting to authenticate; answers its release, or undefined when full. */
+  private admitUnauthenticated(address: string): (() => void) | undefined {
+    const fromAddress = this.unauthenticated.get(address) ?? 0;
+    if (
+      fromAddress >= (this.options.maxUnauthenticatedPerAddress ?? 32) ||
+      this.unauthenticatedTotal >= (this.options.maxUnauthenticated ?? 1024)
+    )
+      return undefined;
+    this.unauthenticated.set(address, fromAddress + 1);
+    this.unauthenticatedTotal++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.unauthenticatedTotal--;
+      const left = (this.unauthenticated.get(address) ?? 1) - 1;
+      if (left > 0) this.unauthenticated.set(address, left);
+      else this.unauthenticated.delete(address);
+    };
+  }
+
   accept(socket: WebSocket, remoteAddress: string): void {
+    const release = this.admitUnauthenticated(remoteAddress);
+    if (release === undefined) {
+      this.deps.metrics.authFailures.inc();
+      socket.close(CloseCode.tryAgainLater, "too many connections waiting to authenticate");
+      return;
+    }
     const nonce = randomBytes(32).toString("base64url");
     let session: Session | undefined;
     const authTimer = setTimeout(
@@ -224,6 +261,7 @@ export class WorkerGateway {
       this.options.authTimeoutMs,
     );
     socket.on("close", () => {
+      release();
       clearTimeout(authTimer);
       if (session !== undefined && this.sessions.get(session.deviceId) === session)
         this.dropSession(session.deviceId);
@@ -248,6 +286,7 @@ export class WorkerGateway {
         ).then(
           (s) => {
             clearTimeout(authTimer);
+            if (s !== undefined) release();
             session = s;
           },
           (error: unknown) => {

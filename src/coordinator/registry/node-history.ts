@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import type { RankEnd, RankEndCause } from "../../core/rank-end-cause.ts";
 import type { Database } from "../store/schema.ts";
 
 /** One append-only row of a node's history: who did what, when, from which status to which. */
@@ -36,7 +37,12 @@ export type LeaseOutcome =
   /** The node was reserved but never accepted its rank in time. */
   | "lapsed"
   /** The node gave its rank up on an announced drain: no slash. */
-  | "drained";
+  | "drained"
+  /**
+   * The lease ended early for a cause that is not the node's (the network's, the coordinator's):
+   * counts for nothing in its reputation.
+   */
+  | "released";
 
 /**
  * Appends a `lease-ended` row to the node's public history: reputation is recomputed from these
@@ -50,6 +56,9 @@ export async function appendLeaseOutcome(
     clusterId: string;
     seq: number;
     outcome: LeaseOutcome;
+    /** Who is at fault for the end (src/core/rank-end-cause.ts): only `supplier` costs the node. */
+    cause: RankEndCause;
+    end: RankEnd;
     reason: string;
     /** The slash taken, a 6-decimal amount in `currency`; null when none. */
     slashed: string | null;

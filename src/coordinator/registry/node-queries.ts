@@ -156,8 +156,19 @@ export class NodeQueries {
     return row;
   }
 
-  async history(nodeId: string, limit: number, cursor?: string): Promise<Page<HistoryEntry>> {
-    await this.get(nodeId);
+  /**
+   * A node's history, a page at a time. `viewer` is who asks: the node's owner and admins see
+   * every row as written; anyone else sees no account named (actors and ids in reasons and
+   * details read `account`), so the public record cannot link a consumer to its clusters.
+   */
+  async history(
+    nodeId: string,
+    limit: number,
+    cursor?: string,
+    viewer?: { accountId: string; admin: boolean },
+  ): Promise<Page<HistoryEntry>> {
+    const node = await this.row(nodeId);
+    const full = viewer !== undefined && (viewer.admin || viewer.accountId === node.account_id);
     let query = this.db
       .selectFrom("node_history")
       .selectAll()
@@ -169,11 +180,11 @@ export class NodeQueries {
     const items = rows.slice(0, limit).map((r): HistoryEntry => ({
       id: toNumber(r.id),
       at: new Date(toNumber(r.at)).toISOString(),
-      actor: r.actor,
+      actor: full ? r.actor : withoutAccounts(r.actor),
       action: r.action,
       from: r.from_status,
       to: r.to_status,
-      detail: JSON.parse(r.detail) as Record<string, unknown>,
+      detail: JSON.parse(full ? r.detail : withoutAccounts(r.detail)) as Record<string, unknown>,
     }));
     const last = items.at(-1);
     return {
@@ -187,6 +198,13 @@ export class NodeQueries {
     if (this.counts !== undefined) return this.counts.stats();
     return statsFromBuckets(await countBuckets(this.db));
   }
+}
+
+/** An account id, however it is written (`account:acct_…`, `acct_…`), as plain `account`. */
+const ACCOUNT_ID = /(?:account:)?acct_[0-9a-z]{26}/g;
+
+function withoutAccounts(text: string): string {
+  return text.replace(ACCOUNT_ID, "account");
 }
 
 export function toNodeView(row: NodeRow): NodeView {

@@ -31,7 +31,7 @@ const HORIZON_MS = REPUTATION_HORIZON_DAYS * 86_400_000;
 
 /** The part of a `lease-ended` row's detail the score reads (appendLeaseOutcome writes it). */
 const LeaseEndedDetail = z.object({
-  outcome: z.enum(["completed", "lost", "lapsed", "drained"]),
+  outcome: z.enum(["completed", "lost", "lapsed", "drained", "released"]),
   /** The slash taken, a decimal amount; null or absent when none. */
   slashed: z.string().nullable().optional(),
 });
@@ -81,6 +81,8 @@ export async function computeReputations(
     const detail = LeaseEndedDetail.safeParse(JSON.parse(row.detail));
     if (!detail.success) continue;
     const { outcome, slashed } = detail.data;
+    // Ended by the network or the coordinator, not the node: no evidence either way.
+    if (outcome === "released") continue;
     // "0.000000" is no slash.
     of.leases.push({ atMs, outcome, slashed: slashed != null && /[1-9]/.test(slashed) });
   }

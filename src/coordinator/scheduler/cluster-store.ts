@@ -27,6 +27,11 @@ export interface ClusterSpec {
   secretNames?: string[];
   /** The per-rank limits asked at deploy (absent in clusters from before limits: none). */
   limits?: RankLimitsAsk | undefined;
+  /**
+   * SHA-256 of the deploy request as accepted (canonical JSON), kept when the deploy carried an
+   * `Idempotency-Key`: a retry with the same key and another request is refused.
+   */
+  requestHash?: string;
 }
 
 export async function appendClusterEvent(

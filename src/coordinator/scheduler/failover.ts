@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import { isFinal, type ClusterStatus } from "../../core/cluster-status.ts";
 import { restartScope, slashAmount, successorPrice } from "../../core/failover.ts";
+import { rankEndPenalty, type LeaseLossEnd } from "../../core/rank-end-cause.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { appendLeaseOutcome, type LeaseOutcome } from "../registry/node-history.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
@@ -24,7 +25,8 @@ import type { WorkerChannel } from "./worker-channel.ts";
 
 /** Why a lease stops before its cluster ends. */
 export interface LeaseLoss {
-  outcome: Exclude<LeaseOutcome, "completed">;
+  /** How it ended: its cause, and whether the node is slashed or loses reputation for it. */
+  end: LeaseLossEnd;
   reason: string;
   /** When the node was last known to serve (its last heartbeat); billing stops there. */
   lastSeenMs?: number | undefined;
@@ -143,27 +145,26 @@ export class Failover {
         const cluster = await loadCluster(tx, clusterId);
         const lease = cluster.nodes.find((n) => n.seq === seq);
         if (isFinal(cluster.status) || lease?.active !== true) return false;
+        const drain = loss.end === "drained";
+        const penalty = rankEndPenalty(loss.end);
         // An autoscaled cluster's lost node hands its task back to the queue; the autoscaler
         // grows again if the queue needs it. Other clusters move the rank.
         const scaled = cluster.autoscale !== null;
         const successor =
-          lease.rank === null || scaled
-            ? undefined
-            : this.successorFor(cluster, lease, loss.outcome === "drained");
+          lease.rank === null || scaled ? undefined : this.successorFor(cluster, lease, drain);
         if (successor !== undefined && "fresh" in successor) claimed = successor.fresh.nodeId;
         // A drained rank waits in place for a successor; a drained standby (no rank) just goes.
-        if (loss.outcome === "drained" && successor === undefined && lease.rank !== null && !scaled)
-          return false;
+        if (drain && successor === undefined && lease.rank !== null && !scaled) return false;
 
         const billedUntil = Math.min(now, loss.lastSeenMs ?? now);
         await this.runner.endLease(tx, cluster, lease, {
-          status: loss.outcome === "drained" ? "handed-over" : "lost",
+          status: drain ? "handed-over" : "lost",
           billedUntil,
           reason: loss.reason,
           nowMs: now,
         });
         let slashed: bigint | null = null;
-        if (loss.outcome === "lost") {
+        if (penalty.slash) {
           const taken = await this.deps.payments.slash(tx, {
             clusterId,
             leaseId: leaseId(clusterId, lease.seq),
@@ -182,6 +183,8 @@ export class Failover {
             owed: formatUnits(slashAmount(lease.pricePerHour)),
             taken: formatUnits(taken.taken),
             shortfall: formatUnits(taken.shortfall),
+            cause: penalty.cause,
+            end: loss.end,
           });
         }
         await appendLeaseOutcome(tx, {
@@ -189,7 +192,9 @@ export class Failover {
           atMs: now,
           clusterId,
           seq: lease.seq,
-          outcome: loss.outcome,
+          outcome: leaseOutcome(loss.end),
+          cause: penalty.cause,
+          end: loss.end,
           reason: loss.reason,
           slashed: slashed === null ? null : formatUnits(slashed),
           currency: cluster.currency,
@@ -222,6 +227,8 @@ export class Failover {
             nodeId: lease.nodeId,
             rank: lease.rank,
             reason: loss.reason,
+            cause: penalty.cause,
+            end: loss.end,
             task: lease.status === "reserved" || lease.status === "running" ? lease.attempt : null,
           });
           return true;
@@ -230,10 +237,19 @@ export class Failover {
           await appendClusterEvent(tx, clusterId, now, "standby-lost", {
             nodeId: lease.nodeId,
             reason: loss.reason,
+            cause: penalty.cause,
+            end: loss.end,
           });
           return true;
         }
         if (successor === undefined) {
+          await appendClusterEvent(tx, clusterId, now, "rank-lost", {
+            nodeId: lease.nodeId,
+            rank: lease.rank,
+            reason: loss.reason,
+            cause: penalty.cause,
+            end: loss.end,
+          });
           after.finish = {
             status: "failed",
             reason:
@@ -363,6 +379,8 @@ export class Failover {
       toNodeId: node.nodeId,
       via: "standby" in successor ? "standby" : "replacement",
       reason: loss.reason,
+      cause: rankEndPenalty(loss.end).cause,
+      end: loss.end,
       restart: scope,
       attempt,
       detectedAt: new Date(now).toISOString(),
@@ -422,7 +440,7 @@ export class Failover {
     for (const lease of await this.activeLeasesOf(nodeId))
       await this.runner.serial(lease.cluster_id, () =>
         this.failLease(lease.cluster_id, lease.seq, {
-          outcome: "drained",
+          end: "drained",
           reason: `drained: ${reason}`,
         }),
       );
@@ -453,4 +471,12 @@ export class Failover {
         this.deps.logger.error({ err: error, nodeId }, "draining flag reset failed"),
       );
   }
+}
+
+/** How a lease that stopped early is written in its node's history (what its reputation reads). */
+function leaseOutcome(end: LeaseLoss["end"]): Exclude<LeaseOutcome, "completed"> {
+  const penalty = rankEndPenalty(end);
+  if (end === "drained") return "drained";
+  if (penalty.slash) return "lost";
+  return penalty.reputation ? "lapsed" : "released";
 }

@@ -1,3 +1,4 @@
+import { hash } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type { z } from "zod";
@@ -6,6 +7,7 @@ import { isFinal, type ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { leaseServedMinutes, standbyPrice } from "../../core/failover.ts";
 import { parseMoneyOrThrow } from "../../core/money.ts";
+import { exitEnd, rankEndCause, type RankEnd } from "../../core/rank-end-cause.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { place, type PlacementRequest } from "../../core/placement.ts";
 import type { PutSecretsRequest } from "../../protocol/cluster-secrets.ts";
@@ -17,6 +19,7 @@ import type {
   SearchRequest,
   SearchResponse,
 } from "../../protocol/clusters.ts";
+import { canonicalJson } from "../../protocol/canonical-json.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type {
   JobExitMessage,
@@ -35,6 +38,7 @@ import {
   formatUnits,
   loadCluster,
   loadClustersIn,
+  type ClusterSpec,
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
@@ -152,14 +156,28 @@ export class Scheduler {
     );
     deps.events.on("node:status", ({ nodeId, to, reason, lastSeenMs, unheardSinceRestart }) => {
       if (to !== "offline" && to !== "revoked") return;
-      // A node that never came back after this coordinator's restart moves on without a slash:
-      // the outage may have been the coordinator's own.
-      const outcome = unheardSinceRestart === true ? "lapsed" : "lost";
+      // A node that never came back after this coordinator's restart moves on unblamed: the
+      // outage may have been the coordinator's own.
       void this.failover
-        .onNodeLost(nodeId, { outcome, reason: `went ${to}: ${reason}`, lastSeenMs })
+        .onNodeLost(nodeId, {
+          end:
+            unheardSinceRestart === true
+              ? "coordinator-outage"
+              : to === "revoked"
+                ? "node-revoked"
+                : "node-offline",
+          reason: `went ${to}: ${reason}`,
+          lastSeenMs,
+        })
         .catch((error: unknown) => this.logError(error, "node loss"));
       // A drain lasts until the worker stops: once offline, it comes back rentable.
       void this.failover.clearDraining(nodeId);
+    });
+    // A revoked device's node is lost at once (the revocation announces no status change).
+    deps.events.on("device:revoked", ({ nodeId }) => {
+      void this.failover
+        .onNodeLost(nodeId, { end: "node-revoked", reason: "device revoked" })
+        .catch((error: unknown) => this.logError(error, "node loss"));
     });
   }
 
@@ -269,13 +287,24 @@ export class Scheduler {
 
   async deploy(accountId: string, request: Deploy, idempotencyKey?: string): Promise<ClusterView> {
     const key = idempotencyKey === undefined ? undefined : `${accountId}:${idempotencyKey}`;
+    const requestHash = hash("sha256", canonicalJson(request), "hex");
     if (key !== undefined) {
       const existing = await this.deps.db
         .selectFrom("clusters")
-        .select("id")
+        .select(["id", "spec"])
         .where("idempotency_key", "=", key)
         .executeTakeFirst();
-      if (existing !== undefined) return clusterView(this.deps.db, existing.id);
+      if (existing !== undefined) {
+        // The same key is the same deploy only with the same request (as the wallet's routes).
+        const stored = (JSON.parse(existing.spec) as ClusterSpec).requestHash;
+        if (stored !== undefined && stored !== requestHash)
+          throw new TandemError(
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            "this idempotency key was already used for a different request",
+            { details: { clusterId: existing.id } },
+          );
+        return clusterView(this.deps.db, existing.id);
+      }
     }
     checkAutoscale(request);
     checkSecretNames(request);
@@ -302,7 +331,8 @@ export class Scheduler {
       // Claimed in memory before the first await, so concurrent deploys on this coordinator never
       // race for the same nodes; the database's unique active-lease index guards across replicas.
       this.deps.inventory.markTaken(nodes.map((n) => n.nodeId));
-      const outcome = await this.reserve(clusterId, accountId, request, nodes, key).catch(
+      const idempotency = key === undefined ? undefined : { key, requestHash };
+      const outcome = await this.reserve(clusterId, accountId, request, nodes, idempotency).catch(
         async (error: unknown) => {
           await Promise.all(nodes.map((n) => this.deps.inventory.refresh(n.nodeId)));
           throw error;
@@ -369,7 +399,7 @@ export class Scheduler {
     accountId: string,
     request: Deploy,
     nodes: readonly PlacedNode[],
-    idempotencyKey: string | undefined,
+    idempotency: { key: string; requestHash: string } | undefined,
   ): Promise<{ ok: true } | { ok: false; conflicts: string[] }> {
     const now = this.deps.clock.now();
     const billed = nodes.map((n, i) =>
@@ -393,12 +423,13 @@ export class Scheduler {
               filters: filtersOf(request),
               ...(request.secretNames === undefined ? {} : { secretNames: request.secretNames }),
               ...(request.limits === undefined ? {} : { limits: request.limits }),
-            }),
+              ...(idempotency === undefined ? {} : { requestHash: idempotency.requestHash }),
+            } satisfies ClusterSpec),
             node_count: request.nodes,
             shadow: request.shadow ?? 0,
             hours: request.hours,
             currency: request.currency,
-            idempotency_key: idempotencyKey ?? null,
+            idempotency_key: idempotency?.key ?? null,
             created_at: now,
             started_at: scaled ? now : null,
             ends_at: scaled ? now + request.hours * 3_600_000 : null,
@@ -639,7 +670,7 @@ export class Scheduler {
       // restart), not the node, so the rank moves without a slash.
       if (message.fenced === true)
         return this.failover.failLease(message.clusterId, lease.seq, {
-          outcome: "lapsed",
+          end: "link-lost",
           reason: `rank ${message.rank} stopped by its worker while the coordinator was unreachable`,
         });
       // A sealed secret that does not open on its node was sealed wrong: the consumer's cause.
@@ -649,16 +680,17 @@ export class Scheduler {
           "failed",
           `rank ${message.rank}: ${message.error ?? "a sealed secret did not open"}`,
         );
-      // A worker that could not start its part (no exit code) failed the lease; a job that ran
-      // and exited, whatever its code, is the consumer's business, and so is one its node ended
-      // for exceeding a limit (killed: no exit code, an error saying which limit).
-      if (message.exitCode === null && message.error !== null && message.limitExceeded === undefined)
+      // A node that could not run its part failed the lease (src/core/rank-end-cause.ts); a job
+      // that exited, whatever its code, that ran into a limit, or that the consumer's image or spec
+      // kept from starting, is the consumer's business: no failover, no slash.
+      const end = exitEnd({ ...message, limitExceeded: message.limitExceeded !== undefined });
+      if (end === "start-failed")
         return this.failover.failLease(message.clusterId, lease.seq, {
-          outcome: "lost",
+          end,
           reason: `could not run rank ${message.rank}: ${message.error}`,
         });
-      if (lease.autoscaled) return this.onTaskExit(lease.seq, message);
-      return this.onExit(message);
+      if (lease.autoscaled) return this.onTaskExit(lease.seq, message, end);
+      return this.onExit(message, end);
     });
   }
 
@@ -866,6 +898,7 @@ export class Scheduler {
   private async onTaskExit(
     leaseSeq: number,
     message: z.infer<typeof JobExitMessage>,
+    end: RankEnd,
   ): Promise<void> {
     const now = this.deps.clock.now();
     await this.deps.db.transaction().execute(async (tx) => {
@@ -882,6 +915,9 @@ export class Scheduler {
         exitCode: message.exitCode,
         signal: message.signal,
         ...(message.limitExceeded === undefined ? {} : { limitExceeded: message.limitExceeded }),
+        ...(message.error === null ? {} : { error: message.error }),
+        cause: rankEndCause(end),
+        end,
       });
     });
     await this.autoscaler.step(message.clusterId);
@@ -912,7 +948,7 @@ export class Scheduler {
     return (await readTasks(this.deps.db, clusterId)).find((t) => t.seq === seq)!;
   }
 
-  private async onExit(message: z.infer<typeof JobExitMessage>): Promise<void> {
+  private async onExit(message: z.infer<typeof JobExitMessage>, end: RankEnd): Promise<void> {
     const now = this.deps.clock.now();
     const ok = message.exitCode === 0;
     await this.deps.db.transaction().execute(async (tx) => {
@@ -930,6 +966,8 @@ export class Scheduler {
         signal: message.signal,
         ...(message.error === null ? {} : { error: message.error }),
         ...(message.limitExceeded === undefined ? {} : { limitExceeded: message.limitExceeded }),
+        cause: rankEndCause(end),
+        end,
       });
     });
     await this.judgeExit(message.clusterId, message.rank, ok);
@@ -981,7 +1019,7 @@ export class Scheduler {
           .execute();
         for (const lease of lapsed)
           await this.failover.failLease(row.id, lease.seq, {
-            outcome: "lapsed",
+            end: "never-accepted",
             reason: `node ${lease.node_id} did not accept rank ${lease.rank} within ${this.options.reservationTtlMs} ms`,
           });
       });
@@ -1129,6 +1167,8 @@ export class Scheduler {
           clusterId,
           seq: lease.seq,
           outcome: "completed",
+          cause: "consumer",
+          end: "cluster-ended",
           reason: `cluster ${status}: ${reason}`,
           slashed: null,
           currency: cluster.currency,
@@ -1288,6 +1328,10 @@ export class Scheduler {
   }
 }
 
+/**
+ * Whether a worker's exit says the job went past one of its limits (a field of `job-exit` that
+ * workers add with per-rank limits, issue 18; read defensively so older messages still parse).
+ */
 class ReservationConflict extends Error {
   constructor(readonly nodeIds: string[]) {
     super("nodes were taken concurrently");

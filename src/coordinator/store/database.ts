@@ -10,8 +10,13 @@ import { withStatementCache } from "./statement-cache.ts";
 
 export type Dialect = "sqlite" | "postgres";
 
-/** Where the coordinator keeps its state: a SQLite file (default) or a PostgreSQL URL. */
-export type StoreLocation = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+/**
+ * Where the coordinator keeps its state: a SQLite file (default) or a PostgreSQL URL, with its
+ * password apart when the URL carries none (else `PGPASSWORD`, which `pg` reads, applies).
+ */
+export type StoreLocation =
+  | { kind: "sqlite"; path: string }
+  | { kind: "postgres"; url: string; password?: string | undefined };
 
 export interface Store {
   readonly db: Kysely<Database>;
@@ -31,7 +36,10 @@ export async function openStore(
   const store =
     location.kind === "sqlite"
       ? openSqlite(location.path, options.sqliteBusyWaitMs ?? 10_000)
-      : openPostgres(location.url, options.onConnectionError ?? (() => {}));
+      : openPostgres(
+          withPassword(location.url, location.password),
+          options.onConnectionError ?? (() => {}),
+        );
   const migrator = new Migrator({ db: store.db, provider: migrationProvider(store.dialect) });
   const { error } = await migrator.migrateToLatest();
   if (error !== undefined) {
@@ -89,6 +97,17 @@ function openSqlite(path: string, busyWaitMs: number): Store {
       return db.destroy();
     },
   };
+}
+
+/**
+ * The URL with `password` in it, in this process's memory only (never in argv): `pg` lets a URL's
+ * empty password override a separate `password` option.
+ */
+function withPassword(url: string, password: string | undefined): string {
+  if (password === undefined) return url;
+  const parsed = new URL(url);
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
 }
 
 function openPostgres(url: string, onConnectionError: (error: Error) => void): Store {

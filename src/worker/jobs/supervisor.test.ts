@@ -95,7 +95,10 @@ describe("job supervisor", () => {
   it("runs a rank with its cluster's ask and reports the limit it exceeded in job-exit", async () => {
     const { supervisor, sent } = supervised();
     const start = {
-      ...jobStart(0, "ulimit -f; i=0; while [ $i -lt 40 ]; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); done; exec sleep 1000"),
+      ...jobStart(
+        0,
+        "ulimit -f; i=0; while [ $i -lt 40 ]; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); done; exec sleep 1000",
+      ),
       limits: { diskMiB: 16 },
     };
     await supervisor.start(start);
@@ -105,7 +108,11 @@ describe("job supervisor", () => {
     assert.equal(exit.error, "exceeded its disk limit on /job (16 MiB)");
     const log = sent.find((m) => m.type === "job-log");
     assert.ok(log?.type === "job-log");
-    assert.deepEqual(log.lines, [String((16 * 1024 * 1024) / 512)], "RLIMIT_FSIZE in 512-byte blocks");
+    assert.deepEqual(
+      log.lines,
+      [String((16 * 1024 * 1024) / 512)],
+      "RLIMIT_FSIZE in 512-byte blocks",
+    );
   });
 
   it("refuses an ask beyond the node's offer, starting nothing", async () => {
@@ -152,6 +159,20 @@ describe("job supervisor", () => {
     assert.ok(text.length > 0 && text.every((l) => l === "0123456789abcdef" || l === "done"));
     assert.ok(text.length * (17 + 32) <= 1024 * KiB, `${text.length} lines sent`);
     assert.match(lines.at(-1) ?? "", /^\[tandem\] output truncated: /);
+  });
+
+  it("classes a start failure: the consumer's job spec, or the node's runtime", async () => {
+    const { supervisor, sent } = supervised();
+    await supervisor.start({ ...jobStart(0, "true"), command: ["sh", "-c", "a\0b"] });
+    // A container on a worker without podman: the node cannot run what was placed on it.
+    await supervisor.start({ ...jobStart(0, "true"), kind: "container", image: "localhost/x:1" });
+    assert.deepEqual(
+      sent.map((m) => (m.type === "job-exit" ? [m.exitCode, m.startFailure] : m.type)),
+      [
+        [null, "invalid-job"],
+        [null, "start-failed"],
+      ],
+    );
   });
 
   it("ignores a resent job-start of the running attempt, and a stale one", async () => {

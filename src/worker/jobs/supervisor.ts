@@ -10,8 +10,13 @@ import type {
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
 import type { ExceededLimit, RankLimits } from "../../protocol/hardware.ts";
-import type { JobLimits, JobRuntime, RunningJob } from "../runtime/job-runtime.ts";
 import { SecretOpenError } from "../../protocol/sealed-secrets.ts";
+import {
+  JobRuntimeError,
+  type JobLimits,
+  type JobRuntime,
+  type RunningJob,
+} from "../runtime/job-runtime.ts";
 import { planRank } from "./cluster-kinds.ts";
 import { openJobSecrets, type DeviceSecretKey } from "./job-secrets.ts";
 import { rankLimits } from "./offer.ts";
@@ -194,12 +199,10 @@ export class JobSupervisor {
         attempt: job.attempt,
         error: String(error),
       });
-      const exit = exitMessage(
-        job,
-        null,
-        null,
-        error instanceof Error ? error.message : String(error),
-      );
+      const exit = {
+        ...exitMessage(job, null, null, error instanceof Error ? error.message : String(error)),
+        startFailure: startFailureOf(error),
+      };
       options.send(error instanceof SecretOpenError ? { ...exit, secretsRefused: true } : exit);
     } finally {
       // Only the cluster's newest run owns the dir; the entry stays until the dir is gone, so a
@@ -305,6 +308,20 @@ function exitError(exceeded: ExceededLimit | undefined, limits: RankLimits): str
       return `exceeded its disk limit on /job (${limits.diskMiB} MiB)`;
     case "pids":
       return `exceeded its pids limit (${limits.pids} tasks)`;
+  }
+}
+
+/** Whose a start failure is: the consumer's image or job spec, else the node's. */
+function startFailureOf(error: unknown): "image-missing" | "invalid-job" | "start-failed" {
+  if (!(error instanceof JobRuntimeError)) return "start-failed";
+  switch (error.code) {
+    case "IMAGE_MISSING":
+      return "image-missing";
+    case "INVALID_JOB_SPEC":
+      return "invalid-job";
+    case "RUNTIME_UNAVAILABLE":
+    case "JOB_START_FAILED":
+      return "start-failed";
   }
 }
 

@@ -112,7 +112,12 @@ export interface JobRuntime {
   run(spec: JobSpec): Promise<RunningJob>;
 }
 
-export type JobRuntimeErrorCode = "INVALID_JOB_SPEC" | "RUNTIME_UNAVAILABLE" | "JOB_START_FAILED";
+/**
+ * Why a job could not start. `INVALID_JOB_SPEC` (its command or spec) and `IMAGE_MISSING` (an
+ * image this node does not hold) are the consumer's; the others are the node's.
+ */
+export type JobRuntimeErrorCode =
+  "INVALID_JOB_SPEC" | "IMAGE_MISSING" | "RUNTIME_UNAVAILABLE" | "JOB_START_FAILED";
 
 /** A job that could not be started, with a stable code. */
 export class JobRuntimeError extends Error {

@@ -125,7 +125,7 @@ describe("podman runtime", async () => {
 
   it("refuses an image this node does not have, and a job without one", { skip }, async () => {
     await assert.rejects(runtime.run(spec(["true"], { image: "localhost/absent:1" })), {
-      code: "JOB_START_FAILED",
+      code: "IMAGE_MISSING",
       message: /not on this node/,
     });
     const noImage: JobSpec = { ...spec(["true"]) };

@@ -112,7 +112,7 @@ export async function createPodmanRuntime(
     );
     if (!present)
       throw new JobRuntimeError(
-        "JOB_START_FAILED",
+        "IMAGE_MISSING",
         `image ${image} is not on this node (images are never pulled: load it with podman load)`,
       );
     await prepareJobDir(spec.jobDir, CONTAINER_USER);

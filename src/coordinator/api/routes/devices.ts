@@ -66,7 +66,7 @@ export function deviceRoutes(app: ZodApp, { devices, clock }: ApiDeps): void {
       schema: {
         tags: ["devices"],
         params: DeviceIdParams,
-        body: RevokeDeviceRequest.optional(),
+        body: RevokeDeviceRequest.nullish(),
         response: { 200: RevokeDeviceResponse },
       },
     },

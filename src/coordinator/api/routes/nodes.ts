@@ -47,7 +47,17 @@ export function nodeRoutes(app: ZodApp, { nodes, clock, db }: ApiDeps): void {
         response: { 200: HistoryList },
       },
     },
-    (request) => nodes.history(request.params.id, request.query.limit, request.query.cursor),
+    (request) => {
+      const caller = request.principal;
+      return nodes.history(
+        request.params.id,
+        request.query.limit,
+        request.query.cursor,
+        caller === undefined
+          ? undefined
+          : { accountId: caller.accountId, admin: caller.roles.includes("admin") },
+      );
+    },
   );
 
   app.get(
