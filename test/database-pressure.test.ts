@@ -1,7 +1,7 @@
-// The database under pressure (issue 18.9), SQLite: another process holding the write lock, and a
+// The database under pressure (issue 18.9). SQLite: another process holding the write lock, and a
 // full disk. Writes wait off the event loop and then answer 503 UNAVAILABLE with nothing changed;
 // reads and /health keep answering meanwhile; everything works again once the pressure is gone,
-// and the coordinator never exits.
+// and the coordinator never exits. PostgreSQL: the server goes away under a running coordinator.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtemp, open, rm } from "node:fs/promises";
@@ -11,6 +11,7 @@ import { describe, it } from "node:test";
 import SQLite from "better-sqlite3";
 import { TandemApiError } from "../src/client/client.ts";
 import { startTestCoordinator } from "./support/coordinator.ts";
+import { postgresForTests } from "./support/postgres.ts";
 
 const refusedUnavailable = (pattern: RegExp) => (error: unknown) =>
   error instanceof TandemApiError &&
@@ -105,5 +106,29 @@ describe("database pressure on SQLite", { timeout: 120_000 }, () => {
 
     await rm(filler);
     await tc.client().createAccount({ roles: ["consumer"] });
+  });
+});
+
+describe("database pressure on PostgreSQL", { timeout: 120_000 }, () => {
+  it("answers 503 when the server is gone, and keeps running", async (t) => {
+    // A server of this test's own: it is stopped under the coordinator.
+    const pg = await postgresForTests();
+    if (pg.skip) return t.skip(pg.reason);
+    t.after(() => pg.stop());
+    const tc = await startTestCoordinator({ database: "postgres", pgUrl: pg.url });
+    t.after(() => tc.close());
+    await tc.client().createAccount({ roles: ["consumer"] });
+
+    await pg.stop();
+    await assert.rejects(
+      tc.client().createAccount({ roles: ["consumer"] }),
+      refusedUnavailable(/connection to the database was lost|cannot be reached|shutting down/),
+    );
+    await assert.rejects(
+      tc.client().getNode(`node_${"0".repeat(26)}`),
+      refusedUnavailable(/database/),
+      "a read that needs the database answers 503 too, not 404 or 500",
+    );
+    assert.equal((await tc.client().health()).status, "ok", "the coordinator is still up");
   });
 });
