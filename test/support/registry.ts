@@ -12,6 +12,9 @@ import type { DeviceRegistration } from "../../src/protocol/devices.ts";
 import { ManualClock, type DatabaseUnderTest, type TestStore } from "./coordinator.ts";
 import { newDeviceKey, signedRegistration, type TestDevice } from "./devices.ts";
 
+/** Reads a node's history as an admin does: every row as written (the public view names no account). */
+export const ADMIN_VIEWER = { accountId: "", admin: true } as const;
+
 export interface Registry {
   store: TestStore;
   clock: ManualClock;

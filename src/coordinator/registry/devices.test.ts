@@ -9,14 +9,15 @@ import {
   newDeviceKey,
   signedRegistration,
 } from "../../../test/support/devices.ts";
-import { openRegistry } from "../../../test/support/registry.ts";
+import { ADMIN_VIEWER, openRegistry } from "../../../test/support/registry.ts";
 import { DUPLICATE_GPU_FLAG } from "./devices.ts";
 
 const refusedWith = (code: ErrorCode) => (e: unknown) =>
   e instanceof TandemError && e.code === code;
 
+/** The node's history as an admin reads it (the public one names no account). */
 const historyOf = (r: Awaited<ReturnType<typeof openRegistry>>, nodeId: string) =>
-  r.nodes.history(nodeId, 500).then((page) => page.items);
+  r.nodes.history(nodeId, 500, undefined, ADMIN_VIEWER).then((page) => page.items);
 
 forEachDatabase("device registration", (db) => {
   test("registering a device creates an offline node with its hardware and history", async (t) => {

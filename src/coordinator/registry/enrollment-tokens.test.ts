@@ -7,7 +7,7 @@ import {
   newDeviceKey,
   signedRegistration,
 } from "../../../test/support/devices.ts";
-import { openRegistry, type Registry } from "../../../test/support/registry.ts";
+import { ADMIN_VIEWER, openRegistry, type Registry } from "../../../test/support/registry.ts";
 import { EnrollmentTokens } from "./enrollment-tokens.ts";
 
 const HOUR_MS = 3_600_000;
@@ -70,7 +70,8 @@ forEachDatabase("enrollment tokens", (db) => {
       },
     ]);
 
-    const [registered] = (await r.nodes.history(enrolled.nodeId, 10)).items;
+    const [registered] = (await r.nodes.history(enrolled.nodeId, 10, undefined, ADMIN_VIEWER))
+      .items;
     assert.equal(registered?.action, "registered");
     assert.equal(registered?.actor, `account:${r.supplierId}`);
     assert.equal(
