@@ -382,7 +382,7 @@ describe("clusters on a 4-worker network", () => {
     assert.deepEqual(await refusal({ ...base, hours: 10_000 }), [400, "VALIDATION_FAILED"]);
     assert.deepEqual(await refusal({ ...base, gpuModel: "rtx-9999" }), [400, "UNKNOWN_GPU_MODEL"]);
     assert.deepEqual(await refusal({ ...base, kind: "slurm" }), [400, "VALIDATION_FAILED"]);
-    assert.deepEqual(await refusal({ ...base, maxPricePerHour: "-1" }), [400, "VALIDATION_FAILED"]);
+    assert.deepEqual(await refusal({ ...base, maxPricePerHour: "-1" }), [400, "INVALID_AMOUNT"]);
     assert.deepEqual(await refusal({ ...base, command: ["x".repeat(300_000)] }), [
       413,
       "PAYLOAD_TOO_LARGE",
