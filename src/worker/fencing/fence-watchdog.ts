@@ -3,6 +3,7 @@
  * while the coordinator is in contact, and tells it which jobs to end when renewals stop.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { JobRuntime, RunningJob } from "../runtime/job-runtime.ts";
 
@@ -31,6 +32,10 @@ export function startFenceWatchdog(
     ["--import", import.meta.resolve("tsx"), WATCHDOG_ENTRY],
     { stdio: ["pipe", "pipe", "inherit"] },
   );
+  // The watchdog never keeps the agent alive: an agent that ends (revoked, failed, done) closes
+  // the watchdog's stdin by exiting, and the watchdog ends its jobs and exits too.
+  child.unref();
+  for (const pipe of [child.stdin, child.stdout]) (pipe as Socket | null)?.unref();
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.on("error", (error) => log("fencing watchdog failed", { error: String(error) }));
   child.stdin?.on("error", () => undefined); // a dead watchdog is reported by "exit"
@@ -65,6 +70,7 @@ export function startFenceWatchdog(
     },
     onFenced: (listener) => void listeners.push(listener),
     async stop() {
+      child.ref(); // this wait, unlike the watchdog's life, is worth keeping the agent for
       child.stdin?.end();
       await exited;
     },
