@@ -25,6 +25,7 @@ forEachDatabase("optional bodies", (db) => {
       "POST /v1/api-keys",
       "POST /v1/api-keys/{id}/revoke",
       "POST /v1/devices/{id}/revoke",
+      "POST /v1/enrollment-tokens",
     ]);
 
     const user = await tc.signUp(["supplier"]);
@@ -49,6 +50,10 @@ forEachDatabase("optional bodies", (db) => {
       const key = (await created.json()) as { apiKeyId: string };
       const revoked = await send(`/v1/api-keys/${key.apiKeyId}/revoke`, user.apiKey, json);
       assert.equal(revoked.status, 200, await revoked.text());
+    }
+    for (const json of [false, true]) {
+      const token = await send("/v1/enrollment-tokens", user.apiKey, json);
+      assert.equal(token.status, 201, await token.text());
     }
     const revoked = await send(`/v1/devices/${device.deviceId}/revoke`, tc.adminKey, false);
     assert.equal(revoked.status, 200, await revoked.clone().text());

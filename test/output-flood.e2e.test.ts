@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { it } from "node:test";
 import { forEachDatabase, type TestCoordinator } from "./support/coordinator.ts";
 import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
-import { fund } from "./support/workers.ts";
+import { enrollmentEnv, fund } from "./support/workers.ts";
 
 const WORKERS = 2;
 const LINE = "0123456789".repeat(10);
@@ -44,11 +44,7 @@ async function startWorkers(
         "--json",
         ...extra,
       ],
-      {
-        TANDEM_URL: net.url,
-        TANDEM_API_KEY: supplier.apiKey,
-        TANDEM_HOME: join(home, `w${i}`),
-      },
+      { ...(await enrollmentEnv(net.url, supplier.apiKey)), TANDEM_HOME: join(home, `w${i}`) },
     );
     workers.push(worker);
     await worker.line(/^\{/, 90_000);
