@@ -3,7 +3,7 @@ import { after, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { isLive } from "../runtime/processes.ts";
 import { createProcessRuntime } from "../runtime/process-runtime.ts";
-import { sleepersAtLeast, tracking, withDefaults } from "../runtime/job-harness.ts";
+import { processesWith, sleepersAtLeast, tracking, withDefaults } from "../runtime/job-harness.ts";
 import { startFenceWatchdog, type FenceWatchdog } from "./fence-watchdog.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -81,5 +81,37 @@ describe("fencing watchdog", { timeout: 60_000 }, () => {
     await watchdog.stop();
     assert.equal(await allGone([sleeper!]), true);
     assert.equal((await long.exited).signal, "SIGKILL");
+  });
+
+  it("starts another watchdog when one dies, which still fences the jobs the first watched", async () => {
+    const watchdogs = () => processesWith("watchdog-process.ts");
+    const others = new Set(await watchdogs());
+    const { watchdog, jobDir, fenced } = await setUp();
+    const guarded = watchdog.guard(runtime);
+    watchdog.renew(60_000);
+    const mark = `1000.${process.pid}73`;
+    const job = await guarded.run(
+      withDefaults({
+        jobId: "job_watchdog_respawned",
+        command: ["sh", "-c", `exec sleep ${mark}`],
+        jobDir,
+      }),
+    );
+    const [sleeper] = await sleepersAtLeast(mark, 1);
+    const [first] = (await watchdogs()).filter((pid) => !others.has(pid));
+    assert.ok(first !== undefined && sleeper !== undefined);
+    process.kill(first, "SIGKILL");
+    let second: number | undefined;
+    for (let i = 0; i < 500 && second === undefined; i++) {
+      await delay(20);
+      second = (await watchdogs()).find((pid) => pid !== first && !others.has(pid));
+    }
+    assert.ok(second !== undefined, "a new watchdog started");
+    assert.equal(await isLive(sleeper), true, "the job outlived the old watchdog");
+    // The agent renews the new one once (as its next fence check would), then stops renewing.
+    watchdog.renew(300);
+    assert.equal(await allGone([sleeper]), true);
+    assert.equal((await job.exited).signal, "SIGKILL");
+    assert.deepEqual(fenced, [["job_watchdog_respawned"]]);
   });
 });

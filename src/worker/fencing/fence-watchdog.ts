@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Socket } from "node:net";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { JobRuntime, RunningJob } from "../runtime/job-runtime.ts";
 
@@ -27,33 +28,45 @@ export interface FenceWatchdog {
 export function startFenceWatchdog(
   log: (message: string, fields?: Record<string, unknown>) => void,
 ): FenceWatchdog {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ["--import", import.meta.resolve("tsx"), WATCHDOG_ENTRY],
-    { stdio: ["pipe", "pipe", "inherit"] },
-  );
-  // The watchdog never keeps the agent alive: an agent that ends (revoked, failed, done) closes
-  // the watchdog's stdin by exiting, and the watchdog ends its jobs and exits too.
-  child.unref();
-  for (const pipe of [child.stdin, child.stdout]) (pipe as Socket | null)?.unref();
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.on("error", (error) => log("fencing watchdog failed", { error: String(error) }));
-  child.stdin?.on("error", () => undefined); // a dead watchdog is reported by "exit"
+  /** What the watchdog watches, by job id: told again to a watchdog started anew. */
+  const watched = new Map<string, object>();
   const listeners: Array<(jobIds: string[]) => void> = [];
-  let buffered = "";
-  child.stdout?.setEncoding("utf8");
-  child.stdout?.on("data", (chunk: string) => {
-    buffered += chunk;
-    for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      const { fenced } = JSON.parse(line) as { fenced: string[] };
-      for (const listener of listeners) listener(fenced);
-    }
-  });
-  const tell = (message: object): void => {
+  let stopping = false;
+  let child = spawnWatchdog();
+
+  function spawnWatchdog(): ChildProcess {
+    const spawned = spawn(
+      process.execPath,
+      ["--import", import.meta.resolve("tsx"), WATCHDOG_ENTRY],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    // The watchdog never keeps the agent alive: an agent that ends (revoked, failed, done) closes
+    // the watchdog's stdin by exiting, and the watchdog ends its jobs and exits too.
+    spawned.unref();
+    for (const pipe of [spawned.stdin, spawned.stdout]) (pipe as Socket | null)?.unref();
+    spawned.on("error", (error) => log("fencing watchdog failed", { error: String(error) }));
+    spawned.stdin?.on("error", () => undefined); // a dead watchdog is reported by "exit"
+    if (spawned.stdout !== null)
+      createInterface({ input: spawned.stdout }).on("line", (line) => {
+        const { fenced } = JSON.parse(line) as { fenced: string[] };
+        for (const id of fenced) watched.delete(id);
+        for (const listener of listeners) listener(fenced);
+      });
+    spawned.once("exit", (code, signal) => {
+      if (stopping) return;
+      // Killed or crashed: start another and tell it what the last one watched (the next fence
+      // check renews it). Until then only the agent's own fencing covers the jobs.
+      log("fencing watchdog exited; starting another", { code, signal });
+      child = spawnWatchdog();
+      for (const message of watched.values()) tell(message);
+    });
+    return spawned;
+  }
+
+  function tell(message: object): void {
     if (child.stdin?.writable === true) child.stdin.write(JSON.stringify(message) + "\n");
-  };
+  }
+
   return {
     renew: (fenceInMs) => tell({ renew: Math.max(0, Math.floor(fenceInMs)) }),
     guard<R extends JobRuntime>(runtime: R): R {
@@ -62,16 +75,27 @@ export function startFenceWatchdog(
         async run(spec: Parameters<R["run"]>[0]): Promise<RunningJob> {
           const job = await runtime.run(spec);
           const target = job.fenceTarget ?? { pid: job.pid };
-          tell({ watch: spec.jobId, pid: target.pid, kill: target.kill });
-          void job.exited.finally(() => tell({ unwatch: spec.jobId }));
+          const message = { watch: spec.jobId, pid: target.pid, kill: target.kill };
+          watched.set(spec.jobId, message);
+          tell(message);
+          void job.exited.finally(() => {
+            watched.delete(spec.jobId);
+            tell({ unwatch: spec.jobId });
+          });
           return job;
         },
       });
     },
     onFenced: (listener) => void listeners.push(listener),
     async stop() {
-      child.ref(); // this wait, unlike the watchdog's life, is worth keeping the agent for
-      child.stdin?.end();
+      stopping = true;
+      const last = child;
+      const exited = new Promise<void>((resolve) => {
+        if (last.exitCode !== null || last.signalCode !== null) resolve();
+        else last.once("exit", () => resolve());
+      });
+      last.ref(); // this wait, unlike the watchdog's life, is worth keeping the agent for
+      last.stdin?.end();
       await exited;
     },
   };
