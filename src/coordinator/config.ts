@@ -54,6 +54,13 @@ export const CoordinatorConfig = z.strictObject({
   reservationTtlMs: z.number().int().min(100).default(15_000),
   /** A standby (shadow) node's hourly rate, as a percentage of its own price (issue 5: 10%). */
   standbyPricePercent: z.number().int().min(0).max(100).default(10),
+  /**
+   * `required`: every rank runs in its own network namespace, and a multi-node cluster's ranks
+   * on their overlay, so nodes that cannot build them are not placed (DESIGN rule 8.5).
+   * `optional` (`tandem dev` on a machine that cannot): such nodes run ranks on the host's
+   * network, except for a deploy that refuses the internet.
+   */
+  jobNetworks: z.enum(["required", "optional"]).default("optional"),
   /** An autoscaled cluster releases a node idle this long when no task waits, ms. */
   scaleDownIdleMs: z.number().int().min(0).default(60_000),
   /** How often served time is settled and expiries checked, ms. */

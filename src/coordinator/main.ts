@@ -132,6 +132,7 @@ export async function startCoordinator(
       tickMs: config.schedulerTickMs,
       standbyPricePercent: config.standbyPricePercent,
       scaleDownIdleMs: config.scaleDownIdleMs,
+      jobNetworks: config.jobNetworks,
       unitsPerUsd: { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits },
       maxLogLinesPerCluster: config.maxLogLinesPerCluster,
       maxLogBytesPerRank: config.maxLogBytesPerRank,

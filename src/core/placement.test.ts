@@ -55,6 +55,26 @@ describe("place", () => {
     assert.match(short.explanation, /runs containers: 1 \(need 2\)/);
   });
 
+  it("places isolated ranks only on nodes that build job networks, and overlays on those with one", () => {
+    const both = { isolation: true, overlay: true };
+    const inventory = [
+      node(1),
+      node(2, { network: { isolation: true, overlay: false } }),
+      node(3, { network: both }),
+      node(4, { network: both }),
+    ];
+    const isolated = place(inventory, { nodes: 3, network: "isolated" });
+    assert.ok(isolated.ok);
+    assert.deepEqual(
+      isolated.nodes.map((n) => n.nodeId),
+      ["node_0002", "node_0003", "node_0004"],
+    );
+    const overlay = place(inventory, { nodes: 3, network: "overlay" });
+    assert.ok(!overlay.ok);
+    assert.match(overlay.explanation, /isolated network: 3 → cluster overlay: 2 \(need 3\)/);
+    assert.ok(place(inventory, { nodes: 4 }).ok, "without the ask any node will do");
+  });
+
   it("spreads over zones when asked", () => {
     const inventory = [node(0), node(3), node(6), node(1), node(2)];
     const result = place(inventory, { nodes: 3, spreadZones: true });
@@ -218,21 +238,19 @@ const arbitraryCandidate = fc
     uptime: fc.constantFrom(0.5, 0.9, 0.99),
     reputation: fc.constantFrom(40, 80, 95),
   })
-  .map(
-    (r): PlacementCandidate => ({
-      nodeId: `node_${String(r.id).padStart(4, "0")}`,
-      available: r.available,
-      region: r.region,
-      zone: `${r.region}-${r.zone}`,
-      gpuModel: r.model,
-      gpuCount: r.model === null ? 0 : r.gpuCount,
-      vramMiB: r.model === null ? 0 : r.vramGiB * 1024,
-      teeCapable: r.tee,
-      uptime30d: r.uptime,
-      reputation: r.reputation,
-      pricePerHour: r.price,
-    }),
-  );
+  .map((r): PlacementCandidate => ({
+    nodeId: `node_${String(r.id).padStart(4, "0")}`,
+    available: r.available,
+    region: r.region,
+    zone: `${r.region}-${r.zone}`,
+    gpuModel: r.model,
+    gpuCount: r.model === null ? 0 : r.gpuCount,
+    vramMiB: r.model === null ? 0 : r.vramGiB * 1024,
+    teeCapable: r.tee,
+    uptime30d: r.uptime,
+    reputation: r.reputation,
+    pricePerHour: r.price,
+  }));
 const arbitraryRequest = fc.record(
   {
     nodes: fc.integer({ min: 1, max: 10 }),
@@ -323,7 +341,10 @@ describe("place over the sorted index", () => {
             assert.equal(p.maxVramMiB, Math.max(...p.nodes.map((n) => n.vramMiB)));
             assert.equal(p.maxUptime30d, Math.max(...p.nodes.map((n) => n.uptime30d)));
             assert.equal(p.maxReputation, Math.max(...p.nodes.map((n) => n.reputation)));
-            assert.equal(p.anyTeeCapable, p.nodes.some((n) => n.teeCapable));
+            assert.equal(
+              p.anyTeeCapable,
+              p.nodes.some((n) => n.teeCapable),
+            );
           }
           assert.equal(inPartitions, available.length);
         },

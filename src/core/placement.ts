@@ -49,6 +49,11 @@ export interface PlacementCandidate {
   readonly pricePerHour: bigint;
   /** What each rank may use at most on this node (its worker's offer); absent: unknown. */
   readonly limits?: RankOffer | undefined;
+  /**
+   * What its worker can do for job networks: a namespace per rank (`isolation`), a cluster overlay
+   * across hosts (`overlay`). Absent: neither (a worker from before them).
+   */
+  readonly network?: { readonly isolation: boolean; readonly overlay: boolean } | undefined;
 }
 
 /** A node's per-rank offer, or a request's per-rank ask (MiB, cores, tasks). */
@@ -85,6 +90,11 @@ export interface PlacementRequest {
   readonly exclude?: ReadonlySet<string> | undefined;
   /** Per-rank limits each node must offer at least; a node with no known offer fails any. */
   readonly limits?: { readonly [K in keyof RankOffer]?: number | undefined } | undefined;
+  /**
+   * The job network each node must build: its own namespace per rank (`isolated`), and the
+   * cluster's overlay too (`overlay`, which implies `isolated`). Absent: any node.
+   */
+  readonly network?: "isolated" | "overlay" | undefined;
 }
 
 /** An index over a plain list, for tests and small inventories. */
@@ -128,6 +138,10 @@ function filtersFor(request: PlacementRequest, formatPrice: (units: bigint) => s
   if (teeCapable === true) filters.push({ label: "tee-capable", test: (c) => c.teeCapable });
   if (request.containers === true)
     filters.push({ label: "runs containers", test: (c) => c.containers === true });
+  if (request.network !== undefined)
+    filters.push({ label: "isolated network", test: (c) => c.network?.isolation === true });
+  if (request.network === "overlay")
+    filters.push({ label: "cluster overlay", test: (c) => c.network?.overlay === true });
   if (regions !== undefined)
     filters.push({ label: `region ${regions.join("|")}`, test: (c) => regions.includes(c.region) });
   for (const key of Object.keys(LIMIT_LABEL) as Array<keyof RankOffer>) {

@@ -36,6 +36,11 @@ export const CapacityFilters = z.strictObject({
    * much are placed, and each rank runs limited to it; a limit not asked is the node's offer.
    */
   limits: RankLimitsAsk.optional(),
+  /**
+   * Outbound internet for the ranks (default true). False: a rank's network namespace has no
+   * route out at all, only its cluster's overlay (src/protocol/cluster-network.ts).
+   */
+  internet: z.boolean().optional(),
 });
 export type CapacityFilters = z.infer<typeof CapacityFilters>;
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { NetworkCapability } from "./cluster-network.ts";
 import { freeText } from "./text.ts";
 
 /** One GPU as `nvidia-smi --query-gpu` reports it. Raw claims: the coordinator maps `name` to the catalog. */
@@ -86,8 +87,13 @@ export const HardwareReport = z.strictObject({
   }),
   gpus: z.array(GpuReport).max(64),
   /** Container runtimes the worker can run `container` clusters with (absent: none). */
-  runtimes: z.array(z.enum(["podman"])).max(4).optional(),
+  runtimes: z
+    .array(z.enum(["podman"]))
+    .max(4)
+    .optional(),
   /** What every rank on this node may use at most (absent: a worker from before limits). */
   limits: RankLimits.optional(),
+  /** What it can do for job networks (absent: a worker from before them, which cannot). */
+  network: NetworkCapability.optional(),
 });
 export type HardwareReport = z.infer<typeof HardwareReport>;

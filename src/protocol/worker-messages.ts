@@ -3,9 +3,10 @@ import { IdPrefix, idSchema } from "./ids.ts";
 import { PublicKey, Signature } from "./devices.ts";
 import { SealedBox, SecretName } from "./cluster-secrets.ts";
 import { ExceededLimit, RankLimitsAsk } from "./hardware.ts";
+import { JobNetworkMessage, JobNetworkSpec, JobPeersMessage } from "./cluster-network.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** WebSocket close codes the coordinator uses, so a worker knows whether to retry. */
 export const CloseCode = {
@@ -87,6 +88,11 @@ export const JobStartMessage = z.strictObject({
   secrets: z.record(SecretName, SealedBox).optional(),
   /** The cluster's ask (within what the node offers); absent or partial: the node's offer. */
   limits: RankLimitsAsk.optional(),
+  /**
+   * The rank's own network namespace: internet or not, and whether it joins the cluster's overlay
+   * (src/protocol/cluster-network.ts). Absent: the host's network (a coordinator from before).
+   */
+  network: JobNetworkSpec.optional(),
 });
 export type JobStartMessage = z.infer<typeof JobStartMessage>;
 
@@ -138,6 +144,7 @@ export const CoordinatorMessage = z.discriminatedUnion("type", [
   JobExitAckMessage,
   DrainedMessage,
   SecretsResealMessage,
+  JobPeersMessage,
 ]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 
@@ -224,6 +231,8 @@ export const JobRendezvousMessage = z.strictObject({
   rank: z.literal(0),
   attempt: Attempt,
   port: z.number().int().min(1).max(65_535),
+  /** The head listens on the cluster overlay: its peers reach it at overlayAddressOf(0). */
+  overlay: z.literal(true).optional(),
 });
 
 /** The rank's processes exist; the head reports its rendezvous port. */
@@ -233,6 +242,8 @@ export const JobAcceptedMessage = z.strictObject({
   rank: Rank,
   attempt: Attempt,
   port: z.number().int().min(1).max(65_535).nullable(),
+  /** As in `job-rendezvous`: the head's port is on the cluster overlay. */
+  overlay: z.literal(true).optional(),
 });
 
 /** Output of a rank, a batch of lines. */
@@ -296,5 +307,6 @@ export const WorkerMessage = z.discriminatedUnion("type", [
   VerifyCommitMessage,
   VerifyRevealMessage,
   SecretsResealedMessage,
+  JobNetworkMessage,
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
 import { backoffDelayMs, type BackoffOptions } from "../core/backoff.ts";
+import type { JobPeersMessage } from "../protocol/cluster-network.ts";
 import { connectPayload, signPayload } from "../protocol/device-signing.ts";
 import type { z } from "zod";
 import {
@@ -45,6 +46,8 @@ export interface CoordinatorLinkEvents {
   revoked: [];
   /** A job-start or job-stop for this worker's job supervisor. */
   job: [JobStartMessage | z.infer<typeof JobStopMessage>];
+  /** The cluster overlay's peers of a rank this worker runs (src/protocol/cluster-network.ts). */
+  peers: [JobPeersMessage];
   /** The coordinator has recorded a `job-exit` (see jobs/job-outbox.ts). */
   "exit-acknowledged": [JobExitAckMessage];
   /**
@@ -186,6 +189,9 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       case "job-start":
       case "job-stop":
         this.emit("job", message);
+        return;
+      case "job-peers":
+        this.emit("peers", message);
         return;
       case "job-exit-ack":
         this.emit("exit-acknowledged", message);

@@ -3,6 +3,7 @@
 import { ManualClock, httpRequest, type forEachDatabase } from "./coordinator.ts";
 import { heartbeat } from "./devices.ts";
 import type { ClusterView } from "../../src/protocol/clusters.ts";
+import type { NetworkCapability } from "../../src/protocol/cluster-network.ts";
 import type { RankLimits } from "../../src/protocol/hardware.ts";
 import type { CoordinatorMessage } from "../../src/protocol/worker-messages.ts";
 import { availableWorker, fund } from "./workers.ts";
@@ -17,9 +18,11 @@ export async function simulatedNetwork(
   db: Parameters<Parameters<typeof forEachDatabase>[1]>[0],
   t: { after(fn: () => unknown): void },
   workers: number,
-  config: Record<string, number> = {},
+  config: Record<string, number | string> = {},
   /** Each worker's per-rank offer, by its index in the pool (absent: none reported). */
   offers: ReadonlyArray<RankLimits | undefined> = [],
+  /** Each worker's job-network capability, by its index in the pool (absent: none reported). */
+  networks: ReadonlyArray<NetworkCapability | undefined> = [],
 ) {
   const clock = new ManualClock();
   const net = await db.startCoordinator({
@@ -45,6 +48,7 @@ export async function simulatedNetwork(
       supplier.apiKey,
       `eu-west-${"abc"[i % 3]}`,
       offers[i],
+      networks[i],
     );
     t.after(() => worker.socket.terminate());
     pool.push(worker);

@@ -224,6 +224,7 @@ export async function startStandInCoordinator(
         case "verify-commit":
         case "verify-reveal":
         case "secrets-resealed":
+        case "job-network":
           return;
         default:
           message satisfies never;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { TandemClient } from "../../src/client/client.ts";
 import { ChallengeSolver } from "../../src/worker/verification.ts";
+import type { NetworkCapability } from "../../src/protocol/cluster-network.ts";
 import type { RankLimits } from "../../src/protocol/hardware.ts";
 import type { TestCoordinator } from "./coordinator.ts";
 import {
@@ -23,6 +24,8 @@ export async function availableWorker(
   zone: string,
   /** The per-rank offer its hardware report carries (absent: a worker from before limits). */
   limits?: RankLimits,
+  /** What it says it can do for job networks (absent: a worker from before them). */
+  network?: NetworkCapability,
 ): Promise<
   WorkerSocket & {
     nodeId: string;
@@ -37,7 +40,11 @@ export async function availableWorker(
     signedRegistration(device, {
       region: "eu-west",
       zone,
-      hardware: { ...(await fixtureHardware("none")), ...(limits === undefined ? {} : { limits }) },
+      hardware: {
+        ...(await fixtureHardware("none")),
+        ...(limits === undefined ? {} : { limits }),
+        ...(network === undefined ? {} : { network }),
+      },
     }),
   );
   const worker = await connectWorker(t.url, registered.deviceId, device.privateKey);

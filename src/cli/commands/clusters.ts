@@ -30,6 +30,8 @@ interface FilterOptions extends ClientOptions {
   minReputation?: number;
   maxPrice?: string;
   tee?: boolean;
+  /** false with `--no-internet`. */
+  internet?: boolean;
   shadow?: number;
   memory?: number;
   cpus?: number;
@@ -53,6 +55,7 @@ function withFilters(command: Command): Command {
     .option("--min-reputation <score>", "minimum reputation score, 0..100", parseReputation)
     .option("--max-price <amount>", "highest price per node-hour, e.g. 0.50")
     .option("--tee", "only TEE-capable GPUs")
+    .option("--no-internet", "no outbound internet for the ranks: only their cluster's network")
     .option(
       "--shadow <k>",
       "standby nodes that take a failed node's rank at once",
@@ -89,6 +92,7 @@ function filtersFrom(o: FilterOptions) {
     ...(o.minReputation === undefined ? {} : { minReputation: o.minReputation }),
     ...(o.maxPrice === undefined ? {} : { maxPricePerHour: o.maxPrice }),
     ...(o.tee ? { teeCapable: true } : {}),
+    ...(o.internet === false ? { internet: false } : {}),
     ...(o.shadow === undefined ? {} : { shadow: o.shadow }),
     ...limitsFrom(o),
   };

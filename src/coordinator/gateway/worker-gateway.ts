@@ -55,7 +55,13 @@ export type JobMessageHandler = (
     WorkerMessage,
     {
       type:
-        "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" | "secrets-resealed";
+        | "job-rendezvous"
+        | "job-accepted"
+        | "job-log"
+        | "job-exit"
+        | "drain"
+        | "secrets-resealed"
+        | "job-network";
     }
   >,
 ) => Promise<void>;
@@ -337,7 +343,8 @@ export class WorkerGateway {
         case "job-log":
         case "job-exit":
         case "drain":
-        case "secrets-resealed": {
+        case "secrets-resealed":
+        case "job-network": {
           const nodeId = session.nodeId;
           void this.jobHandler?.(nodeId, message).then(
             () => {

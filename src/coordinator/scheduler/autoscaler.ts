@@ -13,6 +13,7 @@ import {
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
+import { jobNetworkSpec } from "./cluster-network.ts";
 import type { ClusterRunner } from "./failover.ts";
 import { leaseRow, startMessage, type PlacedNode } from "./leases.ts";
 import type { ClusterPayments } from "./payments.ts";
@@ -208,6 +209,7 @@ export class Autoscaler {
           env: cluster.spec.env,
           image: cluster.spec.image,
           limits: cluster.spec.limits,
+          network: jobNetworkSpec(cluster.spec, leases.length, true),
         };
         sends.push({
           nodeId: lease.nodeId,
@@ -286,6 +288,7 @@ export class Autoscaler {
       env: cluster.spec.env,
       image: cluster.spec.image,
       limits: cluster.spec.limits,
+      network: jobNetworkSpec(cluster.spec, 1, true),
     };
     const worldSize = cluster.nodes.filter((n) => n.active && n.rank !== null).length;
     return startMessage(cluster.id, spec, lease.rank, lease.attempt, worldSize, null);

@@ -18,6 +18,7 @@ import {
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
+import { jobNetworkSpec } from "./cluster-network.ts";
 import { resealRequest, resealerOf, secretNamesOf, startBoxes } from "./cluster-secrets.ts";
 import { headOf, leaseId, leaseRow, rankCount, startMessage, type PlacedNode } from "./leases.ts";
 import type { SchedulerDeps } from "./scheduler.ts";
@@ -409,8 +410,12 @@ export class Failover {
       // The fresh node starts once the reseal comes back (scheduler: onResealed).
       after.sends.push(reseal);
     }
-    const spec = { ...cluster.spec, kind: cluster.kind };
     const worldSize = rankCount(cluster);
+    const spec = {
+      ...cluster.spec,
+      kind: cluster.kind,
+      network: jobNetworkSpec(cluster.spec, worldSize, false),
+    };
     if (scope === "all" || rank === 0) {
       // The head starts first; the others follow once it reports its port (`onAccepted`).
       const headNode =

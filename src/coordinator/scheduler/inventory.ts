@@ -3,6 +3,7 @@ import { gpuModelById } from "../../core/gpu-catalog.ts";
 import type { PlacementCandidate } from "../../core/placement.ts";
 import { SortedPlacementIndex } from "../../core/placement-index.ts";
 import { nodePriceUsd, type CatalogPrices } from "../../core/pricing.ts";
+import { NetworkCapability } from "../../protocol/cluster-network.ts";
 import { RankLimits } from "../../protocol/hardware.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database, NodesTable } from "../store/schema.ts";
@@ -110,21 +111,27 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
 
 /**
  * What placement reads from a node's stored hardware report: whether it lists a container runtime,
- * and its per-rank offer (absent from workers before limits, or unreadable: no offer).
+ * its per-rank offer (absent from workers before limits, or unreadable: no offer), and what it can
+ * do for job networks (absent or unreadable: nothing).
  */
 export function hardwareFacts(hardwareJson: string): {
   containers: boolean;
   limits: RankLimits | undefined;
+  network: { isolation: boolean; overlay: boolean } | undefined;
 } {
-  let hardware: { runtimes?: unknown; limits?: unknown };
+  let hardware: { runtimes?: unknown; limits?: unknown; network?: unknown };
   try {
     hardware = JSON.parse(hardwareJson) as typeof hardware;
   } catch {
-    return { containers: false, limits: undefined };
+    return { containers: false, limits: undefined, network: undefined };
   }
   const limits = RankLimits.safeParse(hardware.limits);
+  const network = NetworkCapability.safeParse(hardware.network);
   return {
     containers: Array.isArray(hardware.runtimes) && hardware.runtimes.includes("podman"),
     limits: limits.success ? limits.data : undefined,
+    network: network.success
+      ? { isolation: network.data.isolation, overlay: network.data.overlay !== null }
+      : undefined,
   };
 }

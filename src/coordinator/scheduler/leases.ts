@@ -1,6 +1,7 @@
 /** Leases and the messages that start their ranks: shared by the scheduler and its failover. */
 import type { Kysely } from "kysely";
 import type { ClusterView } from "../../protocol/clusters.ts";
+import type { JobNetworkSpec } from "../../protocol/cluster-network.ts";
 import type { RankLimitsAsk } from "../../protocol/hardware.ts";
 import type { Database } from "../store/schema.ts";
 import type { LoadedCluster } from "./cluster-store.ts";
@@ -48,6 +49,8 @@ export function startMessage(
     image: string | null;
     /** The per-rank limits asked at deploy; the worker applies its offer where none is asked. */
     limits?: RankLimitsAsk | undefined;
+    /** The rank's network namespace (./cluster-network.ts `jobNetworkSpec`). */
+    network: JobNetworkSpec;
   },
   rank: number,
   attempt: number,
@@ -67,6 +70,7 @@ export function startMessage(
     env: spec.env,
     image: spec.image,
     head: rank === 0 ? null : head,
+    network: spec.network,
     ...(secrets === undefined ? {} : { secrets }),
     ...(spec.limits === undefined || Object.keys(spec.limits).length === 0
       ? {}

@@ -56,6 +56,8 @@ import {
   toUsd,
   type PlacedNode,
 } from "./leases.ts";
+import { overlayAddressOf } from "../../protocol/cluster-network.ts";
+import { jobNetworkSpec, networkAsk, OverlayExchange } from "./cluster-network.ts";
 import type { ClusterPayments, LeaseSettlement, UnpaidLease } from "./payments.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 
@@ -92,12 +94,21 @@ export interface SchedulerOptions {
   standbyPricePercent: number;
   /** An autoscaled cluster releases a node idle this long when no task waits, ms. */
   scaleDownIdleMs: number;
+  /** Whether nodes must build job networks (../config.ts `jobNetworks`); default optional. */
+  jobNetworks?: "required" | "optional" | undefined;
 }
 
 type JobMessage = Extract<
   WorkerMessage,
   {
-    type: "job-rendezvous" | "job-accepted" | "job-log" | "job-exit" | "drain" | "secrets-resealed";
+    type:
+      | "job-rendezvous"
+      | "job-accepted"
+      | "job-log"
+      | "job-exit"
+      | "drain"
+      | "secrets-resealed"
+      | "job-network";
   }
 >;
 
@@ -121,6 +132,7 @@ export class Scheduler {
   private settledMinutes = new Map<string, number>();
   private readonly failover: Failover;
   private readonly autoscaler: Autoscaler;
+  private readonly overlays: OverlayExchange;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -134,6 +146,7 @@ export class Scheduler {
         ? {}
         : { maxBytesPerRank: options.maxLogBytesPerRank }),
     });
+    this.overlays = new OverlayExchange(deps);
     this.failover = new Failover(deps, options, {
       serial: (clusterId, work) => this.serial(clusterId, work),
       finish: (clusterId, status, reason) => this.finish(clusterId, status, reason),
@@ -354,7 +367,12 @@ export class Scheduler {
         }
         // Ranks wait for their sealed secrets (`sealSecrets`).
         if (request.secretNames !== undefined) return clusterView(this.deps.db, clusterId);
-        const spec = { ...request, env: request.env ?? {}, image: request.image ?? null };
+        const spec = {
+          ...request,
+          env: request.env ?? {},
+          image: request.image ?? null,
+          network: jobNetworkSpec({ filters: request }, request.nodes, false),
+        };
         this.deps.workers.send(
           nodes[0]!.nodeId,
           startMessage(clusterId, spec, 0, 0, request.nodes, null),
@@ -662,10 +680,12 @@ export class Scheduler {
       if (message.type === "job-rendezvous") {
         const cluster = await loadCluster(this.deps.db, message.clusterId);
         if (lease.status === "reserved" && !isFinal(cluster.status) && cluster.autoscale === null)
-          await this.headReady(nodeId, cluster, message.attempt, message.port);
+          await this.headReady(nodeId, cluster, message.attempt, message.port, message.overlay);
         return;
       }
       if (message.type === "job-accepted") return this.onAccepted(nodeId, lease.seq, message);
+      if (message.type === "job-network")
+        return this.overlays.onJobNetwork(nodeId, message, this.deps.clock.now());
       // A run its worker fenced while this lease stayed active: the coordinator was away (a
       // restart), not the node, so the rank moves without a slash.
       if (message.fenced === true)
@@ -740,7 +760,11 @@ export class Scheduler {
     if (!sealed.ready) return undefined;
     return startMessage(
       cluster.id,
-      { ...cluster.spec, kind: cluster.kind },
+      {
+        ...cluster.spec,
+        kind: cluster.kind,
+        network: jobNetworkSpec(cluster.spec, rankCount(cluster), false),
+      },
       lease.rank,
       lease.attempt,
       rankCount(cluster),
@@ -803,8 +827,10 @@ export class Scheduler {
     cluster: LoadedCluster,
     attempt: number,
     port: number | null,
+    /** The head listens on the cluster overlay, where it is always rank 0's address. */
+    overlay: true | undefined,
   ): Promise<boolean> {
-    const address = this.deps.workers.addressOf(nodeId);
+    const address = overlay === true ? overlayAddressOf(0) : this.deps.workers.addressOf(nodeId);
     if (port === null || address === undefined) {
       await this.finish(cluster.id, "failed", "the head did not report a rendezvous address");
       return false;
@@ -829,14 +855,20 @@ export class Scheduler {
   private async onAccepted(
     nodeId: string,
     seq: number,
-    message: { clusterId: string; rank: number; attempt: number; port: number | null },
+    message: {
+      clusterId: string;
+      rank: number;
+      attempt: number;
+      port: number | null;
+      overlay?: true | undefined;
+    },
   ): Promise<void> {
     const { clusterId, rank, attempt } = message;
     const now = this.deps.clock.now();
     const cluster = await loadCluster(this.deps.db, clusterId);
     if (isFinal(cluster.status)) return;
     if (rank === 0 && cluster.autoscale === null) {
-      if (!(await this.headReady(nodeId, cluster, attempt, message.port))) return;
+      if (!(await this.headReady(nodeId, cluster, attempt, message.port, message.overlay))) return;
     }
     await this.deps.db.transaction().execute(async (tx) => {
       await tx
@@ -1148,6 +1180,7 @@ export class Scheduler {
         .where("id", "=", clusterId)
         .execute();
       if (cluster.autoscale !== null) await this.autoscaler.cancelRemaining(tx, clusterId, now);
+      await this.overlays.forget(tx, clusterId);
       for (const lease of active) {
         const stillServing =
           lease.status === "reserved" || lease.status === "running" || lease.status === "staged";
@@ -1308,6 +1341,7 @@ export class Scheduler {
       teeCapable: request.teeCapable,
       containers: request.kind === "container" ? true : undefined,
       limits: request.limits,
+      network: networkAsk(request, this.options.jobNetworks ?? "optional"),
       maxPricePerHour:
         request.maxPricePerHour === undefined
           ? undefined

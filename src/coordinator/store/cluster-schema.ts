@@ -103,6 +103,20 @@ export interface ClusterSecretsTable {
   created_at: Int8;
 }
 
+/** One rank's WireGuard half of its cluster's overlay (migration 0020). */
+export interface RankNetworksTable {
+  cluster_id: string;
+  rank: number;
+  /** The rank's attempt that made this key; a newer attempt replaces the row. */
+  attempt: number;
+  node_id: string;
+  public_key: string;
+  /** Where peers reach it; null behind NAT (it opens the path itself). */
+  endpoint_address: string | null;
+  endpoint_port: number;
+  updated_at: Int8;
+}
+
 export interface ClusterTables {
   clusters: ClustersTable;
   cluster_nodes: ClusterNodesTable;
@@ -110,4 +124,5 @@ export interface ClusterTables {
   cluster_logs: ClusterLogsTable;
   cluster_tasks: ClusterTasksTable;
   cluster_secrets: ClusterSecretsTable;
+  rank_networks: RankNetworksTable;
 }
