@@ -310,3 +310,18 @@ export const WorkerMessage = z.discriminatedUnion("type", [
   JobNetworkMessage,
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
+
+/** What a worker says about its jobs and its drain: the gateway hands these to the scheduler. */
+export type WorkerJobMessage = Extract<
+  WorkerMessage,
+  {
+    type:
+      | "job-rendezvous"
+      | "job-accepted"
+      | "job-log"
+      | "job-exit"
+      | "drain"
+      | "secrets-resealed"
+      | "job-network";
+  }
+>;

@@ -10,6 +10,7 @@ import {
   WorkerMessage,
   type CoordinatorMessage,
   type Utilization,
+  type WorkerJobMessage,
 } from "../../protocol/worker-messages.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Metrics } from "../metrics.ts";
@@ -49,22 +50,7 @@ export interface WorkerGatewayOptions {
   restartGraceMs?: number | undefined;
 }
 
-export type JobMessageHandler = (
-  nodeId: string,
-  message: Extract<
-    WorkerMessage,
-    {
-      type:
-        | "job-rendezvous"
-        | "job-accepted"
-        | "job-log"
-        | "job-exit"
-        | "drain"
-        | "secrets-resealed"
-        | "job-network";
-    }
-  >,
-) => Promise<void>;
+export type JobMessageHandler = (nodeId: string, message: WorkerJobMessage) => Promise<void>;
 
 interface Session {
   socket: WebSocket;

@@ -24,7 +24,7 @@ import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type {
   JobExitMessage,
   SecretsResealedMessage,
-  WorkerMessage,
+  WorkerJobMessage,
 } from "../../protocol/worker-messages.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import { appendLeaseOutcome } from "../registry/node-history.ts";
@@ -98,19 +98,7 @@ export interface SchedulerOptions {
   jobNetworks?: "required" | "optional" | undefined;
 }
 
-type JobMessage = Extract<
-  WorkerMessage,
-  {
-    type:
-      | "job-rendezvous"
-      | "job-accepted"
-      | "job-log"
-      | "job-exit"
-      | "drain"
-      | "secrets-resealed"
-      | "job-network";
-  }
->;
+type JobMessage = WorkerJobMessage;
 
 /**
  * The scheduler: search, deploy, run, fail over, end. A deploy charges escrow and reserves every
