@@ -31,6 +31,27 @@ function addNs(name: string): string {
   return ns(name);
 }
 
+/** A veth between two of this run's namespaces, each end addressed and up. */
+function veth(a: [string, string, string], b: [string, string, string]): void {
+  sh(["ip", "-n", ns(a[0]), "link", "add", a[1], "type", "veth", "peer", "name", b[1]]);
+  sh(["ip", "-n", ns(a[0]), "link", "set", b[1], "netns", ns(b[0])]);
+  for (const [name, ifName, cidr] of [a, b]) {
+    inNs(name, ["ip", "addr", "add", cidr, "dev", ifName]);
+    inNs(name, ["ip", "link", "set", ifName, "up"]);
+  }
+}
+
+/** Destroys every overlay and deletes every namespace made so far (those a test deleted too). */
+async function removeAll(): Promise<void> {
+  await Promise.allSettled(overlays.splice(0).map((o) => o.destroy()));
+  for (const name of made.splice(0).reverse())
+    try {
+      sh(["ip", "netns", "del", name]);
+    } catch {
+      continue; // a test deleted it already
+    }
+}
+
 const SERVER = `const net=require("net");net.createServer(s=>s.pipe(s)).listen(7000,process.argv[1],()=>console.log("ready"))`;
 const CLIENT = `const s=require("net").connect(7000,process.argv[1],()=>s.end("hello"));let got="";
 s.on("data",d=>got+=d);s.on("end",()=>{console.log(got);process.exit(got==="hello"?0:1)});
@@ -93,27 +114,13 @@ function leftovers(o: Overlay, job: string): string[] {
 
 describe("WireGuard overlay between two simulated hosts", () => {
   before(() => {
-    const hostA = addNs("hA");
-    const hostB = addNs("hB");
-    sh(["ip", "-n", hostA, "link", "add", `${P}a`, "type", "veth", "peer", "name", `${P}b`]);
-    sh(["ip", "-n", hostA, "link", "set", `${P}b`, "netns", hostB]);
-    inNs("hA", ["ip", "addr", "add", "172.31.77.1/24", "dev", `${P}a`]);
-    inNs("hB", ["ip", "addr", "add", "172.31.77.2/24", "dev", `${P}b`]);
+    addNs("hA");
+    addNs("hB");
+    veth(["hA", `${P}a`, "172.31.77.1/24"], ["hB", `${P}b`, "172.31.77.2/24"]);
     inNs("hB", ["ip", "addr", "add", "172.31.77.3/24", "dev", `${P}b`]);
-    inNs("hA", ["ip", "link", "set", `${P}a`, "up"]);
-    inNs("hB", ["ip", "link", "set", `${P}b`, "up"]);
     for (const job of ["j0", "j1", "j1b", "jx", "jgone", "jbusy"]) addNs(job);
   });
-
-  after(async () => {
-    await Promise.allSettled(overlays.map((o) => o.destroy()));
-    for (const name of made.reverse())
-      try {
-        sh(["ip", "netns", "del", name]);
-      } catch {
-        continue; // a test deleted it already
-      }
-  });
+  after(removeAll);
 
   const ports = { from: 52820, to: 52829 };
   let rank0: Overlay;
@@ -275,6 +282,45 @@ describe("WireGuard overlay between two simulated hosts", () => {
     assert.equal(inNs("j1", ["ip", "-o", "link"]).includes("tandem0"), false);
     await rank0.destroy();
     assert.deepEqual(leftovers(rank0, "j0"), []);
+  });
+});
+
+describe("WireGuard overlay with a rank behind NAT", () => {
+  // Host A is public (172.31.78.1); host B sits behind router R, which masquerades its
+  // 192.168.78.0/24 to 172.31.78.254. A has no route to B: only the NAT mapping B opens leads back.
+  before(() => {
+    for (const name of ["nA", "nR", "nB", "k0", "k1"]) addNs(name);
+    veth(["nA", `${P}na`, "172.31.78.1/24"], ["nR", `${P}ra`, "172.31.78.254/24"]);
+    veth(["nR", `${P}rb`, "192.168.78.1/24"], ["nB", `${P}nb`, "192.168.78.2/24"]);
+    inNs("nB", ["ip", "route", "add", "default", "via", "192.168.78.1"]);
+    inNs("nR", ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    inNs("nR", ["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", `${P}ra`, "-j", "MASQUERADE"]);
+  });
+  after(removeAll);
+
+  it("reaches the NATed rank through the path its keepalive opened at once", async () => {
+    const ports = { from: 53820, to: 53829 };
+    const open = await createOverlay({
+      jobNetns: ns("k0"),
+      hostNetns: ns("nA"),
+      rank: 0,
+      listenPorts: ports,
+    });
+    overlays.push(open);
+    const natted = await createOverlay({
+      jobNetns: ns("k1"),
+      hostNetns: ns("nB"),
+      rank: 1,
+      listenPorts: ports,
+    });
+    overlays.push(natted);
+    await open.setPeers([{ ...peerOf(1, natted, "192.0.2.1"), endpoint: null }]);
+    await natted.setPeers([peerOf(0, open, "172.31.78.1")]);
+    // Rank 0 starts the conversation: it can only answer through the mapping rank 1 opened.
+    await withEchoServer("k1", "10.77.0.2", async () => {
+      assert.equal(await echoes("k0", "10.77.0.2"), true);
+    });
+    assert.match(sh(["wg", "show", open.deviceName, "endpoints"]), /\t172\.31\.78\.254:\d+\n/);
   });
 });
 
