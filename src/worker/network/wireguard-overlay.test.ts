@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { overlayAddressOf, type OverlayPeer } from "../../protocol/cluster-network.ts";
 import { PeerListError } from "./overlay-peers.ts";
 import { OverlayError, createOverlay, probeWireguard, type Overlay } from "./wireguard-overlay.ts";
@@ -118,7 +119,7 @@ describe("WireGuard overlay between two simulated hosts", () => {
     addNs("hB");
     veth(["hA", `${P}a`, "172.31.77.1/24"], ["hB", `${P}b`, "172.31.77.2/24"]);
     inNs("hB", ["ip", "addr", "add", "172.31.77.3/24", "dev", `${P}b`]);
-    for (const job of ["j0", "j1", "j1b", "jx", "jgone", "jbusy"]) addNs(job);
+    for (const job of ["j0", "j1", "j1b", "jx", "jgone", "jbusy", "jkill"]) addNs(job);
   });
   after(removeAll);
 
@@ -132,7 +133,8 @@ describe("WireGuard overlay between two simulated hosts", () => {
     const none = await probeWireguard({ wireguardGo: "/nonexistent/wireguard-go" });
     if (probe.kind === "wireguard-go") {
       assert.equal(none.kind, null);
-      assert.match(none.problem ?? "", /no wireguard-go/);
+      assert.match(none.problem ?? "", /no WireGuard kernel module .* and no wireguard-go/);
+      assert.ok((none.problem ?? "").length <= 300);
     }
   });
 
@@ -236,6 +238,29 @@ describe("WireGuard overlay between two simulated hosts", () => {
     sh(["ip", "netns", "del", ns("jgone")]);
     await doomed.destroy();
     assert.deepEqual(leftovers(doomed, "jgone"), []);
+  });
+
+  it("ends with a worker killed by SIGKILL: device, process and socket gone", async () => {
+    const script = `import("./src/worker/network/wireguard-overlay.ts").then(async (m) => {
+      const o = await m.createOverlay(JSON.parse(process.argv[1]));
+      console.log(JSON.stringify(o.deviceName)); setInterval(() => {}, 1000); })`;
+    const options = { jobNetns: ns("jkill"), hostNetns: ns("hA"), rank: 4, listenPorts: ports };
+    const worker = spawn(
+      process.execPath,
+      ["--import", "tsx", "-e", script, JSON.stringify(options)],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    const deviceName = await new Promise<string>((resolve) =>
+      worker.stdout.once("data", (d: Buffer) => resolve(JSON.parse(d.toString()) as string)),
+    );
+    const gone = { deviceName } as Overlay;
+    assert.notDeepEqual(leftovers(gone, "jkill"), []);
+    worker.kill("SIGKILL");
+    const deadline = Date.now() + 5000;
+    while (leftovers(gone, "jkill").length > 0 && Date.now() < deadline) await delay(20);
+    assert.deepEqual(leftovers(gone, "jkill"), []);
   });
 
   it("fails cleanly when no port of the range is free, or the namespace is unknown", async () => {

@@ -149,13 +149,15 @@ const WG_GO_ENV = { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL
 /**
  * What this machine can build overlays with: the kernel module when a WireGuard link can be made
  * (tried in a throwaway namespace, so the host's network is never touched), else wireguard-go
- * when it, `wg` and a usable /dev/net/tun are present; null otherwise, with the reason.
+ * when it, `wg`, `setpriv` and a usable /dev/net/tun are present; null otherwise, with the reason
+ * (at most 300 characters, as `NetworkCapability.problems` carries it).
  */
 export async function probeWireguard(
   tools: WireguardTools = {},
 ): Promise<{ kind: WireguardKind | null; problem: string | null }> {
   const ip = tools.ip ?? "ip";
   const wg = tools.wg ?? "wg";
+  const why = (r: Exec) => (r.output.split("\n").at(-1) ?? "").slice(0, 100);
   const kernel = await exec([
     "unshare",
     "--net",
@@ -168,18 +170,24 @@ export async function probeWireguard(
   ]);
   const wgTool = await exec([wg, "--version"]);
   if (wgTool.code !== 0)
-    return { kind: null, problem: `wireguard-tools' wg is missing (${wgTool.output})` };
+    return { kind: null, problem: `wireguard-tools' wg is missing (${why(wgTool)})` };
   if (kernel.code === 0) return { kind: "wireguard-kernel", problem: null };
   const go = await exec([tools.wireguardGo ?? "wireguard-go", "--version"]);
   if (go.code !== 0)
     return {
       kind: null,
-      problem: `no WireGuard kernel module (${kernel.output}) and no wireguard-go (${go.output})`,
+      problem: `no WireGuard kernel module (${why(kernel)}) and no wireguard-go (${why(go)})`,
     };
+  const setpriv = await exec(["setpriv", "--version"]);
+  if (setpriv.code !== 0)
+    return { kind: null, problem: `util-linux's setpriv is missing (${why(setpriv)})` };
   try {
     await access("/dev/net/tun", constants.R_OK | constants.W_OK);
   } catch (error) {
-    return { kind: null, problem: `wireguard-go cannot open /dev/net/tun (${String(error)})` };
+    return {
+      kind: null,
+      problem: `wireguard-go cannot open /dev/net/tun (${String(error).slice(0, 100)})`,
+    };
   }
   return { kind: "wireguard-go", problem: null };
 }
@@ -270,7 +278,15 @@ export async function createOverlay(options: OverlayOptions): Promise<Overlay> {
 
   try {
     if (kind === "wireguard-go") {
-      const argv = [options.tools?.wireguardGo ?? "wireguard-go", "-f", deviceName];
+      // setpriv: SIGTERM when the worker dies, even by SIGKILL, so no device outlives its owner.
+      const argv = [
+        "setpriv",
+        "--pdeathsig",
+        "TERM",
+        options.tools?.wireguardGo ?? "wireguard-go",
+        "-f",
+        deviceName,
+      ];
       const full = hostNetns === undefined ? argv : ["nsenter", `--net=${hostNetns}`, ...argv];
       const proc = spawn(full[0]!, full.slice(1), {
         stdio: ["ignore", "ignore", "pipe"],
