@@ -174,7 +174,6 @@ async function main(): Promise<void> {
   } finally {
     server.kill("SIGKILL");
     await Promise.allSettled(overlays.map((o) => o.destroy()));
-    for (const name of made.reverse()) sh("ip", "netns", "del", name);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
   const veth = { mbitPerS: result.veth.mbitPerS, rtt: summarize(result.veth.rttMs) };
@@ -199,4 +198,9 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+try {
+  await main();
+} finally {
+  // Deleting a job namespace also ends the wireguard-go in it (and each one dies with this process).
+  for (const name of made.reverse()) sh("ip", "netns", "del", name);
+}
