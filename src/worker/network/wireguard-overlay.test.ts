@@ -291,7 +291,7 @@ describe("WireGuard overlay between two simulated hosts", () => {
     ]);
     await assert.rejects(
       createOverlay({ jobNetns: ns("jbusy"), hostNetns: ns("hA"), rank: 1, listenPorts: ports }),
-      (error: unknown) => error instanceof OverlayError && error.details?.step === "rename",
+      (error: unknown) => error instanceof OverlayError && error.details?.step === "move",
     );
     assert.match(inNs("jbusy", ["ip", "-o", "link", "show", "dev", "tandem0"]), /link\/ether/);
     assert.doesNotMatch(inNs("jbusy", ["ip", "-o", "link"]), /tdm[0-9a-f]{12}/);

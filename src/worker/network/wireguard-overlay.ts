@@ -239,7 +239,6 @@ export async function createOverlay(options: OverlayOptions): Promise<Overlay> {
   const socketPath = `${WIREGUARD_RUN_DIR}/${deviceName}.sock`;
   const keys = newKeyPair();
   let moved = false;
-  let renamed = false;
   let exited: Promise<void> = Promise.resolve();
   let child: ReturnType<typeof spawn> | null = null;
   let stopped = false;
@@ -256,14 +255,11 @@ export async function createOverlay(options: OverlayOptions): Promise<Overlay> {
   const destroy = (): Promise<void> =>
     (destroying ??= (async () => {
       keys.privateKey.fill(0);
-      if (moved)
-        await exec([ip, "link", "del", "dev", renamed ? OVERLAY_INTERFACE : deviceName], {
-          netns: jobNetns,
-        });
-      else
+      // wireguard-go's device lives exactly as long as its process; a kernel one is deleted.
+      if (kind === "wireguard-kernel")
         await exec(
-          [ip, "link", "del", "dev", deviceName],
-          hostNetns === undefined ? {} : { netns: hostNetns },
+          [ip, "link", "del", "dev", moved ? OVERLAY_INTERFACE : deviceName],
+          moved ? { netns: jobNetns } : hostNetns === undefined ? {} : { netns: hostNetns },
         );
       if (child !== null && !stopped) {
         child.kill("SIGTERM");
@@ -332,12 +328,20 @@ export async function createOverlay(options: OverlayOptions): Promise<Overlay> {
     if (listenPort === 0)
       throw new OverlayError("port", `no free UDP port in ${ports.from}-${ports.to}`);
 
-    await hostExec("move", [ip, "link", "set", "dev", deviceName, "netns", jobNetns]);
+    // Moved and renamed in one step: where the namespace has a tandem0 already, the device stays
+    // in the host namespace under its own name, and nothing of the job's is touched.
+    await hostExec("move", [
+      ip,
+      "link",
+      "set",
+      "dev",
+      deviceName,
+      "netns",
+      jobNetns,
+      "name",
+      OVERLAY_INTERFACE,
+    ]);
     moved = true;
-    await mustExec("rename", [ip, "link", "set", "dev", deviceName, "name", OVERLAY_INTERFACE], {
-      netns: jobNetns,
-    });
-    renamed = true;
     await mustExec("address", [ip, "-batch", "-"], {
       netns: jobNetns,
       stdin: Buffer.from(
