@@ -119,7 +119,8 @@ describe("WireGuard overlay between two simulated hosts", () => {
     addNs("hB");
     veth(["hA", `${P}a`, "172.31.77.1/24"], ["hB", `${P}b`, "172.31.77.2/24"]);
     inNs("hB", ["ip", "addr", "add", "172.31.77.3/24", "dev", `${P}b`]);
-    for (const job of ["j0", "j1", "j1b", "jx", "jgone", "jbusy", "jkill"]) addNs(job);
+    for (const job of ["j0", "j1", "j1b", "jx", "jgone", "jbusy", "jkill", "jp0", "jp1", "jp2"])
+      addNs(job);
   });
   after(removeAll);
 
@@ -238,6 +239,19 @@ describe("WireGuard overlay between two simulated hosts", () => {
     sh(["ip", "netns", "del", ns("jgone")]);
     await doomed.destroy();
     assert.deepEqual(leftovers(doomed, "jgone"), []);
+  });
+
+  it("gives overlays set up at once on one host distinct ports", async () => {
+    const jobs = ["jp0", "jp1", "jp2"];
+    const parallel = await Promise.all(
+      jobs.map((job, i) =>
+        createOverlay({ jobNetns: ns(job), hostNetns: ns("hA"), rank: 10 + i, listenPorts: ports }),
+      ),
+    );
+    overlays.push(...parallel);
+    assert.equal(new Set(parallel.map((o) => o.listenPort)).size, 3);
+    await Promise.all(parallel.map((o) => o.destroy()));
+    parallel.forEach((o, i) => assert.deepEqual(leftovers(o, jobs[i]!), []));
   });
 
   it("ends with a worker killed by SIGKILL: device, process and socket gone", async () => {
