@@ -11,7 +11,15 @@
  * wireguard-go's control socket is /var/run/wireguard/<name>.sock, one directory for every
  * namespace, so that name, not `tandem0`, addresses the device after the move. The X25519 key pair
  * is made here, in memory; the private key reaches `wg` only through a pipe (never argv, never a
- * file) and is zeroed on `destroy()`.
+ * file) and is zeroed on `destroy()`. wireguard-go runs in the foreground as the worker's child,
+ * under `setpriv --pdeathsig TERM`: its device lives exactly as long as it, and it ends with the
+ * worker even when the worker is SIGKILLed.
+ *
+ * Use, per rank of a lease: `probeWireguard()` once at start (the hardware report's
+ * `NetworkCapability.overlay`); on `job-start` with `network.overlay`, `createOverlay` and answer
+ * `job-network` with its `publicKey` and `listenPort`; on each `job-peers` for this rank and
+ * attempt, `setPeers(message.peers)` (a `PeerListError` is the coordinator's defect: log it, keep
+ * the last list); at the rank's end, `destroy()`.
  *
  * Costs measured on a 2-core machine: see bench/RESULTS.md "WireGuard overlay".
  */
