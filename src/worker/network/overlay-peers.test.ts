@@ -40,12 +40,14 @@ describe("checkPeerList", () => {
       PeerListDefect.DUPLICATE_RANK,
     );
     assert.equal(defectOf([peer(1), peer(2, { publicKey: key(1) })]), PeerListDefect.DUPLICATE_KEY);
-    for (const address of ["127.0.0.1", "0.0.0.0", "224.0.0.5", "255.255.255.255", "10.77.0.9"])
+    for (const address of ["0.0.0.0", "224.0.0.5", "255.255.255.255", "10.77.0.9"])
       assert.equal(
         defectOf([peer(1, { endpoint: { address, port: 51820 } })]),
         PeerListDefect.BAD_ENDPOINT,
         address,
       );
+    const onThisMachine = peer(1, { endpoint: { address: "127.0.0.1", port: 51820 } });
+    assert.equal(defectOf([onThisMachine]), null, "a peer on this same machine");
     assert.equal(defectOf([{ ...peer(1), extra: 1 }]), PeerListDefect.MALFORMED);
     assert.equal(defectOf([peer(1, { publicKey: "not-a-key" })]), PeerListDefect.MALFORMED);
     assert.equal(defectOf("peers"), PeerListDefect.MALFORMED);

@@ -47,11 +47,13 @@ export class PeerListError extends TandemError {
 
 const PeerList = z.array(OverlayPeer).max(4096);
 
-/** Why an endpoint address is unusable, or null when it is a routable unicast address. */
+/**
+ * Why an endpoint address is unusable, or null when it is a unicast address. Loopback is usable: a
+ * peer on this same machine (`tandem dev`, workers beside their coordinator) is reached there.
+ */
 export function endpointProblem(address: string): string | null {
   const [a = -1, b = -1] = address.split(".").map(Number);
   if (a === 0) return "unspecified (0.0.0.0/8)";
-  if (a === 127) return "loopback (127.0.0.0/8)";
   if (a >= 224 && a <= 239) return "multicast (224.0.0.0/4)";
   if (address === "255.255.255.255") return "broadcast";
   if (a >= 240) return "reserved (240.0.0.0/4)";

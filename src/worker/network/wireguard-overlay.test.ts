@@ -180,7 +180,7 @@ describe("WireGuard overlay between two simulated hosts", () => {
       assert.equal(error.defect, "SELF_KEY");
       return true;
     });
-    await assert.rejects(rank0.setPeers([{ ...peerOf(1, rank1, "127.0.0.1") }]), PeerListError);
+    await assert.rejects(rank0.setPeers([{ ...peerOf(1, rank1, "224.0.0.1") }]), PeerListError);
     assert.equal(sh(["wg", "showconf", rank0.deviceName]), before);
   });
 
