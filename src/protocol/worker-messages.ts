@@ -2,6 +2,7 @@ import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { PublicKey, Signature } from "./devices.ts";
 import { SealedBox, SecretName } from "./cluster-secrets.ts";
+import { JobStartTls } from "./cluster-tls.ts";
 import { ExceededLimit, RankLimitsAsk } from "./hardware.ts";
 import { JobNetworkMessage, JobNetworkSpec, JobPeersMessage } from "./cluster-network.ts";
 
@@ -86,6 +87,8 @@ export const JobStartMessage = z.strictObject({
    * worker opens them into the job's environment. The coordinator cannot read them.
    */
   secrets: z.record(SecretName, SealedBox).optional(),
+  /** The cluster's engine TLS material (kinds dask and ray; ./cluster-tls.ts). */
+  tls: JobStartTls.optional(),
   /** The cluster's ask (within what the node offers); absent or partial: the node's offer. */
   limits: RankLimitsAsk.optional(),
   /**

@@ -86,3 +86,14 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** `tandem coordinator` on a free port with its state in `home`: the process and its URL. */
+export async function startCoordinatorProcess(
+  home: string,
+): Promise<{ coordinator: TandemProcess; url: string }> {
+  const coordinator = spawnTandem(["coordinator", "--port", "0", "--json", "--log-level", "warn"], {
+    TANDEM_HOME: home,
+  });
+  const url = (JSON.parse(await coordinator.line(/^\{/)) as { url: string }).url;
+  return { coordinator, url };
+}

@@ -62,7 +62,11 @@ export async function availableWorker(
 }
 
 /** Credits `accountId` with USDC through the admin deposit route. */
-export async function fund(t: TestCoordinator, accountId: string, amount: string): Promise<void> {
+export async function fund(
+  t: Pick<TestCoordinator, "url" | "adminKey">,
+  accountId: string,
+  amount: string,
+): Promise<void> {
   const deposit = await fetch(`${t.url}/v1/wallet/deposits`, {
     method: "POST",
     headers: {

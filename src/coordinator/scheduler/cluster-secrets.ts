@@ -104,12 +104,7 @@ export async function resealRequest(
   toNodeId: string,
 ): Promise<{ nodeId: string; message: SecretsResealMessage } | undefined> {
   const boxes = await sealedBoxesFor(db, cluster, resealer.nodeId);
-  const key = await db
-    .selectFrom("nodes")
-    .innerJoin("devices", "devices.id", "nodes.device_id")
-    .select("devices.public_key as publicKey")
-    .where("nodes.id", "=", toNodeId)
-    .executeTakeFirst();
+  const key = await devicePublicKeyOf(db, toNodeId);
   if (boxes === undefined || key === undefined) return undefined;
   return {
     nodeId: resealer.nodeId,
@@ -117,7 +112,7 @@ export async function resealRequest(
       type: "secrets-reseal",
       clusterId: cluster.id,
       toNodeId,
-      publicKey: key.publicKey,
+      publicKey: key,
       secrets: boxes,
     },
   };
@@ -169,6 +164,20 @@ export async function storeResealed(
     toNodeId: message.toNodeId,
   });
   return true;
+}
+
+/** The device public key (base64url raw) of `nodeId`'s device: what its boxes are sealed to. */
+export async function devicePublicKeyOf(
+  db: Kysely<Database>,
+  nodeId: string,
+): Promise<string | undefined> {
+  const row = await db
+    .selectFrom("nodes")
+    .innerJoin("devices", "devices.id", "nodes.device_id")
+    .select("devices.public_key as publicKey")
+    .where("nodes.id", "=", nodeId)
+    .executeTakeFirst();
+  return row?.publicKey;
 }
 
 /** What the client seals to: the cluster's active nodes with their device keys. */

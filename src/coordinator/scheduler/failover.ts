@@ -20,6 +20,7 @@ import {
 } from "./cluster-store.ts";
 import { jobNetworkSpec } from "./cluster-network.ts";
 import { resealRequest, resealerOf, secretNamesOf, startBoxes } from "./cluster-secrets.ts";
+import { startTls } from "./cluster-tls.ts";
 import { headOf, leaseId, leaseRow, rankCount, startMessage, type PlacedNode } from "./leases.ts";
 import type { SchedulerDeps } from "./scheduler.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
@@ -421,21 +422,25 @@ export class Failover {
       const headNode =
         rank === 0 ? node.nodeId : cluster.nodes.find((n) => n.active && n.rank === 0)!.nodeId;
       const sealed = await startBoxes(tx, cluster, headNode);
-      if (sealed.ready)
+      if (sealed.ready) {
+        const tls = await startTls(tx, cluster, headNode, now);
         after.sends.push({
           nodeId: headNode,
-          message: startMessage(cluster.id, spec, 0, attempt, worldSize, null, sealed.boxes),
+          message: startMessage(cluster.id, spec, 0, attempt, worldSize, null, sealed.boxes, tls),
         });
+      }
       return;
     }
     // Before the head reported its port, the rank waits in `reserved` and starts with the others.
     const head = this.runner.headOf(cluster.id) ?? (await headOf(tx, cluster.id));
     const sealed = await startBoxes(tx, cluster, node.nodeId);
-    if (head !== undefined && sealed.ready)
+    if (head !== undefined && sealed.ready) {
+      const tls = await startTls(tx, cluster, node.nodeId, now);
       after.sends.push({
         nodeId: node.nodeId,
-        message: startMessage(cluster.id, spec, rank, attempt, worldSize, head, sealed.boxes),
+        message: startMessage(cluster.id, spec, rank, attempt, worldSize, head, sealed.boxes, tls),
       });
+    }
   }
 
   /** An announced stop: ranks move where they can (no slash); the rest finish, then `drained`. */

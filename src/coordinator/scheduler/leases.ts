@@ -2,6 +2,7 @@
 import type { Kysely } from "kysely";
 import type { ClusterView } from "../../protocol/clusters.ts";
 import type { JobNetworkSpec } from "../../protocol/cluster-network.ts";
+import type { JobStartTls } from "../../protocol/cluster-tls.ts";
 import type { RankLimitsAsk } from "../../protocol/hardware.ts";
 import type { Database } from "../store/schema.ts";
 import type { LoadedCluster } from "./cluster-store.ts";
@@ -58,6 +59,8 @@ export function startMessage(
   head: { address: string; port: number } | null,
   /** The boxes sealed to the node this start goes to (./cluster-secrets.ts), if any. */
   secrets?: Record<string, string>,
+  /** The cluster's engine TLS material for that node (./cluster-tls.ts), for dask and ray. */
+  tls?: JobStartTls,
 ) {
   return {
     type: "job-start" as const,
@@ -72,6 +75,7 @@ export function startMessage(
     head: rank === 0 ? null : head,
     network: spec.network,
     ...(secrets === undefined ? {} : { secrets }),
+    ...(tls === undefined ? {} : { tls }),
     ...(spec.limits === undefined || Object.keys(spec.limits).length === 0
       ? {}
       : { limits: spec.limits }),

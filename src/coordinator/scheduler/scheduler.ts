@@ -44,6 +44,7 @@ import {
 } from "./cluster-store.ts";
 import { Autoscaler } from "./autoscaler.ts";
 import { secretsPending, startBoxes, storeResealed, storeSecrets } from "./cluster-secrets.ts";
+import { forgetClusterTls, startTls } from "./cluster-tls.ts";
 import { Failover, type LeaseEnd } from "./failover.ts";
 import type { Inventory } from "./inventory.ts";
 import { DEFAULT_LOG_WRITER_OPTIONS, LogWriter } from "./log-writer.ts";
@@ -361,9 +362,15 @@ export class Scheduler {
           image: request.image ?? null,
           network: jobNetworkSpec({ filters: request }, request.nodes, false),
         };
+        const tls = await startTls(
+          this.deps.db,
+          { id: clusterId, kind: request.kind, hours: request.hours },
+          nodes[0]!.nodeId,
+          this.deps.clock.now(),
+        );
         this.deps.workers.send(
           nodes[0]!.nodeId,
-          startMessage(clusterId, spec, 0, 0, request.nodes, null),
+          startMessage(clusterId, spec, 0, 0, request.nodes, null, undefined, tls),
         );
         return clusterView(this.deps.db, clusterId);
       }
@@ -758,6 +765,7 @@ export class Scheduler {
       rankCount(cluster),
       head,
       sealed.boxes,
+      await startTls(this.deps.db, cluster, lease.nodeId, this.deps.clock.now()),
     );
   }
 
@@ -1203,6 +1211,7 @@ export class Scheduler {
         if (result.ok) released.push({ nodeId: lease.nodeId, from: result.from });
       }
       await appendClusterEvent(tx, clusterId, now, status, { reason });
+      await forgetClusterTls(tx, clusterId);
       const reputations = await storeReputations(
         tx,
         [...new Set(active.map((n) => n.nodeId))],

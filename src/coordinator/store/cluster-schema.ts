@@ -117,6 +117,20 @@ export interface RankNetworksTable {
   updated_at: Int8;
 }
 
+/**
+ * A cluster's engine TLS material (PEM), made at its first start (scheduler/cluster-tls.ts); the
+ * key travels sealed to each node. Removed when the cluster ends.
+ */
+export interface ClusterTlsTable {
+  cluster_id: string;
+  ca_cert: string;
+  cert: string;
+  key: string;
+  /** When the certificates expire (ms since the epoch). */
+  not_after: Int8;
+  created_at: Int8;
+}
+
 export interface ClusterTables {
   clusters: ClustersTable;
   cluster_nodes: ClusterNodesTable;
@@ -125,4 +139,5 @@ export interface ClusterTables {
   cluster_tasks: ClusterTasksTable;
   cluster_secrets: ClusterSecretsTable;
   rank_networks: RankNetworksTable;
+  cluster_tls: ClusterTlsTable;
 }

@@ -9,11 +9,15 @@ import { access, chmod, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { CLUSTER_TLS_KEY_NAME } from "../../protocol/cluster-tls.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
+import { sealSecret } from "../../protocol/sealed-secrets.ts";
 import type { JobStartMessage, WorkerMessage } from "../../protocol/worker-messages.ts";
 import { processesWith, sleepersAtLeast, tracking } from "../runtime/job-harness.ts";
 import { createProcessRuntime } from "../runtime/process-runtime.ts";
 import { DEFAULT_OUTPUT_LIMITS, TRUNCATED } from "./rank-output.ts";
+import type { DeviceSecretKey } from "./job-secrets.ts";
 import { JobSupervisor } from "./supervisor.ts";
 
 const runtime = tracking(createProcessRuntime());
@@ -30,7 +34,7 @@ after(async () => {
 type Sent = WorkerMessage & { clusterId: string; attempt: number };
 
 /** A supervisor over the process runtime, with every message it sends and a way to await one. */
-function supervised(output = DEFAULT_OUTPUT_LIMITS) {
+function supervised(output = DEFAULT_OUTPUT_LIMITS, secretKey?: DeviceSecretKey) {
   const sent: Sent[] = [];
   const waiters: Array<{ match: (m: Sent) => boolean; resolve: (m: Sent) => void }> = [];
   const supervisor = new JobSupervisor({
@@ -49,6 +53,7 @@ function supervised(output = DEFAULT_OUTPUT_LIMITS) {
       }
     },
     log: () => undefined,
+    ...(secretKey === undefined ? {} : { secretKey }),
   });
   const next = (match: (m: Sent) => boolean): Promise<Sent> => {
     const seen = sent.find(match);
@@ -172,6 +177,40 @@ describe("job supervisor", () => {
         [null, "invalid-job"],
         [null, "start-failed"],
       ],
+    );
+  });
+
+  it("writes the cluster's TLS files with the opened key; a key sealed to another device is the node's start failure", async () => {
+    const seed = ed25519.utils.randomSecretKey();
+    const nodeId = newId(IdPrefix.node);
+    const { supervisor, sent, next } = supervised(DEFAULT_OUTPUT_LIMITS, { seed, nodeId });
+    const pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    const withKeyFor = (publicKey: Uint8Array): JobStartMessage => {
+      const start = jobStart(0, "cat .tandem/tls/key.pem; echo; stat -c %a .tandem/tls/key.pem");
+      const binding = { clusterId: start.clusterId, nodeId, name: CLUSTER_TLS_KEY_NAME };
+      const key = sealSecret(Buffer.from(publicKey).toString("base64url"), binding, "the-key");
+      return { ...start, tls: { caCert: pem, cert: pem, key } };
+    };
+    const ours = withKeyFor(ed25519.getPublicKey(seed));
+    await supervisor.start(ours);
+    const exit = await next((m) => m.type === "job-exit" && m.clusterId === ours.clusterId);
+    assert.equal(exit.type === "job-exit" && exit.exitCode, 0);
+    const out = sent.flatMap((m) =>
+      m.type === "job-log" && m.clusterId === ours.clusterId ? m.lines : [],
+    );
+    assert.deepEqual(out, ["the-key", "600"]);
+
+    const theirs = withKeyFor(ed25519.getPublicKey(ed25519.utils.randomSecretKey()));
+    await supervisor.start(theirs);
+    const refused = await next((m) => m.type === "job-exit" && m.clusterId === theirs.clusterId);
+    assert.deepEqual(
+      refused.type === "job-exit" && [
+        refused.exitCode,
+        refused.startFailure,
+        refused.secretsRefused,
+        refused.error,
+      ],
+      [null, "start-failed", undefined, "the cluster's TLS key does not open on this device"],
     );
   });
 

@@ -12,6 +12,7 @@ import type {
 import type { ExceededLimit, RankLimits } from "../../protocol/hardware.ts";
 import { SecretOpenError } from "../../protocol/sealed-secrets.ts";
 import {
+  jobDirInside,
   JobRuntimeError,
   type JobLimits,
   type JobRuntime,
@@ -19,6 +20,7 @@ import {
 } from "../runtime/job-runtime.ts";
 import { planRank } from "./cluster-kinds.ts";
 import { openJobSecrets, type DeviceSecretKey } from "./job-secrets.ts";
+import { jobTlsFiles, tlsPaths } from "./job-tls.ts";
 import { rankLimits } from "./offer.ts";
 import { RankOutput, type OutputBatch, type OutputLimits } from "./rank-output.ts";
 
@@ -154,6 +156,7 @@ export class JobSupervisor {
       if (runtime === undefined)
         throw new Error("container clusters need podman, which this worker does not have");
       const secrets = job.secrets === undefined ? {} : openJobSecrets(job, secretKeyOf(options));
+      const tlsFiles = job.tls === undefined ? undefined : jobTlsFiles(job, secretKeyOf(options));
       const head = job.head ?? { address: "127.0.0.1", port: await freePort() };
       // The head tells its port before its launch, so the other ranks start beside it.
       if (job.head === null && job.rank === 0)
@@ -166,7 +169,12 @@ export class JobSupervisor {
         });
       const plan = planRank(
         { ...job, env: { ...job.env, ...secrets } },
-        { head, gpuIndices: options.gpuIndices, python: options.python },
+        {
+          head,
+          gpuIndices: options.gpuIndices,
+          python: options.python,
+          tls: tlsFiles === undefined ? undefined : tlsPaths(jobDirInside(runtime.kind, jobDir)),
+        },
       );
       const running = await runtime.run({
         // Stable across attempts: a root worker's sandbox uid derives from it, and the new attempt
@@ -178,6 +186,7 @@ export class JobSupervisor {
         limits: jobLimits(limits.limits),
         network: "shared",
         ...(job.image === null ? {} : { image: job.image }),
+        ...(tlsFiles === undefined ? {} : { files: tlsFiles }),
       });
       this.attach(run, running);
       options.send({

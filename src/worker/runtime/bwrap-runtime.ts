@@ -153,7 +153,7 @@ export function createBwrapRuntime(
     uid: number | undefined,
   ): Promise<RunningJob> {
     const runAs = uid === undefined ? undefined : { uid, gid: uid };
-    await prepareJobDir(spec.jobDir, runAs);
+    await prepareJobDir(spec.jobDir, runAs, spec.files);
     if (runAs !== undefined) await assertTraversable(spec.jobDir, runAs.uid);
     const cgroup =
       host.hierarchies.length === 0

@@ -11,7 +11,7 @@
  * - `exited` settles only once every process of the job is gone (no strays after an end);
  * - `kill()` ends every process of the job, children and grandchildren included, and is idempotent.
  */
-import { chmod, chown, mkdir } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, open, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import type { ExceededLimit } from "../../protocol/hardware.ts";
@@ -53,6 +53,21 @@ export interface JobSpec {
   devices?: readonly string[];
   /** The OCI image to run the command in (the podman runtime only; it is required there). */
   image?: string;
+  /** Files written into the job dir before the job starts, owned by the job's user. */
+  files?: readonly JobFile[];
+}
+
+/**
+ * A file the worker hands the job (its cluster's TLS material): `path` is relative to the job dir,
+ * at least one folder deep, and its folders are created 0700. Whatever a previous attempt left at
+ * the top folder of any file is removed first, so nothing the job made (a symlink) can redirect
+ * the worker's writes.
+ */
+export interface JobFile {
+  path: string;
+  content: string;
+  /** Permission bits (0o600 for a key). */
+  mode: number;
 }
 
 /**
@@ -177,9 +192,56 @@ export function jobEnvironment(spec: JobSpec, home: string): Record<string, stri
 export async function prepareJobDir(
   jobDir: string,
   owner?: { uid: number; gid: number },
+  files: readonly JobFile[] = [],
 ): Promise<void> {
   await mkdir(path.dirname(jobDir), { recursive: true, mode: 0o711 });
   await mkdir(jobDir, { recursive: true, mode: 0o700 });
   await chmod(jobDir, 0o700);
   if (owner !== undefined) await chown(jobDir, owner.uid, owner.gid);
+  const parts = files.map((file) => file.path.split("/"));
+  if (
+    parts.some(
+      (p) => p.length < 2 || p.some((part) => part === "" || part === "." || part === ".."),
+    )
+  )
+    throw new JobRuntimeError(
+      "JOB_START_FAILED",
+      "a job file's path must be a/b…, inside the job dir",
+    );
+  // No job process runs now (a previous attempt ended before this one starts): removing the top
+  // folders and making every folder afresh (never following a link) leaves no path the job chose.
+  for (const top of new Set(parts.map((p) => p[0]!)))
+    await rm(path.join(jobDir, top), { recursive: true, force: true });
+  for (const file of files) await writeJobFile(jobDir, file, owner);
+}
+
+/** Where the job sees its job dir: /job in a sandbox or a container, the host path otherwise. */
+export function jobDirInside(runtime: JobRuntime["kind"], jobDir: string): string {
+  return runtime === "process" ? jobDir : "/job";
+}
+
+async function writeJobFile(
+  jobDir: string,
+  file: JobFile,
+  owner: { uid: number; gid: number } | undefined,
+): Promise<void> {
+  let dir = jobDir;
+  for (const part of file.path.split("/").slice(0, -1)) {
+    dir = path.join(dir, part);
+    await mkdir(dir, { mode: 0o700 }).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    });
+    const stat = await lstat(dir);
+    if (!stat.isDirectory())
+      throw new JobRuntimeError("JOB_START_FAILED", `job file folder ${dir} is not a folder`);
+    if (owner !== undefined) await chown(dir, owner.uid, owner.gid);
+  }
+  const handle = await open(path.join(jobDir, file.path), "wx", file.mode);
+  try {
+    await handle.writeFile(file.content);
+    await handle.chmod(file.mode);
+    if (owner !== undefined) await handle.chown(owner.uid, owner.gid);
+  } finally {
+    await handle.close();
+  }
 }

@@ -115,7 +115,7 @@ export async function createPodmanRuntime(
         "IMAGE_MISSING",
         `image ${image} is not on this node (images are never pulled: load it with podman load)`,
       );
-    await prepareJobDir(spec.jobDir, CONTAINER_USER);
+    await prepareJobDir(spec.jobDir, CONTAINER_USER, spec.files);
     // The environment goes through a root-only file, not argv, which every host user can read.
     const envFile = `${spec.jobDir}.env`;
     await writeFile(

@@ -64,7 +64,7 @@ export function createProcessRuntime(
       return { hierarchies, tools: await detectLaunchTools() };
     })();
     const { hierarchies, tools } = await host;
-    await prepareJobDir(spec.jobDir);
+    await prepareJobDir(spec.jobDir, undefined, spec.files);
     const cgroup =
       hierarchies.length === 0
         ? undefined

@@ -4,7 +4,18 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -220,6 +231,38 @@ describe("bwrap sandbox: writable and read-only places", () => {
     const dir = jobDir("mode");
     await runToEnd(runtime, { command: ["true"], jobDir: dir });
     assert.equal((await stat(dir)).mode & 0o777, 0o700);
+  });
+
+  it("hands the job its files (a key 0600, its own), past a link a previous attempt left", async () => {
+    const dir = jobDir("files");
+    const outside = path.join(tmp, "outside");
+    await mkdir(outside, { mode: 0o755 });
+    await mkdir(dir, { recursive: true });
+    // What an earlier attempt of the job could leave: its file folder as a link out of the job dir.
+    await symlink(outside, path.join(dir, ".tandem"));
+    const files = [
+      { path: ".tandem/tls/ca.pem", content: "ca\n", mode: 0o644 },
+      { path: ".tandem/tls/key.pem", content: "key\n", mode: 0o600 },
+    ];
+    const run = await runToEnd(runtime, {
+      command: sh(
+        "cat .tandem/tls/ca.pem .tandem/tls/key.pem; stat -c '%a %u' .tandem/tls/key.pem",
+      ),
+      jobDir: dir,
+      files,
+    });
+    assert.equal(run.exit.exitCode, 0, run.stderr);
+    assert.equal(run.stdout, "ca\nkey\n600 1000\n");
+    assert.deepEqual(await readdir(outside), [], "nothing written through the link");
+    assert.ok((await lstat(path.join(dir, ".tandem"))).isDirectory());
+    await assert.rejects(
+      runToEnd(runtime, {
+        command: ["true"],
+        jobDir: dir,
+        files: [{ ...files[0]!, path: "../x/y" }],
+      }),
+      (error: unknown) => error instanceof JobRuntimeError && error.code === "JOB_START_FAILED",
+    );
   });
 });
 

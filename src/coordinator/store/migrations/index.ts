@@ -16,6 +16,7 @@ import * as ledgerRecordedCheck from "./0014-ledger-recorded-check.ts";
 import * as ledgerGuardProbes from "./0015-ledger-guard-probes.ts";
 import * as enrollmentTokens from "./0017-enrollment-tokens.ts";
 import * as clusterSecrets from "./0018-cluster-secrets.ts";
+import * as clusterTls from "./0019-cluster-tls.ts";
 import * as rankNetworks from "./0020-rank-networks.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
@@ -38,6 +39,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0015-ledger-guard-probes", ledgerGuardProbes],
   ["0017-enrollment-tokens", enrollmentTokens],
   ["0018-cluster-secrets", clusterSecrets],
+  ["0019-cluster-tls", clusterTls],
   ["0020-rank-networks", rankNetworks],
 ];
 
