@@ -51,6 +51,11 @@ export interface CreateHostsOptions {
 export interface Hosts {
   /** Prefix of every namespace and interface of this harness. */
   readonly prefix: string;
+  /**
+   * A worker tag (job-netns.ts) unique to this harness: destroy() also removes the job namespaces
+   * whose tag starts with it (`tdm-<tag>…`): they live in /run/netns beside the hosts, not in them.
+   */
+  readonly workerTag: string;
   readonly hosts: readonly SimulatedHost[];
   /** The "internet" namespace (198.18.S.2): no job block list covers it. */
   readonly internet: SimulatedHost;
@@ -176,6 +181,7 @@ export async function createHosts(options: CreateHostsOptions): Promise<Hosts> {
   const namespaces: string[] = [];
   const children = new Set<ChildProcess>();
   const rootVeth = `${prefix}r`;
+  const workerTag = prefix.slice(2);
   let destroyed = false;
 
   const destroy = async (): Promise<void> => {
@@ -192,6 +198,11 @@ export async function createHosts(options: CreateHostsOptions): Promise<Hosts> {
       ),
     );
     await ip(["link", "del", rootVeth]).catch(() => undefined);
+    const jobNamespaces = (await ip(["netns", "list"]).catch(() => ""))
+      .split("\n")
+      .map((line) => line.split(" ")[0] ?? "")
+      .filter((ns) => ns.startsWith(`tdm-${workerTag}`));
+    namespaces.push(...jobNamespaces);
     for (const ns of namespaces.reverse()) await ip(["netns", "del", ns]).catch(() => undefined);
   };
 
@@ -299,6 +310,7 @@ export async function createHosts(options: CreateHostsOptions): Promise<Hosts> {
 
     return {
       prefix,
+      workerTag,
       hosts,
       internet,
       rootAddress: wanAddress(1),
