@@ -3,6 +3,7 @@ import { IdPrefix, idSchema } from "./ids.ts";
 import { PublicKey, Signature } from "./devices.ts";
 import { SealedBox, SecretName } from "./cluster-secrets.ts";
 import { ExceededLimit, RankLimitsAsk } from "./hardware.ts";
+import { JobNetworkSpec } from "./cluster-network.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
 export const PROTOCOL_VERSION = 4;
@@ -87,6 +88,8 @@ export const JobStartMessage = z.strictObject({
   secrets: z.record(SecretName, SealedBox).optional(),
   /** The cluster's ask (within what the node offers); absent or partial: the node's offer. */
   limits: RankLimitsAsk.optional(),
+  /** The rank's own network namespace (cluster-network.ts); absent: the host's network. */
+  network: JobNetworkSpec.optional(),
 });
 export type JobStartMessage = z.infer<typeof JobStartMessage>;
 
