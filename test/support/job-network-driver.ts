@@ -6,6 +6,9 @@
  *   {"op":"destroy","name":…}                    → {"ok":true}
  *   {"op":"sweep","workerTag":…}                 → {"ok":true,"swept":{…}}
  *   {"op":"probe"}                               → {"ok":true,"capability":{…}}
+ *   {"op":"run-fenced","options":{…},"command":[…],"jobDir":…}
+ *                                                → {"ok":true,"name","pid"}: a job in a new job
+ *     namespace through the process runtime, watched by a fencing watchdog (as the agent does)
  * Failures answer {"ok":false,"code","message"}.
  */
 import { createInterface } from "node:readline";
@@ -18,6 +21,9 @@ import {
   type JobNetnsOptions,
 } from "../../src/worker/network/job-netns.ts";
 import { probeNetworkCapability } from "../../src/worker/network/network-capability.ts";
+import { startFenceWatchdog, type FenceWatchdog } from "../../src/worker/fencing/fence-watchdog.ts";
+import type { JobRuntime } from "../../src/worker/runtime/job-runtime.ts";
+import { createProcessRuntime } from "../../src/worker/runtime/process-runtime.ts";
 import type { Hosts, SimulatedHost } from "./hosts.ts";
 
 const ENTRY = fileURLToPath(import.meta.url);
@@ -68,6 +74,8 @@ export function startJobNetworkDriver(hosts: Hosts, host: SimulatedHost): JobNet
 
 async function serve(): Promise<void> {
   const made = new Map<string, JobNetns>();
+  let watchdog: FenceWatchdog | undefined;
+  let fenced: JobRuntime | undefined;
   const answer = (message: object) => process.stdout.write(JSON.stringify(message) + "\n");
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
@@ -82,6 +90,20 @@ async function serve(): Promise<void> {
         answer({ ok: true });
       } else if (message.op === "sweep") {
         answer({ ok: true, swept: await sweepJobNetworks(String(message.workerTag)) });
+      } else if (message.op === "run-fenced") {
+        watchdog ??= startFenceWatchdog(() => undefined);
+        fenced ??= watchdog.guard(createProcessRuntime());
+        const netns = await createJobNetns(message.options as JobNetnsOptions);
+        made.set(netns.name, netns);
+        const job = await fenced.run({
+          jobId: `job_fenced_${made.size}`,
+          command: message.command as string[],
+          env: {},
+          jobDir: String(message.jobDir),
+          limits: {},
+          network: { namespace: netns.path },
+        });
+        answer({ ok: true, name: netns.name, pid: job.pid });
       } else if (message.op === "probe") {
         answer({ ok: true, capability: await probeNetworkCapability({ workerTag: "probe" }) });
       } else {

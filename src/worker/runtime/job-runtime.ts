@@ -72,11 +72,17 @@ export interface JobSpec {
 
 /**
  * How the fencing watchdog (src/worker/fencing) ends a job from outside the agent: SIGKILL of
- * `pid` and its process group, plus `kill` where that alone would not end it (a container).
+ * `pid` and its process group, plus `kill` where that alone would not end it (a container), and
+ * the removal of its network.
  */
 export interface FenceTarget {
   pid: number;
   kill?: readonly string[];
+  /**
+   * The name of the job's network namespace (job-netns.ts): removed with its veth and rules at the
+   * fence, so a job fenced after its agent died leaves no network behind.
+   */
+  network?: string;
 }
 
 /** How a job ended. */
