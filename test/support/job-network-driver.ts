@@ -6,6 +6,8 @@
  *   {"op":"destroy","name":…}                    → {"ok":true}
  *   {"op":"sweep","workerTag":…}                 → {"ok":true,"swept":{…}}
  *   {"op":"probe"}                               → {"ok":true,"capability":{…}}
+ *   {"op":"setup","home","coordinatorUrl","spec"} → {"ok":true,"name","path","link","workerTag",
+ *     "capability"}: the worker's start-up (setUpJobNetworks), then one rank network through it
  *   {"op":"run-fenced","options":{…},"command":[…],"jobDir":…}
  *                                                → {"ok":true,"name","pid"}: a job in a new job
  *     namespace through the process runtime, watched by a fencing watchdog (as the agent does)
@@ -24,6 +26,8 @@ import { probeNetworkCapability } from "../../src/worker/network/network-capabil
 import { startFenceWatchdog, type FenceWatchdog } from "../../src/worker/fencing/fence-watchdog.ts";
 import type { JobRuntime } from "../../src/worker/runtime/job-runtime.ts";
 import { createProcessRuntime } from "../../src/worker/runtime/process-runtime.ts";
+import type { JobNetworkSpec } from "../../src/protocol/cluster-network.ts";
+import { setUpJobNetworks } from "../../src/worker/network/job-networks.ts";
 import type { Hosts, SimulatedHost } from "./hosts.ts";
 
 const ENTRY = fileURLToPath(import.meta.url);
@@ -90,6 +94,24 @@ async function serve(): Promise<void> {
         answer({ ok: true });
       } else if (message.op === "sweep") {
         answer({ ok: true, swept: await sweepJobNetworks(String(message.workerTag)) });
+      } else if (message.op === "setup") {
+        const setup = await setUpJobNetworks({
+          home: String(message.home),
+          coordinatorUrl: String(message.coordinatorUrl),
+          log: () => undefined,
+        });
+        if (setup.jobNetworks === undefined) throw new Error(setup.capability.problems.join("; "));
+        const netns = await setup.jobNetworks.create(message.spec as JobNetworkSpec);
+        made.set(netns.name, netns);
+        const { capability, workerTag } = setup;
+        answer({
+          ok: true,
+          name: netns.name,
+          path: netns.path,
+          link: netns.link,
+          workerTag,
+          capability,
+        });
       } else if (message.op === "run-fenced") {
         watchdog ??= startFenceWatchdog(() => undefined);
         fenced ??= watchdog.guard(createProcessRuntime());

@@ -66,7 +66,7 @@ describe(
       // Killed: gone, or a zombie its new parent has not reaped yet.
       const state = () =>
         existsSync(`/proc/${pid}/stat`)
-          ? readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]![0]
+          ? (readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] ?? "?")
           : "gone";
       for (let i = 0; i < 100 && !["gone", "Z"].includes(state()); i++)
         await new Promise((r) => setTimeout(r, 50));

@@ -18,7 +18,8 @@ import { createJobNetns, sweepJobNetworks, type JobNetns } from "../network/job-
 import { tracking } from "../runtime/job-harness.ts";
 import { createProcessRuntime } from "../runtime/process-runtime.ts";
 import { DEFAULT_OUTPUT_LIMITS } from "./rank-output.ts";
-import { JobSupervisor, type JobNetworks } from "./supervisor.ts";
+import type { JobNetworks } from "../network/job-networks.ts";
+import { JobSupervisor } from "./supervisor.ts";
 
 const runtime = tracking(createProcessRuntime());
 const tag = `s${randomBytes(3).toString("hex")}`;

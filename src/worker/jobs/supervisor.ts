@@ -11,8 +11,9 @@ import type {
 } from "../../protocol/worker-messages.ts";
 import type { ExceededLimit, RankLimits } from "../../protocol/hardware.ts";
 import { SecretOpenError } from "../../protocol/sealed-secrets.ts";
-import { overlayAddressOf, type JobNetworkSpec } from "../../protocol/cluster-network.ts";
+import { overlayAddressOf } from "../../protocol/cluster-network.ts";
 import type { JobNetns } from "../network/job-netns.ts";
+import type { JobNetworks } from "../network/job-networks.ts";
 import { ISOLATED_HOSTNAME } from "../runtime/bwrap-args.ts";
 import {
   JobRuntimeError,
@@ -47,11 +48,6 @@ export interface JobSupervisorOptions {
   jobNetworks?: JobNetworks | undefined;
   send: (message: WorkerMessage) => void;
   log: (message: string, fields?: Record<string, unknown>) => void;
-}
-
-/** The port the supervisor makes rank networks through. */
-export interface JobNetworks {
-  create(spec: JobNetworkSpec): Promise<JobNetns>;
 }
 
 /** One run of a rank: the `job-start` it answers and, once started, its processes. */

@@ -182,6 +182,36 @@ describe("job network namespaces", { skip: process.getuid?.() !== 0 && "needs ro
     await driver.destroy(neighbour.name);
   });
 
+  it("a worker's start-up blocks its coordinator's address for every rank network", async () => {
+    const coordinatorUrl = `http://${hosts.rootAddress}:${rootPort}`;
+    const answer = await driver.request({
+      op: "setup",
+      home: `/var/lib/tandem-test-${hosts.prefix}`,
+      coordinatorUrl,
+      spec: { internet: true, overlay: false },
+    });
+    assert.equal(answer.ok, true, JSON.stringify(answer));
+    const name = answer.name as string;
+    const workerTag = answer.workerTag as string;
+    try {
+      assert.match(workerTag, /^[0-9a-f]{8}$/);
+      assert.deepEqual(answer.capability, { isolation: true, overlay: null, problems: [] });
+      const seen = rootSeen.length;
+      const attempt = await hosts.tryExec(
+        jobHost(name),
+        tcpSend(hosts.rootAddress, rootPort, "x", 2),
+      );
+      assert.notEqual(attempt.code, 0, "the job reached the coordinator");
+      assert.equal(rootSeen.length, seen);
+      const internet = await hosts.listen(hosts.internet, 7105);
+      await hosts.exec(jobHost(name), tcpSend(hosts.internet.address, 7105, "setup-out"));
+      assert.ok(await internet.waitFor(/setup-out/));
+    } finally {
+      await driver.destroy(name);
+    }
+    assert.deepEqual(await leftovers(workerTag), []);
+  });
+
   it("the capability probe makes and removes one job network", async () => {
     const answer = await driver.request({ op: "probe" });
     assert.deepEqual(answer.capability, { isolation: true, overlay: null, problems: [] });
