@@ -108,6 +108,23 @@ describe("job network namespaces", { skip: process.getuid?.() !== 0 && "needs ro
       );
       assert.deepEqual(rootSeen, [host.address]);
 
+      // Nothing opens a connection into a job, even from a neighbour routing to it through the host.
+      const jobServer = await hosts.listen(inJob, 7106);
+      await hosts.exec(hosts.internet, [
+        "ip",
+        "route",
+        "add",
+        `${job.link!.address}/32`,
+        "via",
+        host.address,
+      ]);
+      const inbound = await hosts.tryExec(
+        hosts.internet,
+        tcpSend(job.link!.address, 7106, "inbound", 2),
+      );
+      assert.notEqual(inbound.code, 0, "a neighbour opened a connection into the job");
+      assert.deepEqual(jobServer.received, []);
+
       const v6 = await hosts.tryExec(inJob, ["sysctl", "-n", "net.ipv6.conf.all.disable_ipv6"]);
       assert.equal(v6.stdout.trim(), "1");
     } finally {

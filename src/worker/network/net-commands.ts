@@ -79,6 +79,12 @@ export async function removeIfPresent(argv: readonly string[], gone: RegExp): Pr
 /** `ip` with `args`. */
 export const ip = (...args: string[]): Promise<string> => runCommand(["ip", ...args]);
 
+/** Runs `ip` commands (without the `ip`) in one process, in namespace `netns` when given. */
+export function ipBatch(netns: string | undefined, commands: readonly string[]): Promise<string> {
+  const where = netns === undefined ? [] : ["-n", netns];
+  return runCommand(["ip", ...where, "-batch", "-"], commands.map((c) => `${c}\n`).join(""));
+}
+
 /** Writes sysctls (`name=value`) in the network namespace at `netnsPath` (undefined: this one). */
 export function sysctl(netnsPath: string | undefined, ...settings: string[]): Promise<string> {
   const enter = netnsPath === undefined ? [] : ["nsenter", `--net=${netnsPath}`, "--"];
