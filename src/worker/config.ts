@@ -2,7 +2,6 @@ import { z } from "zod";
 import { EnrollmentToken } from "../protocol/enrollment.ts";
 import { SizeMiB } from "../protocol/hardware.ts";
 
-
 /** Worker settings, parsed once at start; a bad value fails fast naming its field. */
 export const WorkerConfig = z.strictObject({
   /** State directory: the device key, the ids, job work dirs. */
@@ -25,6 +24,11 @@ export const WorkerConfig = z.strictObject({
   python: z.string().default("/usr/bin/python3"),
   /** Run jobs without a sandbox when bubblewrap is unusable: `tandem dev` only, never in production. */
   allowUnsandboxed: z.boolean().default(false),
+  /**
+   * Give a rank whose job-start asks for it its own network namespace, with NAT and isolation
+   * rules (src/worker/network; needs root). Off: such a rank fails to start here.
+   */
+  jobNetworks: z.boolean().default(false),
   /** Offer `container` clusters through podman where it works here (runtime/podman-runtime.ts). */
   containers: z.boolean().default(true),
   /**

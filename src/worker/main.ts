@@ -16,6 +16,7 @@ import { prepareJobsDir } from "./jobs/jobs-dir.ts";
 import { resealSecrets } from "./jobs/job-secrets.ts";
 import { resolveOffer } from "./jobs/offer.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
+import { setUpJobNetworks } from "./network/job-networks.ts";
 import { DEFAULT_OUTPUT_LIMITS } from "./jobs/rank-output.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
 import { createPodmanRuntime } from "./runtime/podman-runtime.ts";
@@ -63,6 +64,11 @@ export async function startWorker(
       onWarning: (warning) => log("GPU probe warning", { warning }),
     });
   const probed = await probe.probe();
+  // Job networks (issue 14): the capability belongs in the hardware report; the overlay's probe
+  // (WireGuard) is handed to setUpJobNetworks as `overlay`.
+  const networks = config.jobNetworks
+    ? await setUpJobNetworks({ home: config.home, coordinatorUrl: config.coordinatorUrl, log })
+    : undefined;
   const offer = resolveOffer(config, probed);
   const hardware = {
     ...probed,
@@ -148,6 +154,7 @@ export async function startWorker(
       burstBytes: config.jobOutputBurstBytes,
       totalBytes: config.jobOutputMaxBytes,
     },
+    jobNetworks: networks?.jobNetworks,
     send: (message) => outbox.post(message),
     log,
   });

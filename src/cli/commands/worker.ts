@@ -24,6 +24,7 @@ interface WorkerOptions extends ClientOptions {
   nvidiaSmi?: string;
   python?: string;
   allowUnsandboxed?: boolean;
+  jobNetworks?: boolean;
   maxMemory?: number;
   maxCpus?: number;
   maxPids?: number;
@@ -93,6 +94,10 @@ export function registerWorkerCommands(program: Command): void {
       "--allow-unsandboxed",
       "development only: run jobs without a sandbox when bubblewrap is unusable",
     )
+    .option(
+      "--job-networks",
+      "give each rank its own network namespace with NAT and isolation rules (needs root)",
+    )
     .option("--job-output-rate <MiB>", "output a rank may send per second; more is dropped", "1")
     .option("--job-output-burst <MiB>", "output a rank may send at once above that rate", "4")
     .option(
@@ -117,6 +122,7 @@ export function registerWorkerCommands(program: Command): void {
           ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
           ...(options.python === undefined ? {} : { python: options.python }),
           allowUnsandboxed: options.allowUnsandboxed === true,
+          jobNetworks: options.jobNetworks === true,
           ...offerSettings(options),
           ...(options.jobOutputRate === undefined
             ? {}

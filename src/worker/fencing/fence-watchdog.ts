@@ -6,7 +6,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { JobRuntime, RunningJob } from "../runtime/job-runtime.ts";
+import path from "node:path";
+import {
+  jobNetnsPath,
+  type FenceTarget,
+  type JobRuntime,
+  type RunningJob,
+} from "../runtime/job-runtime.ts";
 
 const WATCHDOG_ENTRY = fileURLToPath(new URL("./watchdog-process.ts", import.meta.url));
 
@@ -74,8 +80,17 @@ export function startFenceWatchdog(
         kind: runtime.kind,
         async run(spec: Parameters<R["run"]>[0]): Promise<RunningJob> {
           const job = await runtime.run(spec);
-          const target = job.fenceTarget ?? { pid: job.pid };
-          const message = { watch: spec.jobId, pid: target.pid, kill: target.kill };
+          const netnsPath = jobNetnsPath(spec);
+          const target: FenceTarget = {
+            ...(netnsPath === undefined ? {} : { network: path.basename(netnsPath) }),
+            ...(job.fenceTarget ?? { pid: job.pid }),
+          };
+          const message = {
+            watch: spec.jobId,
+            pid: target.pid,
+            kill: target.kill,
+            network: target.network,
+          };
           watched.set(spec.jobId, message);
           tell(message);
           void job.exited.finally(() => {

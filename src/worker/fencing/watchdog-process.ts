@@ -9,20 +9,40 @@
  *
  *   {"renew": N}                              the fence is N ms from now (the agent's own remaining
  *                                             budget: last proof of contact + fenceAfterMs − now)
- *   {"watch": id, "pid": P, "kill": [argv]}   a job: SIGKILL P and its process group at the
- *                                             fence, and run argv (e.g. `podman kill …`) if given
+ *   {"watch": id, "pid": P, "kill": [argv],   a job: SIGKILL P and its process group at the
+ *    "network": name}                         fence, run argv (e.g. `podman kill …`) if given, and
+ *                                             remove its network namespace, veth and rules
+ *                                             (job-netns.ts) if it has one
  *   {"unwatch": id}                           the job ended
  *
  * When the fence passes (on the monotonic clock) every watched job is killed and forgotten, and
  * `{"fenced": [ids]}` is written to stdout. When stdin ends (the agent died), every job is killed
- * too and the process exits: nobody is left to keep its ranks fenced.
+ * too (their networks removed) and the process exits: nobody is left to keep its ranks fenced.
  */
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { removeJobNetwork } from "../network/job-netns.ts";
 
 interface Watched {
   pid: number;
   kill: readonly string[] | undefined;
+  network: string | undefined;
+}
+
+/** Network removals under way; the process waits for them before it exits. */
+const removals = new Set<Promise<void>>();
+
+function removeNetwork(name: string): void {
+  const removal = removeJobNetwork(name).then(
+    () => undefined,
+    (error: unknown) => {
+      process.stderr.write(
+        `fencing watchdog: cannot remove job network ${name}: ${String(error)}\n`,
+      );
+    },
+  );
+  removals.add(removal);
+  void removal.finally(() => removals.delete(removal));
 }
 
 const watched = new Map<string, Watched>();
@@ -40,13 +60,16 @@ function signalQuietly(pid: number, signal: NodeJS.Signals): void {
 
 function killAll(): string[] {
   const ids = [...watched.keys()];
-  for (const { pid, kill } of watched.values()) {
+  for (const { pid, kill, network } of watched.values()) {
     signalQuietly(-pid, "SIGKILL"); // its process group, where it leads one
     signalQuietly(pid, "SIGKILL");
     if (kill !== undefined && kill.length > 0) {
       const child = spawn(kill[0]!, kill.slice(1), { stdio: "ignore" });
       child.on("error", () => undefined);
     }
+    // The namespace may outlive its last process for a moment; removing its name, veth and table
+    // now is what matters (the kernel frees the rest when the processes are gone).
+    if (network !== undefined) removeNetwork(network);
   }
   watched.clear();
   return ids;
@@ -77,7 +100,8 @@ function onLine(line: string): void {
     const kill = Array.isArray(message.kill)
       ? message.kill.filter((a): a is string => typeof a === "string")
       : undefined;
-    watched.set(message.watch, { pid: message.pid, kill });
+    const network = typeof message.network === "string" ? message.network : undefined;
+    watched.set(message.watch, { pid: message.pid, kill, network });
   } else if (typeof message.unwatch === "string") {
     watched.delete(message.unwatch);
   }
@@ -88,7 +112,7 @@ const input = createInterface({ input: process.stdin });
 input.on("line", onLine);
 input.on("close", () => {
   killAll();
-  process.exit(0);
+  void Promise.all(removals).finally(() => process.exit(0));
 });
 // The agent's signals are not ours: a Ctrl-C to the agent's group must not end the watchdog
 // before the agent has stopped its jobs (stdin's end tells us when it is gone).

@@ -11,10 +11,15 @@ import type {
 } from "../../protocol/worker-messages.ts";
 import type { ExceededLimit, RankLimits } from "../../protocol/hardware.ts";
 import { SecretOpenError } from "../../protocol/sealed-secrets.ts";
+import { overlayAddressOf } from "../../protocol/cluster-network.ts";
+import type { JobNetns } from "../network/job-netns.ts";
+import type { JobNetworks } from "../network/job-networks.ts";
+import { ISOLATED_HOSTNAME } from "../runtime/bwrap-args.ts";
 import {
   jobDirInside,
   JobRuntimeError,
   type JobLimits,
+  type JobNamespaceNetwork,
   type JobRuntime,
   type RunningJob,
 } from "../runtime/job-runtime.ts";
@@ -38,6 +43,11 @@ export interface JobSupervisorOptions {
   secretKey?: DeviceSecretKey | undefined;
   /** Caps and batching of each rank's output (rank-output.ts). */
   output: OutputLimits;
+  /**
+   * Makes a rank's own network namespace (src/worker/network/job-netns.ts) for a `job-start` that
+   * asks for one; undefined where this worker cannot isolate (such a job-start fails to start).
+   */
+  jobNetworks?: JobNetworks | undefined;
   send: (message: WorkerMessage) => void;
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -135,6 +145,7 @@ export class JobSupervisor {
     const { options } = this;
     const { job } = run;
     const jobDir = join(options.jobsDir, job.clusterId);
+    let netns: JobNetns | undefined;
     try {
       if (previous !== undefined) {
         options.log("restarting rank for a newer attempt", {
@@ -176,6 +187,9 @@ export class JobSupervisor {
           tls: tlsFiles === undefined ? undefined : tlsPaths(jobDirInside(runtime.kind, jobDir)),
         },
       );
+      netns = await this.makeNetwork(job);
+      // Overlay seam: the cluster's WireGuard interface is made and moved into `netns` as
+      // `tandem0` here, between the namespace's creation and the job's start.
       const running = await runtime.run({
         // Stable across attempts: a root worker's sandbox uid derives from it, and the new attempt
         // must own the files the previous one left in the job dir.
@@ -184,7 +198,7 @@ export class JobSupervisor {
         env: plan.env,
         jobDir,
         limits: jobLimits(limits.limits),
-        network: "shared",
+        network: netns === undefined ? "shared" : jobNetwork(job, netns),
         ...(job.image === null ? {} : { image: job.image }),
         ...(tlsFiles === undefined ? {} : { files: tlsFiles }),
       });
@@ -214,6 +228,11 @@ export class JobSupervisor {
       };
       options.send(error instanceof SecretOpenError ? { ...exit, secretsRefused: true } : exit);
     } finally {
+      await netns
+        ?.destroy()
+        .catch((error: unknown) =>
+          options.log("job network removal failed", { name: netns?.name, error: String(error) }),
+        );
       // Only the cluster's newest run owns the dir; the entry stays until the dir is gone, so a
       // newer attempt arriving meanwhile waits for the removal instead of racing it.
       if (this.runs.get(job.clusterId) === run) {
@@ -223,6 +242,17 @@ export class JobSupervisor {
         if (this.runs.get(job.clusterId) === run) this.runs.delete(job.clusterId);
       }
     }
+  }
+
+  /** The rank's own namespace when its job-start asks for one; undefined: the host's network. */
+  private async makeNetwork(job: JobStartMessage): Promise<JobNetns | undefined> {
+    if (job.network === undefined) return undefined;
+    if (this.options.jobNetworks === undefined)
+      throw new JobRuntimeError(
+        "RUNTIME_UNAVAILABLE",
+        "this worker cannot give a rank its own network (job networks need a root worker)",
+      );
+    return this.options.jobNetworks.create(job.network);
   }
 
   /**
@@ -353,4 +383,13 @@ function freePort(): Promise<number> {
 function secretKeyOf(options: JobSupervisorOptions): DeviceSecretKey {
   if (options.secretKey === undefined) throw new Error("this worker cannot open sealed secrets");
   return options.secretKey;
+}
+
+/**
+ * The runtime's network for a rank in `netns`: with the overlay, the job's hostname resolves to its
+ * overlay address (gloo advertises the address its hostname resolves to).
+ */
+function jobNetwork(job: JobStartMessage, netns: JobNetns): JobNamespaceNetwork {
+  if (job.network?.overlay !== true) return { namespace: netns.path };
+  return { namespace: netns.path, hosts: { [ISOLATED_HOSTNAME]: overlayAddressOf(job.rank) } };
 }

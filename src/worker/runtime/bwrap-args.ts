@@ -14,13 +14,21 @@
  * - network "none": generated /etc/hosts, no resolv.conf, hostname `tandem-job`.
  *   network "shared": the host's /etc/hosts, /etc/resolv.conf and hostname, because engines such as
  *   gloo resolve the hostname to find the address peers reach them at.
+ *   a job namespace: hostname `tandem-job`; generated /etc/hosts (localhost, then the names given,
+ *   e.g. `tandem-job` → its overlay address, which gloo advertises) and /etc/resolv.conf with the
+ *   host's nameservers minus loopback ones (unreachable from the job's namespace) and those in the
+ *   ranges the job may not reach (isolation-rules.ts: a LAN router's DNS would only time out).
+ *   When none is left there is no resolv.conf: the job resolves nothing but /etc/hosts.
  * - fresh /proc (only the job's processes: new pid namespace) and /dev (null, zero, random, tty,
  *   pts…); GPU nodes are added one by one with --dev-bind; /tmp and /dev/shm are size-capped tmpfs.
  * - the job dir, read-write, at /job (cwd). Its parent is not there: /job/.. is the tmpfs root.
  *
  * Generated files travel through pipes (--ro-bind-data FD), so nothing is written on the host.
  */
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink } from "node:fs/promises";
+import net from "node:net";
+import { BLOCKED_DESTINATIONS } from "../network/isolation-rules.ts";
+import type { JobSpec } from "./job-runtime.ts";
 
 /** The host paths the sandbox is built from; detected once per runtime. */
 export interface HostLayout {
@@ -29,6 +37,8 @@ export interface HostLayout {
   /** /etc entries that exist here and are bound read-only. */
   etcBinds: readonly string[];
   hostname: string;
+  /** The host's nameservers a job in its own namespace can reach (see the header). */
+  nameservers: readonly string[];
 }
 
 const SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -57,7 +67,21 @@ const ETC_SHARED_NET = ["/etc/hosts", "/etc/resolv.conf"];
 export const SANDBOX_UID = 1000;
 export const SANDBOX_GID = 1000;
 export const SANDBOX_JOB_DIR = "/job";
-const ISOLATED_HOSTNAME = "tandem-job";
+/** The hostname of a job without the host's network. */
+export const ISOLATED_HOSTNAME = "tandem-job";
+
+const blockedForJobs = new net.BlockList();
+for (const cidr of BLOCKED_DESTINATIONS) {
+  const [address, bits] = cidr.split("/");
+  blockedForJobs.addSubnet(address!, Number(bits), "ipv4");
+}
+
+/** The IPv4 nameservers of a resolv.conf text that a job namespace can reach. */
+export function reachableNameservers(resolvConf: string): string[] {
+  return [...resolvConf.matchAll(/^\s*nameserver\s+(\S+)/gm)]
+    .map((m) => m[1]!)
+    .filter((address) => net.isIPv4(address) && !blockedForJobs.check(address, "ipv4"));
+}
 
 async function exists(path: string): Promise<boolean> {
   return lstat(path).then(
@@ -85,11 +109,15 @@ export async function detectHostLayout(hostname: string): Promise<HostLayout> {
   for (const path of [...ETC_ALWAYS, ...python, ...ETC_SHARED_NET]) {
     if (await exists(path)) etcBinds.push(path);
   }
-  return { systemPaths, etcBinds, hostname };
+  const resolvConf = await readFile("/etc/resolv.conf", "utf8").catch(() => "");
+  return { systemPaths, etcBinds, hostname, nameservers: reachableNameservers(resolvConf) };
 }
 
 /** Contents of the generated /etc files, by sandbox path. */
-export function generatedEtc(network: "shared" | "none"): Record<string, string> {
+export function generatedEtc(
+  network: JobSpec["network"],
+  nameservers: readonly string[] = [],
+): Record<string, string> {
   const files: Record<string, string> = {
     "/etc/passwd":
       "root:x:0:0:root:/:/usr/sbin/nologin\n" +
@@ -101,6 +129,16 @@ export function generatedEtc(network: "shared" | "none"): Record<string, string>
   };
   if (network === "none") {
     files["/etc/hosts"] = `127.0.0.1 localhost ${ISOLATED_HOSTNAME}\n::1 localhost ip6-localhost\n`;
+  } else if (network !== "shared") {
+    const hosts = Object.entries(network.hosts ?? {});
+    const ownName = hosts.some(([name]) => name === ISOLATED_HOSTNAME)
+      ? ""
+      : ` ${ISOLATED_HOSTNAME}`;
+    files["/etc/hosts"] =
+      `127.0.0.1 localhost${ownName}\n` +
+      hosts.map(([name, address]) => `${address} ${name}\n`).join("");
+    if (nameservers.length > 0)
+      files["/etc/resolv.conf"] = nameservers.map((ns) => `nameserver ${ns}\n`).join("");
   }
   return files;
 }
@@ -108,7 +146,7 @@ export function generatedEtc(network: "shared" | "none"): Record<string, string>
 /** Everything one bwrap invocation depends on. */
 export interface BwrapInvocation {
   layout: HostLayout;
-  network: "shared" | "none";
+  network: JobSpec["network"];
   env: Record<string, string>;
   jobDir: string;
   devices: readonly string[];
@@ -129,7 +167,8 @@ export function bwrapArgs(inv: BwrapInvocation): string[] {
     "--unshare-all", // user, ipc, pid, net, uts, cgroup (where the kernel allows)
     "--unshare-user",
     "--disable-userns", // the job cannot make nested user namespaces (kernel attack surface)
-    ...(inv.network === "shared" ? ["--share-net"] : []),
+    // A job namespace is entered before bwrap starts (nsenter): sharing "the" network is sharing it.
+    ...(inv.network === "none" ? [] : ["--share-net"]),
     "--die-with-parent",
     "--new-session", // no TIOCSTI into the worker's terminal
     "--uid",
@@ -147,7 +186,7 @@ export function bwrapArgs(inv: BwrapInvocation): string[] {
   }
   args.push("--dir", "/etc");
   for (const path of inv.layout.etcBinds) {
-    if (inv.network === "none" && ETC_SHARED_NET.includes(path)) continue;
+    if (inv.network !== "shared" && ETC_SHARED_NET.includes(path)) continue;
     args.push("--ro-bind", path, path);
   }
   for (const [path, fd] of inv.dataFds)

@@ -46,6 +46,7 @@ import {
 } from "./job-cgroup.ts";
 import {
   jobEnvironment,
+  jobNetnsPath,
   JobRuntimeError,
   prepareJobDir,
   validateJobSpec,
@@ -56,6 +57,7 @@ import {
 import {
   describeEnforcement,
   detectLaunchTools,
+  enterNetworkArgv,
   HOST_PATH,
   launchArgv,
   planLimits,
@@ -175,7 +177,7 @@ export function createBwrapRuntime(
       ...(runAs === undefined ? {} : { hostUid: runAs.uid }),
     });
 
-    const etc = Object.entries(generatedEtc(spec.network));
+    const etc = Object.entries(generatedEtc(spec.network, host.layout.nameservers));
     const args = bwrapArgs({
       layout: host.layout,
       network: spec.network,
@@ -186,21 +188,24 @@ export function createBwrapRuntime(
       statusFd: STATUS_FD,
       dataFds: new Map(etc.map(([path], i) => [path, FIRST_DATA_FD + i])),
     });
-    const argv = launchArgv({
-      tools: host.tools,
-      keepFds: FIRST_DATA_FD + etc.length,
-      procsFiles: cgroup?.procsFiles ?? [],
-      prlimitArgs: plan.prlimitArgs,
-      ...(runAs === undefined ? {} : { runAs }),
-      command: [
-        options.bwrap ?? "bwrap",
-        "--args",
-        String(ARGS_FD),
-        "--",
-        ...startShim(START_FD),
-        ...spec.command,
-      ],
-    });
+    const argv = [
+      ...enterNetworkArgv(host.tools, jobNetnsPath(spec)),
+      ...launchArgv({
+        tools: host.tools,
+        keepFds: FIRST_DATA_FD + etc.length,
+        procsFiles: cgroup?.procsFiles ?? [],
+        prlimitArgs: plan.prlimitArgs,
+        ...(runAs === undefined ? {} : { runAs }),
+        command: [
+          options.bwrap ?? "bwrap",
+          "--args",
+          String(ARGS_FD),
+          "--",
+          ...startShim(START_FD),
+          ...spec.command,
+        ],
+      }),
+    ];
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", "pipe", ...etc.map(() => "pipe" as const)],
       env: { PATH: HOST_PATH },

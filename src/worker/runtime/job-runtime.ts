@@ -30,6 +30,20 @@ export interface JobLimits {
   diskMiB?: number;
 }
 
+/**
+ * A network namespace made for the job (src/worker/network/job-netns.ts); the job runs inside it
+ * and sees only its interfaces (loopback, its NATed `eth0`, the cluster overlay).
+ */
+export interface JobNamespaceNetwork {
+  /** The namespace's path: `/run/netns/<name>`. */
+  namespace: string;
+  /**
+   * Extra /etc/hosts entries, name → IPv4 address: the job's hostname (`tandem-job`) → its overlay
+   * address, because engines such as gloo resolve their own hostname to advertise an address.
+   */
+  hosts?: Record<string, string>;
+}
+
 /** One job to start. */
 export interface JobSpec {
   /** The job's id (`job_…`); names its cgroup. Letters, digits, `_` and `-` only. */
@@ -46,9 +60,10 @@ export interface JobSpec {
   limits: JobLimits;
   /**
    * "shared": the host's network namespace, which multi-node clusters need to reach their peers;
-   * "none": loopback only. See bwrap-runtime.ts for what "shared" exposes.
+   * "none": loopback only; a namespace: the job's own network (see JobNamespaceNetwork). See
+   * bwrap-runtime.ts for what "shared" exposes.
    */
-  network: "shared" | "none";
+  network: "shared" | "none" | JobNamespaceNetwork;
   /** Host device nodes to expose read-write (GPU nodes: /dev/nvidia0, /dev/nvidiactl, …). */
   devices?: readonly string[];
   /** The OCI image to run the command in (the podman runtime only; it is required there). */
@@ -72,11 +87,17 @@ export interface JobFile {
 
 /**
  * How the fencing watchdog (src/worker/fencing) ends a job from outside the agent: SIGKILL of
- * `pid` and its process group, plus `kill` where that alone would not end it (a container).
+ * `pid` and its process group, plus `kill` where that alone would not end it (a container), and
+ * the removal of its network.
  */
 export interface FenceTarget {
   pid: number;
   kill?: readonly string[];
+  /**
+   * The name of the job's network namespace (job-netns.ts): removed with its veth and rules at the
+   * fence, so a job fenced after its agent died leaves no network behind.
+   */
+  network?: string;
 }
 
 /** How a job ended. */
@@ -148,6 +169,16 @@ export class JobRuntimeError extends Error {
 export const DEFAULT_KILL_GRACE_MS = 5_000;
 const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NETNS_PATH = /^\/run\/netns\/(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/;
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const MAX_HOSTS_ENTRIES = 64;
+
+/** The job's network namespace path, or undefined for "shared" and "none". */
+export function jobNetnsPath(spec: Pick<JobSpec, "network">): string | undefined {
+  return typeof spec.network === "object" ? spec.network.namespace : undefined;
+}
 
 /** Throws INVALID_JOB_SPEC for a spec no runtime may start. */
 export function validateJobSpec(spec: JobSpec): void {
@@ -165,6 +196,19 @@ export function validateJobSpec(spec: JobSpec): void {
   for (const device of spec.devices ?? []) {
     if (!device.startsWith("/dev/") || device.includes(".."))
       bad(`device ${device} is not a /dev path`);
+  }
+  if (typeof spec.network === "object") {
+    if (!NETNS_PATH.test(spec.network.namespace))
+      bad("network namespace must be /run/netns/<name>");
+    const hosts = Object.entries(spec.network.hosts ?? {});
+    if (hosts.length > MAX_HOSTS_ENTRIES) bad(`at most ${MAX_HOSTS_ENTRIES} hosts entries`);
+    for (const [name, address] of hosts) {
+      if (!HOST_NAME.test(name)) bad(`invalid host name ${JSON.stringify(name)}`);
+      if (!IPV4.test(address))
+        bad(`host ${name}: ${JSON.stringify(address)} is not an IPv4 address`);
+    }
+  } else if (spec.network !== "shared" && spec.network !== "none") {
+    bad('network must be "shared", "none" or a namespace');
   }
   const { cpuCores, memoryMiB, maxProcesses, maxOpenFiles, diskMiB } = spec.limits;
   if (cpuCores !== undefined && !(cpuCores > 0 && cpuCores <= 4096)) bad("cpuCores out of range");

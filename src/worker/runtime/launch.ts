@@ -22,7 +22,7 @@ import { access, constants } from "node:fs/promises";
 import path from "node:path";
 import type { LimitController } from "./cgroup-detect.ts";
 import type { JobCgroup } from "./job-cgroup.ts";
-import type { JobLimits, LimitsEnforcedBy } from "./job-runtime.ts";
+import { JobRuntimeError, type JobLimits, type LimitsEnforcedBy } from "./job-runtime.ts";
 
 const MIB = 1024 * 1024;
 const LAUNCH = [
@@ -60,7 +60,8 @@ export function planLimits(
   }
   if (limits.diskMiB !== undefined) {
     enforcedBy.diskMiB = "watcher";
-    if (options.prlimit) prlimitArgs.push(`--fsize=${limits.diskMiB * MIB}:${limits.diskMiB * MIB}`);
+    if (options.prlimit)
+      prlimitArgs.push(`--fsize=${limits.diskMiB * MIB}:${limits.diskMiB * MIB}`);
   }
   return { enforcedBy, prlimitArgs };
 }
@@ -128,6 +129,23 @@ export interface LaunchTools {
   env: string;
   /** util-linux setpriv, for a root worker to start sandboxes as an unprivileged uid. */
   setpriv: string | undefined;
+  /** util-linux nsenter, to start a job inside its network namespace (a root worker). */
+  nsenter: string | undefined;
+}
+
+/**
+ * What goes in front of a launch chain to run it in the network namespace at `netnsPath`:
+ * `nsenter --net=<path> --`, which enters it and execs the rest (same pid, same descriptors).
+ * Nothing when there is no namespace.
+ */
+export function enterNetworkArgv(tools: LaunchTools, netnsPath: string | undefined): string[] {
+  if (netnsPath === undefined) return [];
+  if (tools.nsenter === undefined)
+    throw new JobRuntimeError(
+      "RUNTIME_UNAVAILABLE",
+      "nsenter (util-linux) is missing: it starts jobs in their network",
+    );
+  return [tools.nsenter, `--net=${netnsPath}`, "--"];
 }
 
 /** PATH searched for the launch tools and bwrap on the host side; the job never sees it. */
@@ -149,11 +167,12 @@ export async function findExecutable(name: string): Promise<string | undefined> 
 }
 
 export async function detectLaunchTools(): Promise<LaunchTools> {
-  const [bash, prlimit, env, setpriv] = await Promise.all([
+  const [bash, prlimit, env, setpriv, nsenter] = await Promise.all([
     findExecutable("/bin/bash"),
     findExecutable("prlimit"),
     findExecutable("env"),
     findExecutable("setpriv"),
+    findExecutable("nsenter"),
   ]);
-  return { shell: bash ?? "/bin/sh", prlimit, env: env ?? "/usr/bin/env", setpriv };
+  return { shell: bash ?? "/bin/sh", prlimit, env: env ?? "/usr/bin/env", setpriv, nsenter };
 }

@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { bwrapArgs, generatedEtc, type HostLayout } from "./bwrap-args.ts";
+import { bwrapArgs, generatedEtc, reachableNameservers, type HostLayout } from "./bwrap-args.ts";
 import { chooseHierarchies, parseCgroupHierarchies } from "./cgroup-detect.ts";
 import { jobCgroupName, sweepStaleCgroups, type JobCgroup } from "./job-cgroup.ts";
 import { planLimits } from "./launch.ts";
@@ -133,6 +133,7 @@ describe("bwrap command line", () => {
     systemPaths: [{ path: "/usr" }, { path: "/bin", symlinkTarget: "usr/bin" }],
     etcBinds: ["/etc/ld.so.cache", "/etc/hosts", "/etc/resolv.conf"],
     hostname: "supplier-box",
+    nameservers: ["9.9.9.9"],
   };
   const base = {
     layout,
@@ -194,6 +195,33 @@ describe("bwrap command line", () => {
       undefined,
       "the host's /etc/hosts is bound instead",
     );
+  });
+  it("shares the job's namespace with its own hostname, hosts and reachable nameservers", () => {
+    const network = {
+      namespace: "/run/netns/tdm-w1-0a0b0c0d",
+      hosts: { "tandem-job": "10.77.0.1" },
+    };
+    const args = bwrapArgs({ ...base, network });
+    assert.ok(args.includes("--share-net"));
+    assert.ok(!args.includes("/etc/resolv.conf") && !args.includes("/etc/hosts"), "no host files");
+    assert.deepEqual(args.slice(args.indexOf("--hostname"), args.indexOf("--hostname") + 2), [
+      "--hostname",
+      "tandem-job",
+    ]);
+    const etc = generatedEtc(network, ["9.9.9.9"]);
+    assert.equal(etc["/etc/hosts"], "127.0.0.1 localhost\n10.77.0.1 tandem-job\n");
+    assert.equal(etc["/etc/resolv.conf"], "nameserver 9.9.9.9\n");
+    assert.equal(
+      generatedEtc({ namespace: network.namespace }, [])["/etc/resolv.conf"],
+      undefined,
+      "no reachable nameserver: no resolv.conf",
+    );
+  });
+
+  it("keeps only nameservers a job namespace can reach", () => {
+    const conf =
+      "# x\nnameserver 127.0.0.53\nnameserver 192.168.1.1\nnameserver 1.1.1.1\nnameserver ::1\nnameserver 10.0.0.2\n";
+    assert.deepEqual(reachableNameservers(conf), ["1.1.1.1"]);
   });
 });
 

@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { importBusyboxImage } from "../../../test/support/busybox-image.ts";
 import type { JobRuntime, JobSpec, RunningJob } from "./job-runtime.ts";
+import { createJobNetns } from "../network/job-netns.ts";
 import { createPodmanRuntime } from "./podman-runtime.ts";
 
 const run = promisify(execFile);
@@ -121,6 +122,40 @@ describe("podman runtime", async () => {
     const { stderr } = await output(job);
     assert.match(stderr, /can't fork|Resource temporarily unavailable/);
     assert.equal(job.limitsEnforcedBy.maxProcesses?.startsWith("cgroup"), true);
+  });
+
+  it("runs the container in the job's own network namespace", { skip }, async () => {
+    // A namespace with no way out (internet: false) and a marker veth pair inside it: nothing of
+    // this machine's own network changes.
+    const netns = await createJobNetns({
+      workerTag: `p${process.pid.toString(16)}`.slice(0, 8),
+      internet: false,
+    });
+    try {
+      await run("ip", [
+        "-n",
+        netns.name,
+        "link",
+        "add",
+        "tdmmark0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "tdmmark1",
+      ]);
+      const { exit, stdout } = await output(
+        await runtime.run(
+          spec(["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"], {
+            network: { namespace: netns.path },
+          }),
+        ),
+      );
+      assert.equal(exit.exitCode, 0);
+      assert.deepEqual(stdout.trim().split("\n"), ["lo", "tdmmark0", "tdmmark1"]);
+    } finally {
+      await netns.destroy();
+    }
   });
 
   it("refuses an image this node does not have, and a job without one", { skip }, async () => {

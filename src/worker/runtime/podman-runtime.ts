@@ -48,6 +48,13 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 `;
 
+/** podman's --network for a job's network: the host's, none, or the job's own namespace. */
+function podmanNetwork(network: JobSpec["network"]): string {
+  if (network === "shared") return "host";
+  if (network === "none") return "none";
+  return `ns:${network.namespace}`;
+}
+
 export interface PodmanRuntimeOptions {
   /** Where the worker keeps its podman configuration (containers.conf is written there). */
   configDir: string;
@@ -157,7 +164,7 @@ export async function createPodmanRuntime(
       "--log-driver",
       "none",
       "--network",
-      spec.network === "shared" ? "host" : "none",
+      podmanNetwork(spec.network),
       "--read-only",
       "--cap-drop",
       "all",

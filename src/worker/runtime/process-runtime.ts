@@ -14,6 +14,7 @@ import { detectCgroupHierarchies, type CgroupHierarchy } from "./cgroup-detect.t
 import { createJobCgroup, jobCgroupName, sweepStaleCgroups } from "./job-cgroup.ts";
 import {
   jobEnvironment,
+  jobNetnsPath,
   JobRuntimeError,
   prepareJobDir,
   validateJobSpec,
@@ -25,6 +26,7 @@ import {
   describeEnforcement,
   detectLaunchTools,
   launchArgv,
+  enterNetworkArgv,
   planLimits,
   type LaunchTools,
 } from "./launch.ts";
@@ -85,13 +87,16 @@ export function createProcessRuntime(
     // `env -i` hands the command exactly the job's environment (the launch shell adds PWD, SHLVL)
     // and finds it on the job's PATH.
     const env = Object.entries(jobEnvironment(spec, spec.jobDir)).map(([k, v]) => `${k}=${v}`);
-    const argv = launchArgv({
-      tools,
-      keepFds: 3,
-      procsFiles: cgroup?.procsFiles ?? [],
-      prlimitArgs: plan.prlimitArgs,
-      command: [tools.env, "-i", "--", ...env, ...spec.command],
-    });
+    const argv = [
+      ...enterNetworkArgv(tools, jobNetnsPath(spec)),
+      ...launchArgv({
+        tools,
+        keepFds: 3,
+        procsFiles: cgroup?.procsFiles ?? [],
+        prlimitArgs: plan.prlimitArgs,
+        command: [tools.env, "-i", "--", ...env, ...spec.command],
+      }),
+    ];
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ["ignore", "pipe", "pipe"],
       env: {},
