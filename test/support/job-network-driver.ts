@@ -4,6 +4,8 @@
  *
  *   {"op":"create","options":{…JobNetnsOptions}} → {"ok":true,"name","path","link"}
  *   {"op":"destroy","name":…}                    → {"ok":true}
+ *   {"op":"remove","name":…}                     → {"ok":true,"removed"}: removeJobNetwork, as the
+ *                                                  fencing watchdog does (the handle is kept)
  *   {"op":"sweep","workerTag":…}                 → {"ok":true,"swept":{…}}
  *   {"op":"probe"}                               → {"ok":true,"capability":{…}}
  *   {"op":"setup","home","coordinatorUrl","spec"} → {"ok":true,"name","path","link","workerTag",
@@ -13,11 +15,13 @@
  *     namespace through the process runtime, watched by a fencing watchdog (as the agent does)
  * Failures answer {"ok":false,"code","message"}.
  */
+import { execFileSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import {
   createJobNetns,
+  removeJobNetwork,
   sweepJobNetworks,
   type JobNetns,
   type JobNetnsOptions,
@@ -76,6 +80,25 @@ export function startJobNetworkDriver(hosts: Hosts, host: SimulatedHost): JobNet
   };
 }
 
+/**
+ * What `host` and /run/netns hold of worker tag `tag`: namespaces, veths (by their alias) and
+ * nftables tables, one line each; [] when nothing is left.
+ */
+export async function jobNetworkLeftovers(
+  hosts: Hosts,
+  host: SimulatedHost,
+  tag: string,
+): Promise<string[]> {
+  const links = await hosts.exec(host, ["ip", "-o", "link", "show", "type", "veth"]);
+  const tables = await hosts.exec(host, ["nft", "list", "tables"]);
+  const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  return [
+    ...namespaces.split("\n").filter((l) => l.startsWith(`tdm-${tag}-`)),
+    ...links.stdout.split("\n").filter((l) => l.includes(`alias tdm-${tag}-`)),
+    ...tables.stdout.split("\n").filter((l) => l.includes(`tdm_${tag}_`)),
+  ];
+}
+
 async function serve(): Promise<void> {
   const made = new Map<string, JobNetns>();
   let watchdog: FenceWatchdog | undefined;
@@ -92,6 +115,8 @@ async function serve(): Promise<void> {
       } else if (message.op === "destroy") {
         await made.get(String(message.name))?.destroy();
         answer({ ok: true });
+      } else if (message.op === "remove") {
+        answer({ ok: true, removed: await removeJobNetwork(String(message.name)) });
       } else if (message.op === "sweep") {
         answer({ ok: true, swept: await sweepJobNetworks(String(message.workerTag)) });
       } else if (message.op === "setup") {

@@ -4,14 +4,16 @@
  * host (test/support/hosts.ts), the worker side in a driver process standing for the agent.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createHosts, type Hosts } from "../../../test/support/hosts.ts";
-import { startJobNetworkDriver } from "../../../test/support/job-network-driver.ts";
+import {
+  jobNetworkLeftovers,
+  startJobNetworkDriver,
+} from "../../../test/support/job-network-driver.ts";
 
 describe(
   "fencing watchdog and job networks",
@@ -32,16 +34,7 @@ describe(
     it("a SIGKILLed agent's fenced job leaves no namespace, veth or table", async () => {
       const host = hosts.hosts[0]!;
       const tag = hosts.workerTag;
-      const leftovers = async () => {
-        const links = await hosts.exec(host, ["ip", "-o", "link", "show", "type", "veth"]);
-        const tables = await hosts.exec(host, ["nft", "list", "tables"]);
-        const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-        return [
-          ...namespaces.split("\n").filter((l) => l.startsWith(`tdm-${tag}-`)),
-          ...links.stdout.split("\n").filter((l) => l.includes(`alias tdm-${tag}-`)),
-          ...tables.stdout.split("\n").filter((l) => l.includes(`tdm_${tag}_`)),
-        ];
-      };
+      const leftovers = () => jobNetworkLeftovers(hosts, host, tag);
       const agent = startJobNetworkDriver(hosts, host);
       const answer = await agent.request({
         op: "run-fenced",

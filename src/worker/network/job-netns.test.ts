@@ -4,7 +4,6 @@
  * survives destroy() or a sweep after a killed worker.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -15,6 +14,7 @@ import {
   type SimulatedHost,
 } from "../../../test/support/hosts.ts";
 import {
+  jobNetworkLeftovers,
   startJobNetworkDriver,
   type JobNetworkDriver,
 } from "../../../test/support/job-network-driver.ts";
@@ -35,17 +35,7 @@ describe("job network namespaces", { skip: process.getuid?.() !== 0 && "needs ro
   let rootPort = 0;
   const rootSeen: string[] = [];
 
-  /** What the host's namespace holds of worker tag `t`: namespaces, veths, tables. */
-  const leftovers = async (t: string) => {
-    const { stdout: links } = await hosts.exec(host, ["ip", "-o", "link", "show", "type", "veth"]);
-    const { stdout: tables } = await hosts.exec(host, ["nft", "list", "tables"]);
-    const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-    return [
-      ...namespaces.split("\n").filter((l) => l.startsWith(`tdm-${t}-`)),
-      ...links.split("\n").filter((l) => l.includes(`alias tdm-${t}-`)),
-      ...tables.split("\n").filter((l) => l.includes(`tdm_${t}_`)),
-    ];
-  };
+  const leftovers = (t: string) => jobNetworkLeftovers(hosts, host, t);
 
   before(async () => {
     hosts = await createHosts({ hosts: 1 });
@@ -165,6 +155,16 @@ describe("job network namespaces", { skip: process.getuid?.() !== 0 && "needs ro
     await driver.destroy(job.name);
     await driver.destroy(job.name);
     assert.deepEqual(await leftovers(tag), []);
+  });
+
+  it("a network the watchdog removed first is no error to its owner's destroy", async () => {
+    const job = await driver.create({ workerTag: tag, internet: true });
+    const removed = await driver.request({ op: "remove", name: job.name });
+    assert.deepEqual(removed, { ok: true, removed: true });
+    assert.deepEqual(await leftovers(tag), []);
+    await driver.destroy(job.name);
+    const other = await driver.request({ op: "remove", name: "not-a-job-network" });
+    assert.deepEqual(other, { ok: true, removed: false });
   });
 
   it("bad options are refused with a typed error and change nothing", async () => {
