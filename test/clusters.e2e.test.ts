@@ -165,7 +165,7 @@ describe("clusters on a 4-worker network", () => {
       assert.match(
         logs,
         new RegExp(
-          `\\[${rank}\\] rank=${rank} world=4 head=127\\.0\\.0\\.1:\\d+ cluster=${cluster.id}`,
+          `\\[${rank}\\] rank=${rank} world=4 head=10\\.77\\.0\\.1:\\d+ cluster=${cluster.id}`,
         ),
       );
     assert.equal(

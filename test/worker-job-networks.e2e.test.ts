@@ -1,4 +1,4 @@
-// A real `tandem worker start --job-networks` on a simulated host (test/support/hosts.ts), its
+// A real `tandem worker start` (job networks are on by default) on a simulated host (test/support/hosts.ts), its
 // coordinator on the root namespace's wan address: at start the worker removes the job networks a
 // killed previous run of it left (namespace, veth, nftables table) and reports that it can isolate.
 import assert from "node:assert/strict";
@@ -73,7 +73,6 @@ describe(
             "eu-west-a",
             "--home",
             home,
-            "--job-networks",
           ],
           {
             env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...env },

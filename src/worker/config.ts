@@ -25,10 +25,25 @@ export const WorkerConfig = z.strictObject({
   /** Run jobs without a sandbox when bubblewrap is unusable: `tandem dev` only, never in production. */
   allowUnsandboxed: z.boolean().default(false),
   /**
-   * Give a rank whose job-start asks for it its own network namespace, with NAT and isolation
-   * rules (src/worker/network; needs root). Off: such a rank fails to start here.
+   * Give every rank its own network namespace, with NAT and isolation rules, and multi-node
+   * clusters their WireGuard overlay (src/worker/network; needs root). Off (or not possible
+   * here): ranks run on the host's network where the coordinator allows it, and a rank refused
+   * the internet fails to start. `tandem worker start` turns it on.
    */
   jobNetworks: z.boolean().default(false),
+  /** UDP ports the overlays listen on, inclusive (peers on other hosts must reach them). */
+  overlayPorts: z
+    .strictObject({
+      from: z.number().int().min(1).max(65_535),
+      to: z.number().int().min(1).max(65_535),
+    })
+    .refine((r) => r.from <= r.to, "from must not exceed to")
+    .default({ from: 51_820, to: 51_899 }),
+  /**
+   * The IPv4 address peers reach this worker's overlays at, where it differs from the address of
+   * its link to the coordinator (a port forward on a NAT router). Default: that link's address.
+   */
+  publicAddress: z.ipv4().optional(),
   /** Offer `container` clusters through podman where it works here (runtime/podman-runtime.ts). */
   containers: z.boolean().default(true),
   /**

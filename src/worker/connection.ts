@@ -71,6 +71,7 @@ export interface CoordinatorLinkEvents {
  */
 export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private socket: WebSocket | undefined;
+  private linkLocalAddress: string | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
@@ -120,6 +121,14 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   }
 
   /**
+   * The address this host has on its link to the coordinator (the socket's local address), once
+   * connected: what a NAT would rewrite, so the coordinator can tell (cluster-network.ts).
+   */
+  get localAddress(): string | undefined {
+    return this.linkLocalAddress;
+  }
+
+  /**
    * Asks the coordinator to drain this node: now if the link is up, else after the next welcome.
    * `drained` follows once the coordinator has handed over or finished every rank here.
    */
@@ -134,6 +143,10 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     const socket = new WebSocket(url, { maxPayload: 1024 * 1024 });
     this.socket = socket;
     this.authSentAtMs = undefined;
+    socket.on("upgrade", (response) => {
+      const address = response.socket.localAddress;
+      this.linkLocalAddress = address?.startsWith("::ffff:") ? address.slice(7) : address;
+    });
     socket.on("message", (data) => this.onMessage(socket, data));
     socket.on("pong", (data) => this.contact.pongReceived(Number(data.toString("utf8"))));
     socket.on("error", (error) => this.options.log("connection error", { error: error.message }));

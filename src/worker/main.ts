@@ -1,7 +1,8 @@
 import { mkdir, rmdir } from "node:fs/promises";
 import type { RankLimits } from "../protocol/hardware.ts";
 import type { Utilization } from "../protocol/worker-messages.ts";
-import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
+import type { NetworkCapability } from "../protocol/cluster-network.ts";
+import { parseWorkerConfig, type WorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
 import { startFenceWatchdog } from "./fencing/fence-watchdog.ts";
 import { JobOutbox } from "./jobs/job-outbox.ts";
@@ -17,6 +18,7 @@ import { resealSecrets } from "./jobs/job-secrets.ts";
 import { resolveOffer } from "./jobs/offer.ts";
 import { JobSupervisor } from "./jobs/supervisor.ts";
 import { setUpJobNetworks } from "./network/job-networks.ts";
+import { createOverlay, probeWireguard } from "./network/wireguard-overlay.ts";
 import { DEFAULT_OUTPUT_LIMITS } from "./jobs/rank-output.ts";
 import type { JobRuntime } from "./runtime/job-runtime.ts";
 import { createPodmanRuntime } from "./runtime/podman-runtime.ts";
@@ -37,6 +39,38 @@ export interface Worker {
 }
 
 export type WorkerLog = (message: string, fields?: Record<string, unknown>) => void;
+
+const NETWORKS_OFF: NetworkCapability = {
+  isolation: false,
+  overlay: null,
+  problems: ["job networks are turned off on this worker"],
+};
+
+/**
+ * Job networks (src/worker/network): the WireGuard probe, then the namespaces' set-up (a sweep of
+ * what a previous run left, their own probe); overlays only where both work.
+ */
+async function setUpNetworks(config: WorkerConfig, log: WorkerLog) {
+  const wireguard = await probeWireguard();
+  const setup = await setUpJobNetworks({
+    home: config.home,
+    coordinatorUrl: config.coordinatorUrl,
+    overlay: {
+      overlay: wireguard.kind,
+      problems: wireguard.problem === null ? [] : [wireguard.problem],
+    },
+    log,
+  });
+  const kind = wireguard.kind;
+  const overlays =
+    setup.jobNetworks === undefined || kind === null
+      ? undefined
+      : {
+          create: (jobNetns: string, rank: number) =>
+            createOverlay({ jobNetns, rank, listenPorts: config.overlayPorts, kind }),
+        };
+  return { ...setup, overlays };
+}
 
 /**
  * The worker's composition root: identity → hardware probe → registration → coordinator link.
@@ -64,16 +98,13 @@ export async function startWorker(
       onWarning: (warning) => log("GPU probe warning", { warning }),
     });
   const probed = await probe.probe();
-  // Job networks (issue 14): the capability belongs in the hardware report; the overlay's probe
-  // (WireGuard) is handed to setUpJobNetworks as `overlay`.
-  const networks = config.jobNetworks
-    ? await setUpJobNetworks({ home: config.home, coordinatorUrl: config.coordinatorUrl, log })
-    : undefined;
+  const networks = config.jobNetworks ? await setUpNetworks(config, log) : undefined;
   const offer = resolveOffer(config, probed);
   const hardware = {
     ...probed,
     ...(containers === undefined ? {} : { runtimes: ["podman" as const] }),
     limits: offer,
+    network: networks?.capability ?? NETWORKS_OFF,
   };
   const registered = await registerThisDevice({
     coordinatorUrl: config.coordinatorUrl,
@@ -154,7 +185,11 @@ export async function startWorker(
       burstBytes: config.jobOutputBurstBytes,
       totalBytes: config.jobOutputMaxBytes,
     },
-    jobNetworks: networks?.jobNetworks,
+    network: {
+      jobNetworks: networks?.jobNetworks,
+      overlays: networks?.overlays,
+      localAddress: () => config.publicAddress ?? link.localAddress,
+    },
     send: (message) => outbox.post(message),
     log,
   });
@@ -167,6 +202,7 @@ export async function startWorker(
       });
     else void supervisor.start(message);
   });
+  link.on("peers", (message) => void supervisor.setPeers(message));
   link.on("exit-acknowledged", (ack) => outbox.acknowledged(ack));
   link.on("reseal", (request) => {
     try {

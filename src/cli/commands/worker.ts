@@ -24,7 +24,10 @@ interface WorkerOptions extends ClientOptions {
   nvidiaSmi?: string;
   python?: string;
   allowUnsandboxed?: boolean;
+  /** false with `--no-job-networks`. */
   jobNetworks?: boolean;
+  overlayPorts?: { from: number; to: number };
+  publicAddress?: string;
   maxMemory?: number;
   maxCpus?: number;
   maxPids?: number;
@@ -95,8 +98,17 @@ export function registerWorkerCommands(program: Command): void {
       "development only: run jobs without a sandbox when bubblewrap is unusable",
     )
     .option(
-      "--job-networks",
-      "give each rank its own network namespace with NAT and isolation rules (needs root)",
+      "--no-job-networks",
+      "run ranks on the host's network: no namespace, NAT, isolation rules or overlay per rank",
+    )
+    .option(
+      "--overlay-ports <from-to>",
+      "UDP ports cluster overlays listen on; open them to other hosts (default 51820-51899)",
+      parsePortRange,
+    )
+    .option(
+      "--public-address <ipv4>",
+      "where peers reach this host's overlays, if not at its address toward the coordinator",
     )
     .option("--job-output-rate <MiB>", "output a rank may send per second; more is dropped", "1")
     .option("--job-output-burst <MiB>", "output a rank may send at once above that rate", "4")
@@ -122,7 +134,9 @@ export function registerWorkerCommands(program: Command): void {
           ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
           ...(options.python === undefined ? {} : { python: options.python }),
           allowUnsandboxed: options.allowUnsandboxed === true,
-          jobNetworks: options.jobNetworks === true,
+          jobNetworks: options.jobNetworks !== false,
+          ...(options.overlayPorts === undefined ? {} : { overlayPorts: options.overlayPorts }),
+          ...(options.publicAddress === undefined ? {} : { publicAddress: options.publicAddress }),
           ...offerSettings(options),
           ...(options.jobOutputRate === undefined
             ? {}
@@ -212,4 +226,14 @@ function handleDrainSignals(): DrainSignals {
     },
     dispose: () => process.off(DRAIN_SIGNAL, onSignal),
   };
+}
+
+/** `--overlay-ports 51820-51899`: an inclusive UDP port range. */
+function parsePortRange(value: string): { from: number; to: number } {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(value);
+  const from = Number(m?.[1]);
+  const to = Number(m?.[2]);
+  if (m === null || from < 1 || to > 65_535 || from > to)
+    throw new Error(`--overlay-ports must be a port range such as 51820-51899, got "${value}"`);
+  return { from, to };
 }

@@ -43,7 +43,7 @@ function supervised(jobNetworks: JobNetworks | undefined) {
     gpuIndices: [],
     offer: { memoryMiB: 4096, cpuCores: 2, pids: 4096, diskMiB: 1024 },
     output: DEFAULT_OUTPUT_LIMITS,
-    jobNetworks,
+    network: { jobNetworks, localAddress: () => "127.0.0.1" },
     send: (message) => void sent.push(message),
     log: () => undefined,
   });
@@ -63,7 +63,7 @@ function recordingNetworks(): JobNetworks & { made: JobNetns[] } {
   };
 }
 
-function jobStart(command: string[]): JobStartMessage {
+function jobStart(command: string[], internet = false): JobStartMessage {
   return {
     type: "job-start",
     clusterId: newId(IdPrefix.cluster),
@@ -75,7 +75,7 @@ function jobStart(command: string[]): JobStartMessage {
     env: {},
     image: null,
     head: { address: "127.0.0.1", port: 29_500 },
-    network: { internet: false, overlay: false },
+    network: { internet, overlay: false },
   };
 }
 
@@ -113,8 +113,17 @@ describe(
       const exit = sent.find((m) => m.type === "job-exit");
       assert.ok(exit?.type === "job-exit");
       assert.equal(exit.startFailure, "start-failed");
-      assert.match(exit.error ?? "", /cannot give a rank its own network/);
+      assert.match(exit.error ?? "", /cannot give a rank without internet its own network/);
       assert.ok(!sent.some((m) => m.type === "job-accepted"));
+    });
+
+    it("a worker that cannot isolate runs a rank that may use the internet on the host's network", async () => {
+      const { supervisor, sent } = supervised(undefined);
+      await supervisor.start(jobStart(interfaces, true));
+      const exit = sent.find((m) => m.type === "job-exit");
+      assert.equal(exit?.type === "job-exit" && exit.exitCode, 0);
+      const lines = sent.flatMap((m) => (m.type === "job-log" ? m.lines : []));
+      assert.ok(lines.length > 1, `the host's interfaces: ${lines.join(" ")}`);
     });
   },
 );

@@ -11,15 +11,11 @@ import type {
 } from "../../protocol/worker-messages.ts";
 import type { ExceededLimit, RankLimits } from "../../protocol/hardware.ts";
 import { SecretOpenError } from "../../protocol/sealed-secrets.ts";
-import { overlayAddressOf } from "../../protocol/cluster-network.ts";
-import type { JobNetns } from "../network/job-netns.ts";
-import type { JobNetworks } from "../network/job-networks.ts";
-import { ISOLATED_HOSTNAME } from "../runtime/bwrap-args.ts";
+import { overlayAddressOf, type JobPeersMessage } from "../../protocol/cluster-network.ts";
 import {
   jobDirInside,
   JobRuntimeError,
   type JobLimits,
-  type JobNamespaceNetwork,
   type JobRuntime,
   type RunningJob,
 } from "../runtime/job-runtime.ts";
@@ -27,7 +23,11 @@ import { planRank } from "./cluster-kinds.ts";
 import { openJobSecrets, type DeviceSecretKey } from "./job-secrets.ts";
 import { jobTlsFiles, tlsPaths } from "./job-tls.ts";
 import { rankLimits } from "./offer.ts";
+import { RankNetwork, type RankNetworkPorts } from "./rank-network.ts";
 import { RankOutput, type OutputBatch, type OutputLimits } from "./rank-output.ts";
+
+/** A worker that builds no rank networks (./rank-network.ts). */
+const NO_NETWORKS: RankNetworkPorts = { localAddress: () => undefined };
 
 export interface JobSupervisorOptions {
   runtime: JobRuntime;
@@ -44,10 +44,10 @@ export interface JobSupervisorOptions {
   /** Caps and batching of each rank's output (rank-output.ts). */
   output: OutputLimits;
   /**
-   * Makes a rank's own network namespace (src/worker/network/job-netns.ts) for a `job-start` that
-   * asks for one; undefined where this worker cannot isolate (such a job-start fails to start).
+   * What this worker builds rank networks with (./rank-network.ts); absent: nothing, so a rank
+   * runs on the host's network where the coordinator allows it and fails to start otherwise.
    */
-  jobNetworks?: JobNetworks | undefined;
+  network?: RankNetworkPorts | undefined;
   send: (message: WorkerMessage) => void;
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -56,6 +56,8 @@ export interface JobSupervisorOptions {
 interface Run {
   readonly job: JobStartMessage;
   process: RunningJob | undefined;
+  /** Its network, once planned (./rank-network.ts). */
+  network: RankNetwork | undefined;
   /** Set once the run is asked to end; a run asked before its processes exist never starts them. */
   stopping: { graceMs: number | undefined } | undefined;
   /** Settles once the run is over: its processes gone, its output and its `job-exit` sent. */
@@ -102,11 +104,25 @@ export class JobSupervisor {
         });
       return Promise.resolve();
     }
-    const run: Run = { job, process: undefined, stopping: undefined, done: Promise.resolve() };
+    const run: Run = {
+      job,
+      process: undefined,
+      network: undefined,
+      stopping: undefined,
+      done: Promise.resolve(),
+    };
     this.runs.set(job.clusterId, run);
     this.live.add(run);
     run.done = this.execute(run, current).finally(() => this.live.delete(run));
     return run.done;
+  }
+
+  /** A `job-peers` from the coordinator: the overlay peers of the cluster's run here. */
+  async setPeers(message: JobPeersMessage): Promise<void> {
+    const network = this.runs.get(message.clusterId)?.network;
+    if (network === undefined)
+      this.options.log("peer list for no run here ignored", { clusterId: message.clusterId });
+    else await network.setPeers(message);
   }
 
   /** Ends the cluster's run (`job-stop`); settles once it is over and its job dir is gone. */
@@ -145,7 +161,6 @@ export class JobSupervisor {
     const { options } = this;
     const { job } = run;
     const jobDir = join(options.jobsDir, job.clusterId);
-    let netns: JobNetns | undefined;
     try {
       if (previous !== undefined) {
         options.log("restarting rank for a newer attempt", {
@@ -168,7 +183,18 @@ export class JobSupervisor {
         throw new Error("container clusters need podman, which this worker does not have");
       const secrets = job.secrets === undefined ? {} : openJobSecrets(job, secretKeyOf(options));
       const tlsFiles = job.tls === undefined ? undefined : jobTlsFiles(job, secretKeyOf(options));
-      const head = job.head ?? { address: "127.0.0.1", port: await freePort() };
+      const network = RankNetwork.plan(
+        job,
+        options.network ?? NO_NETWORKS,
+        options.send,
+        options.log,
+      );
+      run.network = network;
+      const onOverlay = network.onOverlay ? { overlay: true as const } : {};
+      const head = job.head ?? {
+        address: network.onOverlay ? overlayAddressOf(0) : "127.0.0.1",
+        port: await freePort(),
+      };
       // The head tells its port before its launch, so the other ranks start beside it.
       if (job.head === null && job.rank === 0)
         options.send({
@@ -177,9 +203,10 @@ export class JobSupervisor {
           rank: 0,
           attempt: job.attempt,
           port: head.port,
+          ...onOverlay,
         });
       const plan = planRank(
-        { ...job, env: { ...job.env, ...secrets } },
+        { ...job, env: { ...job.env, ...network.engineEnv(), ...secrets } },
         {
           head,
           gpuIndices: options.gpuIndices,
@@ -187,9 +214,7 @@ export class JobSupervisor {
           tls: tlsFiles === undefined ? undefined : tlsPaths(jobDirInside(runtime.kind, jobDir)),
         },
       );
-      netns = await this.makeNetwork(job);
-      // Overlay seam: the cluster's WireGuard interface is made and moved into `netns` as
-      // `tandem0` here, between the namespace's creation and the job's start.
+      await network.open();
       const running = await runtime.run({
         // Stable across attempts: a root worker's sandbox uid derives from it, and the new attempt
         // must own the files the previous one left in the job dir.
@@ -198,7 +223,7 @@ export class JobSupervisor {
         env: plan.env,
         jobDir,
         limits: jobLimits(limits.limits),
-        network: netns === undefined ? "shared" : jobNetwork(job, netns),
+        network: network.runtimeNetwork(),
         ...(job.image === null ? {} : { image: job.image }),
         ...(tlsFiles === undefined ? {} : { files: tlsFiles }),
       });
@@ -209,6 +234,7 @@ export class JobSupervisor {
         rank: job.rank,
         attempt: job.attempt,
         port: job.head === null ? head.port : null,
+        ...(job.head === null ? onOverlay : {}),
       });
       const exit = await this.relayOutput(job, running);
       options.send(
@@ -228,11 +254,7 @@ export class JobSupervisor {
       };
       options.send(error instanceof SecretOpenError ? { ...exit, secretsRefused: true } : exit);
     } finally {
-      await netns
-        ?.destroy()
-        .catch((error: unknown) =>
-          options.log("job network removal failed", { name: netns?.name, error: String(error) }),
-        );
+      await run.network?.close();
       // Only the cluster's newest run owns the dir; the entry stays until the dir is gone, so a
       // newer attempt arriving meanwhile waits for the removal instead of racing it.
       if (this.runs.get(job.clusterId) === run) {
@@ -242,17 +264,6 @@ export class JobSupervisor {
         if (this.runs.get(job.clusterId) === run) this.runs.delete(job.clusterId);
       }
     }
-  }
-
-  /** The rank's own namespace when its job-start asks for one; undefined: the host's network. */
-  private async makeNetwork(job: JobStartMessage): Promise<JobNetns | undefined> {
-    if (job.network === undefined) return undefined;
-    if (this.options.jobNetworks === undefined)
-      throw new JobRuntimeError(
-        "RUNTIME_UNAVAILABLE",
-        "this worker cannot give a rank its own network (job networks need a root worker)",
-      );
-    return this.options.jobNetworks.create(job.network);
   }
 
   /**
@@ -383,13 +394,4 @@ function freePort(): Promise<number> {
 function secretKeyOf(options: JobSupervisorOptions): DeviceSecretKey {
   if (options.secretKey === undefined) throw new Error("this worker cannot open sealed secrets");
   return options.secretKey;
-}
-
-/**
- * The runtime's network for a rank in `netns`: with the overlay, the job's hostname resolves to its
- * overlay address (gloo advertises the address its hostname resolves to).
- */
-function jobNetwork(job: JobStartMessage, netns: JobNetns): JobNamespaceNetwork {
-  if (job.network?.overlay !== true) return { namespace: netns.path };
-  return { namespace: netns.path, hosts: { [ISOLATED_HOSTNAME]: overlayAddressOf(job.rank) } };
 }
