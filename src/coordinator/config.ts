@@ -7,6 +7,12 @@ export const CoordinatorConfig = z.strictObject({
   home: z.string().min(1),
   host: z.string().default("127.0.0.1"),
   port: z.number().int().min(0).max(65_535).default(7400),
+  /**
+   * PEM certificate (chain) and private key: with both, the API and the worker channel are served
+   * over TLS (https, wss) on `port`; with neither, plain HTTP (loopback, or behind a TLS proxy).
+   */
+  tlsCertFile: z.string().min(1).optional(),
+  tlsKeyFile: z.string().min(1).optional(),
   /** PostgreSQL URL; absent means SQLite at `<home>/coordinator.db`. */
   databaseUrl: z
     .string()

@@ -3,6 +3,7 @@ import type { RankLimits } from "../protocol/hardware.ts";
 import type { Utilization } from "../protocol/worker-messages.ts";
 import { parseWorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
+import { readCoordinatorCa } from "./coordinator-trust.ts";
 import { startFenceWatchdog } from "./fencing/fence-watchdog.ts";
 import { JobOutbox } from "./jobs/job-outbox.ts";
 import { seedOf } from "../protocol/device-signing.ts";
@@ -46,6 +47,10 @@ export async function startWorker(
   ports: { probe?: HardwareProbe; runtime?: JobRuntime; log?: WorkerLog } = {},
 ): Promise<Worker> {
   const config = parseWorkerConfig(input);
+  const ca =
+    config.coordinatorCaFile === undefined
+      ? undefined
+      : await readCoordinatorCa(config.coordinatorCaFile);
   const log: WorkerLog =
     ports.log ??
     ((message, fields) => console.error(JSON.stringify({ service: "worker", message, ...fields })));
@@ -69,8 +74,10 @@ export async function startWorker(
     ...(containers === undefined ? {} : { runtimes: ["podman" as const] }),
     limits: offer,
   };
+  log("registering", { coordinatorUrl: config.coordinatorUrl });
   const registered = await registerThisDevice({
     coordinatorUrl: config.coordinatorUrl,
+    ca,
     enrollmentToken: config.enrollmentToken,
     log,
     identity,
@@ -124,6 +131,7 @@ export async function startWorker(
   const link = new CoordinatorLink({
     renewFence: (fenceInMs) => watchdog.renew(fenceInMs),
     coordinatorUrl: config.coordinatorUrl,
+    ca,
     identity: { ...identity, deviceId: registered.deviceId },
     backoff: { baseMs: config.reconnectBaseMs, maxMs: config.reconnectMaxMs },
     sampleUtilization: utilizationSampler(
