@@ -165,6 +165,7 @@ export async function startCoordinator(
         faucet: config.faucet,
         pricingMode: config.pricingMode,
         tls,
+        trustProxy: config.trustProxy,
       },
       version: VERSION,
       clock,

@@ -9,6 +9,7 @@ interface CoordinatorOptions {
   port: number;
   tlsCert?: string;
   tlsKey?: string;
+  trustProxy?: string;
   databaseUrl?: string;
   databasePasswordFile?: string;
   closedSignup?: boolean;
@@ -38,6 +39,10 @@ export function registerCoordinatorCommand(program: Command): void {
     )
     .option("--tls-cert <file>", "PEM certificate (chain): serve https and wss (with --tls-key)")
     .option("--tls-key <file>", "PEM private key of --tls-cert")
+    .option(
+      "--trust-proxy <addresses>",
+      "reverse proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-For names the client",
+    )
     .option(
       "--database-url <url>",
       "PostgreSQL URL (default: SQLite in $TANDEM_HOME/coordinator.db)",
@@ -71,6 +76,7 @@ export function registerCoordinatorCommand(program: Command): void {
         port: options.port,
         ...(options.tlsCert === undefined ? {} : { tlsCertFile: options.tlsCert }),
         ...(options.tlsKey === undefined ? {} : { tlsKeyFile: options.tlsKey }),
+        ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
         openSignup: !options.closedSignup,
         pricingMode: options.pricingMode,
         logLevel: options.logLevel,

@@ -48,6 +48,7 @@ function createFastify(config: ApiConfig, logger: FastifyBaseLogger) {
     // A malformed URL or an over-long path parameter, refused before routing: same error body.
     frameworkErrors: (error, request, reply) => void errorHandler(error, request, reply),
     clientErrorHandler,
+    ...(config.trustProxy === undefined ? {} : { trustProxy: config.trustProxy }),
   } satisfies FastifyHttpOptions<Server>;
   // With `https`, Fastify serves TLS (the worker channel's upgrades included) on the same port;
   // routes, hooks and replies are typed the same, so the app keeps the plain server's type.
@@ -71,6 +72,8 @@ export interface ApiConfig {
   pricingMode: "catalog" | "market";
   /** Certificate and key to serve HTTPS and WSS with; absent, plain HTTP. */
   tls?: TlsFiles | undefined;
+  /** Proxies whose X-Forwarded-For is believed (Fastify's `trustProxy`); absent, none. */
+  trustProxy?: string | undefined;
 }
 
 export interface ApiDeps {
@@ -178,7 +181,8 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   liveRoutes(app, deps);
   await explorerRoutes(app);
   app.get("/v1/workers/connect", { websocket: true, schema: { hide: true } }, (socket, request) =>
-    deps.gateway.accept(socket, request.socket.remoteAddress ?? "127.0.0.1"),
+    // `request.ip`: the socket's peer, or the client a trusted proxy names.
+    deps.gateway.accept(socket, request.ip),
   );
   return app;
 }
