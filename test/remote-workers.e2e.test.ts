@@ -100,6 +100,10 @@ describe("workers on other machines", () => {
       NODE_EXTRA_CA_CERTS: certs.caFile,
     };
     const adminKey = (await readFile(join(home, "admin.key"), "utf8")).trim();
+    // Without it, the CLI says how to trust the CA.
+    const untrustingCli = start(["nodes", "list", "--json"], { TANDEM_URL: url });
+    assert.equal(await untrustingCli.exited, 1);
+    assert.match(untrustingCli.stdout.join("\n"), /certificate.*NODE_EXTRA_CA_CERTS=/);
     const supplier = await cli<{ apiKey: string }>(
       start(["account", "create", "--role", "supplier", "--json"], {
         ...asAdmin,
@@ -259,6 +263,16 @@ describe("workers on other machines", () => {
       const node = await cli<{ status: string }>(show);
       return node.status === "available" ? true : undefined;
     }, "the insecure worker's node to be available");
+
+    // `tandem dev` on that address: its own workers reach it there (this same machine).
+    const dev = start(
+      ["dev", "--host", "198.51.100.1", "--port", "0", "--workers", "1", "--json"],
+      { TANDEM_HOME: join(dir, "dev") },
+      { via },
+    );
+    const summary = JSON.parse(await dev.line(/^\{/, 120_000)) as { url: string; listen: string };
+    assert.match(summary.url, /^http:\/\/198\.51\.100\.1:\d+$/);
+    assert.equal(summary.listen, `198.51.100.1:${new URL(summary.url).port}`);
   });
 
   test("tandem dev --host: 127.0.0.1 prints the explorer URL; 0.0.0.0 is accepted and says so", async (t) => {

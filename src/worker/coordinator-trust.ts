@@ -92,13 +92,18 @@ const CERTIFICATE_REFUSALS = new Set([
   "ERR_TLS_CERT_ALTNAME_INVALID",
 ]);
 
+/** Whether a connection failed because the client did not accept the server's certificate. */
+export function isCertificateRefusal(error: unknown): boolean {
+  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+  return code !== undefined && CERTIFICATE_REFUSALS.has(code);
+}
+
 /**
  * A connection error as the supplier can act on it: a refused certificate says which coordinator
  * and how to trust its CA; any other error is returned as it is.
  */
 export function explainConnectionError(error: Error, coordinatorUrl: string): Error {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === undefined || !CERTIFICATE_REFUSALS.has(code)) return error;
+  if (!isCertificateRefusal(error)) return error;
   return new CoordinatorTrustError(
     "COORDINATOR_CERT_UNTRUSTED",
     `the coordinator at ${new URL(coordinatorUrl).host} presented a certificate this worker does ` +
