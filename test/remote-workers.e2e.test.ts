@@ -215,6 +215,14 @@ describe("workers on other machines", () => {
       listen: string;
     };
     assert.match(ready.url, /^http:\/\/198\.51\.100\.1:\d+$/);
+    // It warns that other machines' workers will refuse plain http.
+    await eventually(
+      () =>
+        Promise.resolve(
+          coordinator.stderr.find((l) => /^warning: plain http .* --insecure/.test(l)),
+        ),
+      "the coordinator's plain-http warning",
+    );
     const wsUrl = ready.url.replace("http:", "ws:");
     const asAdmin = {
       TANDEM_HOME: join(dir, "supplier"),

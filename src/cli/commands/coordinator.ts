@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { startCoordinator } from "../../coordinator/main.ts";
+import { isLoopbackHost } from "../../worker/coordinator-trust.ts";
 import { tandemHome } from "../context.ts";
 import { parseIntOption, withJson } from "./common.ts";
 import { untilSignal } from "./signals.ts";
@@ -19,6 +20,11 @@ interface CoordinatorOptions {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
+
+const PLAIN_HTTP_WARNING =
+  "warning: plain http on an address other machines reach: their workers refuse it without " +
+  "--insecure. Give --tls-cert and --tls-key, or serve on 127.0.0.1 behind a TLS proxy " +
+  '(README, "Connect a machine").\n';
 
 export function registerCoordinatorCommand(program: Command): void {
   withJson(
@@ -102,6 +108,8 @@ export function registerCoordinatorCommand(program: Command): void {
           ? JSON.stringify(ready) + "\n"
           : `coordinator listening on ${listeningOn(options.host, coordinator.url)}\n`,
       );
+      if (coordinator.url.startsWith("http:") && !isLoopbackHost(options.host))
+        process.stderr.write(PLAIN_HTTP_WARNING);
       await untilSignal();
       await coordinator.close();
     });
