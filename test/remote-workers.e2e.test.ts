@@ -2,9 +2,10 @@
  * Workers on other machines (issue 14 item 4), real processes: a coordinator serving its API and
  * worker channel over TLS with a private CA's certificate (made here with the `openssl` CLI); a
  * worker trusting that CA with `--ca-file` registers and heartbeats over wss, one without it
- * refuses the certificate; a worker refuses plain ws:// to a coordinator on another address
- * unless `--insecure` (that coordinator listens with `--host` on 198.51.100.1 in a network
- * namespace of the test's own); `tandem dev --host` prints URLs that work.
+ * refuses the certificate; bad TLS files stop the coordinator. Across two "machines" (network
+ * namespaces of the test's own joined by a veth pair): a worker refuses plain ws:// to the other
+ * machine's coordinator unless `--insecure`, and joins a TLS coordinator on `--host 0.0.0.0` the
+ * way the README says. `tandem dev --host` prints URLs that work.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -63,6 +64,35 @@ async function scratch(t: TestContext, prefix: string) {
 async function cli<T>(p: TandemProcess): Promise<T> {
   assert.equal(await p.exited, 0, p.stderr.join("\n") + p.stdout.join("\n"));
   return JSON.parse(p.stdout.join("\n")) as T;
+}
+
+/**
+ * Two "machines": network namespaces of this test's own joined by a veth pair, a at 198.51.100.1
+ * and b at 198.51.100.2 (TEST-NET-2); each reaches the other only over that link. Removed after
+ * the test, failed or not.
+ */
+async function twoMachines(t: TestContext) {
+  const tag = `${process.pid % 100_000}${randomBytes(2).toString("hex")}`;
+  const machine = (name: "a" | "b", address: string) => ({
+    ns: `tdrm-${tag}-${name}`,
+    link: `tdrm${tag}${name}`,
+    address,
+    via: ["ip", "netns", "exec", `tdrm-${tag}-${name}`],
+  });
+  const a = machine("a", "198.51.100.1");
+  const b = machine("b", "198.51.100.2");
+  for (const m of [a, b]) {
+    await run("ip", ["netns", "add", m.ns]);
+    t.after(() => run("ip", ["netns", "del", m.ns]));
+  }
+  const veth = `link add ${a.link} netns ${a.ns} type veth peer name ${b.link} netns ${b.ns}`;
+  await run("ip", veth.split(" "));
+  for (const m of [a, b]) {
+    await run("ip", ["-n", m.ns, "link", "set", "lo", "up"]);
+    await run("ip", ["-n", m.ns, "addr", "add", `${m.address}/24`, "dev", m.link]);
+    await run("ip", ["-n", m.ns, "link", "set", m.link, "up"]);
+  }
+  return { a, b };
 }
 
 const exists = (path: string) =>
@@ -196,14 +226,8 @@ describe("workers on other machines", () => {
 
   test("a worker refuses plain ws:// to another machine unless --insecure", async (t) => {
     const { dir, start } = await scratch(t, "tandem-insecure-");
-    // A namespace of this test's own, where the coordinator listens on a non-loopback address.
-    const ns = `tdrm-${process.pid}-${randomBytes(3).toString("hex")}`;
-    await run("ip", ["netns", "add", ns]);
-    t.after(() => run("ip", ["netns", "del", ns]));
-    await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
-    await run("ip", ["-n", ns, "addr", "add", "198.51.100.1/32", "dev", "lo"]);
-    const via = ["ip", "netns", "exec", ns];
-
+    const { a, b } = await twoMachines(t);
+    const via = a.via;
     const home = join(dir, "coordinator");
     const coordinator = start(
       ["coordinator", "--host", "198.51.100.1", "--port", "0", "--json", "--log-level", "warn"],
@@ -244,7 +268,7 @@ describe("workers on other machines", () => {
     // Refused at once: non-zero exit, the reason, nothing written on the worker machine.
     const workerHome = join(dir, "worker-machine");
     const args = ["worker", "start", "--json", "--url", wsUrl, "--enroll-token-file", tokenFile];
-    const refused = start([...args, ...WORKER_ARGS], { TANDEM_HOME: workerHome }, { via });
+    const refused = start([...args, ...WORKER_ARGS], { TANDEM_HOME: workerHome }, { via: b.via });
     assert.equal(await refused.exited, 1);
     const { error } = JSON.parse(refused.stdout.join("\n")) as {
       error: { code: string; message: string };
@@ -263,7 +287,7 @@ describe("workers on other machines", () => {
     const worker = start(
       [...args, "--insecure", ...WORKER_ARGS],
       { TANDEM_HOME: workerHome },
-      { via },
+      { via: b.via },
     );
     const { nodeId } = JSON.parse(await worker.line(/^\{/, 60_000)) as { nodeId: string };
     await eventually(async () => {
@@ -281,6 +305,68 @@ describe("workers on other machines", () => {
     const summary = JSON.parse(await dev.line(/^\{/, 120_000)) as { url: string; listen: string };
     assert.match(summary.url, /^http:\/\/198\.51\.100\.1:\d+$/);
     assert.equal(summary.listen, `198.51.100.1:${new URL(summary.url).port}`);
+  });
+
+  test("the README's way: a worker on another machine joins a TLS coordinator on --host 0.0.0.0", async (t) => {
+    const { dir, start } = await scratch(t, "tandem-remote-tls-");
+    const { a, b } = await twoMachines(t);
+    const certs = await makeTestCertificates(dir, [a.address]);
+    const home = join(dir, "coordinator");
+    // Machine a: the coordinator, on every address, with its certificate.
+    const coordinator = start(
+      [
+        ...`coordinator --host 0.0.0.0 ${COORDINATOR_FLAGS}`.split(" "),
+        ...["--tls-cert", certs.certFile, "--tls-key", certs.keyFile],
+      ],
+      { TANDEM_HOME: home },
+      { via: a.via },
+    );
+    const ready = JSON.parse(await coordinator.line(/^\{/, 60_000)) as { listen: string };
+    const url = `https://${a.address}:${ready.listen.split(":").at(-1)}`;
+    // The supplier's machine (here a too): an account and a token file to carry over.
+    const supplierEnv = {
+      TANDEM_HOME: join(dir, "supplier"),
+      TANDEM_URL: url,
+      NODE_EXTRA_CA_CERTS: certs.caFile,
+    };
+    const supplier = await cli<{ apiKey: string }>(
+      start(
+        ["account", "create", "--role", "supplier", "--json"],
+        {
+          ...supplierEnv,
+          TANDEM_API_KEY: (await readFile(join(home, "admin.key"), "utf8")).trim(),
+        },
+        { via: a.via },
+      ),
+    );
+    const tokenFile = join(dir, "enroll.token");
+    await cli(
+      start(
+        ["worker", "enroll-token", "--out", tokenFile, "--json"],
+        { ...supplierEnv, TANDEM_API_KEY: supplier.apiKey },
+        { via: a.via },
+      ),
+    );
+    // Machine b: the one command, then the check the README gives, from b.
+    const worker = start(
+      ["worker", "start", "--json", "--url", url, "--ca-file", certs.caFile].concat([
+        "--enroll-token-file",
+        tokenFile,
+        ...WORKER_ARGS,
+      ]),
+      { TANDEM_HOME: join(dir, "worker-machine") },
+      { via: b.via },
+    );
+    const { nodeId } = JSON.parse(await worker.line(/^\{/, 60_000)) as { nodeId: string };
+    await eventually(async () => {
+      const list = start(
+        ["nodes", "list", "--json", "--url", url],
+        { NODE_EXTRA_CA_CERTS: certs.caFile },
+        { via: b.via },
+      );
+      const { items } = await cli<{ items: Array<{ id: string; status: string }> }>(list);
+      return items.some((n) => n.id === nodeId && n.status === "available") ? true : undefined;
+    }, "the remote worker's node to be available");
   });
 
   test("tandem dev --host: 127.0.0.1 prints the explorer URL; 0.0.0.0 is accepted and says so", async (t) => {
