@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
 
@@ -7,6 +8,24 @@ export const CoordinatorConfig = z.strictObject({
   home: z.string().min(1),
   host: z.string().default("127.0.0.1"),
   port: z.number().int().min(0).max(65_535).default(7400),
+  /**
+   * PEM certificate (chain) and private key: with both, the API and the worker channel are served
+   * over TLS (https, wss) on `port`; with neither, plain HTTP (loopback, or behind a TLS proxy).
+   */
+  tlsCertFile: z.string().min(1).optional(),
+  tlsKeyFile: z.string().min(1).optional(),
+  /**
+   * Reverse proxies (addresses or CIDRs, comma-separated) whose `X-Forwarded-For` names the
+   * client: behind a TLS proxy, the address each worker is seen at (its overlay endpoint, the
+   * per-address caps) and each caller's rate limit come from it. Absent, the header is ignored.
+   */
+  trustProxy: z
+    .string()
+    .refine(
+      (value) => value.split(",").every((part) => isAddressOrCidr(part.trim())),
+      "expected addresses or CIDRs, comma-separated (e.g. 127.0.0.1 or 10.0.0.0/8,::1)",
+    )
+    .optional(),
   /** PostgreSQL URL; absent means SQLite at `<home>/coordinator.db`. */
   databaseUrl: z
     .string()
@@ -109,4 +128,12 @@ export function parseCoordinatorConfig(input: CoordinatorConfigInput): Coordinat
 
 export function sqlitePathOf(config: CoordinatorConfig): string {
   return config.sqlitePath ?? join(config.home, "coordinator.db");
+}
+
+function isAddressOrCidr(value: string): boolean {
+  const [address = "", bits, ...rest] = value.split("/");
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }

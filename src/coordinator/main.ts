@@ -30,11 +30,15 @@ import { WalletService } from "./billing/wallet.ts";
 import { billingPayments } from "./scheduler/billing-payments.ts";
 import { Inventory } from "./scheduler/inventory.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
+import { loadTlsFiles } from "./tls.ts";
 
 export const VERSION = "0.1.0";
 
 export interface Coordinator {
-  /** The base URL it listens on, e.g. http://127.0.0.1:7400. */
+  /**
+   * The base URL it listens on, e.g. http://127.0.0.1:7400 (https with TLS; on 0.0.0.0, the first
+   * local address).
+   */
   readonly url: string;
   readonly app: ZodApp;
   readonly store: Store;
@@ -60,6 +64,7 @@ export async function startCoordinator(
   const config = parseCoordinatorConfig(input);
   const clock = options.clock ?? systemClock;
   const logger = pino({ level: config.logLevel, base: { service: "coordinator" } });
+  const tls = await loadTlsFiles(config.tlsCertFile, config.tlsKeyFile);
   await mkdir(config.home, { recursive: true, mode: 0o700 });
   const store = await openStore(
     config.databaseUrl === undefined
@@ -160,6 +165,8 @@ export async function startCoordinator(
         database: store.dialect,
         faucet: config.faucet,
         pricingMode: config.pricingMode,
+        tls,
+        trustProxy: config.trustProxy,
       },
       version: VERSION,
       clock,

@@ -1,12 +1,18 @@
 import { z } from "zod";
 import { EnrollmentToken } from "../protocol/enrollment.ts";
 import { SizeMiB } from "../protocol/hardware.ts";
+import { assertSecureCoordinator, httpUrlOf } from "./coordinator-trust.ts";
 
 /** Worker settings, parsed once at start; a bad value fails fast naming its field. */
 export const WorkerConfig = z.strictObject({
   /** State directory: the device key, the ids, job work dirs. */
   home: z.string().min(1),
-  coordinatorUrl: z.url({ protocol: /^https?$/ }),
+  /** The coordinator: http(s), or ws(s) meaning the same (the worker channel is on its port). */
+  coordinatorUrl: z.url({ protocol: /^(https?|wss?)$/ }).transform(httpUrlOf),
+  /** Talk plain http/ws to a coordinator that is not on this machine (coordinator-trust.ts). */
+  insecure: z.boolean().default(false),
+  /** PEM file of the CA to trust for an https coordinator, instead of Node's roots. */
+  coordinatorCaFile: z.string().min(1).optional(),
   /**
    * The supplier's single-use enrollment token (`tandem worker enroll-token`): needed only until
    * the device has registered, which then signs its own requests. Never written to disk.
@@ -88,5 +94,6 @@ export function parseWorkerConfig(input: WorkerConfigInput): WorkerConfig {
       .join("; ");
     throw new Error(`invalid worker config: ${problems}`);
   }
+  assertSecureCoordinator(parsed.data.coordinatorUrl, parsed.data.insecure);
   return parsed.data;
 }

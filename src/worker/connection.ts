@@ -15,12 +15,15 @@ import {
   type WorkerMessage,
 } from "../protocol/worker-messages.ts";
 import { ContactClock } from "./contact-clock.ts";
+import { explainConnectionError } from "./coordinator-trust.ts";
 import { LogQueue } from "./log-queue.ts";
 import type { DeviceIdentity } from "./identity.ts";
 import { ChallengeSolver } from "./verification.ts";
 
 export interface CoordinatorLinkOptions {
   coordinatorUrl: string;
+  /** The only CA trusted for a wss coordinator (`--ca-file`); absent, Node's roots. */
+  ca?: string | undefined;
   identity: DeviceIdentity & { deviceId: string };
   backoff: BackoffOptions;
   /** Reads the machine's current load for each heartbeat. */
@@ -140,7 +143,10 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private connect(): void {
     const url = new URL("/v1/workers/connect", this.options.coordinatorUrl);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(url, { maxPayload: 1024 * 1024 });
+    const socket = new WebSocket(url, {
+      maxPayload: 1024 * 1024,
+      ...(this.options.ca === undefined ? {} : { ca: this.options.ca }),
+    });
     this.socket = socket;
     this.authSentAtMs = undefined;
     socket.on("upgrade", (response) => {
@@ -149,7 +155,13 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     });
     socket.on("message", (data) => this.onMessage(socket, data));
     socket.on("pong", (data) => this.contact.pongReceived(Number(data.toString("utf8"))));
-    socket.on("error", (error) => this.options.log("connection error", { error: error.message }));
+    socket.on("error", (error) => {
+      const explained = explainConnectionError(error, url.href);
+      this.options.log("connection error", {
+        error: error.message,
+        ...(explained === error ? {} : { hint: explained.message }),
+      });
+    });
     socket.on("close", (code, reasonBuffer) => {
       clearInterval(this.heartbeatTimer);
       this.welcomed = false;

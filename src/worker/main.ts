@@ -4,6 +4,7 @@ import type { Utilization } from "../protocol/worker-messages.ts";
 import type { NetworkCapability } from "../protocol/cluster-network.ts";
 import { parseWorkerConfig, type WorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
+import { readCoordinatorCa } from "./coordinator-trust.ts";
 import { startFenceWatchdog } from "./fencing/fence-watchdog.ts";
 import { JobOutbox } from "./jobs/job-outbox.ts";
 import { seedOf } from "../protocol/device-signing.ts";
@@ -81,6 +82,10 @@ export async function startWorker(
   ports: { probe?: HardwareProbe; runtime?: JobRuntime; log?: WorkerLog } = {},
 ): Promise<Worker> {
   const config = parseWorkerConfig(input);
+  const ca =
+    config.coordinatorCaFile === undefined
+      ? undefined
+      : await readCoordinatorCa(config.coordinatorCaFile);
   const log: WorkerLog =
     ports.log ??
     ((message, fields) => console.error(JSON.stringify({ service: "worker", message, ...fields })));
@@ -106,8 +111,10 @@ export async function startWorker(
     limits: offer,
     network: networks?.capability ?? NETWORKS_OFF,
   };
+  log("registering", { coordinatorUrl: config.coordinatorUrl });
   const registered = await registerThisDevice({
     coordinatorUrl: config.coordinatorUrl,
+    ca,
     enrollmentToken: config.enrollmentToken,
     log,
     identity,
@@ -161,6 +168,7 @@ export async function startWorker(
   const link = new CoordinatorLink({
     renewFence: (fenceInMs) => watchdog.renew(fenceInMs),
     coordinatorUrl: config.coordinatorUrl,
+    ca,
     identity: { ...identity, deviceId: registered.deviceId },
     backoff: { baseMs: config.reconnectBaseMs, maxMs: config.reconnectMaxMs },
     sampleUtilization: utilizationSampler(

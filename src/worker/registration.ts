@@ -3,6 +3,7 @@ import { publicKeyOf, registrationPayload, signPayload } from "../protocol/devic
 import { RegisterDeviceResponse, type DeviceRegistration } from "../protocol/devices.ts";
 import { ErrorBody } from "../protocol/errors.ts";
 import type { HardwareReport } from "../protocol/hardware.ts";
+import { postJson } from "./coordinator-http.ts";
 import type { DeviceIdentity } from "./identity.ts";
 
 /** A refusal from the coordinator, with its stable error code. */
@@ -31,6 +32,8 @@ const REGISTER_PATH = "/v1/devices";
  */
 export async function registerDevice(options: {
   coordinatorUrl: string;
+  /** The only CA trusted for an https coordinator (`--ca-file`); absent, Node's roots. */
+  ca?: string | undefined;
   credential: RegistrationCredential;
   identity: DeviceIdentity;
   region: string;
@@ -58,12 +61,12 @@ export async function registerDevice(options: {
     "enrollmentToken" in credential
       ? { ...registration, signature, enrollmentToken: credential.enrollmentToken }
       : { ...registration, signature };
-  const response = await fetch(new URL(REGISTER_PATH, options.coordinatorUrl), {
-    method: "POST",
+  const response = await postJson(new URL(REGISTER_PATH, options.coordinatorUrl), {
     headers,
     body: JSON.stringify(body),
+    ca: options.ca,
   });
-  const answer: unknown = await response.json();
+  const answer = response.body;
   if (!response.ok) {
     const error = ErrorBody.safeParse(answer);
     throw error.success

@@ -85,11 +85,14 @@ export interface WorkerSocket {
 
 const WAIT_MS = 10_000;
 
-/** Opens `/v1/workers/connect` and waits for the challenge. */
-export async function openWorkerSocket(coordinatorUrl: string): Promise<WorkerSocket> {
+/** Opens `/v1/workers/connect` (with extra request `headers`) and waits for the challenge. */
+export async function openWorkerSocket(
+  coordinatorUrl: string,
+  headers: Record<string, string> = {},
+): Promise<WorkerSocket> {
   const url = new URL("/v1/workers/connect", coordinatorUrl);
   url.protocol = "ws:";
-  const socket = new WebSocket(url);
+  const socket = new WebSocket(url, { headers });
   const queue: CoordinatorMessage[] = [];
   const waiters: Array<(m: CoordinatorMessage) => void> = [];
   socket.on("message", (data) => {
@@ -146,8 +149,9 @@ export async function connectWorker(
   coordinatorUrl: string,
   deviceId: string,
   privateKey: KeyObject,
+  headers: Record<string, string> = {},
 ): Promise<WorkerSocket & { nodeId: string }> {
-  const ws = await openWorkerSocket(coordinatorUrl);
+  const ws = await openWorkerSocket(coordinatorUrl, headers);
   ws.auth(deviceId, privateKey);
   const welcome = await ws.next();
   if (welcome.type !== "welcome") throw new Error(`expected a welcome, got ${welcome.type}`);

@@ -19,8 +19,17 @@ export interface TandemProcess {
   kill(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals>;
 }
 
-export function spawnTandem(args: string[], env: Record<string, string>): TandemProcess {
-  const child = spawn(process.execPath, [TANDEM_BIN, ...args], {
+/**
+ * Starts `tandem args…`; `via` runs it through another command first (e.g. `ip netns exec NS`,
+ * which execs it, so the child is still the tandem process).
+ */
+export function spawnTandem(
+  args: string[],
+  env: Record<string, string>,
+  { via = [] }: { via?: readonly string[] } = {},
+): TandemProcess {
+  const [command, ...prefix] = [...via, process.execPath];
+  const child = spawn(command, [...prefix, TANDEM_BIN, ...args], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1,6 +1,7 @@
 import { Option, type Command } from "commander";
 import { TandemApiError } from "../../client/client.ts";
 import { SizeMiB } from "../../protocol/hardware.ts";
+import { isCertificateRefusal } from "../../worker/coordinator-trust.ts";
 
 /** Options every command that talks to a coordinator takes. */
 export interface ClientOptions {
@@ -68,6 +69,9 @@ export function parseReputation(value: string): number {
   return n;
 }
 
+const CA_HINT =
+  " (a coordinator with a private CA's certificate: NODE_EXTRA_CA_CERTS=<its CA's PEM file>)";
+
 /** Prints an error the way a user can act on it, and sets a non-zero exit code. */
 export function reportError(error: unknown, json: boolean): void {
   process.exitCode = 1;
@@ -83,7 +87,9 @@ export function reportError(error: unknown, json: boolean): void {
   }
   const message = error instanceof Error ? error.message : String(error);
   const cause =
-    error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : "";
+    error instanceof Error && error.cause instanceof Error
+      ? `: ${error.cause.message}${isCertificateRefusal(error.cause) ? CA_HINT : ""}`
+      : "";
   const code =
     error instanceof Error && "code" in error && typeof error.code === "string"
       ? error.code

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { startCoordinator } from "../../coordinator/main.ts";
+import { isLoopbackHost } from "../../worker/coordinator-trust.ts";
 import { tandemHome } from "../context.ts";
 import { parseIntOption, withJson } from "./common.ts";
 import { untilSignal } from "./signals.ts";
@@ -7,6 +8,9 @@ import { untilSignal } from "./signals.ts";
 interface CoordinatorOptions {
   host: string;
   port: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  trustProxy?: string;
   databaseUrl?: string;
   databasePasswordFile?: string;
   closedSignup?: boolean;
@@ -17,14 +21,34 @@ interface CoordinatorOptions {
   json?: boolean;
 }
 
+const PLAIN_HTTP_WARNING =
+  "warning: plain http on an address other machines reach: their workers refuse it without " +
+  "--insecure. Give --tls-cert and --tls-key, or serve on 127.0.0.1 behind a TLS proxy " +
+  '(README, "Connect a machine").\n';
+
 export function registerCoordinatorCommand(program: Command): void {
   withJson(
     program
       .command("coordinator")
       .description("run the coordinator: REST API, worker gateway, explorer"),
   )
-    .option("--host <host>", "address to listen on", "127.0.0.1")
-    .option("--port <port>", "port to listen on", parseIntOption("--port"), 7400)
+    .option(
+      "--host <host>",
+      "address to listen on (0.0.0.0: every address, for workers on other machines)",
+      "127.0.0.1",
+    )
+    .option(
+      "--port <port>",
+      "port to listen on (API and worker channel)",
+      parseIntOption("--port"),
+      7400,
+    )
+    .option("--tls-cert <file>", "PEM certificate (chain): serve https and wss (with --tls-key)")
+    .option("--tls-key <file>", "PEM private key of --tls-cert")
+    .option(
+      "--trust-proxy <addresses>",
+      "reverse proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-For names the client",
+    )
     .option(
       "--database-url <url>",
       "PostgreSQL URL (default: SQLite in $TANDEM_HOME/coordinator.db)",
@@ -56,6 +80,9 @@ export function registerCoordinatorCommand(program: Command): void {
         home,
         host: options.host,
         port: options.port,
+        ...(options.tlsCert === undefined ? {} : { tlsCertFile: options.tlsCert }),
+        ...(options.tlsKey === undefined ? {} : { tlsKeyFile: options.tlsKey }),
+        ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
         openSignup: !options.closedSignup,
         pricingMode: options.pricingMode,
         logLevel: options.logLevel,
@@ -72,15 +99,33 @@ export function registerCoordinatorCommand(program: Command): void {
       });
       const ready = {
         url: coordinator.url,
+        listen: listenAddress(options.host, coordinator.url),
         home,
         adminKeyFile: coordinator.createdAdminKey === undefined ? null : `${home}/admin.key`,
       };
       process.stdout.write(
         options.json
           ? JSON.stringify(ready) + "\n"
-          : `coordinator listening on ${coordinator.url}\n`,
+          : `coordinator listening on ${listeningOn(options.host, coordinator.url)}\n`,
       );
+      if (coordinator.url.startsWith("http:") && !isLoopbackHost(options.host))
+        process.stderr.write(PLAIN_HTTP_WARNING);
       await untilSignal();
       await coordinator.close();
     });
+}
+
+/** Where a coordinator listens, as `host:port` with the port it got (`--port 0` picks one). */
+export function listenAddress(host: string, url: string): string {
+  const { port } = new URL(url);
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Its URL, and on a wildcard host (0.0.0.0, ::) that the other addresses of this machine answer
+ * too: the URL names the first local one, which other machines may not reach.
+ */
+export function listeningOn(host: string, url: string): string {
+  if (host !== "0.0.0.0" && host !== "::") return url;
+  return `${url} and every other address of this machine (${listenAddress(host, url)})`;
 }

@@ -9,11 +9,13 @@ import { ENROLLMENT_TTL_SECONDS } from "../../protocol/enrollment.ts";
 import { startCoordinator, type Coordinator } from "../../coordinator/main.ts";
 import { readLogin, saveLogin, tandemHome } from "../context.ts";
 import { parseIntOption, withJson } from "./common.ts";
+import { listenAddress, listeningOn } from "./coordinator.ts";
 import { untilSignal } from "./signals.ts";
 
 const TANDEM_BIN = fileURLToPath(new URL("../../../bin/tandem.js", import.meta.url));
 
 interface DevOptions {
+  host: string;
   port: number;
   workers: number;
   region: string;
@@ -30,6 +32,11 @@ export function registerDevCommand(program: Command): void {
       .command("dev")
       .description("run a local network: coordinator on SQLite + local workers"),
   )
+    .option(
+      "--host <host>",
+      "coordinator address (0.0.0.0: every address, for workers on other machines)",
+      "127.0.0.1",
+    )
     .option("--port <port>", "coordinator port", parseIntOption("--port"), 7400)
     .option("--workers <n>", "local workers to start", parseIntOption("--workers"), 3)
     .option("--region <region>", "region of the local workers", "eu-west")
@@ -42,6 +49,7 @@ export function registerDevCommand(program: Command): void {
       const home = join(tandemHome(), "dev");
       const coordinator = await startCoordinator({
         home,
+        host: options.host,
         port: options.port,
         logLevel: "warn",
         faucet: true,
@@ -74,6 +82,7 @@ export function registerDevCommand(program: Command): void {
 
       const summary = {
         url: coordinator.url,
+        listen: listenAddress(options.host, coordinator.url),
         explorerUrl: `${coordinator.url}/`,
         apiKey,
         adminKeyFile: join(home, "admin.key"),
@@ -87,6 +96,7 @@ export function registerDevCommand(program: Command): void {
             "Tandem dev network is up.",
             `  explorer:   ${summary.explorerUrl}`,
             `  API:        ${coordinator.url}/v1   (OpenAPI at ${coordinator.url}/v1/openapi.json)`,
+            `  listening:  ${listeningOn(options.host, coordinator.url)}`,
             `  API key:    ${apiKey}   (consumer + supplier)`,
             `  admin key:  ${summary.adminKeyFile}`,
             `  workers:    ${workers.map((w) => `${w.name} (${w.zone})`).join(", ")}`,
@@ -139,6 +149,9 @@ function spawnWorker(
       "--home",
       w.home,
       "--allow-unsandboxed",
+      // The coordinator is in this process: on `--host <an address of this machine>` its URL is
+      // not loopback, yet the traffic never leaves this machine.
+      "--insecure",
     ],
     {
       env,

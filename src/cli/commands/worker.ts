@@ -1,6 +1,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { assertSecureCoordinator } from "../../worker/coordinator-trust.ts";
 import { startWorker, type Worker } from "../../worker/main.ts";
 import { removePidFile, writePidFile } from "../../worker/pid-file.ts";
 import { resolveConnection, tandemHome } from "../context.ts";
@@ -20,6 +21,8 @@ interface WorkerOptions extends ClientOptions {
   zone: string;
   enrollToken?: string;
   enrollTokenFile?: string;
+  caFile?: string;
+  insecure?: boolean;
   home?: string;
   nvidiaSmi?: string;
   python?: string;
@@ -70,6 +73,14 @@ export function registerWorkerCommands(program: Command): void {
       "--enroll-token <token>",
       "the enrollment token itself (visible in `ps`: prefer the file or $TANDEM_ENROLL_TOKEN)",
     )
+    .option(
+      "--ca-file <pem>",
+      "trust only this CA for an https coordinator (a private CA; default: the system's roots)",
+    )
+    .option(
+      "--insecure",
+      "allow plain http:// or ws:// to a coordinator on another machine (unencrypted)",
+    )
     .option("--home <dir>", "worker state dir (default $TANDEM_HOME/worker)")
     .option("--nvidia-smi <path>", "nvidia-smi to probe GPUs with", "nvidia-smi")
     .option("--python <path>", "Python with torch/dask for cluster jobs", "/usr/bin/python3")
@@ -119,6 +130,9 @@ export function registerWorkerCommands(program: Command): void {
     )
     .action(async (options: WorkerOptions) => {
       const { url } = await resolveConnection(options);
+      const insecure = options.insecure === true;
+      // Before anything is written or sent.
+      assertSecureCoordinator(url, insecure);
       const enrollmentToken = await enrollmentTokenOf(options);
       const home = options.home ?? defaultHome();
       const drainSignals = handleDrainSignals();
@@ -128,6 +142,8 @@ export function registerWorkerCommands(program: Command): void {
         const worker = await startWorker({
           home,
           coordinatorUrl: url,
+          insecure,
+          ...(options.caFile === undefined ? {} : { coordinatorCaFile: options.caFile }),
           ...(enrollmentToken === undefined ? {} : { enrollmentToken }),
           region: options.region,
           zone: options.zone,

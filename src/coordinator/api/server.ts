@@ -1,7 +1,8 @@
 import fastifyRateLimit from "@fastify/rate-limit";
 import fastifySwagger from "@fastify/swagger";
 import fastifyWebsocket from "@fastify/websocket";
-import Fastify, { type FastifyBaseLogger } from "fastify";
+import type { Server } from "node:http";
+import Fastify, { type FastifyBaseLogger, type FastifyHttpOptions } from "fastify";
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -21,6 +22,7 @@ import type { NodeQueries } from "../registry/node-queries.ts";
 import type { Billing } from "../billing/billing.ts";
 import type { WalletService } from "../billing/wallet.ts";
 import type { Scheduler } from "../scheduler/scheduler.ts";
+import type { TlsFiles } from "../tls.ts";
 import type { Database } from "../store/schema.ts";
 import type { Kysely } from "kysely";
 import { admit, identifyCaller, rateLimitKey } from "./auth.ts";
@@ -39,14 +41,20 @@ import { systemRoutes } from "./routes/system.ts";
 import { walletRoutes } from "./routes/wallet.ts";
 
 function createFastify(config: ApiConfig, logger: FastifyBaseLogger) {
-  return Fastify({
+  const options = {
     loggerInstance: logger,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
     // A malformed URL or an over-long path parameter, refused before routing: same error body.
     frameworkErrors: (error, request, reply) => void errorHandler(error, request, reply),
     clientErrorHandler,
-  }).withTypeProvider<ZodTypeProvider>();
+    ...(config.trustProxy === undefined ? {} : { trustProxy: config.trustProxy }),
+  } satisfies FastifyHttpOptions<Server>;
+  // With `https`, Fastify serves TLS (the worker channel's upgrades included) on the same port;
+  // routes, hooks and replies are typed the same, so the app keeps the plain server's type.
+  return Fastify(
+    config.tls === undefined ? options : ({ ...options, https: config.tls } as typeof options),
+  ).withTypeProvider<ZodTypeProvider>();
 }
 
 export type ZodApp = ReturnType<typeof createFastify>;
@@ -62,6 +70,10 @@ export interface ApiConfig {
   /** Whether a user may credit its own wallet (`tandem dev`). */
   faucet: boolean;
   pricingMode: "catalog" | "market";
+  /** Certificate and key to serve HTTPS and WSS with; absent, plain HTTP. */
+  tls?: TlsFiles | undefined;
+  /** Proxies whose X-Forwarded-For is believed (Fastify's `trustProxy`); absent, none. */
+  trustProxy?: string | undefined;
 }
 
 export interface ApiDeps {
@@ -169,7 +181,8 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   liveRoutes(app, deps);
   await explorerRoutes(app);
   app.get("/v1/workers/connect", { websocket: true, schema: { hide: true } }, (socket, request) =>
-    deps.gateway.accept(socket, request.socket.remoteAddress ?? "127.0.0.1"),
+    // `request.ip`: the socket's peer, or the client a trusted proxy names.
+    deps.gateway.accept(socket, request.ip),
   );
   return app;
 }
