@@ -87,7 +87,11 @@ describe(
 
     before(async () => {
       home = await mkdtemp(join(tmpdir(), "tandem-dasktls-"));
-      const { coordinator, url } = await startCoordinatorProcess(join(home, "c"));
+      // Its workers run without job networks (below), which a coordinator must then allow.
+      const { coordinator, url } = await startCoordinatorProcess(join(home, "c"), [
+        "--job-networks",
+        "optional",
+      ]);
       processes.push(coordinator);
       const anonymous = new TandemClient({ baseUrl: url });
       const account = await anonymous.createAccount({ roles: ["consumer", "supplier"] });

@@ -73,6 +73,7 @@ describe(
             "eu-west-a",
             "--home",
             home,
+            "--insecure",
           ],
           {
             env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...env },

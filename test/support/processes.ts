@@ -99,10 +99,13 @@ export async function eventually<T>(
 /** `tandem coordinator` on a free port with its state in `home`: the process and its URL. */
 export async function startCoordinatorProcess(
   home: string,
+  /** More `tandem coordinator` flags. */
+  flags: readonly string[] = [],
 ): Promise<{ coordinator: TandemProcess; url: string }> {
-  const coordinator = spawnTandem(["coordinator", "--port", "0", "--json", "--log-level", "warn"], {
-    TANDEM_HOME: home,
-  });
+  const coordinator = spawnTandem(
+    ["coordinator", "--port", "0", "--json", "--log-level", "warn", ...flags],
+    { TANDEM_HOME: home },
+  );
   const url = (JSON.parse(await coordinator.line(/^\{/)) as { url: string }).url;
   return { coordinator, url };
 }

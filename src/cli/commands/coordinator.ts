@@ -15,6 +15,7 @@ interface CoordinatorOptions {
   databasePasswordFile?: string;
   closedSignup?: boolean;
   pricingMode: "catalog" | "market";
+  jobNetworks: "required" | "optional";
   heartbeatIntervalMs?: number;
   missedHeartbeats?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -64,6 +65,11 @@ export function registerCoordinatorCommand(program: Command): void {
       "catalog",
     )
     .option(
+      "--job-networks <policy>",
+      "required (every rank in its own network namespace, clusters on their overlay) | optional (nodes that cannot isolate run ranks on the host's network)",
+      "required",
+    )
+    .option(
       "--heartbeat-interval-ms <ms>",
       "worker heartbeat interval",
       parseIntOption("--heartbeat-interval-ms"),
@@ -85,6 +91,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
         openSignup: !options.closedSignup,
         pricingMode: options.pricingMode,
+        jobNetworks: options.jobNetworks,
         logLevel: options.logLevel,
         ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
         ...(options.databasePasswordFile === undefined

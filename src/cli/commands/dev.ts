@@ -53,6 +53,9 @@ export function registerDevCommand(program: Command): void {
         port: options.port,
         logLevel: "warn",
         faucet: true,
+        // A machine that cannot isolate (not root, a tool missing) still runs a dev network; its
+        // workers say which parts they could not set up.
+        jobNetworks: "optional",
       });
       const apiKey = await devAccountKey(coordinator, home);
       if ((await readLogin()) === undefined) await saveLogin({ url: coordinator.url, apiKey });
