@@ -272,7 +272,9 @@ describe("chaos: workers die mid-job", () => {
               context,
             );
         }
-        // Each takeover within the detection budget + 2 s of the failure that caused it.
+        // Each takeover within the detection budget + 3 s of the failure that caused it: the moved
+        // rank's network (namespace, overlay device, peer exchange: ~120 ms idle, bench/RESULTS.md)
+        // is made before it runs, and this machine is loaded by ten workers.
         for (const failure of failures.filter((f) => f.clusterId === id)) {
           const failover = view.events.find(
             (e) => e.type === "failover" && e.detail.fromNodeId === failure.nodeId,
@@ -287,7 +289,7 @@ describe("chaos: workers die mid-job", () => {
           if (takeover === undefined) continue; // ended (or failed again) before the rank ran
           const tookMs = Date.parse(takeover.at) - failure.atMs;
           assert.ok(
-            tookMs <= DETECTION_MS + 2000,
+            tookMs <= DETECTION_MS + 3000,
             `${failure.signal} of rank ${failure.rank} on ${id}: took over after ${tookMs} ms`,
           );
         }
