@@ -98,7 +98,11 @@ try {
   const url = coordinator.url;
   const adminKey = coordinator.createdAdminKey!;
   const admin = new TandemClient({ baseUrl: url, apiKey: adminKey });
-  const supplier = await admin.createAccount({ roles: ["supplier"] });
+  // One supplier per set: enrollment tokens are limited to 30 a minute per account.
+  const suppliers = {
+    on: await admin.createAccount({ roles: ["supplier"] }),
+    off: await admin.createAccount({ roles: ["supplier"] }),
+  };
   await mkdir(logDir, { recursive: true });
   for (const [i, host] of hosts.hosts.entries())
     for (const set of ["on", "off"] as const) {
@@ -111,7 +115,7 @@ try {
         env: {
           PATH: process.env.PATH ?? "/usr/bin:/bin",
           HOME: dir,
-          ...(await enrollmentEnv(url, supplier.apiKey)),
+          ...(await enrollmentEnv(url, suppliers[set].apiKey)),
         },
         stdio: ["ignore", "ignore", "pipe"],
       });
