@@ -280,5 +280,5 @@ try {
   await coordinator?.close();
   await hosts.destroy();
   for (const home of workerHomes) await sweepJobNetworks(workerTagOf(home)).catch(() => undefined);
-  if (values["keep-logs"] === undefined) await rm(dir, { recursive: true, force: true });
+  await rm(dir, { recursive: true, force: true }); // --keep-logs writes its logs outside it
 }
