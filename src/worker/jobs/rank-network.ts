@@ -64,8 +64,9 @@ const DEFAULT_HEAD_PEER_WAIT_MS = 10_000;
 export class RankNetwork {
   private netns: JobNetns | undefined;
   private overlay: Overlay | undefined;
-  /** Peer lists apply one at a time, in arrival order. */
-  private applying: Promise<void> = Promise.resolve();
+  /** The newest peer list not applied yet, and the application under way (one at a time). */
+  private newestPeers: JobPeersMessage | undefined;
+  private applying: Promise<void> | undefined;
   private headKnown = false;
   private headWaiters: Array<() => void> = [];
   private closed = false;
@@ -148,7 +149,12 @@ export class RankNetwork {
     };
   }
 
-  /** A `job-peers` for this rank: applied in order; one for another run is ignored. */
+  /**
+   * A `job-peers` for this rank; one for another run is ignored. Each list is complete, so while
+   * one is being applied only the newest of those that arrive meanwhile is applied next: a
+   * cluster of n ranks starting together sends each rank up to n lists, and `wg` runs once per
+   * applied list.
+   */
   setPeers(message: JobPeersMessage): Promise<void> {
     if (message.rank !== this.job.rank || message.attempt !== this.job.attempt) {
       this.log("peer list for another run ignored", {
@@ -158,21 +164,27 @@ export class RankNetwork {
       });
       return Promise.resolve();
     }
-    this.applying = this.applying.then(async () => {
+    this.newestPeers = message;
+    this.applying ??= this.applyNewest().finally(() => (this.applying = undefined));
+    return this.applying;
+  }
+
+  private async applyNewest(): Promise<void> {
+    for (let message = this.newestPeers; message !== undefined; message = this.newestPeers) {
+      this.newestPeers = undefined;
       if (this.overlay === undefined || this.closed) return;
       try {
         await this.overlay.setPeers(message.peers);
       } catch (error) {
         // The coordinator's defect (PeerListError) or a failed `wg`: the last list stays.
         this.log("peer list refused", { clusterId: message.clusterId, error: String(error) });
-        return;
+        continue;
       }
       if (message.peers.some((p) => p.rank === 0)) {
         this.headKnown = true;
         for (const wake of this.headWaiters.splice(0)) wake();
       }
-    });
-    return this.applying;
+    }
   }
 
   private async headInPeers(): Promise<void> {
