@@ -4,17 +4,13 @@
 // one of them runs a rank-to-rank exchange over its WireGuard overlay (the node behind NAT opens
 // the path), and a 2-node deploy never pairs the two behind NAT: they could never reach each other.
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TandemClient } from "../src/client/client.ts";
-import { startCoordinator, type Coordinator } from "../src/coordinator/main.ts";
+import type { TandemClient } from "../src/client/client.ts";
+import type { Coordinator } from "../src/coordinator/main.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
-import { createHosts, type Hosts, type SimulatedHost } from "./support/hosts.ts";
-import { eventually, TANDEM_BIN } from "./support/processes.ts";
-import { enrollmentEnv, fund } from "./support/workers.ts";
+import { startHostNetwork, type HostNetwork } from "./support/host-network.ts";
+import type { Hosts, SimulatedHost } from "./support/hosts.ts";
+import { eventually } from "./support/processes.ts";
 
 const FINAL = ["completed", "failed", "terminated", "expired"];
 const HOSTS = 3;
@@ -53,81 +49,23 @@ describe(
   "nodes behind NAT across hosts",
   { skip: process.getuid?.() !== 0 && "needs root" },
   () => {
+    let net: HostNetwork;
     let hosts: Hosts;
     let coordinator: Coordinator;
-    let dir = "";
-    const workers: ChildProcess[] = [];
-    const workerLogs: string[] = [];
     let consumer: TandemClient;
 
     before(async () => {
-      dir = await mkdtemp(join(tmpdir(), "tandem-nat-"));
-      hosts = await createHosts({ hosts: HOSTS, natHosts: NAT_HOSTS });
-      coordinator = await startCoordinator({
-        home: join(dir, "coordinator"),
-        host: hosts.rootAddress,
-        port: 0,
-        logLevel: "silent",
-        jobNetworks: "required",
-      });
-      const adminKey = coordinator.createdAdminKey!;
-      const admin = new TandemClient({ baseUrl: coordinator.url, apiKey: adminKey });
-      const supplier = await admin.createAccount({ roles: ["supplier"] });
-      for (const [i, host] of hosts.hosts.entries()) {
-        const env = await enrollmentEnv(coordinator.url, supplier.apiKey);
+      net = await startHostNetwork({
+        hosts: HOSTS,
+        natHosts: NAT_HOSTS,
         // The public host alone in its region, so a test can take it on purpose.
-        const region = host.behindNat ? "eu-north" : "eu-west";
-        const worker = hosts.spawn(
-          host,
-          [
-            process.execPath,
-            TANDEM_BIN,
-            "worker",
-            "start",
-            "--region",
-            region,
-            "--zone",
-            `${region}-${"abc"[i]}`,
-            "--home",
-            join(dir, `worker-${i}`),
-            "--insecure",
-          ],
-          {
-            env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...env },
-            stdio: ["ignore", "ignore", "pipe"],
-          },
-        );
-        worker.stderr?.on("data", (d: Buffer) => workerLogs.push(`[${i}] ${d.toString()}`));
-        workers.push(worker);
-      }
-      const account = await admin.createAccount({ roles: ["consumer"] });
-      await fund({ url: coordinator.url, adminKey }, account.accountId, "20");
-      consumer = new TandemClient({ baseUrl: coordinator.url, apiKey: account.apiKey });
-      const anonymous = new TandemClient({ baseUrl: coordinator.url });
-      await eventually(
-        async () =>
-          (await anonymous.networkStats()).nodes.byStatus.available === HOSTS ? true : undefined,
-        `${HOSTS} verified workers`,
-        120_000,
-      ).catch((error: unknown) => {
-        throw new Error(workerLogs.join(""), { cause: error });
+        regionOf: (host) => (host.behindNat ? "eu-north" : "eu-west"),
       });
+      ({ hosts, coordinator } = net);
+      consumer = await net.consumer();
     });
 
-    after(async () => {
-      for (const worker of workers) worker.kill("SIGTERM");
-      await Promise.all(
-        workers.map(
-          (w) =>
-            new Promise((resolve) =>
-              w.exitCode === null ? w.once("exit", resolve) : resolve(undefined),
-            ),
-        ),
-      );
-      await coordinator?.close();
-      await hosts?.destroy();
-      await rm(dir, { recursive: true, force: true });
-    });
+    after(() => net?.close());
 
     /** The simulated host whose worker serves `nodeId` (known by the address it is seen at). */
     function hostOf(nodeId: string): SimulatedHost {
