@@ -4,24 +4,21 @@
 // run across the hosts over the overlay; a hostile rank of another consumer reaches nothing of
 // the first, of the hosts or of the coordinator, only its own cluster and the internet.
 import assert from "node:assert/strict";
-import { spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { TandemClient } from "../src/client/client.ts";
-import { startCoordinator, type Coordinator } from "../src/coordinator/main.ts";
+import type { TandemClient } from "../src/client/client.ts";
+import type { Coordinator } from "../src/coordinator/main.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
-import { createHosts, type Hosts, type TcpServer } from "./support/hosts.ts";
-import { eventually, TANDEM_BIN } from "./support/processes.ts";
-import { enrollmentEnv, fund } from "./support/workers.ts";
+import { startHostNetwork, type HostNetwork } from "./support/host-network.ts";
+import type { Hosts, TcpServer } from "./support/hosts.ts";
+import { eventually } from "./support/processes.ts";
 
 const JOBS = fileURLToPath(new URL("./fixtures/jobs/", import.meta.url));
 const FINAL = ["completed", "failed", "terminated", "expired"];
 const HOSTS = 3;
-/** The coordinator is plain http on a non-loopback address: workers must be told that is fine. */
-const WORKER_FLAGS = ["--insecure"];
 
 function enginesMissing(): string | undefined {
   const probe = spawnSync("/usr/bin/python3", ["-c", "import torch, distributed"]);
@@ -31,76 +28,22 @@ function enginesMissing(): string | undefined {
 }
 
 describe("clusters across hosts", { skip: process.getuid?.() !== 0 && "needs root" }, () => {
+  let net: HostNetwork;
   let hosts: Hosts;
   let coordinator: Coordinator;
-  let dir = "";
   let internet: TcpServer;
-  const workers: ChildProcess[] = [];
-  const workerLogs: string[] = [];
   let alice: TandemClient;
   let mallory: TandemClient;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "tandem-multihost-"));
-    hosts = await createHosts({ hosts: HOSTS });
-    coordinator = await startCoordinator({
-      home: join(dir, "coordinator"),
-      host: hosts.rootAddress,
-      port: 0,
-      logLevel: "silent",
-      jobNetworks: "required",
-    });
+    net = await startHostNetwork({ hosts: HOSTS });
+    ({ hosts, coordinator } = net);
     internet = await hosts.listen(hosts.internet, 8080);
-    const adminKey = coordinator.createdAdminKey!;
-    const admin = new TandemClient({ baseUrl: coordinator.url, apiKey: adminKey });
-    const supplier = await admin.createAccount({ roles: ["supplier"] });
-    for (const [i, host] of hosts.hosts.entries()) {
-      const home = join(dir, `worker-${i}`);
-      const env = await enrollmentEnv(coordinator.url, supplier.apiKey);
-      const argv = [process.execPath, TANDEM_BIN, "worker", "start", "--region", "eu-west"];
-      const worker = hosts.spawn(
-        host,
-        [...argv, "--zone", `eu-west-${"abc"[i]}`, "--home", home, ...WORKER_FLAGS],
-        {
-          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...env },
-          stdio: ["ignore", "ignore", "pipe"],
-        },
-      );
-      worker.stderr?.on("data", (d: Buffer) => workerLogs.push(`[${i}] ${d.toString()}`));
-      workers.push(worker);
-    }
-    const consumer = async () => {
-      const account = await admin.createAccount({ roles: ["consumer"] });
-      await fund({ url: coordinator.url, adminKey }, account.accountId, "20");
-      return new TandemClient({ baseUrl: coordinator.url, apiKey: account.apiKey });
-    };
-    alice = await consumer();
-    mallory = await consumer();
-    const anonymous = new TandemClient({ baseUrl: coordinator.url });
-    await eventually(
-      async () =>
-        (await anonymous.networkStats()).nodes.byStatus.available === HOSTS ? true : undefined,
-      `${HOSTS} verified workers`,
-      120_000,
-    ).catch((error: unknown) => {
-      throw new Error(workerLogs.join(""), { cause: error });
-    });
+    alice = await net.consumer();
+    mallory = await net.consumer();
   });
 
-  after(async () => {
-    for (const worker of workers) worker.kill("SIGTERM");
-    await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise((resolve) =>
-            w.exitCode === null ? w.once("exit", resolve) : resolve(undefined),
-          ),
-      ),
-    );
-    await coordinator?.close();
-    await hosts?.destroy();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => net?.close());
 
   async function ended(client: TandemClient, cluster: ClusterView): Promise<ClusterView> {
     return eventually(

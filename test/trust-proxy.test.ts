@@ -18,8 +18,11 @@ import {
   signedRegistration,
 } from "./support/devices.ts";
 
-/** The address the coordinator records for a worker that connects saying X-Forwarded-For `xff`. */
-async function seenAddress(trustProxy: string | undefined, xff: string) {
+/**
+ * What the coordinator records for a worker that connects saying X-Forwarded-For `xff` (and, in
+ * its auth, `localAddress` as its own): the address it is seen at, and whether it is behind NAT.
+ */
+async function seen(trustProxy: string | undefined, xff: string, localAddress?: string) {
   const tc = await startTestCoordinator({
     database: "sqlite",
     config: trustProxy === undefined ? {} : { trustProxy },
@@ -33,21 +36,45 @@ async function seenAddress(trustProxy: string | undefined, xff: string) {
       .registerDevice(
         signedRegistration(device, { region: "eu-west", zone: "eu-west-a", hardware }),
       );
-    const worker = await connectWorker(tc.url, deviceId, device.privateKey, {
-      "x-forwarded-for": xff,
-    });
+    const worker = await connectWorker(
+      tc.url,
+      deviceId,
+      device.privateKey,
+      { "x-forwarded-for": xff },
+      localAddress,
+    );
     const address = tc.coordinator.gateway.addressOf(worker.nodeId);
+    const behindNat = tc.coordinator.gateway.behindNat(worker.nodeId);
     worker.socket.close();
-    return address;
+    return { address, behindNat };
   } finally {
     await tc.close();
   }
 }
 
+const seenAddress = async (trustProxy: string | undefined, xff: string) =>
+  (await seen(trustProxy, xff)).address;
+
 test("behind a trusted proxy a worker is seen at the address the proxy names", async () => {
   assert.equal(await seenAddress("127.0.0.1", "203.0.113.7"), "203.0.113.7");
   // A client-sent header the proxy appended to: the proxy's own entry (the last) counts.
   assert.equal(await seenAddress("127.0.0.1/8", "198.51.100.9, 203.0.113.7"), "203.0.113.7");
+});
+
+test("behind a trusted proxy, a worker is behind NAT when its own address is not the one named", async () => {
+  assert.deepEqual(await seen("127.0.0.1", "203.0.113.7", "203.0.113.7"), {
+    address: "203.0.113.7",
+    behindNat: false,
+  });
+  assert.deepEqual(await seen("127.0.0.1", "203.0.113.7", "192.168.1.20"), {
+    address: "203.0.113.7",
+    behindNat: true,
+  });
+  // Not trusted: the socket's peer counts, and the worker on it says the same address.
+  assert.deepEqual(await seen(undefined, "203.0.113.7", "127.0.0.1"), {
+    address: "127.0.0.1",
+    behindNat: false,
+  });
 });
 
 test("without --trust-proxy, or from an untrusted peer, X-Forwarded-For is ignored", async () => {

@@ -121,6 +121,7 @@ export async function startCoordinator(
     events,
     (error, nodeId) => logger.warn({ err: error, nodeId }, "inventory refresh failed"),
     (nodeId) => gateway.awaitingContact(nodeId),
+    (nodeId) => gateway.behindNat(nodeId),
   );
   const scheduler = new Scheduler(
     {

@@ -75,6 +75,46 @@ describe("place", () => {
     assert.ok(place(inventory, { nodes: 4 }).ok, "without the ask any node will do");
   });
 
+  it("takes at most one node behind NAT into a cluster overlay, standbys included", () => {
+    const both = { isolation: true, overlay: true };
+    const inventory = [
+      node(1, { network: both, behindNat: true, pricePerHour: 500_000n }),
+      node(2, { network: both, behindNat: true, pricePerHour: 600_000n }),
+      node(3, { network: both, behindNat: true, pricePerHour: 700_000n }),
+      node(4, { network: both }),
+      node(5, { network: both }),
+    ];
+    const overlay = place(inventory, { nodes: 3, network: "overlay" });
+    assert.ok(overlay.ok);
+    assert.deepEqual(
+      overlay.nodes.map((n) => n.nodeId),
+      ["node_0001", "node_0004", "node_0005"],
+    );
+    assert.equal(overlay.matching, 3);
+    const refused = place(inventory, { nodes: 4, network: "overlay" });
+    assert.ok(!refused.ok);
+    assert.equal(
+      refused.explanation,
+      "available: 5 → isolated network: 5 → cluster overlay: 5 → " +
+        "behind NAT: at most 1 per cluster: 3 (need 4)",
+    );
+    assert.deepEqual(refused.funnel.at(-1), {
+      filter: "behind NAT: at most 1 per cluster",
+      remaining: 3,
+    });
+    assert.equal(refused.matching, 3);
+    // A cluster without an overlay has no peers to reach: any number will do.
+    const isolated = place(inventory, { nodes: 5, network: "isolated" });
+    assert.ok(isolated.ok);
+    // A replacement in a cluster that has one already takes none.
+    const replacement = place(inventory, { nodes: 1, network: "overlay", maxBehindNat: 0 });
+    assert.ok(replacement.ok);
+    assert.equal(replacement.nodes[0]!.nodeId, "node_0004");
+    const none = place(inventory.slice(0, 3), { nodes: 1, network: "overlay", maxBehindNat: 0 });
+    assert.ok(!none.ok);
+    assert.match(none.explanation, /behind NAT: none \(the cluster has one\): 0 \(need 1\)$/);
+  });
+
   it("spreads over zones when asked", () => {
     const inventory = [node(0), node(3), node(6), node(1), node(2)];
     const result = place(inventory, { nodes: 3, spreadZones: true });
@@ -198,31 +238,48 @@ function reference(nodes: readonly PlacementCandidate[], request: PlacementReque
       (request.regions === undefined || request.regions.includes(n.region)) &&
       n.uptime30d >= (request.minUptime ?? 0) &&
       n.reputation >= (request.minReputation ?? 0) &&
-      (request.maxPricePerHour === undefined || n.pricePerHour <= request.maxPricePerHour),
+      (request.maxPricePerHour === undefined || n.pricePerHour <= request.maxPricePerHour) &&
+      (request.network === undefined || n.network?.isolation === true) &&
+      (request.network !== "overlay" || n.network?.overlay === true),
   );
+  const natLimit = request.network === "overlay" ? (request.maxBehindNat ?? 1) : Infinity;
+  let natTaken = 0;
+  /** Whether `n` may still be taken (a node behind NAT only while under the limit), and takes it. */
+  const take = (n: PlacementCandidate) => {
+    if (n.behindNat !== true) return true;
+    if (natTaken >= natLimit) return false;
+    natTaken++;
+    return true;
+  };
+  const natEligible = eligible.filter((n) => n.behindNat === true).length;
+  const matching = eligible.length - natEligible + Math.min(natEligible, natLimit);
   const sorted = [...eligible].sort(
     (a, b) =>
       Number(a.pricePerHour - b.pricePerHour) ||
       b.uptime30d - a.uptime30d ||
       a.nodeId.localeCompare(b.nodeId),
   );
-  let chosen = sorted.slice(0, request.nodes);
+  const chosen: PlacementCandidate[] = [];
   const zones = [...new Set(sorted.map((n) => n.zone))];
   if (request.spreadZones === true) {
     const queues = zones.map((zone) => sorted.filter((n) => n.zone === zone));
-    chosen = [];
-    for (let round = 0; chosen.length < request.nodes && round < sorted.length; round++)
+    while (chosen.length < request.nodes && queues.some((q) => q.length > 0))
       for (const queue of queues) {
-        const next = queue[round];
-        if (next !== undefined && chosen.length < request.nodes) chosen.push(next);
+        if (chosen.length >= request.nodes) break;
+        for (let next = queue.shift(); next !== undefined; next = queue.shift())
+          if (take(next)) {
+            chosen.push(next);
+            break;
+          }
       }
-  }
+  } else for (const n of sorted) if (chosen.length < request.nodes && take(n)) chosen.push(n);
   const spreadImpossible = request.spreadZones === true && request.nodes > 1 && zones.length < 2;
   const ok = chosen.length === request.nodes && !spreadImpossible;
-  return { ok, nodes: ok ? chosen.map((n) => n.nodeId) : [], matching: eligible.length };
+  return { ok, nodes: ok ? chosen.map((n) => n.nodeId) : [], matching };
 }
 
 const MODELS = ["rtx-4090", "h100-80gb", "a100-80gb", null] as const;
+const BOTH = { isolation: true, overlay: true };
 const arbitraryCandidate = fc
   .record({
     id: fc.nat(300),
@@ -237,6 +294,8 @@ const arbitraryCandidate = fc
     price: fc.constantFrom(1n, 2n, 3n, 5n),
     uptime: fc.constantFrom(0.5, 0.9, 0.99),
     reputation: fc.constantFrom(40, 80, 95),
+    network: fc.constantFrom(undefined, { isolation: true, overlay: false }, BOTH, BOTH),
+    behindNat: fc.boolean(),
   })
   .map((r): PlacementCandidate => ({
     nodeId: `node_${String(r.id).padStart(4, "0")}`,
@@ -250,6 +309,8 @@ const arbitraryCandidate = fc
     uptime30d: r.uptime,
     reputation: r.reputation,
     pricePerHour: r.price,
+    network: r.network,
+    behindNat: r.behindNat,
   }));
 const arbitraryRequest = fc.record(
   {
@@ -263,6 +324,8 @@ const arbitraryRequest = fc.record(
     minReputation: fc.constantFrom(50, 90),
     maxPricePerHour: fc.constantFrom(0n, 2n, 3n),
     teeCapable: fc.boolean(),
+    network: fc.constantFrom("isolated" as const, "overlay" as const),
+    maxBehindNat: fc.constantFrom(0, 1, 2),
   },
   { requiredKeys: ["nodes"] },
 );
@@ -304,6 +367,11 @@ describe("place over the sorted index", () => {
             assert.deepEqual(got.ok ? got.nodes.map((n) => n.nodeId) : [], want.nodes);
             assert.equal(got.matching, want.matching);
             if (!got.ok) assert.equal(got.funnel.at(-1)?.remaining, want.matching);
+            if (got.ok && request.network === "overlay")
+              assert.ok(
+                got.nodes.filter((n) => n.behindNat === true).length <= (request.maxBehindNat ?? 1),
+                "never more nodes behind NAT in one overlay than allowed",
+              );
             const viaList = placeIn(listIndex([...truth.values()]), request);
             assert.deepEqual(viaList, got.ok ? { ...got } : got);
           }

@@ -16,6 +16,12 @@
  * zone when spreading) and pulls matches until it has enough, so it reads a few candidates per
  * partition instead of every available node. `matching` (the number of nodes that pass every
  * filter) is counted only when read on a placed result, or with the funnel when nothing fits.
+ *
+ * Behind NAT: a node whose worker is behind NAT has no endpoint its peers can open a path to; it
+ * opens paths to them. Two such nodes in one cluster overlay can never reach each other (there is
+ * no relay), so an overlay request takes at most `maxBehindNat` of them (default 1, standbys
+ * included). It is a limit on the set, not a filter on a node: the pull skips a NATed match once
+ * the limit is reached, and the funnel ends with that step only when it left some out.
  */
 import {
   compareCandidates,
@@ -54,6 +60,8 @@ export interface PlacementCandidate {
    * across hosts (`overlay`). Absent: neither (a worker from before them).
    */
   readonly network?: { readonly isolation: boolean; readonly overlay: boolean } | undefined;
+  /** Its worker is behind NAT (its peers cannot open a path to it); absent: not known to be. */
+  readonly behindNat?: boolean | undefined;
 }
 
 /** A node's per-rank offer, or a request's per-rank ask (MiB, cores, tasks). */
@@ -95,6 +103,23 @@ export interface PlacementRequest {
    * cluster's overlay too (`overlay`, which implies `isolated`). Absent: any node.
    */
   readonly network?: "isolated" | "overlay" | undefined;
+  /**
+   * With `network: "overlay"`, how many of the chosen nodes may be behind NAT (default 1: two
+   * behind NAT cannot reach each other); a replacement in a cluster that has one already: 0.
+   */
+  readonly maxBehindNat?: number | undefined;
+}
+
+/** How many nodes behind NAT `request` may take; undefined: no limit. */
+function natLimitOf(request: PlacementRequest): number | undefined {
+  return request.network === "overlay" ? (request.maxBehindNat ?? 1) : undefined;
+}
+
+/** The funnel's label for the limit on nodes behind NAT. */
+function natLabel(limit: number): string {
+  return limit === 0
+    ? "behind NAT: none (the cluster has one)"
+    : `behind NAT: at most ${limit} per cluster`;
 }
 
 /** An index over a plain list, for tests and small inventories. */
@@ -176,10 +201,13 @@ export function place<T extends PlacementCandidate>(
 ): PlacementResult<T> {
   const filters = filtersFor(request, formatPrice);
   const tests = filters.map((f) => f.test);
-  const passes = (c: T) => {
+  const natLimit = natLimitOf(request);
+  const nat = { limit: natLimit ?? Infinity, taken: 0 };
+  const matches = (c: T) => {
     for (let i = 0; i < tests.length; i++) if (!tests[i]!(c)) return false;
     return true;
   };
+  const passes = (c: T) => (c.behindNat !== true || nat.taken < nat.limit) && matches(c);
   const spread = request.spreadZones === true;
   const byZone = new Map<string, PlacementPartition<T>[]>();
   for (const partition of index.partitions()) {
@@ -195,7 +223,7 @@ export function place<T extends PlacementCandidate>(
     if (stream.peek() !== undefined) streams.push(stream);
   }
   streams.sort((a, b) => compareCandidates(a.peek()!, b.peek()!));
-  const chosen = roundRobin(streams, request.nodes);
+  const chosen = roundRobin(streams, request.nodes, nat);
   const spreadImpossible = spread && request.nodes > 1 && streams.length < 2;
   if (chosen.length === request.nodes && !spreadImpossible) {
     let matching: number | undefined;
@@ -203,16 +231,13 @@ export function place<T extends PlacementCandidate>(
       ok: true,
       nodes: chosen,
       get matching() {
-        if (matching === undefined) {
-          matching = 0;
-          for (const candidate of index.all()) if (passes(candidate)) matching++;
-        }
+        matching ??= countMatching(index.all(), matches, natLimit);
         return matching;
       },
     };
   }
 
-  const funnel = funnelOf(index.all(), filters);
+  const funnel = funnelOf(index.all(), filters, natLimit);
   const steps = funnel.map((s) => `${s.filter}: ${s.remaining}`);
   const need = spreadImpossible
     ? `(need ≥ 2 zones for spread, have ${streams.length})`
@@ -334,24 +359,53 @@ interface Cursor<T> {
 function funnelOf(
   inventory: Iterable<PlacementCandidate>,
   filters: readonly Filter[],
+  natLimit: number | undefined,
 ): FunnelStep[] {
   const remaining = new Array<number>(filters.length).fill(0);
+  let natPassing = 0;
   for (const candidate of inventory) {
-    for (let i = 0; i < filters.length; i++) {
+    let i = 0;
+    for (; i < filters.length; i++) {
       if (!filters[i]!.test(candidate)) break;
       remaining[i]!++;
     }
+    if (i === filters.length && candidate.behindNat === true) natPassing++;
   }
-  return filters.map((f, i) => ({ filter: f.label, remaining: remaining[i]! }));
+  const steps = filters.map((f, i) => ({ filter: f.label, remaining: remaining[i]! }));
+  if (natLimit !== undefined && natPassing > natLimit)
+    steps.push({
+      filter: natLabel(natLimit),
+      remaining: steps.at(-1)!.remaining - natPassing + natLimit,
+    });
+  return steps;
+}
+
+/** The nodes that pass every filter, counting at most `natLimit` of those behind NAT. */
+function countMatching<T extends PlacementCandidate>(
+  inventory: Iterable<T>,
+  matches: (c: T) => boolean,
+  natLimit: number | undefined,
+): number {
+  let open = 0;
+  let natted = 0;
+  for (const candidate of inventory) {
+    if (!matches(candidate)) continue;
+    if (candidate.behindNat === true) natted++;
+    else open++;
+  }
+  return open + Math.min(natted, natLimit ?? Infinity);
 }
 
 /**
  * Takes one match per stream per round, best stream first, until `count` are taken: with one
  * stream per zone this spreads a cluster over zones; with a single stream it takes the best.
+ * A node behind NAT counts against `nat`; one a stream checked before the limit was reached is
+ * passed over once it is.
  */
 function roundRobin<T extends PlacementCandidate>(
   streams: readonly MatchStream<T>[],
   count: number,
+  nat: { readonly limit: number; taken: number },
 ): T[] {
   const chosen: T[] = [];
   const open = [...streams];
@@ -359,7 +413,9 @@ function roundRobin<T extends PlacementCandidate>(
     for (let i = 0; i < open.length && chosen.length < count;) {
       const next = open[i]!.next();
       if (next === undefined) open.splice(i, 1);
+      else if (next.behindNat === true && nat.taken >= nat.limit) continue;
       else {
+        if (next.behindNat === true) nat.taken++;
         chosen.push(next);
         i++;
       }

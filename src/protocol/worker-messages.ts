@@ -157,7 +157,15 @@ export const AuthMessage = z.strictObject({
   type: z.literal("auth"),
   deviceId: idSchema(IdPrefix.device),
   signature: Signature,
+  /**
+   * The address the worker's host has on its side of this link (or its `--public-address`): the
+   * coordinator compares it with the address it sees, and a difference means the node is behind
+   * NAT (placement takes at most one such node per cluster overlay). Absent: not known, as from a
+   * worker before it.
+   */
+  localAddress: z.ipv4().optional(),
 });
+export type AuthMessage = z.infer<typeof AuthMessage>;
 
 export const Utilization = z.strictObject({
   cpuPct: z.number().min(0).max(100),

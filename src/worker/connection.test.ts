@@ -31,7 +31,7 @@ after(async () => {
 });
 
 /** A stand-in coordinator and a registered device's link to it (not started). */
-async function linkToStandIn(): Promise<{
+async function linkToStandIn(publicAddress?: string): Promise<{
   coordinator: StandInCoordinator;
   link: CoordinatorLink;
 }> {
@@ -55,6 +55,7 @@ async function linkToStandIn(): Promise<{
     backoff: { baseMs: 20, maxMs: 100 },
     sampleUtilization: () => ({ cpuPct: 0, memoryUsedMiB: 0, gpus: [] }),
     log: () => undefined,
+    publicAddress,
   });
   cleanups.push(async () => {
     await link.stop("test over");
@@ -134,6 +135,20 @@ describe("coordinator link: self-fencing", { timeout: 30_000 }, () => {
 });
 
 describe("coordinator link: drain", { timeout: 30_000 }, () => {
+  it("says in its auth the address it has on the link, or its --public-address", async () => {
+    for (const [publicAddress, said] of [
+      [undefined, "127.0.0.1"],
+      ["203.0.113.7", "203.0.113.7"],
+    ] as const) {
+      const { coordinator, link } = await linkToStandIn(publicAddress);
+      const up = connected(link);
+      link.start();
+      await up;
+      const auth = coordinator.received.find((m) => m.type === "auth");
+      assert.equal(auth?.type === "auth" && auth.localAddress, said);
+    }
+  });
+
   it("sends a drain asked for while down after the next welcome, and reports drained", async () => {
     const { coordinator, link } = await linkToStandIn();
     const drained = new Promise<void>((resolve) => link.once("drained", resolve));

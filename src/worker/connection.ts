@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { isIPv4 } from "node:net";
 import WebSocket from "ws";
 import { backoffDelayMs, type BackoffOptions } from "../core/backoff.ts";
 import type { JobPeersMessage } from "../protocol/cluster-network.ts";
@@ -34,6 +35,11 @@ export interface CoordinatorLinkOptions {
    * (fencing/fence-watchdog.ts). A stopped agent stops telling, and the watchdog ends its jobs.
    */
   renewFence?: (fenceInMs: number) => void;
+  /**
+   * The address other hosts reach this one at (`--public-address`, a forwarded port range): said
+   * in `auth` instead of the link's local address, so the coordinator does not count it behind NAT.
+   */
+  publicAddress?: string | undefined;
 }
 
 /** Why the worker must stop its jobs now: no proof of contact for `silentMs` (≥ `fenceAfterMs`). */
@@ -200,7 +206,14 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
           connectPayload(identity.deviceId, message.nonce),
         );
         this.authSentAtMs = this.now();
-        this.send({ type: "auth", deviceId: identity.deviceId, signature });
+        // What a NAT would rewrite, so the coordinator can tell (an IPv6 link says nothing).
+        const localAddress = this.options.publicAddress ?? this.linkLocalAddress;
+        this.send({
+          type: "auth",
+          deviceId: identity.deviceId,
+          signature,
+          ...(localAddress !== undefined && isIPv4(localAddress) ? { localAddress } : {}),
+        });
         return;
       }
       case "welcome":

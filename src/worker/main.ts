@@ -168,6 +168,7 @@ export async function startWorker(
   const link = new CoordinatorLink({
     renewFence: (fenceInMs) => watchdog.renew(fenceInMs),
     coordinatorUrl: config.coordinatorUrl,
+    publicAddress: config.publicAddress,
     ca,
     identity: { ...identity, deviceId: registered.deviceId },
     backoff: { baseMs: config.reconnectBaseMs, maxMs: config.reconnectMaxMs },

@@ -76,11 +76,15 @@ export interface WorkerSocket {
   /** The next message from the coordinator (parsed with the protocol schema). */
   next(): Promise<CoordinatorMessage>;
   send(message: unknown): void;
-  /** Signs the challenge with `privateKey` as `deviceId` and sends the auth message. */
+  /**
+   * Signs the challenge with `privateKey` as `deviceId` and sends the auth message (saying
+   * `localAddress` as the worker's own address when given: another than 127.0.0.1 is behind NAT).
+   */
   auth(
     deviceId: string,
     privateKey: KeyObject,
-  ): { type: "auth"; deviceId: string; signature: string };
+    localAddress?: string,
+  ): { type: "auth"; deviceId: string; signature: string; localAddress?: string };
 }
 
 const WAIT_MS = 10_000;
@@ -132,11 +136,12 @@ export async function openWorkerSocket(
     closed: () => withTimeout(closed, "the socket to close"),
     next,
     send,
-    auth(deviceId, privateKey) {
+    auth(deviceId, privateKey, localAddress) {
       const message = {
         type: "auth" as const,
         deviceId,
         signature: signPayload(privateKey, connectPayload(deviceId, challenge.nonce)),
+        ...(localAddress === undefined ? {} : { localAddress }),
       };
       send(message);
       return message;
@@ -150,9 +155,10 @@ export async function connectWorker(
   deviceId: string,
   privateKey: KeyObject,
   headers: Record<string, string> = {},
+  localAddress?: string,
 ): Promise<WorkerSocket & { nodeId: string }> {
   const ws = await openWorkerSocket(coordinatorUrl, headers);
-  ws.auth(deviceId, privateKey);
+  ws.auth(deviceId, privateKey, localAddress);
   const welcome = await ws.next();
   if (welcome.type !== "welcome") throw new Error(`expected a welcome, got ${welcome.type}`);
   return { ...ws, nodeId: welcome.nodeId };

@@ -23,6 +23,8 @@ export async function simulatedNetwork(
   offers: ReadonlyArray<RankLimits | undefined> = [],
   /** Each worker's job-network capability, by its index in the pool (absent: none reported). */
   networks: ReadonlyArray<NetworkCapability | undefined> = [],
+  /** The address each worker says in its `auth`, by index (absent: none; see availableWorker). */
+  localAddresses: ReadonlyArray<string | undefined> = [],
 ) {
   const clock = new ManualClock();
   const net = await db.startCoordinator({
@@ -49,6 +51,7 @@ export async function simulatedNetwork(
       `eu-west-${"abc"[i % 3]}`,
       offers[i],
       networks[i],
+      localAddresses[i],
     );
     t.after(() => worker.socket.terminate());
     pool.push(worker);

@@ -26,6 +26,8 @@ export async function availableWorker(
   limits?: RankLimits,
   /** What it says it can do for job networks (absent: a worker from before them). */
   network?: NetworkCapability,
+  /** The address it says in its `auth` (absent: none, as a worker before the field). */
+  localAddress?: string,
 ): Promise<
   WorkerSocket & {
     nodeId: string;
@@ -47,7 +49,13 @@ export async function availableWorker(
       },
     }),
   );
-  const worker = await connectWorker(t.url, registered.deviceId, device.privateKey);
+  const worker = await connectWorker(
+    t.url,
+    registered.deviceId,
+    device.privateKey,
+    {},
+    localAddress,
+  );
   const solver = new ChallengeSolver();
   const verify = await worker.next();
   assert.equal(verify.type, "verify");
@@ -57,7 +65,8 @@ export async function availableWorker(
   if (open.type !== "verify-open") throw new Error("no verify-open");
   worker.send(solver.reveal(open));
   // The same device connecting again (it is verified by then, so it goes straight to available).
-  const reconnect = (url = t.url) => connectWorker(url, registered.deviceId, device.privateKey);
+  const reconnect = (url = t.url) =>
+    connectWorker(url, registered.deviceId, device.privateKey, {}, localAddress);
   return { ...worker, reconnect, device };
 }
 

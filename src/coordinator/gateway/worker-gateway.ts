@@ -8,6 +8,7 @@ import {
   CloseCode,
   PROTOCOL_VERSION,
   WorkerMessage,
+  type AuthMessage,
   type CoordinatorMessage,
   type Utilization,
   type WorkerJobMessage,
@@ -16,6 +17,7 @@ import type { CoordinatorEvents } from "../events.ts";
 import type { Metrics } from "../metrics.ts";
 import type { DeviceRegistry } from "../registry/devices.ts";
 import type { NodeLifecycle } from "../registry/node-lifecycle.ts";
+import { behindNat } from "../scheduler/cluster-network.ts";
 import {
   ComputeChallenge,
   type ComputeChallengeOptions,
@@ -58,6 +60,8 @@ interface Session {
   nodeId: string;
   /** Where the worker connected from: its cluster peers reach it there. */
   address: string;
+  /** The address it says it has differs from `address` (scheduler/cluster-network.ts). */
+  behindNat: boolean;
   challenge: ComputeChallenge | undefined;
 }
 
@@ -184,6 +188,10 @@ export class WorkerGateway {
     return this.byNode.get(nodeId)?.address;
   }
 
+  behindNat(nodeId: string): boolean {
+    return this.byNode.get(nodeId)?.behindNat ?? false;
+  }
+
   private keepSession(session: Session): void {
     this.sessions.set(session.deviceId, session);
     this.byNode.set(session.nodeId, session);
@@ -269,13 +277,7 @@ export class WorkerGateway {
           socket.close(CloseCode.authFailed, "authenticate first");
           return;
         }
-        void this.authenticate(
-          socket,
-          remoteAddress,
-          nonce,
-          message.deviceId,
-          message.signature,
-        ).then(
+        void this.authenticate(socket, remoteAddress, nonce, message).then(
           (s) => {
             clearTimeout(authTimer);
             if (s !== undefined) release();
@@ -364,8 +366,7 @@ export class WorkerGateway {
     socket: WebSocket,
     remoteAddress: string,
     nonce: string,
-    deviceId: string,
-    signature: string,
+    { deviceId, signature, localAddress }: AuthMessage,
   ): Promise<Session | undefined> {
     const device = await this.deps.devices.findForConnect(deviceId);
     if (
@@ -384,11 +385,13 @@ export class WorkerGateway {
     const previous = this.sessions.get(deviceId);
     previous?.socket.close(CloseCode.replaced, "replaced by a newer connection");
     const verified = device.verifiedAt !== null;
+    const address = remoteAddress.replace(/^::ffff:/, "");
     const session: Session = {
       socket,
       deviceId,
       nodeId: device.nodeId,
-      address: remoteAddress.replace(/^::ffff:/, ""),
+      address,
+      behindNat: behindNat(address, localAddress),
       challenge: verified
         ? undefined
         : new ComputeChallenge(this.deps.clock, this.options.verification),

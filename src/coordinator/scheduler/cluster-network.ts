@@ -9,8 +9,10 @@
  * A node's endpoint is the address this coordinator sees its worker connect from, when the worker
  * sees itself at that same address; when they differ the node is behind NAT and gets no endpoint:
  * its peers cannot open a path to it, so it opens them (persistent keepalive) and WireGuard learns
- * where it is from its first packet. Two nodes behind NAT cannot reach each other (no relay yet):
- * the cluster's events say which ranks joined from behind NAT (`overlay-joined`).
+ * where it is from its first packet. Two nodes behind NAT cannot reach each other (no relay), so
+ * placement takes at most one of them per overlay (`behindNat`, from what the worker said in its
+ * `auth`; core/placement.ts `maxBehindNat`); the cluster's events say which ranks joined from
+ * behind NAT (`overlay-joined`).
  */
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
@@ -56,6 +58,28 @@ function ipv4Of(address: string | undefined): string | undefined {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(plain) ? plain : undefined;
 }
 
+/**
+ * Where a node's peers can open a path to it: the address this coordinator sees its worker at,
+ * when the worker reports that same address as its own (the link's local address, or its
+ * `--public-address`); undefined when they differ (NAT rewrote it) or either is unknown.
+ */
+export function reachableAddress(
+  seen: string | undefined,
+  reported: string | undefined,
+): string | undefined {
+  const address = ipv4Of(seen);
+  return address !== undefined && address === reported ? address : undefined;
+}
+
+/**
+ * Whether a worker that said `reported` in its `auth` and was seen at `seen` is behind NAT, for
+ * placement (at most one such node per cluster overlay). A worker that said nothing (one from
+ * before the field) is taken as it was before: not behind NAT.
+ */
+export function behindNat(seen: string | undefined, reported: string | undefined): boolean {
+  return reported !== undefined && reachableAddress(seen, reported) === undefined;
+}
+
 export class OverlayExchange {
   constructor(
     private readonly deps: {
@@ -71,8 +95,8 @@ export class OverlayExchange {
    * this rank's active lease at this attempt.
    */
   async onJobNetwork(nodeId: string, message: JobNetworkMessage, nowMs: number): Promise<void> {
-    const seen = ipv4Of(this.deps.workers.addressOf(nodeId));
-    const reachable = seen !== undefined && seen === message.localAddress;
+    const seen = reachableAddress(this.deps.workers.addressOf(nodeId), message.localAddress);
+    const reachable = seen !== undefined;
     const row = {
       cluster_id: message.clusterId,
       rank: message.rank,

@@ -33,6 +33,11 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
      * `awaitingContact`): not rented until they are; refresh the node when it reconnects.
      */
     private readonly awaitingContact: (nodeId: string) => boolean = () => false,
+    /**
+     * Whether the node's worker is behind NAT, as its connection here tells (WorkerChannel's
+     * `behindNat`); read at each refresh, and a node is refreshed whenever its worker connects.
+     */
+    private readonly behindNat: (nodeId: string) => boolean = () => false,
   ) {
     super();
     events.on("node:status", ({ nodeId }) => this.refreshInBackground(nodeId));
@@ -105,6 +110,7 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
       uptime30d: row.uptime_30d,
       reputation: row.reputation,
       pricePerHour: price ?? 0n,
+      behindNat: this.behindNat(row.id),
     });
   }
 }

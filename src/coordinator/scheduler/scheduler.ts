@@ -141,7 +141,7 @@ export class Scheduler {
       finish: (clusterId, status, reason) => this.finish(clusterId, status, reason),
       endLease: (tx, cluster, lease, end) => this.endLease(tx, cluster, lease, end),
       placeReplacement: (cluster, lease, quiet) =>
-        this.placeFresh(cluster, lease.pricePerHour, quiet),
+        this.placeFresh(cluster, lease.pricePerHour, quiet, lease.nodeId),
       requeue: (tx, clusterId, leaseSeq) => this.autoscaler.requeue(tx, clusterId, leaseSeq),
       rescale: (clusterId) => this.autoscaler.step(clusterId),
       headOf: (clusterId) => this.heads.get(clusterId),
@@ -1271,11 +1271,16 @@ export class Scheduler {
       .finally(() => release());
   }
 
-  /** A fresh node with the cluster's filters at no more than `ceilingPerHour`, claimed. */
+  /**
+   * A fresh node with the cluster's filters at no more than `ceilingPerHour`, claimed. In place of
+   * `replacing`'s rank, it must join the cluster's overlay as the others did, and is behind NAT only
+   * when no other active node of the cluster is.
+   */
   private placeFresh(
     cluster: LoadedCluster,
     ceilingPerHour: bigint,
     quiet: boolean,
+    replacing?: string,
   ): PlacedNode | undefined {
     const rate = this.rate(cluster.currency);
     const filters = cluster.spec.filters as CapacityFilters;
@@ -1293,8 +1298,14 @@ export class Scheduler {
       // Never a node that already served this cluster: a node back from the dead gets no rank back.
       new Set(cluster.nodes.map((n) => n.nodeId)),
     );
+    const others = cluster.nodes.filter((n) => n.active && n.nodeId !== replacing);
     const placed = place(this.deps.inventory, {
       ...request,
+      network: networkAsk(
+        { ...filters, nodes: rankCount(cluster), autoscale: cluster.autoscale },
+        this.options.jobNetworks ?? "optional",
+      ),
+      maxBehindNat: others.some((n) => this.deps.workers.behindNat(n.nodeId)) ? 0 : 1,
       // One node spreads nowhere, and is never paid more than the cluster was charged for.
       spreadZones: false,
       maxPricePerHour:
