@@ -67,7 +67,7 @@ async function setUpNetworks(config: WorkerConfig, log: WorkerLog) {
     setup.jobNetworks === undefined || kind === null
       ? undefined
       : {
-          create: (jobNetns: string, rank: number) =>
+          create: (jobNetns: PromiseLike<string>, rank: number) =>
             createOverlay({ jobNetns, rank, listenPorts: config.overlayPorts, kind }),
         };
   return { ...setup, overlays };

@@ -27,7 +27,8 @@ export interface RankNetworkPorts {
   /** Rank namespaces; undefined where this worker cannot isolate. */
   jobNetworks?: JobNetworks | undefined;
   /** Overlay halves (`createOverlay` bound to this worker's ports); undefined: none here. */
-  overlays?: { create(jobNetnsPath: string, rank: number): Promise<Overlay> } | undefined;
+  overlays?:
+    { create(jobNetnsPath: PromiseLike<string>, rank: number): Promise<Overlay> } | undefined;
   /** The address this worker's host has on its link to the coordinator (or --public-address). */
   localAddress(): string | undefined;
   /** How long a rank waits for a peer list holding its head, ms (default 10 s). */
@@ -110,9 +111,22 @@ export class RankNetwork {
    */
   async open(): Promise<void> {
     if (this.mode === "shared") return;
-    this.netns = await this.ports.jobNetworks!.create(this.job.network!);
-    if (this.mode !== "overlay") return;
-    this.overlay = await this.ports.overlays!.create(this.netns.path, this.job.rank);
+    const netns = this.ports.jobNetworks!.create(this.job.network!);
+    if (this.mode !== "overlay") {
+      this.netns = await netns;
+      return;
+    }
+    // The overlay device is made beside the namespace and moved in once that exists.
+    const overlay = this.ports.overlays!.create(
+      netns.then((n) => n.path),
+      this.job.rank,
+    );
+    const [made, joined] = await Promise.allSettled([netns, overlay]);
+    if (made.status === "fulfilled") this.netns = made.value;
+    if (joined.status === "fulfilled") this.overlay = joined.value;
+    if (made.status === "rejected") throw made.reason;
+    if (joined.status === "rejected") throw joined.reason;
+    const published = joined.value;
     const localAddress = this.ports.localAddress();
     if (localAddress === undefined)
       throw new JobRuntimeError("JOB_START_FAILED", "not connected to the coordinator");
@@ -121,8 +135,8 @@ export class RankNetwork {
       clusterId: this.job.clusterId,
       rank: this.job.rank,
       attempt: this.job.attempt,
-      publicKey: this.overlay.publicKey,
-      listenPort: this.overlay.listenPort,
+      publicKey: published.publicKey,
+      listenPort: published.listenPort,
       localAddress,
     });
     if (this.job.rank !== 0) await this.headInPeers();

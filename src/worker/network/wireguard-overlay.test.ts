@@ -309,6 +309,16 @@ describe("WireGuard overlay between two simulated hosts", () => {
     );
     assert.match(inNs("jbusy", ["ip", "-o", "link", "show", "dev", "tandem0"]), /link\/ether/);
     assert.doesNotMatch(inNs("jbusy", ["ip", "-o", "link"]), /tdm[0-9a-f]{12}/);
+    // A namespace made beside the device (a promise) whose making failed: nothing is left.
+    await assert.rejects(
+      createOverlay({
+        jobNetns: Promise.reject(new Error("no namespace today")),
+        hostNetns: ns("hA"),
+        rank: 1,
+        listenPorts: ports,
+      }),
+      /no namespace today/,
+    );
     await assert.rejects(
       createOverlay({ jobNetns: ns("j1"), hostNetns: ns("hA"), rank: -1, listenPorts: ports }),
       (error: unknown) => error instanceof OverlayError && error.details?.step === "rank",

@@ -59,8 +59,12 @@ export interface WireguardTools {
 
 /** Options of `createOverlay`. */
 export interface OverlayOptions {
-  /** The rank's network namespace: a path (`/proc/<pid>/ns/net`) or a name in /var/run/netns. */
-  jobNetns: string;
+  /**
+   * The rank's network namespace: a path (`/proc/<pid>/ns/net`) or a name in /var/run/netns. A
+   * promise of one is awaited only when the device moves, so the namespace and the device can be
+   * made at the same time.
+   */
+  jobNetns: string | PromiseLike<string>;
   /** The rank: the overlay address is `overlayAddressOf(rank)`. */
   rank: number;
   /** UDP ports to listen on, inclusive; the first free one is taken. Default 51820-51899. */
@@ -226,6 +230,9 @@ const isSocket = async (file: string): Promise<boolean> => {
  * `OverlayError` is thrown.
  */
 export async function createOverlay(options: OverlayOptions): Promise<Overlay> {
+  const jobNetnsReady = Promise.resolve(options.jobNetns);
+  // Awaited only at the move: its failure is handled there, not reported as unhandled before.
+  jobNetnsReady.catch(() => undefined);
   const kind = options.kind ?? "wireguard-go";
   const ports = options.listenPorts ?? DEFAULT_OVERLAY_PORTS;
   if (
@@ -239,7 +246,8 @@ export async function createOverlay(options: OverlayOptions): Promise<Overlay> {
   if (!Number.isInteger(options.rank) || options.rank < 0 || options.rank > MAX_RANK)
     throw new OverlayError("rank", `no overlay address for rank ${options.rank}`);
   const address = overlayAddressOf(options.rank);
-  const jobNetns = netnsPath(options.jobNetns);
+  /** Set before the move; read only once moved. */
+  let jobNetns = "";
   const hostNetns = options.hostNetns === undefined ? undefined : netnsPath(options.hostNetns);
   const ip = options.tools?.ip ?? "ip";
   const wg = options.tools?.wg ?? "wg";
@@ -336,6 +344,7 @@ export async function createOverlay(options: OverlayOptions): Promise<Overlay> {
     if (listenPort === 0)
       throw new OverlayError("port", `no free UDP port in ${ports.from}-${ports.to}`);
 
+    jobNetns = netnsPath(await jobNetnsReady);
     // Moved and renamed in one step: where the namespace has a tandem0 already, the device stays
     // in the host namespace under its own name, and nothing of the job's is touched.
     await hostExec("move", [
