@@ -44,6 +44,7 @@ describe("rankNetworkMode", () => {
 /** Ports over fakes (the namespace and WireGuard are tested in src/worker/network). */
 function fakePorts() {
   const applied: number[][] = [];
+  const handshakes: string[] = [];
   let release: (() => void) | undefined;
   const overlay: Overlay = {
     publicKey: `${"K".repeat(42)}A=`,
@@ -54,6 +55,7 @@ function fakePorts() {
       // The first application is slow, as `wg` on a loaded machine.
       if (applied.length === 1) await new Promise<void>((resolve) => (release = resolve));
     },
+    handshaken: (publicKey) => Promise.resolve(handshakes.push(publicKey) > 0),
     destroy: () => Promise.resolve(),
   };
   const ports = {
@@ -70,7 +72,7 @@ function fakePorts() {
     localAddress: () => "192.0.2.10",
     headPeerWaitMs: 5_000,
   };
-  return { ports, applied, release: () => release?.() };
+  return { ports, applied, handshakes, release: () => release?.() };
 }
 
 const start: JobStartMessage = {
@@ -102,8 +104,8 @@ const peers = (...ranks: number[]): JobPeersMessage => ({
 });
 
 describe("RankNetwork", () => {
-  it("reports its key, waits for its head, and applies only the newest of the lists that queue up", async () => {
-    const { ports, applied, release } = fakePorts();
+  it("reports its key, waits for its head and a handshake with it, and applies only the newest of the lists that queue up", async () => {
+    const { ports, applied, handshakes, release } = fakePorts();
     const sent: WorkerMessage[] = [];
     const network = RankNetwork.plan(
       start,
@@ -132,6 +134,7 @@ describe("RankNetwork", () => {
     await Promise.all([first, last, opening]);
     assert.deepEqual(applied, [[2], [0, 2, 3]], "the list queued behind the newest is skipped");
     assert.equal(opened, true);
+    assert.deepEqual(handshakes, [peer(0).publicKey], "it waited for a handshake with its head");
     await network.close();
   });
 });

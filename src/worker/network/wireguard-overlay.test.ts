@@ -162,6 +162,9 @@ describe("WireGuard overlay between two simulated hosts", () => {
 
     await rank0.setPeers([peerOf(1, rank1, "172.31.77.2")]);
     await rank1.setPeers([peerOf(0, rank0, "172.31.77.1")]);
+    // The keepalive starts the handshake as soon as both know each other, before any traffic.
+    assert.equal(await rank1.handshaken(rank0.publicKey, 5000), true);
+    assert.equal(await rank1.handshaken(`${"Z".repeat(42)}A=`, 50), false, "no such peer");
     await withEchoServer("j1", "10.77.0.2", async () => {
       assert.equal(await echoes("j0", "10.77.0.2"), true);
     });

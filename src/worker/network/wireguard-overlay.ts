@@ -92,6 +92,12 @@ export interface Overlay {
    * not verify (`checkPeerList`) throws `PeerListError` and changes nothing. Calls apply in order.
    */
   setPeers(peers: unknown): Promise<void>;
+  /**
+   * Resolves true once a handshake with the peer of `publicKey` has completed, false after
+   * `timeoutMs`: a packet sent before both sides know each other's key is dropped, and TCP sends
+   * its first SYN again only a second later.
+   */
+  handshaken(publicKey: string, timeoutMs: number): Promise<boolean>;
   /** Removes the device, its process and control socket, and forgets the key. Idempotent. */
   destroy(): Promise<void>;
 }
@@ -389,7 +395,19 @@ export async function createOverlay(options: OverlayOptions): Promise<Overlay> {
       applying = result.catch(() => undefined);
       return result;
     };
-    return { publicKey: keys.publicKey, listenPort, deviceName, setPeers, destroy };
+    const handshaken = async (publicKey: string, timeoutMs: number): Promise<boolean> => {
+      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await delay(10)) {
+        if (destroying !== null) return false;
+        const shown = await exec(
+          [wg, "show", wgName(), "latest-handshakes"],
+          wgNetns() === undefined ? {} : { netns: wgNetns()! },
+        );
+        const line = shown.output.split("\n").find((l) => l.startsWith(`${publicKey}\t`));
+        if (line !== undefined && Number(line.split("\t")[1]) > 0) return true;
+      }
+      return false;
+    };
+    return { publicKey: keys.publicKey, listenPort, deviceName, setPeers, handshaken, destroy };
   } catch (error) {
     await destroy();
     throw error;
