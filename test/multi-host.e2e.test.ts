@@ -4,7 +4,7 @@
 // run across the hosts over the overlay; a hostile rank of another consumer reaches nothing of
 // the first, of the hosts or of the coordinator, only its own cluster and the internet.
 import assert from "node:assert/strict";
-import { spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,14 +14,18 @@ import { TandemClient } from "../src/client/client.ts";
 import { startCoordinator, type Coordinator } from "../src/coordinator/main.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
 import { createHosts, type Hosts, type TcpServer } from "./support/hosts.ts";
-import { eventually, TANDEM_BIN } from "./support/processes.ts";
-import { enrollmentEnv, fund } from "./support/workers.ts";
+import {
+  clusterEnded,
+  clusterLogText,
+  startHostWorkers,
+  stopHostWorkers,
+  type HostWorker,
+} from "./support/host-workers.ts";
+import { eventually } from "./support/processes.ts";
+import { fund } from "./support/workers.ts";
 
 const JOBS = fileURLToPath(new URL("./fixtures/jobs/", import.meta.url));
-const FINAL = ["completed", "failed", "terminated", "expired"];
 const HOSTS = 3;
-/** The coordinator is plain http on a non-loopback address: workers must be told that is fine. */
-const WORKER_FLAGS = ["--insecure"];
 
 function enginesMissing(): string | undefined {
   const probe = spawnSync("/usr/bin/python3", ["-c", "import torch, distributed"]);
@@ -35,8 +39,7 @@ describe("clusters across hosts", { skip: process.getuid?.() !== 0 && "needs roo
   let coordinator: Coordinator;
   let dir = "";
   let internet: TcpServer;
-  const workers: ChildProcess[] = [];
-  const workerLogs: string[] = [];
+  let workers: HostWorker[] = [];
   let alice: TandemClient;
   let mallory: TandemClient;
 
@@ -54,21 +57,6 @@ describe("clusters across hosts", { skip: process.getuid?.() !== 0 && "needs roo
     const adminKey = coordinator.createdAdminKey!;
     const admin = new TandemClient({ baseUrl: coordinator.url, apiKey: adminKey });
     const supplier = await admin.createAccount({ roles: ["supplier"] });
-    for (const [i, host] of hosts.hosts.entries()) {
-      const home = join(dir, `worker-${i}`);
-      const env = await enrollmentEnv(coordinator.url, supplier.apiKey);
-      const argv = [process.execPath, TANDEM_BIN, "worker", "start", "--region", "eu-west"];
-      const worker = hosts.spawn(
-        host,
-        [...argv, "--zone", `eu-west-${"abc"[i]}`, "--home", home, ...WORKER_FLAGS],
-        {
-          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...env },
-          stdio: ["ignore", "ignore", "pipe"],
-        },
-      );
-      worker.stderr?.on("data", (d: Buffer) => workerLogs.push(`[${i}] ${d.toString()}`));
-      workers.push(worker);
-    }
     const consumer = async () => {
       const account = await admin.createAccount({ roles: ["consumer"] });
       await fund({ url: coordinator.url, adminKey }, account.accountId, "20");
@@ -76,48 +64,23 @@ describe("clusters across hosts", { skip: process.getuid?.() !== 0 && "needs roo
     };
     alice = await consumer();
     mallory = await consumer();
-    const anonymous = new TandemClient({ baseUrl: coordinator.url });
-    await eventually(
-      async () =>
-        (await anonymous.networkStats()).nodes.byStatus.available === HOSTS ? true : undefined,
-      `${HOSTS} verified workers`,
-      120_000,
-    ).catch((error: unknown) => {
-      throw new Error(workerLogs.join(""), { cause: error });
-    });
+    ({ workers } = await startHostWorkers({
+      hosts,
+      coordinatorUrl: coordinator.url,
+      supplierKey: supplier.apiKey,
+      dir,
+    }));
   });
 
   after(async () => {
-    for (const worker of workers) worker.kill("SIGTERM");
-    await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise((resolve) =>
-            w.exitCode === null ? w.once("exit", resolve) : resolve(undefined),
-          ),
-      ),
-    );
+    await stopHostWorkers(workers);
     await coordinator?.close();
     await hosts?.destroy();
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function ended(client: TandemClient, cluster: ClusterView): Promise<ClusterView> {
-    return eventually(
-      async () => {
-        const view = await client.getCluster(cluster.id);
-        return FINAL.includes(view.status) ? view : undefined;
-      },
-      `cluster ${cluster.id} to end`,
-      300_000,
-    );
-  }
-
-  async function logText(client: TandemClient, clusterId: string): Promise<string> {
-    return (await client.clusterLogs(clusterId)).items
-      .map((l) => `[${l.rank}] ${l.text}`)
-      .join("\n");
-  }
+  const ended = (client: TandemClient, cluster: ClusterView) => clusterEnded(client, cluster.id);
+  const logText = clusterLogText;
 
   async function runScript(kind: "torch" | "dask", script: string): Promise<string> {
     const source = await readFile(join(JOBS, script), "utf8");

@@ -1,13 +1,14 @@
 // Nothing of a cluster's network survives its lease (issue 14 "Bad input"), across simulated hosts
 // (test/support/hosts.ts): a real coordinator on the wan requiring job networks, one real
-// `tandem worker start` per host. After a normal end, a failover, a SIGKILLed worker that never
-// comes back and a cluster refused the internet, every host is checked for what is left of job
-// networks (test/support/job-network-leftovers.ts): namespaces, veths, tables, WireGuard devices,
-// wireguard-go processes and their sockets. The same checks find those pieces while the cluster
-// runs. A cluster deployed with `internet: false` reaches its own ranks over the overlay and
-// nothing else: the harness's internet server sees no connection.
+// `tandem worker start` per host. After a normal end, a cluster refused the internet, a failover,
+// a SIGKILLed worker that never comes back and a worker stopped mid-rank, every host is checked for
+// what is left of job networks (test/support/job-network-leftovers.ts): namespaces, veths, tables,
+// WireGuard devices, wireguard-go processes and their sockets, processes left in a job namespace.
+// The same checks find those pieces while the cluster runs. A cluster deployed `internet: false`
+// reaches its own ranks over the overlay and nothing else: the harness's internet server sees no
+// connection. The scenarios share one harness and run in order (each kill leaves one host less).
 import assert from "node:assert/strict";
-import { execFile, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,33 +19,33 @@ import { TandemClient } from "../src/client/client.ts";
 import { startCoordinator, type Coordinator } from "../src/coordinator/main.ts";
 import type { ClusterView, DeployRequest } from "../src/protocol/clusters.ts";
 import { workerTagOf } from "../src/worker/network/job-networks.ts";
-import { createHosts, type Hosts, type SimulatedHost, type TcpServer } from "./support/hosts.ts";
+import { createHosts, type Hosts, type TcpServer } from "./support/hosts.ts";
 import {
   hostNetworkPieces,
   seenNetworks,
   type SeenNetworks,
 } from "./support/job-network-leftovers.ts";
-import { eventually, TANDEM_BIN } from "./support/processes.ts";
-import { enrollmentEnv, fund } from "./support/workers.ts";
+import {
+  clusterEnded,
+  clusterLogText,
+  FINAL_STATUSES,
+  startHostWorkers,
+  stopHostWorkers,
+  type HostWorker,
+} from "./support/host-workers.ts";
+import { fund } from "./support/workers.ts";
 
 const run = promisify(execFile);
 const JOBS = fileURLToPath(new URL("./fixtures/jobs/", import.meta.url));
-const FINAL = ["completed", "failed", "terminated", "expired"];
 const HOSTS = 4;
 const HEARTBEAT_MS = 500;
 const MISSED = 3;
 /** How long removal may take after an end is known (stop messages, the watchdog's removals). */
 const CLEAN_WITHIN_MS = 15_000;
 
-interface Worker {
-  index: number;
-  host: SimulatedHost;
-  home: string;
-  tag: string;
-  process: ChildProcess;
-  nodeId: string;
+interface Worker extends HostWorker {
   /** What the checks found on its host so far. */
-  seen: SeenNetworks;
+  readonly seen: SeenNetworks;
 }
 
 describe(
@@ -57,7 +58,6 @@ describe(
     let internet: TcpServer;
     let consumer: TandemClient;
     const workers: Worker[] = [];
-    const workerLogs: string[] = [];
 
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), "tandem-leftovers-"));
@@ -75,65 +75,26 @@ describe(
       const adminKey = coordinator.createdAdminKey!;
       const admin = new TandemClient({ baseUrl: coordinator.url, apiKey: adminKey });
       const supplier = await admin.createAccount({ roles: ["supplier"] });
-      for (const [index, host] of hosts.hosts.entries()) {
-        const home = join(dir, `worker-${index}`);
-        const env = await enrollmentEnv(coordinator.url, supplier.apiKey);
-        const argv = [process.execPath, TANDEM_BIN, "worker", "start", "--region", "eu-west"];
-        const child = hosts.spawn(
-          host,
-          [...argv, "--zone", `eu-west-${"abc"[index % 3]}`, "--home", home, "--insecure"],
-          {
-            env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...env },
-            stdio: ["ignore", "ignore", "pipe"],
-          },
-        );
-        child.stderr?.on("data", (d: Buffer) => workerLogs.push(`[${index}] ${d.toString()}`));
-        workers.push({
-          index,
-          host,
-          home,
-          tag: workerTagOf(home),
-          process: child,
-          nodeId: "",
-          seen: seenNetworks(),
-        });
-      }
       const account = await admin.createAccount({ roles: ["consumer"] });
       await fund({ url: coordinator.url, adminKey }, account.accountId, "50");
       consumer = new TandemClient({ baseUrl: coordinator.url, apiKey: account.apiKey });
-      const anonymous = new TandemClient({ baseUrl: coordinator.url });
-      await eventually(
-        async () =>
-          (await anonymous.networkStats()).nodes.byStatus.available === HOSTS ? true : undefined,
-        `${HOSTS} verified workers`,
-        120_000,
-      ).catch((error: unknown) => {
-        throw new Error(workerLogs.join(""), { cause: error });
+      const started = await startHostWorkers({
+        hosts,
+        coordinatorUrl: coordinator.url,
+        supplierKey: supplier.apiKey,
+        dir,
       });
-      for (const worker of workers) {
-        const saved = JSON.parse(await readFile(join(worker.home, "device.json"), "utf8")) as {
-          nodeId: string;
-        };
-        worker.nodeId = saved.nodeId;
-      }
+      workers.push(...started.workers.map((w) => ({ ...w, seen: seenNetworks() })));
     });
 
     after(async () => {
-      for (const worker of workers) worker.process.kill("SIGTERM");
-      await Promise.all(
-        workers.map(
-          ({ process: w }) =>
-            new Promise((resolve) =>
-              w.exitCode === null && w.signalCode === null
-                ? w.once("exit", resolve)
-                : resolve(undefined),
-            ),
-        ),
-      );
+      await stopHostWorkers(workers);
       await coordinator?.close();
       await hosts?.destroy();
       // Job namespaces live in /run/netns, outside the hosts: a failed check may have left some.
-      const tags = workers.map((w) => `tdm-${w.tag}-`);
+      const tags = (hosts?.hosts ?? []).map(
+        (_, i) => `tdm-${workerTagOf(join(dir, `worker-${i}`))}-`,
+      );
       const { stdout } = await run("ip", ["netns", "list"]);
       for (const name of stdout.split("\n").map((line) => line.split(" ")[0] ?? ""))
         if (tags.some((tag) => name.startsWith(tag)))
@@ -179,7 +140,10 @@ describe(
       let found: Record<number, string[]> = {};
       for (;;) {
         const view = await consumer.getCluster(clusterId);
-        assert.ok(!FINAL.includes(view.status), `ended early: ${JSON.stringify(view.events)}`);
+        assert.ok(
+          !FINAL_STATUSES.includes(view.status),
+          `ended early: ${JSON.stringify(view.events)}`,
+        );
         const ranks = view.nodes.filter((n) => n.active && n.rank !== null);
         if (ranks.length > 0 && ranks.every((n) => n.status === "running")) {
           found = {};
@@ -201,21 +165,15 @@ describe(
       }
     }
 
-    async function ended(clusterId: string): Promise<ClusterView> {
-      return eventually(
-        async () => {
-          const view = await consumer.getCluster(clusterId);
-          return FINAL.includes(view.status) ? view : undefined;
-        },
-        `cluster ${clusterId} to end`,
-        120_000,
-      );
-    }
+    const ended = (clusterId: string) => clusterEnded(consumer, clusterId, 120_000);
+    const logText = (clusterId: string) => clusterLogText(consumer, clusterId);
 
-    async function logText(clusterId: string): Promise<string> {
-      return (await consumer.clusterLogs(clusterId)).items
-        .map((l) => `[${l.rank}] ${l.text}`)
-        .join("\n");
+    /** Terminates the cluster unless it has ended (it may have failed), then checks every host. */
+    async function terminated(clusterId: string): Promise<void> {
+      const now = await consumer.getCluster(clusterId);
+      if (!FINAL_STATUSES.includes(now.status)) await consumer.terminateCluster(clusterId);
+      await ended(clusterId);
+      await assertClean(workers, "after the cluster ended");
     }
 
     /** A 2-node batch cluster running `script` in sh (`args` are its $0, $1…). */
@@ -281,13 +239,16 @@ describe(
 
     it("a failover: the killed worker's host is clean once fenced, the others at the end", async () => {
       const cluster = await consumer.deployCluster(
-        batch("sleep 8; echo rank-$TANDEM_RANK-ok", { shadow: 1 }),
+        batch("sleep 12; echo rank-$TANDEM_RANK-ok", { shadow: 1 }),
       );
       const running = await networksUp(cluster.id, true);
       const victimNode = running.nodes.find((n) => n.active && n.rank === 1)!;
       const victim = workerOf(victimNode.nodeId);
       await kill(victim);
       await assertClean([victim], "on the killed worker's host");
+      // The standby took rank 1: its own network is up (and must go at the end, too).
+      const moved = await networksUp(cluster.id, true);
+      assert.ok(!moved.nodes.some((n) => n.active && n.nodeId === victim.nodeId));
       const done = await ended(cluster.id);
       assert.equal(done.status, "completed", JSON.stringify(done.events));
       const rank1 = done.nodes.filter((n) => n.rank === 1).map((n) => n.nodeId);
@@ -303,10 +264,20 @@ describe(
       await kill(victim);
       await assertClean([victim], "on the killed worker's host");
       // The rank's other host and a fresh match, if the rank moved there, end with the lease.
-      const now = await consumer.getCluster(cluster.id);
-      if (!FINAL.includes(now.status)) await consumer.terminateCluster(cluster.id);
-      await ended(cluster.id);
-      await assertClean(workers, "after the cluster ended");
+      await terminated(cluster.id);
+    });
+
+    it("a worker stopped (SIGTERM) while its rank runs leaves nothing on its host", async () => {
+      const cluster = await consumer.deployCluster(batch("sleep 600"));
+      const running = await networksUp(cluster.id, true);
+      const node = running.nodes.find((n) => n.active && n.rank === 1)!;
+      const stopped = workerOf(node.nodeId);
+      await new Promise((resolve) => {
+        stopped.process.once("exit", resolve);
+        stopped.process.kill("SIGTERM");
+      });
+      assert.deepEqual(await pieces(stopped), [], "left once the worker has exited");
+      await terminated(cluster.id);
     });
   },
 );
