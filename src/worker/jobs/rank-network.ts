@@ -69,6 +69,7 @@ export class RankNetwork {
   private headKnown = false;
   private headWaiters: Array<() => void> = [];
   private closed = false;
+  private halted = false;
 
   private constructor(
     private readonly job: JobStartMessage,
@@ -175,8 +176,17 @@ export class RankNetwork {
     return this.applying;
   }
 
+  /**
+   * The rank is being stopped: a wait for the head's peer list ends now (and none starts), so the
+   * run ends and its network goes at once rather than after `headPeerWaitMs`.
+   */
+  halt(): void {
+    this.halted = true;
+    for (const wake of this.headWaiters.splice(0)) wake();
+  }
+
   private async headInPeers(): Promise<void> {
-    if (this.headKnown) return;
+    if (this.headKnown || this.halted) return;
     const waitMs = this.ports.headPeerWaitMs ?? DEFAULT_HEAD_PEER_WAIT_MS;
     let timer: NodeJS.Timeout | undefined;
     const known = await Promise.race([
