@@ -1,7 +1,8 @@
 // Nothing of a cluster's network survives its lease (issue 14 "Bad input"), across simulated hosts
 // (test/support/hosts.ts): a real coordinator on the wan requiring job networks, one real
 // `tandem worker start` per host. After a normal end, a cluster refused the internet, a failover,
-// a SIGKILLed worker that never comes back and a worker stopped mid-rank, every host is checked for
+// a SIGKILLed worker that never comes back, a frozen worker fenced by its watchdog and a worker
+// stopped mid-rank, every host is checked for
 // what is left of job networks (test/support/job-network-leftovers.ts): namespaces, veths, tables,
 // WireGuard devices, wireguard-go processes and their sockets, processes left in a job namespace.
 // The same checks find those pieces while the cluster runs. A cluster deployed `internet: false`
@@ -33,6 +34,7 @@ import {
   stopHostWorkers,
   type HostWorker,
 } from "./support/host-workers.ts";
+import { eventually } from "./support/processes.ts";
 import { fund } from "./support/workers.ts";
 
 const run = promisify(execFile);
@@ -142,7 +144,7 @@ describe(
         const view = await consumer.getCluster(clusterId);
         assert.ok(
           !FINAL_STATUSES.includes(view.status),
-          `ended early: ${JSON.stringify(view.events)}`,
+          `ended early: ${JSON.stringify(view.nodes)} ${JSON.stringify(found)}`,
         );
         const ranks = view.nodes.filter((n) => n.active && n.rank !== null);
         if (ranks.length > 0 && ranks.every((n) => n.status === "running")) {
@@ -265,6 +267,27 @@ describe(
       await assertClean([victim], "on the killed worker's host");
       // The rank's other host and a fresh match, if the rank moved there, end with the lease.
       await terminated(cluster.id);
+    });
+
+    it("a frozen worker (SIGSTOP): its host is clean once its watchdog fenced the rank", async () => {
+      const cluster = await consumer.deployCluster(batch("sleep 600"));
+      const running = await networksUp(cluster.id, true);
+      const node = running.nodes.find((n) => n.active && n.rank === 1)!;
+      const frozen = workerOf(node.nodeId);
+      frozen.process.kill("SIGSTOP");
+      try {
+        await assertClean([frozen], "on the frozen worker's host");
+      } finally {
+        frozen.process.kill("SIGCONT");
+      }
+      await terminated(cluster.id);
+      // Thawed, it reconnects: the next scenario needs it.
+      await eventually(
+        async () =>
+          (await consumer.getNode(node.nodeId)).status === "available" ? true : undefined,
+        "the thawed worker available again",
+        60_000,
+      );
     });
 
     it("a worker stopped (SIGTERM) while its rank runs leaves nothing on its host", async () => {

@@ -37,18 +37,26 @@ interface ProcessNetns {
   argv: string[];
   /** `net:[inode]`. */
   netns: string;
+  /** Its parent's pid (0 when unknown). */
+  parent: number;
 }
 
 async function processes(): Promise<ProcessNetns[]> {
   const found: ProcessNetns[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    const [netns, cmdline] = await Promise.all([
+    const [netns, cmdline, status] = await Promise.all([
       readlink(`/proc/${entry}/ns/net`).catch(() => ""),
       readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => ""),
+      readFile(`/proc/${entry}/status`, "utf8").catch(() => ""),
     ]);
     if (netns === "") continue; // gone meanwhile, or a kernel thread
-    found.push({ pid: Number(entry), argv: cmdline.split("\0").filter((a) => a !== ""), netns });
+    found.push({
+      pid: Number(entry),
+      argv: cmdline.split("\0").filter((a) => a !== ""),
+      netns,
+      parent: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+    });
   }
   return found;
 }
@@ -102,7 +110,10 @@ export async function hostNetworkPieces(
     ...wireguard.map((p) => `wireguard-go ${p.pid} ${p.argv.at(-1)}`),
     ...all
       .filter((p) => seen.namespaces.has(p.netns))
-      .map((p) => `process ${p.pid} in ${seen.namespaces.get(p.netns)}: ${p.argv.join(" ")}`),
+      .map(
+        (p) =>
+          `process ${p.pid} (parent ${p.parent}) in ${seen.namespaces.get(p.netns)}: ${p.argv.join(" ")}`,
+      ),
   ];
   for (const device of seen.devices)
     if (await exists(`/var/run/wireguard/${device}.sock`))
