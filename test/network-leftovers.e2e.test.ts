@@ -2,12 +2,12 @@
 // (test/support/hosts.ts): a real coordinator on the wan requiring job networks, one real
 // `tandem worker start` per host. After a normal end, a cluster refused the internet, a failover,
 // a SIGKILLed worker that never comes back, a frozen worker fenced by its watchdog and a worker
-// stopped mid-rank, every host is checked for
-// what is left of job networks (test/support/job-network-leftovers.ts): namespaces, veths, tables,
-// WireGuard devices, wireguard-go processes and their sockets, processes left in a job namespace.
-// The same checks find those pieces while the cluster runs. A cluster deployed `internet: false`
-// reaches its own ranks over the overlay and nothing else: the harness's internet server sees no
-// connection. The scenarios share one harness and run in order (each kill leaves one host less).
+// stopped mid-rank, every host is checked for what is left of job networks
+// (test/support/job-network-leftovers.ts): namespaces, veths, tables, WireGuard devices,
+// wireguard-go processes and their sockets, processes left in a job namespace. The same checks
+// find those pieces while the cluster runs. A cluster deployed `internet: false` reaches its own
+// ranks over the overlay and nothing else: the harness's internet server sees no connection. The
+// scenarios share one harness and run in order (each kill leaves one host less).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
