@@ -73,6 +73,9 @@ export class RankNetwork {
   private headKey: string | undefined;
   private headWaiters: Array<() => void> = [];
   private closed = false;
+  private halted = false;
+  /** Ends a handshake wait under way when the rank is halted. */
+  private onHalt: (() => void) | undefined;
 
   private constructor(
     private readonly job: JobStartMessage,
@@ -205,11 +208,22 @@ export class RankNetwork {
   }
 
   /**
+   * The rank is being stopped: a wait for the head ends now (and none starts), so the run ends
+   * and its network goes at once rather than after `headPeerWaitMs`.
+   */
+  halt(): void {
+    this.halted = true;
+    for (const wake of this.headWaiters.splice(0)) wake();
+    this.onHalt?.();
+  }
+
+  /**
    * Waits until this rank's list holds the head and a handshake with it has completed, so the
    * job's first packet to the head is not dropped (TCP would send it again a second later).
    * Gives up after `headPeerWaitMs` and starts all the same.
    */
   private async headInPeers(): Promise<void> {
+    if (this.halted) return;
     const waitMs = this.ports.headPeerWaitMs ?? DEFAULT_HEAD_PEER_WAIT_MS;
     const deadline = Date.now() + waitMs;
     let timer: NodeJS.Timeout | undefined;
@@ -220,11 +234,17 @@ export class RankNetwork {
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs))),
       ]));
     clearTimeout(timer);
+    if (this.halted) return;
     const handshaken =
       known &&
       this.headKey !== undefined &&
       this.overlay !== undefined &&
-      (await this.overlay.handshaken(this.headKey, Math.max(0, deadline - Date.now())));
+      (await Promise.race([
+        this.overlay.handshaken(this.headKey, Math.max(0, deadline - Date.now())),
+        new Promise<boolean>((resolve) => (this.onHalt = () => resolve(false))),
+      ]));
+    this.onHalt = undefined;
+    if (this.halted) return;
     if (!handshaken)
       this.log("no handshake with the head yet: starting anyway", {
         clusterId: this.job.clusterId,

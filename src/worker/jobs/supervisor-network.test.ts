@@ -19,6 +19,7 @@ import { tracking } from "../runtime/job-harness.ts";
 import { createProcessRuntime } from "../runtime/process-runtime.ts";
 import { DEFAULT_OUTPUT_LIMITS } from "./rank-output.ts";
 import type { JobNetworks } from "../network/job-networks.ts";
+import type { RankNetworkPorts } from "./rank-network.ts";
 import { JobSupervisor } from "./supervisor.ts";
 
 const runtime = tracking(createProcessRuntime());
@@ -34,7 +35,7 @@ after(async () => {
   await rm(jobsDir, { recursive: true, force: true });
 });
 
-function supervised(jobNetworks: JobNetworks | undefined) {
+function supervised(jobNetworks: JobNetworks | undefined, more: Partial<RankNetworkPorts> = {}) {
   const sent: WorkerMessage[] = [];
   const supervisor = new JobSupervisor({
     runtime,
@@ -43,7 +44,7 @@ function supervised(jobNetworks: JobNetworks | undefined) {
     gpuIndices: [],
     offer: { memoryMiB: 4096, cpuCores: 2, pids: 4096, diskMiB: 1024 },
     output: DEFAULT_OUTPUT_LIMITS,
-    network: { jobNetworks, localAddress: () => "127.0.0.1" },
+    network: { jobNetworks, localAddress: () => "127.0.0.1", ...more },
     send: (message) => void sent.push(message),
     log: () => undefined,
   });
@@ -124,6 +125,39 @@ describe(
       assert.equal(exit?.type === "job-exit" && exit.exitCode, 0);
       const lines = sent.flatMap((m) => (m.type === "job-log" ? m.lines : []));
       assert.ok(lines.length > 1, `the host's interfaces: ${lines.join(" ")}`);
+    });
+
+    it("a rank stopped while it waits for its head's peer list ends at once, its namespace gone", async () => {
+      const networks = recordingNetworks();
+      // The overlay port's stand-in: no WireGuard here, and no peer list ever comes.
+      const overlays: RankNetworkPorts["overlays"] = {
+        create: () =>
+          Promise.resolve({
+            publicKey: `${"A".repeat(43)}=`,
+            listenPort: 51_820,
+            deviceName: "tdmtest",
+            setPeers: () => Promise.resolve(),
+            handshaken: () => Promise.resolve(false),
+            destroy: () => Promise.resolve(),
+          }),
+      };
+      const { supervisor, sent } = supervised(networks, { overlays, headPeerWaitMs: 600_000 });
+      const job: JobStartMessage = {
+        ...jobStart(["true"]),
+        rank: 1,
+        worldSize: 2,
+        head: { address: "10.77.0.1", port: 29_500 },
+        network: { internet: false, overlay: true },
+      };
+      const started = supervisor.start(job);
+      while (!sent.some((m) => m.type === "job-network"))
+        await new Promise((r) => setTimeout(r, 10));
+      await supervisor.stop(job.clusterId);
+      await started;
+      const exit = sent.find((m) => m.type === "job-exit");
+      assert.equal(exit?.type === "job-exit" && exit.error, "stopped before it started");
+      assert.ok(!sent.some((m) => m.type === "job-accepted"), "the job never ran");
+      assert.ok(!existsSync(networks.made[0]!.path), "the namespace is gone");
     });
   },
 );

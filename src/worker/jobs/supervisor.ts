@@ -147,6 +147,7 @@ export class JobSupervisor {
   private halt(run: Run, graceMs: number | undefined): boolean {
     if (run.stopping !== undefined) return false;
     run.stopping = { graceMs };
+    run.network?.halt();
     void run.process?.kill(graceMs);
     return true;
   }
@@ -215,6 +216,10 @@ export class JobSupervisor {
         },
       );
       await network.open();
+      if (run.stopping !== undefined) {
+        options.send(exitMessage(job, null, null, "stopped before it started"));
+        return;
+      }
       const running = await runtime.run({
         // Stable across attempts: a root worker's sandbox uid derives from it, and the new attempt
         // must own the files the previous one left in the job dir.
