@@ -290,7 +290,7 @@ describe("chaos: workers die mid-job", () => {
           const tookMs = Date.parse(takeover.at) - failure.atMs;
           assert.ok(
             tookMs <= DETECTION_MS + 3000,
-            `${failure.signal} of rank ${failure.rank} on ${id}: took over after ${tookMs} ms`,
+            `${failure.signal} of rank ${failure.rank} on ${id}: took over after ${tookMs} ms: ${context}`,
           );
         }
       }

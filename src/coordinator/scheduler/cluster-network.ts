@@ -143,11 +143,21 @@ export class OverlayExchange {
 
   /** Sends each rank with an overlay half the list of all the others. */
   async sendPeerLists(clusterId: string): Promise<void> {
+    // Only halves of runs that still hold their rank: a rank restarted under a newer attempt (a
+    // failover, torch's restart of every rank) is left out until its new run reports its key.
     const rows = await this.deps.db
-      .selectFrom("rank_networks")
-      .selectAll()
-      .where("cluster_id", "=", clusterId)
-      .orderBy("rank")
+      .selectFrom("rank_networks as n")
+      .innerJoin("cluster_nodes as l", (join) =>
+        join
+          .onRef("l.cluster_id", "=", "n.cluster_id")
+          .onRef("l.node_id", "=", "n.node_id")
+          .onRef("l.rank", "=", "n.rank")
+          .onRef("l.attempt", "=", "n.attempt"),
+      )
+      .selectAll("n")
+      .where("n.cluster_id", "=", clusterId)
+      .where("l.active", "=", 1)
+      .orderBy("n.rank")
       .execute();
     const peers: Array<OverlayPeer & { nodeId: string; attempt: number }> = rows.map((r) => ({
       rank: r.rank,

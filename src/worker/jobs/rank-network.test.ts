@@ -81,7 +81,7 @@ const start: JobStartMessage = {
   rank: 1,
   attempt: 0,
   worldSize: 4,
-  kind: "batch",
+  kind: "torch",
   command: ["true"],
   env: {},
   image: null,
@@ -135,6 +135,24 @@ describe("RankNetwork", () => {
     assert.deepEqual(applied, [[2], [0, 2, 3]], "the list queued behind the newest is skipped");
     assert.equal(opened, true);
     assert.deepEqual(handshakes, [peer(0).publicKey], "it waited for a handshake with its head");
+    await network.close();
+  });
+
+  it("a batch rank starts without its head: the head may have finished before it (re)started", async () => {
+    const { ports, handshakes } = fakePorts();
+    const network = RankNetwork.plan(
+      { ...start, kind: "batch", attempt: 1 },
+      { ...ports, headPeerWaitMs: 600_000 },
+      () => undefined,
+      () => undefined,
+    );
+    // No peer list ever comes: a rank that waited for its head would not open within a second.
+    const opened = await Promise.race([
+      network.open().then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 1000).unref()),
+    ]);
+    assert.equal(opened, true, "the batch rank waited for its head");
+    assert.deepEqual(handshakes, []);
     await network.close();
   });
 });

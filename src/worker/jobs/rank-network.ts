@@ -62,6 +62,12 @@ export function rankNetworkMode(
 }
 
 const DEFAULT_HEAD_PEER_WAIT_MS = 10_000;
+/**
+ * Kinds whose ranks meet at the head (torch's store, Dask's scheduler, Ray's GCS). A batch or
+ * container rank runs on its own, and its head may have finished long before it (re)starts.
+ */
+const MEETS_AT_HEAD: ReadonlySet<JobStartMessage["kind"]> = new Set(["torch", "dask", "ray"]);
+const HANDSHAKE_SLICE_MS = 500;
 
 export class RankNetwork {
   private netns: JobNetns | undefined;
@@ -112,7 +118,7 @@ export class RankNetwork {
 
   /**
    * Builds the namespace (and the overlay half, reported to the coordinator), then, for a rank
-   * other than the head, waits for a peer list that holds the head.
+   * other than the head of a kind that meets at the head, waits for a peer list that holds it.
    */
   async open(): Promise<void> {
     if (this.mode === "shared") return;
@@ -144,7 +150,7 @@ export class RankNetwork {
       listenPort: published.listenPort,
       localAddress,
     });
-    if (this.job.rank !== 0) await this.headInPeers();
+    if (this.job.rank !== 0 && MEETS_AT_HEAD.has(this.job.kind)) await this.headInPeers();
   }
 
   /** What the runtime runs the job in; "shared" for the host's network. */
@@ -235,14 +241,17 @@ export class RankNetwork {
       ]));
     clearTimeout(timer);
     if (this.halted) return;
-    const handshaken =
-      known &&
-      this.headKey !== undefined &&
-      this.overlay !== undefined &&
-      (await Promise.race([
-        this.overlay.handshaken(this.headKey, Math.max(0, deadline - Date.now())),
-        new Promise<boolean>((resolve) => (this.onHalt = () => resolve(false))),
-      ]));
+    const halted = new Promise<boolean>((resolve) => (this.onHalt = () => resolve(false)));
+    let handshaken = false;
+    // In slices: a newer list may name a new head key (the head restarted), then that one counts.
+    while (known && !handshaken && !this.halted && this.overlay !== undefined) {
+      const left = deadline - Date.now();
+      if (left <= 0 || this.headKey === undefined) break;
+      handshaken = await Promise.race([
+        this.overlay.handshaken(this.headKey, Math.min(HANDSHAKE_SLICE_MS, left)),
+        halted,
+      ]);
+    }
     this.onHalt = undefined;
     if (this.halted) return;
     if (!handshaken)

@@ -144,6 +144,7 @@ describe(
       const { supervisor, sent } = supervised(networks, { overlays, headPeerWaitMs: 600_000 });
       const job: JobStartMessage = {
         ...jobStart(["true"]),
+        kind: "torch",
         rank: 1,
         worldSize: 2,
         head: { address: "10.77.0.1", port: 29_500 },
