@@ -7,7 +7,7 @@ import { ExceededLimit, RankLimitsAsk } from "./hardware.ts";
 import { JobNetworkMessage, JobNetworkSpec, JobPeersMessage } from "./cluster-network.ts";
 
 /** Bumped on any incompatible change to the worker channel. */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** WebSocket close codes the coordinator uses, so a worker knows whether to retry. */
 export const CloseCode = {
@@ -42,6 +42,50 @@ export const WelcomeMessage = z.strictObject({
   fenceAfterMs: z.number().int().positive(),
 });
 
+/**
+ * What a device of the node is, as a proof names it: a GPU by its UUID (the hardware report's), or
+ * one CPU core of a CPU-only node ("cpu:0", "cpu:1", …).
+ */
+export const ProofDeviceRef = z.string().min(1).max(128);
+
+/**
+ * Starts a proof of hardware (src/core/hardware-proof.ts): one workload per device, every device
+ * of the node at once. A GPU also allocates and fills `fillMiB` of its memory while it works.
+ */
+export const ProveMessage = z.strictObject({
+  type: z.literal("prove"),
+  proofId: z.string().min(1).max(64),
+  devices: z
+    .array(
+      z.strictObject({
+        device: ProofDeviceRef,
+        kind: z.enum(["gpu", "cpu"]),
+        seed: z.number().int().min(0).max(0xffffffff),
+        n: z.number().int().min(1).max(1 << 20),
+        k: z.number().int().min(1).max(1 << 22),
+        fillMiB: z.number().int().min(0).max(1 << 22),
+      }),
+    )
+    .min(1)
+    .max(256),
+});
+
+/** Asks the worker to reveal these cells of the products it committed to. */
+export const ProveOpenMessage = z.strictObject({
+  type: z.literal("prove-open"),
+  proofId: z.string().min(1).max(64),
+  cells: z
+    .array(
+      z.strictObject({
+        device: ProofDeviceRef,
+        row: z.number().int().min(0),
+        col: z.number().int().min(0),
+      }),
+    )
+    .max(4096),
+});
+
+/** @deprecated The old compute challenge: removed once the proof of hardware replaces it on both sides. */
 /** Starts the compute verification (src/core/verification.ts): build and multiply the matrices. */
 export const VerifyMessage = z.strictObject({
   type: z.literal("verify"),
@@ -140,6 +184,8 @@ export const DrainedMessage = z.strictObject({ type: z.literal("drained") });
 export const CoordinatorMessage = z.discriminatedUnion("type", [
   ChallengeMessage,
   WelcomeMessage,
+  ProveMessage,
+  ProveOpenMessage,
   VerifyMessage,
   VerifyOpenMessage,
   JobStartMessage,
@@ -209,6 +255,7 @@ export const DrainMessage = z.strictObject({
   reason: z.string().max(200),
 });
 
+/** @deprecated The old compute challenge: removed once the proof of hardware replaces it on both sides. */
 const Digest = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
 
 /** The worker's commitment: one digest per row of the product, and how long it took. */
@@ -230,6 +277,49 @@ export const VerifyRevealMessage = z.strictObject({
       }),
     )
     .max(64),
+});
+
+/** A SHA-256 hash, base64url without padding. */
+const Hash32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+
+/**
+ * The worker's commitment: per device, the Merkle root of its product and its own measure of the
+ * work, or why that device could not do it (no GPU helper, out of memory, a CUDA error).
+ */
+export const ProveCommitMessage = z.strictObject({
+  type: z.literal("prove-commit"),
+  proofId: z.string().min(1).max(64),
+  devices: z
+    .array(
+      z.union([
+        z.strictObject({
+          device: ProofDeviceRef,
+          root: Hash32,
+          computeMs: z.number().min(0).max(86_400_000),
+          /** MiB the device held while it worked (a GPU's fill and operands). */
+          allocatedMiB: z.number().int().min(0).max(1 << 22),
+        }),
+        z.strictObject({ device: ProofDeviceRef, error: z.string().max(500) }),
+      ]),
+    )
+    .max(256),
+});
+
+/** Each opened cell's leaf (up to 256 int32 cells) and its Merkle path. */
+export const ProveRevealMessage = z.strictObject({
+  type: z.literal("prove-reveal"),
+  proofId: z.string().min(1).max(64),
+  cells: z
+    .array(
+      z.strictObject({
+        device: ProofDeviceRef,
+        row: z.number().int().min(0),
+        col: z.number().int().min(0),
+        leaf: z.array(z.number().int().min(-(2 ** 31)).max(2 ** 31 - 1)).min(1).max(256),
+        path: z.array(Hash32).max(64),
+      }),
+    )
+    .max(4096),
 });
 
 /**
@@ -315,6 +405,8 @@ export const WorkerMessage = z.discriminatedUnion("type", [
   HeartbeatMessage,
   ByeMessage,
   DrainMessage,
+  ProveCommitMessage,
+  ProveRevealMessage,
   VerifyCommitMessage,
   VerifyRevealMessage,
   SecretsResealedMessage,

@@ -247,6 +247,9 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
       case "verify-open":
         this.send(this.solver.reveal(message));
         return;
+      case "prove":
+      case "prove-open":
+        return; // the proof of hardware: not answered yet by this worker
       default:
         message satisfies never;
     }

@@ -223,6 +223,8 @@ export async function startStandInCoordinator(
         case "job-exit":
         case "verify-commit":
         case "verify-reveal":
+        case "prove-commit":
+        case "prove-reveal":
         case "secrets-resealed":
         case "job-network":
           return;

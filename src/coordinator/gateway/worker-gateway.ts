@@ -326,6 +326,9 @@ export class WorkerGateway {
           if (outcome !== undefined) void this.recordVerification(session, outcome);
           return;
         }
+        case "prove-commit":
+        case "prove-reveal":
+          return; // the proof of hardware: not asked for yet by this coordinator
         case "job-rendezvous":
         case "job-accepted":
         case "job-log":
