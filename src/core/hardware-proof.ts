@@ -63,7 +63,9 @@ function mix32(x: number): number {
 
 /** The base of one row of A (matrix 0) or one column of B (matrix 1). */
 export function proofLineBase(seed: number, matrix: 0 | 1, line: number): number {
-  return mix32((mix32(seed ^ Math.imul(matrix + 1, 0x9e3779b9)) + Math.imul(line, 0x85ebca6b)) >>> 0);
+  return mix32(
+    (mix32(seed ^ Math.imul(matrix + 1, 0x9e3779b9)) + Math.imul(line, 0x85ebca6b)) >>> 0,
+  );
 }
 
 /** Entry `position` (0 ≤ position < k) of the line with `base`: an integer in {-2, -1, 0, 1}. */
@@ -160,7 +162,7 @@ export class ProofTree {
   constructor(leaves: Uint8Array[]) {
     if (leaves.length === 0) throw new RangeError("a proof tree needs at least one leaf");
     this.levels = [leaves];
-    for (let level = leaves; level.length > 1; ) {
+    for (let level = leaves; level.length > 1;) {
       const next: Uint8Array[] = [];
       for (let i = 0; i < level.length; i += 2)
         next.push(i + 1 < level.length ? hashNode(level[i]!, level[i + 1]!) : level[i]!);
@@ -269,7 +271,12 @@ export function gpuWorkload(
 ): ProofWorkload & { fillMiB: number } {
   const k = Math.min(policy.gpuK, PROOF_MAX_K);
   const flops = policy.gpuTargetMs * model.tensorTflops * 1e9;
-  return { seed, n: sideFor(flops, k), k, fillMiB: Math.floor(model.vramMiB * policy.vramFraction) };
+  return {
+    seed,
+    n: sideFor(flops, k),
+    k,
+    fillMiB: Math.floor(model.vramMiB * policy.vramFraction),
+  };
 }
 
 /** One CPU core's work. */
