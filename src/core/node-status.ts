@@ -8,7 +8,8 @@ import { ErrorCode, TandemError, assertNever } from "./errors.ts";
  *        │  └──disconnect──▶ offline ──reconnect──▶ (unverified | available)
  *
  * `unverified` also goes offline and back, so a node is seen offline before verification exists
- * for it; it comes back to `available` only if it was verified before.
+ * for it; it comes back to `available` only if it was verified before. An idle node that fails a
+ * spot check of its hardware goes back: available ──unverify──▶ unverified.
  */
 export const NodeStatus = {
   unverified: "unverified",
@@ -25,6 +26,7 @@ export type NodeEvent =
   | { type: "connect"; verified: boolean }
   | { type: "disconnect" }
   | { type: "verify" }
+  | { type: "unverify" }
   | { type: "lease" }
   | { type: "standby" }
   | { type: "release" }
@@ -68,6 +70,9 @@ function transition(from: NodeStatus, event: NodeEvent): NodeStatus | undefined 
       return isOnline(from) ? "offline" : undefined;
     case "verify":
       return from === "unverified" ? "available" : undefined;
+    case "unverify":
+      // A failed or unanswered spot check: proofs run only while a node is idle, never leased.
+      return from === "available" ? "unverified" : undefined;
     case "lease":
       return from === "available" || from === "standby" ? "leased" : undefined;
     case "standby":

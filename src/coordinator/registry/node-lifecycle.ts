@@ -264,6 +264,7 @@ export async function applyInTx(
       uptime_7d: uptime["7d"],
       uptime_30d: uptime["30d"],
       ...(event.type === "verify" ? { verified_at: ctx.nowMs } : {}),
+      ...(event.type === "unverify" ? { verified_at: null } : {}),
       ...(nowOnline ? { last_seen_at: ctx.nowMs } : {}),
       ...(ctx.lastSeenMs === undefined ? {} : { last_seen_at: ctx.lastSeenMs }),
     })
