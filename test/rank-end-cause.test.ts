@@ -168,8 +168,11 @@ forEachDatabase("who is at fault", (db) => {
         const recorded = all.filter((r) => r.end === scenario.end);
         return { view, recorded };
       };
+      // A supplier's end is recorded first (the rank's exit), its slash by the failover after it.
+      const settled = (f: Awaited<ReturnType<typeof ends>>) =>
+        f.recorded.length > 0 && (!slash || f.view.events.some((e) => e.type === "slashed"));
       let found = await ends();
-      for (let i = 0; i < 1000 && found.recorded.length === 0; i++) {
+      for (let i = 0; i < 1000 && !settled(found); i++) {
         await new Promise((r) => setTimeout(r, 10));
         found = await ends();
       }

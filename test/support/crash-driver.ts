@@ -214,18 +214,17 @@ export class CrashDriver {
       if (!now && !long && live.length >= 3) return;
       const key = `deploy-${++this.counter}`;
       const seconds = long || Math.random() < 0.2 ? 600 : 2 + Math.floor(Math.random() * 4);
+      // Drawn once: a resend must be the same request, or its key is refused as reused.
+      const request = {
+        kind: "batch" as const,
+        gpuModel: "cpu",
+        nodes: long ? 1 : 1 + Math.floor(Math.random() * 2),
+        ...(Math.random() < 0.3 ? { shadow: 1 } : {}),
+        hours: 1,
+        command: ["sh", "-c", `sleep ${seconds}`],
+      };
       const answer = await this.answered("deploy", () =>
-        consumer.client.deployCluster(
-          {
-            kind: "batch",
-            gpuModel: "cpu",
-            nodes: long ? 1 : 1 + Math.floor(Math.random() * 2),
-            ...(Math.random() < 0.3 ? { shadow: 1 } : {}),
-            hours: 1,
-            command: ["sh", "-c", `sleep ${seconds}`],
-          },
-          key,
-        ),
+        consumer.client.deployCluster(request, key),
       );
       this.deploys.set(`${consumer.accountId}:${key}`, answer.ok ? answer.value.id : null);
       if (answer.ok) {
