@@ -45,11 +45,6 @@ const MISSED = 3;
 /** How long removal may take after an end is known (stop messages, the watchdog's removals). */
 const CLEAN_WITHIN_MS = 15_000;
 
-const WORKER_DEATH_TODO =
-  "flaky under load (session 7): after a SIGKILLed or frozen worker, its fenced rank's sandbox " +
-  "was seen running in its job namespace for over 15 s in about half the runs; the kill path " +
-  "(fencing watchdog → bwrap) is to be looked into before these count";
-
 interface Worker extends HostWorker {
   /** What the checks found on its host so far. */
   readonly seen: SeenNetworks;
@@ -244,85 +239,69 @@ describe(
       await assertClean(workers, "after a cluster without internet");
     });
 
-    it(
-      "a failover: the killed worker's host is clean once fenced, the others at the end",
-      { todo: WORKER_DEATH_TODO },
-      async () => {
-        const cluster = await consumer.deployCluster(
-          // Long enough that the standby's network is seen up before the cluster completes.
-          batch("sleep 30; echo rank-$TANDEM_RANK-ok", { shadow: 1 }),
-        );
-        const running = await networksUp(cluster.id, true);
-        const victimNode = running.nodes.find((n) => n.active && n.rank === 1)!;
-        const victim = workerOf(victimNode.nodeId);
-        await kill(victim);
-        await assertClean([victim], "on the killed worker's host");
-        // The standby took rank 1: its own network is up (and must go at the end, too).
-        const moved = await networksUp(cluster.id, true);
-        assert.ok(!moved.nodes.some((n) => n.active && n.nodeId === victim.nodeId));
-        const done = await ended(cluster.id);
-        assert.equal(done.status, "completed", JSON.stringify(done.events));
-        const rank1 = done.nodes.filter((n) => n.rank === 1).map((n) => n.nodeId);
-        assert.ok(rank1.length === 2 && rank1.includes(victim.nodeId), JSON.stringify(done.nodes));
-        await assertClean(workers, "after a failover");
-      },
-    );
+    it("a failover: the killed worker's host is clean once fenced, the others at the end", async () => {
+      const cluster = await consumer.deployCluster(
+        // Long enough that the standby's network is seen up before the cluster completes.
+        batch("sleep 30; echo rank-$TANDEM_RANK-ok", { shadow: 1 }),
+      );
+      const running = await networksUp(cluster.id, true);
+      const victimNode = running.nodes.find((n) => n.active && n.rank === 1)!;
+      const victim = workerOf(victimNode.nodeId);
+      await kill(victim);
+      await assertClean([victim], "on the killed worker's host");
+      // The standby took rank 1: its own network is up (and must go at the end, too).
+      const moved = await networksUp(cluster.id, true);
+      assert.ok(!moved.nodes.some((n) => n.active && n.nodeId === victim.nodeId));
+      const done = await ended(cluster.id);
+      assert.equal(done.status, "completed", JSON.stringify(done.events));
+      const rank1 = done.nodes.filter((n) => n.rank === 1).map((n) => n.nodeId);
+      assert.ok(rank1.length === 2 && rank1.includes(victim.nodeId), JSON.stringify(done.nodes));
+      await assertClean(workers, "after a failover");
+    });
 
-    it(
-      "a SIGKILLed worker that never comes back leaves nothing on its host",
-      { todo: WORKER_DEATH_TODO },
-      async () => {
-        const cluster = await consumer.deployCluster(batch("sleep 600"));
-        const running = await networksUp(cluster.id, true);
-        const headNode = running.nodes.find((n) => n.active && n.rank === 0)!;
-        const victim = workerOf(headNode.nodeId);
-        await kill(victim);
-        await assertClean([victim], "on the killed worker's host");
-        // The rank's other host and a fresh match, if the rank moved there, end with the lease.
-        await terminated(cluster.id);
-      },
-    );
+    it("a SIGKILLed worker that never comes back leaves nothing on its host", async () => {
+      const cluster = await consumer.deployCluster(batch("sleep 600"));
+      const running = await networksUp(cluster.id, true);
+      const headNode = running.nodes.find((n) => n.active && n.rank === 0)!;
+      const victim = workerOf(headNode.nodeId);
+      await kill(victim);
+      await assertClean([victim], "on the killed worker's host");
+      // The rank's other host and a fresh match, if the rank moved there, end with the lease.
+      await terminated(cluster.id);
+    });
 
-    it(
-      "a frozen worker (SIGSTOP): its host is clean once its watchdog fenced the rank",
-      { todo: WORKER_DEATH_TODO },
-      async () => {
-        const cluster = await consumer.deployCluster(batch("sleep 600"));
-        const running = await networksUp(cluster.id, true);
-        const node = running.nodes.find((n) => n.active && n.rank === 1)!;
-        const frozen = workerOf(node.nodeId);
-        frozen.process.kill("SIGSTOP");
-        try {
-          await assertClean([frozen], "on the frozen worker's host");
-        } finally {
-          frozen.process.kill("SIGCONT");
-        }
-        await terminated(cluster.id);
-        // Thawed, it reconnects: the next scenario needs it.
-        await eventually(
-          async () =>
-            (await consumer.getNode(node.nodeId)).status === "available" ? true : undefined,
-          "the thawed worker available again",
-          60_000,
-        );
-      },
-    );
+    it("a frozen worker (SIGSTOP): its host is clean once its watchdog fenced the rank", async () => {
+      const cluster = await consumer.deployCluster(batch("sleep 600"));
+      const running = await networksUp(cluster.id, true);
+      const node = running.nodes.find((n) => n.active && n.rank === 1)!;
+      const frozen = workerOf(node.nodeId);
+      frozen.process.kill("SIGSTOP");
+      try {
+        await assertClean([frozen], "on the frozen worker's host");
+      } finally {
+        frozen.process.kill("SIGCONT");
+      }
+      await terminated(cluster.id);
+      // Thawed, it reconnects: the next scenario needs it.
+      await eventually(
+        async () =>
+          (await consumer.getNode(node.nodeId)).status === "available" ? true : undefined,
+        "the thawed worker available again",
+        60_000,
+      );
+    });
 
-    it(
-      "a worker stopped (SIGTERM) while its rank runs leaves nothing on its host",
-      { todo: WORKER_DEATH_TODO },
-      async () => {
-        const cluster = await consumer.deployCluster(batch("sleep 600"));
-        const running = await networksUp(cluster.id, true);
-        const node = running.nodes.find((n) => n.active && n.rank === 1)!;
-        const stopped = workerOf(node.nodeId);
-        await new Promise((resolve) => {
-          stopped.process.once("exit", resolve);
-          stopped.process.kill("SIGTERM");
-        });
-        assert.deepEqual(await pieces(stopped), [], "left once the worker has exited");
-        await terminated(cluster.id);
-      },
-    );
+    it("a worker stopped (SIGTERM) while its rank runs leaves nothing on its host", async () => {
+      const cluster = await consumer.deployCluster(batch("sleep 600"));
+      const running = await networksUp(cluster.id, true);
+      const node = running.nodes.find((n) => n.active && n.rank === 1)!;
+      const stopped = workerOf(node.nodeId);
+      await new Promise((resolve) => {
+        stopped.process.once("exit", resolve);
+        stopped.process.kill("SIGTERM");
+      });
+      assert.deepEqual(await pieces(stopped), [], "left once the worker has exited");
+      await terminated(cluster.id);
+    });
   },
 );

@@ -86,13 +86,16 @@ export async function hostNetworkPieces(
     processes(),
     netnsId(`/run/netns/${host.namespace}`),
   ]);
-  const jobNamespaces = namespaces
-    .split("\n")
-    .map((line) => line.split(" ")[0] ?? "")
-    .filter((name) => name.startsWith(`tdm-${workerTag}-`));
-  for (const name of jobNamespaces) {
+  const named = namespaces.split("\n").map((line) => line.split(" ")[0] ?? "");
+  const jobNamespaces = named.filter((name) => name.startsWith(`tdm-${workerTag}-`));
+  // The kernel reuses a freed namespace's inode number for the next namespace made: one seen here
+  // before, now named otherwise (say, the job network of the rank that moved away from this
+  // host), holds another job's processes, not this host's leftovers.
+  for (const name of named.filter((n) => n.startsWith("tdm-"))) {
     const id = await netnsId(`/run/netns/${name}`).catch(() => undefined);
-    if (id !== undefined) seen.namespaces.set(id, name);
+    if (id === undefined) continue;
+    if (jobNamespaces.includes(name)) seen.namespaces.set(id, name);
+    else seen.namespaces.delete(id);
   }
   const wireguard = all.filter(
     (p) =>
