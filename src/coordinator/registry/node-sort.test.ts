@@ -252,6 +252,50 @@ forEachDatabase("stored node prices follow their inputs", (db) => {
     assert.deepEqual(after, before);
   });
 
+  test("a start with a catalog that gained a model prices that model's nodes", async (t) => {
+    const { r } = await network(db, t);
+    const { db: kysely } = r.store;
+    // The coordinator last ran a catalog without the H100 PCIe: its owners' nodes are unpriced.
+    const older: CatalogPrices = {
+      ...DEFAULT_CATALOG_PRICES,
+      perGpuHour: Object.fromEntries(
+        Object.entries(DEFAULT_CATALOG_PRICES.perGpuHour).filter(([m]) => m !== "h100-pcie"),
+      ),
+    };
+    assert.equal(await syncNodePricing(kysely, { prices: older, mode: "catalog" }), true);
+    const gpus = (await fixtureGpus("rtx4090")).flatMap((g) =>
+      [0, 1].map((index) => ({
+        ...g,
+        index,
+        uuid: `GPU-pcie-${index}`,
+        name: "NVIDIA H100 PCIe",
+        memoryTotalMiB: 81559,
+      })),
+    );
+    const { nodeId } = await r.register({
+      region: "eu-west",
+      zone: "eu-west-a",
+      hardware: hardwareWith(gpus),
+    });
+    const before = await new NodeQueries(kysely, undefined, { prices: older, mode: "catalog" }).get(
+      nodeId,
+    );
+    assert.deepEqual([before.gpuModel, before.pricePerHourUsd], ["h100-pcie", null]);
+
+    // Started with today's catalog: the stored price table gains the model, the node its price.
+    assert.equal(await syncNodePricing(kysely, CATALOG_PRICING), true);
+    const stored = await kysely
+      .selectFrom("node_gpu_prices")
+      .select("per_gpu_hour")
+      .where("model", "=", "h100-pcie")
+      .executeTakeFirst();
+    assert.equal(String(stored?.per_gpu_hour), "1590000");
+    const after = await r.nodes.get(nodeId);
+    assert.equal(after.pricePerHourUsd, "3.180000");
+    assert.equal((await storedPrices(kysely)).get(nodeId), "3180000");
+    await assertSorted(r.nodes, await pricesUnder(r.nodes, DEFAULT_CATALOG_PRICES));
+  });
+
   test("the price sort reads the (price, id) index, in both orders and after a cursor", async (t) => {
     const { r } = await network(db, t);
     const first = await r.nodes.list({}, 2, undefined, "price");
