@@ -34,10 +34,11 @@ async function setup(db: DatabaseUnderTest, t: TestContext, recountIntervalMs = 
   t.after(() => counts.stop());
   const counted = async () => statsFromBuckets(await countBuckets(r.store.db));
   const at = () => ({ actor: "test", reason: "test", nowMs: r.clock.advance(1000) });
-  const register = async (i: number) => {
-    const gpus = (await fixtureGpus(FIXTURES[i % 4]!)).map((g) => ({
+  /** Node `i`; with `copyOf`, one reporting node `copyOf`'s GPU UUIDs (both get flagged). */
+  const register = async (i: number, copyOf = i) => {
+    const gpus = (await fixtureGpus(FIXTURES[copyOf % 4]!)).map((g) => ({
       ...g,
-      uuid: `G-${i}-${g.index}`,
+      uuid: `G-${copyOf}-${g.index}`,
     }));
     return (
       await r.register({ region: "eu-west", zone: "eu-west-a", hardware: hardwareWith(gpus) })
@@ -49,17 +50,34 @@ async function setup(db: DatabaseUnderTest, t: TestContext, recountIntervalMs = 
 forEachDatabase("network counts", (db) => {
   test("follow registrations, status changes, metadata and revocation exactly", async (t) => {
     const { r, counts, errors, counted, at, register } = await setup(db, t);
-    assert.deepEqual((await counts.stats()).nodes, { total: 0, online: 0, byStatus: {} });
+    assert.deepEqual((await counts.stats()).nodes, {
+      total: 0,
+      online: 0,
+      verified: 0,
+      byStatus: {},
+    });
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
       ids.push(await register(i));
       assert.deepEqual(await counts.stats(), await counted(), `after registration ${i}`);
     }
-    for (let step = 0; step < 60; step++) {
+    // Two copies of node 0's H100s and one of node 1's RTX 4090: four flagged nodes.
+    for (const copyOf of [0, 0, 1]) ids.push(await register(ids.length, copyOf));
+    assert.deepEqual(await counts.stats(), await counted(), "after the copies");
+    let sawFlaggedOnline = false;
+    for (let step = 0; step < 90; step++) {
       const nodeId = ids[(step * 7) % ids.length]!;
       await r.lifecycle.apply(nodeId, STEPS[(step * 3) % STEPS.length]!, at());
-      assert.deepEqual(await counts.stats(), await counted(), `after step ${step}`);
+      const stats = await counts.stats();
+      assert.deepEqual(stats, await counted(), `after step ${step}`);
+      const verifiedStatuses = ["available", "leased", "standby"].map(
+        (s) => stats.nodes.byStatus[s] ?? 0,
+      );
+      const proven = verifiedStatuses.reduce((a, b) => a + b, 0);
+      assert.ok(stats.nodes.verified <= proven, `after step ${step}`);
+      sawFlaggedOnline ||= stats.nodes.verified < proven;
     }
+    assert.ok(sawFlaggedOnline, "a flagged node was online past unverified, and not counted");
     const device = newDeviceKey();
     const first = hardwareWith(await fixtureGpus("rtx4090"));
     const reg = (hardware: typeof first) =>
