@@ -1,5 +1,5 @@
 import { sql, type Kysely } from "kysely";
-import { NODE_STATUSES, isOnline, type NodeStatus } from "../../core/node-status.ts";
+import { NODE_STATUSES, isOnline, isProven, type NodeStatus } from "../../core/node-status.ts";
 import type { NetworkStats } from "../../protocol/nodes.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
@@ -29,12 +29,6 @@ export interface NetworkCountsOptions {
 }
 
 const ONLINE_STATUSES = new Set(NODE_STATUSES.filter(isOnline));
-/** Statuses of a node that proved itself (a flagged one aside): supply that counts as verified. */
-const VERIFIED_STATUSES: ReadonlySet<string> = new Set<NodeStatus>([
-  "available",
-  "leased",
-  "standby",
-]);
 /** Recounts in a row that may see an event land during their query before one is accepted. */
 const MAX_RECOUNT_TRIES = 5;
 
@@ -249,7 +243,7 @@ export function statsFromBuckets(buckets: Iterable<CountBucket>): NetworkStats {
   let gpusVerified = 0;
   for (const { status, model, flagged, nodes, gpus } of buckets) {
     const up = ONLINE_STATUSES.has(status as NodeStatus);
-    const proven = up && !flagged && VERIFIED_STATUSES.has(status);
+    const proven = up && !flagged && isProven(status as NodeStatus);
     byStatus[status] = (byStatus[status] ?? 0) + nodes;
     total += nodes;
     gpusTotal += gpus;
