@@ -20,6 +20,7 @@ import { TandemClient } from "../src/client/client.ts";
 import { errorHandler, notFoundHandler } from "../src/coordinator/api/http-errors.ts";
 import { explorerRoutes } from "../src/coordinator/api/routes/explorer.ts";
 import { ensureExplorerBuilt } from "../web/build.ts";
+import { proofOf } from "../web/src/components/proof-record.tsx";
 import {
   NVIDIA_SMI_FIXTURES,
   eventually,
@@ -242,6 +243,21 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     await page.waitForURL(`${url}/nodes/${gpuNodeId}`);
     await page.getByTestId("gpu-table").getByText("NVIDIA GeForce RTX 4090").waitFor();
     await page.getByTestId("history-table").getByText("registered").first().waitFor();
+    // Each proof of its hardware in its public history shows as a table per device.
+    const history = await new TandemClient({ baseUrl: url }).nodeHistory(gpuNodeId);
+    const proofs = history.items.filter((e) => proofOf(e) !== undefined);
+    await eventuallyTrue(
+      async () => (await page.getByTestId("proof-record").count()) === proofs.length,
+      `${proofs.length} proof tables`,
+    );
+    for (const proof of proofs.map((e) => proofOf(e)!))
+      for (const d of proof.devices)
+        assert.equal(
+          await page
+            .locator(`[data-proof-id="${proof.proofId}"] tr[data-device="${d.device}"]`)
+            .getAttribute("data-verdict"),
+          d.verdict,
+        );
     assert.equal(await page.getByRole("link", { name: "eu-west-a" }).count(), 1);
     await page.getByTestId("uptime-chart").getByText("1 days recorded: 0 fully online").waitFor();
     assert.equal(await page.getByTestId("uptime-chart").locator("canvas").count(), 1);
