@@ -88,6 +88,12 @@ forEachDatabase("network boards", (db) => {
     assert.deepEqual([h100.availableNodes, h100.availableGpus], [1, 8]);
     assert.equal(h100.reference?.perGpuHour, "12.290000");
     assert.equal(catalog.models.find((m) => m.model === "a100-80gb")!.availableNodes, 0);
+    // The paper's A100 40GB is listed, priced, and set beside its AWS on-demand price.
+    const a100 = catalog.models.find((m) => m.model === "a100-40gb")!;
+    assert.deepEqual(
+      [a100.name, a100.catalogPerGpuHour, a100.reference?.instance, a100.reference?.perGpuHour],
+      ["NVIDIA A100 40GB", "0.990000", "p4d.24xlarge", "4.096575"],
+    );
 
     const market = await priceBoard(r.store.db, DEFAULT_CATALOG_PRICES, "market", r.clock.now());
     assert.deepEqual(market.models.find((m) => m.model === "rtx-4090")!.market, {
