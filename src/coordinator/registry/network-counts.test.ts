@@ -10,7 +10,8 @@ import {
   type GpuFixture,
 } from "../../../test/support/devices.ts";
 import { openRegistry } from "../../../test/support/registry.ts";
-import { NetworkCounts, countBuckets, statsFromBuckets } from "./network-counts.ts";
+import { explain } from "../../../test/support/explain.ts";
+import { NetworkCounts, bucketQuery, countBuckets, statsFromBuckets } from "./network-counts.ts";
 
 const FIXTURES: GpuFixture[] = ["h100x8", "rtx4090", "rtx3060ti", "none"];
 const STEPS: NodeEvent[] = [
@@ -122,5 +123,26 @@ forEachDatabase("network counts", (db) => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     assert.deepEqual(await counts.stats(), expected);
+  });
+
+  test("a recount counts from two indexes: SQLite covers both, PostgreSQL scans no table", async (t) => {
+    const { r } = await setup(db, t);
+    for (const [flaggedOnly, index] of [
+      [false, "nodes_status_gpu_model_count"],
+      [true, "nodes_flagged_status_gpu_model_count"],
+    ] as const) {
+      const query = bucketQuery(r.store.db, flaggedOnly).compile();
+      const plan = await explain(r.store.db, db.kind, query);
+      if (db.kind === "sqlite")
+        assert.match(plan, new RegExp(`USING COVERING INDEX ${index}\\b`), plan);
+      else {
+        assert.match(
+          plan,
+          new RegExp(`(Index Only Scan using|Bitmap Index Scan on) ${index}\\b`),
+          plan,
+        );
+        assert.doesNotMatch(plan, /Seq Scan/, plan);
+      }
+    }
   });
 });

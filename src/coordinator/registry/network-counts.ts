@@ -197,18 +197,10 @@ function key(status: string, model: string | null, flagged: boolean): string {
  * `nodes_flagged_status_gpu_model_count` (migration 0022; flagged nodes are few).
  */
 export async function countBuckets(db: Kysely<Database>): Promise<CountBucket[]> {
-  const grouped = (flaggedOnly: boolean) => {
-    let q = db
-      .selectFrom("nodes")
-      .select(["status", "gpu_model"])
-      .select((eb) => [
-        eb.fn.countAll<number | string>().as("nodes"),
-        eb.fn.sum<number | string | null>("gpu_count").as("gpus"),
-      ]);
-    if (flaggedOnly) q = q.where("flags", "<>", "");
-    return q.groupBy(["status", "gpu_model"]).execute();
-  };
-  const [all, flagged] = await Promise.all([grouped(false), grouped(true)]);
+  const [all, flagged] = await Promise.all([
+    bucketQuery(db, false).execute(),
+    bucketQuery(db, true).execute(),
+  ]);
   const buckets = new Map<string, CountBucket>();
   const put = (row: (typeof all)[number], isFlagged: boolean, sign: 1 | -1) => {
     const k = key(row.status, row.gpu_model, isFlagged);
@@ -229,6 +221,18 @@ export async function countBuckets(db: Kysely<Database>): Promise<CountBucket[]>
     put(row, false, -1);
   }
   return [...buckets.values()].filter((b) => b.nodes !== 0);
+}
+
+/** Nodes and GPUs per (status, model): of every node, or of the flagged ones only. */
+export function bucketQuery(db: Kysely<Database>, flaggedOnly: boolean) {
+  const q = db
+    .selectFrom("nodes")
+    .select(["status", "gpu_model"])
+    .select((eb) => [
+      eb.fn.countAll<number | string>().as("nodes"),
+      eb.fn.sum<number | string | null>("gpu_count").as("gpus"),
+    ]);
+  return (flaggedOnly ? q.where("flags", "<>", "") : q).groupBy(["status", "gpu_model"]);
 }
 
 /** The public totals from the counts per (status, model). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
-import { CompiledQuery, sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { formatMoney, units } from "../../core/money.ts";
 import { DEFAULT_CATALOG_PRICES, nodePriceUsd, type CatalogPrices } from "../../core/pricing.ts";
@@ -12,6 +12,7 @@ import {
   signedRegistration,
   type GpuFixture,
 } from "../../../test/support/devices.ts";
+import { explain } from "../../../test/support/explain.ts";
 import { openRegistry } from "../../../test/support/registry.ts";
 import { NodeQueries } from "./node-queries.ts";
 import type { Database } from "../store/schema.ts";
@@ -334,29 +335,4 @@ async function storedPrices(db: Kysely<Database>): Promise<Map<string, string | 
       n.effective_price_per_hour === null ? null : String(n.effective_price_per_hour),
     ]),
   );
-}
-
-/**
- * The query's plan. PostgreSQL is told to avoid sequential scans and sorts where it has a choice,
- * so that on a few dozen rows it still shows whether an index can deliver the order by itself.
- */
-async function explain(
-  db: Kysely<Database>,
-  kind: "sqlite" | "postgres",
-  query: CompiledQuery,
-): Promise<string> {
-  if (kind === "sqlite") {
-    const { rows } = await db.executeQuery<{ detail: string }>(
-      CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
-    );
-    return rows.map((row) => row.detail).join("\n");
-  }
-  return db.transaction().execute(async (tx) => {
-    await sql`set local enable_seqscan = off`.execute(tx);
-    await sql`set local enable_sort = off`.execute(tx);
-    const { rows } = await tx.executeQuery<{ "QUERY PLAN": string }>(
-      CompiledQuery.raw(`explain ${query.sql}`, [...query.parameters]),
-    );
-    return rows.map((row) => row["QUERY PLAN"]).join("\n");
-  });
 }
