@@ -556,11 +556,12 @@ forEachDatabase("HTTP API", (db) => {
       ["registered"],
     );
     const stats = await anonymous.networkStats();
-    assert.deepEqual(stats.nodes, { total: 1, online: 0, byStatus: { offline: 1 } });
+    assert.deepEqual(stats.nodes, { total: 1, online: 0, verified: 0, byStatus: { offline: 1 } });
     assert.deepEqual(stats.gpus, {
       total: 1,
       online: 0,
-      byModel: [{ model: "rtx-4090", total: 1, online: 0 }],
+      verified: 0,
+      byModel: [{ model: "rtx-4090", total: 1, online: 0, verified: 0 }],
     });
   });
 });

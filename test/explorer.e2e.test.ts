@@ -20,6 +20,7 @@ import { TandemClient } from "../src/client/client.ts";
 import { errorHandler, notFoundHandler } from "../src/coordinator/api/http-errors.ts";
 import { explorerRoutes } from "../src/coordinator/api/routes/explorer.ts";
 import { ensureExplorerBuilt } from "../web/build.ts";
+import { proofOf } from "../web/src/components/proof-record.tsx";
 import {
   NVIDIA_SMI_FIXTURES,
   eventually,
@@ -142,6 +143,16 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     await page.getByTestId("live-status").filter({ hasText: "Live" }).waitFor();
     await page.getByTestId("nodes-online").filter({ hasText: "2" }).waitFor();
     assert.equal(await page.getByTestId("gpus-online").textContent(), "9");
+    // Verified of connected, as the coordinator counts them (the fixture cards' proofs decide;
+    // the page follows live changes, so it may show a figure from before a proof at first).
+    const publicApi = new TandemClient({ baseUrl: url });
+    await eventuallyTrue(async () => {
+      const { nodes, gpus } = await publicApi.networkStats();
+      return (
+        (await page.getByTestId("gpus-verified").textContent()) === String(gpus.verified) &&
+        (await page.getByTestId("nodes-verified").textContent()) === String(nodes.verified)
+      );
+    }, "the verified figures of /v1/network/stats");
     const models = page.getByRole("region", { name: "GPUs by model" });
     assert.equal(await models.getByRole("link", { name: "h100-80gb" }).count(), 1);
     assert.equal(await models.getByRole("link", { name: "rtx-4090" }).count(), 1);
@@ -232,6 +243,21 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     await page.waitForURL(`${url}/nodes/${gpuNodeId}`);
     await page.getByTestId("gpu-table").getByText("NVIDIA GeForce RTX 4090").waitFor();
     await page.getByTestId("history-table").getByText("registered").first().waitFor();
+    // Each proof of its hardware in its public history shows as a table per device.
+    const history = await new TandemClient({ baseUrl: url }).nodeHistory(gpuNodeId);
+    const proofs = history.items.filter((e) => proofOf(e) !== undefined);
+    await eventuallyTrue(
+      async () => (await page.getByTestId("proof-record").count()) === proofs.length,
+      `${proofs.length} proof tables`,
+    );
+    for (const proof of proofs.map((e) => proofOf(e)!))
+      for (const d of proof.devices)
+        assert.equal(
+          await page
+            .locator(`[data-proof-id="${proof.proofId}"] tr[data-device="${d.device}"]`)
+            .getAttribute("data-verdict"),
+          d.verdict,
+        );
     assert.equal(await page.getByRole("link", { name: "eu-west-a" }).count(), 1);
     await page.getByTestId("uptime-chart").getByText("1 days recorded: 0 fully online").waitFor();
     assert.equal(await page.getByTestId("uptime-chart").locator("canvas").count(), 1);
@@ -429,9 +455,14 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     await euWest.waitFor();
     const cells = async (row: string) =>
       (await euWest.locator(row).locator("td.num").allTextContents()).join(" ");
-    assert.equal(await cells('tr[data-zone="eu-west-b"]'), "1 1 8 8");
-    assert.equal(await cells('tr[data-zone="eu-west-a"]'), "0 1 0 1", "the killed worker's zone");
-    assert.equal(await cells("tr >> nth=0"), "1 2 8 9");
+    // GPUs verified as the coordinator counts them (whether the fixture's cards prove themselves
+    // is the verification's business): the page shows the same figure, beside those online.
+    const board = await new TandemClient({ baseUrl: url }).networkRegions();
+    const verified = board.regions.find((r) => r.id === "eu-west")!.gpusVerified;
+    assert.ok(verified <= 8);
+    assert.equal(await cells('tr[data-zone="eu-west-b"]'), `1 1 ${verified} 8 8`);
+    assert.equal(await cells('tr[data-zone="eu-west-a"]'), "0 1 0 0 1", "the killed worker's zone");
+    assert.equal(await cells("tr >> nth=0"), `1 2 ${verified} 8 9`);
     assert.equal(await page.getByTestId("regions-table").locator("tbody").count(), 1);
     await page.screenshot({ path: join(ARTIFACTS, "regions.png"), fullPage: true });
 

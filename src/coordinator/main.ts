@@ -95,7 +95,7 @@ export async function startCoordinator(
   });
   // Stored node prices follow this start's pricing before anything reads them (one read if same).
   await nodes.preparePricing();
-  const metrics = createMetrics();
+  const metrics = createMetrics(() => nodes.stats());
   const gateway = new WorkerGateway(
     { clock, devices, lifecycle, events, metrics, logger },
     {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GPU_CATALOG, GPU_MODEL_IDS, gpuModelById, gpuModelByName } from "./gpu-catalog.ts";
+import { DEFAULT_CATALOG_PRICES } from "./pricing.ts";
 
 /** Names exactly as nvidia-smi prints them on each catalog card. */
 const SMI_NAME_OF: Record<string, readonly string[]> = {
@@ -17,6 +18,9 @@ const SMI_NAME_OF: Record<string, readonly string[]> = {
   "rtx-a6000": ["NVIDIA RTX A6000"],
   l40s: ["NVIDIA L40S"],
   h200: ["NVIDIA H200"],
+  "rtx-4080": ["NVIDIA GeForce RTX 4080"],
+  "a100-40gb": ["NVIDIA A100-SXM4-40GB", "NVIDIA A100-PCIE-40GB"],
+  "h100-pcie": ["NVIDIA H100 PCIe"],
 };
 
 describe("GPU catalog", () => {
@@ -37,16 +41,45 @@ describe("GPU catalog", () => {
     }
   });
 
-  it("marks only H100 and H200 TEE-capable", () => {
+  it("marks only Hopper parts (H100 SXM and PCIe, H200) TEE-capable", () => {
     assert.deepEqual(
       GPU_CATALOG.filter((m) => m.teeCapable).map((m) => m.id),
-      ["h100-80gb", "h200"],
+      ["h100-80gb", "h200", "h100-pcie"],
     );
   });
 
   it("is frozen", () => {
     assert.ok(Object.isFrozen(GPU_CATALOG));
     assert.ok(GPU_CATALOG.every((m) => Object.isFrozen(m)));
+  });
+
+  it("tells the paper's models from their bigger siblings", () => {
+    const h100Pcie = gpuModelByName("NVIDIA H100 PCIe");
+    const h100Sxm = gpuModelByName("NVIDIA H100 80GB HBM3");
+    assert.ok(h100Pcie && h100Sxm);
+    assert.deepEqual([h100Pcie.fp32Tflops, h100Pcie.tensorTflops], [51.2, 756.5]);
+    assert.ok(h100Pcie.tensorTflops < h100Sxm.tensorTflops);
+    assert.equal(h100Pcie.vramMiB, h100Sxm.vramMiB);
+    const a100 = gpuModelByName("NVIDIA A100-PCIE-40GB");
+    assert.deepEqual([a100?.id, a100?.vramMiB, a100?.tensorTflops], ["a100-40gb", 40 * 1024, 312]);
+    const rtx4080 = gpuModelByName("NVIDIA GeForce RTX 4080");
+    assert.deepEqual(
+      [rtx4080?.fp32Tflops, rtx4080?.tensorTflops, rtx4080?.vramMiB],
+      [48.7, 97.5, 16 * 1024],
+    );
+  });
+
+  it("prices every model, a smaller sibling below the bigger one", () => {
+    const price = DEFAULT_CATALOG_PRICES.perGpuHour;
+    assert.deepEqual(Object.keys(price).sort(), [...GPU_MODEL_IDS].sort());
+    for (const [cheaper, dearer] of [
+      ["h100-pcie", "h100-80gb"],
+      ["a100-80gb", "h100-pcie"],
+      ["a100-40gb", "a100-80gb"],
+      ["rtx-4070", "rtx-4080"],
+      ["rtx-4080", "rtx-4090"],
+    ] as const)
+      assert.ok(price[cheaper]! < price[dearer]!, `${cheaper} < ${dearer}`);
   });
 
   it("finds models by id", () => {
@@ -78,11 +111,13 @@ describe("GPU catalog", () => {
       "NVIDIA GeForce RTX 4070 Ti",
       "NVIDIA GeForce RTX 4070 SUPER",
       "NVIDIA GeForce RTX 4090 D",
-      "NVIDIA H100 PCIe",
+      "NVIDIA GeForce RTX 4080 SUPER",
+      "NVIDIA GeForce RTX 4080 Laptop GPU",
       "NVIDIA H100 NVL",
+      "NVIDIA H100 PCIe MIG 1g.10gb",
       "NVIDIA H200 NVL",
-      "NVIDIA A100-SXM4-40GB",
-      "NVIDIA A100-PCIE-40GB",
+      "NVIDIA A100-SXM4-40GB MIG 1g.5gb",
+      "NVIDIA A100 40GB PCIe",
       "NVIDIA L40",
       "NVIDIA RTX 6000 Ada Generation",
       "NVIDIA RTX A4000 Laptop GPU",

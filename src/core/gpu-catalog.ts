@@ -13,7 +13,10 @@
  *
  * The first five entries are meant to be the cards in the table of io.net's research paper (May
  * 2024). That table could not be found in the reference corpus, so they are the stand-in set:
- * H100 80GB, A100 80GB, RTX 4090, RTX 3080, RTX A5000.
+ * H100 80GB, A100 80GB, RTX 4090, RTX 3080, RTX A5000. The paper also names the RTX 4080, the
+ * A100 40GB and the H100 PCIe, the last three entries (Ada and Hopper whitepapers, A100 datasheet:
+ * the A100 40GB SXM4 and PCIe parts share the 80GB part's peaks; the H100 PCIe runs slower clocks,
+ * fewer SMs and HBM2e, so it is its own model, not an H100 80GB).
  */
 
 /** One GPU model. */
@@ -48,6 +51,9 @@ export const GPU_MODEL_IDS = [
   "rtx-a6000",
   "l40s",
   "h200",
+  "rtx-4080",
+  "a100-40gb",
+  "h100-pcie",
 ] as const;
 export type GpuModelId = (typeof GPU_MODEL_IDS)[number];
 
@@ -55,7 +61,10 @@ type CatalogEntry = GpuModel & { id: GpuModelId };
 
 const GIB = 1024;
 
-/** RTX 3080: the 10 GB card's figures; the 12 GB card prints the same nvidia-smi name. */
+/**
+ * RTX 3080: the 10 GB card's figures; the 12 GB card prints the same nvidia-smi name. The RTX 4080
+ * SUPER (52.2 / 104.4 TFLOPS) prints its own name and is not an RTX 4080 here.
+ */
 const ENTRIES: readonly CatalogEntry[] = [
   {
     id: "h100-80gb",
@@ -174,6 +183,33 @@ const ENTRIES: readonly CatalogEntry[] = [
     tier: "datacenter",
     teeCapable: true,
   },
+  {
+    id: "rtx-4080",
+    name: "NVIDIA GeForce RTX 4080",
+    fp32Tflops: 48.7,
+    tensorTflops: 97.5,
+    vramMiB: 16 * GIB,
+    tier: "consumer",
+    teeCapable: false,
+  },
+  {
+    id: "a100-40gb",
+    name: "NVIDIA A100 40GB",
+    fp32Tflops: 19.5,
+    tensorTflops: 312,
+    vramMiB: 40 * GIB,
+    tier: "datacenter",
+    teeCapable: false,
+  },
+  {
+    id: "h100-pcie",
+    name: "NVIDIA H100 PCIe",
+    fp32Tflops: 51.2,
+    tensorTflops: 756.5,
+    vramMiB: 80 * GIB,
+    tier: "datacenter",
+    teeCapable: true,
+  },
 ];
 
 export const GPU_CATALOG: readonly GpuModel[] = Object.freeze(ENTRIES.map((m) => Object.freeze(m)));
@@ -198,6 +234,9 @@ const SMI_NAMES: Readonly<Record<GpuModelId, readonly string[]>> = {
   "rtx-a6000": ["rtx a6000"],
   l40s: ["l40s"],
   h200: ["h200"],
+  "rtx-4080": ["rtx 4080"],
+  "a100-40gb": ["a100-sxm4-40gb", "a100-pcie-40gb"],
+  "h100-pcie": ["h100 pcie"],
 };
 
 const BY_ID = new Map<string, GpuModel>(GPU_CATALOG.map((m) => [m.id, m]));

@@ -83,3 +83,22 @@ function transition(from: NodeStatus, event: NodeEvent): NodeStatus | undefined 
       return assertNever(event);
   }
 }
+
+/**
+ * True while the node is connected and has proven its hardware: its GPUs are verified supply
+ * unless the node is flagged (e.g. a GPU UUID seen on two devices).
+ */
+export function isProven(status: NodeStatus): boolean {
+  switch (status) {
+    case "available":
+    case "leased":
+    case "standby":
+      return true;
+    case "unverified":
+    case "offline":
+    case "revoked":
+      return false;
+    default:
+      return assertNever(status);
+  }
+}

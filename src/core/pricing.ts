@@ -16,10 +16,13 @@ export const DEFAULT_CATALOG_PRICES: CatalogPrices = {
   perGpuHour: {
     h200: 2_500_000n,
     "h100-80gb": 1_990_000n,
+    "h100-pcie": 1_590_000n,
     "a100-80gb": 1_190_000n,
+    "a100-40gb": 990_000n,
     l40s: 790_000n,
     "rtx-a6000": 450_000n,
     "rtx-4090": 390_000n,
+    "rtx-4080": 280_000n,
     "rtx-a5000": 250_000n,
     "rtx-3090": 220_000n,
     "rtx-a4000": 170_000n,

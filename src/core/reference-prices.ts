@@ -12,6 +12,8 @@
  * - p5.48xlarge (8 × H100 80GB): $98.32/h — AWS EC2 on-demand pricing, as reported by The Next
  *   Platform, "H100 GPU Instance Pricing On AWS: Grin And Bear It", 2023-07-27.
  * - p4de.24xlarge (8 × A100 80GB): $40.96576/h — AWS EC2 on-demand pricing page, 2024.
+ * - p4d.24xlarge (8 × A100-SXM4-40GB): $32.7726/h — AWS EC2 on-demand pricing page, 2024 (the
+ *   "$32.77 per hour in US East as of Q2 2024" of third-party comparisons).
  * - g6e.xlarge (1 × L40S): $1.861/h — AWS EC2 on-demand pricing page, 2024.
  */
 
@@ -40,6 +42,13 @@ export const REFERENCE_PRICES: Readonly<Record<string, ReferencePrice>> = {
     instance: "p4de.24xlarge",
     gpus: 8,
     instanceHourMicroUsd: 40_965_760n,
+    source: "AWS EC2 on-demand, us-east-1, 2024",
+  },
+  "a100-40gb": {
+    provider: "AWS",
+    instance: "p4d.24xlarge",
+    gpus: 8,
+    instanceHourMicroUsd: 32_772_600n,
     source: "AWS EC2 on-demand, us-east-1, 2024",
   },
   l40s: {

@@ -25,6 +25,9 @@ export const StatsSample = z.strictObject({
   nodesOnline: z.number().int(),
   gpusTotal: z.number().int(),
   gpusOnline: z.number().int(),
+  /** Verified supply: GPUs of online nodes past `unverified` and not flagged. */
+  nodesVerified: z.number().int(),
+  gpusVerified: z.number().int(),
 });
 export type StatsSample = z.infer<typeof StatsSample>;
 

@@ -115,6 +115,8 @@ const PlaceCounts = {
   online: z.number().int(),
   gpus: z.number().int(),
   gpusOnline: z.number().int(),
+  /** Verified supply: GPUs of online nodes past `unverified` and not flagged. */
+  gpusVerified: z.number().int(),
 };
 
 /** Nodes and GPUs per region and zone (`GET /v1/network/regions`); every known region listed. */

@@ -152,17 +152,29 @@ export const HistoryList = z.strictObject({
 });
 export type HistoryList = z.infer<typeof HistoryList>;
 
+/**
+ * The network's totals (`GET /v1/network/stats`). `online` counts what is connected; `verified`
+ * only the supply that proved itself: online, past `unverified`, and not flagged (e.g. a GPU UUID
+ * seen on two devices). Only verified GPUs are supply ("connected vs verified").
+ */
 export const NetworkStats = z.strictObject({
   nodes: z.strictObject({
     total: z.number().int(),
     online: z.number().int(),
+    verified: z.number().int(),
     byStatus: z.record(z.string(), z.number().int()),
   }),
   gpus: z.strictObject({
     total: z.number().int(),
     online: z.number().int(),
+    verified: z.number().int(),
     byModel: z.array(
-      z.strictObject({ model: z.string(), total: z.number().int(), online: z.number().int() }),
+      z.strictObject({
+        model: z.string(),
+        total: z.number().int(),
+        online: z.number().int(),
+        verified: z.number().int(),
+      }),
     ),
   }),
 });

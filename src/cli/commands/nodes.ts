@@ -169,25 +169,30 @@ export function registerNodePriceCommand(program: Command): void {
 export function registerNetworkCommands(program: Command): void {
   const network = program.command("network").description("the network as a whole");
   withClientOptions(
-    network.command("stats").description("nodes and GPUs, total and online"),
+    network
+      .command("stats")
+      .description("nodes and GPUs: verified (proven, not flagged), connected and total"),
   ).action(async (options: ClientOptions) => {
     const stats = await (await clientFor(options)).networkStats();
     if (options.json) return printJson(stats);
+    const split = (c: { verified: number; online: number; total: number }) =>
+      `verified ${c.verified} of ${c.online} connected (${c.total} registered)`;
     printFields([
-      ["nodes", `${stats.nodes.online} online of ${stats.nodes.total}`],
+      ["nodes", split(stats.nodes)],
       [
         "by status",
         Object.entries(stats.nodes.byStatus)
           .map(([s, n]) => `${s} ${n}`)
           .join(", ") || "-",
       ],
-      ["gpus", `${stats.gpus.online} online of ${stats.gpus.total}`],
+      ["gpus", split(stats.gpus)],
     ]);
     if (stats.gpus.byModel.length > 0) {
       process.stdout.write("\n");
       printTable(stats.gpus.byModel, [
         ["MODEL", (m) => m.model],
-        ["ONLINE", (m) => String(m.online)],
+        ["VERIFIED", (m) => String(m.verified)],
+        ["CONNECTED", (m) => String(m.online)],
         ["TOTAL", (m) => String(m.total)],
       ]);
     }

@@ -52,7 +52,7 @@ test("a TTL cache answers its value at once and reloads behind the reader once i
 });
 
 forEachDatabase("network boards", (db) => {
-  test("prices count available nodes per model and, in market mode, suppliers' prices; regions count per zone", async (t) => {
+  test("prices count available unflagged nodes per model and, in market mode, suppliers' prices; regions count per zone, verified apart", async (t) => {
     const r = await openRegistry(db, t);
     const at = () => ({ actor: "test", reason: "test", nowMs: r.clock.advance(1000) });
     const add = async (fixture: GpuFixture, zone: string, i: number, available: boolean) => {
@@ -67,6 +67,9 @@ forEachDatabase("network boards", (db) => {
     await add("rtx4090", "eu-west-b", 3, false);
     await add("h100x8", "us-east-c", 4, true);
     await add("none", "us-east-c", 5, true);
+    // Two nodes reporting one RTX 4090 UUID: flagged, online and available, yet never supply.
+    await add("rtx4090", "eu-west-c", 6, true);
+    await add("rtx4090", "eu-west-c", 6, true);
     await r.store.db
       .updateTable("nodes")
       .set({ price_per_hour: 250_000 })
@@ -85,6 +88,12 @@ forEachDatabase("network boards", (db) => {
     assert.deepEqual([h100.availableNodes, h100.availableGpus], [1, 8]);
     assert.equal(h100.reference?.perGpuHour, "12.290000");
     assert.equal(catalog.models.find((m) => m.model === "a100-80gb")!.availableNodes, 0);
+    // The paper's A100 40GB is listed, priced, and set beside its AWS on-demand price.
+    const a100 = catalog.models.find((m) => m.model === "a100-40gb")!;
+    assert.deepEqual(
+      [a100.name, a100.catalogPerGpuHour, a100.reference?.instance, a100.reference?.perGpuHour],
+      ["NVIDIA A100 40GB", "0.990000", "p4d.24xlarge", "4.096575"],
+    );
 
     const market = await priceBoard(r.store.db, DEFAULT_CATALOG_PRICES, "market", r.clock.now());
     assert.deepEqual(market.models.find((m) => m.model === "rtx-4090")!.market, {
@@ -95,7 +104,10 @@ forEachDatabase("network boards", (db) => {
 
     const regions = await regionBoard(r.store.db, r.clock.now());
     const euWest = regions.regions.find((x) => x.id === "eu-west")!;
-    assert.deepEqual([euWest.nodes, euWest.online, euWest.gpus, euWest.gpusOnline], [3, 2, 3, 2]);
+    assert.deepEqual(
+      [euWest.nodes, euWest.online, euWest.gpus, euWest.gpusOnline, euWest.gpusVerified],
+      [5, 4, 5, 4, 2],
+    );
     assert.deepEqual(
       euWest.zones.find((z) => z.id === "eu-west-b"),
       {
@@ -104,10 +116,15 @@ forEachDatabase("network boards", (db) => {
         online: 1,
         gpus: 2,
         gpusOnline: 1,
+        gpusVerified: 1,
       },
     );
+    assert.deepEqual(
+      euWest.zones.find((z) => z.id === "eu-west-c"),
+      { id: "eu-west-c", nodes: 2, online: 2, gpus: 2, gpusOnline: 2, gpusVerified: 0 },
+    );
     const usEast = regions.regions.find((x) => x.id === "us-east")!;
-    assert.deepEqual([usEast.nodes, usEast.online, usEast.gpus], [2, 2, 8]);
+    assert.deepEqual([usEast.nodes, usEast.online, usEast.gpus, usEast.gpusVerified], [2, 2, 8, 8]);
     assert.equal(regions.regions.find((x) => x.id === "sa-east")!.nodes, 0);
   });
 });

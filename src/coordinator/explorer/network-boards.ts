@@ -1,7 +1,7 @@
 import type { Kysely } from "kysely";
 import { GPU_MODEL_IDS, gpuModelById } from "../../core/gpu-catalog.ts";
 import { formatMoney, units } from "../../core/money.ts";
-import { isOnline, type NodeStatus } from "../../core/node-status.ts";
+import { isOnline, isProven, type NodeStatus } from "../../core/node-status.ts";
 import type { CatalogPrices } from "../../core/pricing.ts";
 import { REFERENCE_PRICES, referencePerGpuHour } from "../../core/reference-prices.ts";
 import { REGIONS } from "../../core/regions.ts";
@@ -14,7 +14,8 @@ const usd = (microUsd: bigint) => formatMoney(units(microUsd));
 /**
  * The prices page: per catalog GPU model, the catalog price, in market mode the lowest and median
  * supplier price over the available nodes (a node without its own price charges the catalog's),
- * how many nodes and GPUs are available, and a hyperscaler's price for the same card.
+ * how many nodes and GPUs are available (a flagged node is not: it is never rented), and a
+ * hyperscaler's price for the same card.
  */
 export async function priceBoard(
   db: Kysely<Database>,
@@ -30,6 +31,7 @@ export async function priceBoard(
       eb.fn.sum<number | string | null>("gpu_count").as("gpus"),
     ])
     .where("status", "=", "available")
+    .where("flags", "=", "")
     .where("gpu_model", "is not", null)
     .groupBy("gpu_model")
     .execute();
@@ -45,6 +47,7 @@ export async function priceBoard(
       .selectFrom("nodes")
       .select(["gpu_model", "gpu_count", "price_per_hour"])
       .where("status", "=", "available")
+      .where("flags", "=", "")
       .where("gpu_model", "is not", null)
       .where("gpu_count", ">", 0)
       .where("price_per_hour", "is not", null)
@@ -109,18 +112,21 @@ export function marketFigures(
   };
 }
 
-/** Nodes and GPUs, total and online, per region and zone; every known region and zone listed. */
+/**
+ * Nodes and GPUs, total and online, and the GPUs verified (online, past `unverified`, not
+ * flagged), per region and zone; every known region and zone listed.
+ */
 export async function regionBoard(db: Kysely<Database>, nowMs: number): Promise<RegionBoard> {
   const rows = await db
     .selectFrom("nodes")
-    .select(["zone", "status"])
+    .select(["zone", "status", "flags"])
     .select((eb) => [
       eb.fn.countAll<number | string>().as("nodes"),
       eb.fn.sum<number | string | null>("gpu_count").as("gpus"),
     ])
-    .groupBy(["zone", "status"])
+    .groupBy(["zone", "status", "flags"])
     .execute();
-  const empty = () => ({ nodes: 0, online: 0, gpus: 0, gpusOnline: 0 });
+  const empty = () => ({ nodes: 0, online: 0, gpus: 0, gpusOnline: 0, gpusVerified: 0 });
   const zones = new Map<string, ReturnType<typeof empty>>();
   for (const r of rows) {
     const z = zones.get(r.zone) ?? empty();
@@ -132,6 +138,7 @@ export async function regionBoard(db: Kysely<Database>, nowMs: number): Promise<
       z.online += nodes;
       z.gpusOnline += gpus;
     }
+    if (r.flags === "" && isProven(r.status as NodeStatus)) z.gpusVerified += gpus;
     zones.set(r.zone, z);
   }
   return {
@@ -143,6 +150,7 @@ export async function regionBoard(db: Kysely<Database>, nowMs: number): Promise<
         total.online += z.online;
         total.gpus += z.gpus;
         total.gpusOnline += z.gpusOnline;
+        total.gpusVerified += z.gpusVerified;
       }
       return { id: region.id, name: region.name, ...total, zones: list };
     }),

@@ -10,7 +10,8 @@ import {
   type GpuFixture,
 } from "../../../test/support/devices.ts";
 import { openRegistry } from "../../../test/support/registry.ts";
-import { NetworkCounts, countBuckets, statsFromBuckets } from "./network-counts.ts";
+import { explain } from "../../../test/support/explain.ts";
+import { NetworkCounts, bucketQuery, countBuckets, statsFromBuckets } from "./network-counts.ts";
 
 const FIXTURES: GpuFixture[] = ["h100x8", "rtx4090", "rtx3060ti", "none"];
 const STEPS: NodeEvent[] = [
@@ -34,10 +35,11 @@ async function setup(db: DatabaseUnderTest, t: TestContext, recountIntervalMs = 
   t.after(() => counts.stop());
   const counted = async () => statsFromBuckets(await countBuckets(r.store.db));
   const at = () => ({ actor: "test", reason: "test", nowMs: r.clock.advance(1000) });
-  const register = async (i: number) => {
-    const gpus = (await fixtureGpus(FIXTURES[i % 4]!)).map((g) => ({
+  /** Node `i`; with `copyOf`, one reporting node `copyOf`'s GPU UUIDs (both get flagged). */
+  const register = async (i: number, copyOf = i) => {
+    const gpus = (await fixtureGpus(FIXTURES[copyOf % 4]!)).map((g) => ({
       ...g,
-      uuid: `G-${i}-${g.index}`,
+      uuid: `G-${copyOf}-${g.index}`,
     }));
     return (
       await r.register({ region: "eu-west", zone: "eu-west-a", hardware: hardwareWith(gpus) })
@@ -49,17 +51,34 @@ async function setup(db: DatabaseUnderTest, t: TestContext, recountIntervalMs = 
 forEachDatabase("network counts", (db) => {
   test("follow registrations, status changes, metadata and revocation exactly", async (t) => {
     const { r, counts, errors, counted, at, register } = await setup(db, t);
-    assert.deepEqual((await counts.stats()).nodes, { total: 0, online: 0, byStatus: {} });
+    assert.deepEqual((await counts.stats()).nodes, {
+      total: 0,
+      online: 0,
+      verified: 0,
+      byStatus: {},
+    });
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
       ids.push(await register(i));
       assert.deepEqual(await counts.stats(), await counted(), `after registration ${i}`);
     }
-    for (let step = 0; step < 60; step++) {
+    // Two copies of node 0's H100s and one of node 1's RTX 4090: four flagged nodes.
+    for (const copyOf of [0, 0, 1]) ids.push(await register(ids.length, copyOf));
+    assert.deepEqual(await counts.stats(), await counted(), "after the copies");
+    let sawFlaggedOnline = false;
+    for (let step = 0; step < 90; step++) {
       const nodeId = ids[(step * 7) % ids.length]!;
       await r.lifecycle.apply(nodeId, STEPS[(step * 3) % STEPS.length]!, at());
-      assert.deepEqual(await counts.stats(), await counted(), `after step ${step}`);
+      const stats = await counts.stats();
+      assert.deepEqual(stats, await counted(), `after step ${step}`);
+      const verifiedStatuses = ["available", "leased", "standby"].map(
+        (s) => stats.nodes.byStatus[s] ?? 0,
+      );
+      const proven = verifiedStatuses.reduce((a, b) => a + b, 0);
+      assert.ok(stats.nodes.verified <= proven, `after step ${step}`);
+      sawFlaggedOnline ||= stats.nodes.verified < proven;
     }
+    assert.ok(sawFlaggedOnline, "a flagged node was online past unverified, and not counted");
     const device = newDeviceKey();
     const first = hardwareWith(await fixtureGpus("rtx4090"));
     const reg = (hardware: typeof first) =>
@@ -104,5 +123,26 @@ forEachDatabase("network counts", (db) => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     assert.deepEqual(await counts.stats(), expected);
+  });
+
+  test("a recount counts from two indexes: SQLite covers both, PostgreSQL scans no table", async (t) => {
+    const { r } = await setup(db, t);
+    for (const [flaggedOnly, index] of [
+      [false, "nodes_status_gpu_model_count"],
+      [true, "nodes_flagged_status_gpu_model_count"],
+    ] as const) {
+      const query = bucketQuery(r.store.db, flaggedOnly).compile();
+      const plan = await explain(r.store.db, db.kind, query);
+      if (db.kind === "sqlite")
+        assert.match(plan, new RegExp(`USING COVERING INDEX ${index}\\b`), plan);
+      else {
+        assert.match(
+          plan,
+          new RegExp(`(Index Only Scan using|Bitmap Index Scan on) ${index}\\b`),
+          plan,
+        );
+        assert.doesNotMatch(plan, /Seq Scan/, plan);
+      }
+    }
   });
 });

@@ -1,14 +1,18 @@
 import { sql, type Kysely } from "kysely";
-import { NODE_STATUSES, isOnline, type NodeStatus } from "../../core/node-status.ts";
+import { NODE_STATUSES, isOnline, isProven, type NodeStatus } from "../../core/node-status.ts";
 import type { NetworkStats } from "../../protocol/nodes.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber } from "../store/rows.ts";
 
-/** Nodes and GPUs of one (status, GPU model) pair; `model` null for CPU-only or unknown cards. */
+/**
+ * Nodes and GPUs of one (status, GPU model, flagged) triple; `model` null for CPU-only or unknown
+ * cards; `flagged` when the nodes carry a flag (e.g. a GPU UUID seen on two devices).
+ */
 export interface CountBucket {
   status: string;
   model: string | null;
+  flagged: boolean;
   nodes: number;
   gpus: number;
 }
@@ -30,11 +34,13 @@ const MAX_RECOUNT_TRIES = 5;
 
 /**
  * The network totals behind `GET /v1/network/stats`, kept in memory so a request costs no query.
+ * Connected (online) and verified supply are counted apart: a node still `unverified`, or one
+ * flagged, is connected but never verified supply.
  *
  * Counting 100,000 nodes per request took ~16 ms of SQLite CPU or 16–130 ms of PostgreSQL time
- * (bench/RESULTS.md). Here the counts per (status, model) are loaded once, then moved by each
- * committed `node:status` event: one point lookup of the node's model and GPU count (status
- * changes do not change those), then a decrement and an increment. Events that may change what
+ * (bench/RESULTS.md). Here the counts per (status, model, flagged) are loaded once, then moved by
+ * each committed `node:status` event: one point lookup of the node's model, GPU count and flags
+ * (status changes do not change those), then a decrement and an increment. Events that may change what
  * a node counts as — registration, metadata, revocation — trigger a full recount, as does a timer
  * (other replicas' changes). Every operation runs in one queue, in event order.
  *
@@ -129,7 +135,7 @@ export class NetworkCounts {
       const rows = await countBuckets(this.db);
       await this.announcementsLand();
       if (this.seq === startSeq || tries === MAX_RECOUNT_TRIES) {
-        this.buckets = new Map(rows.map((b) => [key(b.status, b.model), b]));
+        this.buckets = new Map(rows.map((b) => [key(b.status, b.model, b.flagged), b]));
         this.view = undefined;
         this.countedThrough = startSeq;
         // Given up on a quiet moment: whatever landed meanwhile is recounted once more.
@@ -155,18 +161,25 @@ export class NetworkCounts {
     if (seq <= this.countedThrough) return;
     const node = await this.db
       .selectFrom("nodes")
-      .select(["gpu_model", "gpu_count"])
+      .select(["gpu_model", "gpu_count", "flags"])
       .where("id", "=", nodeId)
       .executeTakeFirst();
     if (node === undefined) return;
-    this.add(from, node.gpu_model, -1, -node.gpu_count);
-    this.add(to, node.gpu_model, 1, node.gpu_count);
+    const flagged = node.flags !== "";
+    this.add(from, node.gpu_model, flagged, -1, -node.gpu_count);
+    this.add(to, node.gpu_model, flagged, 1, node.gpu_count);
     this.view = undefined;
   }
 
-  private add(status: string, model: string | null, nodes: number, gpus: number): void {
-    const k = key(status, model);
-    const bucket = this.buckets.get(k) ?? { status, model, nodes: 0, gpus: 0 };
+  private add(
+    status: string,
+    model: string | null,
+    flagged: boolean,
+    nodes: number,
+    gpus: number,
+  ): void {
+    const k = key(status, model, flagged);
+    const bucket = this.buckets.get(k) ?? { status, model, flagged, nodes: 0, gpus: 0 };
     bucket.nodes += nodes;
     bucket.gpus += gpus;
     if (bucket.nodes === 0) this.buckets.delete(k);
@@ -174,39 +187,67 @@ export class NetworkCounts {
   }
 }
 
-function key(status: string, model: string | null): string {
-  return `${status}\u0000${model ?? ""}`;
+function key(status: string, model: string | null, flagged: boolean): string {
+  return `${status}\u0000${model ?? ""}\u0000${flagged ? 1 : 0}`;
 }
 
-/** Counts nodes and sums GPUs by status and model (an index-only scan of `nodes_status_gpu_model_count`). */
+/**
+ * Counts nodes and sums GPUs by status, model and flagged: the totals from an index-only scan of
+ * `nodes_status_gpu_model_count`, less the flagged nodes' counts from the partial index
+ * `nodes_flagged_status_gpu_model_count` (migration 0022; flagged nodes are few).
+ */
 export async function countBuckets(db: Kysely<Database>): Promise<CountBucket[]> {
-  const rows = await db
+  const [all, flagged] = await Promise.all([
+    bucketQuery(db, false).execute(),
+    bucketQuery(db, true).execute(),
+  ]);
+  const buckets = new Map<string, CountBucket>();
+  const put = (row: (typeof all)[number], isFlagged: boolean, sign: 1 | -1) => {
+    const k = key(row.status, row.gpu_model, isFlagged);
+    const bucket = buckets.get(k) ?? {
+      status: row.status,
+      model: row.gpu_model,
+      flagged: isFlagged,
+      nodes: 0,
+      gpus: 0,
+    };
+    bucket.nodes += sign * toNumber(row.nodes);
+    bucket.gpus += sign * (row.gpus === null ? 0 : toNumber(row.gpus));
+    buckets.set(k, bucket);
+  };
+  for (const row of all) put(row, false, 1);
+  for (const row of flagged) {
+    put(row, true, 1);
+    put(row, false, -1);
+  }
+  return [...buckets.values()].filter((b) => b.nodes !== 0);
+}
+
+/** Nodes and GPUs per (status, model): of every node, or of the flagged ones only. */
+export function bucketQuery(db: Kysely<Database>, flaggedOnly: boolean) {
+  const q = db
     .selectFrom("nodes")
     .select(["status", "gpu_model"])
     .select((eb) => [
       eb.fn.countAll<number | string>().as("nodes"),
       eb.fn.sum<number | string | null>("gpu_count").as("gpus"),
-    ])
-    .groupBy(["status", "gpu_model"])
-    .execute();
-  return rows.map((row) => ({
-    status: row.status,
-    model: row.gpu_model,
-    nodes: toNumber(row.nodes),
-    gpus: row.gpus === null ? 0 : toNumber(row.gpus),
-  }));
+    ]);
+  return (flaggedOnly ? q.where("flags", "<>", "") : q).groupBy(["status", "gpu_model"]);
 }
 
 /** The public totals from the counts per (status, model). */
 export function statsFromBuckets(buckets: Iterable<CountBucket>): NetworkStats {
   const byStatus: Record<string, number> = {};
-  const byModel = new Map<string, { model: string; total: number; online: number }>();
+  const byModel = new Map<string, NetworkStats["gpus"]["byModel"][number]>();
   let total = 0;
   let online = 0;
+  let verified = 0;
   let gpusTotal = 0;
   let gpusOnline = 0;
-  for (const { status, model, nodes, gpus } of buckets) {
+  let gpusVerified = 0;
+  for (const { status, model, flagged, nodes, gpus } of buckets) {
     const up = ONLINE_STATUSES.has(status as NodeStatus);
+    const proven = up && !flagged && isProven(status as NodeStatus);
     byStatus[status] = (byStatus[status] ?? 0) + nodes;
     total += nodes;
     gpusTotal += gpus;
@@ -214,18 +255,24 @@ export function statsFromBuckets(buckets: Iterable<CountBucket>): NetworkStats {
       online += nodes;
       gpusOnline += gpus;
     }
+    if (proven) {
+      verified += nodes;
+      gpusVerified += gpus;
+    }
     if (model !== null && gpus > 0) {
-      const entry = byModel.get(model) ?? { model, total: 0, online: 0 };
+      const entry = byModel.get(model) ?? { model, total: 0, online: 0, verified: 0 };
       entry.total += gpus;
       if (up) entry.online += gpus;
+      if (proven) entry.verified += gpus;
       byModel.set(model, entry);
     }
   }
   return {
-    nodes: { total, online, byStatus },
+    nodes: { total, online, verified, byStatus },
     gpus: {
       total: gpusTotal,
       online: gpusOnline,
+      verified: gpusVerified,
       byModel: [...byModel.values()].sort(
         (a, b) => b.total - a.total || a.model.localeCompare(b.model),
       ),

@@ -194,38 +194,75 @@ forEachDatabase("node queries", (db) => {
     }
   });
 
-  test("network stats count nodes by status and GPUs by model, online and total", async (t) => {
-    const { r, all } = await population(db, t);
+  test("network stats count nodes by status and GPUs by model: total, online and verified", async (t) => {
+    const { r, all: before } = await population(db, t);
+    // A second device reports the UUIDs of a verified H100 machine: both are flagged, connected
+    // but never verified supply.
+    const copied = before.find((n) => n.status === "leased" && n.gpuModel === "h100-80gb")!;
+    const taken = await r.store.db
+      .selectFrom("gpu_uuids")
+      .select("uuid")
+      .where("node_id", "=", copied.id)
+      .orderBy("uuid")
+      .execute();
+    const uuids = (await fixtureGpus("h100x8")).map((g, i) => ({ ...g, uuid: taken[i]!.uuid }));
+    const copy = await r.register({
+      region: "eu-west",
+      zone: "eu-west-a",
+      hardware: hardwareWith(uuids),
+    });
+    const nowMs = r.clock.advance(1000);
+    await r.lifecycle.apply(
+      copy.nodeId,
+      { type: "connect", verified: true },
+      { actor: "c", reason: "test", nowMs },
+    );
+    const all = (await r.nodes.list({}, 500)).items;
+    assert.deepEqual(
+      all
+        .filter((n) => n.flags.length > 0)
+        .map((n) => n.id)
+        .sort(),
+      [copied.id, copy.nodeId].sort(),
+    );
     const stats = await r.nodes.stats();
     const online = all.filter((n) => isOnline(n.status));
+    const verified = online.filter((n) => n.status !== "unverified" && n.flags.length === 0);
+    assert.ok(verified.length > 0 && verified.length < online.length);
     const byStatus: Record<string, number> = {};
     for (const n of all) byStatus[n.status] = (byStatus[n.status] ?? 0) + 1;
     const sum = (nodes: NodeView[]) => nodes.reduce((s, n) => s + n.gpuCount, 0);
     const models = ["h100-80gb", "rtx-4090", "rtx-3060-ti"];
     assert.deepEqual(stats, {
-      nodes: { total: NODES, online: online.length, byStatus },
+      nodes: { total: NODES + 1, online: online.length, verified: verified.length, byStatus },
       gpus: {
         total: sum(all),
         online: sum(online),
+        verified: sum(verified),
         byModel: models
           .map((model) => ({
             model,
             total: sum(all.filter((n) => n.gpuModel === model)),
             online: sum(online.filter((n) => n.gpuModel === model)),
+            verified: sum(verified.filter((n) => n.gpuModel === model)),
           }))
           .sort((a, b) => b.total - a.total || a.model.localeCompare(b.model)),
       },
     });
     // 8 H100 machines of 8 cards, 8 RTX 4090 and 7 RTX 3060 Ti machines of one, 7 CPU-only.
-    assert.equal(stats.gpus.total, 8 * 8 + 8 + 7);
+    assert.equal(stats.gpus.total, 9 * 8 + 8 + 7);
+    assert.equal(
+      stats.gpus.online - stats.gpus.verified,
+      sum(online.filter((n) => n.status === "unverified")) + 2 * 8,
+    );
     assert.equal(stats.nodes.byStatus["revoked"], NODES / 5);
   });
 
   test("an empty network has zero stats and an empty list", async (t) => {
     const r = await openRegistry(db, t);
     assert.deepEqual(await r.nodes.stats(), {
-      nodes: { total: 0, online: 0, byStatus: {} },
-      gpus: { total: 0, online: 0, byModel: [] },
+      nodes: { total: 0, online: 0, verified: 0, byStatus: {} },
+      gpus: { total: 0, online: 0, verified: 0, byModel: [] },
     });
     assert.deepEqual(await r.nodes.list({}, 50), { items: [], nextCursor: null });
   });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
-import { CompiledQuery, sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { formatMoney, units } from "../../core/money.ts";
 import { DEFAULT_CATALOG_PRICES, nodePriceUsd, type CatalogPrices } from "../../core/pricing.ts";
@@ -12,6 +12,7 @@ import {
   signedRegistration,
   type GpuFixture,
 } from "../../../test/support/devices.ts";
+import { explain } from "../../../test/support/explain.ts";
 import { openRegistry } from "../../../test/support/registry.ts";
 import { NodeQueries } from "./node-queries.ts";
 import type { Database } from "../store/schema.ts";
@@ -252,6 +253,50 @@ forEachDatabase("stored node prices follow their inputs", (db) => {
     assert.deepEqual(after, before);
   });
 
+  test("a start with a catalog that gained a model prices that model's nodes", async (t) => {
+    const { r } = await network(db, t);
+    const { db: kysely } = r.store;
+    // The coordinator last ran a catalog without the H100 PCIe: its owners' nodes are unpriced.
+    const older: CatalogPrices = {
+      ...DEFAULT_CATALOG_PRICES,
+      perGpuHour: Object.fromEntries(
+        Object.entries(DEFAULT_CATALOG_PRICES.perGpuHour).filter(([m]) => m !== "h100-pcie"),
+      ),
+    };
+    assert.equal(await syncNodePricing(kysely, { prices: older, mode: "catalog" }), true);
+    const gpus = (await fixtureGpus("rtx4090")).flatMap((g) =>
+      [0, 1].map((index) => ({
+        ...g,
+        index,
+        uuid: `GPU-pcie-${index}`,
+        name: "NVIDIA H100 PCIe",
+        memoryTotalMiB: 81559,
+      })),
+    );
+    const { nodeId } = await r.register({
+      region: "eu-west",
+      zone: "eu-west-a",
+      hardware: hardwareWith(gpus),
+    });
+    const before = await new NodeQueries(kysely, undefined, { prices: older, mode: "catalog" }).get(
+      nodeId,
+    );
+    assert.deepEqual([before.gpuModel, before.pricePerHourUsd], ["h100-pcie", null]);
+
+    // Started with today's catalog: the stored price table gains the model, the node its price.
+    assert.equal(await syncNodePricing(kysely, CATALOG_PRICING), true);
+    const stored = await kysely
+      .selectFrom("node_gpu_prices")
+      .select("per_gpu_hour")
+      .where("model", "=", "h100-pcie")
+      .executeTakeFirst();
+    assert.equal(String(stored?.per_gpu_hour), "1590000");
+    const after = await r.nodes.get(nodeId);
+    assert.equal(after.pricePerHourUsd, "3.180000");
+    assert.equal((await storedPrices(kysely)).get(nodeId), "3180000");
+    await assertSorted(r.nodes, await pricesUnder(r.nodes, DEFAULT_CATALOG_PRICES));
+  });
+
   test("the price sort reads the (price, id) index, in both orders and after a cursor", async (t) => {
     const { r } = await network(db, t);
     const first = await r.nodes.list({}, 2, undefined, "price");
@@ -290,29 +335,4 @@ async function storedPrices(db: Kysely<Database>): Promise<Map<string, string | 
       n.effective_price_per_hour === null ? null : String(n.effective_price_per_hour),
     ]),
   );
-}
-
-/**
- * The query's plan. PostgreSQL is told to avoid sequential scans and sorts where it has a choice,
- * so that on a few dozen rows it still shows whether an index can deliver the order by itself.
- */
-async function explain(
-  db: Kysely<Database>,
-  kind: "sqlite" | "postgres",
-  query: CompiledQuery,
-): Promise<string> {
-  if (kind === "sqlite") {
-    const { rows } = await db.executeQuery<{ detail: string }>(
-      CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
-    );
-    return rows.map((row) => row.detail).join("\n");
-  }
-  return db.transaction().execute(async (tx) => {
-    await sql`set local enable_seqscan = off`.execute(tx);
-    await sql`set local enable_sort = off`.execute(tx);
-    const { rows } = await tx.executeQuery<{ "QUERY PLAN": string }>(
-      CompiledQuery.raw(`explain ${query.sql}`, [...query.parameters]),
-    );
-    return rows.map((row) => row["QUERY PLAN"]).join("\n");
-  });
 }

@@ -5,6 +5,7 @@ import { Meter } from "../components/meter.tsx";
 import { Empty, ErrorState, Loaded, Loading } from "../components/states.tsx";
 import { LeaseSummary } from "../components/lease-summary.tsx";
 import { NodeEarningsTable } from "../components/node-earnings.tsx";
+import { ProofRecordView, proofOf } from "../components/proof-record.tsx";
 import { UptimeChart } from "../components/uptime-chart.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
 import {
@@ -386,7 +387,9 @@ function HistoryTable({ history }: { history: HistoryState }) {
                     : `${entry.from ?? "—"} → ${entry.to ?? "—"}`}
                 </td>
                 <td className="hide-sm mono-soft">{entry.actor}</td>
-                <td>{describeDetail(entry.detail)}</td>
+                <td>
+                  <HistoryDetail entry={entry} />
+                </td>
               </tr>
             ))}
           </tbody>
@@ -404,5 +407,15 @@ function HistoryTable({ history }: { history: HistoryState }) {
         </button>
       )}
     </>
+  );
+}
+
+/** A proof of hardware as a table per device; any other row's detail as a line. */
+function HistoryDetail({ entry }: { entry: HistoryEntry }) {
+  const proof = proofOf(entry);
+  return proof === undefined ? (
+    <>{describeDetail(entry.detail)}</>
+  ) : (
+    <ProofRecordView proof={proof} />
   );
 }

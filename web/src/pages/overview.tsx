@@ -1,3 +1,4 @@
+import type { ReactNode } from "react";
 import { client } from "../api.ts";
 import { HistoryChart, type ChartSeries } from "../components/history-chart.tsx";
 import { Meter } from "../components/meter.tsx";
@@ -9,14 +10,16 @@ import { Link } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 import type { NetworkStats } from "../../../src/protocol/nodes.ts";
 
-// Totals first, so the online line is drawn on top where the two meet.
+// Totals first, so the verified line is drawn on top where the lines meet.
 const NODE_SERIES: ChartSeries[] = [
   { label: "Nodes registered", value: (s) => s.nodesTotal, colorVar: "--chart-3" },
-  { label: "Nodes online", value: (s) => s.nodesOnline, colorVar: "--chart-1" },
+  { label: "Nodes connected", value: (s) => s.nodesOnline, colorVar: "--chart-1" },
+  { label: "Nodes verified", value: (s) => s.nodesVerified, colorVar: "--chart-2" },
 ];
 const GPU_SERIES: ChartSeries[] = [
   { label: "GPUs registered", value: (s) => s.gpusTotal, colorVar: "--chart-3" },
-  { label: "GPUs online", value: (s) => s.gpusOnline, colorVar: "--chart-2" },
+  { label: "GPUs connected", value: (s) => s.gpusOnline, colorVar: "--chart-1" },
+  { label: "GPUs verified", value: (s) => s.gpusVerified, colorVar: "--chart-2" },
 ];
 
 const STATUS_ORDER: NodeStatusName[] = [
@@ -29,7 +32,8 @@ const STATUS_ORDER: NodeStatusName[] = [
 ];
 
 /**
- * The network at a glance. Headline cards, then panels in a grid: clusters running, earnings per
+ * The network at a glance ("connected vs verified": only verified GPUs are supply; connected ones
+ * that are still unverified or flagged are shown beside them, never counted as supply). Headline cards, then panels in a grid: clusters running, earnings per
  * hour and token supply join as cards and panels here once their APIs exist.
  */
 export function OverviewPage() {
@@ -61,16 +65,26 @@ function OverviewContent({ stats }: { stats: NetworkStats }) {
     <>
       <section className="cards" aria-label="Headline figures">
         <Card
-          label="Nodes online"
-          value={formatCount(stats.nodes.online)}
-          detail={`of ${formatCount(stats.nodes.total)} registered`}
-          testId="nodes-online"
+          label="Nodes verified"
+          value={formatCount(stats.nodes.verified)}
+          detail={
+            <>
+              of <span data-testid="nodes-online">{formatCount(stats.nodes.online)}</span>{" "}
+              connected, {formatCount(stats.nodes.total)} registered
+            </>
+          }
+          testId="nodes-verified"
         />
         <Card
-          label="GPUs online"
-          value={formatCount(stats.gpus.online)}
-          detail={`of ${formatCount(stats.gpus.total)} registered`}
-          testId="gpus-online"
+          label="GPUs verified"
+          value={formatCount(stats.gpus.verified)}
+          detail={
+            <>
+              of <span data-testid="gpus-online">{formatCount(stats.gpus.online)}</span> connected,{" "}
+              {formatCount(stats.gpus.total)} registered
+            </>
+          }
+          testId="gpus-verified"
         />
         <Card
           label="Clusters running"
@@ -106,13 +120,16 @@ function OverviewContent({ stats }: { stats: NetworkStats }) {
                 <tr>
                   <th scope="col">Model</th>
                   <th scope="col" className="num">
-                    Online
+                    Verified
+                  </th>
+                  <th scope="col" className="num">
+                    Connected
                   </th>
                   <th scope="col" className="num">
                     Total
                   </th>
                   <th scope="col" className="bar-cell">
-                    <span className="visually-hidden">Share online</span>
+                    <span className="visually-hidden">Share verified</span>
                   </th>
                 </tr>
               </thead>
@@ -122,10 +139,11 @@ function OverviewContent({ stats }: { stats: NetworkStats }) {
                     <td>
                       <Link to={`/nodes?gpuModel=${encodeURIComponent(m.model)}`}>{m.model}</Link>
                     </td>
+                    <td className="num">{formatCount(m.verified)}</td>
                     <td className="num">{formatCount(m.online)}</td>
                     <td className="num">{formatCount(m.total)}</td>
                     <td className="bar-cell">
-                      <Meter fraction={m.total === 0 ? 0 : m.online / m.total} />
+                      <Meter fraction={m.total === 0 ? 0 : m.verified / m.total} />
                     </td>
                   </tr>
                 ))}
@@ -183,7 +201,7 @@ function HistoryPanel({
         <HistoryChart
           samples={samples}
           series={NODE_SERIES}
-          summary={`Nodes online over the last ${minutes} minutes: from ${first.nodesOnline} to ${last.nodesOnline} of ${last.nodesTotal}.`}
+          summary={`Nodes verified over the last ${minutes} minutes: from ${first.nodesVerified} to ${last.nodesVerified}, of ${last.nodesOnline} connected and ${last.nodesTotal} registered.`}
         />
       </div>
       <div>
@@ -191,7 +209,7 @@ function HistoryPanel({
         <HistoryChart
           samples={samples}
           series={GPU_SERIES}
-          summary={`GPUs online over the last ${minutes} minutes: from ${first.gpusOnline} to ${last.gpusOnline} of ${last.gpusTotal}.`}
+          summary={`GPUs verified over the last ${minutes} minutes: from ${first.gpusVerified} to ${last.gpusVerified}, of ${last.gpusOnline} connected and ${last.gpusTotal} registered.`}
         />
       </div>
     </div>
@@ -201,7 +219,7 @@ function HistoryPanel({
 function Card(props: {
   label: string;
   value: string;
-  detail: string;
+  detail: ReactNode;
   testId?: string;
   to?: string;
 }) {

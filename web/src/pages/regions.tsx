@@ -11,12 +11,13 @@ const COLUMNS: Column[] = [
   "Region / zone",
   { label: "Nodes online", className: "num" },
   { label: "Nodes", className: "num" },
+  { label: "GPUs verified", className: "num" },
   { label: "GPUs online", className: "num" },
   { label: "GPUs", className: "num" },
   { label: "Share online", className: "bar-cell hide-sm" },
 ];
 
-/** Where the network is: nodes and GPUs per region and zone. */
+/** Where the network is: nodes and GPUs per region and zone (GPUs verified of those online). */
 export function RegionsPage() {
   const board = useAsync(() => client.networkRegions(), "regions");
   useRefreshOnLiveChanges(board.reload, 5000);
@@ -63,11 +64,18 @@ export function RegionsPage() {
   );
 }
 
-function Counts(c: { nodes: number; online: number; gpus: number; gpusOnline: number }) {
+function Counts(c: {
+  nodes: number;
+  online: number;
+  gpus: number;
+  gpusOnline: number;
+  gpusVerified: number;
+}) {
   return (
     <>
       <td className="num">{formatCount(c.online)}</td>
       <td className="num">{formatCount(c.nodes)}</td>
+      <td className="num">{formatCount(c.gpusVerified)}</td>
       <td className="num">{formatCount(c.gpusOnline)}</td>
       <td className="num">{formatCount(c.gpus)}</td>
       <td className="bar-cell hide-sm">

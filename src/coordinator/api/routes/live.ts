@@ -218,6 +218,8 @@ class LiveHub {
         nodesOnline: stats.nodes.online,
         gpusTotal: stats.gpus.total,
         gpusOnline: stats.gpus.online,
+        nodesVerified: stats.nodes.verified,
+        gpusVerified: stats.gpus.verified,
       };
       this.samples.push(sample);
       if (this.samples.length > this.options.samplesKept) this.samples.shift();

@@ -18,6 +18,7 @@ import * as enrollmentTokens from "./0017-enrollment-tokens.ts";
 import * as clusterSecrets from "./0018-cluster-secrets.ts";
 import * as clusterTls from "./0019-cluster-tls.ts";
 import * as rankNetworks from "./0020-rank-networks.ts";
+import * as flaggedSupplyIndex from "./0022-flagged-supply-index.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -41,6 +42,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0018-cluster-secrets", clusterSecrets],
   ["0019-cluster-tls", clusterTls],
   ["0020-rank-networks", rankNetworks],
+  ["0022-flagged-supply-index", flaggedSupplyIndex],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
