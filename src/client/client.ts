@@ -8,6 +8,7 @@ import {
 } from "../protocol/accounts.ts";
 import {
   ClusterList,
+  type ClusterListQuery,
   ClusterView,
   LogPage,
   SearchResponse,
@@ -274,8 +275,9 @@ export class TandemClient {
     );
   }
 
-  listClusters() {
-    return this.request("GET", "/v1/clusters", undefined, undefined, ClusterList);
+  /** A page of the caller's clusters, newest first (`nextCursor` null on the last). */
+  listClusters(query: ClusterListQuery = {}) {
+    return this.request("GET", "/v1/clusters", undefined, query as Query, ClusterList);
   }
 
   getCluster(id: string) {

@@ -9,6 +9,7 @@ import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
 import {
   EXIT,
+  fetchPages,
   funnelLines,
   parseCpus,
   parseIntOption,
@@ -16,7 +17,9 @@ import {
   parseSize,
   parseReputation,
   withClientOptions,
+  withPaging,
   type ClientOptions,
+  type PagingOptions,
 } from "./common.ts";
 import { addClusterCostsCommand } from "./wallet.ts";
 
@@ -384,19 +387,26 @@ export function registerClusterCommands(program: Command): void {
 
   addClusterCostsCommand(cluster);
 
-  withClientOptions(cluster.command("list").description("your clusters")).action(
-    async (options: ClientOptions) => {
-      const list = await (await clientFor(options)).listClusters();
-      if (options.json) return printJson(list);
-      printTable(list.items, [
-        ["ID", (c) => c.id],
-        ["KIND", (c) => c.kind],
-        ["STATUS", (c) => c.status],
-        ["NODES", (c) => String(c.nodes.length)],
-        ["CREATED", (c) => c.createdAt],
-      ]);
-    },
-  );
+  withPaging(
+    withClientOptions(cluster.command("list").description("your clusters, newest first")),
+    50,
+    200,
+  ).action(async (options: ClientOptions & PagingOptions) => {
+    const client = await clientFor(options);
+    const list = await fetchPages(options, (cursor) =>
+      client.listClusters({ limit: options.limit, ...(cursor === undefined ? {} : { cursor }) }),
+    );
+    if (options.json) return printJson(list);
+    printTable(list.items, [
+      ["ID", (c) => c.id],
+      ["KIND", (c) => c.kind],
+      ["STATUS", (c) => c.status],
+      ["NODES", (c) => String(c.nodes.length)],
+      ["CREATED", (c) => c.createdAt],
+    ]);
+    if (list.nextCursor !== null)
+      process.stdout.write(`\nmore: tandem cluster list --cursor ${list.nextCursor} (or --all)\n`);
+  });
 
   withClientOptions(
     cluster

@@ -28,6 +28,39 @@ export function withJson(command: Command): Command {
   return command.option("--json", "print machine-readable JSON");
 }
 
+/** A list command's paging flags: `--limit`, `--cursor`, `--all`. */
+export interface PagingOptions {
+  limit: number;
+  cursor?: string;
+  all?: boolean;
+}
+
+/** Adds `--limit` (default `fallback`, at most `max`), `--cursor` and `--all`. */
+export function withPaging(command: Command, fallback: number, max: number): Command {
+  return command
+    .option("--limit <n>", `page size (1-${max})`, parseIntOption("--limit"), fallback)
+    .option("--cursor <cursor>", "continue from a previous page (its nextCursor)")
+    .option("--all", "follow the cursors: every page, printed as one");
+}
+
+/**
+ * The page `fetch` answers from `--cursor`, or with `--all` every page from there on as one (the
+ * last page's fields, all the items, `nextCursor` null).
+ */
+export async function fetchPages<T, P extends { items: T[]; nextCursor: string | null }>(
+  options: PagingOptions,
+  fetch: (cursor: string | undefined) => Promise<P>,
+): Promise<P> {
+  let page = await fetch(options.cursor);
+  if (!options.all) return page;
+  const items = [...page.items];
+  while (page.nextCursor !== null) {
+    page = await fetch(page.nextCursor);
+    items.push(...page.items);
+  }
+  return { ...page, items };
+}
+
 export function parseIntOption(name: string) {
   return (value: string): number => {
     if (!/^\d+$/.test(value)) throw new Error(`${name} must be a whole number, got "${value}"`);

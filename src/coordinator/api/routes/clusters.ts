@@ -7,6 +7,7 @@ import { isKnownRegion } from "../../../core/regions.ts";
 import {
   ClusterIdParams,
   ClusterList,
+  ClusterListQuery,
   ClusterView,
   DeployRequest,
   ExtendRequest,
@@ -113,18 +114,24 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
     "/v1/clusters",
     {
       config: { roles: ["consumer"] },
-      schema: { tags: ["clusters"], response: { 200: ClusterList } },
+      schema: { tags: ["clusters"], querystring: ClusterListQuery, response: { 200: ClusterList } },
     },
     async (request) => {
       const { accountId } = callerOf(request);
-      const rows = await db
+      const { limit, cursor } = request.query;
+      let query = db
         .selectFrom("clusters")
         .select("id")
         .where("account_id", "=", accountId)
         .orderBy("id", "desc")
-        .limit(50)
-        .execute();
-      return { items: await Promise.all(rows.map((r) => clusterView(db, r.id))), nextCursor: null };
+        .limit(limit + 1);
+      if (cursor !== undefined) query = query.where("id", "<", cursor);
+      const rows = await query.execute();
+      const page = rows.slice(0, limit);
+      return {
+        items: await Promise.all(page.map((r) => clusterView(db, r.id))),
+        nextCursor: rows.length > limit ? page.at(-1)!.id : null,
+      };
     },
   );
 
