@@ -6,6 +6,7 @@ import {
   CreateApiKeyResponse,
   type CreateAccountRequest,
 } from "../protocol/accounts.ts";
+import { CatalogGpus, CatalogRegions } from "../protocol/catalog.ts";
 import {
   ClusterList,
   type ClusterListQuery,
@@ -273,6 +274,14 @@ export class TandemClient {
       undefined,
       ClusterSecretsView,
     );
+  }
+
+  catalogGpus() {
+    return this.request("GET", "/v1/catalog/gpus", undefined, undefined, CatalogGpus);
+  }
+
+  catalogRegions() {
+    return this.request("GET", "/v1/catalog/regions", undefined, undefined, CatalogRegions);
   }
 
   /** A page of the caller's clusters, newest first (`nextCursor` null on the last). */
