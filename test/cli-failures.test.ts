@@ -48,6 +48,11 @@ describe("a CLI whose request fails says why", () => {
     assert.match(deploy.stderr, /NO_CAPACITY/);
     assert.match(deploy.stderr, /FILTER +NODES LEFT\n +available +1\n/);
     assert.deepEqual((await s.client.listClusters()).items, [], "nothing was deployed");
+    const quote = await tandem(s.net.url, s.consumer.apiKey, [
+      ...["cluster", "quote", "--hours", "1", ...filters],
+    ]);
+    assert.equal(quote.code, 2, quote.stderr);
+    assert.match(quote.stderr, /FILTER +NODES LEFT\n +available +1\n/);
 
     const fits = await tandem(s.net.url, s.consumer.apiKey, ["search", "--gpu", "cpu"]);
     assert.equal(fits.code, 0, fits.stderr);
