@@ -63,6 +63,8 @@ const PUBLIC = new Set([
   "GET /v1/network/clusters/:id",
   "GET /v1/network/prices",
   "GET /v1/network/regions",
+  "GET /v1/catalog/gpus",
+  "GET /v1/catalog/regions",
   "GET /v1/health",
   "GET /metrics",
   "GET /v1/openapi.json",

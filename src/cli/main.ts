@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerAccountCommands, registerDeviceCommands } from "./commands/accounts.ts";
+import { registerCatalogCommands } from "./commands/catalog.ts";
 import { registerClusterCommands } from "./commands/clusters.ts";
 import { reportError } from "./commands/common.ts";
 import { registerCoordinatorCommand } from "./commands/coordinator.ts";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program);
   registerNodePriceCommand(program);
   registerNetworkCommands(program);
+  registerCatalogCommands(program);
   registerClusterCommands(program);
   registerDeviceCommands(program);
   registerWalletCommands(program);

@@ -6,8 +6,10 @@ import {
   CreateApiKeyResponse,
   type CreateAccountRequest,
 } from "../protocol/accounts.ts";
+import { CatalogGpus, CatalogRegions } from "../protocol/catalog.ts";
 import {
   ClusterList,
+  type ClusterListQuery,
   ClusterView,
   LogPage,
   SearchResponse,
@@ -274,8 +276,17 @@ export class TandemClient {
     );
   }
 
-  listClusters() {
-    return this.request("GET", "/v1/clusters", undefined, undefined, ClusterList);
+  catalogGpus() {
+    return this.request("GET", "/v1/catalog/gpus", undefined, undefined, CatalogGpus);
+  }
+
+  catalogRegions() {
+    return this.request("GET", "/v1/catalog/regions", undefined, undefined, CatalogRegions);
+  }
+
+  /** A page of the caller's clusters, newest first (`nextCursor` null on the last). */
+  listClusters(query: ClusterListQuery = {}) {
+    return this.request("GET", "/v1/clusters", undefined, query as Query, ClusterList);
   }
 
   getCluster(id: string) {

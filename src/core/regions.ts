@@ -62,6 +62,11 @@ export function isKnownRegion(id: string): id is RegionId {
   return ZONES.has(id);
 }
 
+/** `region`'s zones, or undefined for a region the network does not know. */
+export function zonesOf(region: string): readonly string[] | undefined {
+  return REGIONS.find((r) => r.id === region)?.zones;
+}
+
 /** True when `zone` is one of `region`'s zones. */
 export function isKnownZone(region: string, zone: string): boolean {
   return ZONES.get(region)?.has(zone) ?? false;

@@ -188,8 +188,17 @@ export type ClusterView = z.infer<typeof ClusterView>;
 
 export const ClusterIdParams = z.strictObject({ id: idSchema(IdPrefix.cluster) });
 
+/** `GET /v1/clusters`: a page of the caller's clusters, newest first. */
+export const ClusterListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** The previous page's `nextCursor`: clusters older than it. */
+  cursor: idSchema(IdPrefix.cluster).optional(),
+});
+export type ClusterListQuery = z.input<typeof ClusterListQuery>;
+
 export const ClusterList = z.strictObject({
   items: z.array(ClusterView),
+  /** Null on the last page; else pass it as `cursor` for the next one. */
   nextCursor: z.string().nullable(),
 });
 

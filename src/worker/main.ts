@@ -12,7 +12,7 @@ import { loadOrCreateIdentity, saveIds } from "./identity.ts";
 import { gpuFault } from "./probe/gpu-health.ts";
 import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
 import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts";
-import { registerThisDevice } from "./registration.ts";
+import { registerThisDevice, registerWhenReachable } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
 import { prepareJobsDir } from "./jobs/jobs-dir.ts";
 import { resealSecrets } from "./jobs/job-secrets.ts";
@@ -112,16 +112,21 @@ export async function startWorker(
     network: networks?.capability ?? NETWORKS_OFF,
   };
   log("registering", { coordinatorUrl: config.coordinatorUrl });
-  const registered = await registerThisDevice({
-    coordinatorUrl: config.coordinatorUrl,
-    ca,
-    enrollmentToken: config.enrollmentToken,
+  // A worker started before its coordinator (a boot, a restart of both) waits for it.
+  const registered = await registerWhenReachable(
+    () =>
+      registerThisDevice({
+        coordinatorUrl: config.coordinatorUrl,
+        ca,
+        enrollmentToken: config.enrollmentToken,
+        log,
+        identity,
+        region: config.region,
+        zone: config.zone,
+        hardware,
+      }),
     log,
-    identity,
-    region: config.region,
-    zone: config.zone,
-    hardware,
-  });
+  );
   await saveIds(config.home, registered);
   log("registered", {
     deviceId: registered.deviceId,

@@ -4,6 +4,7 @@ import { RegisterDeviceResponse, type DeviceRegistration } from "../protocol/dev
 import { ErrorBody } from "../protocol/errors.ts";
 import type { HardwareReport } from "../protocol/hardware.ts";
 import { postJson } from "./coordinator-http.ts";
+import { CoordinatorTrustError } from "./coordinator-trust.ts";
 import type { DeviceIdentity } from "./identity.ts";
 
 /** A refusal from the coordinator, with its stable error code. */
@@ -11,9 +12,71 @@ export class RegistrationError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** The HTTP status of the refusal (absent: refused here, before asking). */
+    readonly status?: number,
   ) {
     super(message);
     this.name = "RegistrationError";
+  }
+}
+
+/** Connection failures that a coordinator starting up (or a network coming up) heals. */
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+]);
+
+/**
+ * Whether a failed registration may succeed if tried again: the coordinator unreachable, not
+ * answering, or answering 5xx or 429. A refusal (a bad token, a revoked device, an unknown zone,
+ * an untrusted certificate) never heals.
+ */
+export function isTransientRegistrationFailure(error: unknown): boolean {
+  if (error instanceof RegistrationError)
+    return error.status !== undefined && (error.status >= 500 || error.status === 429);
+  if (!(error instanceof Error) || error instanceof CoordinatorTrustError) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== undefined) return TRANSIENT_CODES.has(code);
+  return error.message.startsWith("no answer from the coordinator");
+}
+
+/** Waits between registration tries: the first, doubled after each failure up to the last. */
+export const REGISTER_RETRY = { firstMs: 500, maxMs: 15_000 } as const;
+
+/**
+ * `register`, tried again with backoff while it fails in a way that heals (the coordinator not
+ * up yet: {@link isTransientRegistrationFailure}), each wait logged; any other failure at once.
+ */
+export async function registerWhenReachable<T>(
+  register: () => Promise<T>,
+  log: (message: string, fields?: Record<string, unknown>) => void,
+  retry: { firstMs: number; maxMs: number } = REGISTER_RETRY,
+): Promise<T> {
+  let waitMs = retry.firstMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await register();
+    } catch (error) {
+      if (!isTransientRegistrationFailure(error)) throw error;
+      // ±20 % so a fleet of workers started together does not come back in step.
+      const jittered = Math.round(waitMs * (0.8 + Math.random() * 0.4));
+      log("coordinator not reachable yet; retrying", {
+        attempt,
+        retryInMs: jittered,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      await new Promise((resolve) => setTimeout(resolve, jittered));
+      waitMs = Math.min(waitMs * 2, retry.maxMs);
+    }
   }
 }
 
@@ -70,10 +133,11 @@ export async function registerDevice(options: {
   if (!response.ok) {
     const error = ErrorBody.safeParse(answer);
     throw error.success
-      ? new RegistrationError(error.data.error.code, error.data.error.message)
+      ? new RegistrationError(error.data.error.code, error.data.error.message, response.status)
       : new RegistrationError(
           "HTTP_" + response.status,
           `registration failed with HTTP ${response.status}`,
+          response.status,
         );
   }
   return RegisterDeviceResponse.parse(answer);

@@ -4,20 +4,59 @@ import type { Command } from "commander";
 import type { TandemClient } from "../../client/client.ts";
 import { deployWithSecrets, sealPendingSecrets } from "../../client/sealed-deploy.ts";
 import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
+import type { ClusterCostsView } from "../../protocol/wallet.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
 import {
+  EXIT,
+  fetchPages,
+  funnelLines,
   parseCpus,
   parseIntOption,
   parseRatio,
   parseSize,
   parseReputation,
   withClientOptions,
+  withPaging,
   type ClientOptions,
+  type PagingOptions,
 } from "./common.ts";
 import { addClusterCostsCommand } from "./wallet.ts";
 
 const FINAL = new Set(["completed", "failed", "terminated", "expired"]);
+/** Final states a cluster reaches when it did not do its work: a deploy ending so exits non-zero. */
+const ENDED_UNRUN = new Set(["failed", "terminated", "expired"]);
+
+/**
+ * Why an ended cluster ended, in words: its final event's reason and, where a rank's exit
+ * ended it, that exit (code, signal, error, limit exceeded).
+ */
+export function endReason(cluster: ClusterView): string {
+  const final = cluster.events.findLast((e) => e.type === cluster.status);
+  const reason =
+    typeof final?.detail.reason === "string" ? final.detail.reason : "no reason recorded";
+  const exit = cluster.events.findLast((e) => e.type === "rank-exited" && e.detail.exitCode !== 0);
+  if (exit === undefined || cluster.status !== "failed") return reason;
+  const d = exit.detail;
+  const parts = [
+    typeof d.exitCode === "number" ? `exit ${d.exitCode}` : undefined,
+    typeof d.signal === "string" ? `signal ${d.signal}` : undefined,
+    typeof d.error === "string" ? d.error : undefined,
+    typeof d.limitExceeded === "string" ? `${d.limitExceeded} limit exceeded` : undefined,
+  ].filter((p) => p !== undefined);
+  return parts.length === 0 ? reason : `${reason} (rank ${String(d.rank)}: ${parts.join(", ")})`;
+}
+
+/** The lines that say how an ended cluster ended and what came back to its owner. */
+function endFields(cluster: ClusterView, costs: ClusterCostsView): Array<[string, string]> {
+  return [
+    ["reason", endReason(cluster)],
+    [
+      "refunded",
+      `${costs.refunded} ${costs.currency} of ${costs.charged} ${costs.currency} charged`,
+    ],
+  ];
+}
 
 interface FilterOptions extends ClientOptions {
   gpu?: string;
@@ -162,6 +201,7 @@ async function secretsFrom(
 function printSearch(result: SearchResponse): void {
   if (!result.satisfiable) {
     process.stdout.write(`cannot place ${result.needed} node(s): ${result.explanation}\n`);
+    process.stdout.write(funnelLines(result.funnel));
     return;
   }
   printTable(result.offers, [
@@ -174,7 +214,7 @@ function printSearch(result: SearchResponse): void {
   process.stdout.write(`\n${result.explanation}\n`);
 }
 
-function printCluster(cluster: ClusterView): void {
+function printCluster(cluster: ClusterView, ended: Array<[string, string]> = []): void {
   printFields([
     ["cluster", cluster.id],
     ["kind", cluster.kind],
@@ -184,6 +224,7 @@ function printCluster(cluster: ClusterView): void {
     ["limits asked", describeLimits(cluster.limits) || "none (each rank gets its node's offer)"],
     ["started", cluster.startedAt ?? "-"],
     ["ends", cluster.endsAt ?? "-"],
+    ...ended,
   ]);
   process.stdout.write("\n");
   printTable(cluster.nodes, [
@@ -239,6 +280,7 @@ export function registerClusterCommands(program: Command): void {
       ),
   ).action(async (options: FilterOptions) => {
     const result = await (await clientFor(options)).search(filtersFrom(options));
+    if (!result.satisfiable) process.exitCode = EXIT.noFit;
     if (options.json) return printJson(result);
     printSearch(result);
   });
@@ -304,6 +346,13 @@ export function registerClusterCommands(program: Command): void {
         process.stdout.write(`cluster ${deployed.id}: ${deployed.nodes.length} node(s) reserved\n`);
         const settled = await followProvisioning(client, deployed);
         process.stdout.write(`cluster ${settled.id} is ${settled.status}\n`);
+        if (ENDED_UNRUN.has(settled.status)) {
+          process.exitCode = EXIT.clusterEnded;
+          const costs = await client.clusterCosts(settled.id);
+          printFields(endFields(settled, costs));
+          process.stdout.write(`its logs: tandem cluster logs ${settled.id}\n`);
+          return;
+        }
         process.stdout.write(`follow its logs: tandem cluster logs ${settled.id} --follow\n`);
       },
     );
@@ -338,19 +387,26 @@ export function registerClusterCommands(program: Command): void {
 
   addClusterCostsCommand(cluster);
 
-  withClientOptions(cluster.command("list").description("your clusters")).action(
-    async (options: ClientOptions) => {
-      const list = await (await clientFor(options)).listClusters();
-      if (options.json) return printJson(list);
-      printTable(list.items, [
-        ["ID", (c) => c.id],
-        ["KIND", (c) => c.kind],
-        ["STATUS", (c) => c.status],
-        ["NODES", (c) => String(c.nodes.length)],
-        ["CREATED", (c) => c.createdAt],
-      ]);
-    },
-  );
+  withPaging(
+    withClientOptions(cluster.command("list").description("your clusters, newest first")),
+    50,
+    200,
+  ).action(async (options: ClientOptions & PagingOptions) => {
+    const client = await clientFor(options);
+    const list = await fetchPages(options, (cursor) =>
+      client.listClusters({ limit: options.limit, ...(cursor === undefined ? {} : { cursor }) }),
+    );
+    if (options.json) return printJson(list);
+    printTable(list.items, [
+      ["ID", (c) => c.id],
+      ["KIND", (c) => c.kind],
+      ["STATUS", (c) => c.status],
+      ["NODES", (c) => String(c.nodes.length)],
+      ["CREATED", (c) => c.createdAt],
+    ]);
+    if (list.nextCursor !== null)
+      process.stdout.write(`\nmore: tandem cluster list --cursor ${list.nextCursor} (or --all)\n`);
+  });
 
   withClientOptions(
     cluster
@@ -358,9 +414,13 @@ export function registerClusterCommands(program: Command): void {
       .description("a cluster: nodes, ranks, events")
       .argument("<id>", "cluster id"),
   ).action(async (id: string, options: ClientOptions) => {
-    const view = await (await clientFor(options)).getCluster(id);
+    const client = await clientFor(options);
+    const view = await client.getCluster(id);
     if (options.json) return printJson(view);
-    printCluster(view);
+    printCluster(
+      view,
+      FINAL.has(view.status) ? endFields(view, await client.clusterCosts(id)) : [],
+    );
     process.stdout.write("\n");
     printTable(view.events, [
       ["AT", (e) => e.at],

@@ -28,6 +28,39 @@ export function withJson(command: Command): Command {
   return command.option("--json", "print machine-readable JSON");
 }
 
+/** A list command's paging flags: `--limit`, `--cursor`, `--all`. */
+export interface PagingOptions {
+  limit: number;
+  cursor?: string;
+  all?: boolean;
+}
+
+/** Adds `--limit` (default `fallback`, at most `max`), `--cursor` and `--all`. */
+export function withPaging(command: Command, fallback: number, max: number): Command {
+  return command
+    .option("--limit <n>", `page size (1-${max})`, parseIntOption("--limit"), fallback)
+    .option("--cursor <cursor>", "continue from a previous page (its nextCursor)")
+    .option("--all", "follow the cursors: every page, printed as one");
+}
+
+/**
+ * The page `fetch` answers from `--cursor`, or with `--all` every page from there on as one (the
+ * last page's fields, all the items, `nextCursor` null).
+ */
+export async function fetchPages<T, P extends { items: T[]; nextCursor: string | null }>(
+  options: PagingOptions,
+  fetch: (cursor: string | undefined) => Promise<P>,
+): Promise<P> {
+  let page = await fetch(options.cursor);
+  if (!options.all) return page;
+  const items = [...page.items];
+  while (page.nextCursor !== null) {
+    page = await fetch(page.nextCursor);
+    items.push(...page.items);
+  }
+  return { ...page, items };
+}
+
 export function parseIntOption(name: string) {
   return (value: string): number => {
     if (!/^\d+$/.test(value)) throw new Error(`${name} must be a whole number, got "${value}"`);
@@ -69,20 +102,58 @@ export function parseReputation(value: string): number {
   return n;
 }
 
+/**
+ * What a `tandem` exit status means (README, "Exit codes"): 0 done; 1 an error (a refused request,
+ * bad input, no coordinator); 2 nothing fits (a search or deploy that placement cannot satisfy);
+ * 3 a deployed cluster that ended without running (failed, terminated or expired).
+ */
+export const EXIT = { error: 1, noFit: 2, clusterEnded: 3 } as const;
+
+/** The placement funnel as lines: how many nodes each filter left, one filter a line. */
+export function funnelLines(funnel: ReadonlyArray<{ filter: string; remaining: number }>): string {
+  const width = Math.max("FILTER".length, ...funnel.map((s) => s.filter.length));
+  return [
+    `  ${"FILTER".padEnd(width)}  NODES LEFT`,
+    ...funnel.map((s) => `  ${s.filter.padEnd(width)}  ${s.remaining}`),
+  ]
+    .map((line) => line + "\n")
+    .join("");
+}
+
+/** `details.funnel` of a NO_CAPACITY error, when it has a well-formed one. */
+function funnelOf(details: unknown): Array<{ filter: string; remaining: number }> | undefined {
+  if (typeof details !== "object" || details === null || !("funnel" in details)) return undefined;
+  const funnel = details.funnel;
+  if (!Array.isArray(funnel)) return undefined;
+  const steps = funnel.filter(
+    (s): s is { filter: string; remaining: number } =>
+      typeof s === "object" &&
+      s !== null &&
+      typeof (s as { filter?: unknown }).filter === "string" &&
+      typeof (s as { remaining?: unknown }).remaining === "number",
+  );
+  return steps.length === funnel.length && steps.length > 0 ? steps : undefined;
+}
+
 const CA_HINT =
   " (a coordinator with a private CA's certificate: NODE_EXTRA_CA_CERTS=<its CA's PEM file>)";
 
 /** Prints an error the way a user can act on it, and sets a non-zero exit code. */
 export function reportError(error: unknown, json: boolean): void {
-  process.exitCode = 1;
+  process.exitCode = EXIT.error;
   if (error instanceof TandemApiError) {
-    if (json)
+    if (error.code === "NO_CAPACITY") process.exitCode = EXIT.noFit;
+    if (json) {
       process.stdout.write(
         JSON.stringify({
           error: { code: error.code, message: error.message, details: error.details },
         }) + "\n",
       );
-    else process.stderr.write(`error: ${error.message} (${error.code}, HTTP ${error.status})\n`);
+      return;
+    }
+    process.stderr.write(`error: ${error.message} (${error.code}, HTTP ${error.status})\n`);
+    const funnel = error.code === "NO_CAPACITY" ? funnelOf(error.details) : undefined;
+    if (funnel !== undefined) process.stderr.write(funnelLines(funnel));
     return;
   }
   const message = error instanceof Error ? error.message : String(error);

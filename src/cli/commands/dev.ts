@@ -102,7 +102,11 @@ export function registerDevCommand(program: Command): void {
             `  listening:  ${listeningOn(options.host, coordinator.url)}`,
             `  API key:    ${apiKey}   (consumer + supplier)`,
             `  admin key:  ${summary.adminKeyFile}`,
-            `  workers:    ${workers.map((w) => `${w.name} (${w.zone})`).join(", ")}`,
+            // Each worker's PID, to stop one (`kill -9 <pid>`) and watch its node go offline.
+            ...summary.workers.map(
+              (w, i) =>
+                `  ${i === 0 ? "workers:   " : "           "} ${w.name} (${w.zone}) pid ${w.pid ?? "?"}`,
+            ),
             "",
             "Try:  npm run tandem -- nodes list",
             `      TANDEM_API_KEY=${apiKey} npm run tandem -- account show`,

@@ -3,11 +3,14 @@ import type { NodeView, ReputationBreakdown } from "../../protocol/nodes.ts";
 import { clientFor } from "../context.ts";
 import { mib, percent, printFields, printJson, printTable, type Column } from "../output.ts";
 import {
+  fetchPages,
   parseIntOption,
   parseRatio,
   parseReputation,
   withClientOptions,
+  withPaging,
   type ClientOptions,
+  type PagingOptions,
 } from "./common.ts";
 
 const NODE_COLUMNS: ReadonlyArray<Column<NodeView>> = [
@@ -23,7 +26,7 @@ const NODE_COLUMNS: ReadonlyArray<Column<NodeView>> = [
   ["FLAGS", (n) => n.flags.join(",") || "-"],
 ];
 
-interface ListOptions extends ClientOptions {
+interface ListOptions extends ClientOptions, PagingOptions {
   gpu?: string;
   region?: string;
   zone?: string;
@@ -31,14 +34,16 @@ interface ListOptions extends ClientOptions {
   minUptime?: number;
   minReputation?: number;
   minVramMib?: number;
-  limit?: number;
-  cursor?: string;
 }
 
 export function registerNodeCommands(program: Command): void {
   const nodes = program.command("nodes").description("see the machines in the network");
 
-  withClientOptions(nodes.command("list").description("list nodes, with filters"))
+  withPaging(
+    withClientOptions(nodes.command("list").description("list nodes, with filters")),
+    50,
+    500,
+  )
     .option("--gpu <model>", "GPU model id, e.g. rtx-4090")
     .option("--region <region>", "region, e.g. eu-west")
     .option("--zone <zone>", "zone, e.g. eu-west-a")
@@ -46,21 +51,21 @@ export function registerNodeCommands(program: Command): void {
     .option("--min-uptime <ratio>", "minimum 30-day uptime, 0..1", parseRatio)
     .option("--min-reputation <score>", "minimum reputation score, 0..100", parseReputation)
     .option("--min-vram-mib <mib>", "minimum VRAM per GPU, MiB", parseIntOption("--min-vram-mib"))
-    .option("--limit <n>", "page size (1-500)", parseIntOption("--limit"), 50)
-    .option("--cursor <cursor>", "continue from a previous page")
     .action(async (options: ListOptions) => {
       const client = await clientFor(options);
-      const page = await client.listNodes({
-        gpuModel: options.gpu,
-        region: options.region,
-        zone: options.zone,
-        status: options.status,
-        minUptime: options.minUptime,
-        minReputation: options.minReputation,
-        minVramMiB: options.minVramMib,
-        limit: options.limit,
-        cursor: options.cursor,
-      });
+      const page = await fetchPages(options, (cursor) =>
+        client.listNodes({
+          gpuModel: options.gpu,
+          region: options.region,
+          zone: options.zone,
+          status: options.status,
+          minUptime: options.minUptime,
+          minReputation: options.minReputation,
+          minVramMiB: options.minVramMib,
+          limit: options.limit,
+          cursor,
+        }),
+      );
       if (options.json) return printJson(page);
       if (page.items.length === 0) {
         process.stdout.write("no nodes match\n");
@@ -105,27 +110,34 @@ export function registerNodeCommands(program: Command): void {
     printReputation(reputation);
   });
 
-  withClientOptions(
-    nodes
-      .command("history")
-      .description("a node's status and metadata history")
-      .argument("<id>", "node id"),
-  )
-    .option("--limit <n>", "entries (1-500)", parseIntOption("--limit"), 100)
-    .action(async (id: string, options: ClientOptions & { limit: number }) => {
-      const history = await (await clientFor(options)).nodeHistory(id, { limit: options.limit });
-      if (options.json) return printJson(history);
-      printTable(history.items, [
-        ["AT", (e) => e.at],
-        ["ACTION", (e) => e.action],
-        [
-          "CHANGE",
-          (e) => (e.from === null && e.to === null ? "-" : `${e.from ?? "∅"} → ${e.to ?? "∅"}`),
-        ],
-        ["ACTOR", (e) => e.actor],
-        ["DETAIL", (e) => JSON.stringify(e.detail)],
-      ]);
-    });
+  withPaging(
+    withClientOptions(
+      nodes
+        .command("history")
+        .description("a node's status and metadata history")
+        .argument("<id>", "node id"),
+    ),
+    100,
+    500,
+  ).action(async (id: string, options: ClientOptions & PagingOptions) => {
+    const client = await clientFor(options);
+    const history = await fetchPages(options, (cursor) =>
+      client.nodeHistory(id, { limit: options.limit, ...(cursor === undefined ? {} : { cursor }) }),
+    );
+    if (options.json) return printJson(history);
+    printTable(history.items, [
+      ["AT", (e) => e.at],
+      ["ACTION", (e) => e.action],
+      [
+        "CHANGE",
+        (e) => (e.from === null && e.to === null ? "-" : `${e.from ?? "∅"} → ${e.to ?? "∅"}`),
+      ],
+      ["ACTOR", (e) => e.actor],
+      ["DETAIL", (e) => JSON.stringify(e.detail)],
+    ]);
+    if (history.nextCursor !== null)
+      process.stdout.write(`\nmore: tandem nodes history ${id} --cursor ${history.nextCursor}\n`);
+  });
 }
 
 /** Each reputation term and the evidence behind it (decayed counts), as src/core/reputation.ts sums it. */

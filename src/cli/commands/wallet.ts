@@ -2,7 +2,13 @@ import type { Command } from "commander";
 import type { WalletTransaction } from "../../protocol/wallet.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
-import { parseIntOption, withClientOptions, type ClientOptions } from "./common.ts";
+import {
+  fetchPages,
+  withClientOptions,
+  withPaging,
+  type ClientOptions,
+  type PagingOptions,
+} from "./common.ts";
 
 interface MoveOptions extends ClientOptions {
   amount: string;
@@ -27,25 +33,24 @@ export function registerWalletCommands(program: Command): void {
       ]);
     });
 
-  withClientOptions(wallet.command("history").description("your ledger transactions, newest first"))
+  withPaging(
+    withClientOptions(
+      wallet.command("history").description("your ledger transactions, newest first"),
+    ),
+    50,
+    500,
+  )
     .option("--currency <code>", "TDM | USDC | USD")
-    .option("--limit <n>", "transactions per page", parseIntOption("--limit"), 50)
-    .option("--cursor <id>", "continue after this transaction (the previous page's nextCursor)")
     .action(
-      async (
-        options: ClientOptions & {
-          currency?: "TDM" | "USDC" | "USD";
-          limit: number;
-          cursor?: string;
-        },
-      ) => {
-        const page = await (
-          await clientFor(options)
-        ).walletTransactions({
-          limit: options.limit,
-          ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
-          ...(options.currency === undefined ? {} : { currency: options.currency }),
-        });
+      async (options: ClientOptions & PagingOptions & { currency?: "TDM" | "USDC" | "USD" }) => {
+        const client = await clientFor(options);
+        const page = await fetchPages(options, (cursor) =>
+          client.walletTransactions({
+            limit: options.limit,
+            ...(cursor === undefined ? {} : { cursor }),
+            ...(options.currency === undefined ? {} : { currency: options.currency }),
+          }),
+        );
         if (options.json) return printJson(page);
         const rows = page.items.flatMap((t: WalletTransaction) => t.entries.map((e) => ({ t, e })));
         printTable(rows, [
@@ -58,7 +63,8 @@ export function registerWalletCommands(program: Command): void {
           ["RATE", ({ t }) => (t.exchange === null ? "-" : exchangeText(t.exchange))],
           ["CLUSTER", ({ t }) => t.clusterId ?? "-"],
         ]);
-        if (page.nextCursor !== null) process.stdout.write(`\nmore: --cursor ${page.nextCursor}\n`);
+        if (page.nextCursor !== null)
+          process.stdout.write(`\nmore: tandem wallet history --cursor ${page.nextCursor}\n`);
       },
     );
 

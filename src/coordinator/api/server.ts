@@ -36,6 +36,7 @@ import { enrollmentRoutes } from "./routes/enrollment.ts";
 import { explorerRoutes } from "./routes/explorer.ts";
 import { liveRoutes } from "./routes/live.ts";
 import { networkRoutes } from "./routes/network.ts";
+import { catalogRoutes } from "./routes/catalog.ts";
 import { nodeRoutes } from "./routes/nodes.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { walletRoutes } from "./routes/wallet.ts";
@@ -174,6 +175,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   enrollmentRoutes(app, deps);
   nodeRoutes(app, deps);
   networkRoutes(app, deps);
+  catalogRoutes(app);
   clusterRoutes(app, deps);
   clusterSecretRoutes(app, deps);
   pricingRoutes(app, deps);

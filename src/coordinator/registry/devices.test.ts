@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
+import { REGION_IDS } from "../../core/regions.ts";
 import type { HardwareReport } from "../../protocol/hardware.ts";
 import { dumpDatabase, forEachDatabase } from "../../../test/support/coordinator.ts";
 import {
@@ -90,11 +91,12 @@ forEachDatabase("device registration", (db) => {
     const r = await openRegistry(db, t);
     const hardware = await fixtureHardware("none");
     const before = await dumpDatabase(r.store);
-    for (const [region, zone] of [
-      ["mars-north", "mars-north-a"],
-      ["eu-west", "eu-west-d"],
-      ["eu-west", "us-east-a"],
-      ["EU-WEST", "EU-WEST-A"],
+    const eu = ["eu-west-a", "eu-west-b", "eu-west-c"];
+    for (const [region, zone, valid] of [
+      ["mars-north", "mars-north-a", REGION_IDS],
+      ["eu-west", "eu-west-d", eu],
+      ["eu-west", "us-east-a", eu],
+      ["EU-WEST", "EU-WEST-A", REGION_IDS],
     ] as const) {
       await assert.rejects(
         r.devices.register(
@@ -102,9 +104,15 @@ forEachDatabase("device registration", (db) => {
           signedRegistration(newDeviceKey(), { region, zone, hardware }),
           r.clock.now(),
         ),
-        (e: unknown) =>
-          refusedWith(ErrorCode.UNKNOWN_REGION)(e) &&
-          (e as TandemError).details?.["region"] === region,
+        (e: unknown) => {
+          assert.ok(refusedWith(ErrorCode.UNKNOWN_REGION)(e));
+          const error = e as TandemError;
+          assert.equal(error.details?.["region"], region);
+          // The refusal names what is valid: the zones of a known region, else every region.
+          assert.deepEqual(error.details?.["valid"], [...valid]);
+          assert.ok(error.message.endsWith(`${valid.join(", ")} (tandem catalog regions)`));
+          return true;
+        },
       );
     }
     assert.deepEqual(await dumpDatabase(r.store), before);

@@ -1,7 +1,7 @@
 import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { gpuModelByName } from "../../core/gpu-catalog.ts";
-import { isKnownZone } from "../../core/regions.ts";
+import { REGION_IDS, isKnownZone, zonesOf } from "../../core/regions.ts";
 import { registrationPayload, verifyPayload } from "../../protocol/device-signing.ts";
 import type { DeviceRegistration, RegisterDeviceRequest } from "../../protocol/devices.ts";
 import { HardwareReport } from "../../protocol/hardware.ts";
@@ -69,12 +69,14 @@ export class DeviceRegistry {
       );
     }
     if (!isKnownZone(registration.region, registration.zone)) {
+      const zones = zonesOf(registration.region);
+      const valid = zones === undefined ? [...REGION_IDS] : [...zones];
       throw new TandemError(
         ErrorCode.UNKNOWN_REGION,
-        `unknown region/zone ${registration.region}/${registration.zone}`,
-        {
-          details: { region: registration.region, zone: registration.zone },
-        },
+        `unknown region/zone ${registration.region}/${registration.zone}; ` +
+          (zones === undefined ? "regions: " : `zones of ${registration.region}: `) +
+          `${valid.join(", ")} (tandem catalog regions)`,
+        { details: { region: registration.region, zone: registration.zone, valid } },
       );
     }
     const summary = summarize(registration.hardware);

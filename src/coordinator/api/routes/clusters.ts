@@ -1,12 +1,13 @@
 import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import { ErrorCode, TandemError } from "../../../core/errors.ts";
-import { gpuModelById } from "../../../core/gpu-catalog.ts";
+import { GPU_MODEL_IDS, gpuModelById } from "../../../core/gpu-catalog.ts";
 import { CPU_ONLY_MODEL } from "../../../core/placement.ts";
-import { isKnownRegion } from "../../../core/regions.ts";
+import { REGION_IDS, isKnownRegion } from "../../../core/regions.ts";
 import {
   ClusterIdParams,
   ClusterList,
+  ClusterListQuery,
   ClusterView,
   DeployRequest,
   ExtendRequest,
@@ -44,15 +45,20 @@ function checkFilters(filters: Pick<CapacityFilters, "gpuModel" | "regions">): v
     filters.gpuModel !== CPU_ONLY_MODEL &&
     gpuModelById(filters.gpuModel) === undefined
   ) {
-    throw new TandemError(ErrorCode.UNKNOWN_GPU_MODEL, `unknown GPU model ${filters.gpuModel}`, {
-      details: { gpuModel: filters.gpuModel },
-    });
+    const valid = [CPU_ONLY_MODEL, ...GPU_MODEL_IDS];
+    throw new TandemError(
+      ErrorCode.UNKNOWN_GPU_MODEL,
+      `unknown GPU model ${filters.gpuModel}; one of: ${valid.join(", ")} (tandem catalog gpus)`,
+      { details: { gpuModel: filters.gpuModel, valid } },
+    );
   }
   const unknown = (filters.regions ?? []).filter((r) => !isKnownRegion(r));
   if (unknown.length > 0)
-    throw new TandemError(ErrorCode.UNKNOWN_REGION, `unknown region ${unknown.join(", ")}`, {
-      details: { regions: unknown },
-    });
+    throw new TandemError(
+      ErrorCode.UNKNOWN_REGION,
+      `unknown region ${unknown.join(", ")}; one of: ${REGION_IDS.join(", ")} (tandem catalog regions)`,
+      { details: { regions: unknown, valid: [...REGION_IDS] } },
+    );
 }
 
 export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps): void {
@@ -113,18 +119,24 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
     "/v1/clusters",
     {
       config: { roles: ["consumer"] },
-      schema: { tags: ["clusters"], response: { 200: ClusterList } },
+      schema: { tags: ["clusters"], querystring: ClusterListQuery, response: { 200: ClusterList } },
     },
     async (request) => {
       const { accountId } = callerOf(request);
-      const rows = await db
+      const { limit, cursor } = request.query;
+      let query = db
         .selectFrom("clusters")
         .select("id")
         .where("account_id", "=", accountId)
         .orderBy("id", "desc")
-        .limit(50)
-        .execute();
-      return { items: await Promise.all(rows.map((r) => clusterView(db, r.id))), nextCursor: null };
+        .limit(limit + 1);
+      if (cursor !== undefined) query = query.where("id", "<", cursor);
+      const rows = await query.execute();
+      const page = rows.slice(0, limit);
+      return {
+        items: await Promise.all(page.map((r) => clusterView(db, r.id))),
+        nextCursor: rows.length > limit ? page.at(-1)!.id : null,
+      };
     },
   );
 
