@@ -251,6 +251,23 @@ forEachDatabase("proof of hardware", (db) => {
     assert.match(r2.reason, /^revealed 10000 ms after the opening/);
   });
 
+  test("a worker that never answers is failed late by the deadline's timer", async (t) => {
+    // 20 ms of overhead allowance: the deadlines (real timers) pass while the worker stays silent.
+    const tc = await db.startCoordinator({ config: { proof: { overheadMs: 20 } } });
+    t.after(() => tc.close());
+    const supplier = await tc.signUp(["supplier"]);
+    const silent = await node(tc, supplier.apiKey, "h100x8");
+    await nextProve(silent);
+    const r1 = await assertFailed(tc, silent, "late");
+    assert.match(r1.reason, /^no commitment within its \d+ ms deadline$/);
+
+    const noReveal = await node(tc, supplier.apiKey, "none");
+    noReveal.send(new FixtureProver(await nextProve(noReveal)).commit());
+    await nextOpen(noReveal);
+    const r2 = await assertFailed(tc, noReveal, "late");
+    assert.equal(r2.reason, "no reveal within its 20 ms deadline");
+  });
+
   test("a replayed or foreign proof id fails the proof in flight", async (t) => {
     const { tc, clock, supplier } = await network(db, t);
     const worker = await node(tc, supplier.apiKey, "h100x8");
