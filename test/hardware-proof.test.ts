@@ -46,7 +46,14 @@ async function node(
   tc: TestCoordinator,
   apiKey: string,
   fixture: GpuFixture,
-): Promise<WorkerSocket & { nodeId: string; reconnect(): Promise<WorkerSocket> }> {
+): Promise<
+  WorkerSocket & {
+    nodeId: string;
+    reconnect(): Promise<WorkerSocket>;
+    /** Registers the same device again with `fixture`'s hardware. */
+    reregister(fixture: GpuFixture): Promise<void>;
+  }
+> {
   const device = newDeviceKey();
   const registered = await tc.client(apiKey).registerDevice(
     signedRegistration(device, {
@@ -56,8 +63,17 @@ async function node(
     }),
   );
   const reconnect = () => connectWorker(tc.url, registered.deviceId, device.privateKey);
+  const reregister = async (other: GpuFixture) => {
+    await tc.client(apiKey).registerDevice(
+      signedRegistration(device, {
+        region: "eu-west",
+        zone: "eu-west-a",
+        hardware: await fixtureHardware(other),
+      }),
+    );
+  };
   const worker = await connectWorker(tc.url, registered.deviceId, device.privateKey);
-  return { ...worker, reconnect };
+  return { ...worker, reconnect, reregister };
 }
 
 /** The node's proof row (waited for) and its record. */
@@ -249,6 +265,25 @@ forEachDatabase("proof of hardware", (db) => {
     slowReveal.send(p2.reveal(open));
     const r2 = await assertFailed(tc, slowReveal, "late");
     assert.match(r2.reason, /^revealed 10000 ms after the opening/);
+  });
+
+  test("a node that reports other GPUs must prove them before it is rented again", async (t) => {
+    const { tc, clock, supplier } = await network(db, t);
+    const worker = await node(tc, supplier.apiKey, "h100x8");
+    await proveHonestly(worker, HONEST_H100_TFLOPS, () => clock.advance(1));
+    await proofOf(tc, worker.nodeId);
+    worker.socket.close();
+    await worker.closed();
+    clock.advance(60_000);
+    await tc.coordinator.gateway.sweep();
+    assert.equal((await viewOf(tc, worker.nodeId)).status, "offline");
+
+    await worker.reregister("rtx4090");
+    const again = await worker.reconnect();
+    const prove = await nextProve(again);
+    assert.equal(prove.devices.length, 1);
+    assert.equal((await viewOf(tc, worker.nodeId)).status, "unverified");
+    assert.equal((await viewOf(tc, worker.nodeId)).gpuModel, "rtx-4090");
   });
 
   test("a worker that never answers is failed late by the deadline's timer", async (t) => {

@@ -134,6 +134,8 @@ export class DeviceRegistry {
               zone: registration.zone,
               hardware: hardwareJson,
               ...summary,
+              // Other hardware must be proven anew: the node connects unverified.
+              ...(changes.includes("hardware") ? { verified_at: null } : {}),
             })
             .where("id", "=", existing.nodeId)
             .execute();
@@ -142,7 +144,10 @@ export class DeviceRegistry {
             atMs: nowMs,
             actor,
             action: "metadata",
-            detail: { changed: changes },
+            detail: {
+              changed: changes,
+              ...(changes.includes("hardware") ? { unverified: "hardware changed" } : {}),
+            },
           });
           await recordGpuUuids(tx, existing.nodeId, registration.hardware, nowMs);
         }
