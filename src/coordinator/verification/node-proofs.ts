@@ -26,6 +26,9 @@ export interface ProofChannel {
   close(reason: string): void;
 }
 
+/** setTimeout's longest delay (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface InFlight {
   channel: ProofChannel;
   session: ProofSession;
@@ -114,7 +117,7 @@ export class NodeProofs {
     flight.timer = setTimeout(() => {
       if (this.inFlight.get(flight.channel.nodeId) !== flight) return;
       void this.finish(flight, flight.session.expire());
-    }, ms);
+    }, Math.min(ms, MAX_TIMER_MS));
     flight.timer.unref();
   }
 

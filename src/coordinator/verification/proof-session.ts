@@ -341,12 +341,11 @@ export class ProofSession {
       devices: records,
     });
     if (this.problems.length > 0 || failed.length > 0) {
-      const reasons = [
-        ...this.problems,
-        ...failed
-          .filter((r) => !this.problems.includes(r.detail))
-          .map((r) => `${r.device} ${r.verdict}: ${r.detail}`),
-      ];
+      // A problem of the whole proof says it all; otherwise each failed device's verdict.
+      const reasons =
+        this.problems.length > 0
+          ? this.problems
+          : failed.map((r) => `${r.device} ${r.verdict}: ${r.detail}`);
       const more = reasons.length > 1 ? ` (and ${reasons.length - 1} more)` : "";
       return { passed: false, record: record(`${reasons[0]}${more}`), tooFast };
     }
