@@ -163,7 +163,6 @@ forEachDatabase("amounts", (db) => {
         // TDM worth so little that one CPU node (0.02 USD an hour) costs 10,000,000 TDM an
         // hour: an hour fits the bound, 720 hours, a 200-node prepay or a long extension do not.
         tdmPerUsdUnits: 500_000_000_000_000n,
-        verificationMatrixSize: 16,
         livenessSweepMs: 0,
         schedulerTickMs: 86_400_000,
       },

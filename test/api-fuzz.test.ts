@@ -354,7 +354,6 @@ forEachDatabase("API fuzz", (db) => {
       clock: new ManualClock(),
       config: {
         pricingMode: "market",
-        verificationMatrixSize: 16,
         livenessSweepMs: 0,
         schedulerTickMs: 86_400_000,
       },

@@ -13,7 +13,12 @@ import { TandemApiError, TandemClient } from "../src/client/client.ts";
 import { slashAmount } from "../src/core/failover.ts";
 import { formatMoney, money, units } from "../src/core/money.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
-import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
+import {
+  eventually,
+  spawnTandem,
+  type TandemProcess,
+  SMALL_PROOF_FLAGS,
+} from "./support/processes.ts";
 import { enrollmentEnv } from "./support/workers.ts";
 
 const WORKERS = 10;
@@ -92,6 +97,7 @@ describe("chaos: workers die mid-job", () => {
     coordinator = spawnTandem(
       [
         "coordinator",
+        ...SMALL_PROOF_FLAGS,
         "--port",
         "0",
         "--json",

@@ -11,7 +11,12 @@ import { fileURLToPath } from "node:url";
 import { TandemApiError, TandemClient } from "../src/client/client.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
 import { importBusyboxImage } from "./support/busybox-image.ts";
-import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
+import {
+  eventually,
+  spawnTandem,
+  type TandemProcess,
+  SMALL_PROOF_FLAGS,
+} from "./support/processes.ts";
 import { enrollmentEnv } from "./support/workers.ts";
 
 const JOBS = fileURLToPath(new URL("./fixtures/jobs/", import.meta.url));
@@ -58,7 +63,7 @@ describe("clusters on a 4-worker network", () => {
   before(async () => {
     home = await mkdtemp(join(tmpdir(), "tandem-clusters-"));
     const coordinator = spawnTandem(
-      ["coordinator", "--port", "0", "--json", "--log-level", "warn"],
+      ["coordinator", ...SMALL_PROOF_FLAGS, "--port", "0", "--json", "--log-level", "warn"],
       { TANDEM_HOME: join(home, "c") },
     );
     processes.push(coordinator);

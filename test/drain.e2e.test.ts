@@ -9,7 +9,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TandemClient } from "../src/client/client.ts";
 import type { ClusterView } from "../src/protocol/clusters.ts";
-import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
+import {
+  eventually,
+  spawnTandem,
+  type TandemProcess,
+  SMALL_PROOF_FLAGS,
+} from "./support/processes.ts";
 import { enrollmentEnv } from "./support/workers.ts";
 
 const WORKERS = 3;
@@ -108,7 +113,7 @@ describe("tandem worker drain against the real coordinator", { timeout: 600_000 
   before(async () => {
     home = await mkdtemp(join(tmpdir(), "tandem-drain-e2e-"));
     const coordinator = spawnTandem(
-      ["coordinator", "--port", "0", "--json", "--log-level", "warn"],
+      ["coordinator", ...SMALL_PROOF_FLAGS, "--port", "0", "--json", "--log-level", "warn"],
       { TANDEM_HOME: join(home, "c") },
     );
     processes.push(coordinator);

@@ -26,6 +26,7 @@ import {
   eventually,
   spawnTandem,
   type TandemProcess,
+  SMALL_PROOF_FLAGS,
 } from "./support/processes.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./support/chromium.ts";
 import { enrollmentEnv } from "./support/workers.ts";
@@ -71,6 +72,7 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     const coordinator = spawnTandem(
       [
         "coordinator",
+        ...SMALL_PROOF_FLAGS,
         "--port",
         "0",
         "--json",

@@ -14,6 +14,7 @@ import {
   eventually,
   spawnTandem,
   type TandemProcess,
+  SMALL_PROOF_FLAGS,
 } from "./support/processes.ts";
 
 const HEARTBEAT_MS = 250;
@@ -42,6 +43,7 @@ for (const database of databases) {
       const coordinator = spawnTandem(
         [
           "coordinator",
+          ...SMALL_PROOF_FLAGS,
           "--port",
           "0",
           "--json",

@@ -63,9 +63,7 @@ forEachDatabase("output flood", (db) => {
     "a job flooding stdout completes: no fence, no failover, no slash; its log is capped and says so",
     { timeout: 300_000 },
     async (t) => {
-      const net = await db.startCoordinator({
-        config: { verificationMatrixSize: 16 },
-      });
+      const net = await db.startCoordinator();
       t.after(() => net.close());
       // SQLite: the default caps, so the rate cuts the flood; PostgreSQL: a 3 MiB total (below
       // the 4 MiB burst), so the total does.

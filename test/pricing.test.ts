@@ -18,7 +18,7 @@ async function refusal(promise: Promise<unknown>): Promise<[number, string]> {
 forEachDatabase("market pricing", (db) => {
   it("lets a supplier price its own node and nobody else's", async (t) => {
     const net = await db.startCoordinator({
-      config: { pricingMode: "market", verificationMatrixSize: 16 },
+      config: { pricingMode: "market" },
     });
     t.after(() => net.close());
     const supplier = await net.signUp(["supplier"]);
@@ -76,7 +76,7 @@ forEachDatabase("market pricing", (db) => {
   });
 
   it("refuses supplier prices on a catalog-priced network", async (t) => {
-    const net = await db.startCoordinator({ config: { verificationMatrixSize: 16 } });
+    const net = await db.startCoordinator({});
     t.after(() => net.close());
     const supplier = await net.signUp(["supplier"]);
     const worker = await availableWorker(net, supplier.apiKey, "eu-west-a");

@@ -16,7 +16,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, test, type TestContext } from "node:test";
-import { eventually, spawnTandem, type TandemProcess } from "./support/processes.ts";
+import {
+  eventually,
+  spawnTandem,
+  type TandemProcess,
+  SMALL_PROOF_FLAGS,
+} from "./support/processes.ts";
 import { makeTestCertificates } from "./support/tls-certs.ts";
 
 const run = promisify(execFile);
@@ -235,7 +240,17 @@ describe("workers on other machines", () => {
     const via = a.via;
     const home = join(dir, "coordinator");
     const coordinator = start(
-      ["coordinator", "--host", "198.51.100.1", "--port", "0", "--json", "--log-level", "warn"],
+      [
+        "coordinator",
+        ...SMALL_PROOF_FLAGS,
+        "--host",
+        "198.51.100.1",
+        "--port",
+        "0",
+        "--json",
+        "--log-level",
+        "warn",
+      ],
       { TANDEM_HOME: home },
       { via },
     );

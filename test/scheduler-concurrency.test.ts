@@ -9,7 +9,7 @@ import { availableWorker, fund } from "./support/workers.ts";
 forEachDatabase("concurrent deploys", (db) => {
   it("never double-books a node", async (t) => {
     const net = await db.startCoordinator({
-      config: { verificationMatrixSize: 16, heartbeatIntervalMs: 60_000 },
+      config: { heartbeatIntervalMs: 60_000 },
     });
     t.after(() => net.close());
     const { apiKey, accountId } = await net.signUp(["consumer", "supplier"]);

@@ -18,7 +18,6 @@ async function setup(
   const net = await db.startCoordinator({
     clock,
     config: {
-      verificationMatrixSize: 16,
       livenessSweepMs: 0,
       schedulerTickMs: 86_400_000,
       reservationTtlMs: 10_000,

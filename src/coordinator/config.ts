@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
+import { DEFAULT_PROOF_POLICY as D, PROOF_MAX_K } from "../core/hardware-proof.ts";
 
 /** Coordinator settings, parsed once at start; a bad value fails fast naming its field. */
 export const CoordinatorConfig = z.strictObject({
@@ -67,8 +68,24 @@ export const CoordinatorConfig = z.strictObject({
     .int()
     .min(1024)
     .default(256 * 1024),
-  /** Side of the compute-challenge matrices a node multiplies before it may be rented. */
-  verificationMatrixSize: z.number().int().min(8).max(1024).default(256),
+  /**
+   * How proofs of hardware are sized and judged (src/core/hardware-proof.ts; each field defaults
+   * to DEFAULT_PROOF_POLICY's).
+   */
+  proof: z
+    .strictObject({
+      gpuTargetMs: z.number().positive().max(600_000).default(D.gpuTargetMs),
+      gpuK: z.number().int().min(1).max(PROOF_MAX_K).default(D.gpuK),
+      vramFraction: z.number().min(0).max(1).default(D.vramFraction),
+      cpuN: z.number().int().min(1).max(65_536).default(D.cpuN),
+      cpuK: z.number().int().min(1).max(PROOF_MAX_K).default(D.cpuK),
+      cpuCoreGflops: z.number().positive().default(D.cpuCoreGflops),
+      minFraction: z.number().positive().max(1).default(D.minFraction),
+      maxFraction: z.number().min(1).default(D.maxFraction),
+      overheadMs: z.number().int().min(0).max(600_000).default(D.overheadMs),
+      openedCells: z.number().int().min(1).max(64).default(D.openedCells),
+    })
+    .prefault({}),
   /** A reserved worker must accept its rank within this, ms, or the reservation lapses. */
   reservationTtlMs: z.number().int().min(100).default(15_000),
   /** A standby (shadow) node's hourly rate, as a percentage of its own price (issue 5: 10%). */
@@ -110,6 +127,21 @@ export const CoordinatorConfig = z.strictObject({
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;
+
+/**
+ * Proofs small enough for `tandem dev` and in-process test coordinators: their workers prove on
+ * this machine's CPU (GPUs through a fixture prover that reports the claimed card's time), so a
+ * GPU's product is one leaf wide (256×256, k 256) and a core's 16×16 (k 512), answered in
+ * milliseconds; a core's reference rate is set low (1 MFLOPS) so a loaded machine still proves.
+ * Deadlines keep their overhead allowance (`overheadMs`), so nothing here is timing-tight.
+ */
+export const SMALL_PROOF_POLICY = {
+  gpuTargetMs: 0.0001,
+  gpuK: 256,
+  cpuN: 16,
+  cpuK: 512,
+  cpuCoreGflops: 0.001,
+} as const;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfig>;
 
 /** The price oracle's quotes, units of each currency per US dollar: USDC and USD at par. */

@@ -104,7 +104,7 @@ export async function startCoordinator(
       authTimeoutMs: config.authTimeoutMs,
       maxUnauthenticatedPerAddress: config.maxUnauthenticatedPerAddress,
       maxUnauthenticated: config.maxUnauthenticated,
-      verification: { size: config.verificationMatrixSize, openedRows: 8 },
+      proofPolicy: config.proof,
       sweepIntervalMs: config.livenessSweepMs,
       restartGraceMs: config.restartGraceMs,
     },

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { sql } from "kysely";
 import { TandemClient } from "../../src/client/client.ts";
-import type { CoordinatorConfigInput } from "../../src/coordinator/config.ts";
+import { SMALL_PROOF_POLICY, type CoordinatorConfigInput } from "../../src/coordinator/config.ts";
 import { startCoordinator, type Coordinator } from "../../src/coordinator/main.ts";
 import { openStore, type Store } from "../../src/coordinator/store/database.ts";
 import type { Database } from "../../src/coordinator/store/schema.ts";
@@ -115,6 +115,8 @@ async function launch(state: {
     {
       rateLimitPerMinute: 100_000,
       ...state.config,
+      // Small proofs: the tests' workers answer them on this CPU in milliseconds (config.ts).
+      proof: { ...SMALL_PROOF_POLICY, ...state.config?.proof },
       home: state.home,
       host: "127.0.0.1",
       port: 0,

@@ -13,6 +13,7 @@ import { startCoordinator, type Coordinator } from "../../src/coordinator/main.t
 import { createHosts, type CreateHostsOptions, type Hosts, type SimulatedHost } from "./hosts.ts";
 import { eventually, TANDEM_BIN } from "./processes.ts";
 import { enrollmentEnv, fund } from "./workers.ts";
+import { SMALL_PROOF_POLICY } from "../../src/coordinator/config.ts";
 
 export interface HostNetwork {
   readonly hosts: Hosts;
@@ -60,6 +61,7 @@ export async function startHostNetwork(
       port: 0,
       logLevel: "silent",
       jobNetworks: "required",
+      proof: SMALL_PROOF_POLICY,
     });
     const url = coordinator.url;
     const adminKey = coordinator.createdAdminKey!;

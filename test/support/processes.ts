@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { SMALL_PROOF_POLICY } from "../../src/coordinator/config.ts";
 
 export const TANDEM_BIN = fileURLToPath(new URL("../../bin/tandem.js", import.meta.url));
 export const NVIDIA_SMI_FIXTURES = fileURLToPath(
@@ -96,6 +97,17 @@ export async function eventually<T>(
   }
 }
 
+/**
+ * `tandem coordinator` flags for small proofs of hardware (SMALL_PROOF_POLICY): the tests' workers
+ * prove on this CPU, GPUs through a fixture prover, in milliseconds.
+ */
+export const SMALL_PROOF_FLAGS: readonly string[] = [
+  ...["--proof-gpu-target-ms", String(SMALL_PROOF_POLICY.gpuTargetMs)],
+  ...["--proof-gpu-k", String(SMALL_PROOF_POLICY.gpuK)],
+  ...["--proof-cpu-work", `${SMALL_PROOF_POLICY.cpuN}x${SMALL_PROOF_POLICY.cpuK}`],
+  ...["--proof-cpu-core-gflops", String(SMALL_PROOF_POLICY.cpuCoreGflops)],
+];
+
 /** `tandem coordinator` on a free port with its state in `home`: the process and its URL. */
 export async function startCoordinatorProcess(
   home: string,
@@ -103,7 +115,7 @@ export async function startCoordinatorProcess(
   flags: readonly string[] = [],
 ): Promise<{ coordinator: TandemProcess; url: string }> {
   const coordinator = spawnTandem(
-    ["coordinator", "--port", "0", "--json", "--log-level", "warn", ...flags],
+    ["coordinator", "--port", "0", "--json", "--log-level", "warn", ...SMALL_PROOF_FLAGS, ...flags],
     { TANDEM_HOME: home },
   );
   const url = (JSON.parse(await coordinator.line(/^\{/)) as { url: string }).url;

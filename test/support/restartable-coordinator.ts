@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { TandemClient } from "../../src/client/client.ts";
 import { freeLoopbackPort } from "./postgres.ts";
-import { spawnTandem, type TandemProcess } from "./processes.ts";
+import { spawnTandem, type TandemProcess, SMALL_PROOF_FLAGS } from "./processes.ts";
 
 export interface RestartableCoordinatorOptions {
   /** TANDEM_HOME of every incarnation (admin.key and the SQLite file live here). */
@@ -97,6 +97,7 @@ export class RestartableCoordinator {
     this.process = spawnTandem(
       [
         "coordinator",
+        ...SMALL_PROOF_FLAGS,
         "--port",
         String(port),
         "--json",

@@ -30,7 +30,6 @@ export async function simulatedNetwork(
   const net = await db.startCoordinator({
     clock,
     config: {
-      verificationMatrixSize: 16,
       livenessSweepMs: 0,
       schedulerTickMs: 86_400_000,
       reservationTtlMs: 10_000,

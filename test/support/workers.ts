@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { TandemClient } from "../../src/client/client.ts";
-import { ChallengeSolver } from "../../src/worker/verification.ts";
 import type { NetworkCapability } from "../../src/protocol/cluster-network.ts";
 import type { RankLimits } from "../../src/protocol/hardware.ts";
 import type { TestCoordinator } from "./coordinator.ts";
@@ -12,10 +11,11 @@ import {
   type TestDevice,
   type WorkerSocket,
 } from "./devices.ts";
+import { proveHonestly } from "./prover.ts";
 
 /**
  * A simulated worker over a real WebSocket: registered with a signed report of a CPU-only machine,
- * connected, and through the compute challenge (it really multiplies), so its node is available.
+ * connected, and through the proof of hardware (its cores really multiply), so its node is available.
  * It then does only what the test tells it to.
  */
 export async function availableWorker(
@@ -56,14 +56,7 @@ export async function availableWorker(
     {},
     localAddress,
   );
-  const solver = new ChallengeSolver();
-  const verify = await worker.next();
-  assert.equal(verify.type, "verify");
-  if (verify.type !== "verify") throw new Error("no challenge");
-  worker.send(await solver.solve(verify));
-  const open = await worker.next();
-  if (open.type !== "verify-open") throw new Error("no verify-open");
-  worker.send(solver.reveal(open));
+  await proveHonestly(worker);
   // The same device connecting again (it is verified by then, so it goes straight to available).
   const reconnect = (url = t.url) =>
     connectWorker(url, registered.deviceId, device.privateKey, {}, localAddress);

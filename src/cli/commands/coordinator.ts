@@ -18,6 +18,10 @@ interface CoordinatorOptions {
   jobNetworks: "required" | "optional";
   heartbeatIntervalMs?: number;
   missedHeartbeats?: number;
+  proofGpuTargetMs?: number;
+  proofGpuK?: number;
+  proofCpuWork?: { n: number; k: number };
+  proofCpuCoreGflops?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
@@ -79,6 +83,26 @@ export function registerCoordinatorCommand(program: Command): void {
       "missed heartbeats before a node is offline",
       parseIntOption("--missed-heartbeats"),
     )
+    .option(
+      "--proof-gpu-target-ms <ms>",
+      "proof of hardware: a GPU's work at its model's peak, ms (default 5000)",
+      parsePositive("--proof-gpu-target-ms"),
+    )
+    .option(
+      "--proof-gpu-k <k>",
+      "proof of hardware: inner dimension of a GPU's product (default 65536)",
+      parseIntOption("--proof-gpu-k"),
+    )
+    .option(
+      "--proof-cpu-work <n>x<k>",
+      "proof of hardware: one CPU core's product, side x inner dimension (default 64x8192)",
+      parseProofWork,
+    )
+    .option(
+      "--proof-cpu-core-gflops <g>",
+      "proof of hardware: a CPU core's reference rate; half of it is the least a core must show (default 0.25)",
+      parsePositive("--proof-cpu-core-gflops"),
+    )
     .option("--log-level <level>", "fatal | error | warn | info | debug | trace | silent", "info")
     .action(async (options: CoordinatorOptions) => {
       const home = tandemHome();
@@ -103,6 +127,18 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(options.missedHeartbeats === undefined
           ? {}
           : { missedHeartbeats: options.missedHeartbeats }),
+        proof: {
+          ...(options.proofGpuTargetMs === undefined
+            ? {}
+            : { gpuTargetMs: options.proofGpuTargetMs }),
+          ...(options.proofGpuK === undefined ? {} : { gpuK: options.proofGpuK }),
+          ...(options.proofCpuWork === undefined
+            ? {}
+            : { cpuN: options.proofCpuWork.n, cpuK: options.proofCpuWork.k }),
+          ...(options.proofCpuCoreGflops === undefined
+            ? {}
+            : { cpuCoreGflops: options.proofCpuCoreGflops }),
+        },
       });
       const ready = {
         url: coordinator.url,
@@ -135,4 +171,21 @@ export function listenAddress(host: string, url: string): string {
 export function listeningOn(host: string, url: string): string {
   if (host !== "0.0.0.0" && host !== "::") return url;
   return `${url} and every other address of this machine (${listenAddress(host, url)})`;
+}
+
+function parsePositive(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || n <= 0)
+      throw new Error(`${name} must be a positive number, got "${value}"`);
+    return n;
+  };
+}
+
+/** `<n>x<k>`: a proof's side and inner dimension, e.g. 64x8192. */
+function parseProofWork(value: string): { n: number; k: number } {
+  const match = /^(\d+)x(\d+)$/.exec(value);
+  if (match === null || Number(match[1]) < 1 || Number(match[2]) < 1)
+    throw new Error(`--proof-cpu-work must be <n>x<k> (e.g. 64x8192), got "${value}"`);
+  return { n: Number(match[1]), k: Number(match[2]) };
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { REGIONS } from "../../core/regions.ts";
 import { ENROLLMENT_TTL_SECONDS } from "../../protocol/enrollment.ts";
+import { SMALL_PROOF_POLICY } from "../../coordinator/config.ts";
 import { startCoordinator, type Coordinator } from "../../coordinator/main.ts";
 import { readLogin, saveLogin, tandemHome } from "../context.ts";
 import { parseIntOption, withJson } from "./common.ts";
@@ -53,6 +54,8 @@ export function registerDevCommand(program: Command): void {
         port: options.port,
         logLevel: "warn",
         faucet: true,
+        // Local workers prove on this machine (no GPU, or a fixture one): small proofs.
+        proof: SMALL_PROOF_POLICY,
         // A machine that cannot isolate (not root, a tool missing) still runs a dev network; its
         // workers say which parts they could not set up.
         jobNetworks: "optional",

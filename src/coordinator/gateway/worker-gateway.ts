@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
 import type { WebSocket } from "ws";
 import type { Clock } from "../../core/clock.ts";
+import type { ProofPolicy } from "../../core/hardware-proof.ts";
 import { FailureDetector } from "../../core/failure-detector.ts";
 import { connectPayload, verifyPayload } from "../../protocol/device-signing.ts";
 import {
@@ -18,11 +19,7 @@ import type { Metrics } from "../metrics.ts";
 import type { DeviceRegistry } from "../registry/devices.ts";
 import type { NodeLifecycle } from "../registry/node-lifecycle.ts";
 import { behindNat } from "../scheduler/cluster-network.ts";
-import {
-  ComputeChallenge,
-  type ComputeChallengeOptions,
-  type VerificationOutcome,
-} from "../verification/compute-challenge.ts";
+import { NodeProofs, type ProofChannel } from "../verification/node-proofs.ts";
 
 export interface WorkerGatewayOptions {
   heartbeatIntervalMs: number;
@@ -36,7 +33,8 @@ export interface WorkerGatewayOptions {
    */
   maxUnauthenticatedPerAddress?: number | undefined;
   maxUnauthenticated?: number | undefined;
-  verification: ComputeChallengeOptions;
+  /** How proofs of hardware are sized and judged (an unverified node is proven when it connects). */
+  proofPolicy: ProofPolicy;
   /** How often silent nodes are looked for, ms (default a quarter heartbeat); 0: only when `sweep()` is called. */
   sweepIntervalMs?: number | undefined;
   /**
@@ -62,7 +60,8 @@ interface Session {
   address: string;
   /** The address it says it has differs from `address` (scheduler/cluster-network.ts). */
   behindNat: boolean;
-  challenge: ComputeChallenge | undefined;
+  /** What its proof of hardware sends and closes through. */
+  proofChannel: ProofChannel;
 }
 
 /**
@@ -77,6 +76,7 @@ export class WorkerGateway {
   private readonly unauthenticated = new Map<string, number>();
   private unauthenticatedTotal = 0;
   private readonly byNode = new Map<string, Session>();
+  readonly proofs: NodeProofs;
   private jobHandler: JobMessageHandler | undefined;
   private connectHandler: ((nodeId: string) => Promise<void>) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -97,6 +97,7 @@ export class WorkerGateway {
     private readonly options: WorkerGatewayOptions,
   ) {
     this.lastFlushMs = deps.clock.now();
+    this.proofs = new NodeProofs(deps, options.proofPolicy);
     this.detector = new FailureDetector({
       clock: deps.clock,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
@@ -161,6 +162,7 @@ export class WorkerGateway {
   stop(): void {
     clearInterval(this.sweepTimer);
     clearInterval(this.flushTimer);
+    this.proofs.stop();
     for (const { socket } of this.sessions.values())
       socket.close(CloseCode.shuttingDown, "coordinator shutting down");
     this.sessions.clear();
@@ -263,8 +265,9 @@ export class WorkerGateway {
     socket.on("close", () => {
       release();
       clearTimeout(authTimer);
-      if (session !== undefined && this.sessions.get(session.deviceId) === session)
-        this.dropSession(session.deviceId);
+      if (session === undefined) return;
+      this.proofs.drop(session.nodeId, session.proofChannel);
+      if (this.sessions.get(session.deviceId) === session) this.dropSession(session.deviceId);
     });
     socket.on("message", (data, isBinary) => {
       const message = parseMessage(data, isBinary);
@@ -314,21 +317,15 @@ export class WorkerGateway {
         case "auth":
           socket.close(CloseCode.badMessage, "already authenticated");
           return;
-        case "verify-commit": {
-          const reply = session.challenge?.onCommit(message);
-          if (reply === undefined) return;
-          if ("type" in reply) send(socket, reply);
-          else void this.recordVerification(session, reply);
-          return;
-        }
-        case "verify-reveal": {
-          const outcome = session.challenge?.onReveal(message);
-          if (outcome !== undefined) void this.recordVerification(session, outcome);
-          return;
-        }
         case "prove-commit":
+          void this.proofs.onCommit(session.proofChannel, message);
+          return;
         case "prove-reveal":
-          return; // the proof of hardware: not asked for yet by this coordinator
+          void this.proofs.onReveal(session.proofChannel, message);
+          return;
+        case "verify-commit":
+        case "verify-reveal":
+          return; // the old compute challenge: never asked for by this coordinator
         case "job-rendezvous":
         case "job-accepted":
         case "job-log":
@@ -395,9 +392,13 @@ export class WorkerGateway {
       nodeId: device.nodeId,
       address,
       behindNat: behindNat(address, localAddress),
-      challenge: verified
-        ? undefined
-        : new ComputeChallenge(this.deps.clock, this.options.verification),
+      proofChannel: {
+        nodeId: device.nodeId,
+        send: (message) => {
+          if (socket.readyState === socket.OPEN) send(socket, message);
+        },
+        close: (reason) => socket.close(CloseCode.shuttingDown, reason),
+      },
     };
     this.keepSession(session);
     await this.deps.lifecycle.apply(
@@ -414,32 +415,16 @@ export class WorkerGateway {
       fenceAfterMs:
         this.options.heartbeatIntervalMs * Math.max(1, this.options.missedHeartbeats - 1),
     });
-    if (session.challenge !== undefined) send(socket, session.challenge.begin());
+    if (!verified)
+      void this.proofs
+        .start(session.proofChannel, device.hardware)
+        .catch((error: unknown) =>
+          this.deps.logger.error({ err: error, nodeId: device.nodeId }, "proof of hardware failed"),
+        );
     void this.connectHandler?.(device.nodeId).catch((error: unknown) =>
       this.deps.logger.error({ err: error, nodeId: device.nodeId }, "worker reconnect failed"),
     );
     return session;
-  }
-
-  private async recordVerification(session: Session, outcome: VerificationOutcome): Promise<void> {
-    session.challenge = undefined;
-    const { passed, ...detail } = outcome;
-    try {
-      await this.deps.lifecycle.recordVerification(
-        session.nodeId,
-        { passed, detail },
-        {
-          actor: "coordinator",
-          reason: passed ? "passed the compute challenge" : "failed the compute challenge",
-          nowMs: this.deps.clock.now(),
-        },
-      );
-      this.deps.logger.info({ nodeId: session.nodeId, ...outcome }, "verification");
-    } catch (error) {
-      // Unrecorded: the node stays unverified and is challenged again when it reconnects.
-      this.deps.logger.error({ err: error, nodeId: session.nodeId }, "verification not recorded");
-      session.socket.close(CloseCode.shuttingDown, "verification not recorded; reconnect");
-    }
   }
 
   /** Records the node offline; false (logged) when the store could not be written. */

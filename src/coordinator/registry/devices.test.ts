@@ -179,7 +179,10 @@ forEachDatabase("device registration", (db) => {
       history.map((h) => h.action),
       ["registered", "metadata"],
     );
-    assert.deepEqual(history[1]?.detail, { changed: ["zone", "hardware"] });
+    assert.deepEqual(history[1]?.detail, {
+      changed: ["zone", "hardware"],
+      unverified: "hardware changed",
+    });
     assert.equal(history[1]?.actor, `account:${r.supplierId}`);
     assert.equal(history[1]?.at, new Date(movedAt).toISOString());
     const node = await r.nodes.get(first.nodeId);

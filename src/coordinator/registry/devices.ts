@@ -11,6 +11,7 @@ import type { Database } from "../store/schema.ts";
 import { toNumber } from "../store/rows.ts";
 import { consumeEnrollmentToken, recordEnrolledDevice } from "./enrollment-tokens.ts";
 import { appendHistory } from "./node-history.ts";
+import { addNodeFlag } from "./node-flags.ts";
 import { applyInTx } from "./node-lifecycle.ts";
 
 /** Flag set on every node that reports a GPU UUID another device also reports (Sybil suspicion). */
@@ -135,6 +136,8 @@ export class DeviceRegistry {
               zone: registration.zone,
               hardware: hardwareJson,
               ...summary,
+              // Other hardware must be proven anew: the node connects unverified.
+              ...(changes.includes("hardware") ? { verified_at: null } : {}),
             })
             .where("id", "=", existing.nodeId)
             .execute();
@@ -143,7 +146,10 @@ export class DeviceRegistry {
             atMs: nowMs,
             actor,
             action: "metadata",
-            detail: { changed: changes },
+            detail: {
+              changed: changes,
+              ...(changes.includes("hardware") ? { unverified: "hardware changed" } : {}),
+            },
           });
           await recordGpuUuids(tx, existing.nodeId, registration.hardware, nowMs);
         }
@@ -226,6 +232,7 @@ export class DeviceRegistry {
         "devices.account_id as accountId",
         "nodes.id as nodeId",
         "nodes.verified_at as verifiedAt",
+        "nodes.hardware",
       ])
       .where("devices.id", "=", deviceId)
       .executeTakeFirst();
@@ -332,25 +339,6 @@ async function recordGpuUuids(
   const involved = new Set(sharing.map((r) => r.node_id));
   if (involved.size < 2) return;
   const duplicated = [...new Set(sharing.filter((r) => r.node_id !== nodeId).map((r) => r.uuid))];
-  for (const id of involved) {
-    const node = await tx
-      .selectFrom("nodes")
-      .select("flags")
-      .where("id", "=", id)
-      .executeTakeFirstOrThrow();
-    const flags = node.flags === "" ? [] : node.flags.split(",");
-    if (flags.includes(DUPLICATE_GPU_FLAG)) continue;
-    await tx
-      .updateTable("nodes")
-      .set({ flags: [...flags, DUPLICATE_GPU_FLAG].join(",") })
-      .where("id", "=", id)
-      .execute();
-    await appendHistory(tx, {
-      nodeId: id,
-      atMs: nowMs,
-      actor: "coordinator",
-      action: "flagged",
-      detail: { flag: DUPLICATE_GPU_FLAG, uuids: duplicated },
-    });
-  }
+  for (const id of involved)
+    await addNodeFlag(tx, id, DUPLICATE_GPU_FLAG, { uuids: duplicated }, nowMs);
 }

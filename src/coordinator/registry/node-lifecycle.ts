@@ -11,6 +11,7 @@ import { UPTIME_WINDOWS_MS, uptimeSummary, type OnlineInterval } from "../../cor
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
+import { addNodeFlag } from "./node-flags.ts";
 import { appendHistory } from "./node-history.ts";
 import {
   announceReputations,
@@ -68,11 +69,18 @@ export class NodeLifecycle {
   /**
    * Records a verification result in the node's history, updates the node's reputation and, when
    * it passed, moves the node from `unverified` to `available` — in one transaction, so a node is
-   * never available unrecorded.
+   * never available unrecorded. A node is rented as what it proved (DESIGN.md §8 rule 7): with a
+   * `provenModel` other than its reported one, its GPU model and VRAM become the proven model's
+   * (its catalog price follows through the 0013 trigger). `flag` flags the node (never placed).
    */
   async recordVerification(
     nodeId: string,
-    result: { passed: boolean; detail: Record<string, unknown> },
+    result: {
+      passed: boolean;
+      detail: Record<string, unknown>;
+      provenModel?: { id: string; vramMiB: number } | undefined;
+      flag?: { flag: string; detail: Record<string, unknown> } | undefined;
+    },
     ctx: TransitionContext,
   ): Promise<TransitionResult | undefined> {
     const [transition, reputation] = await this.db.transaction().execute(async (tx) => {
@@ -83,6 +91,10 @@ export class NodeLifecycle {
         action: result.passed ? "verification-passed" : "verification-failed",
         detail: result.detail,
       });
+      if (result.flag !== undefined)
+        await addNodeFlag(tx, nodeId, result.flag.flag, result.flag.detail, ctx.nowMs);
+      if (result.passed && result.provenModel !== undefined)
+        await rentAsProven(tx, nodeId, result.provenModel, ctx);
       const moved = result.passed
         ? await applyInTx(tx, nodeId, { type: "verify" }, ctx)
         : undefined;
@@ -280,6 +292,39 @@ export async function applyInTx(
     detail: { reason: ctx.reason },
   });
   return { ok: true, from, to };
+}
+
+/** Sets the node's GPU model (and VRAM, never above what it reported) to the one it proved as. */
+async function rentAsProven(
+  tx: Kysely<Database>,
+  nodeId: string,
+  proven: { id: string; vramMiB: number },
+  ctx: TransitionContext,
+): Promise<void> {
+  const node = await tx
+    .selectFrom("nodes")
+    .select(["gpu_model", "vram_mib"])
+    .where("id", "=", nodeId)
+    .executeTakeFirst();
+  if (node === undefined || node.gpu_model === proven.id) return;
+  const vramMiB = Math.min(node.vram_mib, proven.vramMiB);
+  await tx
+    .updateTable("nodes")
+    .set({ gpu_model: proven.id, vram_mib: vramMiB })
+    .where("id", "=", nodeId)
+    .execute();
+  await appendHistory(tx, {
+    nodeId,
+    atMs: ctx.nowMs,
+    actor: ctx.actor,
+    action: "metadata",
+    detail: {
+      changed: ["gpuModel"],
+      reportedModel: node.gpu_model,
+      provenModel: proven.id,
+      vramMiB,
+    },
+  });
 }
 
 async function computeUptime(
