@@ -1,5 +1,14 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { HelperCommitLine, HelperRevealLine, type HelperProveRequest } from "./helper-protocol.ts";
+
+/**
+ * Where the worker's own GPU prover helper will be (a CUDA program not built yet: until it ships,
+ * a worker without `--gpu-prover` answers each GPU's proof with an error saying so).
+ */
+export const DEFAULT_GPU_PROVER = fileURLToPath(
+  new URL("../../../native/gpu-prover/tandem-gpu-prover", import.meta.url),
+);
 
 /** Where the GPU prover helper is and how long it may take (see helper-protocol.ts). */
 export interface GpuHelperOptions {

@@ -7,15 +7,14 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import type { z } from "zod";
-import { gpuModelById } from "../../core/gpu-catalog.ts";
 import {
-  hashLeaf,
-  leafOfCell,
-  proofCell,
-  proofFlops,
-  proofLeafCount,
-  rootFromPath,
-} from "../../core/hardware-proof.ts";
+  assertRevealChecksOut,
+  cellsToOpen,
+  committedRoot,
+  deviceError,
+} from "../../../test/support/proof-reveal.ts";
+import { gpuModelById } from "../../core/gpu-catalog.ts";
+import { proofFlops } from "../../core/hardware-proof.ts";
 import type { ProveCommitMessage, ProveMessage } from "../../protocol/worker-messages.ts";
 import { proveOnCpu } from "./cpu-prover.ts";
 import { HardwareProver, type HardwareProverOptions } from "./hardware-prover.ts";
@@ -48,54 +47,16 @@ const gpu = (device: string, seed: number, fillMiB = 1024): Device => ({
   fillMiB,
 });
 
-function committed(commit: Commit | undefined, device: string) {
-  const entry = commit?.devices.find((d) => d.device === device);
-  assert.ok(
-    entry !== undefined && "root" in entry,
-    `no commitment for ${device}: ${JSON.stringify(entry)}`,
-  );
-  return entry;
-}
-
-function deviceError(commit: Commit | undefined, device: string): string {
-  const entry = commit?.devices.find((d) => d.device === device);
-  assert.ok(
-    entry !== undefined && "error" in entry,
-    `no error for ${device}: ${JSON.stringify(entry)}`,
-  );
-  return entry.error;
-}
-
-/** Opens `cells` of every device and checks each as the coordinator does. */
+/** Opens a few cells of every device and checks each as the coordinator does. */
 async function openAndCheck(
   p: HardwareProver,
   proofId: string,
   devices: Device[],
   commit: Commit | undefined,
 ) {
-  const cells = devices.flatMap((d) =>
-    [
-      [0, 0],
-      [d.n - 1, d.n - 1],
-      [7, Math.min(d.n - 1, 260)],
-      [d.n - 2, 3],
-    ].map(([row, col]) => ({ device: d.device, row: row!, col: col! })),
-  );
+  const cells = cellsToOpen(devices);
   const reveal = await p.open({ type: "prove-open", proofId, cells });
-  assert.equal(reveal.cells.length, cells.length);
-  for (const cell of reveal.cells) {
-    const d = devices.find((x) => x.device === cell.device)!;
-    const { leaf, offset } = leafOfCell(d.n, cell.row, cell.col);
-    assert.equal(cell.leaf[offset], proofCell(d, cell.row, cell.col));
-    const root = rootFromPath(
-      hashLeaf(Int32Array.from(cell.leaf)),
-      leaf,
-      proofLeafCount(d.n),
-      cell.path.map((h) => Buffer.from(h, "base64url")),
-    );
-    assert.ok(root !== undefined);
-    assert.equal(Buffer.from(root).toString("base64url"), committed(commit, d.device).root);
-  }
+  assertRevealChecksOut(devices, commit, reveal, cells.length);
 }
 
 describe("CPU prover", () => {
@@ -104,7 +65,7 @@ describe("CPU prover", () => {
     const devices = [cpu(0, 11), cpu(1, 12, 300, 256)];
     const commit = await p.prove({ type: "prove", proofId: "p1", devices });
     assert.equal(commit?.proofId, "p1");
-    for (const d of devices) assert.ok(committed(commit, d.device).computeMs > 0);
+    for (const d of devices) assert.ok(committedRoot(commit, d.device).computeMs > 0);
     await openAndCheck(p, "p1", devices, commit);
     // Dropped after the opening: a second one reveals nothing.
     const again = await p.open({
@@ -153,7 +114,7 @@ describe("GPU prover port (fixture helper: a fake at the GPU port)", () => {
     const commit = await p.prove({ type: "prove", proofId: "g1", devices });
     const h100 = gpuModelById("h100-80gb")!;
     for (const d of devices) {
-      const c = committed(commit, d.device);
+      const c = committedRoot(commit, d.device);
       assert.equal(c.computeMs, proofFlops(d) / (0.7 * h100.tensorTflops * 1e9));
       assert.equal(c.allocatedMiB, 1024);
     }
@@ -172,10 +133,23 @@ describe("GPU prover port (fixture helper: a fake at the GPU port)", () => {
     const commit = await p.prove({ type: "prove", proofId: "env", devices: [d] });
     const rtx4090 = gpuModelById("rtx-4090")!;
     assert.equal(
-      committed(commit, d.device).computeMs,
+      committedRoot(commit, d.device).computeMs,
       proofFlops(d) / (0.5 * rtx4090.tensorTflops * 1e9),
     );
     p.drop();
+
+    // A dishonest CPU doing the work reports its own time: far above an RTX 4090's.
+    const real = await prover("gpu-prover", {
+      gpu: {
+        command: `${FIXTURES}gpu-prover`,
+        isDefault: false,
+        env: { ...process.env, TANDEM_FIXTURE_CARD: "rtx-4090", TANDEM_FIXTURE_TIMING: "real" },
+      },
+    }).prove({ type: "prove", proofId: "real", devices: [d] });
+    assert.ok(
+      committedRoot(real, d.device).computeMs >
+        (100 * proofFlops(d)) / (rtx4090.tensorTflops * 1e9),
+    );
   });
 
   it("answers a device error when the card's VRAM is exceeded", async () => {
@@ -185,7 +159,7 @@ describe("GPU prover port (fixture helper: a fake at the GPU port)", () => {
       devices: [gpu(H100, 1, 90_000), cpu(0, 2)],
     });
     assert.match(deviceError(commit, H100), /^out of memory: 90000 MiB/);
-    committed(commit, "cpu:0");
+    committedRoot(commit, "cpu:0");
   });
 
   it("turns a missing, crashing, garbage-printing or hanging helper into a device error", async () => {
@@ -215,7 +189,7 @@ describe("GPU prover port (fixture helper: a fake at the GPU port)", () => {
         devices: [gpu(H100, 3), cpu(0, 4)],
       });
       assert.match(deviceError(commit, H100), reason);
-      committed(commit, "cpu:0");
+      committedRoot(commit, "cpu:0");
       const reveal = await p.open({
         type: "prove-open",
         proofId: "bad",
@@ -232,7 +206,7 @@ describe("GPU prover port (fixture helper: a fake at the GPU port)", () => {
     const second = p.prove({ type: "prove", proofId: "new", devices: [cpu(0, 2)] });
     assert.equal(await older, undefined);
     const commit = await second;
-    committed(commit, "cpu:0");
+    committedRoot(commit, "cpu:0");
     const unknown = await p.open({
       type: "prove-open",
       proofId: "old",
