@@ -1,7 +1,7 @@
 // The compute challenge end to end in memory: the worker's solver against the coordinator's checker.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ChallengeSolver } from "../src/worker/verification.ts";
+import { ChallengeSolver } from "./support/challenge-solver.ts";
 import { ComputeChallenge } from "../src/coordinator/verification/compute-challenge.ts";
 
 const clock = { now: () => 0 };

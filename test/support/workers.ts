@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { TandemClient } from "../../src/client/client.ts";
-import { ChallengeSolver } from "../../src/worker/verification.ts";
+import { ChallengeSolver } from "./challenge-solver.ts";
 import type { NetworkCapability } from "../../src/protocol/cluster-network.ts";
 import type { RankLimits } from "../../src/protocol/hardware.ts";
 import type { TestCoordinator } from "./coordinator.ts";

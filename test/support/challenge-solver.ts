@@ -1,17 +1,17 @@
 import type { z } from "zod";
-import { challengeMatrices, productRow } from "../core/verification.ts";
-import { rowDigest } from "../protocol/verification-digest.ts";
+import { challengeMatrices, productRow } from "../../src/core/verification.ts";
+import { rowDigest } from "../../src/protocol/verification-digest.ts";
 import type {
   VerifyCommitMessage,
   VerifyMessage,
   VerifyOpenMessage,
   VerifyRevealMessage,
-} from "../protocol/worker-messages.ts";
+} from "../../src/protocol/worker-messages.ts";
 
 /**
- * The worker's side of the compute challenge: multiply, commit to every row, keep the product
- * until the coordinator says which rows to reveal. (On a GPU machine this is where the CUDA
- * benchmark will run; the integer product keeps results bit-identical everywhere.)
+ * The old compute challenge's worker side, kept only for the tests of the coordinator's
+ * ComputeChallenge (simulated workers) until the proof of hardware replaces it there too: the real
+ * worker answers `prove` (src/worker/proof/). Delete with the deprecated verify messages.
  */
 export class ChallengeSolver {
   private product: { challengeId: string; rows: Uint32Array[] } | undefined;
