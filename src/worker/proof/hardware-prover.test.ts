@@ -94,14 +94,24 @@ describe("CPU prover", () => {
     assert.ok(ticks >= 2, `the main thread's timers ran ${ticks} times during the proof`);
   });
 
-  it("refuses work too big for a core and a device listed twice", async () => {
-    const commit = await prover().prove({
+  it("refuses work too big for a core, a device listed twice and a core it does not have", async () => {
+    const commit = await prover("gpu-prover", { cores: 2 }).prove({
       type: "prove",
       proofId: "big",
-      devices: [cpu(0, 1, 1 << 20, 1 << 22), cpu(1, 2), cpu(1, 3)],
+      devices: [
+        cpu(0, 1, 1 << 20, 1 << 22),
+        cpu(1, 2),
+        cpu(1, 3),
+        cpu(2, 4),
+        { ...cpu(0, 5), device: "cpu:01" },
+      ],
     });
+    assert.deepEqual(commit?.devices.slice(3), [
+      { device: "cpu:2", error: "no such CPU core here (this machine has 2)" },
+      { device: "cpu:01", error: "no such CPU core here (this machine has 2)" },
+    ]);
     assert.match(deviceError(commit, "cpu:0"), /too big for a CPU core/);
-    assert.equal(commit?.devices.length, 3);
+    assert.equal(commit?.devices.length, 5);
     assert.ok("root" in commit.devices[1]!);
     assert.deepEqual(commit.devices[2], { device: "cpu:1", error: "device listed twice" });
   });

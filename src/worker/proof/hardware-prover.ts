@@ -6,6 +6,7 @@
  * tree; a GPU's still-running helper) is kept for the `prove-open` that follows and dropped after
  * it, when a newer `prove` arrives, on disconnect, or `keepMs` after the commit.
  */
+import os from "node:os";
 import type { z } from "zod";
 import type {
   ProveCommitMessage,
@@ -32,6 +33,11 @@ export interface HardwareProverOptions {
    * device answers an error (default 120000: a proof is sized to take seconds).
    */
   deviceTimeoutMs?: number;
+  /**
+   * CPU cores of this machine (what its hardware report says): `cpu:0` … `cpu:<cores − 1>` can be
+   * proven, one thread each. Default: `os.cpus()`, or `os.availableParallelism()` where hidden.
+   */
+  cores?: number;
   /** What answers an opening is dropped this long after the commit, ms (default 120000). */
   keepMs?: number;
   log?: (message: string, fields?: Record<string, unknown>) => void;
@@ -54,7 +60,11 @@ const DEFAULT_TIMEOUT_MS = 120_000;
 export class HardwareProver {
   private current: Proof | undefined;
 
-  constructor(private readonly options: HardwareProverOptions) {}
+  private readonly cores: number;
+
+  constructor(private readonly options: HardwareProverOptions) {
+    this.cores = options.cores ?? (os.cpus().length || os.availableParallelism());
+  }
 
   /**
    * Proves every device of `message`. Undefined when the proof was dropped before it finished (a
@@ -89,6 +99,7 @@ export class HardwareProver {
     const proof = this.current?.proofId === message.proofId ? this.current : undefined;
     if (proof === undefined) return { type: "prove-reveal", proofId: message.proofId, cells: [] };
     this.current = undefined;
+    proof.dropped = true; // a device still working (an opening before the commit) ends there
     clearTimeout(proof.keepTimer);
     const byDevice = new Map<string, { row: number; col: number }[]>();
     for (const { device, row, col } of message.cells)
@@ -113,6 +124,12 @@ export class HardwareProver {
   }
 
   private async proveCpu(proof: Proof, device: Prove["devices"][number]): Promise<DeviceCommit> {
+    const core = /^cpu:(0|[1-9]\d{0,5})$/.exec(device.device);
+    if (core === null || Number(core[1]) >= this.cores)
+      return {
+        device: device.device,
+        error: `no such CPU core here (this machine has ${this.cores})`,
+      };
     const refusal = cpuWorkloadRefusal(device);
     if (refusal !== undefined) return { device: device.device, error: refusal };
     const run = proveOnCpu(device, this.timeoutMs);
@@ -136,6 +153,10 @@ export class HardwareProver {
     );
     proof.cancels.push(() => helper.kill());
     const commit = await helper.commit();
+    if (proof.dropped) {
+      helper.kill();
+      return { device: device.device, error: "proof dropped" };
+    }
     if (!commit.ok) {
       this.options.log?.("GPU proof failed", { device: device.device, error: commit.error });
       return { device: device.device, error: commit.error };
