@@ -65,6 +65,13 @@ async function workerOnH100Fixture(
   return coordinator;
 }
 
+/** Resolves on the worker's next heartbeat: it is still serving. */
+async function nextHeartbeat(coordinator: StandInCoordinator): Promise<void> {
+  const beats = () => coordinator.received.filter((m) => m.type === "heartbeat").length;
+  const before = beats();
+  await coordinator.next("heartbeat", () => beats() > before);
+}
+
 const gpu = (device: string, seed: number, fillMiB = 4096) =>
   ({ device, kind: "gpu", seed, n: 256, k: 128, fillMiB }) as const;
 
@@ -101,11 +108,7 @@ describe("tandem worker start: proof of hardware", { timeout: 120_000 }, () => {
     const second = await coordinator.next("prove-commit", (m) => m.proofId === "proof-b");
     assert.match(deviceError(second, GPU_0), /^out of memory: 20000 MiB asked of a .*3060 Ti/);
     committedRoot(second, GPU_1);
-    const beats = coordinator.received.filter((m) => m.type === "heartbeat").length;
-    await coordinator.next(
-      "heartbeat",
-      () => coordinator.received.filter((m) => m.type === "heartbeat").length > beats,
-    );
+    await nextHeartbeat(coordinator);
   });
 
   it("without a GPU prover helper each GPU answers why, and its cores are still proven", async () => {
@@ -124,5 +127,17 @@ describe("tandem worker start: proof of hardware", { timeout: 120_000 }, () => {
       /^this worker has no GPU prover helper yet \(.*tandem-gpu-prover not found; --gpu-prover names one\)$/,
     );
     committedRoot(commit, "cpu:0");
+  });
+
+  it("a helper that crashes is that GPU's error, and the worker serves on", async () => {
+    const crashing = fileURLToPath(new URL("fixtures/gpu-prover/crashing", import.meta.url));
+    const coordinator = await workerOnH100Fixture(["--gpu-prover", crashing]);
+    coordinator.broadcast({ type: "prove", proofId: "proof-d", devices: [gpu(GPU_0, 41)] });
+    const commit = await coordinator.next("prove-commit");
+    assert.match(
+      deviceError(commit, GPU_0),
+      /^GPU prover helper was killed by SIGSEGV before answering: CUDA error: an illegal memory access/,
+    );
+    await nextHeartbeat(coordinator);
   });
 });
