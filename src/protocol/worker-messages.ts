@@ -61,9 +61,9 @@ export const ProveMessage = z.strictObject({
         device: ProofDeviceRef,
         kind: z.enum(["gpu", "cpu"]),
         seed: z.number().int().min(0).max(0xffffffff),
-        n: z.number().int().min(1).max(1 << 20),
-        k: z.number().int().min(1).max(1 << 22),
-        fillMiB: z.number().int().min(0).max(1 << 22),
+        n: z.number().int().min(1).max(1_048_576),
+        k: z.number().int().min(1).max(4_194_304),
+        fillMiB: z.number().int().min(0).max(4_194_304),
       }),
     )
     .min(1)
@@ -83,22 +83,6 @@ export const ProveOpenMessage = z.strictObject({
       }),
     )
     .max(4096),
-});
-
-/** @deprecated The old compute challenge: removed once the proof of hardware replaces it on both sides. */
-/** Starts the compute verification (src/core/verification.ts): build and multiply the matrices. */
-export const VerifyMessage = z.strictObject({
-  type: z.literal("verify"),
-  challengeId: z.string().max(64),
-  seed: z.number().int().min(0).max(0xffffffff),
-  size: z.number().int().min(8).max(1024),
-});
-
-/** Asks the worker to reveal these rows of the product it committed to. */
-export const VerifyOpenMessage = z.strictObject({
-  type: z.literal("verify-open"),
-  challengeId: z.string().max(64),
-  rows: z.array(z.number().int().min(0)).max(64),
 });
 
 const ClusterId = idSchema(IdPrefix.cluster);
@@ -186,8 +170,6 @@ export const CoordinatorMessage = z.discriminatedUnion("type", [
   WelcomeMessage,
   ProveMessage,
   ProveOpenMessage,
-  VerifyMessage,
-  VerifyOpenMessage,
   JobStartMessage,
   JobStopMessage,
   JobExitAckMessage,
@@ -255,30 +237,6 @@ export const DrainMessage = z.strictObject({
   reason: z.string().max(200),
 });
 
-/** @deprecated The old compute challenge: removed once the proof of hardware replaces it on both sides. */
-const Digest = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
-
-/** The worker's commitment: one digest per row of the product, and how long it took. */
-export const VerifyCommitMessage = z.strictObject({
-  type: z.literal("verify-commit"),
-  challengeId: z.string().max(64),
-  rowDigests: z.array(Digest).max(1024),
-  computeMs: z.number().min(0),
-});
-
-export const VerifyRevealMessage = z.strictObject({
-  type: z.literal("verify-reveal"),
-  challengeId: z.string().max(64),
-  rows: z
-    .array(
-      z.strictObject({
-        index: z.number().int().min(0),
-        values: z.array(z.number().int().min(0).max(0xffffffff)).max(1024),
-      }),
-    )
-    .max(64),
-});
-
 /** A SHA-256 hash, base64url without padding. */
 const Hash32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
 
@@ -297,7 +255,7 @@ export const ProveCommitMessage = z.strictObject({
           root: Hash32,
           computeMs: z.number().min(0).max(86_400_000),
           /** MiB the device held while it worked (a GPU's fill and operands). */
-          allocatedMiB: z.number().int().min(0).max(1 << 22),
+          allocatedMiB: z.number().int().min(0).max(4_194_304),
         }),
         z.strictObject({ device: ProofDeviceRef, error: z.string().max(500) }),
       ]),
@@ -315,7 +273,16 @@ export const ProveRevealMessage = z.strictObject({
         device: ProofDeviceRef,
         row: z.number().int().min(0),
         col: z.number().int().min(0),
-        leaf: z.array(z.number().int().min(-(2 ** 31)).max(2 ** 31 - 1)).min(1).max(256),
+        leaf: z
+          .array(
+            z
+              .number()
+              .int()
+              .min(-(2 ** 31))
+              .max(2 ** 31 - 1),
+          )
+          .min(1)
+          .max(256),
         path: z.array(Hash32).max(64),
       }),
     )
@@ -407,8 +374,6 @@ export const WorkerMessage = z.discriminatedUnion("type", [
   DrainMessage,
   ProveCommitMessage,
   ProveRevealMessage,
-  VerifyCommitMessage,
-  VerifyRevealMessage,
   SecretsResealedMessage,
   JobNetworkMessage,
 ]);

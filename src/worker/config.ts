@@ -22,6 +22,11 @@ export const WorkerConfig = z.strictObject({
   zone: z.string().min(1).max(64),
   /** nvidia-smi executable (name on PATH or path). */
   nvidiaSmi: z.string().default("nvidia-smi"),
+  /**
+   * The GPU prover helper (src/worker/proof/helper-protocol.ts) that proves each GPU. Default: the
+   * helper shipped with the worker (`DEFAULT_GPU_PROVER`); absent, each GPU answers an error.
+   */
+  gpuProver: z.string().min(1).optional(),
   /** How often GPU load is re-read for heartbeats, ms. */
   gpuSampleIntervalMs: z.number().int().min(500).default(10_000),
   /** Root of job work dirs (default: a 0711 dir in the system temp dir, see jobs/jobs-dir.ts). */

@@ -8,8 +8,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { fixtureHardware } from "../../test/support/devices.ts";
+import { assertRevealChecksOut, cellsToOpen } from "../../test/support/proof-reveal.ts";
 import {
   STANDIN_ENROLLMENT_TOKEN,
   startStandInCoordinator,
@@ -18,8 +20,12 @@ import {
 import { IdPrefix, newId } from "../protocol/ids.ts";
 import { CoordinatorLink, type FenceNotice } from "./connection.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
+import { HardwareProver } from "./proof/hardware-prover.ts";
 import { registerDevice } from "./registration.ts";
 
+const FIXTURE_GPU_PROVER = fileURLToPath(
+  new URL("../../test/fixtures/gpu-prover/gpu-prover", import.meta.url),
+);
 const HEARTBEAT_MS = 300;
 const FENCE_AFTER_MS = 2 * HEARTBEAT_MS;
 /** When the coordinator would declare the node dead: one interval after the fence. */
@@ -54,6 +60,8 @@ async function linkToStandIn(publicAddress?: string): Promise<{
     identity: { ...identity, deviceId },
     backoff: { baseMs: 20, maxMs: 100 },
     sampleUtilization: () => ({ cpuPct: 0, memoryUsedMiB: 0, gpus: [] }),
+    // The GPU prover helper is the fixture: a fake at the GPU port (no GPU on this machine).
+    prover: new HardwareProver({ gpu: { command: FIXTURE_GPU_PROVER, isDefault: false } }),
     log: () => undefined,
     publicAddress,
   });
@@ -206,5 +214,56 @@ describe("coordinator link: job output", { timeout: 30_000 }, () => {
       "every batch arrives, in order",
     );
     assert.ok(order.indexOf("exit") < order.indexOf("149"), order.join(" "));
+  });
+});
+
+describe("coordinator link: proof of hardware", { timeout: 60_000 }, () => {
+  const devices = [
+    { device: "cpu:0", kind: "cpu", seed: 1, n: 64, k: 1024, fillMiB: 0 },
+    { device: "cpu:1", kind: "cpu", seed: 2, n: 64, k: 1024, fillMiB: 0 },
+    // test/fixtures/nvidia-smi/h100x8's first GPU, proven by the fixture helper.
+    {
+      device: "GPU-a8fc067a-25ca-4385-b834-f75648392471",
+      kind: "gpu",
+      seed: 3,
+      n: 256,
+      k: 64,
+      fillMiB: 4096,
+    },
+  ] as const;
+
+  it("answers prove with one prove-commit and prove-open with cells that check out", async () => {
+    const { coordinator, link } = await linkToStandIn();
+    const up = connected(link);
+    link.start();
+    await up;
+    coordinator.broadcast({ type: "prove", proofId: "proof-1", devices: [...devices] });
+    const commit = await coordinator.next("prove-commit");
+    assert.equal(commit.proofId, "proof-1");
+    assert.deepEqual(
+      commit.devices.map((d) => d.device),
+      devices.map((d) => d.device),
+    );
+    const cells = cellsToOpen(devices);
+    coordinator.broadcast({ type: "prove-open", proofId: "proof-1", cells });
+    assertRevealChecksOut(devices, commit, await coordinator.next("prove-reveal"), cells.length);
+  });
+
+  it("drops a proof when its connection goes: an opening after a reconnect reveals nothing", async () => {
+    const { coordinator, link } = await linkToStandIn();
+    const up = connected(link);
+    link.start();
+    await up;
+    coordinator.broadcast({ type: "prove", proofId: "proof-2", devices: [...devices] });
+    await coordinator.next("prove-commit");
+    const again = connected(link);
+    coordinator.dropConnections();
+    await again;
+    coordinator.broadcast({ type: "prove-open", proofId: "proof-2", cells: cellsToOpen(devices) });
+    assert.deepEqual(await coordinator.next("prove-reveal"), {
+      type: "prove-reveal",
+      proofId: "proof-2",
+      cells: [],
+    });
   });
 });

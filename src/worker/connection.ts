@@ -19,7 +19,7 @@ import { ContactClock } from "./contact-clock.ts";
 import { explainConnectionError } from "./coordinator-trust.ts";
 import { LogQueue } from "./log-queue.ts";
 import type { DeviceIdentity } from "./identity.ts";
-import { ChallengeSolver } from "./verification.ts";
+import type { HardwareProver } from "./proof/hardware-prover.ts";
 
 export interface CoordinatorLinkOptions {
   coordinatorUrl: string;
@@ -29,6 +29,8 @@ export interface CoordinatorLinkOptions {
   backoff: BackoffOptions;
   /** Reads the machine's current load for each heartbeat. */
   sampleUtilization: () => Utilization;
+  /** Answers the coordinator's proofs of hardware (`prove`, `prove-open`). */
+  prover: HardwareProver;
   log: (message: string, fields?: Record<string, unknown>) => void;
   /**
    * Told at every fence check while in contact: the outside fence is this many ms from now
@@ -95,7 +97,6 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private drained = false;
   private readonly contact = new ContactClock();
   private readonly logs = new LogQueue(LOG_QUEUE_BYTES);
-  private readonly solver = new ChallengeSolver();
 
   constructor(private readonly options: CoordinatorLinkOptions) {
     super();
@@ -170,6 +171,8 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
     });
     socket.on("close", (code, reasonBuffer) => {
       clearInterval(this.heartbeatTimer);
+      // A proof belongs to its connection: the coordinator drops it too.
+      this.options.prover.drop();
       this.welcomed = false;
       const reason = reasonBuffer.toString();
       this.emit("disconnected", { code, reason });
@@ -241,18 +244,25 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         this.drained = true;
         this.emit("drained");
         return;
-      case "verify":
-        void this.solver.solve(message).then((commit) => this.send(commit));
-        return;
-      case "verify-open":
-        this.send(this.solver.reveal(message));
-        return;
       case "prove":
+        this.answer(socket, this.options.prover.prove(message));
+        return;
       case "prove-open":
-        return; // the proof of hardware: not answered yet by this worker
+        this.answer(socket, this.options.prover.open(message));
+        return;
       default:
         message satisfies never;
     }
+  }
+
+  /** Sends a proof's answer once ready, on the connection that asked for it only. */
+  private answer(socket: WebSocket, reply: Promise<WorkerMessage | undefined>): void {
+    reply.then(
+      (message) => {
+        if (message !== undefined && this.socket === socket) this.send(message);
+      },
+      (error: unknown) => this.options.log("proof failed", { error: String(error) }),
+    );
   }
 
   private onWelcome(heartbeatIntervalMs: number, fenceAfterMs: number): void {

@@ -11,6 +11,8 @@ import { seedOf } from "../protocol/device-signing.ts";
 import { loadOrCreateIdentity, saveIds } from "./identity.ts";
 import { gpuFault } from "./probe/gpu-health.ts";
 import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
+import { DEFAULT_GPU_PROVER } from "./proof/gpu-helper.ts";
+import { HardwareProver } from "./proof/hardware-prover.ts";
 import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts";
 import { registerThisDevice, registerWhenReachable } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
@@ -170,7 +172,15 @@ export async function startWorker(
   watchdog.onFenced((jobIds) =>
     log("fenced by the watchdog: the agent stopped renewing", { jobIds }),
   );
+  const prover = new HardwareProver({
+    gpu:
+      config.gpuProver === undefined
+        ? { command: DEFAULT_GPU_PROVER, isDefault: true }
+        : { command: config.gpuProver, isDefault: false },
+    log,
+  });
   const link = new CoordinatorLink({
+    prover,
     renewFence: (fenceInMs) => watchdog.renew(fenceInMs),
     coordinatorUrl: config.coordinatorUrl,
     publicAddress: config.publicAddress,

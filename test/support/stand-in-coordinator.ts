@@ -221,8 +221,6 @@ export async function startStandInCoordinator(
         case "job-accepted":
         case "job-log":
         case "job-exit":
-        case "verify-commit":
-        case "verify-reveal":
         case "prove-commit":
         case "prove-reveal":
         case "secrets-resealed":

@@ -25,6 +25,7 @@ interface WorkerOptions extends ClientOptions {
   insecure?: boolean;
   home?: string;
   nvidiaSmi?: string;
+  gpuProver?: string;
   python?: string;
   allowUnsandboxed?: boolean;
   /** false with `--no-job-networks`. */
@@ -83,6 +84,10 @@ export function registerWorkerCommands(program: Command): void {
     )
     .option("--home <dir>", "worker state dir (default $TANDEM_HOME/worker)")
     .option("--nvidia-smi <path>", "nvidia-smi to probe GPUs with", "nvidia-smi")
+    .option(
+      "--gpu-prover <path>",
+      "helper that proves each GPU (default: the one shipped with the worker)",
+    )
     .option("--python <path>", "Python with torch/dask for cluster jobs", "/usr/bin/python3")
     .option(
       "--max-memory <size>",
@@ -148,6 +153,7 @@ export function registerWorkerCommands(program: Command): void {
           region: options.region,
           zone: options.zone,
           ...(options.nvidiaSmi === undefined ? {} : { nvidiaSmi: options.nvidiaSmi }),
+          ...(options.gpuProver === undefined ? {} : { gpuProver: options.gpuProver }),
           ...(options.python === undefined ? {} : { python: options.python }),
           allowUnsandboxed: options.allowUnsandboxed === true,
           jobNetworks: options.jobNetworks !== false,

@@ -323,9 +323,6 @@ export class WorkerGateway {
         case "prove-reveal":
           void this.proofs.onReveal(session.proofChannel, message);
           return;
-        case "verify-commit":
-        case "verify-reveal":
-          return; // the old compute challenge: never asked for by this coordinator
         case "job-rendezvous":
         case "job-accepted":
         case "job-log":

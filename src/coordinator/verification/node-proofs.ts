@@ -114,10 +114,13 @@ export class NodeProofs {
   }
 
   private arm(flight: InFlight, ms: number): void {
-    flight.timer = setTimeout(() => {
-      if (this.inFlight.get(flight.channel.nodeId) !== flight) return;
-      void this.finish(flight, flight.session.expire());
-    }, Math.min(ms, MAX_TIMER_MS));
+    flight.timer = setTimeout(
+      () => {
+        if (this.inFlight.get(flight.channel.nodeId) !== flight) return;
+        void this.finish(flight, flight.session.expire());
+      },
+      Math.min(ms, MAX_TIMER_MS),
+    );
     flight.timer.unref();
   }
 
