@@ -267,6 +267,54 @@ forEachDatabase("proof of hardware", (db) => {
     assert.match(r2.reason, /^revealed 10000 ms after the opening/);
   });
 
+  test("an idle node is spot-checked again and again: a pass keeps it, a failure unverifies it until it passes", async (t) => {
+    const clock = new ManualClock();
+    const intervalMs = 60_000;
+    const tc = await db.startCoordinator({
+      clock,
+      config: { livenessSweepMs: 0, proofIntervalMs: intervalMs },
+    });
+    t.after(() => tc.close());
+    const supplier = await tc.signUp(["supplier"]);
+    const worker = await node(tc, supplier.apiKey, "none");
+    await proveHonestly(worker);
+    const rows = async () =>
+      (await tc.client().nodeHistory(worker.nodeId)).items
+        .filter((i) => i.action.startsWith("verification-"))
+        .map((i) => i.action);
+    await eventually(async () => ((await rows()).length === 1 ? true : undefined), "first proof");
+    assert.equal((await viewOf(tc, worker.nodeId)).status, "available");
+
+    // Nothing is asked before half the interval; by the interval a spot check has come.
+    clock.advance(intervalMs);
+    await proveHonestly(worker);
+    await eventually(async () => ((await rows()).length === 2 ? true : undefined), "spot check");
+    assert.equal((await viewOf(tc, worker.nodeId)).status, "available");
+
+    // The next one is answered wrongly: back to unverified, not placed.
+    clock.advance(intervalMs);
+    const prover = new FixtureProver(await nextProve(worker));
+    worker.send(prover.commit());
+    const reveal = prover.reveal(await nextOpen(worker));
+    reveal.cells[0]!.leaf[0]! += 1;
+    worker.send(reveal);
+    await eventually(async () => ((await rows()).length === 3 ? true : undefined), "failed check");
+    assert.deepEqual(await rows(), [
+      "verification-passed",
+      "verification-passed",
+      "verification-failed",
+    ]);
+    assert.equal((await viewOf(tc, worker.nodeId)).status, "unverified");
+
+    // Still connected, it is tried again on the same schedule and comes back once it passes.
+    clock.advance(intervalMs);
+    await proveHonestly(worker);
+    await eventually(
+      async () => ((await viewOf(tc, worker.nodeId)).status === "available" ? true : undefined),
+      "available again",
+    );
+  });
+
   test("a node that reports other GPUs must prove them before it is rented again", async (t) => {
     const { tc, clock, supplier } = await network(db, t);
     const worker = await node(tc, supplier.apiKey, "h100x8");

@@ -86,6 +86,12 @@ export const CoordinatorConfig = z.strictObject({
       openedCells: z.number().int().min(1).max(64).default(D.openedCells),
     })
     .prefault({}),
+  /**
+   * The longest an idle node goes without a proof of its hardware, ms: spot checks come at random
+   * between half of this and this after the last proof (verification/spot-checks.ts). Default one
+   * hour; `tandem dev` two minutes.
+   */
+  proofIntervalMs: z.number().int().min(1000).default(3_600_000),
   /** A reserved worker must accept its rank within this, ms, or the reservation lapses. */
   reservationTtlMs: z.number().int().min(100).default(15_000),
   /** A standby (shadow) node's hourly rate, as a percentage of its own price (issue 5: 10%). */

@@ -23,6 +23,8 @@ export interface CoordinatorEventMap {
   "node:metadata": { nodeId: string; atMs: number };
   /** A node's reputation score changed (new evidence, or the periodic refresh). */
   "node:reputation": { nodeId: string; reputation: number; atMs: number };
+  /** A proof of the node's hardware ended and was recorded (passed or not). */
+  "node:proven": { nodeId: string; passed: boolean; atMs: number };
   "device:revoked": { deviceId: string; nodeId: string; atMs: number };
 }
 

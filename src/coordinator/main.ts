@@ -12,6 +12,7 @@ import {
 } from "./config.ts";
 import { CoordinatorEvents } from "./events.ts";
 import { WorkerGateway } from "./gateway/worker-gateway.ts";
+import { SpotChecks } from "./verification/spot-checks.ts";
 import { createMetrics } from "./metrics.ts";
 import { AccountRegistry } from "./registry/accounts.ts";
 import { DeviceRegistry } from "./registry/devices.ts";
@@ -197,6 +198,11 @@ export async function startCoordinator(
   );
   await inventory.load();
   await scheduler.start();
+  const spotChecks = new SpotChecks(
+    { db: store.db, clock, starter: gateway, events, logger, random: Math.random },
+    { intervalMs: config.proofIntervalMs },
+  );
+  spotChecks.start();
   // One refresh at a time; closing stops the one under way between two of its batches.
   const stopUptime = new AbortController();
   let uptimeRefresh: Promise<void> | undefined;
@@ -231,6 +237,7 @@ export async function startCoordinator(
         await gateway
           .flushLastSeen()
           .catch((error: unknown) => logger.error({ err: error }, "last-seen flush failed"));
+        await spotChecks.stop();
         gateway.stop();
         await scheduler.stop();
         await app.close();

@@ -22,6 +22,7 @@ interface CoordinatorOptions {
   proofGpuK?: number;
   proofCpuWork?: { n: number; k: number };
   proofCpuCoreGflops?: number;
+  proofIntervalMs?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
@@ -103,6 +104,11 @@ export function registerCoordinatorCommand(program: Command): void {
       "proof of hardware: a CPU core's reference rate; half of it is the least a core must show (default 0.25)",
       parsePositive("--proof-cpu-core-gflops"),
     )
+    .option(
+      "--proof-interval-ms <ms>",
+      "proof of hardware: the longest an idle node goes unproven; spot checks come at random in its second half (default 3600000)",
+      parseIntOption("--proof-interval-ms"),
+    )
     .option("--log-level <level>", "fatal | error | warn | info | debug | trace | silent", "info")
     .action(async (options: CoordinatorOptions) => {
       const home = tandemHome();
@@ -127,6 +133,9 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(options.missedHeartbeats === undefined
           ? {}
           : { missedHeartbeats: options.missedHeartbeats }),
+        ...(options.proofIntervalMs === undefined
+          ? {}
+          : { proofIntervalMs: options.proofIntervalMs }),
         proof: {
           ...(options.proofGpuTargetMs === undefined
             ? {}

@@ -56,6 +56,8 @@ export function registerDevCommand(program: Command): void {
         faucet: true,
         // Local workers prove on this machine (no GPU, or a fixture one): small proofs.
         proof: SMALL_PROOF_POLICY,
+        // Spot checks of idle nodes every few minutes rather than hourly, so they can be seen.
+        proofIntervalMs: 120_000,
         // A machine that cannot isolate (not root, a tool missing) still runs a dev network; its
         // workers say which parts they could not set up.
         jobNetworks: "optional",

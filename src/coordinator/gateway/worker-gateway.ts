@@ -20,6 +20,7 @@ import type { DeviceRegistry } from "../registry/devices.ts";
 import type { NodeLifecycle } from "../registry/node-lifecycle.ts";
 import { behindNat } from "../scheduler/cluster-network.ts";
 import { NodeProofs, type ProofChannel } from "../verification/node-proofs.ts";
+import type { ProofStarter } from "../verification/spot-checks.ts";
 
 export interface WorkerGatewayOptions {
   heartbeatIntervalMs: number;
@@ -62,6 +63,8 @@ interface Session {
   behindNat: boolean;
   /** What its proof of hardware sends and closes through. */
   proofChannel: ProofChannel;
+  /** Its stored hardware report (JSON), what its proofs prove. */
+  hardware: string;
 }
 
 /**
@@ -69,7 +72,7 @@ interface Session {
  * heartbeats that only touch the failure detector's memory. Status changes (online, offline,
  * revoked) go through the node lifecycle, so every one of them lands in the node's history.
  */
-export class WorkerGateway {
+export class WorkerGateway implements ProofStarter {
   readonly detector: FailureDetector<Utilization>;
   private readonly sessions = new Map<string, Session>();
   /** Connections not yet authenticated, per remote address. */
@@ -109,6 +112,21 @@ export class WorkerGateway {
       this.sessions.get(deviceId)?.socket.close(CloseCode.revoked, "device revoked");
       this.dropSession(deviceId);
     });
+  }
+
+  /**
+   * Starts a spot check of a connected node's hardware (spot-checks.ts); false when its worker is
+   * not connected here or a proof of it is under way.
+   */
+  startProof(nodeId: string): boolean {
+    const session = this.byNode.get(nodeId);
+    if (session === undefined || this.proofs.inFlightFor(nodeId)) return false;
+    void this.proofs
+      .start(session.proofChannel, session.hardware)
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, nodeId }, "proof of hardware failed"),
+      );
+    return true;
   }
 
   get connectedWorkers(): number {
@@ -396,6 +414,7 @@ export class WorkerGateway {
         },
         close: (reason) => socket.close(CloseCode.shuttingDown, reason),
       },
+      hardware: device.hardware,
     };
     this.keepSession(session);
     await this.deps.lifecycle.apply(

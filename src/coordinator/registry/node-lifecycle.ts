@@ -67,9 +67,9 @@ export class NodeLifecycle {
   }
 
   /**
-   * Records a verification result in the node's history, updates the node's reputation and, when
-   * it passed, moves the node from `unverified` to `available` — in one transaction, so a node is
-   * never available unrecorded. A node is rented as what it proved (DESIGN.md §8 rule 7): with a
+   * Records a verification result in the node's history, updates the node's reputation and moves
+   * its status as the proof decides (`afterProof`: a first pass makes it available, a failed spot
+   * check unverified) — in one transaction, so a node is never available unrecorded. A node is rented as what it proved (DESIGN.md §8 rule 7): with a
    * `provenModel` other than its reported one, its GPU model and VRAM become the proven model's
    * (its catalog price follows through the 0013 trigger). `flag` flags the node (never placed).
    */
@@ -95,9 +95,7 @@ export class NodeLifecycle {
         await addNodeFlag(tx, nodeId, result.flag.flag, result.flag.detail, ctx.nowMs);
       if (result.passed && result.provenModel !== undefined)
         await rentAsProven(tx, nodeId, result.provenModel, ctx);
-      const moved = result.passed
-        ? await applyInTx(tx, nodeId, { type: "verify" }, ctx)
-        : undefined;
+      const moved = await afterProof(tx, nodeId, result.passed, ctx);
       return [moved, await storeReputations(tx, [nodeId], ctx.nowMs)] as const;
     });
     if (transition?.ok) {
@@ -110,6 +108,7 @@ export class NodeLifecycle {
       });
     }
     announceReputations(this.events, reputation, ctx.nowMs);
+    this.events.emit("node:proven", { nodeId, passed: result.passed, atMs: ctx.nowMs });
     return transition;
   }
 
@@ -292,6 +291,31 @@ export async function applyInTx(
     detail: { reason: ctx.reason },
   });
   return { ok: true, from, to };
+}
+
+/**
+ * What a recorded proof does to the node's status: a first proof that passed makes it available;
+ * a spot check of an idle node that passed renews `verified_at` (spot-checks.ts draws the next one
+ * from it), one that failed sends the node back to unverified. A node leased meanwhile keeps its
+ * lease (proofs run only while idle: its next spot check decides).
+ */
+async function afterProof(
+  tx: Kysely<Database>,
+  nodeId: string,
+  passed: boolean,
+  ctx: TransitionContext,
+): Promise<TransitionResult | undefined> {
+  const node = await tx
+    .selectFrom("nodes")
+    .select("status")
+    .where("id", "=", nodeId)
+    .executeTakeFirst();
+  if (node?.status === "unverified")
+    return passed ? applyInTx(tx, nodeId, { type: "verify" }, ctx) : undefined;
+  if (node?.status !== "available") return undefined;
+  if (!passed) return applyInTx(tx, nodeId, { type: "unverify" }, ctx);
+  await tx.updateTable("nodes").set({ verified_at: ctx.nowMs }).where("id", "=", nodeId).execute();
+  return undefined;
 }
 
 /** Sets the node's GPU model (and VRAM, never above what it reported) to the one it proved as. */

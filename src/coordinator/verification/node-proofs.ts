@@ -48,6 +48,11 @@ export class NodeProofs {
     return this.inFlight.size;
   }
 
+  /** Whether a proof of the node is under way. */
+  inFlightFor(nodeId: string): boolean {
+    return this.inFlight.has(nodeId);
+  }
+
   /** Starts proving the devices of `hardwareJson` (the node's stored hardware report). */
   async start(channel: ProofChannel, hardwareJson: string): Promise<void> {
     this.drop(channel.nodeId);

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type { Clock } from "../../core/clock.ts";
+import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 
 /** Starts proofs of connected nodes (the worker gateway). */
@@ -37,12 +38,14 @@ export class SpotChecks {
   private readonly due = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private readonly unsubscribe: Array<() => void> = [];
 
   constructor(
     private readonly deps: {
       db: Kysely<Database>;
       clock: Clock;
       starter: ProofStarter;
+      events: CoordinatorEvents;
       logger: FastifyBaseLogger;
       /** Uniform in [0, 1); Math.random in production. */
       random: () => number;
@@ -50,7 +53,12 @@ export class SpotChecks {
     private readonly options: SpotCheckOptions,
   ) {}
 
+  /** Follows recorded proofs (each draws its node's next check) and looks for due checks. */
   start(): void {
+    this.unsubscribe.push(
+      this.deps.events.on("node:proven", ({ nodeId }) => this.proofEnded(nodeId)),
+      this.deps.events.on("device:revoked", ({ nodeId }) => this.forget(nodeId)),
+    );
     const tickMs = this.options.tickMs ?? Math.min(10_000, this.options.intervalMs / 20);
     this.timer = setInterval(() => {
       this.running ??= this.tick()
@@ -63,6 +71,7 @@ export class SpotChecks {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    for (const off of this.unsubscribe.splice(0)) off();
     await this.running;
   }
 
