@@ -52,14 +52,14 @@ const POSTGRES_ACCOUNT_NAME =
   "(account IN ('treasury', 'burn', 'emission-pool') OR account ~ '^(wallet|earnings):acct_'" +
   " OR account ~ '^escrow:clu_' OR account ~ '^external:.')";
 /** SQL: whether `column` names a guarded account (wallet, escrow, earnings). */
-export const GUARDED = (column: string) =>
+const GUARDED = (column: string) =>
   `(substr(${column}, 1, 7) = 'wallet:' OR substr(${column}, 1, 7) = 'escrow:' OR substr(${column}, 1, 9) = 'earnings:')`;
 
 /**
  * plpgsql, PostgreSQL's postings guard (a statement trigger over `new_postings`): the first guarded
  * account and currency whose balance the statement would take below zero, if any.
  */
-export const OVERDRAWN = sql.raw(`SELECT d.account, d.currency
+const OVERDRAWN = sql.raw(`SELECT d.account, d.currency
           FROM (SELECT account, currency, SUM(amount) AS delta FROM new_postings
                 WHERE ${GUARDED("account")} GROUP BY account, currency) d
           LEFT JOIN ledger_balances b ON b.account = d.account AND b.currency = d.currency
@@ -70,7 +70,7 @@ export const OVERDRAWN = sql.raw(`SELECT d.account, d.currency
  * balances. One statement, one snapshot: rows the UPDATE did not see are inserted, or, when another
  * transaction created them meanwhile, updated by ON CONFLICT. No delta is lost or doubled.
  */
-export const BALANCE_CACHE_UPSERT = sql.raw(`WITH d AS (
+const BALANCE_CACHE_UPSERT = sql.raw(`WITH d AS (
           SELECT account, currency, SUM(amount) AS delta, MAX(id) AS last FROM new_postings
           WHERE ${GUARDED("account")} GROUP BY account, currency
         ), u AS (

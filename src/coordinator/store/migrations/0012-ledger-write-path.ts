@@ -1,6 +1,5 @@
 import { sql, type Kysely } from "kysely";
 import type { Dialect } from "../database.ts";
-import { BALANCE_CACHE_UPSERT, OVERDRAWN } from "./0003-ledger.ts";
 
 /**
  * A cheaper write path for the ledger (issue 4: a settlement pass writes 10,000 transactions and
@@ -29,6 +28,41 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   if (dialect === "postgres")
     for (const statement of balancedPerPostingsStatement()) await statement.execute(db);
 }
+
+// The guard's SQL as 0003-ledger wrote it, restated here so that this migration stays as it ran.
+/** SQL: whether `column` names a guarded account (wallet, escrow, earnings). */
+const GUARDED = (column: string) =>
+  `(substr(${column}, 1, 7) = 'wallet:' OR substr(${column}, 1, 7) = 'escrow:' OR substr(${column}, 1, 9) = 'earnings:')`;
+
+/**
+ * plpgsql, PostgreSQL's postings guard (a statement trigger over `new_postings`): the first guarded
+ * account and currency whose balance the statement would take below zero, if any.
+ */
+const OVERDRAWN = sql.raw(`SELECT d.account, d.currency
+          FROM (SELECT account, currency, SUM(amount) AS delta FROM new_postings
+                WHERE ${GUARDED("account")} GROUP BY account, currency) d
+          LEFT JOIN ledger_balances b ON b.account = d.account AND b.currency = d.currency
+          WHERE COALESCE(b.balance, 0) + d.delta < 0 LIMIT 1`);
+
+/**
+ * plpgsql, the same trigger: adds the statement's net change per guarded account to the cached
+ * balances. One statement, one snapshot: rows the UPDATE did not see are inserted, or, when another
+ * transaction created them meanwhile, updated by ON CONFLICT. No delta is lost or doubled.
+ */
+const BALANCE_CACHE_UPSERT = sql.raw(`WITH d AS (
+          SELECT account, currency, SUM(amount) AS delta, MAX(id) AS last FROM new_postings
+          WHERE ${GUARDED("account")} GROUP BY account, currency
+        ), u AS (
+          UPDATE ledger_balances b SET balance = b.balance + d.delta, last_posting_id = d.last
+          FROM d WHERE b.account = d.account AND b.currency = d.currency
+          RETURNING b.account, b.currency
+        )
+        INSERT INTO ledger_balances AS b (account, currency, balance, last_posting_id)
+          SELECT d.account, d.currency, d.delta, d.last FROM d
+          WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.account = d.account AND u.currency = d.currency)
+          ORDER BY d.account, d.currency
+        ON CONFLICT (account, currency) DO UPDATE
+          SET balance = b.balance + EXCLUDED.balance, last_posting_id = EXCLUDED.last_posting_id;`);
 
 function balancedPerPostingsStatement() {
   return [

@@ -1,5 +1,4 @@
 import { sql, type Kysely } from "kysely";
-import { DEFAULT_CATALOG_PRICES } from "../../../core/pricing.ts";
 import type { Dialect } from "../database.ts";
 
 /**
@@ -21,8 +20,9 @@ import type { Dialect } from "../database.ts";
  * pricing change locks `nodes` against writes for its transaction (registry/node-sort.ts), so no
  * node write can keep a price computed under the pricing it replaces.
  *
- * Existing nodes are priced under the default catalog, which is what a coordinator in `catalog`
- * mode finds at start (nothing to recompute); market mode or another catalog recomputes them once.
+ * Existing nodes are priced under the default catalog as it was when this migration was written
+ * (`CATALOG_AT_0013`, frozen: core/pricing.ts has gained models since); a coordinator whose pricing
+ * differs (today's catalog, another catalog, market mode) recomputes them once at start.
  */
 export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   await db.schema
@@ -37,12 +37,10 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn("per_gpu_hour", "bigint", (c) => c.notNull())
     .execute();
   await sql`insert into node_pricing (id, mode, cpu_node_hour)
-    values (1, 'catalog', ${Number(DEFAULT_CATALOG_PRICES.cpuNodeHour)})`.execute(db);
-  const models = Object.entries(DEFAULT_CATALOG_PRICES.perGpuHour);
-  if (models.length > 0)
-    await sql`insert into node_gpu_prices (model, per_gpu_hour) values ${sql.join(
-      models.map(([model, price]) => sql`(${model}, ${Number(price)})`),
-    )}`.execute(db);
+    values (1, 'catalog', ${CATALOG_AT_0013.cpuNodeHour})`.execute(db);
+  await sql`insert into node_gpu_prices (model, per_gpu_hour) values ${sql.join(
+    Object.entries(CATALOG_AT_0013.perGpuHour).map(([model, price]) => sql`(${model}, ${price})`),
+  )}`.execute(db);
 
   await db.schema.alterTable("nodes").addColumn("effective_price_per_hour", "bigint").execute();
   for (const statement of dialect === "postgres" ? postgresTrigger() : sqliteTriggers())
@@ -63,6 +61,26 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .columns(["gpu_model", "effective_price_per_hour", "id"])
     .execute();
 }
+
+/** core/pricing.ts `DEFAULT_CATALOG_PRICES` at commit b0e03c6, micro-dollars per hour. */
+const CATALOG_AT_0013 = {
+  perGpuHour: {
+    h200: 2_500_000,
+    "h100-80gb": 1_990_000,
+    "a100-80gb": 1_190_000,
+    l40s: 790_000,
+    "rtx-a6000": 450_000,
+    "rtx-4090": 390_000,
+    "rtx-a5000": 250_000,
+    "rtx-3090": 220_000,
+    "rtx-a4000": 170_000,
+    "rtx-4070": 150_000,
+    "rtx-3080": 150_000,
+    "rtx-3070": 120_000,
+    "rtx-3060-ti": 100_000,
+  },
+  cpuNodeHour: 20_000,
+};
 
 /** The price of the node row `row` (`NEW` in a trigger) under the stored pricing. */
 function priceOf(row: "NEW") {

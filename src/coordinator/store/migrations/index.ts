@@ -1,3 +1,17 @@
+/**
+ * The schema's history, one frozen file per step. A database that ran a migration keeps what it
+ * did, so a fresh database must get exactly the same: a migration is never edited, renamed or
+ * removed once merged (a fix is a new migration), and it imports only `kysely`, the `Dialect` type
+ * (`import type`) and `./dialect-types.ts` (frozen too), never live code such as catalog prices or
+ * another migration's SQL: it states its values as they were. Prettier leaves these files alone.
+ * frozen.test.ts enforces this against `checksums.json` (file → SHA-256).
+ *
+ * To add a migration:
+ * 1. a new file `NNNN-what.ts` with the next unused number, exporting `up(db, dialect)`;
+ * 2. import it below and append it to `MIGRATIONS`;
+ * 3. add `"NNNN-what.ts": "<sha256sum of the file>"` to `checksums.json` once the file is final
+ *    (the test's failure message prints the line to add).
+ */
 import type { Kysely, Migration, MigrationProvider } from "kysely";
 import type { Dialect } from "../database.ts";
 import * as foundation from "./0001-foundation.ts";
