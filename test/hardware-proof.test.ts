@@ -11,6 +11,7 @@ import { test } from "node:test";
 import { GPU_CATALOG } from "../src/core/gpu-catalog.ts";
 import type { HistoryEntry } from "../src/protocol/nodes.ts";
 import type { ProofRecord } from "../src/coordinator/verification/proof-session.ts";
+import { SMALL_PROOF_POLICY } from "../src/coordinator/config.ts";
 import {
   ManualClock,
   forEachDatabase,
@@ -251,20 +252,20 @@ forEachDatabase("proof of hardware", (db) => {
     const { tc, clock, supplier } = await network(db, t);
     const slow = await node(tc, supplier.apiKey, "h100x8");
     const prover = new FixtureProver(await nextProve(slow));
-    clock.advance(60_000);
+    clock.advance(60_000 + SMALL_PROOF_POLICY.overheadMs);
     slow.send(prover.commit(HONEST_H100_TFLOPS));
     const r1 = await assertFailed(tc, slow, "late");
-    assert.match(r1.reason, /^committed after 60000 ms, past its \d+ ms deadline/);
+    assert.match(r1.reason, /^committed after 80000 ms, past its \d+ ms deadline/);
     assert.ok(r1.devices.every((d) => d.verdict === "late"));
 
     const slowReveal = await node(tc, supplier.apiKey, "none");
     const p2 = new FixtureProver(await nextProve(slowReveal));
     slowReveal.send(p2.commit());
     const open = await nextOpen(slowReveal);
-    clock.advance(10_000);
+    clock.advance(10_000 + SMALL_PROOF_POLICY.overheadMs);
     slowReveal.send(p2.reveal(open));
     const r2 = await assertFailed(tc, slowReveal, "late");
-    assert.match(r2.reason, /^revealed 10000 ms after the opening/);
+    assert.match(r2.reason, /^revealed 30000 ms after the opening/);
   });
 
   test("an idle node is spot-checked again and again: a pass keeps it, a failure unverifies it until it passes", async (t) => {

@@ -138,8 +138,10 @@ export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;
  * Proofs small enough for `tandem dev` and in-process test coordinators: their workers prove on
  * this machine's CPU (GPUs through a fixture prover that reports the claimed card's time), so a
  * GPU's product is one leaf wide (256×256, k 256) and a core's 16×16 (k 512), answered in
- * milliseconds; a core's reference rate is set low (1 MFLOPS) so a loaded machine still proves.
- * Deadlines keep their overhead allowance (`overheadMs`), so nothing here is timing-tight.
+ * milliseconds; a core's reference rate is set low (1 MFLOPS) and the allowance for start-up and
+ * round trips high (20 s: a worker's first proof starts a thread per core, each loading the
+ * TypeScript it runs, seconds on a loaded 2-core machine with several workers starting), so a
+ * loaded machine still proves. Production keeps the defaults (DEFAULT_PROOF_POLICY).
  */
 export const SMALL_PROOF_POLICY = {
   gpuTargetMs: 0.0001,
@@ -147,6 +149,7 @@ export const SMALL_PROOF_POLICY = {
   cpuN: 16,
   cpuK: 512,
   cpuCoreGflops: 0.001,
+  overheadMs: 20_000,
 } as const;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfig>;
 

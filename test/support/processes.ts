@@ -106,6 +106,7 @@ export const SMALL_PROOF_FLAGS: readonly string[] = [
   ...["--proof-gpu-k", String(SMALL_PROOF_POLICY.gpuK)],
   ...["--proof-cpu-work", `${SMALL_PROOF_POLICY.cpuN}x${SMALL_PROOF_POLICY.cpuK}`],
   ...["--proof-cpu-core-gflops", String(SMALL_PROOF_POLICY.cpuCoreGflops)],
+  ...["--proof-overhead-ms", String(SMALL_PROOF_POLICY.overheadMs)],
 ];
 
 /** `tandem coordinator` on a free port with its state in `home`: the process and its URL. */

@@ -23,6 +23,7 @@ interface CoordinatorOptions {
   proofCpuWork?: { n: number; k: number };
   proofCpuCoreGflops?: number;
   proofIntervalMs?: number;
+  proofOverheadMs?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
@@ -105,6 +106,11 @@ export function registerCoordinatorCommand(program: Command): void {
       parsePositive("--proof-cpu-core-gflops"),
     )
     .option(
+      "--proof-overhead-ms <ms>",
+      "proof of hardware: time allowed beyond the work itself for start-up and round trips (default 3000)",
+      parseIntOption("--proof-overhead-ms"),
+    )
+    .option(
       "--proof-interval-ms <ms>",
       "proof of hardware: the longest an idle node goes unproven; spot checks come at random in its second half (default 3600000)",
       parseIntOption("--proof-interval-ms"),
@@ -147,6 +153,9 @@ export function registerCoordinatorCommand(program: Command): void {
           ...(options.proofCpuCoreGflops === undefined
             ? {}
             : { cpuCoreGflops: options.proofCpuCoreGflops }),
+          ...(options.proofOverheadMs === undefined
+            ? {}
+            : { overheadMs: options.proofOverheadMs }),
         },
       });
       const ready = {

@@ -70,7 +70,7 @@ forEachDatabase("spot checks", (db) => {
     assert.deepEqual(await checks.tick(), [], "proofs under way are not doubled; leased: none");
 
     // Once a proof ends, the next one is drawn from then: 0.5 h + 0.99 × 0.5 h later.
-    checks.proofEnded(a);
+    checks.proofEnded(a, true);
     starter.busy.delete(a);
     const next = HOUR_MS / 2 + Math.floor(0.99 * (HOUR_MS / 2));
     r.clock.advance(next - 1);
@@ -84,7 +84,7 @@ forEachDatabase("spot checks", (db) => {
     assert.deepEqual(starter.asked, [b, a, a, leased]);
   });
 
-  test("a node that failed is tried again on the same schedule; one that went offline is dropped", async (t) => {
+  test("a node that failed is tried again after a back-off; one that went offline is dropped", async (t) => {
     const r = await openRegistry(db, t);
     const node = await verifiedNode(r, "eu-west-a");
     const ctx = () => ({ actor: "t", reason: "t", nowMs: r.clock.now() });
@@ -101,13 +101,23 @@ forEachDatabase("spot checks", (db) => {
       { intervalMs: HOUR_MS },
     );
     await r.lifecycle.apply(node, { type: "unverify" }, ctx());
-    checks.proofEnded(node);
+    // 30 s, then 60 s, … never more than half the interval.
+    for (const waitMs of [30_000, 60_000, 120_000]) {
+      checks.proofEnded(node, false);
+      starter.busy.delete(node);
+      r.clock.advance(waitMs - 1);
+      assert.deepEqual(await checks.tick(), [], `not before ${waitMs} ms`);
+      r.clock.advance(1);
+      assert.deepEqual(await checks.tick(), [node], `tried again after ${waitMs} ms`);
+    }
+    for (let i = 0; i < 10; i++) checks.proofEnded(node, false);
+    starter.busy.delete(node);
     r.clock.advance(HOUR_MS / 2);
-    assert.deepEqual(await checks.tick(), [node], "the unverified node is tried again");
-    checks.proofEnded(node);
+    assert.deepEqual(await checks.tick(), [node], "the back-off stops at half the interval");
+    checks.proofEnded(node, false);
+    starter.busy.delete(node);
     await r.lifecycle.apply(node, { type: "disconnect" }, ctx());
     r.clock.advance(HOUR_MS);
     assert.deepEqual(await checks.tick(), [], "offline: proven when it connects, not before");
-    assert.deepEqual(starter.asked, [node]);
   });
 });

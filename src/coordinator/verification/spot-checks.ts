@@ -4,6 +4,9 @@ import type { Clock } from "../../core/clock.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 
+/** A failed proof's first retry, ms (then doubling; see `proofEnded`). */
+const RETRY_FIRST_MS = 30_000;
+
 /** Starts proofs of connected nodes (the worker gateway). */
 export interface ProofStarter {
   /**
@@ -27,8 +30,8 @@ export interface SpotCheckOptions {
  * again at a random time between half the interval and the interval after its last proof, so a
  * supplier cannot tell when the next one comes, and no idle node goes longer than the interval
  * unproven. A node leased when its check falls due is checked once it is idle again (proofs never
- * run during a lease). A node that failed (unverified, still connected) is tried again on the same
- * schedule, so an honest node caught by a transient fault comes back by itself.
+ * run during a lease). A node that failed (unverified, still connected) is tried again after a
+ * back-off, so an honest node caught by a transient fault comes back by itself.
  *
  * Due times live in this process (a restart draws new ones, still within the interval of the last
  * proof, which `verified_at` records); the proof itself and its verdict go through the gateway.
@@ -36,6 +39,8 @@ export interface SpotCheckOptions {
 export class SpotChecks {
   /** When each node's next check is due, epoch ms (drawn once per proof). */
   private readonly due = new Map<string, number>();
+  /** Failed proofs in a row, per node (the retry's back-off). */
+  private readonly failures = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly unsubscribe: Array<() => void> = [];
@@ -56,7 +61,7 @@ export class SpotChecks {
   /** Follows recorded proofs (each draws its node's next check) and looks for due checks. */
   start(): void {
     this.unsubscribe.push(
-      this.deps.events.on("node:proven", ({ nodeId }) => this.proofEnded(nodeId)),
+      this.deps.events.on("node:proven", ({ nodeId, passed }) => this.proofEnded(nodeId, passed)),
       this.deps.events.on("device:revoked", ({ nodeId }) => this.forget(nodeId)),
     );
     const tickMs = this.options.tickMs ?? Math.min(10_000, this.options.intervalMs / 20);
@@ -75,9 +80,23 @@ export class SpotChecks {
     await this.running;
   }
 
-  /** A proof of the node ended (passed or failed): its next check is drawn from now. */
-  proofEnded(nodeId: string): void {
-    this.due.set(nodeId, this.draw(this.deps.clock.now()));
+  /**
+   * A proof of the node ended: after a pass its next check is drawn from now; after a failure it
+   * is tried again sooner, 30 s doubling per failure in a row up to half the interval (+ up to
+   * half again at random), so an honest node caught by a transient fault (a loaded machine, a
+   * helper that crashed) is back within minutes while a failing one costs little.
+   */
+  proofEnded(nodeId: string, passed: boolean): void {
+    const nowMs = this.deps.clock.now();
+    if (passed) {
+      this.failures.delete(nodeId);
+      this.due.set(nodeId, this.draw(nowMs));
+      return;
+    }
+    const failures = (this.failures.get(nodeId) ?? 0) + 1;
+    this.failures.set(nodeId, failures);
+    const waitMs = Math.min(this.options.intervalMs / 2, RETRY_FIRST_MS * 2 ** (failures - 1));
+    this.due.set(nodeId, nowMs + waitMs + Math.floor(this.deps.random() * (waitMs / 2)));
   }
 
   /** Starts every check that is due on an idle node; returns the nodes it started. */
@@ -129,6 +148,7 @@ export class SpotChecks {
   /** Forgets a node that left (revoked, or its worker gone for good). */
   forget(nodeId: string): void {
     this.due.delete(nodeId);
+    this.failures.delete(nodeId);
   }
 
   private draw(fromMs: number): number {
