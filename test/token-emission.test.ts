@@ -125,6 +125,14 @@ describe("tandem token emission", () => {
     assert.deepEqual(view, await tc.client().tokenEmission());
   });
 
+  test("a genesis before 1970, after 9999 or not whole is refused at start, naming the field", async () => {
+    for (const genesisAtMs of [-1, 253_402_300_800_000, 1.5])
+      await assert.rejects(
+        startTestCoordinator({ database: "sqlite", config: { genesisAtMs } }),
+        /invalid coordinator config: genesisAtMs: /,
+      );
+  });
+
   test("tandem coordinator refuses a --genesis-at that is not a UTC time", async () => {
     for (const value of ["2026-02-30T00:00:00Z", "yesterday", "2026-01-01T00:00:00+02:00"]) {
       const cli = spawnTandem(["coordinator", "--port", "0", "--genesis-at", value], {

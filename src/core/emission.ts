@@ -13,7 +13,7 @@
  * 3. Within a year, every hour emits ⌊year / 8,760⌋ and the year's last hour also takes the
  *    remainder (< 8,760 units), so each year's hours sum to its total exactly.
  *
- * Hours are counted from genesis, 0-based: hour h covers [genesis + h h, genesis + (h + 1) h).
+ * Hours are counted from genesis, 0-based: hour h runs from genesis + h hours to genesis + h + 1.
  * Before genesis and from hour 175,200 on, nothing is emitted. Pure: no I/O, no clock.
  */
 import { ErrorCode, TandemError } from "./errors.ts";
