@@ -65,6 +65,7 @@ const PUBLIC = new Set([
   "GET /v1/network/regions",
   "GET /v1/catalog/gpus",
   "GET /v1/catalog/regions",
+  "GET /v1/token/emission",
   "GET /v1/health",
   "GET /metrics",
   "GET /v1/openapi.json",

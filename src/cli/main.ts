@@ -10,6 +10,7 @@ import {
   registerNodeCommands,
   registerNodePriceCommand,
 } from "./commands/nodes.ts";
+import { registerTokenCommands } from "./commands/token.ts";
 import { registerAdminCommands, registerWalletCommands } from "./commands/wallet.ts";
 import { registerWorkerCommands } from "./commands/worker.ts";
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerDeviceCommands(program);
   registerWalletCommands(program);
+  registerTokenCommands(program);
   registerAdminCommands(program);
   return program;
 }

@@ -35,6 +35,7 @@ import {
   type PublicClustersQuery,
 } from "../protocol/network.ts";
 import { HealthResponse } from "../protocol/system.ts";
+import { EmissionView } from "../protocol/token.ts";
 import {
   ClusterCostsView,
   LedgerAudit,
@@ -206,6 +207,11 @@ export class TandemClient {
       undefined,
       PublicCluster,
     );
+  }
+
+  /** The TDM emission schedule: the 20 years' totals and what the current hour emits. */
+  tokenEmission() {
+    return this.request("GET", "/v1/token/emission", undefined, undefined, EmissionView);
   }
 
   revokeDevice(id: string, reason?: string) {

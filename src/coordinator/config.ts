@@ -107,6 +107,12 @@ export const CoordinatorConfig = z.strictObject({
   scaleDownIdleMs: z.number().int().min(0).default(60_000),
   /** How often served time is settled and expiries checked, ms. */
   schedulerTickMs: z.number().int().min(50).default(1000),
+  /**
+   * The network's genesis time, ms since the epoch: emission hour 0 begins here. Absent: when the
+   * coordinator first started on its database (economics/network-genesis.ts). At most the end of
+   * year 9999, the last time an ISO 8601 date of four digits names.
+   */
+  genesisAtMs: z.number().int().min(0).max(253_402_300_799_999).optional(),
   /** Price oracle: TDM smallest units per US dollar (default 2 TDM = 1 USD). */
   tdmPerUsdUnits: z.bigint().positive().default(2_000_000n),
   maxLogLinesPerCluster: z.number().int().min(100).default(200_000),

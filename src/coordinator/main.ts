@@ -26,6 +26,7 @@ import { DEFAULT_FEE_SCHEDULE } from "../core/fees.ts";
 import { DEFAULT_CATALOG_PRICES } from "../core/pricing.ts";
 import { Billing } from "./billing/billing.ts";
 import { Ledger } from "./billing/ledger.ts";
+import { networkGenesisAt } from "./economics/network-genesis.ts";
 import { ManualRail } from "./billing/payment-rail.ts";
 import { WalletService } from "./billing/wallet.ts";
 import { billingPayments } from "./scheduler/billing-payments.ts";
@@ -157,6 +158,7 @@ export async function startCoordinator(
     await writeFile(join(config.home, "admin.key"), admin.apiKey + "\n", { mode: 0o600 });
     logger.info({ path: join(config.home, "admin.key") }, "created the first admin account");
   }
+  const genesisAtMs = await networkGenesisAt(store.db, config.genesisAtMs, clock.now());
 
   const app = await buildApi(
     {
@@ -167,6 +169,7 @@ export async function startCoordinator(
         database: store.dialect,
         faucet: config.faucet,
         pricingMode: config.pricingMode,
+        genesisAtMs,
         tls,
         trustProxy: config.trustProxy,
       },

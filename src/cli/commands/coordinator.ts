@@ -24,6 +24,7 @@ interface CoordinatorOptions {
   proofCpuCoreGflops?: number;
   proofIntervalMs?: number;
   proofOverheadMs?: number;
+  genesisAt?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
@@ -115,6 +116,11 @@ export function registerCoordinatorCommand(program: Command): void {
       "proof of hardware: the longest an idle node goes unproven; spot checks come at random in its second half (default 3600000)",
       parseIntOption("--proof-interval-ms"),
     )
+    .option(
+      "--genesis-at <time>",
+      "the network's genesis, when TDM emission begins: an ISO 8601 UTC time such as 2026-01-01T00:00:00Z (default: this database's first start)",
+      parseGenesisAt,
+    )
     .option("--log-level <level>", "fatal | error | warn | info | debug | trace | silent", "info")
     .action(async (options: CoordinatorOptions) => {
       const home = tandemHome();
@@ -142,6 +148,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(options.proofIntervalMs === undefined
           ? {}
           : { proofIntervalMs: options.proofIntervalMs }),
+        ...(options.genesisAt === undefined ? {} : { genesisAtMs: options.genesisAt }),
         proof: {
           ...(options.proofGpuTargetMs === undefined
             ? {}
@@ -198,6 +205,20 @@ function parsePositive(name: string) {
       throw new Error(`${name} must be a positive number, got "${value}"`);
     return n;
   };
+}
+
+/** An ISO 8601 UTC time (`Z`), from 1970 to 9999, as ms since the epoch. */
+function parseGenesisAt(value: string): number {
+  const ms = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,3})?)?Z$/.test(value)
+    ? Date.parse(value)
+    : NaN;
+  if (
+    !Number.isFinite(ms) ||
+    ms < 0 ||
+    new Date(ms).toISOString().slice(0, 16) !== value.slice(0, 16)
+  )
+    throw new Error(`--genesis-at must be a UTC time such as 2026-01-01T00:00:00Z, got "${value}"`);
+  return ms;
 }
 
 /** `<n>x<k>`: a proof's side and inner dimension, e.g. 64x8192. */

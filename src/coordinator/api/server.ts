@@ -39,6 +39,7 @@ import { networkRoutes } from "./routes/network.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
 import { nodeRoutes } from "./routes/nodes.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { tokenRoutes } from "./routes/token.ts";
 import { walletRoutes } from "./routes/wallet.ts";
 
 function createFastify(config: ApiConfig, logger: FastifyBaseLogger) {
@@ -71,6 +72,8 @@ export interface ApiConfig {
   /** Whether a user may credit its own wallet (`tandem dev`). */
   faucet: boolean;
   pricingMode: "catalog" | "market";
+  /** The network's genesis time, ms since the epoch: emission hour 0 begins here. */
+  genesisAtMs: number;
   /** Certificate and key to serve HTTPS and WSS with; absent, plain HTTP. */
   tls?: TlsFiles | undefined;
   /** Proxies whose X-Forwarded-For is believed (Fastify's `trustProxy`); absent, none. */
@@ -180,6 +183,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   clusterSecretRoutes(app, deps);
   pricingRoutes(app, deps);
   walletRoutes(app, deps);
+  tokenRoutes(app, deps);
   liveRoutes(app, deps);
   await explorerRoutes(app);
   app.get("/v1/workers/connect", { websocket: true, schema: { hide: true } }, (socket, request) =>
