@@ -22,6 +22,7 @@ import { explorerRoutes } from "../src/coordinator/api/routes/explorer.ts";
 import { ensureExplorerBuilt } from "../web/build.ts";
 import { proofOf } from "../web/src/components/proof-record.tsx";
 import {
+  GPU_PROVER_FIXTURE,
   NVIDIA_SMI_FIXTURES,
   eventually,
   spawnTandem,
@@ -100,6 +101,7 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
           zone,
           "--nvidia-smi",
           join(NVIDIA_SMI_FIXTURES, fixture, "nvidia-smi"),
+          ...["--gpu-prover", GPU_PROVER_FIXTURE],
         ],
         { TANDEM_HOME: join(home, name), ...(await enrollmentEnv(url, supplier.apiKey)) },
       );

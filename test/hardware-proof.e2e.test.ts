@@ -14,6 +14,7 @@ import type { HistoryEntry } from "../src/protocol/nodes.ts";
 import { createDatabase, postgresForTests } from "./support/postgres.ts";
 import { enrollmentEnv } from "./support/workers.ts";
 import {
+  GPU_PROVER_FIXTURE,
   NVIDIA_SMI_FIXTURES,
   SMALL_PROOF_FLAGS,
   eventually,
@@ -21,7 +22,6 @@ import {
   type TandemProcess,
 } from "./support/processes.ts";
 
-const GPU_PROVER_FIXTURE = join(import.meta.dirname, "fixtures", "gpu-prover", "gpu-prover");
 const pg = await postgresForTests();
 after(() => (pg.skip ? undefined : pg.stop()));
 

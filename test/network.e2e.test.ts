@@ -10,6 +10,7 @@ import { TandemClient } from "../src/client/client.ts";
 import { createDatabase, postgresForTests } from "./support/postgres.ts";
 import { enrollmentEnv } from "./support/workers.ts";
 import {
+  GPU_PROVER_FIXTURE,
   NVIDIA_SMI_FIXTURES,
   eventually,
   spawnTandem,
@@ -79,6 +80,7 @@ for (const database of databases) {
       const gpuWorker = await startWorker("w1", "eu-west-a", [
         "--nvidia-smi",
         join(NVIDIA_SMI_FIXTURES, "rtx4090", "nvidia-smi"),
+        ...["--gpu-prover", GPU_PROVER_FIXTURE],
       ]);
       const cpuWorker = await startWorker("w2", "eu-west-b", [
         ...["--max-memory", "1GiB", "--max-cpus", "0.5", "--max-pids", "512", "--max-disk", "64M"],
@@ -103,7 +105,7 @@ for (const database of databases) {
       await eventually(async () => {
         const stats = await publicApi.networkStats();
         return stats.nodes.byStatus.available === 2 ? stats : undefined;
-      }, "both workers to pass the compute challenge and be available");
+      }, "both workers to pass the proof of hardware and be available");
       const gpuNode = await publicApi.getNode(ids1.nodeId);
       assert.deepEqual(
         [gpuNode.gpuModel, gpuNode.gpuCount, gpuNode.zone],

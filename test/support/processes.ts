@@ -7,6 +7,14 @@ export const TANDEM_BIN = fileURLToPath(new URL("../../bin/tandem.js", import.me
 export const NVIDIA_SMI_FIXTURES = fileURLToPath(
   new URL("../fixtures/nvidia-smi/", import.meta.url),
 );
+/**
+ * The fixture GPU prover helper (a fake at the GPU port: the exact product on the CPU, reporting
+ * the time the fixture nvidia-smi's card would take): `--gpu-prover` for a worker whose GPUs must
+ * prove themselves.
+ */
+export const GPU_PROVER_FIXTURE = fileURLToPath(
+  new URL("../fixtures/gpu-prover/gpu-prover", import.meta.url),
+);
 
 /** A `tandem` command running as a real child process, with its output kept line by line. */
 export interface TandemProcess {
