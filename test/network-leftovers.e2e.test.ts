@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { TandemClient } from "../src/client/client.ts";
+import { SMALL_PROOF_POLICY } from "../src/coordinator/config.ts";
 import { startCoordinator, type Coordinator } from "../src/coordinator/main.ts";
 import type { ClusterView, DeployRequest } from "../src/protocol/clusters.ts";
 import { workerTagOf } from "../src/worker/network/job-networks.ts";
@@ -72,6 +73,7 @@ describe(
         jobNetworks: "required",
         heartbeatIntervalMs: HEARTBEAT_MS,
         missedHeartbeats: MISSED,
+        proof: SMALL_PROOF_POLICY,
       });
       internet = await hosts.listen(hosts.internet, 8080);
       const adminKey = coordinator.createdAdminKey!;

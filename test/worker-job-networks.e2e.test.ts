@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { TandemClient } from "../src/client/client.ts";
+import { SMALL_PROOF_POLICY } from "../src/coordinator/config.ts";
 import { startCoordinator, type Coordinator } from "../src/coordinator/main.ts";
 import { workerTagOf } from "../src/worker/network/job-networks.ts";
 import { createHosts, type Hosts } from "./support/hosts.ts";
@@ -30,6 +31,7 @@ describe(
         host: hosts.rootAddress,
         port: 0,
         logLevel: "silent",
+        proof: SMALL_PROOF_POLICY,
       });
     });
     after(async () => {
