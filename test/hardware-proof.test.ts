@@ -316,6 +316,53 @@ forEachDatabase("proof of hardware", (db) => {
     );
   });
 
+  test("a spot check under way when its node is placed is dropped: no verdict, the lease stands", async (t) => {
+    const clock = new ManualClock();
+    const intervalMs = 60_000;
+    const tc = await db.startCoordinator({
+      clock,
+      config: { livenessSweepMs: 0, proofIntervalMs: intervalMs },
+    });
+    t.after(() => tc.close());
+    const supplier = await tc.signUp(["supplier"]);
+    const worker = await node(tc, supplier.apiKey, "none");
+    await proveHonestly(worker);
+    await eventually(
+      async () => ((await viewOf(tc, worker.nodeId)).status === "available" ? true : undefined),
+      "available",
+    );
+    clock.advance(intervalMs);
+    const prover = new FixtureProver(await nextProve(worker));
+    assert.equal(tc.coordinator.gateway.proofs.size, 1);
+    await tc.coordinator.lifecycle.apply(
+      worker.nodeId,
+      { type: "lease" },
+      { actor: "test", reason: "placed mid-proof", nowMs: clock.now() },
+    );
+    assert.equal(tc.coordinator.gateway.proofs.size, 0, "the proof in flight is dropped");
+    worker.send(prover.commit()); // its late answer: ignored
+    assert.equal((await viewOf(tc, worker.nodeId)).status, "leased");
+
+    // Idle again, the check that fell due during the lease comes at once; the dropped one left
+    // nothing on record (the worker's messages are read in order: its commit came first).
+    await tc.coordinator.lifecycle.apply(
+      worker.nodeId,
+      { type: "release" },
+      { actor: "test", reason: "lease ended", nowMs: clock.now() },
+    );
+    await proveHonestly(worker);
+    const rows = await eventually(async () => {
+      const { items } = await tc.client().nodeHistory(worker.nodeId);
+      const proofs = items.filter((i) => i.action.startsWith("verification-"));
+      return proofs.length === 2 ? proofs : undefined;
+    }, "the check after the lease");
+    assert.deepEqual(
+      rows.map((i) => i.action),
+      ["verification-passed", "verification-passed"],
+    );
+    assert.equal((await viewOf(tc, worker.nodeId)).status, "available");
+  });
+
   test("a node that reports other GPUs must prove them before it is rented again", async (t) => {
     const { tc, clock, supplier } = await network(db, t);
     const worker = await node(tc, supplier.apiKey, "h100x8");

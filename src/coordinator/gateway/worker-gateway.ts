@@ -107,6 +107,11 @@ export class WorkerGateway implements ProofStarter {
       missedHeartbeats: options.missedHeartbeats,
       restartGraceMs: options.restartGraceMs ?? 0,
     });
+    // Proofs run only while a node is idle: a spot check under way when the node is placed is
+    // dropped unrecorded (its late answer is ignored); the node is checked once idle again.
+    deps.events.on("node:status", ({ nodeId, to }) => {
+      if (to === "leased" || to === "standby") this.proofs.drop(nodeId);
+    });
     deps.events.on("device:revoked", ({ deviceId, nodeId }) => {
       this.detector.forget(nodeId);
       this.sessions.get(deviceId)?.socket.close(CloseCode.revoked, "device revoked");
