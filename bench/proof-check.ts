@@ -4,7 +4,7 @@
  * opened cell, the leaf's hash, its Merkle path to the root and the cell recomputed from the seed
  * (k multiply-adds) — at the default policy's sizes (DEFAULT_PROOF_POLICY) for an 8×H100 node
  * (8 cells per GPU, k 65536, a 194k-wide product: 28-hash paths) and a 64-core CPU node (8 cells
- * per core, k 8192, 64×64). The products themselves are far too big to compute here, so each
+ * in all across its cores, k 8192, 64×64). The products themselves are far too big to compute here, so each
  * opened cell gets a leaf holding its true value and a random path, and its device commits to the
  * root that path leads to: every check runs in full, as for an honest worker.
  *
@@ -48,7 +48,8 @@ const policy = {
 
 interface Case {
   name: string;
-  devices: number;
+  /** Cells the coordinator opens on such a node (proof-session.ts openCells). */
+  cells: number;
   workload: () => ProofWorkload;
 }
 
@@ -56,12 +57,12 @@ const h100 = GPU_CATALOG.find((m) => m.id === "h100-80gb")!;
 const cases: Case[] = [
   {
     name: "8×H100",
-    devices: 8,
+    cells: 8 * policy.openedCells, // on each GPU
     workload: () => gpuWorkload(h100, policy, randomInt(2 ** 32 - 1)),
   },
   {
     name: "64-core CPU",
-    devices: 64,
+    cells: policy.openedCells, // across the node's cores
     workload: () => cpuWorkload(policy, randomInt(2 ** 32 - 1)),
   },
 ];
@@ -85,6 +86,7 @@ function honestCell(device: string, w: ProofWorkload) {
   }
   const root = rootFromPath(hashLeaf(Int32Array.from(cells)), leaf, leafCount, path)!;
   return {
+    workload: w,
     opened: { device, row, col },
     revealed: {
       device,
@@ -97,7 +99,9 @@ function honestCell(device: string, w: ProofWorkload) {
   };
 }
 
-console.log(`proof check, ${rounds} rounds per case, ${policy.openedCells} cells/device`);
+console.log(
+  `proof check, ${rounds} rounds per case, ${policy.openedCells} cells per GPU and per CPU node`,
+);
 for (const c of cases) {
   const times: number[] = [];
   let pathLength = 0;
@@ -105,17 +109,14 @@ for (const c of cases) {
     const committed = new Map<string, ProofWorkload & { root: Uint8Array }>();
     const opened = [];
     const revealed = [];
-    for (let d = 0; d < c.devices; d++) {
-      const w = c.workload();
-      // One root per opened cell (its own random path): the same work as 8 cells of one device.
-      for (let i = 0; i < policy.openedCells; i++) {
-        const device = `d${d}.${i}`;
-        const cell = honestCell(device, w);
-        committed.set(device, { ...w, root: cell.root });
-        opened.push(cell.opened);
-        revealed.push(cell.revealed);
-        pathLength = cell.revealed.path.length;
-      }
+    // One root per opened cell (its own random path): the same work as several cells of a device.
+    for (let i = 0; i < c.cells; i++) {
+      const device = `d${i}`;
+      const cell = honestCell(device, c.workload());
+      committed.set(device, { ...cell.workload, root: cell.root });
+      opened.push(cell.opened);
+      revealed.push(cell.revealed);
+      pathLength = cell.revealed.path.length;
     }
     const cpuBefore = process.cpuUsage();
     const wrong = checkOpenedCells(opened, revealed, (device) => committed.get(device)!);
@@ -128,7 +129,7 @@ for (const c of cases) {
   const w = c.workload();
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
   console.log(
-    `${c.name}: n ${w.n}, k ${w.k}, ${c.devices * policy.openedCells} cells, ` +
+    `${c.name}: n ${w.n}, k ${w.k}, ${c.cells} cells, ` +
       `paths of ${pathLength}: CPU ms per check p50 ${at(0.5).toFixed(2)}, p90 ${at(0.9).toFixed(2)}, ` +
       `mean ${mean.toFixed(2)}; 10,000 nodes hourly: ${(((10_000 * mean) / 3_600_000) * 100).toFixed(3)} % of a core`,
   );

@@ -43,6 +43,24 @@ describe("proof session", () => {
     assert.equal(session.begin().devices.length, MAX_CPU_DEVICES);
   });
 
+  it("opens the policy's cells on each GPU, and as many across all of a CPU node's cores", async () => {
+    const gpuSession = started(hardwareWith(await fixtureGpus("h100x8")));
+    const gpuProver = new FixtureProver(gpuSession.begin());
+    const gpuOpen = gpuSession.onCommit(gpuProver.commit(0.8 * tflopsOf("h100-80gb")));
+    assert.ok("type" in gpuOpen);
+    const perGpu = new Map<string, number>();
+    for (const c of gpuOpen.cells) perGpu.set(c.device, (perGpu.get(c.device) ?? 0) + 1);
+    assert.deepEqual([...perGpu.values()], Array(8).fill(policy.openedCells));
+
+    const cpuSession = started(hardwareWith([], { cpu: { model: "x", cores: 64, arch: "x64" } }));
+    const cpuProver = new FixtureProver(cpuSession.begin());
+    const cpuOpen = cpuSession.onCommit(cpuProver.commit());
+    assert.ok("type" in cpuOpen);
+    assert.equal(cpuOpen.cells.length, policy.openedCells, "8 cells for the node, not per core");
+    assert.ok(cpuOpen.cells.every((c) => /^cpu:\d+$/.test(c.device)));
+    assert.equal(cpuSession.onReveal(cpuProver.reveal(cpuOpen)).passed, true);
+  });
+
   it("rents a node as its slowest GPU's proven model", async () => {
     const clock = new ManualClock();
     const session = started(hardwareWith((await fixtureGpus("h100x8")).slice(0, 2)), clock);

@@ -9,9 +9,9 @@
  * Built from the node's hardware report: one device per GPU (by UUID, claimed model from its
  * nvidia-smi name), or one per CPU core of a CPU-only node ("cpu:0", …), each with its own workload
  * and fresh seed. On the commitment the coordinator notes its own elapsed time (prove sent → commit
- * received, the injected clock) and opens `openedCells` random cells per device; on the reveal it
- * checks each cell (the leaf holds it, the leaf hashes along its path to the committed root, the
- * value is the product's) and judges each device's timing against its claim. A GPU too slow for
+ * received, the injected clock) and opens `openedCells` random cells per GPU, and as many across
+ * a CPU node's cores (openCells); on the reveal it checks each cell (the leaf holds it, the leaf
+ * hashes along its path to the committed root, the value is the product's) and judges each device's timing against its claim. A GPU too slow for
  * its claim may still prove as a lower catalog model (the node is then rented as that); one faster
  * than its claim can be is `too-fast` (the node gets flagged). A CPU core has no catalog ceiling:
  * only a lower bound applies to it (cores differ widely; `cpuCoreGflops` is a reference rate).
@@ -86,6 +86,31 @@ export interface ProofOutcome {
   provenModel?: GpuModel;
   /** A device was faster than its claim can be: the node is flagged {@link TOO_FAST_FLAG}. */
   tooFast: boolean;
+}
+
+/**
+ * The cells to open: `count` on each GPU (each is rented on its own), and `count` in all across a
+ * CPU node's cores, each on a core drawn at random (the cores are one machine: a worker that
+ * skipped a fraction f of its cores' work passes with (1 − f)^count, as a GPU that skipped a
+ * fraction of its own; per core, a 64-core node cost the coordinator 45 ms a check).
+ */
+function openCells(
+  devices: readonly Pick<Device, "device" | "kind" | "n">[],
+  count: number,
+): Array<{ device: string; row: number; col: number }> {
+  const cell = (d: Pick<Device, "device" | "n">) => ({
+    device: d.device,
+    row: randomInt(0, d.n),
+    col: randomInt(0, d.n),
+  });
+  const gpus = devices.filter((d) => d.kind === "gpu");
+  const cores = devices.filter((d) => d.kind === "cpu");
+  return [
+    ...gpus.flatMap((d) => Array.from({ length: count }, () => cell(d))),
+    ...(cores.length === 0
+      ? []
+      : Array.from({ length: count }, () => cell(cores[randomInt(0, cores.length)]!))),
+  ];
 }
 
 /**
@@ -240,15 +265,10 @@ export class ProofSession {
     }
     for (const d of this.devices)
       if (!answered.has(d.device)) setVerdict(d, "missing", "no commitment for this device");
-    this.opened = this.devices
-      .filter((d) => d.root !== undefined)
-      .flatMap((d) =>
-        Array.from({ length: this.policy.openedCells }, () => ({
-          device: d.device,
-          row: randomInt(0, d.n),
-          col: randomInt(0, d.n),
-        })),
-      );
+    this.opened = openCells(
+      this.devices.filter((d) => d.root !== undefined),
+      this.policy.openedCells,
+    );
     if (this.opened.length === 0) return this.judge();
     this.state = "committed";
     this.openedAtMs = this.clock.now();
