@@ -114,8 +114,8 @@ function openCells(
 }
 
 /**
- * Cores proven at most on a CPU-only node: a `prove` names at most 256 devices, and a reveal of
- * 8 cells per core stays well within the worker channel's 1 MiB frame at 128 (~0.7 MiB).
+ * Cores proven at most on a CPU-only node (a `prove` names at most 256 devices; a node is priced
+ * per node, not per core, and 128 cores keep a proof's commitment small).
  */
 export const MAX_CPU_DEVICES = 128;
 
