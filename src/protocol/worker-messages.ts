@@ -238,7 +238,24 @@ export const DrainMessage = z.strictObject({
 });
 
 /** A SHA-256 hash, base64url without padding. */
-const Hash32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+export const Hash32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+
+/** One opened cell: its whole leaf (up to 256 int32 cells) and the leaf's Merkle path. */
+export const RevealedCell = z.strictObject({
+  row: z.number().int().min(0),
+  col: z.number().int().min(0),
+  leaf: z
+    .array(
+      z
+        .number()
+        .int()
+        .min(-(2 ** 31))
+        .max(2 ** 31 - 1),
+    )
+    .min(1)
+    .max(256),
+  path: z.array(Hash32).max(64),
+});
 
 /**
  * The worker's commitment: per device, the Merkle root of its product and its own measure of the
@@ -267,26 +284,7 @@ export const ProveCommitMessage = z.strictObject({
 export const ProveRevealMessage = z.strictObject({
   type: z.literal("prove-reveal"),
   proofId: z.string().min(1).max(64),
-  cells: z
-    .array(
-      z.strictObject({
-        device: ProofDeviceRef,
-        row: z.number().int().min(0),
-        col: z.number().int().min(0),
-        leaf: z
-          .array(
-            z
-              .number()
-              .int()
-              .min(-(2 ** 31))
-              .max(2 ** 31 - 1),
-          )
-          .min(1)
-          .max(256),
-        path: z.array(Hash32).max(64),
-      }),
-    )
-    .max(4096),
+  cells: z.array(RevealedCell.extend({ device: ProofDeviceRef })).max(4096),
 });
 
 /**

@@ -23,9 +23,9 @@
  * the worker (gpu-helper.ts), which kills the helper.
  */
 import { z } from "zod";
+import { Hash32, RevealedCell } from "../../protocol/worker-messages.ts";
 
-/** A 32-byte SHA-256 as base64url without padding. */
-const Hash32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+/** A row, column or side of the product. */
 const Cell = z
   .number()
   .int()
@@ -78,25 +78,7 @@ export type HelperCommitLine = z.infer<typeof HelperCommitLine>;
 /** The helper's answer to `open`. */
 export const HelperRevealLine = z.union([
   z.strictObject({
-    reveal: z
-      .array(
-        z.strictObject({
-          row: Cell,
-          col: Cell,
-          leaf: z
-            .array(
-              z
-                .number()
-                .int()
-                .min(-(2 ** 31))
-                .max(2 ** 31 - 1),
-            )
-            .min(1)
-            .max(256),
-          path: z.array(Hash32).max(64),
-        }),
-      )
-      .max(4096),
+    reveal: z.array(RevealedCell).max(4096),
   }),
   z.strictObject({ error: z.string().min(1).max(500) }),
 ]);
