@@ -76,6 +76,27 @@ export default tseslint.config(
     r.files[0]?.startsWith("src/core") ? { ...r, files: ["src/core/**/*.test.ts"] } : r,
   ),
   {
+    // One writer per state (issue 19): cluster and lease rows change only through
+    // scheduler/cluster-lifecycle.ts, which checks each transition and keeps its history.
+    files: ["src/**/*.ts"],
+    ignores: [
+      "src/**/*.test.ts",
+      "src/coordinator/scheduler/cluster-lifecycle.ts",
+      "src/coordinator/store/migrations/**",
+    ],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector:
+            "CallExpression[callee.property.name=/^(insertInto|updateTable|deleteFrom|replaceInto|mergeInto)$/][arguments.0.value=/^(clusters|cluster_nodes)$/]",
+          message:
+            "clusters and cluster_nodes rows are written only by src/coordinator/scheduler/cluster-lifecycle.ts.",
+        },
+      ],
+    },
+  },
+  {
     files: ["**/*.test.ts", "test/**/*.ts", "bench/**/*.ts"],
     rules: {
       "@typescript-eslint/no-non-null-assertion": "off",

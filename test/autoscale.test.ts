@@ -93,7 +93,7 @@ forEachDatabase("autoscaling", (db) => {
     // Idle for a minute with nothing queued: back down to the minimum.
     s.clock.advance(MINUTE + 1000);
     await s.beat(s.pool);
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     const shrunk = await s.until(
       cluster.id,
       (v) => v.nodes.filter((n) => n.active).length === 1,

@@ -106,7 +106,7 @@ forEachDatabase("failover", (db) => {
     });
     s.clock.advance(25 * MINUTE); // 30 min 7 s after the start
     await s.beat([s.roleOf(cluster, 0), standby, back]);
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     assert.equal((await s.client.getCluster(cluster.id)).status, "running");
     const ended = await s.client.terminateCluster(cluster.id);
     assert.equal(ended.status, "terminated");

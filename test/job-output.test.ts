@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { WorkerMessage } from "../src/protocol/worker-messages.ts";
 import pino from "pino";
+import { CoordinatorEvents } from "../src/coordinator/events.ts";
 import { DEFAULT_LOG_WRITER_OPTIONS, LogWriter } from "../src/coordinator/scheduler/log-writer.ts";
 import { IdPrefix, newId } from "../src/protocol/ids.ts";
 import { forEachDatabase, type DatabaseUnderTest } from "./support/coordinator.ts";
@@ -51,7 +52,7 @@ async function setup(
   };
   /** Once taken in, every message the worker sent before has been handled. */
   const heard = () => net.beat([worker]);
-  const { logs } = net.net.coordinator.scheduler;
+  const { logs } = net.net.coordinator;
   return { clock, net, client, cluster, worker, other, run, log, stored, logs, heard };
 }
 
@@ -115,7 +116,12 @@ forEachDatabase("job output", (db) => {
     const s = await setup(db, t, 64 * 1024 * 1024);
     const { coordinator } = s.net.net;
     const writer = new LogWriter(
-      { db: coordinator.store.db, clock: s.clock, logger: pino({ level: "silent" }) },
+      {
+        db: coordinator.store.db,
+        clock: s.clock,
+        logger: pino({ level: "silent" }),
+        events: new CoordinatorEvents(),
+      },
       { ...DEFAULT_LOG_WRITER_OPTIONS, maxLinesPerCluster: 200_000, maxQueuedBytes: 40 * KiB },
     );
     // All offered in one turn, before the writer can store any: 10 KiB a message, 40 KiB queued.

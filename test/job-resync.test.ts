@@ -214,7 +214,7 @@ forEachDatabase("job resync", (db) => {
 
     // Settlement while the node is silent pays no further than its last beat.
     s.clock.advance(4 * MINUTE);
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     const servedBefore = (await s.costs(cluster.id)).served;
 
     // The coordinator goes down for 10 minutes; the worker never comes back.
@@ -222,7 +222,7 @@ forEachDatabase("job resync", (db) => {
     s.clock.advance(10 * MINUTE);
     const restarted = await s.net.restart();
     t.after(() => restarted.close());
-    await restarted.coordinator.scheduler.tick();
+    await restarted.coordinator.ticker.tick();
     s.clock.advance(7_000 + RESTART_GRACE_MS);
     await restarted.coordinator.gateway.sweep();
     const consumer = restarted.client(s.consumer.apiKey);

@@ -119,7 +119,7 @@ const SCENARIOS: Array<{
     accept: false,
     async act(s) {
       s.clock.advance(11_000); // past the 10 s reservation
-      await s.net.coordinator.scheduler.tick();
+      await s.net.coordinator.ticker.tick();
     },
   },
   {

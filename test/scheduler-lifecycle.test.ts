@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { ManualClock, forEachDatabase, type TestCoordinator } from "./support/coordinator.ts";
+import { ErrorCode, type TandemError } from "../src/core/errors.ts";
+import { moveLease } from "../src/coordinator/scheduler/cluster-lifecycle.ts";
 import { availableWorker, fund } from "./support/workers.ts";
 
 const MINUTE = 60_000;
@@ -138,7 +140,7 @@ forEachDatabase("cluster lifecycle", (db) => {
     await s.until(cluster.id, "running");
     s.clock.advance(30 * MINUTE + 59_000);
     await s.heartbeat(); // paid only while heard from (job-resync.test.ts)
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     assert.equal((await s.costs(cluster.id)).served, "0.010000", "30 whole minutes of 0.02/h");
     const ended = await s.client.terminateCluster(cluster.id);
     assert.equal(ended.status, "terminated");
@@ -178,17 +180,17 @@ forEachDatabase("cluster lifecycle", (db) => {
       billing.settleLeases = settleLeases;
     });
     const both = clusters.map((c) => c.id).sort();
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     assert.deepEqual(passes, [both]);
     for (const cluster of clusters)
       assert.equal((await s.costs(cluster.id)).served, "0.005000", "15 minutes of 0.02/h");
     // Ticks come every second; a lease is passed again only once its served minutes moved.
     s.clock.advance(30_000);
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     assert.deepEqual(passes, [both]);
     s.clock.advance(30_000);
     for (const worker of s.workers) await s.heartbeat(worker);
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     assert.deepEqual(passes, [both, both]);
     for (const cluster of clusters)
       assert.equal((await s.costs(cluster.id)).served, "0.005333", "16 minutes of 0.02/h");
@@ -224,7 +226,7 @@ forEachDatabase("cluster lifecycle", (db) => {
     t.after(() => {
       billing.settleLeases = settleLeases;
     });
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     assert.equal((await s.costs(broken!)).served, "0.000000");
     assert.equal((await s.costs(healthy!)).served, "0.005000");
   });
@@ -235,7 +237,7 @@ forEachDatabase("cluster lifecycle", (db) => {
     s.accept(cluster.id);
     await s.until(cluster.id, "running");
     s.clock.advance(60 * MINUTE);
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     await s.until(cluster.id, "expired");
     const costs = await s.costs(cluster.id);
     assert.deepEqual(
@@ -249,7 +251,7 @@ forEachDatabase("cluster lifecycle", (db) => {
     const s = await setup(db, t);
     const cluster = await s.deploy(1);
     s.clock.advance(10_001);
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     const view = await s.until(cluster.id, "failed");
     assert.match(
       String(view.events.at(-1)?.detail.reason),
@@ -311,4 +313,64 @@ forEachDatabase("cluster lifecycle", (db) => {
     const costs = await s.costs(cluster.id);
     assert.deepEqual([costs.served, costs.refunded], ["0.030000", "0.030000"]);
   });
+
+  it("keeps every status change of the cluster and its lease, and refuses a change out of order", async (t) => {
+    const s = await setup(db, t);
+    const cluster = await s.deploy(1);
+    s.accept(cluster.id);
+    await s.until(cluster.id, "running");
+    s.worker.send({
+      type: "job-exit",
+      clusterId: cluster.id,
+      rank: 0,
+      attempt: 0,
+      exitCode: 0,
+      signal: null,
+      error: null,
+    });
+    await s.until(cluster.id, "completed");
+    const { db: store } = s.net.coordinator.store;
+    const history = await store
+      .selectFrom("cluster_history")
+      .select(["lease_seq", "from_status", "to_status"])
+      .where("cluster_id", "=", cluster.id)
+      .orderBy("id")
+      .execute();
+    assert.deepEqual(
+      history.map((h) => [h.lease_seq, h.from_status, h.to_status]),
+      [
+        [null, null, "provisioning"],
+        [0, null, "reserved"],
+        [0, "reserved", "running"],
+        [null, "provisioning", "running"],
+        [0, "running", "exited"],
+        [null, "running", "completed"],
+        // Released at the end, the exited lease keeps its status: no row.
+      ],
+    );
+    // A lease that has left its cluster moves no further, and a stale status changes nothing.
+    const lease = { clusterId: cluster.id, seq: 0 };
+    await assert.rejects(
+      store
+        .transaction()
+        .execute((tx) =>
+          moveLease(tx, { ...lease, status: "exited" }, { type: "accept" }, {}, change),
+        ),
+      (error: unknown) => (error as TandemError).code === ErrorCode.INVALID_TRANSITION,
+    );
+    const moved = await store
+      .transaction()
+      .execute((tx) =>
+        moveLease(tx, { ...lease, status: "running" }, { type: "exit", ok: false }, {}, change),
+      );
+    assert.equal(moved, false, "the row is no longer running: compare-and-set refuses");
+    const row = await store
+      .selectFrom("cluster_nodes")
+      .select(["status", "active"])
+      .where("cluster_id", "=", cluster.id)
+      .executeTakeFirstOrThrow();
+    assert.deepEqual([row.status, row.active], ["exited", 0]);
+  });
 });
+
+const change = { nowMs: 0, reason: "test" };

@@ -233,7 +233,7 @@ forEachDatabase("sealed secrets", (db) => {
     t.after(() => again.socket.terminate());
     s.clock.advance(10_001);
     await s.beat([again, s.roleOf(deployed, 1)]);
-    await s.net.coordinator.scheduler.tick();
+    await s.net.coordinator.ticker.tick();
     const failed = await s.until(deployed.id, (v) => v.status === "failed", "failed");
     assert.match(
       String(failed.events.find((e) => e.type === "failed")?.detail.reason),

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import type { ClusterStatus } from "../core/cluster-status.ts";
 import type { NodeStatus } from "../core/node-status.ts";
 
 /** Typed events the coordinator's subsystems publish after their transaction commits. */
@@ -26,6 +27,16 @@ export interface CoordinatorEventMap {
   /** A proof of the node's hardware ended and was recorded (passed or not). */
   "node:proven": { nodeId: string; passed: boolean; atMs: number };
   "device:revoked": { deviceId: string; nodeId: string; atMs: number };
+  /** A cluster's status changed (scheduler/cluster-lifecycle.ts); at an end, the nodes it released. */
+  "cluster:status": {
+    clusterId: string;
+    from: ClusterStatus;
+    to: ClusterStatus;
+    atMs: number;
+    reason: string;
+    /** The nodes whose leases the change let go (every active one at an end). */
+    releasedNodeIds: readonly string[];
+  };
 }
 
 export class CoordinatorEvents {

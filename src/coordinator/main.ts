@@ -31,7 +31,20 @@ import { ManualRail } from "./billing/payment-rail.ts";
 import { WalletService } from "./billing/wallet.ts";
 import { billingPayments } from "./scheduler/billing-payments.ts";
 import { Inventory } from "./scheduler/inventory.ts";
-import { Scheduler } from "./scheduler/scheduler.ts";
+import { Autoscaler } from "./scheduler/autoscaler.ts";
+import { ClusterEnds } from "./scheduler/cluster-ends.ts";
+import { OverlayExchange } from "./scheduler/cluster-network.ts";
+import { ClusterQueue } from "./scheduler/cluster-queue.ts";
+import { Deployments } from "./scheduler/deployments.ts";
+import { Drains } from "./scheduler/drains.ts";
+import { Failover } from "./scheduler/failover.ts";
+import { JobMessageRouter } from "./scheduler/job-messages.ts";
+import { DEFAULT_LOG_WRITER_OPTIONS, LogWriter } from "./scheduler/log-writer.ts";
+import { Offers } from "./scheduler/offers.ts";
+import { RankMoves } from "./scheduler/rank-moves.ts";
+import { Rendezvous } from "./scheduler/rendezvous.ts";
+import { LeaseSettler } from "./scheduler/settlement.ts";
+import { SchedulerTicker } from "./scheduler/ticker.ts";
 import { loadTlsFiles } from "./tls.ts";
 
 export const VERSION = "0.1.0";
@@ -49,7 +62,10 @@ export interface Coordinator {
   readonly enrollment: EnrollmentTokens;
   readonly lifecycle: NodeLifecycle;
   readonly gateway: WorkerGateway;
-  readonly scheduler: Scheduler;
+  /** The scheduler's clock (tests tick it by hand). */
+  readonly ticker: SchedulerTicker;
+  /** Job output as stored (tests wait for it). */
+  readonly logs: LogWriter;
   readonly billing: Billing;
   /** The admin key, when this start created the first admin account (also in `<home>/admin.key`). */
   readonly createdAdminKey: string | undefined;
@@ -125,32 +141,77 @@ export async function startCoordinator(
     (nodeId) => gateway.awaitingContact(nodeId),
     (nodeId) => gateway.behindNat(nodeId),
   );
-  const scheduler = new Scheduler(
-    {
-      db: store.db,
-      clock,
-      inventory,
-      workers: gateway,
-      payments: billingPayments(billing),
-      events,
-      logger,
-    },
-    {
-      reservationTtlMs: config.reservationTtlMs,
-      tickMs: config.schedulerTickMs,
-      standbyPricePercent: config.standbyPricePercent,
-      scaleDownIdleMs: config.scaleDownIdleMs,
-      jobNetworks: config.jobNetworks,
-      unitsPerUsd: { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits },
-      maxLogLinesPerCluster: config.maxLogLinesPerCluster,
-      maxLogBytesPerRank: config.maxLogBytesPerRank,
-    },
+  // The scheduler's systems (DESIGN.md §5.5–5.8), each handed the peers it works with.
+  const resources = {
+    db: store.db,
+    clock,
+    inventory,
+    workers: gateway,
+    payments: billingPayments(billing),
+    events,
+    logger,
+  };
+  const reservationTtlMs = config.reservationTtlMs;
+  const queue = new ClusterQueue();
+  const logs = new LogWriter(resources, {
+    ...DEFAULT_LOG_WRITER_OPTIONS,
+    maxLinesPerCluster: config.maxLogLinesPerCluster,
+    ...(config.maxLogBytesPerRank === undefined
+      ? {}
+      : { maxBytesPerRank: config.maxLogBytesPerRank }),
+  });
+  const offers = new Offers(resources, {
+    unitsPerUsd: { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits },
+    standbyPricePercent: config.standbyPricePercent,
+    jobNetworks: config.jobNetworks,
+  });
+  const overlays = new OverlayExchange(resources);
+  const settler = new LeaseSettler(resources, queue);
+  const ends = new ClusterEnds(resources, queue, settler, overlays);
+  const autoscaler = new Autoscaler(
+    resources,
+    { reservationTtlMs, idleReleaseMs: config.scaleDownIdleMs },
+    settler,
+    offers,
   );
-  gateway.onJobMessage((nodeId, message) => scheduler.onJobMessage(nodeId, message));
+  const rendezvous = new Rendezvous(resources, queue, autoscaler);
+  const moves = new RankMoves(resources, { reservationTtlMs }, rendezvous);
+  const failover = new Failover(resources, queue, settler, offers, moves, autoscaler, ends);
+  const drains = new Drains(resources, queue, failover);
+  const deployments = new Deployments(
+    resources,
+    { reservationTtlMs },
+    queue,
+    offers,
+    autoscaler,
+    rendezvous,
+  );
+  const jobMessages = new JobMessageRouter(
+    resources,
+    queue,
+    logs,
+    rendezvous,
+    overlays,
+    failover,
+    moves,
+    drains,
+    autoscaler,
+    ends,
+  );
+  const ticker = new SchedulerTicker(
+    resources,
+    { tickMs: config.schedulerTickMs, reservationTtlMs },
+    queue,
+    settler,
+    failover,
+    autoscaler,
+    ends,
+  );
+  gateway.onJobMessage((nodeId, message) => jobMessages.onJobMessage(nodeId, message));
   gateway.onWorkerConnected((nodeId) => {
     // A node restored at start becomes rentable once heard from (its status may not change).
     inventory.refreshInBackground(nodeId);
-    return scheduler.onWorkerConnected(nodeId);
+    return rendezvous.resendStarts(nodeId);
   });
 
   const admin = await accounts.bootstrapAdmin(clock.now());
@@ -182,7 +243,9 @@ export async function startCoordinator(
       gateway,
       metrics,
       events,
-      scheduler,
+      offers,
+      deployments,
+      ends,
       billing,
       wallet,
       db: store.db,
@@ -200,7 +263,8 @@ export async function startCoordinator(
     stillOnline.map((n) => ({ nodeId: n.id, lastSeenMs: toNumberOrNull(n.last_seen_at) })),
   );
   await inventory.load();
-  await scheduler.start();
+  await rendezvous.restore();
+  ticker.start();
   const spotChecks = new SpotChecks(
     { db: store.db, clock, starter: gateway, events, logger, random: Math.random },
     { intervalMs: config.proofIntervalMs },
@@ -229,7 +293,8 @@ export async function startCoordinator(
     enrollment,
     lifecycle,
     gateway,
-    scheduler,
+    ticker,
+    logs,
     billing,
     createdAdminKey: admin?.apiKey,
     close() {
@@ -242,7 +307,8 @@ export async function startCoordinator(
           .catch((error: unknown) => logger.error({ err: error }, "last-seen flush failed"));
         await spotChecks.stop();
         gateway.stop();
-        await scheduler.stop();
+        await ticker.stop();
+        await logs.idle();
         await app.close();
         await networkCounts.stop();
         await store.close();

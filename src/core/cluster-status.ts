@@ -20,6 +20,17 @@ export const ClusterStatus = {
   expired: "expired",
 } as const;
 export type ClusterStatus = (typeof ClusterStatus)[keyof typeof ClusterStatus];
+export type FinalClusterStatus = Extract<
+  ClusterStatus,
+  "completed" | "failed" | "terminated" | "expired"
+>;
+
+/** A named change of a cluster's status. */
+export type ClusterTransition =
+  /** Every rank accepted: paid time runs from now. */
+  | { type: "start" }
+  /** The one end path (scheduler/cluster-ends.ts): settled, refunded, every node released. */
+  | { type: "end"; as: FinalClusterStatus };
 
 const NEXT: Readonly<Record<ClusterStatus, readonly ClusterStatus[]>> = {
   pending: ["provisioning", "failed", "terminated"],
@@ -37,6 +48,15 @@ export function isFinal(status: ClusterStatus): boolean {
 
 export function canMove(from: ClusterStatus, to: ClusterStatus): boolean {
   return NEXT[from].includes(to);
+}
+
+/** The status `transition` leads to from `from`, or undefined when it is not allowed. */
+export function nextClusterStatus(
+  from: ClusterStatus,
+  transition: ClusterTransition,
+): ClusterStatus | undefined {
+  const to = transition.type === "start" ? "running" : transition.as;
+  return canMove(from, to) ? to : undefined;
 }
 
 export function assertClusterTransition(from: ClusterStatus, to: ClusterStatus): void {

@@ -21,7 +21,9 @@ import type { EnrollmentTokens } from "../registry/enrollment-tokens.ts";
 import type { NodeQueries } from "../registry/node-queries.ts";
 import type { Billing } from "../billing/billing.ts";
 import type { WalletService } from "../billing/wallet.ts";
-import type { Scheduler } from "../scheduler/scheduler.ts";
+import type { ClusterEnds } from "../scheduler/cluster-ends.ts";
+import type { Deployments } from "../scheduler/deployments.ts";
+import type { Offers } from "../scheduler/offers.ts";
 import type { TlsFiles } from "../tls.ts";
 import type { Database } from "../store/schema.ts";
 import type { Kysely } from "kysely";
@@ -90,7 +92,10 @@ export interface ApiDeps {
   nodes: NodeQueries;
   gateway: WorkerGateway;
   metrics: Metrics;
-  scheduler: Scheduler;
+  /** Search and the one pricing path of quotes and deploys. */
+  offers: Offers;
+  deployments: Deployments;
+  ends: ClusterEnds;
   /** Read access for the cluster routes' views. */
   db: Kysely<Database>;
   /** Committed domain events; the live stream (`GET /v1/events`) relays the public ones. */

@@ -21,6 +21,7 @@ import { ZERO, units, type Currency, type Money } from "../../core/money.ts";
 import { IdPrefix, monotonicIds } from "../../protocol/ids.ts";
 import type { Dialect } from "../store/database.ts";
 import { listParam } from "../store/list-param.ts";
+import { isSerializationFailure, isUniqueViolation } from "../store/sql-errors.ts";
 import type { Database } from "../store/schema.ts";
 import {
   isGuarded,
@@ -412,22 +413,12 @@ function shapedChunks<T>(items: readonly T[], max: number): T[][] {
   return out;
 }
 
-/** PostgreSQL errors worth running the whole transaction again for. */
-export function isRetryable(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "40001" || code === "40P01";
-}
-
 /** A unique violation on the idempotency key: a concurrent request with the same key won. */
-export function isIdempotencyRace(error: unknown): boolean {
-  const e = error as { code?: unknown; constraint?: unknown; message?: unknown } | null;
-  if (e === null || typeof e !== "object") return false;
-  if (e.code === "23505") return e.constraint === "ledger_transactions_idempotency_key_key";
-  return (
-    e.code === "SQLITE_CONSTRAINT_UNIQUE" &&
-    typeof e.message === "string" &&
-    e.message.includes("ledger_transactions.idempotency_key")
-  );
+function isIdempotencyRace(error: unknown): boolean {
+  return isUniqueViolation(error, {
+    constraint: "ledger_transactions_idempotency_key_key",
+    columns: "ledger_transactions.idempotency_key",
+  });
 }
 
 /**
@@ -439,7 +430,7 @@ export async function inTransaction<T>(db: Tx, fn: (tx: Tx) => Promise<T>): Prom
     try {
       return await db.transaction().execute(fn);
     } catch (error) {
-      if (attempt >= 5 || !(isRetryable(error) || isIdempotencyRace(error))) throw error;
+      if (attempt >= 5 || !(isSerializationFailure(error) || isIdempotencyRace(error))) throw error;
     }
   }
 }

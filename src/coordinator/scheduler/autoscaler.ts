@@ -1,10 +1,6 @@
-import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
-import type { Clock } from "../../core/clock.ts";
 import { isFinal } from "../../core/cluster-status.ts";
-import { ErrorCode, TandemError } from "../../core/errors.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
-import type { CoordinatorEvents } from "../events.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
 import type { Database } from "../store/schema.ts";
 import {
@@ -14,26 +10,25 @@ import {
   type LoadedLease,
 } from "./cluster-store.ts";
 import { jobNetworkSpec } from "./cluster-network.ts";
-import type { ClusterRunner } from "./failover.ts";
+import { addLeases, moveLease, type LeaseRef } from "./cluster-lifecycle.ts";
 import { leaseRow, startMessage, type PlacedNode } from "./leases.ts";
-import type { ClusterPayments } from "./payments.ts";
+import type { Offers } from "./offers.ts";
+import type { SchedulerResources } from "./resources.ts";
+import type { LeaseSettler } from "./settlement.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 
-/** Most tasks waiting in one cluster's queue; a submit beyond it is refused. */
-export const MAX_QUEUED_TASKS = 10_000;
+/** What one round does once its transaction commits. */
+interface Round {
+  nowMs: number;
+  sends: Array<{ nodeId: string; message: Parameters<WorkerChannel["send"]>[1] }>;
+  statuses: Array<{ nodeId: string; from: NodeStatus; to: NodeStatus; reason: string }>;
+}
 
-/** What the autoscaler needs from the scheduler that owns the clusters. */
-export interface ScalingRunner {
-  /** Pays a lease its served minutes so far (in the caller's transaction). */
-  settleLease(
-    tx: Kysely<Database>,
-    cluster: LoadedCluster,
-    lease: LoadedLease,
-    nowMs: number,
-  ): Promise<void>;
-  endLease: ClusterRunner["endLease"];
-  /** A fresh node under the cluster's filters at no more than `ceiling` per hour, claimed. */
-  placeFresh(cluster: LoadedCluster, ceilingPerHour: bigint): PlacedNode | undefined;
+/** How many rank nodes the queue asks for, and why (for the scaling events). */
+interface Need {
+  desired: number;
+  min: number;
+  why: string;
 }
 
 /**
@@ -46,62 +41,19 @@ export interface ScalingRunner {
  */
 export class Autoscaler {
   constructor(
-    private readonly deps: {
-      db: Kysely<Database>;
-      clock: Clock;
-      workers: WorkerChannel;
-      payments: ClusterPayments;
-      events: CoordinatorEvents;
-      logger: FastifyBaseLogger;
-    },
+    private readonly resources: Pick<
+      SchedulerResources,
+      "db" | "clock" | "workers" | "payments" | "events"
+    >,
     private readonly options: { reservationTtlMs: number; idleReleaseMs: number },
-    private readonly runner: ScalingRunner,
+    private readonly settler: LeaseSettler,
+    private readonly offers: Offers,
   ) {}
-
-  /** Queues a task at the end of the cluster's queue (in the caller's transaction); its number. */
-  async submit(tx: Kysely<Database>, clusterId: string, command: string[]): Promise<number> {
-    const last = await tx
-      .selectFrom("cluster_tasks")
-      .select((eb) => eb.fn.max("seq").as("seq"))
-      .where("cluster_id", "=", clusterId)
-      .executeTakeFirst();
-    const waiting = await tx
-      .selectFrom("cluster_tasks")
-      .select((eb) => eb.fn.countAll<number | string>().as("n"))
-      .where("cluster_id", "=", clusterId)
-      .where("status", "=", "queued")
-      .executeTakeFirstOrThrow();
-    if (Number(waiting.n) >= MAX_QUEUED_TASKS)
-      throw new TandemError(
-        ErrorCode.CONFLICT,
-        `cluster ${clusterId} already has ${MAX_QUEUED_TASKS} queued tasks`,
-      );
-    const seq = Number(last?.seq ?? 0) + 1;
-    await tx
-      .insertInto("cluster_tasks")
-      .values({
-        cluster_id: clusterId,
-        seq,
-        command: JSON.stringify(command),
-        status: "queued",
-        lease_seq: null,
-        node_id: null,
-        exit_code: null,
-        submitted_at: this.deps.clock.now(),
-        started_at: null,
-        ended_at: null,
-      })
-      .execute();
-    return seq;
-  }
 
   /** One round: grow or shrink towards the queue's need, then give queued tasks to idle nodes. */
   async step(clusterId: string): Promise<void> {
-    const now = this.deps.clock.now();
-    const sends: Array<{ nodeId: string; message: Parameters<WorkerChannel["send"]>[1] }> = [];
-    const statuses: Array<{ nodeId: string; from: NodeStatus; to: NodeStatus; reason: string }> =
-      [];
-    await this.deps.db.transaction().execute(async (tx) => {
+    const round: Round = { nowMs: this.resources.clock.now(), sends: [], statuses: [] };
+    await this.resources.db.transaction().execute(async (tx) => {
       const cluster = await loadCluster(tx, clusterId);
       const bounds = cluster.autoscale;
       if (bounds === null || isFinal(cluster.status) || cluster.endsAtMs === null) return;
@@ -113,112 +65,144 @@ export class Autoscaler {
         .orderBy("seq")
         .execute();
       const queued = tasks.filter((t) => t.status === "queued");
-      const running = tasks.length - queued.length;
-      let leases = cluster.nodes.filter((n) => n.active && n.rank !== null);
-      const desired = Math.min(
-        bounds.max,
-        Math.max(bounds.min, Math.ceil(tasks.length / bounds.tasksPerNode)),
-      );
-      const why = `${queued.length} queued + ${running} running tasks at ${bounds.tasksPerNode} per node`;
-
-      if (desired > leases.length) {
-        const added = await this.grow(tx, cluster, desired - leases.length, now, statuses);
-        if (added.length > 0) {
-          await appendClusterEvent(tx, clusterId, now, "scaled-up", {
-            from: leases.length,
-            to: leases.length + added.length,
-            nodes: added.map((n) => n.nodeId),
-            reason:
-              leases.length < bounds.min
-                ? `below the minimum of ${bounds.min}`
-                : `${why} → ${desired} nodes`,
-          });
-          leases = (await loadCluster(tx, clusterId)).nodes.filter(
-            (n) => n.active && n.rank !== null,
-          );
-        }
-      } else if (queued.length === 0 && leases.length > desired) {
-        const idle = leases.filter(
-          (n) =>
-            n.status === "staged" &&
-            n.idleSinceMs !== null &&
-            now - n.idleSinceMs >= this.options.idleReleaseMs,
-        );
-        const released = idle.slice(0, leases.length - desired);
-        for (const lease of released) {
-          await this.runner.endLease(tx, cluster, lease, {
-            status: "released",
-            billedUntil: now,
-            reason: "scaled down",
-            nowMs: now,
-          });
-          const result = await applyInTx(
-            tx,
-            lease.nodeId,
-            { type: "release" },
-            { actor: "scheduler", reason: `scaled down from ${clusterId}`, nowMs: now },
-          );
-          if (result.ok)
-            statuses.push({
-              nodeId: lease.nodeId,
-              from: result.from,
-              to: result.to,
-              reason: "scaled down",
-            });
-          sends.push({
-            nodeId: lease.nodeId,
-            message: { type: "job-stop", clusterId, reason: "scaled down" },
-          });
-        }
-        if (released.length > 0) {
-          await appendClusterEvent(tx, clusterId, now, "scaled-down", {
-            from: leases.length,
-            to: leases.length - released.length,
-            nodes: released.map((n) => n.nodeId),
-            reason: `no queued task and idle for ${this.options.idleReleaseMs / 1000} s; ${why} → ${desired} nodes`,
-          });
-          const gone = new Set(released.map((n) => n.seq));
-          leases = leases.filter((n) => !gone.has(n.seq));
-        }
-      }
-
+      const leases = cluster.nodes.filter((n) => n.active && n.rank !== null);
+      const need = {
+        desired: Math.min(
+          bounds.max,
+          Math.max(bounds.min, Math.ceil(tasks.length / bounds.tasksPerNode)),
+        ),
+        min: bounds.min,
+        why: `${queued.length} queued + ${tasks.length - queued.length} running tasks at ${bounds.tasksPerNode} per node`,
+      };
+      const scaled =
+        need.desired > leases.length
+          ? await this.scaleUp(tx, cluster, leases, need, round)
+          : queued.length === 0 && leases.length > need.desired
+            ? await this.scaleDown(tx, cluster, leases, need, round)
+            : leases;
       // Idle nodes take queued tasks, oldest first.
-      const idle = leases.filter((n) => n.status === "staged");
-      for (const [i, task] of queued.slice(0, idle.length).entries()) {
-        const lease = idle[i]!;
-        await tx
-          .updateTable("cluster_tasks")
-          .set({ status: "running", lease_seq: lease.seq, node_id: lease.nodeId, started_at: now })
-          .where("cluster_id", "=", clusterId)
-          .where("seq", "=", task.seq)
-          .execute();
-        await tx
-          .updateTable("cluster_nodes")
-          .set({
-            status: "reserved",
-            attempt: task.seq,
-            reserved_until: now + this.options.reservationTtlMs,
-            idle_since: null,
-          })
-          .where("cluster_id", "=", clusterId)
-          .where("seq", "=", lease.seq)
-          .execute();
-        const spec = {
-          kind: cluster.kind,
-          command: JSON.parse(task.command) as string[],
-          env: cluster.spec.env,
-          image: cluster.spec.image,
-          limits: cluster.spec.limits,
-          network: jobNetworkSpec(cluster.spec, leases.length, true),
-        };
-        sends.push({
-          nodeId: lease.nodeId,
-          message: startMessage(clusterId, spec, lease.rank!, task.seq, leases.length, null),
-        });
-      }
+      const idle = scaled.filter((n) => n.status === "staged");
+      for (const [i, task] of queued.slice(0, idle.length).entries())
+        await this.assign(tx, cluster, idle[i]!, task, scaled.length, round);
     });
-    for (const status of statuses) this.deps.events.emit("node:status", { ...status, atMs: now });
-    for (const { nodeId, message } of sends) this.deps.workers.send(nodeId, message);
+    for (const status of round.statuses)
+      this.resources.events.emit("node:status", { ...status, atMs: round.nowMs });
+    for (const { nodeId, message } of round.sends) this.resources.workers.send(nodeId, message);
+  }
+
+  /** Grows towards `need`; the cluster's rank leases after. */
+  private async scaleUp(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    leases: LoadedLease[],
+    need: Need,
+    round: Round,
+  ): Promise<LoadedLease[]> {
+    const added = await this.grow(tx, cluster, need.desired - leases.length, round);
+    if (added.length === 0) return leases;
+    await appendClusterEvent(tx, cluster.id, round.nowMs, "scaled-up", {
+      from: leases.length,
+      to: leases.length + added.length,
+      nodes: added.map((n) => n.nodeId),
+      reason:
+        leases.length < need.min
+          ? `below the minimum of ${need.min}`
+          : `${need.why} → ${need.desired} nodes`,
+    });
+    return (await loadCluster(tx, cluster.id)).nodes.filter((n) => n.active && n.rank !== null);
+  }
+
+  /** Releases nodes idle long enough, down to `need`; the rank leases kept. */
+  private async scaleDown(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    leases: LoadedLease[],
+    need: Need,
+    round: Round,
+  ): Promise<LoadedLease[]> {
+    const now = round.nowMs;
+    const idle = leases.filter(
+      (n) =>
+        n.status === "staged" &&
+        n.idleSinceMs !== null &&
+        now - n.idleSinceMs >= this.options.idleReleaseMs,
+    );
+    const released = idle.slice(0, leases.length - need.desired);
+    if (released.length === 0) return leases;
+    for (const lease of released) {
+      await this.settler.endLease(tx, cluster, lease, {
+        status: "released",
+        billedUntil: now,
+        reason: "scaled down",
+        nowMs: now,
+      });
+      const result = await applyInTx(
+        tx,
+        lease.nodeId,
+        { type: "release" },
+        { actor: "scheduler", reason: `scaled down from ${cluster.id}`, nowMs: now },
+      );
+      if (result.ok)
+        round.statuses.push({
+          nodeId: lease.nodeId,
+          from: result.from,
+          to: result.to,
+          reason: "scaled down",
+        });
+      round.sends.push({
+        nodeId: lease.nodeId,
+        message: { type: "job-stop", clusterId: cluster.id, reason: "scaled down" },
+      });
+    }
+    await appendClusterEvent(tx, cluster.id, now, "scaled-down", {
+      from: leases.length,
+      to: leases.length - released.length,
+      nodes: released.map((n) => n.nodeId),
+      reason: `no queued task and idle for ${this.options.idleReleaseMs / 1000} s; ${need.why} → ${need.desired} nodes`,
+    });
+    const gone = new Set(released.map((n) => n.seq));
+    return leases.filter((n) => !gone.has(n.seq));
+  }
+
+  /** An idle node takes a queued task: one `job-start` whose attempt is the task's number. */
+  private async assign(
+    tx: Kysely<Database>,
+    cluster: LoadedCluster,
+    lease: LoadedLease,
+    task: { seq: number; command: string },
+    worldSize: number,
+    round: Round,
+  ): Promise<void> {
+    const now = round.nowMs;
+    await tx
+      .updateTable("cluster_tasks")
+      .set({ status: "running", lease_seq: lease.seq, node_id: lease.nodeId, started_at: now })
+      .where("cluster_id", "=", cluster.id)
+      .where("seq", "=", task.seq)
+      .execute();
+    await moveLease(
+      tx,
+      { clusterId: cluster.id, seq: lease.seq, status: lease.status },
+      { type: "assign" },
+      {
+        attempt: task.seq,
+        reservedUntilMs: now + this.options.reservationTtlMs,
+        idleSinceMs: null,
+      },
+      { nowMs: now, reason: `task ${task.seq}` },
+    );
+    const spec = {
+      kind: cluster.kind,
+      command: JSON.parse(task.command) as string[],
+      env: cluster.spec.env,
+      image: cluster.spec.image,
+      limits: cluster.spec.limits,
+      network: jobNetworkSpec(cluster.spec, worldSize, true),
+    };
+    round.sends.push({
+      nodeId: lease.nodeId,
+      message: startMessage(cluster.id, spec, lease.rank!, task.seq, worldSize, null),
+    });
   }
 
   /** Adds up to `count` nodes the escrow can pay until the cluster's end; answers those added. */
@@ -226,16 +210,16 @@ export class Autoscaler {
     tx: Kysely<Database>,
     cluster: LoadedCluster,
     count: number,
-    now: number,
-    statuses: Array<{ nodeId: string; from: NodeStatus; to: NodeStatus; reason: string }>,
+    round: Round,
   ): Promise<PlacedNode[]> {
+    const now = round.nowMs;
     const active = cluster.nodes.filter((n) => n.active);
     // Settle to now, so the escrow holds exactly what is still owed plus what is free.
-    for (const lease of active) await this.runner.settleLease(tx, cluster, lease, now);
+    for (const lease of active) await this.settler.settleLease(tx, cluster, lease, now);
     // Whole minutes a lease can still be paid is at most this (its minutes are rounded down).
     const minutesLeft = Math.ceil((cluster.endsAtMs! - now) / 60_000);
     const owed = (price: bigint) => (price * BigInt(minutesLeft) + 59n) / 60n;
-    let free = await this.deps.payments.escrowBalance(tx, cluster.id, cluster.currency);
+    let free = await this.resources.payments.escrowBalance(tx, cluster.id, cluster.currency);
     for (const lease of active) free -= owed(lease.pricePerHour);
     // New nodes cost no more per hour than the dearest node the cluster was charged for.
     const ceiling = cluster.nodes.reduce((m, n) => (n.pricePerHour > m ? n.pricePerHour : m), 0n);
@@ -244,7 +228,7 @@ export class Autoscaler {
     let seq = Math.max(...cluster.nodes.map((n) => n.seq)) + 1;
     for (let i = 0; i < count; i++) {
       if (free < owed(ceiling)) break;
-      const node = this.runner.placeFresh(cluster, ceiling);
+      const node = this.offers.placeFresh(cluster, ceiling, true);
       if (node === undefined) break;
       const leased = await applyInTx(
         tx,
@@ -253,19 +237,27 @@ export class Autoscaler {
         { actor: "scheduler", reason: `scaled up ${cluster.id}`, nowMs: now },
       );
       if (!leased.ok) break;
-      statuses.push({ nodeId: node.nodeId, from: leased.from, to: leased.to, reason: "scaled up" });
-      await tx
-        .insertInto("cluster_nodes")
-        .values({
-          ...leaseRow(cluster.id, seq++, node, node.price),
-          rank: rank++,
-          role: "worker",
-          status: "staged",
-          reserved_until: null,
-          started_at: now,
-          idle_since: now,
-        })
-        .execute();
+      round.statuses.push({
+        nodeId: node.nodeId,
+        from: leased.from,
+        to: leased.to,
+        reason: "scaled up",
+      });
+      await addLeases(
+        tx,
+        [
+          {
+            ...leaseRow(cluster.id, seq++, node, node.price),
+            rank: rank++,
+            role: "worker",
+            status: "staged",
+            reserved_until: null,
+            started_at: now,
+            idle_since: now,
+          },
+        ],
+        { nowMs: now, reason: "scaled up" },
+      );
       free -= owed(node.price);
       added.push(node);
     }
@@ -274,7 +266,7 @@ export class Autoscaler {
 
   /** The start of the task a reserved lease was given, to send again after a reconnect. */
   async taskStart(cluster: LoadedCluster, lease: LoadedLease) {
-    const task = await this.deps.db
+    const task = await this.resources.db
       .selectFrom("cluster_tasks")
       .select("command")
       .where("cluster_id", "=", cluster.id)
@@ -297,12 +289,12 @@ export class Autoscaler {
   /** A task's run ended on its node: the task is done (or failed), the node idle again. */
   async onTaskExit(
     tx: Kysely<Database>,
-    clusterId: string,
-    leaseSeq: number,
+    lease: LeaseRef,
     task: number,
     exitCode: number | null,
   ): Promise<void> {
-    const now = this.deps.clock.now();
+    const clusterId = lease.clusterId;
+    const now = this.resources.clock.now();
     await tx
       .updateTable("cluster_tasks")
       .set({ status: exitCode === 0 ? "done" : "failed", exit_code: exitCode, ended_at: now })
@@ -310,33 +302,12 @@ export class Autoscaler {
       .where("seq", "=", task)
       .where("status", "=", "running")
       .execute();
-    await tx
-      .updateTable("cluster_nodes")
-      .set({ status: "staged", reserved_until: null, idle_since: now })
-      .where("cluster_id", "=", clusterId)
-      .where("seq", "=", leaseSeq)
-      .where("active", "=", 1)
-      .execute();
-  }
-
-  /** The task a lost lease was running goes back to the queue (another node runs it again). */
-  async requeue(tx: Kysely<Database>, clusterId: string, leaseSeq: number): Promise<void> {
-    await tx
-      .updateTable("cluster_tasks")
-      .set({ status: "queued", lease_seq: null, node_id: null, started_at: null })
-      .where("cluster_id", "=", clusterId)
-      .where("lease_seq", "=", leaseSeq)
-      .where("status", "=", "running")
-      .execute();
-  }
-
-  /** At the cluster's end, whatever did not run is cancelled. */
-  async cancelRemaining(tx: Kysely<Database>, clusterId: string, nowMs: number): Promise<void> {
-    await tx
-      .updateTable("cluster_tasks")
-      .set({ status: "cancelled", ended_at: nowMs })
-      .where("cluster_id", "=", clusterId)
-      .where("status", "in", ["queued", "running"])
-      .execute();
+    await moveLease(
+      tx,
+      lease,
+      { type: "idle" },
+      { reservedUntilMs: null, idleSinceMs: now },
+      { nowMs: now, reason: `task ${task} ended (exit ${exitCode})` },
+    );
   }
 }

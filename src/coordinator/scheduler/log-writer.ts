@@ -2,7 +2,9 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type { z } from "zod";
 import type { Clock } from "../../core/clock.ts";
+import { isFinal } from "../../core/cluster-status.ts";
 import type { JobLogMessage } from "../../protocol/worker-messages.ts";
+import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 
 type JobLog = z.infer<typeof JobLogMessage>;
@@ -83,9 +85,18 @@ export class LogWriter {
   private readonly waiters: Array<{ count: number; resolve: () => void }> = [];
 
   constructor(
-    private readonly deps: { db: Kysely<Database>; clock: Clock; logger: FastifyBaseLogger },
+    private readonly deps: {
+      db: Kysely<Database>;
+      clock: Clock;
+      logger: FastifyBaseLogger;
+      events: CoordinatorEvents;
+    },
     private readonly options: LogWriterOptions,
-  ) {}
+  ) {
+    deps.events.on("cluster:status", ({ clusterId, to }) => {
+      if (isFinal(to)) this.forget(clusterId);
+    });
+  }
 
   /** Queues a `job-log` from `nodeId`'s worker (caps applied); the writer loop stores it. */
   offer(nodeId: string, message: JobLog): void {
@@ -166,7 +177,7 @@ export class LogWriter {
   }
 
   /** The cluster has ended: its counts are kept for late output, then forgotten. */
-  forget(clusterId: string): void {
+  private forget(clusterId: string): void {
     const cluster = this.clusters.get(clusterId);
     if (cluster === undefined || cluster.endedAtMs !== undefined) return;
     cluster.endedAtMs = this.deps.clock.now();

@@ -84,6 +84,18 @@ export interface ClusterEventsTable {
   detail: string;
 }
 
+/** One status change of a cluster (`lease_seq` null) or of one of its leases (migration 0023). */
+export interface ClusterHistoryTable {
+  id: Serial;
+  cluster_id: string;
+  lease_seq: number | null;
+  /** Null where the row was created. */
+  from_status: string | null;
+  to_status: string;
+  reason: string;
+  at: Int8;
+}
+
 export interface ClusterLogsTable {
   id: Serial;
   cluster_id: string;
@@ -135,6 +147,7 @@ export interface ClusterTables {
   clusters: ClustersTable;
   cluster_nodes: ClusterNodesTable;
   cluster_events: ClusterEventsTable;
+  cluster_history: ClusterHistoryTable;
   cluster_logs: ClusterLogsTable;
   cluster_tasks: ClusterTasksTable;
   cluster_secrets: ClusterSecretsTable;

@@ -1,4 +1,3 @@
-import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import { ErrorCode, TandemError } from "../../../core/errors.ts";
 import { GPU_MODEL_IDS, gpuModelById } from "../../../core/gpu-catalog.ts";
@@ -24,8 +23,9 @@ import {
 import { parseCurrencyOrThrow, units } from "../../../core/money.ts";
 import { QuoteView } from "../../../protocol/wallet.ts";
 import { quoteView } from "../../billing/wire.ts";
-import { clusterView, loadCluster, readLogs, readTasks } from "../../scheduler/cluster-store.ts";
-import { checkAutoscale } from "../../scheduler/scheduler.ts";
+import { clusterView, readLogs, readTasks } from "../../scheduler/cluster-store.ts";
+import { checkAutoscale } from "../../scheduler/deploy-request.ts";
+import { actorOf, ownCluster } from "./own-cluster.ts";
 import { callerOf } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
@@ -61,21 +61,27 @@ function checkFilters(filters: Pick<CapacityFilters, "gpuModel" | "regions">): v
     );
 }
 
-export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps): void {
+export function clusterRoutes(
+  app: ZodApp,
+  { offers, deployments, ends, db, billing }: ApiDeps,
+): void {
   app.post(
     "/v1/quotes",
     { schema: { tags: ["clusters"], body: QuoteRequest, response: { 200: QuoteView } } },
     (request) => {
       checkFilters(request.body);
       checkAutoscale(request.body);
-      const offer = scheduler.offerFor(request.body);
+      const offer = offers.offer(request.body);
       return quoteView(
         billing.quote({
           currency: parseCurrencyOrThrow(request.body.currency),
           durationMinutes: request.body.hours * 60,
-          nodes: offer.map((n) => ({ nodeId: n.nodeId, pricePerHour: units(n.pricePerHour) })),
+          nodes: [
+            ...offer.nodes.map((n) => ({ nodeId: n.nodeId, pricePerHour: n.billedPerHour })),
+            ...offer.growth,
+          ].map((n) => ({ nodeId: n.nodeId, pricePerHour: units(n.pricePerHour) })),
         }),
-        new Set(offer.filter((n) => n.standby).map((n) => n.nodeId)),
+        new Set(offer.nodes.filter((n) => n.standby).map((n) => n.nodeId)),
       );
     },
   );
@@ -85,7 +91,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
     { schema: { tags: ["clusters"], body: SearchRequest, response: { 200: SearchResponse } } },
     (request) => {
       checkFilters(request.body);
-      return scheduler.search(request.body);
+      return offers.search(request.body);
     },
   );
 
@@ -106,7 +112,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
       if (request.body.kind === "container" && request.body.image === undefined) {
         throw new TandemError(ErrorCode.VALIDATION_FAILED, "a container cluster needs an image");
       }
-      const view = await scheduler.deploy(
+      const view = await deployments.deploy(
         accountId,
         request.body,
         request.headers["idempotency-key"],
@@ -159,11 +165,7 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
       schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: ClusterView } },
     },
     async (request) => {
-      const principal = callerOf(request);
-      return scheduler.terminate(request.params.id, {
-        accountId: principal.accountId,
-        admin: principal.roles.includes("admin"),
-      });
+      return ends.terminate(request.params.id, actorOf(request));
     },
   );
 
@@ -180,10 +182,9 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
       },
     },
     async (request) => {
-      const { accountId } = callerOf(request);
-      return scheduler.extend(
+      return deployments.extend(
         request.params.id,
-        accountId,
+        actorOf(request),
         request.body.hours,
         request.headers["idempotency-key"],
       );
@@ -202,8 +203,8 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
       },
     },
     async (request, reply) => {
-      const { accountId } = callerOf(request);
-      const task = await scheduler.submitTask(request.params.id, accountId, request.body.command);
+      const actor = actorOf(request);
+      const task = await deployments.submitTask(request.params.id, actor, request.body.command);
       return reply.status(201).send(task);
     },
   );
@@ -239,14 +240,4 @@ export function clusterRoutes(app: ZodApp, { scheduler, db, billing }: ApiDeps):
       };
     },
   );
-}
-
-/** The cluster, if the caller owns it (or is an admin); someone else's cluster is "not found". */
-async function ownCluster(request: FastifyRequest & { params: { id: string } }, db: ApiDeps["db"]) {
-  const principal = callerOf(request);
-  const cluster = await loadCluster(db, request.params.id);
-  if (cluster.accountId !== principal.accountId && !principal.roles.includes("admin")) {
-    throw new TandemError(ErrorCode.NOT_FOUND, `no cluster ${request.params.id}`);
-  }
-  return cluster;
 }

@@ -33,6 +33,7 @@ import * as clusterSecrets from "./0018-cluster-secrets.ts";
 import * as clusterTls from "./0019-cluster-tls.ts";
 import * as rankNetworks from "./0020-rank-networks.ts";
 import * as flaggedSupplyIndex from "./0022-flagged-supply-index.ts";
+import * as clusterHistory from "./0023-cluster-history.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -57,6 +58,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0019-cluster-tls", clusterTls],
   ["0020-rank-networks", rankNetworks],
   ["0022-flagged-supply-index", flaggedSupplyIndex],
+  ["0023-cluster-history", clusterHistory],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
