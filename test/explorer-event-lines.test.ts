@@ -211,7 +211,7 @@ describe("cluster event lines", () => {
     ].map((e) => (Array.isArray(e) ? { type: e[0], detail: e[1] } : e));
     assert.equal(
       clusterEndReason("failed", events),
-      "rank 0 failed (Rank 0 exited: exit code 3: the job failed (the job's own doing, no slash))",
+      "rank 0 failed: exit code 3 (the job's own doing, no slash)",
     );
     assert.equal(
       clusterEndReason("terminated", [{ type: "terminated", detail: { reason: "by its owner" } }]),

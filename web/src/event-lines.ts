@@ -326,7 +326,9 @@ export function clusterEndReason(
   const reason = str(final.detail, "reason") ?? "no reason recorded";
   if (status !== "failed") return reason;
   const exit = events.findLast((e) => e.type === "rank-exited" && e.detail.exitCode !== 0);
-  return exit === undefined ? reason : `${reason} (${clusterEventLine(exit)})`;
+  if (exit === undefined) return reason;
+  const cause = causeWords(exit.detail);
+  return `${reason}: ${exitWords(exit.detail)}${cause === undefined ? "" : ` (${cause})`}`;
 }
 
 /** "8 × h100-80gb", "CPU only", from a history row's `gpus` and `gpuModel`. */
