@@ -11,6 +11,7 @@ import {
   clusterEventLine,
   formatDurationMs,
   historyLine,
+  notStartedWords,
 } from "../web/src/event-lines.ts";
 
 const A = "node_01aaaaaaaaaaaaaaaaaaaaaaaa";
@@ -222,6 +223,22 @@ describe("cluster event lines", () => {
       "no reason recorded",
     );
     assert.equal(clusterEndReason("running", events), undefined);
+  });
+
+  it("says a cluster that ended before it started never will, not that it has not yet", () => {
+    assert.deepEqual(
+      ["pending", "provisioning", "failed", "terminated", "expired", "completed"].map(
+        notStartedWords,
+      ),
+      [
+        "not yet",
+        "not yet",
+        "never: it failed before it started",
+        "never: it terminated before it started",
+        "never: it expired before it started",
+        "never: it ended before it started",
+      ],
+    );
   });
 
   it("writes durations people read", () => {

@@ -453,6 +453,19 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       .waitFor();
     await assertNoRawEvents(page);
     await page.screenshot({ path: join(ARTIFACTS, "cluster-failed.png"), fullPage: true });
+    // The lists say the same: the owner's why, the public's "never" for the one never started.
+    await page.goto(`${url}/clusters`);
+    await page
+      .getByTestId("owner-clusters")
+      .locator(`tr[data-cluster-id="${failing.id}"]`)
+      .getByTestId("owner-cluster-reason")
+      .filter({ hasText: "rank 0 failed: exit code 3" })
+      .waitFor();
+    await page
+      .getByTestId("clusters-table")
+      .locator(`tr[data-cluster-id="${unstarted.id}"]`)
+      .getByText("never: it terminated before it started")
+      .waitFor();
     await page.evaluate(() => window.sessionStorage.removeItem("tandem-api-key"));
 
     await page.goto(`${url}/`);

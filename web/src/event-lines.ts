@@ -421,3 +421,9 @@ export function historyLine(entry: { action: string; detail: Detail }): string {
       return genericLine(entry.action, d);
   }
 }
+
+/** What a cluster's "Started" says while it has no start time: "not yet", or that it never will. */
+export function notStartedWords(status: string): string {
+  if (!ENDED.has(status)) return "not yet";
+  return `never: it ${status === "completed" ? "ended" : status} before it started`;
+}

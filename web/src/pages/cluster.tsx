@@ -6,7 +6,7 @@ import { client, isNotFound } from "../api.ts";
 import { ClusterStatusBadge } from "../components/cluster-status-badge.tsx";
 import { Empty, ErrorState, Loading } from "../components/states.tsx";
 import { TableHead, type Column } from "../components/table-head.tsx";
-import { clusterEndReason, clusterEventLine, ENDED } from "../event-lines.ts";
+import { clusterEndReason, clusterEventLine, ENDED, notStartedWords } from "../event-lines.ts";
 import { formatDateTime } from "../format.ts";
 import { useClusterEvents, useRefetchOnReconnect } from "../live.tsx";
 import { ownerClient, useOwnerKey } from "../owner-key.ts";
@@ -114,11 +114,7 @@ function PublicFacts({ cluster: c }: { cluster: PublicCluster }) {
         <dd>{formatDateTime(c.createdAt)}</dd>
         <dt>Started</dt>
         <dd data-testid="cluster-started">
-          {c.startedAt !== null
-            ? formatDateTime(c.startedAt)
-            : ENDED.has(c.status)
-              ? `never: it ${c.status === "completed" ? "ended" : c.status} before it started`
-              : "not yet"}
+          {c.startedAt === null ? notStartedWords(c.status) : formatDateTime(c.startedAt)}
         </dd>
         <dt>Ended</dt>
         <dd>{c.endedAt === null ? "—" : `${c.status}, ${formatDateTime(c.endedAt)}`}</dd>
