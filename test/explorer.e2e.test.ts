@@ -262,6 +262,14 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
             .getAttribute("data-verdict"),
           d.verdict,
         );
+    // Every other row reads as words, and nothing is cut off at the right edge.
+    await page
+      .getByTestId("history-table")
+      .locator('tr[data-action="registered"]')
+      .getByText(/^Registered as device dev_\w+ in eu-west \/ eu-west-a, 1 × rtx-4090$/)
+      .waitFor();
+    assert.deepEqual(await clippedHistory(page, true), [], "history cut off at 1280 px");
+    assert.doesNotMatch((await page.getByTestId("history-table").textContent()) ?? "", /\{"/);
     assert.equal(await page.getByRole("link", { name: "eu-west-a" }).count(), 1);
     await page.getByTestId("uptime-chart").getByText("1 days recorded: 0 fully online").waitFor();
     assert.equal(await page.getByTestId("uptime-chart").locator("canvas").count(), 1);
@@ -347,7 +355,11 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
 
     await row.getByRole("link", { name: deployed.id }).click();
     await page.waitForURL(`${url}/clusters/${deployed.id}`);
-    await page.getByTestId("public-events").locator('li[data-type="running"]').waitFor();
+    await page
+      .getByTestId("public-events")
+      .locator('li[data-type="running"]')
+      .getByText(/^Running, [\d.]+ (ms|s) after the deploy$/)
+      .waitFor();
     await page.getByTestId("owner-view").getByText("sleep 600").waitFor();
     await page.getByTestId("owner-costs").waitFor();
     assert.equal(
@@ -356,8 +368,16 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     );
     await page.screenshot({ path: join(ARTIFACTS, "cluster-owner.png"), fullPage: true });
 
+    await page
+      .getByTestId("owner-events")
+      .locator('li[data-type="reserved"]')
+      .getByText(`Reserved 1 node: rank 0 on ${hgxNodeId} (eu-west-b)`, { exact: false })
+      .waitFor();
+    await assertNoRawEvents(page);
+
     await owner.terminateCluster(deployed.id);
     await page.locator('[data-testid="cluster-page-status"][data-status="terminated"]').waitFor();
+    await assertOutcome(page, owner, deployed.id, /^terminated by account:acct_\w+$/);
     await page.evaluate(() => window.sessionStorage.removeItem("tandem-api-key"));
     await page.goto(`${url}/nodes/${hgxNodeId}`);
     await page
@@ -386,6 +406,68 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
     expectedBrowserError("404 (Not Found)");
     await page.goto(`${url}/clusters?status=sleeping`);
     await page.getByRole("alert").filter({ hasText: "not valid" }).waitFor();
+    // A cluster that ends before it starts (its secrets never came) says so, and what came back.
+    const unstarted = await owner.deployCluster({
+      kind: "batch",
+      nodes: 1,
+      hours: 1,
+      gpuModel: "h100-80gb",
+      command: ["sleep", "600"],
+      secretNames: ["TOKEN"],
+    });
+    await owner.terminateCluster(unstarted.id);
+    await page.goto(`${url}/clusters/${unstarted.id}`);
+    await page
+      .getByTestId("cluster-started")
+      .filter({ hasText: "never: it terminated before it started" })
+      .waitFor();
+    assert.equal(await page.getByText("not yet").count(), 0);
+    await page.evaluate(
+      (key) => window.sessionStorage.setItem("tandem-api-key", key),
+      account.apiKey,
+    );
+    await page.reload();
+    await assertOutcome(page, owner, unstarted.id, /^terminated by account:acct_\w+$/);
+    await page.getByTestId("owner-outcome").getByText("(it never started)").waitFor();
+
+    // A failed cluster says which rank failed how, and what was refunded.
+    const failing = await owner.deployCluster({
+      kind: "batch",
+      nodes: 1,
+      hours: 1,
+      gpuModel: "h100-80gb",
+      command: ["sh", "-c", "exit 3"],
+    });
+    await page.goto(`${url}/clusters/${failing.id}`);
+    await page.locator('[data-testid="cluster-page-status"][data-status="failed"]').waitFor();
+    await assertOutcome(
+      page,
+      owner,
+      failing.id,
+      /^rank 0 failed: exit code 3 \(the job's own doing, no slash\)$/,
+    );
+    await page
+      .getByTestId("public-events")
+      .locator('li[data-type="failed"]')
+      .getByText(/^Failed$/)
+      .waitFor();
+    await assertNoRawEvents(page);
+    await page.screenshot({ path: join(ARTIFACTS, "cluster-failed.png"), fullPage: true });
+    // The lists say the same: the owner's why, the public's "never" for the one never started.
+    await page.goto(`${url}/clusters`);
+    await page
+      .getByTestId("owner-clusters")
+      .locator(`tr[data-cluster-id="${failing.id}"]`)
+      .getByTestId("owner-cluster-reason")
+      .filter({ hasText: "rank 0 failed: exit code 3" })
+      .waitFor();
+    await page
+      .getByTestId("clusters-table")
+      .locator(`tr[data-cluster-id="${unstarted.id}"]`)
+      .getByText("never: it terminated before it started")
+      .waitFor();
+    await page.evaluate(() => window.sessionStorage.removeItem("tandem-api-key"));
+
     await page.goto(`${url}/`);
     await page.getByTestId("clusters-running").filter({ hasText: "0" }).waitFor();
     await eventually(
@@ -398,6 +480,11 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
 
   it("shows a SIGKILLed worker's node going offline live, without a reload", async () => {
     await page.locator('[data-testid="node-status"]:not([data-status="offline"])').waitFor();
+    // The node list, open in another tab meanwhile, follows with the same uptime as the page.
+    const list = await context!.newPage();
+    await list.goto(`${url}/nodes`);
+    const listRow = list.locator(`tr[data-node-id="${gpuNodeId}"]`);
+    await listRow.waitFor();
     const killedAtMs = Date.now();
     await page.evaluate((killedAt) => {
       const marked = window as unknown as { sameDocument: boolean; offlineSeenAtMs?: number };
@@ -430,6 +517,14 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       .filter({ hasText: "missed 3 heartbeats" })
       .waitFor();
     await page.screenshot({ path: join(ARTIFACTS, "node-offline-live.png"), fullPage: true });
+    await listRow.locator('[data-testid="row-status"][data-status="offline"]').waitFor();
+    await eventuallyTrue(async () => {
+      const onPage = await page.getByTestId("uptime-30d").textContent();
+      return (await listRow.getByTestId("row-uptime").textContent()) === onPage;
+    }, "the same 30-day uptime on the node list as on the node page");
+    const { uptime } = await new TandemClient({ baseUrl: url }).getNode(gpuNodeId);
+    assert.ok(uptime["30d"] < 1, `an offline node's uptime is below 100 % (${uptime["30d"]})`);
+    await list.close();
 
     await page.getByRole("link", { name: "Nodes", exact: true }).first().click();
     await page
@@ -496,6 +591,14 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       assert.equal(overflow, 0, `no sideways scrolling of the whole page at ${path}`);
     }
     await phone.screenshot({ path: join(ARTIFACTS, "nodes-phone.png"), fullPage: true });
+    await phone.goto(`${url}/nodes/${hgxNodeId}`);
+    await phone
+      .getByTestId("history-table")
+      .locator('tr[data-action="lease-ended"]')
+      .first()
+      .waitFor();
+    assert.deepEqual(await clippedHistory(phone, false), [], "history cut off at 390 px");
+    await phone.screenshot({ path: join(ARTIFACTS, "node-history-phone.png"), fullPage: true });
     await phone.close();
   });
 
@@ -553,6 +656,52 @@ describe("the explorer without a build", () => {
     }
   });
 });
+
+/**
+ * History cells (and the table's frame) whose content is wider than their box: cut off. With
+ * `proofs`, a proof's own table too (on a phone its seven columns scroll inside their cell).
+ */
+async function clippedHistory(page: Page, proofs: boolean): Promise<string[]> {
+  return page.getByTestId("history-table").evaluate((table, withProofs) => {
+    const boxes = [
+      table.parentElement!,
+      ...Array.from(
+        table.querySelectorAll(withProofs ? "td, .table-scroll" : ":scope > tbody > tr > td"),
+      ),
+    ];
+    return boxes
+      .filter((el) => el.scrollWidth > el.clientWidth)
+      .map((el) => `${el.scrollWidth} > ${el.clientWidth}: ${el.textContent?.slice(0, 80)}`);
+  }, proofs);
+}
+
+/** The events on a cluster's page are lines of words: no JSON, no `fieldName: value` dumps. */
+async function assertNoRawEvents(page: Page): Promise<void> {
+  for (const text of await page.locator(".event-list li").allTextContents())
+    assert.doesNotMatch(text, /\{"|"\}|\b[a-z]+[A-Z]\w*: /, `an event line: ${text}`);
+}
+
+/** The owner's view of an ended cluster: why it ended, and the refund as the API counts it. */
+async function assertOutcome(
+  page: Page,
+  owner: TandemClient,
+  clusterId: string,
+  reason: RegExp,
+): Promise<void> {
+  const outcome = page.getByTestId("owner-outcome");
+  await outcome.getByTestId("owner-end-reason").getByText(reason).waitFor();
+  const costs = await eventually(async () => {
+    const c = await owner.clusterCosts(clusterId);
+    return c.escrow === "0.000000" ? c : undefined;
+  }, "the escrow settled");
+  assert.ok(/[1-9]/.test(costs.refunded), `something refunded (${costs.refunded})`);
+  await outcome
+    .getByTestId("owner-refund")
+    .filter({
+      hasText: `${costs.refunded} ${costs.currency} of ${costs.charged} ${costs.currency} charged`,
+    })
+    .waitFor();
+}
 
 async function eventuallyTrue(check: () => Promise<boolean>, what: string): Promise<void> {
   await eventually(async () => ((await check()) ? true : undefined), what, 10_000);

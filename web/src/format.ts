@@ -50,17 +50,6 @@ export function formatGpus(node: Pick<NodeView, "gpuCount" | "gpuModel" | "gpus"
   return `${node.gpuCount} × ${model}`;
 }
 
-/** A history or event reason for people: "missed 3 heartbeats". */
-export function describeDetail(detail: Record<string, unknown>): string {
-  return Object.entries(detail)
-    .map(([key, value]) =>
-      key === "reason" && typeof value === "string"
-        ? value
-        : `${key}: ${typeof value === "string" ? value : JSON.stringify(value)}`,
-    )
-    .join("; ");
-}
-
 /** "$15.92" from a 6-decimal USD string, keeping every non-zero decimal ("$0.0025"); "—" for null. */
 export function formatUsd(amount: string | null): string {
   if (amount === null) return "—";

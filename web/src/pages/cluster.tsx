@@ -1,11 +1,13 @@
 import { useCallback } from "react";
 import type { ClusterView } from "../../../src/protocol/clusters.ts";
+import type { ClusterCostsView } from "../../../src/protocol/wallet.ts";
 import type { PublicCluster } from "../../../src/protocol/network.ts";
 import { client, isNotFound } from "../api.ts";
 import { ClusterStatusBadge } from "../components/cluster-status-badge.tsx";
 import { Empty, ErrorState, Loading } from "../components/states.tsx";
 import { TableHead, type Column } from "../components/table-head.tsx";
-import { describeDetail, formatDateTime } from "../format.ts";
+import { clusterEndReason, clusterEventLine, ENDED, notStartedWords } from "../event-lines.ts";
+import { formatDateTime } from "../format.ts";
 import { useClusterEvents, useRefetchOnReconnect } from "../live.tsx";
 import { ownerClient, useOwnerKey } from "../owner-key.ts";
 import { Link } from "../router.tsx";
@@ -111,9 +113,11 @@ function PublicFacts({ cluster: c }: { cluster: PublicCluster }) {
         <dt>Created</dt>
         <dd>{formatDateTime(c.createdAt)}</dd>
         <dt>Started</dt>
-        <dd>{c.startedAt === null ? "not yet" : formatDateTime(c.startedAt)}</dd>
+        <dd data-testid="cluster-started">
+          {c.startedAt === null ? notStartedWords(c.status) : formatDateTime(c.startedAt)}
+        </dd>
         <dt>Ended</dt>
-        <dd>{c.endedAt === null ? "—" : formatDateTime(c.endedAt)}</dd>
+        <dd>{c.endedAt === null ? "—" : `${c.status}, ${formatDateTime(c.endedAt)}`}</dd>
       </dl>
     </section>
   );
@@ -132,8 +136,7 @@ function EventList({
       {events.map((e, i) => (
         <li key={`${e.at}-${i}`} data-type={e.type}>
           <time dateTime={e.at}>{formatDateTime(e.at)}</time>
-          <strong>{e.type}</strong>
-          {Object.keys(e.detail).length > 0 && <> — {describeDetail(e.detail)}</>}
+          <span className="event-line">{clusterEventLine(e)}</span>
         </li>
       ))}
     </ol>
@@ -177,6 +180,7 @@ function OwnerView({ id, apiKey }: { id: string; apiKey: string }) {
   return (
     <section className="panel panel-wide" aria-labelledby="owner-title" data-testid="owner-view">
       <h2 id="owner-title">Owner view</h2>
+      {ENDED.has(c.status) && <Outcome cluster={c} costs={costs.data} />}
       <dl className="facts facts-inline">
         <dt>Command</dt>
         <dd className="mono">{c.command.join(" ")}</dd>
@@ -257,5 +261,36 @@ function OwnerView({ id, apiKey }: { id: string; apiKey: string }) {
       <h3>All events</h3>
       <EventList events={c.events} testId="owner-events" />
     </section>
+  );
+}
+
+/** How an ended cluster ended, for its owner: when, why (its exit, if one failed it), the refund. */
+function Outcome({
+  cluster: c,
+  costs,
+}: {
+  cluster: ClusterView;
+  costs: ClusterCostsView | undefined;
+}) {
+  return (
+    <dl
+      className={`facts outcome outcome-${c.status === "completed" ? "ok" : "bad"}`}
+      data-testid="owner-outcome"
+    >
+      <dt>Ended</dt>
+      <dd>
+        {c.status}
+        {c.endedAt === null ? "" : `, ${formatDateTime(c.endedAt)}`}
+        {c.startedAt === null ? " (it never started)" : ""}
+      </dd>
+      <dt>Why</dt>
+      <dd data-testid="owner-end-reason">{clusterEndReason(c.status, c.events)}</dd>
+      <dt>Refunded</dt>
+      <dd data-testid="owner-refund">
+        {costs === undefined
+          ? "…"
+          : `${costs.refunded} ${costs.currency} of ${costs.charged} ${costs.currency} charged (unserved time; fees are not refunded)`}
+      </dd>
+    </dl>
   );
 }

@@ -4,6 +4,7 @@ import { PublicClustersQuery, type PublicCluster } from "../../../src/protocol/n
 import { client } from "../api.ts";
 import { ClusterStatusBadge } from "../components/cluster-status-badge.tsx";
 import { Empty, ErrorState, Loading } from "../components/states.tsx";
+import { clusterEndReason, notStartedWords } from "../event-lines.ts";
 import { formatAgo, formatCount } from "../format.ts";
 import { useRefreshOnClusterEvents } from "../live.tsx";
 import { ownerClient, setOwnerKey, useOwnerKey } from "../owner-key.ts";
@@ -28,7 +29,7 @@ const PUBLIC_COLUMNS: Column[] = [
   { label: "Started", className: "hide-sm" },
   { label: "Failovers", className: "hide-sm num" },
 ];
-const OWNER_COLUMNS: Column[] = [...FIRST_COLUMNS, "Command"];
+const OWNER_COLUMNS: Column[] = [...FIRST_COLUMNS, "Command", "Why it ended"];
 
 function clustersUrl(status: string | undefined, cursor?: string): string {
   return linkTo("/clusters", { status, cursor });
@@ -183,7 +184,9 @@ function PublicClusterRow({ cluster: c }: { cluster: PublicCluster }) {
       </td>
       <td>{formatClusterGpus(c)}</td>
       <td>{c.regions.join(", ") || "—"}</td>
-      <td className="hide-sm">{c.startedAt === null ? "not yet" : formatAgo(c.startedAt)}</td>
+      <td className="hide-sm">
+        {c.startedAt === null ? notStartedWords(c.status) : formatAgo(c.startedAt)}
+      </td>
       <td className="hide-sm num">{failovers}</td>
     </tr>
   );
@@ -262,6 +265,9 @@ function OwnerList({ apiKey }: { apiKey: string }) {
                   <td>{c.kind}</td>
                   <td className="num">{c.nodes.filter((n) => n.active).length}</td>
                   <td className="mono">{c.command.join(" ")}</td>
+                  <td data-testid="owner-cluster-reason">
+                    {clusterEndReason(c.status, c.events) ?? "—"}
+                  </td>
                 </tr>
               ))}
             </tbody>

@@ -8,14 +8,8 @@ import { NodeEarningsTable } from "../components/node-earnings.tsx";
 import { ProofRecordView, proofOf } from "../components/proof-record.tsx";
 import { UptimeChart } from "../components/uptime-chart.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
-import {
-  describeDetail,
-  formatAgo,
-  formatDateTime,
-  formatFraction,
-  formatGpus,
-  formatMiB,
-} from "../format.ts";
+import { historyLine } from "../event-lines.ts";
+import { formatAgo, formatDateTime, formatFraction, formatGpus, formatMiB } from "../format.ts";
 import { useNodeStatusEvents, useRefetchOnReconnect } from "../live.tsx";
 import { Link } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
@@ -193,7 +187,9 @@ function UptimeRow({ window, fraction }: { window: string; fraction: number }) {
       <dt>Uptime {window.replace(/(\d+)/, "$1 ")}</dt>
       <dd className="uptime">
         <Meter fraction={fraction} />
-        <span className="num">{formatFraction(fraction)}</span>
+        <span className="num" data-testid={`uptime-${window}`}>
+          {formatFraction(fraction)}
+        </span>
       </dd>
     </>
   );
@@ -361,14 +357,20 @@ function HistoryTable({ history }: { history: HistoryState }) {
   return (
     <>
       <div className="table-scroll">
-        <table className="table table-compact" data-testid="history-table">
+        <table className="table table-compact history-table" data-testid="history-table">
           <caption className="visually-hidden">History, oldest first</caption>
           <thead>
             <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Event</th>
-              <th scope="col">Status</th>
-              <th scope="col" className="hide-sm">
+              <th scope="col" className="history-time">
+                Time
+              </th>
+              <th scope="col" className="history-action">
+                Event
+              </th>
+              <th scope="col" className="history-status">
+                Status
+              </th>
+              <th scope="col" className="history-actor hide-sm">
                 By
               </th>
               <th scope="col">Details</th>
@@ -376,18 +378,18 @@ function HistoryTable({ history }: { history: HistoryState }) {
           </thead>
           <tbody>
             {history.items.map((entry) => (
-              <tr key={entry.id}>
-                <td className="nowrap">
+              <tr key={entry.id} data-action={entry.action}>
+                <td>
                   <time dateTime={entry.at}>{formatDateTime(entry.at)}</time>
                 </td>
-                <td>{entry.action}</td>
-                <td className="nowrap">
+                <td>{entry.action.replaceAll("-", " ")}</td>
+                <td>
                   {entry.from === null && entry.to === null
                     ? "—"
                     : `${entry.from ?? "—"} → ${entry.to ?? "—"}`}
                 </td>
                 <td className="hide-sm mono-soft">{entry.actor}</td>
-                <td>
+                <td className="history-detail">
                   <HistoryDetail entry={entry} />
                 </td>
               </tr>
@@ -410,12 +412,8 @@ function HistoryTable({ history }: { history: HistoryState }) {
   );
 }
 
-/** A proof of hardware as a table per device; any other row's detail as a line. */
+/** A proof of hardware as a table per device; any other row's detail as a line of words. */
 function HistoryDetail({ entry }: { entry: HistoryEntry }) {
   const proof = proofOf(entry);
-  return proof === undefined ? (
-    <>{describeDetail(entry.detail)}</>
-  ) : (
-    <ProofRecordView proof={proof} />
-  );
+  return proof === undefined ? <>{historyLine(entry)}</> : <ProofRecordView proof={proof} />;
 }

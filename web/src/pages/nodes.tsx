@@ -81,12 +81,23 @@ function NodesView({ query }: { query: NodesQuery }) {
   useRefetchOnReconnect(page.reload);
 
   const [liveStatus, setLiveStatus] = useState(new Map<string, NodeView["status"]>());
+  // A status change moves the node's uptime, reputation and last-seen figures too: its row is
+  // fetched again, so the list shows the figures its own page shows (not those of before).
+  const [fresh, setFresh] = useState(new Map<string, NodeView>());
   const [announcement, setAnnouncement] = useState("");
-  useEffect(() => setLiveStatus(new Map()), [page.data]);
+  useEffect(() => {
+    setLiveStatus(new Map());
+    setFresh(new Map());
+  }, [page.data]);
   useNodeStatusEvents((change) => {
     if (!page.data?.items.some((n) => n.id === change.nodeId)) return;
     setLiveStatus((m) => new Map(m).set(change.nodeId, change.to));
     setAnnouncement(`${change.nodeId} is now ${change.to}.`);
+    client.getNode(change.nodeId).then(
+      (node) => setFresh((m) => new Map(m).set(node.id, node)),
+      // The row keeps its figures; the next page load or reconnect brings them.
+      () => undefined,
+    );
   });
 
   const previous = previousCursors();
@@ -158,7 +169,11 @@ function NodesView({ query }: { query: NodesQuery }) {
               </thead>
               <tbody>
                 {page.data.items.map((node) => (
-                  <NodeRow key={node.id} node={node} liveStatus={liveStatus.get(node.id)} />
+                  <NodeRow
+                    key={node.id}
+                    node={fresh.get(node.id) ?? node}
+                    liveStatus={liveStatus.get(node.id)}
+                  />
                 ))}
               </tbody>
             </table>
@@ -210,7 +225,9 @@ function NodeRow({
       <td className="num" data-testid="row-price">
         {formatUsd(node.pricePerHourUsd)}
       </td>
-      <td className="num hide-sm">{formatFraction(node.uptime["30d"])}</td>
+      <td className="num hide-sm" data-testid="row-uptime">
+        {formatFraction(node.uptime["30d"])}
+      </td>
       <td className="num hide-sm">{node.reputation.toFixed(1)}</td>
       <td className="hide-sm">{node.lastSeenAt === null ? "never" : formatAgo(node.lastSeenAt)}</td>
     </tr>
