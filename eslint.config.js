@@ -29,6 +29,33 @@ const boundaryRules = Object.entries(forbiddenImports).map(([dir, layers]) => ({
   },
 }));
 
+const clusterWrites = {
+  selector:
+    "CallExpression[callee.property.name=/^(insertInto|updateTable|deleteFrom|replaceInto|mergeInto)$/][arguments.0.value=/^(clusters|cluster_nodes)$/]",
+  message:
+    "clusters and cluster_nodes rows are written only by src/coordinator/scheduler/cluster-lifecycle.ts.",
+};
+const rawTransactions = {
+  selector: "CallExpression[callee.property.name='transaction'][arguments.length=0]",
+  message: "open transactions with runInTransaction (src/coordinator/store/transaction.ts).",
+};
+const LIFECYCLE = "src/coordinator/scheduler/cluster-lifecycle.ts";
+const TRANSACTION = "src/coordinator/store/transaction.ts";
+
+/** The rules above per file: a later block's `no-restricted-syntax` replaces an earlier one's. */
+function oneWriterRules() {
+  const block = (files, selectors) => ({
+    files,
+    ignores: ["src/**/*.test.ts", "src/coordinator/store/migrations/**"],
+    rules: { "no-restricted-syntax": ["error", ...selectors] },
+  });
+  return [
+    block(["src/**/*.ts"], [clusterWrites, rawTransactions]),
+    block([LIFECYCLE], [rawTransactions]),
+    block([TRANSACTION], [clusterWrites]),
+  ];
+}
+
 export default tseslint.config(
   { ignores: ["node_modules/", "web/dist/", "**/*.js"] },
   js.configs.recommended,
@@ -75,27 +102,11 @@ export default tseslint.config(
   ...boundaryRules.map((r) =>
     r.files[0]?.startsWith("src/core") ? { ...r, files: ["src/core/**/*.test.ts"] } : r,
   ),
-  {
-    // One writer per state (issue 19): cluster and lease rows change only through
-    // scheduler/cluster-lifecycle.ts, which checks each transition and keeps its history.
-    files: ["src/**/*.ts"],
-    ignores: [
-      "src/**/*.test.ts",
-      "src/coordinator/scheduler/cluster-lifecycle.ts",
-      "src/coordinator/store/migrations/**",
-    ],
-    rules: {
-      "no-restricted-syntax": [
-        "error",
-        {
-          selector:
-            "CallExpression[callee.property.name=/^(insertInto|updateTable|deleteFrom|replaceInto|mergeInto)$/][arguments.0.value=/^(clusters|cluster_nodes)$/]",
-          message:
-            "clusters and cluster_nodes rows are written only by src/coordinator/scheduler/cluster-lifecycle.ts.",
-        },
-      ],
-    },
-  },
+  // One writer per state (issue 19): cluster and lease rows change only through
+  // scheduler/cluster-lifecycle.ts, which checks each transition and keeps its history; and every
+  // transaction is opened by store/transaction.ts's runInTransaction (rerun after serialization
+  // failures, its handle typed `Tx`).
+  ...oneWriterRules(),
   {
     files: ["**/*.test.ts", "test/**/*.ts", "bench/**/*.ts"],
     rules: {

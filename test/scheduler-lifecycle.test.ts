@@ -5,6 +5,7 @@ import { it } from "node:test";
 import { ManualClock, forEachDatabase, type TestCoordinator } from "./support/coordinator.ts";
 import { ErrorCode, type TandemError } from "../src/core/errors.ts";
 import { moveLease } from "../src/coordinator/scheduler/cluster-lifecycle.ts";
+import { runInTransaction } from "../src/coordinator/store/transaction.ts";
 import { availableWorker, fund } from "./support/workers.ts";
 
 const MINUTE = 60_000;
@@ -351,18 +352,14 @@ forEachDatabase("cluster lifecycle", (db) => {
     // A lease that has left its cluster moves no further, and a stale status changes nothing.
     const lease = { clusterId: cluster.id, seq: 0 };
     await assert.rejects(
-      store
-        .transaction()
-        .execute((tx) =>
-          moveLease(tx, { ...lease, status: "exited" }, { type: "accept" }, {}, change),
-        ),
+      runInTransaction(store, (tx) =>
+        moveLease(tx, { ...lease, status: "exited" }, { type: "accept" }, {}, change),
+      ),
       (error: unknown) => (error as TandemError).code === ErrorCode.INVALID_TRANSITION,
     );
-    const moved = await store
-      .transaction()
-      .execute((tx) =>
-        moveLease(tx, { ...lease, status: "running" }, { type: "exit", ok: false }, {}, change),
-      );
+    const moved = await runInTransaction(store, (tx) =>
+      moveLease(tx, { ...lease, status: "running" }, { type: "exit", ok: false }, {}, change),
+    );
     assert.equal(moved, false, "the row is no longer running: compare-and-set refuses");
     const row = await store
       .selectFrom("cluster_nodes")

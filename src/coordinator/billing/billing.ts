@@ -37,7 +37,7 @@
  * `INSUFFICIENT_FUNDS` and the like are answers; a broken invariant (an unbalanced write, an
  * idempotency key reused for another request, a refund to someone else) throws `TandemError`.
  */
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import {
   NO_SETTLEMENT,
@@ -100,6 +100,7 @@ import {
   type Tx,
 } from "./ledger.ts";
 import { wideSum } from "./wide-sum.ts";
+import type { Database } from "../store/schema.ts";
 
 export interface ChargeInput {
   readonly clusterId: string;
@@ -205,7 +206,7 @@ export class Billing {
   private readonly ledger: Ledger;
 
   constructor(
-    private readonly db: Tx,
+    private readonly db: Kysely<Database>,
     ledger: Ledger,
     readonly schedule: FeeSchedule,
     /** The price oracle: smallest units of each currency per US dollar. */
@@ -337,7 +338,7 @@ export class Billing {
       );
   }
 
-  private async deployCharge(tx: Tx, clusterId: string) {
+  private async deployCharge(tx: Kysely<Database>, clusterId: string) {
     const row = await tx
       .selectFrom("ledger_transactions")
       .select(["id", "account_id", "metadata"])
@@ -657,7 +658,10 @@ export class Billing {
   }
 
   /** Every amount that moved for a cluster, from its postings; undefined when none did. */
-  async costs(clusterId: string, tx: Tx = this.db): Promise<ClusterCosts | undefined> {
+  async costs(
+    clusterId: string,
+    tx: Kysely<Database> = this.db,
+  ): Promise<ClusterCosts | undefined> {
     const amountSum = wideSum(sql`p.amount`);
     const rows = await tx
       .selectFrom("ledger_transactions as t")

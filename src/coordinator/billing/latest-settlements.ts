@@ -9,11 +9,11 @@
  * that grew since the last ANALYZE) read and sorted every settlement of each lease instead. Only
  * settlements record served minutes; the kind is checked on the row found.
  */
-import { sql, type RawBuilder } from "kysely";
+import { sql, type Kysely, type RawBuilder } from "kysely";
 import type { Dialect } from "../store/database.ts";
 import { listParam } from "../store/list-param.ts";
 import { TransactionKind } from "./ledger-accounts.ts";
-import type { Tx } from "./ledger.ts";
+import type { Database } from "../store/schema.ts";
 
 export interface LatestSettlementRow {
   readonly lease_id: string;
@@ -49,7 +49,7 @@ export function latestSettlementsQuery(
 }
 
 export async function latestSettlements(
-  tx: Tx,
+  tx: Kysely<Database>,
   dialect: Dialect,
   leaseIds: readonly string[],
 ): Promise<LatestSettlementRow[]> {

@@ -5,9 +5,12 @@
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import { test } from "node:test";
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { forEachDatabase, type DatabaseUnderTest } from "../../../test/support/coordinator.ts";
-import type { Tx } from "./ledger.ts";
+import type { Database } from "../store/schema.ts";
+
+/** Raw SQL against the guard: any handle (these tests bypass the ledger on purpose). */
+type Db = Kysely<Database>;
 
 const ALICE = "wallet:acct_0000000000aaaaaaaaaaaaaaaa";
 const BOB = "wallet:acct_0000000000bbbbbbbbbbbbbbbb";
@@ -23,7 +26,7 @@ interface RawPosting {
 }
 
 /** A transaction's postings in one INSERT statement, as the ledger writes them. */
-async function insertPostings(db: Tx, id: string, postings: readonly RawPosting[]): Promise<void> {
+async function insertPostings(db: Db, id: string, postings: readonly RawPosting[]): Promise<void> {
   await db
     .insertInto("ledger_postings")
     .values(
@@ -38,7 +41,7 @@ async function insertPostings(db: Tx, id: string, postings: readonly RawPosting[
     .execute();
 }
 
-async function insertHeader(db: Tx, id: string): Promise<void> {
+async function insertHeader(db: Db, id: string): Promise<void> {
   await db
     .insertInto("ledger_transactions")
     .values({
@@ -58,7 +61,7 @@ async function insertHeader(db: Tx, id: string): Promise<void> {
 }
 
 /** One raw ledger transaction in one DB transaction: postings, then (optionally) its row. */
-function rawTransaction(db: Tx, postings: readonly RawPosting[], { header = true } = {}) {
+function rawTransaction(db: Db, postings: readonly RawPosting[], { header = true } = {}) {
   return db.transaction().execute(async (tx) => {
     const id = txId();
     await insertPostings(tx, id, postings);
@@ -67,7 +70,7 @@ function rawTransaction(db: Tx, postings: readonly RawPosting[], { header = true
   });
 }
 
-async function balances(db: Tx) {
+async function balances(db: Db) {
   const rows = await db
     .selectFrom("ledger_balances")
     .select(["account", "currency", sql<string>`CAST(balance AS TEXT)`.as("balance")])
@@ -77,7 +80,7 @@ async function balances(db: Tx) {
   return rows.map((r) => `${r.account} ${r.currency} ${r.balance}`);
 }
 
-async function counts(db: Tx) {
+async function counts(db: Db) {
   const t = await db
     .selectFrom("ledger_transactions")
     .select(db.fn.countAll().as("n"))

@@ -21,7 +21,8 @@ import { ZERO, units, type Currency, type Money } from "../../core/money.ts";
 import { IdPrefix, monotonicIds } from "../../protocol/ids.ts";
 import type { Dialect } from "../store/database.ts";
 import { listParam } from "../store/list-param.ts";
-import { isSerializationFailure, isUniqueViolation } from "../store/sql-errors.ts";
+import { isUniqueViolation } from "../store/sql-errors.ts";
+import { runInTransaction, type Tx } from "../store/transaction.ts";
 import type { Database } from "../store/schema.ts";
 import {
   isGuarded,
@@ -31,7 +32,7 @@ import {
 } from "./ledger-accounts.ts";
 
 /** A Kysely handle: the database itself or an open transaction (`tx`). */
-export type Tx = Kysely<Database>;
+export type { Tx } from "../store/transaction.ts";
 
 export interface PostingInput {
   readonly account: LedgerAccount;
@@ -422,15 +423,9 @@ function isIdempotencyRace(error: unknown): boolean {
 }
 
 /**
- * Runs `fn` in its own DB transaction, again (up to 5 times) after a serialization failure, a
- * deadlock or a lost race on an idempotency key — the rerun then answers the stored result.
+ * Runs `fn` in its own DB transaction, again after a serialization failure, a deadlock or a lost
+ * race on an idempotency key — the rerun then answers the stored result.
  */
-export async function inTransaction<T>(db: Tx, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction().execute(fn);
-    } catch (error) {
-      if (attempt >= 5 || !(isSerializationFailure(error) || isIdempotencyRace(error))) throw error;
-    }
-  }
+export function inTransaction<T>(db: Kysely<Database>, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return runInTransaction(db, fn, isIdempotencyRace);
 }

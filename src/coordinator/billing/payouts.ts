@@ -1,3 +1,4 @@
+import type { Kysely } from "kysely";
 /**
  * Supplier payout currencies (issue 4 item 4). A supplier's earnings are paid in the currency the
  * consumer paid unless the supplier chose another (`payout_currencies`, migration 0009); then each
@@ -26,11 +27,12 @@ import {
 import type { SettlementFigures } from "../../core/fees.ts";
 import { isCurrency, neg, type Currency, type Money } from "../../core/money.ts";
 import { BURN, Leg, TREASURY, earningsAccount, escrowAccount } from "./ledger-accounts.ts";
-import type { PostingInput, Tx } from "./ledger.ts";
+import type { PostingInput } from "./ledger.ts";
+import type { Database } from "../store/schema.ts";
 
 /** Every account's chosen payout currency among `accountIds` (absent: the consumer's). */
 export async function readPayoutCurrencies(
-  tx: Tx,
+  tx: Kysely<Database>,
   accountIds: readonly string[],
 ): Promise<Map<string, Currency>> {
   const chosen = new Map<string, Currency>();
@@ -48,7 +50,7 @@ export async function readPayoutCurrencies(
 
 /** Sets (or with null clears) an account's payout currency; refuses one the oracle cannot price. */
 export async function writePayoutCurrency(
-  db: Tx,
+  db: Kysely<Database>,
   rates: OracleRates,
   accountId: string,
   currency: Currency | null,

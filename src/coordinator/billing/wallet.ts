@@ -6,7 +6,7 @@
  * Withdrawals pay out from supplier `earnings` (the default) or from the spendable `wallet` (unused
  * prepaid funds); moving earnings into the wallet to spend them is a later feature.
  */
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import {
   AmountProblem,
@@ -36,6 +36,7 @@ import {
 import type { Ledger } from "./ledger.ts";
 import { inTransaction, requestHash, type Tx } from "./ledger.ts";
 import type { PaymentRail } from "./payment-rail.ts";
+import type { Database } from "../store/schema.ts";
 
 export interface MovementRequest {
   /** Who asks: scopes the idempotency key. */
@@ -60,7 +61,7 @@ export interface Answer<T> {
 
 export class WalletService {
   constructor(
-    private readonly db: Tx,
+    private readonly db: Kysely<Database>,
     private readonly ledger: Ledger,
     private readonly rail: PaymentRail,
   ) {}

@@ -5,6 +5,7 @@ import type { Role } from "../../protocol/accounts.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 /**
  * Accounts and API keys. A key is 32 random bytes shown once; only its SHA-256 is stored (a slow
@@ -35,7 +36,7 @@ export class AccountRegistry {
     nowMs: number,
   ): Promise<{ accountId: string } & IssuedKey> {
     const accountId = newId(IdPrefix.account, nowMs);
-    const key = await this.db.transaction().execute(async (tx) => {
+    const key = await runInTransaction(this.db, async (tx) => {
       await tx
         .insertInto("accounts")
         .values({
@@ -100,7 +101,7 @@ export class AccountRegistry {
 
   /** Revokes one of the account's own keys; revoking it again answers the first revocation time. */
   async revokeApiKey(accountId: string, apiKeyId: string, nowMs: number): Promise<number> {
-    return this.db.transaction().execute(async (tx) => {
+    return runInTransaction(this.db, async (tx) => {
       const row = await tx
         .selectFrom("api_keys")
         .select(["revoked_at"])

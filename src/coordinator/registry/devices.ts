@@ -13,6 +13,7 @@ import { consumeEnrollmentToken, recordEnrolledDevice } from "./enrollment-token
 import { appendHistory } from "./node-history.ts";
 import { addNodeFlag } from "./node-flags.ts";
 import { applyInTx } from "./node-lifecycle.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 /** Flag set on every node that reports a GPU UUID another device also reports (Sybil suspicion). */
 export const DUPLICATE_GPU_FLAG = "duplicate-gpu-uuid";
@@ -83,7 +84,7 @@ export class DeviceRegistry {
     const summary = summarize(registration.hardware);
     const hardwareJson = JSON.stringify(registration.hardware);
 
-    const registered = await this.db.transaction().execute(async (tx) => {
+    const registered = await runInTransaction(this.db, async (tx) => {
       const { accountId, tokenId } =
         "enrollmentToken" in credential
           ? await consumeEnrollmentToken(tx, credential.enrollmentToken, nowMs)
@@ -245,7 +246,7 @@ export class DeviceRegistry {
     reason: string,
     nowMs: number,
   ): Promise<{ revokedAtMs: number; nodeId: string }> {
-    const result = await this.db.transaction().execute(async (tx) => {
+    const result = await runInTransaction(this.db, async (tx) => {
       const device = await tx
         .selectFrom("devices")
         .innerJoin("nodes", "nodes.device_id", "devices.id")

@@ -19,6 +19,7 @@ import {
   storeReputations,
   type ReputationChange,
 } from "./reputation.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 /** Nodes per transaction in {@link NodeLifecycle.refreshAllUptime}: ~15 ms of SQLite work each. */
 export const UPTIME_REFRESH_BATCH = 250;
@@ -51,7 +52,7 @@ export class NodeLifecycle {
   ) {}
 
   async apply(nodeId: string, event: NodeEvent, ctx: TransitionContext): Promise<TransitionResult> {
-    const result = await this.db.transaction().execute((tx) => applyInTx(tx, nodeId, event, ctx));
+    const result = await runInTransaction(this.db, (tx) => applyInTx(tx, nodeId, event, ctx));
     if (result.ok) {
       this.events.emit("node:status", {
         nodeId,
@@ -83,7 +84,7 @@ export class NodeLifecycle {
     },
     ctx: TransitionContext,
   ): Promise<TransitionResult | undefined> {
-    const [transition, reputation] = await this.db.transaction().execute(async (tx) => {
+    const [transition, reputation] = await runInTransaction(this.db, async (tx) => {
       await appendHistory(tx, {
         nodeId,
         atMs: ctx.nowMs,
@@ -144,7 +145,8 @@ export class NodeLifecycle {
     let after = "";
     for (;;) {
       const reputations: ReputationChange[] = [];
-      const nodes = await this.db.transaction().execute(async (tx) => {
+      const nodes = await runInTransaction(this.db, async (tx) => {
+        reputations.length = 0; // a rerun starts afresh
         const batch = await tx
           .selectFrom("nodes")
           .select(["id", "registered_at", "uptime_24h", "uptime_7d", "uptime_30d", "reputation"])

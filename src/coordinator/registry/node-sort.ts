@@ -3,6 +3,7 @@ import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { DEFAULT_CATALOG_PRICES, type CatalogPrices } from "../../core/pricing.ts";
 import type { NodeSortKey } from "../../protocol/nodes.ts";
 import type { Database } from "../store/schema.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 /**
  * Sorted node lists with keyset (cursor) paging: rows ordered by (column, id), the cursor holds
@@ -55,7 +56,7 @@ export async function syncNodePricing(
     models.length === wanted.length &&
     models.every((m) => pricing.prices.perGpuHour[m.model] === BigInt(m.per_gpu_hour));
   if (same) return false;
-  await db.transaction().execute(async (tx) => {
+  await runInTransaction(db, async (tx) => {
     // PostgreSQL: wait for every node write in flight and hold new ones until this commits, so
     // none keeps a price computed under the old pricing (a registration's new row is invisible
     // to the recompute below); reads go on. SQLite has one writer at a time already.

@@ -10,6 +10,7 @@ import {
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber } from "../store/rows.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 /**
  * Reputation in the coordinator: reads a node's evidence from the public record — its cached 30-day
@@ -155,7 +156,7 @@ export async function refreshReputation(
   nodeIds: readonly string[],
   nowMs: number,
 ): Promise<void> {
-  const changes = await deps.db.transaction().execute((tx) => storeReputations(tx, nodeIds, nowMs));
+  const changes = await runInTransaction(deps.db, (tx) => storeReputations(tx, nodeIds, nowMs));
   announceReputations(deps.events, changes, nowMs);
 }
 

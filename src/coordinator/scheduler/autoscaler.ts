@@ -1,8 +1,6 @@
-import type { Kysely } from "kysely";
 import { isFinal } from "../../core/cluster-status.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
-import type { Database } from "../store/schema.ts";
 import {
   appendClusterEvent,
   loadCluster,
@@ -16,6 +14,7 @@ import type { Offers } from "./offers.ts";
 import type { SchedulerResources } from "./resources.ts";
 import type { LeaseSettler } from "./settlement.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
+import { runInTransaction, type Tx } from "../store/transaction.ts";
 
 /** What one round does once its transaction commits. */
 interface Round {
@@ -53,7 +52,10 @@ export class Autoscaler {
   /** One round: grow or shrink towards the queue's need, then give queued tasks to idle nodes. */
   async step(clusterId: string): Promise<void> {
     const round: Round = { nowMs: this.resources.clock.now(), sends: [], statuses: [] };
-    await this.resources.db.transaction().execute(async (tx) => {
+    await runInTransaction(this.resources.db, async (tx) => {
+      // A rerun (runInTransaction) starts afresh.
+      round.sends = [];
+      round.statuses = [];
       const cluster = await loadCluster(tx, clusterId);
       const bounds = cluster.autoscale;
       if (bounds === null || isFinal(cluster.status) || cluster.endsAtMs === null) return;
@@ -92,7 +94,7 @@ export class Autoscaler {
 
   /** Grows towards `need`; the cluster's rank leases after. */
   private async scaleUp(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     leases: LoadedLease[],
     need: Need,
@@ -114,7 +116,7 @@ export class Autoscaler {
 
   /** Releases nodes idle long enough, down to `need`; the rank leases kept. */
   private async scaleDown(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     leases: LoadedLease[],
     need: Need,
@@ -166,7 +168,7 @@ export class Autoscaler {
 
   /** An idle node takes a queued task: one `job-start` whose attempt is the task's number. */
   private async assign(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease,
     task: { seq: number; command: string },
@@ -207,7 +209,7 @@ export class Autoscaler {
 
   /** Adds up to `count` nodes the escrow can pay until the cluster's end; answers those added. */
   private async grow(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     count: number,
     round: Round,
@@ -287,12 +289,7 @@ export class Autoscaler {
   }
 
   /** A task's run ended on its node: the task is done (or failed), the node idle again. */
-  async onTaskExit(
-    tx: Kysely<Database>,
-    lease: LeaseRef,
-    task: number,
-    exitCode: number | null,
-  ): Promise<void> {
+  async onTaskExit(tx: Tx, lease: LeaseRef, task: number, exitCode: number | null): Promise<void> {
     const clusterId = lease.clusterId;
     const now = this.resources.clock.now();
     await tx

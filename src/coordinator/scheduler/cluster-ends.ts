@@ -1,11 +1,9 @@
-import type { Kysely } from "kysely";
 import { isFinal, type FinalClusterStatus } from "../../core/cluster-status.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import type { ClusterView } from "../../protocol/clusters.ts";
 import { appendLeaseOutcome } from "../registry/node-history.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
 import { announceReputations, storeReputations } from "../registry/reputation.ts";
-import type { Database } from "../store/schema.ts";
 import { authorizeCluster, type ClusterActor } from "./cluster-access.ts";
 import { moveCluster, moveLease, type Change } from "./cluster-lifecycle.ts";
 import type { ClusterQueue } from "./cluster-queue.ts";
@@ -21,6 +19,7 @@ import { forgetClusterTls } from "./cluster-tls.ts";
 import type { OverlayExchange } from "./cluster-network.ts";
 import type { SchedulerResources } from "./resources.ts";
 import type { LeaseSettler } from "./settlement.ts";
+import { runInTransaction, type Tx } from "../store/transaction.ts";
 
 /**
  * The one end path of a cluster — completion, failure, termination, expiry: in one transaction
@@ -55,8 +54,8 @@ export class ClusterEnds {
   async finish(clusterId: string, status: FinalClusterStatus, reason: string): Promise<void> {
     const now = this.resources.clock.now();
     const change = { nowMs: now, reason: `cluster ${status}: ${reason}` };
-    const released: Array<{ nodeId: string; from: NodeStatus }> = [];
-    const ended = await this.resources.db.transaction().execute(async (tx) => {
+    const ended = await runInTransaction(this.resources.db, async (tx) => {
+      const released: Array<{ nodeId: string; from: NodeStatus }> = [];
       const cluster = await loadCluster(tx, clusterId);
       if (isFinal(cluster.status)) return undefined;
       // First, so that of two replicas ending it at once only one goes on (compare-and-set).
@@ -82,13 +81,13 @@ export class ClusterEnds {
         [...new Set(active.map((n) => n.nodeId))],
         now,
       );
-      return { from: cluster.status, active, reputations };
+      return { from: cluster.status, active, reputations, released };
     });
     if (ended === undefined) return;
     announceReputations(this.resources.events, ended.reputations, now);
     for (const lease of ended.active)
       this.resources.workers.send(lease.nodeId, { type: "job-stop", clusterId, reason });
-    for (const { nodeId, from } of released)
+    for (const { nodeId, from } of ended.released)
       this.resources.events.emit("node:status", {
         nodeId,
         from,
@@ -108,12 +107,7 @@ export class ClusterEnds {
   }
 
   /** One of an ending cluster's leases let go, its outcome in its node's history, its node freed. */
-  private async release(
-    tx: Kysely<Database>,
-    cluster: LoadedCluster,
-    lease: LoadedLease,
-    change: Change,
-  ) {
+  private async release(tx: Tx, cluster: LoadedCluster, lease: LoadedLease, change: Change) {
     const ran = lease.status === "exited" || lease.status === "failed";
     await moveLease(
       tx,

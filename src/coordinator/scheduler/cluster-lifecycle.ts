@@ -1,4 +1,4 @@
-import { sql, type Insertable, type Kysely } from "kysely";
+import { sql, type Insertable } from "kysely";
 import {
   nextClusterStatus,
   type ClusterStatus,
@@ -12,7 +12,7 @@ import {
   type LeaseTransition,
 } from "../../core/lease-status.ts";
 import type { ClusterNodesTable, ClustersTable } from "../store/cluster-schema.ts";
-import type { Database } from "../store/schema.ts";
+import type { Tx } from "../store/transaction.ts";
 
 /**
  * The one writer of the `clusters` and `cluster_nodes` rows (an ESLint rule refuses writes to them
@@ -51,7 +51,7 @@ export interface LeaseChanges {
 
 /** A new cluster, `provisioning` (or `running` when autoscaled: its nodes idle for tasks). */
 export async function createCluster(
-  tx: Kysely<Database>,
+  tx: Tx,
   row: Insertable<ClustersTable> & { status: "provisioning" | "running" },
   change: Change,
 ): Promise<void> {
@@ -61,7 +61,7 @@ export async function createCluster(
 
 /** New leases: `reserved` (a start follows) or `staged` (held idle: a standby, an autoscaled node). */
 export async function addLeases(
-  tx: Kysely<Database>,
+  tx: Tx,
   rows: ReadonlyArray<Insertable<ClusterNodesTable> & { status: "reserved" | "staged" }>,
   change: Change,
 ): Promise<void> {
@@ -87,7 +87,7 @@ export async function addLeases(
  * A start sets the paid period from now; an end stamps its time.
  */
 export async function moveCluster(
-  tx: Kysely<Database>,
+  tx: Tx,
   cluster: { id: string; status: ClusterStatus; hours: number },
   transition: ClusterTransition,
   change: Change,
@@ -115,7 +115,7 @@ export async function moveCluster(
 
 /** Buys `hours` more of a cluster: its hours, and its end when it has started. */
 export async function extendCluster(
-  tx: Kysely<Database>,
+  tx: Tx,
   cluster: { id: string; hours: number; endsAtMs: number | null },
   hours: number,
 ): Promise<void> {
@@ -134,7 +134,7 @@ export async function extendCluster(
  * moved on. Leaving and releasing stop it holding its node (`active` 0).
  */
 export async function moveLease(
-  tx: Kysely<Database>,
+  tx: Tx,
   lease: LeaseRef,
   transition: LeaseTransition,
   changes: LeaseChanges,
@@ -172,11 +172,7 @@ export async function moveLease(
 }
 
 /** Renews the reservations of a cluster's ranks still waiting to start, to `untilMs`. */
-export async function renewReservations(
-  tx: Kysely<Database>,
-  clusterId: string,
-  untilMs: number,
-): Promise<void> {
+export async function renewReservations(tx: Tx, clusterId: string, untilMs: number): Promise<void> {
   await tx
     .updateTable("cluster_nodes")
     .set({ reserved_until: untilMs })
@@ -187,7 +183,7 @@ export async function renewReservations(
 }
 
 async function appendHistory(
-  tx: Kysely<Database>,
+  tx: Tx,
   clusterId: string,
   leaseSeq: number | null,
   from: string | null,

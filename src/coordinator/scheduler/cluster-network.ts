@@ -25,6 +25,7 @@ import {
 import type { Database } from "../store/schema.ts";
 import { appendClusterEvent } from "./cluster-store.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 /** What a request needs of each node's job network (core/placement.ts `network`). */
 export function networkAsk(
@@ -107,7 +108,7 @@ export class OverlayExchange {
       endpoint_port: message.listenPort,
       updated_at: nowMs,
     };
-    const changed = await this.deps.db.transaction().execute(async (tx) => {
+    const changed = await runInTransaction(this.deps.db, async (tx) => {
       const current = await tx
         .selectFrom("rank_networks")
         .select(["attempt", "public_key", "endpoint_address", "endpoint_port", "node_id"])

@@ -30,6 +30,7 @@ import type {
 } from "../../protocol/worker-messages.ts";
 import type { Database } from "../store/schema.ts";
 import { appendClusterEvent, type LoadedCluster, type LoadedLease } from "./cluster-store.ts";
+import type { Tx } from "../store/transaction.ts";
 
 /** The secret names a cluster was deployed with (empty: none, the usual case). */
 export function secretNamesOf(cluster: Pick<LoadedCluster, "spec">): readonly string[] {
@@ -124,7 +125,7 @@ export async function resealRequest(
  * cluster's. Answers whether it stored them (anything else is ignored: a stale or forged answer).
  */
 export async function storeResealed(
-  tx: Kysely<Database>,
+  tx: Tx,
   cluster: LoadedCluster,
   fromNodeId: string,
   message: SecretsResealedMessage,
@@ -226,7 +227,7 @@ export async function secretsView(
  * active node × every name exactly once; refuses anything else and changes nothing then.
  */
 export async function storeSecrets(
-  tx: Kysely<Database>,
+  tx: Tx,
   cluster: LoadedCluster,
   boxes: PutSecretsRequest["boxes"],
   nowMs: number,

@@ -1,6 +1,5 @@
-import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
-import type { Database } from "../store/schema.ts";
+import type { Tx } from "../store/transaction.ts";
 
 /**
  * The task queue of an autoscaled batch cluster (rows of `cluster_tasks`): queued → running →
@@ -13,7 +12,7 @@ export const MAX_QUEUED_TASKS = 10_000;
 
 /** Queues a task at the end of the cluster's queue (in the caller's transaction); its number. */
 export async function queueTask(
-  tx: Kysely<Database>,
+  tx: Tx,
   clusterId: string,
   command: string[],
   nowMs: number,
@@ -54,11 +53,7 @@ export async function queueTask(
 }
 
 /** The task a lost lease was running goes back to the queue (another node runs it again). */
-export async function requeueTask(
-  tx: Kysely<Database>,
-  clusterId: string,
-  leaseSeq: number,
-): Promise<void> {
+export async function requeueTask(tx: Tx, clusterId: string, leaseSeq: number): Promise<void> {
   await tx
     .updateTable("cluster_tasks")
     .set({ status: "queued", lease_seq: null, node_id: null, started_at: null })
@@ -69,11 +64,7 @@ export async function requeueTask(
 }
 
 /** At the cluster's end, whatever did not run is cancelled. */
-export async function cancelTasks(
-  tx: Kysely<Database>,
-  clusterId: string,
-  nowMs: number,
-): Promise<void> {
+export async function cancelTasks(tx: Tx, clusterId: string, nowMs: number): Promise<void> {
   await tx
     .updateTable("cluster_tasks")
     .set({ status: "cancelled", ended_at: nowMs })

@@ -28,6 +28,7 @@ import { sealSecret } from "../../protocol/sealed-secrets.ts";
 import { toNumber } from "../store/rows.ts";
 import type { Database } from "../store/schema.ts";
 import { devicePublicKeyOf } from "./cluster-secrets.ts";
+import type { Tx } from "../store/transaction.ts";
 
 /** The cluster kinds whose engine speaks TLS with the cluster's certificate. */
 export const TLS_KINDS: ReadonlySet<ClusterView["kind"]> = new Set(["dask", "ray"]);
@@ -177,7 +178,7 @@ export async function startTls(
 }
 
 /** Deletes an ended cluster's TLS material (in the caller's transaction). */
-export async function forgetClusterTls(tx: Kysely<Database>, clusterId: string): Promise<void> {
+export async function forgetClusterTls(tx: Tx, clusterId: string): Promise<void> {
   await tx.deleteFrom("cluster_tls").where("cluster_id", "=", clusterId).execute();
 }
 

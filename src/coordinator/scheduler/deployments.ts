@@ -6,9 +6,7 @@ import type { PutSecretsRequest } from "../../protocol/cluster-secrets.ts";
 import type { ClusterView, DeployRequest } from "../../protocol/clusters.ts";
 import { canonicalJson } from "../../protocol/canonical-json.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
-import type { Kysely } from "kysely";
 import { applyInTx } from "../registry/node-lifecycle.ts";
-import type { Database } from "../store/schema.ts";
 import { isUniqueViolation } from "../store/sql-errors.ts";
 import type { Autoscaler } from "./autoscaler.ts";
 import { authorizeCluster, type ClusterActor } from "./cluster-access.ts";
@@ -30,6 +28,7 @@ import { leaseRow, startMessage } from "./leases.ts";
 import type { OfferedNode, Offers } from "./offers.ts";
 import type { Rendezvous } from "./rendezvous.ts";
 import type { SchedulerResources } from "./resources.ts";
+import { runInTransaction, type Tx } from "../store/transaction.ts";
 
 type Deploy = z.output<typeof DeployRequest>;
 
@@ -164,7 +163,7 @@ export class Deployments {
     const scaled = request.autoscale !== undefined;
     const change = { nowMs: now, reason: `deployed by ${accountId}` };
     try {
-      await this.resources.db.transaction().execute(async (tx) => {
+      await runInTransaction(this.resources.db, async (tx) => {
         await createCluster(
           tx,
           clusterRow(clusterId, accountId, request, now, idempotency),
@@ -218,7 +217,7 @@ export class Deployments {
 
   /** Every offered node leased (or standing by) for the cluster, or ReservationConflict. */
   private async leaseNodes(
-    tx: Kysely<Database>,
+    tx: Tx,
     clusterId: string,
     nodes: readonly OfferedNode[],
     scaled: boolean,
@@ -267,7 +266,7 @@ export class Deployments {
     idempotencyKey?: string,
   ): Promise<ClusterView> {
     await this.queue.serial(clusterId, () =>
-      this.resources.db.transaction().execute(async (tx) => {
+      runInTransaction(this.resources.db, async (tx) => {
         const now = this.resources.clock.now();
         const cluster = await loadCluster(tx, clusterId);
         authorizeCluster(cluster, actor, "extend");
@@ -317,7 +316,7 @@ export class Deployments {
   ): Promise<void> {
     await this.queue.serial(clusterId, async () => {
       const now = this.resources.clock.now();
-      const cluster = await this.resources.db.transaction().execute(async (tx) => {
+      const cluster = await runInTransaction(this.resources.db, async (tx) => {
         const cluster = await loadCluster(tx, clusterId);
         authorizeCluster(cluster, actor, "seal-secrets");
         await storeSecrets(tx, cluster, boxes, now);
@@ -336,7 +335,7 @@ export class Deployments {
   /** Queues a task on an autoscaled cluster the caller owns; it runs as soon as a node is idle. */
   async submitTask(clusterId: string, actor: ClusterActor, command: string[]) {
     const seq = await this.queue.serial(clusterId, async () => {
-      const seq = await this.resources.db.transaction().execute(async (tx) => {
+      const seq = await runInTransaction(this.resources.db, async (tx) => {
         const cluster = await loadCluster(tx, clusterId);
         authorizeCluster(cluster, actor, "submit-task");
         if (cluster.autoscale === null)

@@ -1,11 +1,9 @@
-import type { Kysely } from "kysely";
 import { isFinal } from "../../core/cluster-status.ts";
 import { slashAmount } from "../../core/failover.ts";
 import { rankEndPenalty, type RankEndCause } from "../../core/rank-end-cause.ts";
 import { appendLeaseOutcome, type LeaseOutcome } from "../registry/node-history.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
 import { announceReputations, storeReputations } from "../registry/reputation.ts";
-import type { Database } from "../store/schema.ts";
 import type { Autoscaler } from "./autoscaler.ts";
 import type { ClusterEnds } from "./cluster-ends.ts";
 import type { ClusterQueue } from "./cluster-queue.ts";
@@ -23,6 +21,7 @@ import type { Offers } from "./offers.ts";
 import type { AfterCommit, LeaseLoss, RankMoves, Successor } from "./rank-moves.ts";
 import type { SchedulerResources } from "./resources.ts";
 import type { LeaseSettler } from "./settlement.ts";
+import { runInTransaction, type Tx } from "../store/transaction.ts";
 
 export type { LeaseLoss } from "./rank-moves.ts";
 
@@ -96,34 +95,35 @@ export class Failover {
    */
   async failLease(clusterId: string, seq: number, loss: LeaseLoss): Promise<void> {
     const now = this.resources.clock.now();
-    const after: AfterCommit = { sends: [], statuses: [], reputations: [] };
+    let after: AfterCommit = { sends: [], statuses: [], reputations: [] };
     // A fresh node is claimed in memory when picked; if it does not end up leased, unclaim it.
     let claimed: string | undefined;
     const unclaim = () =>
       claimed === undefined ? undefined : this.resources.inventory.refresh(claimed);
-    const moved = await this.resources.db
-      .transaction()
-      .execute(async (tx) => {
-        const cluster = await loadCluster(tx, clusterId);
-        const lease = cluster.nodes.find((n) => n.seq === seq);
-        if (isFinal(cluster.status) || lease?.active !== true) return false;
-        const drain = loss.end === "drained";
-        // An autoscaled cluster's lost node hands its task back to the queue; the autoscaler
-        // grows again if the queue needs it. Other clusters move the rank.
-        const scaled = cluster.autoscale !== null;
-        const successor =
-          lease.rank === null || scaled ? undefined : this.successorFor(cluster, lease, drain);
-        if (successor !== undefined && "fresh" in successor) claimed = successor.fresh.nodeId;
-        // A drained rank waits in place for a successor; a drained standby (no rank) just goes.
-        if (drain && successor === undefined && lease.rank !== null && !scaled) return false;
-        const cause = await this.closeLease(tx, cluster, lease, loss, now, after);
-        await this.carryOn(tx, cluster, lease, successor, { ...loss, cause }, now, after);
-        return true;
-      })
-      .catch(async (error: unknown) => {
-        await unclaim();
-        throw error;
-      });
+    const moved = await runInTransaction(this.resources.db, async (tx) => {
+      // A rerun (runInTransaction) starts afresh: nothing of an earlier run is kept.
+      await unclaim();
+      claimed = undefined;
+      after = { sends: [], statuses: [], reputations: [] };
+      const cluster = await loadCluster(tx, clusterId);
+      const lease = cluster.nodes.find((n) => n.seq === seq);
+      if (isFinal(cluster.status) || lease?.active !== true) return false;
+      const drain = loss.end === "drained";
+      // An autoscaled cluster's lost node hands its task back to the queue; the autoscaler
+      // grows again if the queue needs it. Other clusters move the rank.
+      const scaled = cluster.autoscale !== null;
+      const successor =
+        lease.rank === null || scaled ? undefined : this.successorFor(cluster, lease, drain);
+      if (successor !== undefined && "fresh" in successor) claimed = successor.fresh.nodeId;
+      // A drained rank waits in place for a successor; a drained standby (no rank) just goes.
+      if (drain && successor === undefined && lease.rank !== null && !scaled) return false;
+      const cause = await this.closeLease(tx, cluster, lease, loss, now, after);
+      await this.carryOn(tx, cluster, lease, successor, { ...loss, cause }, now, after);
+      return true;
+    }).catch(async (error: unknown) => {
+      await unclaim();
+      throw error;
+    });
     if (!after.statuses.some((s) => s.nodeId === claimed)) await unclaim();
     if (!moved) return;
     announceReputations(this.resources.events, after.reputations, now);
@@ -140,7 +140,7 @@ export class Failover {
    * supplier's fault, the outcome in the node's history, and the node given back; its cause.
    */
   private async closeLease(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease,
     loss: LeaseLoss,
@@ -192,7 +192,7 @@ export class Failover {
 
   /** One hour of the lease's rate from its supplier to the consumer, as far as it can be taken. */
   private async slash(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease,
     loss: LeaseLoss,
@@ -224,7 +224,7 @@ export class Failover {
 
   /** After the loss: a task back in its queue, a standby gone, the rank moved, or the cluster failed. */
   private async carryOn(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease,
     successor: Successor | undefined,

@@ -1,4 +1,3 @@
-import type { Kysely } from "kysely";
 import type { z } from "zod";
 import { isFinal } from "../../core/cluster-status.ts";
 import { exitEnd, rankEndCause, type RankEnd } from "../../core/rank-end-cause.ts";
@@ -15,7 +14,7 @@ import type { LogWriter } from "./log-writer.ts";
 import type { RankMoves } from "./rank-moves.ts";
 import type { Rendezvous } from "./rendezvous.ts";
 import type { SchedulerResources } from "./resources.ts";
-import type { Database } from "../store/schema.ts";
+import { runInTransaction, type Tx } from "../store/transaction.ts";
 
 /**
  * Where a worker's job messages go. Each runs in its cluster's queue and only for the lease that
@@ -151,7 +150,7 @@ export class JobMessageRouter {
     if (rank === 0 && cluster.autoscale === null) {
       if (!(await this.headReady(nodeId, cluster, attempt, message.port, message.overlay))) return;
     }
-    const started = await this.resources.db.transaction().execute(async (tx) => {
+    const started = await runInTransaction(this.resources.db, async (tx) => {
       // A resent accept of a lease already running changes nothing of it.
       if (lease.status === "reserved")
         await moveLease(
@@ -189,11 +188,7 @@ export class JobMessageRouter {
   }
 
   /** A provisioning cluster whose every rank has accepted starts running (and paying) now. */
-  private async startIfAllAccepted(
-    tx: Kysely<Database>,
-    cluster: LoadedCluster,
-    now: number,
-  ): Promise<boolean> {
+  private async startIfAllAccepted(tx: Tx, cluster: LoadedCluster, now: number): Promise<boolean> {
     if (cluster.status !== "provisioning") return false;
     const waiting = await tx
       .selectFrom("cluster_nodes")
@@ -219,7 +214,7 @@ export class JobMessageRouter {
     end: RankEnd,
   ): Promise<void> {
     const now = this.resources.clock.now();
-    await this.resources.db.transaction().execute(async (tx) => {
+    await runInTransaction(this.resources.db, async (tx) => {
       await this.autoscaler.onTaskExit(tx, lease, message.attempt, message.exitCode);
       await appendClusterEvent(tx, message.clusterId, now, "task-ended", {
         task: message.attempt,
@@ -242,7 +237,7 @@ export class JobMessageRouter {
   ): Promise<void> {
     const now = this.resources.clock.now();
     const ok = message.exitCode === 0;
-    await this.resources.db.transaction().execute(async (tx) => {
+    await runInTransaction(this.resources.db, async (tx) => {
       await moveLease(
         tx,
         lease,

@@ -6,6 +6,7 @@ import { isFinal } from "../../core/cluster-status.ts";
 import type { JobLogMessage } from "../../protocol/worker-messages.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 type JobLog = z.infer<typeof JobLogMessage>;
 
@@ -259,7 +260,7 @@ export class LogWriter {
         })),
       );
     if (rows.length === 0) return;
-    await this.deps.db.transaction().execute(async (tx) => {
+    await runInTransaction(this.deps.db, async (tx) => {
       for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT)
         await tx
           .insertInto("cluster_logs")

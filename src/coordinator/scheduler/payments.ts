@@ -1,5 +1,4 @@
-import type { Kysely } from "kysely";
-import type { Database } from "../store/schema.ts";
+import type { Tx } from "../store/transaction.ts";
 
 /**
  * What the scheduler needs from billing, each call inside the scheduler's own transaction `tx`
@@ -9,7 +8,7 @@ import type { Database } from "../store/schema.ts";
 export interface ClusterPayments {
   /** Moves the whole rental and the consumer's fees into escrow, or answers why it cannot. */
   charge(
-    tx: Kysely<Database>,
+    tx: Tx,
     request: {
       clusterId: string;
       consumerAccountId: string;
@@ -33,13 +32,13 @@ export interface ClusterPayments {
    * Answers the leases whose escrow could not pay (nothing was written for those; escrow always
    * holds what the quote said, so each is a broken invariant for the caller to raise or report).
    */
-  settle(tx: Kysely<Database>, leases: readonly LeaseSettlement[]): Promise<UnpaidLease[]>;
+  settle(tx: Tx, leases: readonly LeaseSettlement[]): Promise<UnpaidLease[]>;
   /**
    * Takes a failed node's forfeit from its supplier's unpaid earnings into the consumer's wallet,
    * once per lease; answers what was taken (earnings may cover less than `amount`).
    */
   slash(
-    tx: Kysely<Database>,
+    tx: Tx,
     slash: {
       clusterId: string;
       leaseId: string;
@@ -53,10 +52,10 @@ export interface ClusterPayments {
     },
   ): Promise<{ taken: bigint; shortfall: bigint }>;
   /** What the cluster's escrow holds now. */
-  escrowBalance(tx: Kysely<Database>, clusterId: string, currency: string): Promise<bigint>;
+  escrowBalance(tx: Tx, clusterId: string, currency: string): Promise<bigint>;
   /** Returns whatever is left in the cluster's escrow to the consumer (a second call moves nothing). */
   refundRemainder(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: { clusterId: string; consumerAccountId: string; currency: string; nowMs: number },
   ): Promise<void>;
 }

@@ -1,11 +1,9 @@
-import type { Kysely } from "kysely";
 import { isFinal } from "../../core/cluster-status.ts";
 import { restartScope, successorPrice } from "../../core/failover.ts";
 import type { NodeStatus } from "../../core/node-status.ts";
 import { rankEndPenalty, type LeaseLossEnd } from "../../core/rank-end-cause.ts";
 import { applyInTx } from "../registry/node-lifecycle.ts";
 import type { ReputationChange } from "../registry/reputation.ts";
-import type { Database } from "../store/schema.ts";
 import { addLeases, moveLease } from "./cluster-lifecycle.ts";
 import { jobNetworkSpec } from "./cluster-network.ts";
 import { resealRequest, resealerOf, secretNamesOf, startBoxes } from "./cluster-secrets.ts";
@@ -16,6 +14,7 @@ import type { Rendezvous } from "./rendezvous.ts";
 import type { SchedulerResources } from "./resources.ts";
 import type { LeaseExit } from "./settlement.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
+import type { Tx } from "../store/transaction.ts";
 
 /** Why a lease stops before its cluster ends. */
 export interface LeaseLoss {
@@ -76,7 +75,7 @@ export class RankMoves {
    * A promoted standby's own lease is closed first (`closeStandby`, in this transaction).
    */
   async move(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease & { rank: number },
     successor: Successor,
@@ -138,7 +137,7 @@ export class RankMoves {
 
   /** For a cluster with sealed secrets, a survivor's reseal to `toNodeId`; false: none can. */
   private async planReseal(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease & { rank: number },
     toNodeId: string,
@@ -185,7 +184,7 @@ export class RankMoves {
 
   /** The successor's lease; in a full restart every other rank is reserved again too. */
   private async reserve(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease & { rank: number },
     node: PlacedNode,
@@ -228,7 +227,7 @@ export class RankMoves {
 
   /** The starts to send: the head's in a full restart (the others follow it), else the rank's. */
   private async planStarts(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     rank: number,
     nodeId: string,

@@ -15,6 +15,7 @@ import { startTls } from "./cluster-tls.ts";
 import { jobNetworkSpec } from "./cluster-network.ts";
 import { rankCount, startMessage } from "./leases.ts";
 import type { SchedulerResources } from "./resources.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 /** Where a cluster's head listens for its other ranks. */
 export interface HeadAddress {
@@ -163,9 +164,9 @@ export class Rendezvous {
     const now = this.resources.clock.now();
     const cluster = await loadCluster(this.resources.db, message.clusterId);
     if (isFinal(cluster.status)) return;
-    const stored = await this.resources.db
-      .transaction()
-      .execute((tx) => storeResealed(tx, cluster, fromNodeId, message, now));
+    const stored = await runInTransaction(this.resources.db, (tx) =>
+      storeResealed(tx, cluster, fromNodeId, message, now),
+    );
     if (!stored) return;
     const lease = cluster.nodes.find(
       (n) => n.active && n.nodeId === message.toNodeId && n.status === "reserved",

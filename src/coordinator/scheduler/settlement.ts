@@ -1,14 +1,13 @@
-import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { leaseServedMinutes } from "../../core/failover.ts";
 import type { LeaseLeave } from "../../core/lease-status.ts";
-import type { Database } from "../store/schema.ts";
 import { moveLease } from "./cluster-lifecycle.ts";
 import type { ClusterQueue } from "./cluster-queue.ts";
 import { loadClustersIn, type LoadedCluster, type LoadedLease } from "./cluster-store.ts";
 import { leaseId } from "./leases.ts";
 import type { LeaseSettlement, UnpaidLease } from "./payments.ts";
 import type { SchedulerResources } from "./resources.ts";
+import { runInTransaction, type Tx } from "../store/transaction.ts";
 
 /** How a lease stops holding its node before its cluster ends. */
 export interface LeaseExit {
@@ -34,7 +33,7 @@ export class LeaseSettler {
 
   /** Pays a lease its served minutes up to `nowMs` (in the caller's transaction). */
   async settleLease(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease,
     nowMs: number,
@@ -48,7 +47,7 @@ export class LeaseSettler {
 
   /** Settles a lease up to `billedUntil` (no later than its worker was heard serving) and closes it. */
   async endLease(
-    tx: Kysely<Database>,
+    tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease,
     end: LeaseExit,
@@ -84,7 +83,8 @@ export class LeaseSettler {
     // moved since the last pass settled them are passed (a restart passes all once: replays).
     const settled = new Map<string, number>();
     await this.queue.serialAll(clusterIds, () =>
-      this.resources.db.transaction().execute(async (tx) => {
+      runInTransaction(this.resources.db, async (tx) => {
+        settled.clear(); // a rerun starts afresh
         const leases: LeaseSettlement[] = [];
         for (const cluster of await loadClustersIn(tx, "running")) {
           if (!wanted.has(cluster.id)) continue; // started since the tick began: the next one

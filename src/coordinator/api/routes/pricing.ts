@@ -7,6 +7,7 @@ import { appendHistory } from "../../registry/node-history.ts";
 import { formatUnits } from "../../scheduler/cluster-store.ts";
 import { callerOf } from "../auth.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
+import { runInTransaction } from "../../store/transaction.ts";
 
 export const SetPriceRequest = z.strictObject({
   /** Price of the whole node per hour, US dollars (converted to other currencies by the oracle). */
@@ -41,7 +42,7 @@ export function pricingRoutes(app: ZodApp, { db, config, clock, events }: ApiDep
       }
       const units: bigint = parseMoneyOrThrow(request.body.pricePerHour, { field: "pricePerHour" });
       const nowMs = clock.now();
-      await db.transaction().execute(async (tx) => {
+      await runInTransaction(db, async (tx) => {
         const node = await tx
           .selectFrom("nodes")
           .select(["account_id", "price_per_hour"])
