@@ -156,7 +156,7 @@ function supplyGauges(registry: Registry, supply: () => Promise<readonly CountBu
 function usageGauges(registry: Registry, usage: () => Promise<UsageFigures | undefined>): void {
   new Gauge({
     name: "tandem_gpu_hours_served",
-    help: "GPU-hours served by every lease so far (served whole minutes × the node's GPUs; at most a minute old)",
+    help: "GPU-hours served by every lease so far: its whole minutes served × its node's GPUs, a running lease to now (at most a minute old)",
     registers: [registry],
     async collect() {
       this.set((await usage())?.gpuHoursServed ?? NaN);
