@@ -30,6 +30,8 @@ export async function usageFigures(
 ): Promise<UsageFigures> {
   // SQLite's multi-argument min/max are PostgreSQL's LEAST/GREATEST.
   const [least, greatest] = dialect === "postgres" ? ["LEAST", "GREATEST"] : ["MIN", "MAX"];
+  // A bound number is a double to SQLite: cast, so the minutes below divide as integers.
+  const now = sql`CAST(${nowMs} AS BIGINT)`;
   const [served, seen] = await Promise.all([
     sql<{ gpu_minutes: number | string | null }>`
       SELECT SUM(s.gpu_count * ((s.to_ms - s.from_ms) / 60000)) AS gpu_minutes
@@ -37,10 +39,10 @@ export async function usageFigures(
         SELECT n.gpu_count,
           ${sql.raw(greatest)}(c.started_at, cn.started_at) AS from_ms,
           ${sql.raw(least)}(
-            ${nowMs},
-            COALESCE(cn.billed_until, ${nowMs}),
-            COALESCE(c.ends_at, ${nowMs}),
-            COALESCE(c.ended_at, ${nowMs})
+            ${now},
+            COALESCE(cn.billed_until, ${now}),
+            COALESCE(c.ends_at, ${now}),
+            COALESCE(c.ended_at, ${now})
           ) AS to_ms
         FROM cluster_nodes cn
         JOIN clusters c ON c.id = cn.cluster_id

@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { leaseServedMinutes } from "../../core/failover.ts";
+import { forEachDatabase } from "../../../test/support/coordinator.ts";
+import { fixtureHardware, type GpuFixture } from "../../../test/support/devices.ts";
+import { openRegistry } from "../../../test/support/registry.ts";
+import { UsageReader, usageFigures } from "./network-usage.ts";
+
+const MINUTE = 60_000;
+const DAY = 1_440 * MINUTE;
+
+interface ClusterFixture {
+  id: string;
+  startedAt: number | null;
+  endsAt: number | null;
+  endedAt: number | null;
+  leases: Array<{ node: string; startedAt: number | null; billedUntil: number | null }>;
+}
+
+forEachDatabase("network usage", (db) => {
+  test("GPU-hours served: each lease's billed whole minutes × its node's GPUs", async (t) => {
+    const r = await openRegistry(db, t);
+    const t0 = r.clock.now();
+    const node = async (fixture: GpuFixture) => {
+      const hardware = await fixtureHardware(fixture);
+      return (await r.register({ region: "eu-west", zone: "eu-west-a", hardware })).nodeId;
+    };
+    const gpus = { h100: 8, rtx: 1, cpu: 0 };
+    const ids = { h100: await node("h100x8"), rtx: await node("rtx4090"), cpu: await node("none") };
+    const clusters: ClusterFixture[] = [
+      // Running: a lease started 30 s in, one that lost its node after 10 min 59 s.
+      {
+        id: "clu_00000000000000000000000001",
+        startedAt: t0,
+        endsAt: t0 + 120 * MINUTE,
+        endedAt: null,
+        leases: [
+          { node: "h100", startedAt: t0 + 30_000, billedUntil: null },
+          { node: "rtx", startedAt: t0, billedUntil: t0 + 10 * MINUTE + 59_000 },
+        ],
+      },
+      // Terminated at 45 min of 600 paid; a CPU node serves no GPU-hours.
+      {
+        id: "clu_00000000000000000000000002",
+        startedAt: t0,
+        endsAt: t0 + 600 * MINUTE,
+        endedAt: t0 + 45 * MINUTE,
+        leases: [
+          { node: "rtx", startedAt: t0, billedUntil: null },
+          { node: "cpu", startedAt: t0, billedUntil: null },
+        ],
+      },
+      // Expired at its paid end (30 min), ended a minute later.
+      {
+        id: "clu_00000000000000000000000003",
+        startedAt: t0,
+        endsAt: t0 + 30 * MINUTE,
+        endedAt: t0 + 31 * MINUTE,
+        leases: [{ node: "h100", startedAt: t0, billedUntil: null }],
+      },
+      // Never started.
+      {
+        id: "clu_00000000000000000000000004",
+        startedAt: null,
+        endsAt: null,
+        endedAt: t0 + MINUTE,
+        leases: [{ node: "h100", startedAt: null, billedUntil: null }],
+      },
+    ];
+    for (const c of clusters) {
+      await r.store.db
+        .insertInto("clusters")
+        .values({
+          id: c.id,
+          account_id: r.supplierId,
+          kind: "batch",
+          status: c.endedAt === null ? "running" : "terminated",
+          spec: "{}",
+          node_count: c.leases.length,
+          hours: 10,
+          currency: "USDC",
+          idempotency_key: null,
+          created_at: t0,
+          started_at: c.startedAt,
+          ends_at: c.endsAt,
+          ended_at: c.endedAt,
+        })
+        .execute();
+      for (const [seq, lease] of c.leases.entries())
+        await r.store.db
+          .insertInto("cluster_nodes")
+          .values({
+            cluster_id: c.id,
+            seq,
+            node_id: ids[lease.node as keyof typeof ids],
+            supplier_account_id: r.supplierId,
+            rank: seq,
+            role: seq === 0 ? "head" : "worker",
+            region: "eu-west",
+            zone: "eu-west-a",
+            status: "released",
+            reserved_until: null,
+            active: 0,
+            price_per_hour: 1_000_000,
+            node_price_per_hour: 1_000_000,
+            exit_code: null,
+            started_at: lease.startedAt,
+            billed_until: lease.billedUntil,
+            ended_at: null,
+            end_reason: null,
+          })
+          .execute();
+    }
+    const nowMs = t0 + 90 * MINUTE + 59_000;
+    // What billing counts, lease by lease (a cluster's end bounds it like its paid end).
+    let gpuMinutes = 0;
+    for (const c of clusters)
+      for (const lease of c.leases)
+        gpuMinutes +=
+          gpus[lease.node as keyof typeof gpus] *
+          leaseServedMinutes({
+            clusterStartedAtMs: c.startedAt,
+            clusterEndsAtMs: Math.min(c.endsAt ?? Infinity, c.endedAt ?? Infinity),
+            leaseStartedAtMs: lease.startedAt,
+            billedUntilMs: lease.billedUntil,
+            nowMs,
+          });
+    // 8 × 90 + 1 × 10 + 1 × 45 + 8 × 30.
+    assert.equal(gpuMinutes, 1015);
+    const figures = await usageFigures(r.store.db, r.store.dialect, nowMs);
+    assert.deepEqual(figures, { gpuHoursServed: 1015 / 60, nodesSeen30d: 0 });
+  });
+
+  test("nodes seen in 30 days; the reader caches a minute and keeps its last figures on failure", async (t) => {
+    const r = await openRegistry(db, t);
+    const hardware = await fixtureHardware("none");
+    const register = async () =>
+      (await r.register({ region: "eu-west", zone: "eu-west-a", hardware })).nodeId;
+    const [recent, old, never] = [await register(), await register(), await register()];
+    const now = r.clock.now();
+    const seen = (id: string, at: number) =>
+      r.store.db.updateTable("nodes").set({ last_seen_at: at }).where("id", "=", id).execute();
+    await seen(recent, now - 30 * DAY);
+    await seen(old, now - 30 * DAY - 1);
+
+    const errors: unknown[] = [];
+    const reader = new UsageReader(r.store.db, r.store.dialect, r.clock, (e) => errors.push(e));
+    assert.equal((await reader.read())?.nodesSeen30d, 1);
+    // A minute on, the boundary node has left the window; two nodes are heard from.
+    await seen(old, now);
+    await seen(never, now);
+    r.clock.advance(59_999);
+    assert.equal((await reader.read())?.nodesSeen30d, 1, "cached for a minute");
+    r.clock.advance(1);
+    assert.equal((await reader.read())?.nodesSeen30d, 2);
+
+    await r.store.dispose();
+    r.clock.advance(60_000);
+    assert.deepEqual(await reader.read(), { gpuHoursServed: 0, nodesSeen30d: 2 });
+    assert.equal(errors.length, 1);
+    const fresh = new UsageReader(r.store.db, r.store.dialect, r.clock, (e) => errors.push(e));
+    assert.equal(await fresh.read(), undefined);
+    assert.equal(errors.length, 2);
+  });
+});
