@@ -3,8 +3,10 @@ import { test } from "node:test";
 import { leaseServedMinutes } from "../../core/failover.ts";
 import { forEachDatabase } from "../../../test/support/coordinator.ts";
 import { fixtureHardware, type GpuFixture } from "../../../test/support/devices.ts";
-import { openRegistry } from "../../../test/support/registry.ts";
-import { UsageReader, usageFigures } from "./network-usage.ts";
+import { releasedLeaseRow } from "../../../test/support/leases.ts";
+import { openRegistry, type Registry } from "../../../test/support/registry.ts";
+import { IdPrefix, newId } from "../../protocol/ids.ts";
+import { UsageReader, UsageTracker, usageFigures } from "./network-usage.ts";
 
 const MINUTE = 60_000;
 const DAY = 1_440 * MINUTE;
@@ -15,6 +17,48 @@ interface ClusterFixture {
   endsAt: number | null;
   endedAt: number | null;
   leases: Array<{ node: string; startedAt: number | null; billedUntil: number | null }>;
+}
+
+/** A cluster and its leases as rows, as the scheduler leaves them (fixture rows in a real store). */
+async function insertCluster(
+  r: Registry,
+  c: ClusterFixture,
+  nodes: Record<string, string>,
+  status = c.endedAt === null ? "running" : "terminated",
+): Promise<void> {
+  await r.store.db
+    .insertInto("clusters")
+    .values({
+      id: c.id,
+      account_id: r.supplierId,
+      kind: "batch",
+      status,
+      spec: "{}",
+      node_count: c.leases.length,
+      hours: 10,
+      currency: "USDC",
+      idempotency_key: null,
+      created_at: c.startedAt ?? 0,
+      started_at: c.startedAt,
+      ends_at: c.endsAt,
+      ended_at: c.endedAt,
+    })
+    .execute();
+  for (const [rank, lease] of c.leases.entries())
+    await r.store.db
+      .insertInto("cluster_nodes")
+      .values(
+        releasedLeaseRow({
+          clusterId: c.id,
+          rank,
+          nodeId: nodes[lease.node]!,
+          supplierAccountId: r.supplierId,
+          startedAt: lease.startedAt,
+          billedUntil: lease.billedUntil,
+          endedAt: null,
+        }),
+      )
+      .execute();
 }
 
 forEachDatabase("network usage", (db) => {
@@ -67,50 +111,7 @@ forEachDatabase("network usage", (db) => {
         leases: [{ node: "h100", startedAt: null, billedUntil: null }],
       },
     ];
-    for (const c of clusters) {
-      await r.store.db
-        .insertInto("clusters")
-        .values({
-          id: c.id,
-          account_id: r.supplierId,
-          kind: "batch",
-          status: c.endedAt === null ? "running" : "terminated",
-          spec: "{}",
-          node_count: c.leases.length,
-          hours: 10,
-          currency: "USDC",
-          idempotency_key: null,
-          created_at: t0,
-          started_at: c.startedAt,
-          ends_at: c.endsAt,
-          ended_at: c.endedAt,
-        })
-        .execute();
-      for (const [seq, lease] of c.leases.entries())
-        await r.store.db
-          .insertInto("cluster_nodes")
-          .values({
-            cluster_id: c.id,
-            seq,
-            node_id: ids[lease.node as keyof typeof ids],
-            supplier_account_id: r.supplierId,
-            rank: seq,
-            role: seq === 0 ? "head" : "worker",
-            region: "eu-west",
-            zone: "eu-west-a",
-            status: "released",
-            reserved_until: null,
-            active: 0,
-            price_per_hour: 1_000_000,
-            node_price_per_hour: 1_000_000,
-            exit_code: null,
-            started_at: lease.startedAt,
-            billed_until: lease.billedUntil,
-            ended_at: null,
-            end_reason: null,
-          })
-          .execute();
-    }
+    for (const c of clusters) await insertCluster(r, c, ids);
     const nowMs = t0 + 90 * MINUTE + 59_000;
     // What billing counts, lease by lease (a cluster's end bounds it like its paid end).
     let gpuMinutes = 0;
@@ -161,5 +162,52 @@ forEachDatabase("network usage", (db) => {
     const fresh = new UsageReader(r.store.db, r.store.dialect, r.clock, (e) => errors.push(e));
     assert.equal(await fresh.read(), undefined);
     assert.equal(errors.length, 2);
+  });
+
+  test("a tracker adds what changed and always equals a count of all history", async (t) => {
+    const r = await openRegistry(db, t);
+    const t0 = r.clock.now();
+    const hardware = await fixtureHardware("h100x8");
+    const h100 = (await r.register({ region: "eu-west", zone: "eu-west-a", hardware })).nodeId;
+    const tracker = new UsageTracker(r.store.db, r.store.dialect);
+    const gpuMinutesAt = async (atMs: number) => {
+      const figures = await tracker.figures(atMs);
+      assert.deepEqual(figures, await usageFigures(r.store.db, r.store.dialect, atMs));
+      return figures.gpuHoursServed * 60;
+    };
+    const end = (id: string, atMs: number) =>
+      r.store.db
+        .updateTable("clusters")
+        .set({ status: "terminated", ended_at: atMs })
+        .where("id", "=", id)
+        .execute();
+    const cluster = (idAtMs: number, startedAt: number, endedAt: number | null) => ({
+      id: newId(IdPrefix.cluster, idAtMs),
+      startedAt,
+      endsAt: startedAt + 600 * MINUTE,
+      endedAt,
+      leases: [{ node: "h100", startedAt, billedUntil: null }],
+    });
+    const nodes = { h100 };
+
+    // Made a day ago (far behind any recent id), running for an hour.
+    const old = cluster(t0 - DAY, t0 - 60 * MINUTE, null);
+    await insertCluster(r, old, nodes);
+    assert.equal(await gpuMinutesAt(t0), 8 * 60);
+    // It ends at 10 minutes; a cluster made at 25 minutes ends at 40, both before the next look.
+    await end(old.id, t0 + 10 * MINUTE);
+    await insertCluster(r, cluster(t0 + 25 * MINUTE, t0 + 25 * MINUTE, t0 + 40 * MINUTE), nodes);
+    assert.equal(await gpuMinutesAt(t0 + 45 * MINUTE), 8 * (70 + 15));
+    // One made at 50 runs; then ends at 70: counted once, however often the tracker looks.
+    const recent = cluster(t0 + 50 * MINUTE, t0 + 50 * MINUTE, null);
+    await insertCluster(r, recent, nodes);
+    assert.equal(await gpuMinutesAt(t0 + 60 * MINUTE), 8 * (70 + 15 + 10));
+    await end(recent.id, t0 + 70 * MINUTE);
+    for (const atMs of [t0 + 80 * MINUTE, t0 + 90 * MINUTE])
+      assert.equal(await gpuMinutesAt(atMs), 8 * (70 + 15 + 20));
+    // A cluster still within the id margin after it ended is looked up again: counted once.
+    await insertCluster(r, cluster(t0 + 100 * MINUTE, t0 + 100 * MINUTE, t0 + 102 * MINUTE), nodes);
+    for (const atMs of [t0 + 103 * MINUTE, t0 + 104 * MINUTE, t0 + DAY])
+      assert.equal(await gpuMinutesAt(atMs), 8 * (70 + 15 + 20 + 2));
   });
 });
