@@ -21,12 +21,14 @@ const UNITS = [
     env: "coordinator.env.example",
     command: ["coordinator"],
     user: "tandem",
+    home: "/var/lib/tandem",
   },
   {
     unit: "tandem-worker.service",
     env: "worker.env.example",
     command: ["worker", "start"],
     user: "root",
+    home: "/var/lib/tandem-worker",
   },
 ] as const;
 
@@ -84,7 +86,7 @@ function argvOf(execStart: string, env: Map<string, string>): string[] {
   return expanded.split(/\s+/).filter((word) => word !== "");
 }
 
-for (const { unit, env, command, user } of UNITS) {
+for (const { unit, env, command, user, home } of UNITS) {
   test(`${unit}: a real tandem command, hardened, no secret in argv`, async () => {
     const entries = parseUnit(await readFile(join(DIR, unit), "utf8"));
     const one = (key: string) => {
@@ -99,7 +101,9 @@ for (const { unit, env, command, user } of UNITS) {
       one("Service.EnvironmentFile"),
       `/etc/tandem/${unit.replace(/^tandem-|\.service$/g, "")}.env`,
     );
-    assert.equal(one("Service.Environment"), "TANDEM_HOME=/var/lib/tandem");
+    // Each in its own state directory, so both may run on one machine.
+    assert.equal(one("Service.Environment"), `TANDEM_HOME=${home}`);
+    assert.equal(`/var/lib/${one("Service.StateDirectory")}`, home);
     assert.equal(one("Install.WantedBy"), "multi-user.target");
 
     const variants = envVariants(await readFile(join(DIR, env), "utf8"));
