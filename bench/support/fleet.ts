@@ -45,6 +45,9 @@ const SMI_NAME: Record<string, string> = {
   "rtx-a6000": "NVIDIA RTX A6000",
   l40s: "NVIDIA L40S",
   h200: "NVIDIA H200",
+  "rtx-4080": "NVIDIA GeForce RTX 4080",
+  "a100-40gb": "NVIDIA A100-SXM4-40GB",
+  "h100-pcie": "NVIDIA H100 PCIe",
 };
 
 /** A community network: mostly consumer cards, a tail of data-center parts, some CPU-only nodes. */

@@ -19,6 +19,7 @@ import { DeviceRegistry } from "./registry/devices.ts";
 import { EnrollmentTokens } from "./registry/enrollment-tokens.ts";
 import { NodeLifecycle } from "./registry/node-lifecycle.ts";
 import { NetworkCounts } from "./registry/network-counts.ts";
+import { UsageReader } from "./registry/network-usage.ts";
 import { NodeQueries } from "./registry/node-queries.ts";
 import { openStore, type Store } from "./store/database.ts";
 import { toNumberOrNull } from "./store/rows.ts";
@@ -113,7 +114,13 @@ export async function startCoordinator(
   });
   // Stored node prices follow this start's pricing before anything reads them (one read if same).
   await nodes.preparePricing();
-  const metrics = createMetrics(() => nodes.stats());
+  const usage = new UsageReader(store.db, store.dialect, clock, (error) =>
+    logger.warn({ err: error }, "metrics: usage query failed"),
+  );
+  const metrics = createMetrics({
+    supply: () => networkCounts.snapshot(),
+    usage: () => usage.read(),
+  });
   const gateway = new WorkerGateway(
     { clock, devices, lifecycle, events, metrics, logger },
     {

@@ -121,7 +121,11 @@ export function registerCoordinatorCommand(program: Command): void {
       "the network's genesis, when TDM emission begins: an ISO 8601 UTC time such as 2026-01-01T00:00:00Z (default: this database's first start)",
       parseGenesisAt,
     )
-    .option("--log-level <level>", "fatal | error | warn | info | debug | trace | silent", "info")
+    .option(
+      "--log-level <level>",
+      "fatal | error | warn | info | debug | trace | silent (debug adds a line per request)",
+      "info",
+    )
     .action(async (options: CoordinatorOptions) => {
       const home = tandemHome();
       const coordinator = await startCoordinator({

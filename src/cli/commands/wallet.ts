@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { WalletTransaction } from "../../protocol/wallet.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
+import { addAdminBackupCommand } from "./admin-backup.ts";
 import {
   fetchPages,
   withClientOptions,
@@ -158,7 +159,8 @@ function withIdempotency(command: Command): Command {
 
 /** `tandem admin ledger-audit`: the ledger's invariants, from the postings; exit code 1 if broken. */
 export function registerAdminCommands(program: Command): void {
-  const admin = program.command("admin").description("operator commands (admin key)");
+  const admin = program.command("admin").description("operator commands");
+  addAdminBackupCommand(admin);
   withClientOptions(
     admin
       .command("ledger-audit")

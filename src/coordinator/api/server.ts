@@ -47,6 +47,8 @@ import { walletRoutes } from "./routes/wallet.ts";
 function createFastify(config: ApiConfig, logger: FastifyBaseLogger) {
   const options = {
     loggerInstance: logger,
+    // One line per request is for debugging (`--log-level debug`, below), not a service's log.
+    disableRequestLogging: true,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
     // A malformed URL or an over-long path parameter, refused before routing: same error body.
@@ -175,6 +177,15 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
     const route = request.routeOptions.url ?? "unmatched";
     deps.metrics.httpRequests.inc({ method: request.method, route, status: reply.statusCode });
     deps.metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    request.log.debug(
+      {
+        method: request.method,
+        url: request.url,
+        statusCode: reply.statusCode,
+        responseTimeMs: reply.elapsedTime,
+      },
+      "request completed",
+    );
   });
 
   systemRoutes(app, deps);

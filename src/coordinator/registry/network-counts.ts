@@ -108,6 +108,12 @@ export class NetworkCounts {
     return (this.view ??= statsFromBuckets(this.buckets.values()));
   }
 
+  /** The counts per (status, model, flagged) that {@link stats} totals, as copies. */
+  async snapshot(): Promise<CountBucket[]> {
+    if (this.pending > 0) await this.tail;
+    return [...this.buckets.values()].map((bucket) => ({ ...bucket }));
+  }
+
   /** One recount waits in the queue at most: a burst of registrations costs one or two. */
   private requestRecount(): void {
     ++this.seq;
