@@ -1,6 +1,4 @@
 import type { Command } from "commander";
-import { startCoordinator } from "../../coordinator/main.ts";
-import { isLoopbackHost } from "../../worker/coordinator-trust.ts";
 import { tandemHome } from "../context.ts";
 import { parseIntOption, withJson } from "./common.ts";
 import { untilSignal } from "./signals.ts";
@@ -123,6 +121,8 @@ export function registerCoordinatorCommand(program: Command): void {
     )
     .option("--log-level <level>", "fatal | error | warn | info | debug | trace | silent", "info")
     .action(async (options: CoordinatorOptions) => {
+      const { startCoordinator } = await import("../../coordinator/main.ts");
+      const { isLoopbackHost } = await import("../../worker/coordinator-trust.ts");
       const home = tandemHome();
       const coordinator = await startCoordinator({
         home,

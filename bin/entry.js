@@ -1,0 +1,49 @@
+// Which code `bin/tandem.js` runs. `npm run build` (scripts/build.js, run on install by `prepare`)
+// compiles src/ into dist/ and writes dist/build.json: when it started and how many source files
+// it compiled. The build is current while no source file is newer than that start and none was
+// added or removed since; then dist/ runs, else src/ through tsx. Plain JavaScript: it runs before
+// tsx is loaded, and only when the build is stale is tsx loaded at all.
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** The build's record, relative to the repository root. */
+export const BUILD_STAMP = "dist/build.json";
+
+/** The TypeScript files the build compiles (src/ but its tests), as absolute paths. */
+export function sourceFiles(root) {
+  const files = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(`${dir}${entry.name}/`);
+      else if (entry.name.endsWith(".ts") && !entry.name.endsWith(".test.ts"))
+        files.push(dir + entry.name);
+    }
+  };
+  walk(fileURLToPath(new URL("src/", root)));
+  return files;
+}
+
+/**
+ * dist/cli/main.js under `root` (a file: URL ending in "/") if the build there is current, else
+ * undefined. A copy without src/ (a package holding only the build) runs its build.
+ */
+export function compiledEntry(root) {
+  const main = new URL("dist/cli/main.js", root);
+  let stamp;
+  try {
+    stamp = JSON.parse(readFileSync(new URL(BUILD_STAMP, root), "utf8"));
+  } catch (error) {
+    if (error.code === "ENOENT") return undefined;
+    throw error;
+  }
+  let sources;
+  try {
+    sources = sourceFiles(root);
+  } catch (error) {
+    if (error.code === "ENOENT") return main;
+    throw error;
+  }
+  if (sources.length !== stamp.sources) return undefined;
+  for (const file of sources) if (statSync(file).mtimeMs > stamp.startedAtMs) return undefined;
+  return main;
+}

@@ -1,0 +1,142 @@
+// A fast-starting CLI (issue 20): `tandem` loads only what a command needs. The real CLI as a
+// child process, with a loader hook (support/module-log.js) that logs every module it loads: a
+// client command loads no coordinator or worker code, `--version` no command at all. Run from the
+// source (through tsx) and, where `npm run build` left a current build (CI: `npm ci` builds it),
+// from dist/ as an installed `tandem` runs.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { after, before, describe, it } from "node:test";
+import { BUILD_STAMP, compiledEntry } from "../bin/entry.js";
+import { startTestCoordinator, type TestCoordinator } from "./support/coordinator.ts";
+import { TANDEM_BIN } from "./support/processes.ts";
+
+const execFileAsync = promisify(execFile);
+const ROOT = new URL("../", import.meta.url);
+const MODULE_LOG = new URL("./support/module-log.js", import.meta.url).href;
+
+let home: string;
+let tc: TestCoordinator;
+let apiKey: string;
+before(async () => {
+  home = await mkdtemp(join(tmpdir(), "tandem-cli-start-"));
+  tc = await startTestCoordinator({ database: "sqlite" });
+  ({ apiKey } = await tc.signUp(["consumer"]));
+});
+after(async () => {
+  await tc.close();
+  await rm(home, { recursive: true, force: true });
+});
+
+/** `tandem args…`: its output and the repository's modules it loaded (paths from the root). */
+async function tandem(args: string[], env: Record<string, string>) {
+  const log = join(home, `modules-${Math.random().toString(36).slice(2)}.log`);
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    ["--import", MODULE_LOG, TANDEM_BIN, ...args],
+    {
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        TANDEM_HOME: home,
+        TANDEM_URL: tc.url,
+        TANDEM_API_KEY: apiKey,
+        TANDEM_MODULE_LOG: log,
+        ...env,
+      },
+    },
+  );
+  const modules = (await readFile(log, "utf8"))
+    .split("\n")
+    .filter((url) => url.startsWith(ROOT.href))
+    .map((url) => url.slice(ROOT.href.length));
+  return { stdout, modules };
+}
+
+const serverSide = (modules: string[]) =>
+  modules.filter((m) => /^(src|dist)\/(coordinator|worker)\//.test(m));
+
+const modes = [
+  { name: "from source", env: { TANDEM_FROM_SOURCE: "1" }, dir: "src", skip: false },
+  {
+    name: "compiled",
+    env: {},
+    dir: "dist",
+    skip: compiledEntry(ROOT) === undefined && "no current build here (npm run build)",
+  },
+];
+
+for (const mode of modes) {
+  describe(`tandem ${mode.name}`, { skip: mode.skip }, () => {
+    it("--version loads no command", async () => {
+      const { stdout, modules } = await tandem(["--version"], mode.env);
+      assert.match(stdout, /^\d+\.\d+\.\d+\n$/);
+      assert.ok(modules.includes(`${mode.dir}/cli/main.${mode.dir === "src" ? "ts" : "js"}`));
+      assert.deepEqual(
+        modules.filter((m) => m.includes("/cli/commands/")),
+        [],
+      );
+    });
+
+    it("client commands and the whole tree's help load no coordinator or worker code", async () => {
+      for (const args of [
+        ["nodes", "list"],
+        ["cluster", "list"],
+        ["wallet", "balance"],
+        ["--help"],
+      ]) {
+        const { modules } = await tandem(args, mode.env);
+        assert.ok(
+          modules.some((m) => m.startsWith(`${mode.dir}/cli/commands/`)),
+          `${args.join(" ")} loads its command`,
+        );
+        assert.ok(
+          modules.every((m) => m.startsWith(`${mode.dir}/`) || m.startsWith("bin/")),
+          `${args.join(" ")} runs ${mode.dir}/ only: ${modules.join(", ")}`,
+        );
+        assert.deepEqual(serverSide(modules), [], args.join(" "));
+      }
+    });
+  });
+}
+
+describe("bin/tandem.js runs the build only while it is current (bin/entry.js)", () => {
+  it("runs dist/ until a source is edited, added or removed; src/ without a build", async () => {
+    const root = await mkdtemp(join(tmpdir(), "tandem-entry-"));
+    after(() => rm(root, { recursive: true, force: true }));
+    const at = (path: string) => join(root, path);
+    const rootUrl = pathToFileURL(root + "/");
+    const main = new URL("dist/cli/main.js", rootUrl);
+    const builtAtMs = Date.UTC(2026, 11, 7, 12);
+    const dated = async (path: string, ms: number) => {
+      await mkdir(dirname(at(path)), { recursive: true });
+      await writeFile(at(path), "");
+      await utimes(at(path), ms / 1000, ms / 1000);
+    };
+    await dated("src/cli/main.ts", builtAtMs - 60_000);
+    await dated("src/core/money.ts", builtAtMs - 60_000);
+    await dated("src/core/money.test.ts", builtAtMs - 60_000);
+    await dated("dist/cli/main.js", builtAtMs);
+    assert.equal(compiledEntry(rootUrl), undefined, "never built");
+
+    await writeFile(at(BUILD_STAMP), JSON.stringify({ startedAtMs: builtAtMs, sources: 2 }));
+    assert.deepEqual(compiledEntry(rootUrl), main, "current");
+    await dated("src/core/money.test.ts", builtAtMs + 1000);
+    assert.deepEqual(compiledEntry(rootUrl), main, "a test is not built");
+
+    await dated("src/core/money.ts", builtAtMs + 1000);
+    assert.equal(compiledEntry(rootUrl), undefined, "a source edited since the build");
+    await dated("src/core/money.ts", builtAtMs - 60_000);
+    await dated("src/core/clock.ts", builtAtMs - 60_000);
+    assert.equal(compiledEntry(rootUrl), undefined, "a source added (an older file moved in)");
+    await rm(at("src/core/clock.ts"));
+    await rm(at("src/core/money.ts"));
+    assert.equal(compiledEntry(rootUrl), undefined, "a source removed");
+
+    await rm(at("src"), { recursive: true });
+    assert.deepEqual(compiledEntry(rootUrl), main, "a copy without sources runs its build");
+  });
+});
