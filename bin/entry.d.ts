@@ -2,5 +2,5 @@
 export const BUILD_STAMP: string;
 /** The TypeScript files the build compiles (src/ but its tests), as absolute paths. */
 export function sourceFiles(root: URL): string[];
-/** dist/cli/main.js under `root` if the build there is current, else undefined. */
+/** The built CLI's entry under `root` if the build there is current, else undefined. */
 export function compiledEntry(root: URL): URL | undefined;

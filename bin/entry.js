@@ -1,7 +1,7 @@
 // Which code `bin/tandem.js` runs. `npm run build` (scripts/build.js, run on install by `prepare`)
-// compiles src/ into dist/ and writes dist/build.json: when it started and how many source files
-// it compiled. The build is current while no source file is newer than that start and none was
-// added or removed since; then dist/ runs, else src/ through tsx. Plain JavaScript: it runs before
+// compiles src/ into dist/ and writes dist/build.json: when it started, how many source files it
+// compiled and the CLI's entry it made. The build is current while no source file is newer than
+// that start and none was added or removed since; then that entry runs, else src/ through tsx. Plain JavaScript: it runs before
 // tsx is loaded, and only when the build is stale is tsx loaded at all.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -24,11 +24,10 @@ export function sourceFiles(root) {
 }
 
 /**
- * dist/cli/main.js under `root` (a file: URL ending in "/") if the build there is current, else
- * undefined. A copy without src/ (a package holding only the build) runs its build.
+ * The built CLI's entry under `root` (a file: URL ending in "/") if the build there is current,
+ * else undefined. A copy without src/ (a package holding only the build) runs its build.
  */
 export function compiledEntry(root) {
-  const main = new URL("dist/cli/main.js", root);
   let stamp;
   try {
     stamp = JSON.parse(readFileSync(new URL(BUILD_STAMP, root), "utf8"));
@@ -36,6 +35,7 @@ export function compiledEntry(root) {
     if (error.code === "ENOENT") return undefined;
     throw error;
   }
+  const main = new URL(stamp.entry, root);
   let sources;
   try {
     sources = sourceFiles(root);

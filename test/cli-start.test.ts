@@ -5,6 +5,7 @@
 // from dist/ as an installed `tandem` runs.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -59,13 +60,30 @@ async function tandem(args: string[], env: Record<string, string>) {
 const serverSide = (modules: string[]) =>
   modules.filter((m) => /^(src|dist)\/(coordinator|worker)\//.test(m));
 
+/** The command modules (src/cli/commands/) among `modules`, by name: bundled chunks are `<name>-<hash>.js`. */
+const COMMAND_NAMES = readdirSync(new URL("src/cli/commands/", ROOT))
+  .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
+  .map((f) => f.slice(0, -".ts".length));
+const commandsIn = (modules: string[]) =>
+  modules
+    .map((m) => /\/([a-z-]+?)(-[A-Z0-9]{8})?\.[jt]s$/.exec(m)?.[1])
+    .filter((name) => name !== undefined && COMMAND_NAMES.includes(name));
+
+const compiled = compiledEntry(ROOT);
 const modes = [
-  { name: "from source", env: { TANDEM_FROM_SOURCE: "1" }, dir: "src", skip: false },
+  {
+    name: "from source",
+    env: { TANDEM_FROM_SOURCE: "1" },
+    dir: "src",
+    main: "src/cli/main.ts",
+    skip: false,
+  },
   {
     name: "compiled",
     env: {},
     dir: "dist",
-    skip: compiledEntry(ROOT) === undefined && "no current build here (npm run build)",
+    main: compiled?.href.slice(ROOT.href.length),
+    skip: compiled === undefined && "no current build here (npm run build)",
   },
 ];
 
@@ -74,24 +92,21 @@ for (const mode of modes) {
     it("--version loads no command", async () => {
       const { stdout, modules } = await tandem(["--version"], mode.env);
       assert.match(stdout, /^\d+\.\d+\.\d+\n$/);
-      assert.ok(modules.includes(`${mode.dir}/cli/main.${mode.dir === "src" ? "ts" : "js"}`));
-      assert.deepEqual(
-        modules.filter((m) => m.includes("/cli/commands/")),
-        [],
-      );
+      assert.ok(mode.main !== undefined && modules.includes(mode.main), modules.join(", "));
+      assert.deepEqual(commandsIn(modules), []);
     });
 
     it("client commands and the whole tree's help load no coordinator or worker code", async () => {
-      for (const args of [
-        ["nodes", "list"],
-        ["cluster", "list"],
-        ["wallet", "balance"],
-        ["--help"],
-      ]) {
-        const { modules } = await tandem(args, mode.env);
+      for (const [args, command] of [
+        [["nodes", "list"], "nodes"],
+        [["cluster", "list"], "clusters"],
+        [["wallet", "balance"], "wallet"],
+        [["--help"], "dev"],
+      ] as const) {
+        const { modules } = await tandem([...args], mode.env);
         assert.ok(
-          modules.some((m) => m.startsWith(`${mode.dir}/cli/commands/`)),
-          `${args.join(" ")} loads its command`,
+          commandsIn(modules).includes(command),
+          `${args.join(" ")}: ${modules.join(", ")}`,
         );
         assert.ok(
           modules.every((m) => m.startsWith(`${mode.dir}/`) || m.startsWith("bin/")),
@@ -109,7 +124,7 @@ describe("bin/tandem.js runs the build only while it is current (bin/entry.js)",
     after(() => rm(root, { recursive: true, force: true }));
     const at = (path: string) => join(root, path);
     const rootUrl = pathToFileURL(root + "/");
-    const main = new URL("dist/cli/main.js", rootUrl);
+    const main = new URL("dist/bundle/main.js", rootUrl);
     const builtAtMs = Date.UTC(2026, 11, 7, 12);
     const dated = async (path: string, ms: number) => {
       await mkdir(dirname(at(path)), { recursive: true });
@@ -119,10 +134,13 @@ describe("bin/tandem.js runs the build only while it is current (bin/entry.js)",
     await dated("src/cli/main.ts", builtAtMs - 60_000);
     await dated("src/core/money.ts", builtAtMs - 60_000);
     await dated("src/core/money.test.ts", builtAtMs - 60_000);
-    await dated("dist/cli/main.js", builtAtMs);
+    await dated("dist/bundle/main.js", builtAtMs);
     assert.equal(compiledEntry(rootUrl), undefined, "never built");
 
-    await writeFile(at(BUILD_STAMP), JSON.stringify({ startedAtMs: builtAtMs, sources: 2 }));
+    await writeFile(
+      at(BUILD_STAMP),
+      JSON.stringify({ startedAtMs: builtAtMs, sources: 2, entry: "dist/bundle/main.js" }),
+    );
     assert.deepEqual(compiledEntry(rootUrl), main, "current");
     await dated("src/core/money.test.ts", builtAtMs + 1000);
     assert.deepEqual(compiledEntry(rootUrl), main, "a test is not built");
