@@ -1,13 +1,26 @@
 // Which code `bin/tandem.js` runs. `npm run build` (scripts/build.js, run on install by `prepare`)
 // compiles src/ into dist/ and writes dist/build.json: when it started, how many source files it
-// compiled and the CLI's entry it made. The build is current while no source file is newer than
-// that start and none was added or removed since; then that entry runs, else src/ through tsx. Plain JavaScript: it runs before
-// tsx is loaded, and only when the build is stale is tsx loaded at all.
+// compiled and the CLI's entry it made. The build is current while no source file (nor the
+// dependencies' lock, nor the build's own settings) is newer than that start and no source was
+// added or removed since; then that entry runs, else src/ through tsx. Plain JavaScript: it runs
+// before tsx is loaded, and only when the build is stale is tsx loaded at all.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 /** The build's record, relative to the repository root. */
 export const BUILD_STAMP = "dist/build.json";
+
+/**
+ * What else the build is made from (relative to the root; those missing are skipped): the bundle
+ * inlines dependencies, so `npm install <package>` (which runs no `prepare`) makes it stale too.
+ */
+const BUILD_INPUTS = [
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+  "tsconfig.build.json",
+  "scripts/build.js",
+];
 
 /** The TypeScript files the build compiles (src/ but its tests), as absolute paths. */
 export function sourceFiles(root) {
@@ -45,5 +58,9 @@ export function compiledEntry(root) {
   }
   if (sources.length !== stamp.sources) return undefined;
   for (const file of sources) if (statSync(file).mtimeMs > stamp.startedAtMs) return undefined;
+  for (const input of BUILD_INPUTS) {
+    const mtimeMs = statSync(new URL(input, root), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+    if (mtimeMs > stamp.startedAtMs) return undefined;
+  }
   return main;
 }

@@ -119,7 +119,7 @@ for (const mode of modes) {
 }
 
 describe("bin/tandem.js runs the build only while it is current (bin/entry.js)", () => {
-  it("runs dist/ until a source is edited, added or removed; src/ without a build", async () => {
+  it("runs the build until a source or the lock is edited, or a source added or removed", async () => {
     const root = await mkdtemp(join(tmpdir(), "tandem-entry-"));
     after(() => rm(root, { recursive: true, force: true }));
     const at = (path: string) => join(root, path);
@@ -153,6 +153,12 @@ describe("bin/tandem.js runs the build only while it is current (bin/entry.js)",
     await rm(at("src/core/clock.ts"));
     await rm(at("src/core/money.ts"));
     assert.equal(compiledEntry(rootUrl), undefined, "a source removed");
+
+    await dated("src/core/money.ts", builtAtMs - 60_000);
+    assert.deepEqual(compiledEntry(rootUrl), main, "as built again");
+    await dated("package-lock.json", builtAtMs + 1000);
+    assert.equal(compiledEntry(rootUrl), undefined, "dependencies installed since (inlined)");
+    await dated("package-lock.json", builtAtMs - 60_000);
 
     await rm(at("src"), { recursive: true });
     assert.deepEqual(compiledEntry(rootUrl), main, "a copy without sources runs its build");
