@@ -118,6 +118,20 @@ for (const mode of modes) {
   });
 }
 
+describe("the compiled tandem", { skip: modes[1]!.skip }, () => {
+  it("has the source's commands, options and help, also where the bundle imports dist/", async () => {
+    for (const args of [
+      ["--help"],
+      ["worker", "start", "--help"],
+      ["cluster", "deploy", "--help"],
+    ]) {
+      const built = await tandem(args, {});
+      const source = await tandem(args, { TANDEM_FROM_SOURCE: "1" });
+      assert.equal(built.stdout, source.stdout, args.join(" "));
+    }
+  });
+});
+
 describe("bin/tandem.js runs the build only while it is current (bin/entry.js)", () => {
   it("runs the build until a source or the lock is edited, or a source added or removed", async () => {
     const root = await mkdtemp(join(tmpdir(), "tandem-entry-"));
