@@ -8,9 +8,9 @@
 //
 // Variants: this checkout's `tandem` compiled (dist/, built first unless current) and from source
 // (TANDEM_FROM_SOURCE=1, through tsx); with --before, the `tandem` of another checkout as it runs
-// there (e.g. the commit before the compiled CLI, unpacked with `git archive`, README). `nodes
-// list` asks a coordinator (SQLite) in a process of its own, whose 3 nodes are simulated workers
-// over real WebSockets (network.ts).
+// there (e.g. the commit before the compiled CLI, unpacked with `git archive`: bench/README.md).
+// `nodes list` asks a coordinator (SQLite) in a process of its own, whose 3 nodes are simulated
+// workers over real WebSockets (network.ts).
 import { fork, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
