@@ -1,6 +1,7 @@
 // The network `bench/cli-start` lists, in a process of its own (its test helpers load node:test,
 // whose report would mix into the benchmark's JSON): a coordinator on SQLite whose `nodes` are
-// simulated workers over real WebSockets. IPC: posts `{ url }` once up, closes on "stop".
+// simulated workers over real WebSockets. IPC: posts `{ url }` once up, closes on "stop" or when
+// the benchmark goes.
 import { openTestStore, startTestCoordinator } from "../../test/support/coordinator.ts";
 import { simulatedNetwork } from "../../test/support/simulated-network.ts";
 
@@ -15,9 +16,10 @@ const network = await simulatedNetwork(
   Number(process.argv[2]),
 );
 process.send?.({ url: network.net.url });
-process.once("message", () => {
-  void (async () => {
-    for (const cleanup of cleanups) await cleanup();
-    process.exit(0);
-  })();
-});
+const stop = async () => {
+  for (const cleanup of cleanups) await cleanup();
+  process.exit(0);
+};
+// "stop", or the benchmark gone (its IPC channel closed): never outlive it.
+process.once("message", () => void stop());
+process.once("disconnect", () => void stop());

@@ -75,7 +75,7 @@ const variants: Variant[] = [
 
 /** One run: wall time from spawn to exit, and the child's CPU time (user + system) if measurable. */
 async function run(argv: string[], extraEnv: Record<string, string>) {
-  const cpuFile = join(tmpdir(), `tandem-bench-cli-start-${process.pid}.time`);
+  const cpuFile = join(home, "cpu.time");
   const timed = existsSync(TIME);
   const [command, ...rest] = timed
     ? [TIME, "-f", "%U %S", "-o", cpuFile, process.execPath, ...argv]
