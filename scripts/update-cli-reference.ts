@@ -5,4 +5,4 @@ import { cliReference, withReference } from "../src/cli/reference.ts";
 
 const path = new URL("../README.md", import.meta.url);
 const readme = await readFile(path, "utf8");
-await writeFile(path, withReference(readme, cliReference(buildProgram())));
+await writeFile(path, withReference(readme, cliReference(await buildProgram())));

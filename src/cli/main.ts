@@ -1,45 +1,122 @@
+import { setFlagsFromString } from "node:v8";
 import { Command, CommanderError } from "commander";
-import { registerAccountCommands, registerDeviceCommands } from "./commands/accounts.ts";
-import { registerCatalogCommands } from "./commands/catalog.ts";
-import { registerClusterCommands } from "./commands/clusters.ts";
-import { reportError } from "./commands/common.ts";
-import { registerCoordinatorCommand } from "./commands/coordinator.ts";
-import { registerDevCommand } from "./commands/dev.ts";
-import {
-  registerNetworkCommands,
-  registerNodeCommands,
-  registerNodePriceCommand,
-} from "./commands/nodes.ts";
-import { registerTokenCommands } from "./commands/token.ts";
-import { registerAdminCommands, registerWalletCommands } from "./commands/wallet.ts";
-import { registerWorkerCommands } from "./commands/worker.ts";
 
-/** The whole `tandem` command tree; the README's CLI reference is generated from it. */
-export function buildProgram(): Command {
+/** Adds some of the tree's top-level commands to `program`. */
+type Register = (program: Command) => void;
+
+/** Top-level commands registered together, and how to load the code that registers them. */
+export interface CommandEntry {
+  names: readonly string[];
+  load: () => Promise<Register>;
+  /** Its commands run a coordinator or a worker: a process that lives on. */
+  serves?: true;
+}
+
+/**
+ * The command tree in help order. `tandem <command> …` loads only its own entry, so a command
+ * loads what it needs and no more (the actions that run a coordinator or a worker import that code
+ * when they run): `tandem nodes list` never loads the coordinator, and `tandem --version` loads
+ * no command at all. Help and unknown commands load them all.
+ */
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    names: ["dev"],
+    load: async () => (await import("./commands/dev.ts")).registerDevCommand,
+    serves: true,
+  },
+  {
+    names: ["coordinator"],
+    load: async () => (await import("./commands/coordinator.ts")).registerCoordinatorCommand,
+    serves: true,
+  },
+  {
+    names: ["worker"],
+    load: async () => (await import("./commands/worker.ts")).registerWorkerCommands,
+    serves: true,
+  },
+  {
+    names: ["login", "account", "keys"],
+    load: async () => (await import("./commands/accounts.ts")).registerAccountCommands,
+  },
+  {
+    names: ["nodes"],
+    load: async () => (await import("./commands/nodes.ts")).registerNodeCommands,
+  },
+  {
+    names: ["node"],
+    load: async () => (await import("./commands/nodes.ts")).registerNodePriceCommand,
+  },
+  {
+    names: ["network"],
+    load: async () => (await import("./commands/nodes.ts")).registerNetworkCommands,
+  },
+  {
+    names: ["catalog"],
+    load: async () => (await import("./commands/catalog.ts")).registerCatalogCommands,
+  },
+  {
+    names: ["search", "cluster"],
+    load: async () => (await import("./commands/clusters.ts")).registerClusterCommands,
+  },
+  {
+    names: ["devices"],
+    load: async () => (await import("./commands/accounts.ts")).registerDeviceCommands,
+  },
+  {
+    names: ["wallet"],
+    load: async () => (await import("./commands/wallet.ts")).registerWalletCommands,
+  },
+  {
+    names: ["token"],
+    load: async () => (await import("./commands/token.ts")).registerTokenCommands,
+  },
+  {
+    names: ["admin"],
+    load: async () => (await import("./commands/wallet.ts")).registerAdminCommands,
+  },
+];
+
+/** `tandem` with the commands of `entries`. */
+async function programOf(entries: readonly CommandEntry[]): Promise<Command> {
   const program = new Command("tandem")
     .description("Tandem: an open, decentralized GPU compute network")
     .version("0.1.0")
     .showHelpAfterError()
     .exitOverride();
-  registerDevCommand(program);
-  registerCoordinatorCommand(program);
-  registerWorkerCommands(program);
-  registerAccountCommands(program);
-  registerNodeCommands(program);
-  registerNodePriceCommand(program);
-  registerNetworkCommands(program);
-  registerCatalogCommands(program);
-  registerClusterCommands(program);
-  registerDeviceCommands(program);
-  registerWalletCommands(program);
-  registerTokenCommands(program);
-  registerAdminCommands(program);
+  const registers = await Promise.all(entries.map((entry) => entry.load()));
+  for (const register of registers) register(program);
   return program;
+}
+
+/** The whole `tandem` command tree; the README's CLI reference is generated from it. */
+export function buildProgram(): Promise<Command> {
+  return programOf(COMMANDS);
+}
+
+/** The entries `argv` needs: its command's alone, none for `--version`, else all (help). */
+export function entriesFor(argv: readonly string[]): readonly CommandEntry[] {
+  const first = argv[2];
+  if (first === "--version" || first === "-V") return [];
+  const entry = COMMANDS.find((e) => first !== undefined && e.names.includes(first));
+  return entry === undefined ? COMMANDS : [entry];
+}
+
+/**
+ * The V8 flags for a run of `entries`. A short command's one request compiles the WebAssembly
+ * HTTP parser of Node's `fetch`; V8's optimizing tier then compiles it again in the background,
+ * and Node waits for that before it exits (70-100 ms on this project's 2-core machine, a third of
+ * `tandem nodes list`). V8's baseline compiler (Liftoff) alone serves one request as well. A
+ * coordinator or a worker lives on, and keeps the optimizing tier.
+ */
+export function v8FlagsFor(entries: readonly CommandEntry[]): string[] {
+  return entries.some((e) => e.serves) ? [] : ["--liftoff-only"];
 }
 
 /** Runs the CLI with `process.argv`-shaped arguments; errors become a message and an exit code. */
 export async function run(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const entries = entriesFor(argv);
+  for (const flag of v8FlagsFor(entries)) setFlagsFromString(flag);
+  const program = await programOf(entries);
   try {
     await program.parseAsync(argv);
   } catch (error) {
@@ -47,6 +124,7 @@ export async function run(argv: string[]): Promise<void> {
       process.exitCode = error.exitCode;
       return;
     }
-    reportError(error, argv.includes("--json"));
+    const { reportError } = await import("./commands/common.ts");
+    await reportError(error, argv.includes("--json"));
   }
 }

@@ -1,7 +1,6 @@
 import { Option, type Command } from "commander";
 import { TandemApiError } from "../../client/client.ts";
 import { SizeMiB } from "../../protocol/hardware.ts";
-import { isCertificateRefusal } from "../../worker/coordinator-trust.ts";
 
 /** Options every command that talks to a coordinator takes. */
 export interface ClientOptions {
@@ -139,7 +138,7 @@ const CA_HINT =
   " (a coordinator with a private CA's certificate: NODE_EXTRA_CA_CERTS=<its CA's PEM file>)";
 
 /** Prints an error the way a user can act on it, and sets a non-zero exit code. */
-export function reportError(error: unknown, json: boolean): void {
+export async function reportError(error: unknown, json: boolean): Promise<void> {
   process.exitCode = EXIT.error;
   if (error instanceof TandemApiError) {
     if (error.code === "NO_CAPACITY") process.exitCode = EXIT.noFit;
@@ -157,10 +156,12 @@ export function reportError(error: unknown, json: boolean): void {
     return;
   }
   const message = error instanceof Error ? error.message : String(error);
-  const cause =
-    error instanceof Error && error.cause instanceof Error
-      ? `: ${error.cause.message}${isCertificateRefusal(error.cause) ? CA_HINT : ""}`
-      : "";
+  let cause = "";
+  if (error instanceof Error && error.cause instanceof Error) {
+    // Loaded only on this path: a client command runs no worker code when all goes well.
+    const { isCertificateRefusal } = await import("../../worker/coordinator-trust.ts");
+    cause = `: ${error.cause.message}${isCertificateRefusal(error.cause) ? CA_HINT : ""}`;
+  }
   const code =
     error instanceof Error && "code" in error && typeof error.code === "string"
       ? error.code

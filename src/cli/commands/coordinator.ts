@@ -1,6 +1,4 @@
 import type { Command } from "commander";
-import { startCoordinator } from "../../coordinator/main.ts";
-import { isLoopbackHost } from "../../worker/coordinator-trust.ts";
 import { tandemHome } from "../context.ts";
 import { parseIntOption, withJson } from "./common.ts";
 import { untilSignal } from "./signals.ts";
@@ -127,6 +125,8 @@ export function registerCoordinatorCommand(program: Command): void {
       "info",
     )
     .action(async (options: CoordinatorOptions) => {
+      const { startCoordinator } = await import("../../coordinator/main.ts");
+      const { isLoopbackHost } = await import("../../worker/coordinator-trust.ts");
       const home = tandemHome();
       const coordinator = await startCoordinator({
         home,

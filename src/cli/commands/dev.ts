@@ -6,8 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { REGIONS } from "../../core/regions.ts";
 import { ENROLLMENT_TTL_SECONDS } from "../../protocol/enrollment.ts";
-import { SMALL_PROOF_POLICY } from "../../coordinator/config.ts";
-import { startCoordinator, type Coordinator } from "../../coordinator/main.ts";
+import type { Coordinator } from "../../coordinator/main.ts";
 import { readLogin, saveLogin, tandemHome } from "../context.ts";
 import { parseIntOption, withJson } from "./common.ts";
 import { listenAddress, listeningOn } from "./coordinator.ts";
@@ -48,6 +47,8 @@ export function registerDevCommand(program: Command): void {
           `unknown region ${options.region}; one of ${REGIONS.map((r) => r.id).join(", ")}`,
         );
       const home = join(tandemHome(), "dev");
+      const { SMALL_PROOF_POLICY } = await import("../../coordinator/config.ts");
+      const { startCoordinator } = await import("../../coordinator/main.ts");
       const coordinator = await startCoordinator({
         home,
         host: options.host,

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { findRunningWorker } from "../../worker/pid-file.ts";
 import { printJson } from "../output.ts";
 import { parseIntOption, withJson } from "./common.ts";
 
@@ -55,6 +54,7 @@ export function registerWorkerDrainCommand(worker: Command, defaultHome: () => s
 }
 
 async function drain(options: DrainOptions): Promise<void> {
+  const { findRunningWorker } = await import("../../worker/pid-file.ts");
   const found = await findRunningWorker(options.home);
   if (!found.ok) throw new WorkerCommandError(found.code, found.message);
   const { pid } = found;

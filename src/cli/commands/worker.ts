@@ -1,9 +1,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { assertSecureCoordinator } from "../../worker/coordinator-trust.ts";
-import { startWorker, type Worker } from "../../worker/main.ts";
-import { removePidFile, writePidFile } from "../../worker/pid-file.ts";
+import type { Worker } from "../../worker/main.ts";
 import { resolveConnection, tandemHome } from "../context.ts";
 import {
   parseCpus,
@@ -134,6 +132,9 @@ export function registerWorkerCommands(program: Command): void {
       "64",
     )
     .action(async (options: WorkerOptions) => {
+      const { assertSecureCoordinator } = await import("../../worker/coordinator-trust.ts");
+      const { removePidFile, writePidFile } = await import("../../worker/pid-file.ts");
+      const { startWorker } = await import("../../worker/main.ts");
       const { url } = await resolveConnection(options);
       const insecure = options.insecure === true;
       // Before anything is written or sent.

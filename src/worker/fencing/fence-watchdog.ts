@@ -14,7 +14,11 @@ import {
   type RunningJob,
 } from "../runtime/job-runtime.ts";
 
-const WATCHDOG_ENTRY = fileURLToPath(new URL("./watchdog-process.ts", import.meta.url));
+/** Compiled (dist/), the watchdog is JavaScript that node runs as it is; as source, through tsx. */
+const COMPILED = import.meta.url.endsWith(".js");
+const WATCHDOG_ENTRY = fileURLToPath(
+  new URL(COMPILED ? "./watchdog-process.js" : "./watchdog-process.ts", import.meta.url),
+);
 
 export interface FenceWatchdog {
   /** The fence is `fenceInMs` from now: jobs still watched then are killed. */
@@ -28,8 +32,8 @@ export interface FenceWatchdog {
 }
 
 /**
- * Starts the watchdog process. It runs TypeScript through the same tsx loader as the agent (the
- * worker ships as source): ~0.3 s and ~40 MB once per worker start, nothing per job.
+ * Starts the watchdog process. Run as source, it goes through the same tsx loader as the agent:
+ * ~0.3 s and ~40 MB once per worker start, nothing per job.
  */
 export function startFenceWatchdog(
   log: (message: string, fields?: Record<string, unknown>) => void,
@@ -43,7 +47,7 @@ export function startFenceWatchdog(
   function spawnWatchdog(): ChildProcess {
     const spawned = spawn(
       process.execPath,
-      ["--import", import.meta.resolve("tsx"), WATCHDOG_ENTRY],
+      COMPILED ? [WATCHDOG_ENTRY] : ["--import", import.meta.resolve("tsx"), WATCHDOG_ENTRY],
       { stdio: ["pipe", "pipe", "inherit"] },
     );
     // The watchdog never keeps the agent alive: an agent that ends (revoked, failed, done) closes

@@ -146,10 +146,13 @@ export function proveOnCpu(workload: ProofWorkload, timeoutMs: number): CpuProof
 }
 
 /**
- * The thread's entry: worker threads do not inherit the TypeScript loader that `bin/tandem.js`
- * registers (they do inherit `--import tsx`), so the thread registers it before loading its body.
+ * The thread's entry. Compiled (dist/), the thread imports its body's JavaScript. Run as source,
+ * worker threads do not inherit the TypeScript loader that `bin/tandem.js` registers (they do
+ * inherit `--import tsx`), so the thread registers it before loading its body.
  */
-const THREAD_BOOT = `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
+const THREAD_BOOT = import.meta.url.endsWith(".js")
+  ? `import(${JSON.stringify(new URL("./cpu-thread.js", import.meta.url).href)})`
+  : `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
   .then(({ register }) => { register(); return import(${JSON.stringify(new URL("./cpu-thread.ts", import.meta.url).href)}); })`;
 
 function base64url(bytes: Uint8Array): string {

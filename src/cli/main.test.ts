@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { Command } from "commander";
+import { COMMANDS, entriesFor, v8FlagsFor } from "./main.ts";
+
+it("each entry of the command table registers exactly the top-level commands it names", async () => {
+  for (const entry of COMMANDS) {
+    const program = new Command("tandem");
+    (await entry.load())(program);
+    assert.deepEqual(
+      program.commands.map((c) => c.name()),
+      entry.names,
+    );
+  }
+});
+
+it("a command loads its own entry, --version none, help and anything unknown all", () => {
+  const names = (...args: string[]) => entriesFor(["node", "tandem", ...args]).map((e) => e.names);
+  assert.deepEqual(names("nodes", "list", "--json"), [["nodes"]]);
+  assert.deepEqual(names("cluster", "show", "c_1"), [["search", "cluster"]]);
+  assert.deepEqual(names("keys", "list"), [["login", "account", "keys"]]);
+  assert.deepEqual(names("--version"), []);
+  assert.deepEqual(names("-V"), []);
+  const all = COMMANDS.map((e) => e.names);
+  assert.deepEqual(names(), all);
+  assert.deepEqual(names("--help"), all);
+  assert.deepEqual(names("help", "nodes"), all);
+  assert.deepEqual(names("nodez", "list"), all, "commander suggests `nodes` from the whole tree");
+});
+
+it("a short command compiles WebAssembly with Liftoff alone; a coordinator or worker does not", () => {
+  const flags = (...args: string[]) => v8FlagsFor(entriesFor(["node", "tandem", ...args]));
+  assert.deepEqual(flags("nodes", "list"), ["--liftoff-only"]);
+  assert.deepEqual(flags("cluster", "logs", "c_1", "--follow"), ["--liftoff-only"]);
+  assert.deepEqual(flags("--version"), ["--liftoff-only"]);
+  assert.deepEqual(flags("dev"), []);
+  assert.deepEqual(flags("coordinator", "--port", "0"), []);
+  assert.deepEqual(flags("worker", "start"), []);
+  assert.deepEqual(flags("--help"), [], "the whole tree holds the serving commands");
+});
