@@ -427,5 +427,5 @@ function isIdempotencyRace(error: unknown): boolean {
  * race on an idempotency key — the rerun then answers the stored result.
  */
 export function inTransaction<T>(db: Kysely<Database>, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return runInTransaction(db, fn, isIdempotencyRace);
+  return runInTransaction(db, fn, { retryOn: isIdempotencyRace });
 }

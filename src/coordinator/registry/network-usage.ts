@@ -6,6 +6,7 @@ import type { Dialect } from "../store/database.ts";
 import { listParam } from "../store/list-param.ts";
 import type { Database } from "../store/schema.ts";
 import { toNumber } from "../store/rows.ts";
+import { runInTransaction } from "../store/transaction.ts";
 
 /** How much the network has been used, for `/metrics`: figures that need a query. */
 export interface UsageFigures {
@@ -60,10 +61,9 @@ export class UsageTracker {
 
   /** The figures as of `nowMs`, from one snapshot of the database. */
   async figures(nowMs: number): Promise<UsageFigures> {
-    const read = await this.db
-      .transaction()
-      .setIsolationLevel("repeatable read")
-      .execute(async (tx) => {
+    const read = await runInTransaction(
+      this.db,
+      async (tx) => {
         let settled = this.settledGpuMinutes;
         const floorId = settled === undefined ? idFloor(nowMs - ID_MARGIN_MS) : this.floorId;
         settled ??= await this.served(tx, nowMs, { finalBelow: floorId });
@@ -89,7 +89,9 @@ export class UsageTracker {
           .where("last_seen_at", ">=", nowMs - 30 * DAY_MS)
           .executeTakeFirstOrThrow();
         return { settled, floorId, openNow, ended, live, seen: toNumber(seen.nodes) };
-      });
+      },
+      { isolation: "repeatable read" },
+    );
     const nextFloor = idFloor(nowMs - ID_MARGIN_MS);
     this.floorId = nextFloor > read.floorId ? nextFloor : read.floorId;
     this.counted = new Set([...this.counted, ...read.ended].filter((id) => id >= this.floorId));

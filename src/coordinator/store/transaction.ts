@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from "kysely";
+import type { IsolationLevel, Kysely, Transaction } from "kysely";
 import type { Database } from "./schema.ts";
 import { isSerializationFailure } from "./sql-errors.ts";
 
@@ -17,19 +17,27 @@ const MAX_RUNS = 5;
 /**
  * Runs `work` in one transaction; after a serialization failure or a deadlock (PostgreSQL gave
  * up on it for running into another) the whole of `work` runs again, up to 5 runs in all, so
- * `work` must keep its results in what it returns, not in variables outside it. `retryOn` adds
- * errors worth a rerun (a lost race on an idempotency key: the rerun reads the winner's result).
+ * `work` must keep its results in what it returns, not in variables outside it.
  */
 export async function runInTransaction<T>(
   db: Kysely<Database>,
   work: (tx: Tx) => Promise<T>,
-  retryOn: (error: unknown) => boolean = () => false,
+  options: {
+    /** Errors worth a rerun besides those (a lost race on an idempotency key: the rerun reads the winner's result). */
+    retryOn?: (error: unknown) => boolean;
+    /** PostgreSQL's isolation level (SQLite's transactions are serializable anyway). */
+    isolation?: IsolationLevel;
+  } = {},
 ): Promise<T> {
   for (let run = 1; ; run++) {
     try {
-      return await db.transaction().execute((tx) => work(tx as Tx));
+      const begin = db.transaction();
+      const transaction =
+        options.isolation === undefined ? begin : begin.setIsolationLevel(options.isolation);
+      return await transaction.execute((tx) => work(tx as Tx));
     } catch (error) {
-      if (run >= MAX_RUNS || !(isSerializationFailure(error) || retryOn(error))) throw error;
+      const retry = isSerializationFailure(error) || options.retryOn?.(error) === true;
+      if (run >= MAX_RUNS || !retry) throw error;
     }
   }
 }
