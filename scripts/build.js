@@ -59,6 +59,9 @@ else {
     banner: {
       js: 'import { createRequire as tandemRequire } from "node:module"; const require = tandemRequire(import.meta.url);',
     },
+    // Native addons and database drivers load from node_modules as they are (better-sqlite3 finds
+    // its compiled addon relative to its own files: bundled, it cannot).
+    external: ["better-sqlite3", "pg", "pg-native"],
     logLevel: "warning",
     plugins: [
       {

@@ -53,7 +53,9 @@ async function tandem(args: string[], env: Record<string, string>) {
   const modules = (await readFile(log, "utf8"))
     .split("\n")
     .filter((url) => url.startsWith(ROOT.href))
-    .map((url) => url.slice(ROOT.href.length));
+    .map((url) => url.slice(ROOT.href.length))
+    // Dependencies are not ours (in a checkout node_modules/ lies under the root too).
+    .filter((path) => !path.startsWith("node_modules/"));
   return { stdout, modules };
 }
 

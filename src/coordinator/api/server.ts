@@ -2,7 +2,7 @@ import fastifyRateLimit from "@fastify/rate-limit";
 import fastifySwagger from "@fastify/swagger";
 import fastifyWebsocket from "@fastify/websocket";
 import type { Server } from "node:http";
-import Fastify, { type FastifyBaseLogger, type FastifyHttpOptions } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions } from "fastify";
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -48,7 +48,7 @@ function createFastify(config: ApiConfig, logger: FastifyBaseLogger) {
   const options = {
     loggerInstance: logger,
     // One line per request is for debugging (`--log-level debug`, below), not a service's log.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
     // A malformed URL or an over-long path parameter, refused before routing: same error body.
