@@ -137,7 +137,8 @@ export async function startCoordinator(
 
   const ledger = new Ledger(store.dialect);
   const fees = { ...DEFAULT_FEE_SCHEDULE, ...config.fees };
-  const billing = new Billing(store.db, ledger, fees, oracleRates(config));
+  const rates = oracleRates(config);
+  const billing = new Billing(store.db, ledger, fees, rates);
   const wallet = new WalletService(store.db, ledger, new ManualRail());
   const inventory = new Inventory(
     store.db,
@@ -168,7 +169,7 @@ export async function startCoordinator(
       : { maxBytesPerRank: config.maxLogBytesPerRank }),
   });
   const offers = new Offers(resources, {
-    unitsPerUsd: { USD: 1_000_000n, USDC: 1_000_000n, TDM: config.tdmPerUsdUnits },
+    rates,
     standbyPricePercent: config.standbyPricePercent,
     jobNetworks: config.jobNetworks,
   });

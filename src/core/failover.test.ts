@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { units } from "./money.ts";
 import {
   leaseServedMinutes,
   restartScope,
@@ -23,11 +24,12 @@ describe("failover rules", () => {
   });
 
   it("slashes one hour of the lease's rate and prices standbys at a share, rounded down", () => {
-    assert.equal(slashAmount(1_000_000n), 1_000_000n);
-    assert.equal(standbyPrice(1_000_000n, 10), 100_000n);
-    assert.equal(standbyPrice(333_333n, 10), 33_333n);
-    assert.equal(successorPrice(900_000n, 1_000_000n), 900_000n);
-    assert.equal(successorPrice(1_200_000n, 1_000_000n), 1_000_000n);
+    assert.equal(slashAmount(units(1_000_000n)), 1_000_000n);
+    assert.equal(slashAmount(units(999_999n)), 999_999n);
+    assert.equal(standbyPrice(units(1_000_000n), 10), 100_000n);
+    assert.equal(standbyPrice(units(333_333n), 10), 33_333n);
+    assert.equal(successorPrice(units(900_000n), units(1_000_000n)), 900_000n);
+    assert.equal(successorPrice(units(1_200_000n), units(1_000_000n)), 1_000_000n);
   });
 
   it("bills a lease from the later start to the earliest end, whole minutes only", () => {

@@ -3,6 +3,7 @@
  * a cluster restarts when one rank moves to another node. Pure, so the scheduler and the tests
  * agree on every figure.
  */
+import { min, mulDivFloor, type Money } from "./money.ts";
 
 export type ClusterKind = "batch" | "torch" | "dask" | "ray" | "container";
 
@@ -31,13 +32,13 @@ export function restartScope(kind: ClusterKind, rank: number): "rank" | "all" {
 export const SLASH_MINUTES = 60;
 
 /** What a failed lease forfeits: one hour of the rate it was billed at (smallest units). */
-export function slashAmount(leasePricePerHour: bigint): bigint {
-  return (leasePricePerHour * BigInt(SLASH_MINUTES)) / 60n;
+export function slashAmount(leasePricePerHour: Money): Money {
+  return mulDivFloor(leasePricePerHour, BigInt(SLASH_MINUTES), 60n);
 }
 
 /** A standby's hourly rate: `percent` of the node's own price, rounded down (in the payer's favour). */
-export function standbyPrice(nodePricePerHour: bigint, percent: number): bigint {
-  return (nodePricePerHour * BigInt(percent)) / 100n;
+export function standbyPrice(nodePricePerHour: Money, percent: number): Money {
+  return mulDivFloor(nodePricePerHour, BigInt(percent), 100n);
 }
 
 /**
@@ -45,8 +46,8 @@ export function standbyPrice(nodePricePerHour: bigint, percent: number): bigint 
  * rank was charged at, since the escrow holds the rank's price for the remaining time and the
  * consumer never pays more than quoted. (Fresh replacements are placed under that ceiling.)
  */
-export function successorPrice(nodePricePerHour: bigint, rankPricePerHour: bigint): bigint {
-  return nodePricePerHour < rankPricePerHour ? nodePricePerHour : rankPricePerHour;
+export function successorPrice(nodePricePerHour: Money, rankPricePerHour: Money): Money {
+  return min(nodePricePerHour, rankPricePerHour);
 }
 
 /**

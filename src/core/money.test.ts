@@ -7,6 +7,7 @@ import {
   MAX_UNITS,
   formatMoney,
   money,
+  mulDivCeil,
   mulDivFloor,
   mulRateFloor,
   parseCurrencyOrThrow,
@@ -141,5 +142,13 @@ describe("mulRateFloor", () => {
   it("mulDivFloor floors towards −∞", () => {
     assert.equal(mulDivFloor(units(-7n), 1n, 2n), -4n);
     assert.equal(mulDivFloor(units(7n), 1n, 2n), 3n);
+  });
+
+  it("mulDivCeil rounds a fraction of a unit up, and an exact result not at all", () => {
+    // What an autoscaled cluster's node still owes for 61 minutes at 1.000000/h: 1.016667.
+    assert.equal(mulDivCeil(units(1_000_000n), 61n, 60n), 1_016_667n);
+    assert.equal(mulDivCeil(units(1_200_000n), 30n, 60n), 600_000n);
+    assert.equal(mulDivCeil(units(7n), 1n, 2n), 4n);
+    assert.equal(mulDivCeil(units(0n), 5n, 3n), 0n);
   });
 });

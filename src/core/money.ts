@@ -240,6 +240,11 @@ export function mulDivFloor(amount: Money, numerator: bigint, denominator: bigin
   return floorDiv(amount * numerator, denominator);
 }
 
+/** ⌈amount × numerator / denominator⌉ for a non-negative product and positive denominator. */
+export function mulDivCeil(amount: Money, numerator: bigint, denominator: bigint): Money {
+  return neg(mulDivFloor(neg(amount), numerator, denominator));
+}
+
 function floorDiv(n: bigint, d: bigint): Money {
   const q = n / d;
   return units(n % d !== 0n && n < 0n !== d < 0n ? q - 1n : q);

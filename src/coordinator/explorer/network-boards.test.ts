@@ -72,7 +72,7 @@ forEachDatabase("network boards", (db) => {
     await add("rtx4090", "eu-west-c", 6, true);
     await r.store.db
       .updateTable("nodes")
-      .set({ price_per_hour: 250_000 })
+      .set({ price_per_hour: 250_000n })
       .where("id", "=", a)
       .execute();
 

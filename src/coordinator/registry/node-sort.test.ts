@@ -123,7 +123,7 @@ forEachDatabase("nodes sorted by price", (db) => {
     for (const [id, price] of own)
       await r.store.db
         .updateTable("nodes")
-        .set({ price_per_hour: Number(price) })
+        .set({ price_per_hour: BigInt(price) })
         .where("id", "=", id)
         .execute();
     await assertSorted(r.nodes, catalog); // the catalog mode ignores them
@@ -186,7 +186,11 @@ forEachDatabase("stored node prices follow their inputs", (db) => {
     const ids = [...kinds.keys()];
     const h100 = ids.find((id) => kinds.get(id) === "h100x8")!;
     const setPrice = (id: string, price: number | null) =>
-      r.store.db.updateTable("nodes").set({ price_per_hour: price }).where("id", "=", id).execute();
+      r.store.db
+        .updateTable("nodes")
+        .set({ price_per_hour: price === null ? null : BigInt(price) })
+        .where("id", "=", id)
+        .execute();
     await setPrice(h100, 1);
     const [first] = (await nodes.list({}, 1, undefined, "price")).items;
     assert.deepEqual([first?.id, first?.pricePerHourUsd], [h100, "0.000001"]);
@@ -243,7 +247,7 @@ forEachDatabase("stored node prices follow their inputs", (db) => {
     const ids = [...expected.keys()];
     await r.store.db
       .updateTable("nodes")
-      .set({ price_per_hour: 3 })
+      .set({ price_per_hour: 3n })
       .where("id", "=", ids[0]!)
       .execute();
     const market = new NodeQueries(kysely, undefined, { prices: OTHER_PRICES, mode: "market" });

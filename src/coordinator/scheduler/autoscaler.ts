@@ -15,6 +15,7 @@ import type { SchedulerResources } from "./resources.ts";
 import type { LeaseSettler } from "./settlement.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 import { runInTransaction, type Tx } from "../store/transaction.ts";
+import { max, mulDivCeil, sub, ZERO, type Money } from "../../core/money.ts";
 
 /** What one round does once its transaction commits. */
 interface Round {
@@ -220,11 +221,11 @@ export class Autoscaler {
     for (const lease of active) await this.settler.settleLease(tx, cluster, lease, now);
     // Whole minutes a lease can still be paid is at most this (its minutes are rounded down).
     const minutesLeft = Math.ceil((cluster.endsAtMs! - now) / 60_000);
-    const owed = (price: bigint) => (price * BigInt(minutesLeft) + 59n) / 60n;
+    const owed = (price: Money) => mulDivCeil(price, BigInt(minutesLeft), 60n);
     let free = await this.resources.payments.escrowBalance(tx, cluster.id, cluster.currency);
-    for (const lease of active) free -= owed(lease.pricePerHour);
+    for (const lease of active) free = sub(free, owed(lease.pricePerHour));
     // New nodes cost no more per hour than the dearest node the cluster was charged for.
-    const ceiling = cluster.nodes.reduce((m, n) => (n.pricePerHour > m ? n.pricePerHour : m), 0n);
+    const ceiling = cluster.nodes.reduce((m, n) => max(m, n.pricePerHour), ZERO);
     const added: PlacedNode[] = [];
     let rank = Math.max(...cluster.nodes.map((n) => n.rank ?? -1)) + 1;
     let seq = Math.max(...cluster.nodes.map((n) => n.seq)) + 1;
@@ -260,7 +261,7 @@ export class Autoscaler {
         ],
         { nowMs: now, reason: "scaled up" },
       );
-      free -= owed(node.price);
+      free = sub(free, owed(node.price));
       added.push(node);
     }
     return added;

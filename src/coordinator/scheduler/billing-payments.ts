@@ -1,4 +1,3 @@
-import { parseCurrencyOrThrow, units } from "../../core/money.ts";
 import type { Billing } from "../billing/billing.ts";
 import type { ClusterPayments } from "./payments.ts";
 
@@ -9,11 +8,7 @@ import type { ClusterPayments } from "./payments.ts";
 export function billingPayments(billing: Billing): ClusterPayments {
   return {
     async charge(tx, request) {
-      const currency = parseCurrencyOrThrow(request.currency);
-      const nodes = request.nodes.map((n) => ({
-        nodeId: n.nodeId,
-        pricePerHour: units(n.pricePerHour),
-      }));
+      const { currency, nodes } = request;
       const quote =
         request.paidMinutes === 0
           ? billing.quote({ currency, durationMinutes: request.minutes, nodes })
@@ -45,8 +40,8 @@ export function billingPayments(billing: Billing): ClusterPayments {
           clusterId: lease.clusterId,
           leaseId: lease.leaseId,
           supplierAccountId: lease.supplierAccountId,
-          currency: parseCurrencyOrThrow(lease.currency),
-          pricePerHour: units(lease.pricePerHour),
+          currency: lease.currency,
+          pricePerHour: lease.pricePerHour,
           servedMinutes: lease.servedMinutes,
           nowMs: lease.nowMs,
         })),
@@ -64,20 +59,12 @@ export function billingPayments(billing: Billing): ClusterPayments {
       );
     },
     async slash(tx, slash) {
-      const result = await billing.slash(tx, {
-        ...slash,
-        currency: parseCurrencyOrThrow(slash.currency),
-        amount: units(slash.amount),
-      });
+      const result = await billing.slash(tx, slash);
       return { taken: result.taken, shortfall: result.shortfall };
     },
-    escrowBalance: (tx, clusterId, currency) =>
-      billing.escrowBalance(tx, clusterId, parseCurrencyOrThrow(currency)),
+    escrowBalance: (tx, clusterId, currency) => billing.escrowBalance(tx, clusterId, currency),
     async refundRemainder(tx, cluster) {
-      await billing.refundRemainder(tx, {
-        ...cluster,
-        currency: parseCurrencyOrThrow(cluster.currency),
-      });
+      await billing.refundRemainder(tx, cluster);
     },
   };
 }

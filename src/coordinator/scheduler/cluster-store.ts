@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from "kysely";
 import type { ClusterStatus } from "../../core/cluster-status.ts";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
-import { formatMoney, units } from "../../core/money.ts";
+import { formatMoney, units, type Money } from "../../core/money.ts";
 import { limitsWithin } from "../../core/rank-limits.ts";
 import type { Autoscale, ClusterView, LogLine, TaskView } from "../../protocol/clusters.ts";
 import type { RankLimits, RankLimitsAsk } from "../../protocol/hardware.ts";
@@ -13,8 +13,8 @@ import { hardwareFacts } from "./inventory.ts";
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** Formats smallest units as the wire's 6-decimal string. */
-export function formatUnits(amount: bigint): string {
-  return formatMoney(units(amount));
+export function formatUnits(amount: Money): string {
+  return formatMoney(amount);
 }
 
 /** The stored spec of a cluster: what the consumer asked for, as accepted. */
@@ -122,8 +122,8 @@ function loaded(
       status: n.status as ClusterView["nodes"][number]["status"],
       active: n.active === 1,
       reservedUntilMs: toNumberOrNull(n.reserved_until),
-      pricePerHour: BigInt(n.price_per_hour),
-      nodePricePerHour: BigInt(n.node_price_per_hour),
+      pricePerHour: units(n.price_per_hour),
+      nodePricePerHour: units(n.node_price_per_hour),
       exitCode: n.exit_code,
       startedAtMs: toNumberOrNull(n.started_at),
       billedUntilMs: toNumberOrNull(n.billed_until),

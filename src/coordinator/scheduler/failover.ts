@@ -22,6 +22,7 @@ import type { AfterCommit, LeaseLoss, RankMoves, Successor } from "./rank-moves.
 import type { SchedulerResources } from "./resources.ts";
 import type { LeaseSettler } from "./settlement.ts";
 import { runInTransaction, type Tx } from "../store/transaction.ts";
+import type { Money } from "../../core/money.ts";
 
 export type { LeaseLoss } from "./rank-moves.ts";
 
@@ -197,7 +198,7 @@ export class Failover {
     lease: LoadedLease,
     loss: LeaseLoss,
     now: number,
-  ): Promise<bigint> {
+  ): Promise<Money> {
     const owed = slashAmount(lease.pricePerHour);
     const taken = await this.resources.payments.slash(tx, {
       clusterId: cluster.id,

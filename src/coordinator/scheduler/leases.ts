@@ -1,5 +1,6 @@
 /** Leases and the messages that start their ranks: shared by the scheduler and its failover. */
 import type { Kysely } from "kysely";
+import { mulDivFloor, units, type Money } from "../../core/money.ts";
 import type { ClusterView } from "../../protocol/clusters.ts";
 import type { JobNetworkSpec } from "../../protocol/cluster-network.ts";
 import type { JobStartTls } from "../../protocol/cluster-tls.ts";
@@ -13,7 +14,7 @@ export interface PlacedNode {
   accountId: string;
   region: string;
   zone: string;
-  price: bigint;
+  price: Money;
 }
 
 /** The ledger's id for a lease: the cluster and the lease's number in it. */
@@ -22,7 +23,7 @@ export function leaseId(clusterId: string, seq: number): string {
 }
 
 /** The columns every new lease row starts with; the caller adds rank, role and status. */
-export function leaseRow(clusterId: string, seq: number, node: PlacedNode, billedPerHour: bigint) {
+export function leaseRow(clusterId: string, seq: number, node: PlacedNode, billedPerHour: Money) {
   return {
     cluster_id: clusterId,
     seq,
@@ -31,8 +32,8 @@ export function leaseRow(clusterId: string, seq: number, node: PlacedNode, bille
     region: node.region,
     zone: node.zone,
     active: 1,
-    price_per_hour: Number(billedPerHour),
-    node_price_per_hour: Number(node.price),
+    price_per_hour: billedPerHour,
+    node_price_per_hour: node.price,
     exit_code: null,
     billed_until: null,
     ended_at: null,
@@ -104,12 +105,12 @@ export async function headOf(
   return { address: detail.address, port: detail.port };
 }
 
-/** Micro-dollars → smallest units of a currency at the oracle's rate (units per dollar). */
-export function toCurrency(microUsd: bigint, unitsPerUsd: bigint): bigint {
-  return (microUsd * unitsPerUsd) / 1_000_000n;
+/** Micro-dollars (placement's prices) → smallest units of a currency at the oracle's rate, down. */
+export function toCurrency(microUsd: bigint, unitsPerUsd: bigint): Money {
+  return mulDivFloor(units(microUsd), unitsPerUsd, 1_000_000n);
 }
 
-/** Smallest units of a currency → micro-dollars at the oracle's rate. */
-export function toUsd(units: bigint, unitsPerUsd: bigint): bigint {
-  return (units * 1_000_000n) / unitsPerUsd;
+/** Smallest units of a currency → micro-dollars at the oracle's rate, down. */
+export function toUsd(amount: Money, unitsPerUsd: bigint): bigint {
+  return mulDivFloor(amount, 1_000_000n, unitsPerUsd);
 }

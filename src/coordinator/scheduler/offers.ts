@@ -1,7 +1,8 @@
 import type { z } from "zod";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { standbyPrice } from "../../core/failover.ts";
-import { parseMoneyOrThrow } from "../../core/money.ts";
+import type { OracleRates } from "../../core/exchange.ts";
+import { max, parseMoneyOrThrow, ZERO, type Currency, type Money } from "../../core/money.ts";
 import { place, type PlacementRequest } from "../../core/placement.ts";
 import type {
   Autoscale,
@@ -24,19 +25,19 @@ export type OfferRequest = z.output<typeof SearchRequest> & {
 
 /** One node of an offer, with what its lease would be billed per hour in the request's currency. */
 export interface OfferedNode extends PlacedNode {
-  billedPerHour: bigint;
+  billedPerHour: Money;
   standby: boolean;
 }
 
 /** What an offer prepays beyond its nodes: an autoscaled cluster's room to grow. */
 export interface GrowthSlot {
   nodeId: string;
-  pricePerHour: bigint;
+  pricePerHour: Money;
 }
 
 export interface OfferOptions {
-  /** Units of each currency per US dollar (6 decimals): the price oracle's rates. */
-  unitsPerUsd: Readonly<Record<string, bigint>>;
+  /** The price oracle: smallest units of each currency per US dollar (billing's rates too). */
+  rates: OracleRates;
   /** A standby's hourly rate, as a percentage of its node's own price. */
   standbyPricePercent: number;
   /** Whether nodes must build job networks (../config.ts `jobNetworks`); default optional. */
@@ -132,7 +133,7 @@ export class Offers {
    */
   placeFresh(
     cluster: LoadedCluster,
-    ceilingPerHour: bigint,
+    ceilingPerHour: Money,
     quiet: boolean,
     replacing?: string,
   ): PlacedNode | undefined {
@@ -212,8 +213,8 @@ export class Offers {
     };
   }
 
-  private rate(currency: string): bigint {
-    const rate = this.options.unitsPerUsd[currency];
+  private rate(currency: Currency): bigint {
+    const rate = this.options.rates[currency];
     if (rate === undefined)
       throw new TandemError(ErrorCode.VALIDATION_FAILED, `no price oracle rate for ${currency}`);
     return rate;
@@ -226,10 +227,10 @@ export class Offers {
  */
 function growthSlots(
   request: { nodes: number; autoscale?: Autoscale | undefined },
-  placed: ReadonlyArray<{ price: bigint }>,
+  placed: ReadonlyArray<{ price: Money }>,
 ): GrowthSlot[] {
   if (request.autoscale === undefined) return [];
-  const price = placed.reduce((m, n) => (n.price > m ? n.price : m), 0n);
+  const price = placed.reduce((m, n) => max(m, n.price), ZERO);
   return Array.from({ length: request.autoscale.max - request.nodes }, (_, i) => ({
     nodeId: `growth-${i + 1}`,
     pricePerHour: price,

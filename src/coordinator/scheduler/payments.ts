@@ -1,3 +1,4 @@
+import type { Currency, Money } from "../../core/money.ts";
 import type { Tx } from "../store/transaction.ts";
 
 /**
@@ -12,8 +13,8 @@ export interface ClusterPayments {
     request: {
       clusterId: string;
       consumerAccountId: string;
-      currency: string;
-      nodes: ReadonlyArray<{ nodeId: string; pricePerHour: bigint }>;
+      currency: Currency;
+      nodes: ReadonlyArray<{ nodeId: string; pricePerHour: Money }>;
       /** Minutes being bought now. */
       minutes: number;
       /** For an extension: the minutes already paid for (0 for a deploy). */
@@ -45,18 +46,18 @@ export interface ClusterPayments {
       nodeId: string;
       supplierAccountId: string;
       consumerAccountId: string;
-      currency: string;
-      amount: bigint;
+      currency: Currency;
+      amount: Money;
       reason: string;
       nowMs: number;
     },
-  ): Promise<{ taken: bigint; shortfall: bigint }>;
+  ): Promise<{ taken: Money; shortfall: Money }>;
   /** What the cluster's escrow holds now. */
-  escrowBalance(tx: Tx, clusterId: string, currency: string): Promise<bigint>;
+  escrowBalance(tx: Tx, clusterId: string, currency: Currency): Promise<Money>;
   /** Returns whatever is left in the cluster's escrow to the consumer (a second call moves nothing). */
   refundRemainder(
     tx: Tx,
-    cluster: { clusterId: string; consumerAccountId: string; currency: string; nowMs: number },
+    cluster: { clusterId: string; consumerAccountId: string; currency: Currency; nowMs: number },
   ): Promise<void>;
 }
 
@@ -64,8 +65,8 @@ export interface LeaseSettlement {
   clusterId: string;
   leaseId: string;
   supplierAccountId: string;
-  currency: string;
-  pricePerHour: bigint;
+  currency: Currency;
+  pricePerHour: Money;
   servedMinutes: number;
   nowMs: number;
 }

@@ -3,6 +3,8 @@ import type { Int8 } from "./schema.ts";
 
 type NullableInt8 = ColumnType<number | string | bigint | null, number | null, number | null>;
 type Serial = ColumnType<number | string | bigint, never, never>;
+/** An amount in smallest units (int8): written as `bigint` only (a JS number loses units above 2^53). */
+type MoneyColumn = ColumnType<number | string | bigint, bigint, bigint>;
 
 /** Clusters, their nodes (leases), events and logs. Money columns are smallest units (int8). */
 export interface ClustersTable {
@@ -46,9 +48,9 @@ export interface ClusterNodesTable {
   /** 1 while the node is held by this cluster: a unique index on (node_id) where active = 1 makes double-booking impossible. */
   active: number;
   /** What this lease is billed per hour (a standby's rate while it stands by). */
-  price_per_hour: Int8;
+  price_per_hour: MoneyColumn;
   /** The node's own price per hour, in the cluster's currency, when it was reserved. */
-  node_price_per_hour: Int8;
+  node_price_per_hour: MoneyColumn;
   exit_code: number | null;
   /** When the lease began serving (billing starts no earlier than the cluster's start). */
   started_at: NullableInt8;

@@ -72,8 +72,8 @@ export interface NodesTable {
   /** The supplier's own price per node-hour, micro-dollars (market mode); null: the catalog's. */
   price_per_hour: ColumnType<
     number | string | bigint | null,
-    number | null | undefined,
-    number | null
+    bigint | null | undefined,
+    bigint | null
   >;
   /** 1 while the worker drains (`tandem worker drain`): no new lease is placed on it. */
   draining: ColumnType<number, number | undefined, number>;

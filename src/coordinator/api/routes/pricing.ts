@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ErrorCode, TandemError } from "../../../core/errors.ts";
-import { parseMoneyOrThrow } from "../../../core/money.ts";
+import { parseMoneyOrThrow, units } from "../../../core/money.ts";
 import { PriceRequest } from "../../../protocol/amounts.ts";
 import { NodeIdParams } from "../../../protocol/nodes.ts";
 import { appendHistory } from "../../registry/node-history.ts";
@@ -40,7 +40,7 @@ export function pricingRoutes(app: ZodApp, { db, config, clock, events }: ApiDep
           "this network prices nodes from its catalog (pricing mode `catalog`)",
         );
       }
-      const units: bigint = parseMoneyOrThrow(request.body.pricePerHour, { field: "pricePerHour" });
+      const price = parseMoneyOrThrow(request.body.pricePerHour, { field: "pricePerHour" });
       const nowMs = clock.now();
       await runInTransaction(db, async (tx) => {
         const node = await tx
@@ -57,7 +57,7 @@ export function pricingRoutes(app: ZodApp, { db, config, clock, events }: ApiDep
         }
         await tx
           .updateTable("nodes")
-          .set({ price_per_hour: Number(units) })
+          .set({ price_per_hour: price })
           .where("id", "=", request.params.id)
           .execute();
         await appendHistory(tx, {
@@ -67,17 +67,16 @@ export function pricingRoutes(app: ZodApp, { db, config, clock, events }: ApiDep
           action: "metadata",
           detail: {
             changed: ["price"],
-            pricePerHour: formatUnits(units),
+            pricePerHour: formatUnits(price),
             currency: "USD",
-            previous:
-              node.price_per_hour === null ? null : formatUnits(BigInt(node.price_per_hour)),
+            previous: node.price_per_hour === null ? null : formatUnits(units(node.price_per_hour)),
           },
         });
       });
       events.emit("node:metadata", { nodeId: request.params.id, atMs: nowMs });
       return {
         nodeId: request.params.id,
-        pricePerHour: formatUnits(units),
+        pricePerHour: formatUnits(price),
         currency: "USD" as const,
       };
     },
