@@ -67,10 +67,12 @@ const timedRuntime = (): JobRuntime => {
 };
 const workers: Array<{ stop(): Promise<unknown> }> = [];
 for (let i = 0; i < NODES; i++) {
+  // A worker joins with a single-use enrollment token of its supplier, never the API key.
+  const { token } = await coordinator.enrollment.issue(account.accountId, 3_600_000, Date.now());
   const config = {
     home: join(home, `w${i}`),
     coordinatorUrl: coordinator.url,
-    apiKey: account.apiKey,
+    enrollmentToken: token,
     region: "eu-west",
     zone: `eu-west-${"abc"[i % 3]}`,
   };
