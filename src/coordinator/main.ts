@@ -17,6 +17,7 @@ import { createMetrics } from "./metrics.ts";
 import { AccountRegistry } from "./registry/accounts.ts";
 import { DeviceRegistry } from "./registry/devices.ts";
 import { EnrollmentTokens } from "./registry/enrollment-tokens.ts";
+import { MarketPrices } from "./registry/market-prices.ts";
 import { NodeLifecycle } from "./registry/node-lifecycle.ts";
 import { NetworkCounts } from "./registry/network-counts.ts";
 import { UsageReader } from "./registry/network-usage.ts";
@@ -112,6 +113,7 @@ export async function startCoordinator(
     prices: DEFAULT_CATALOG_PRICES,
     mode: config.pricingMode,
   });
+  const marketPrices = new MarketPrices(store.db, events);
   // Stored node prices follow this start's pricing before anything reads them (one read if same).
   await nodes.preparePricing();
   const usage = new UsageReader(store.db, store.dialect, clock, (error) =>
@@ -256,6 +258,7 @@ export async function startCoordinator(
       ends,
       billing,
       wallet,
+      marketPrices,
       db: store.db,
     },
     logger,

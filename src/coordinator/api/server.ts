@@ -25,8 +25,8 @@ import type { ClusterEnds } from "../scheduler/cluster-ends.ts";
 import type { Deployments } from "../scheduler/deployments.ts";
 import type { Offers } from "../scheduler/offers.ts";
 import type { TlsFiles } from "../tls.ts";
-import type { Database } from "../store/schema.ts";
-import type { Kysely } from "kysely";
+import type { ReadDb } from "../store/transaction.ts";
+import type { MarketPrices } from "../registry/market-prices.ts";
 import { admit, identifyCaller, rateLimitKey } from "./auth.ts";
 import { clientErrorHandler, errorHandler, notFoundHandler } from "./http-errors.ts";
 import { accountRoutes } from "./routes/accounts.ts";
@@ -99,7 +99,9 @@ export interface ApiDeps {
   deployments: Deployments;
   ends: ClusterEnds;
   /** Read access for the cluster routes' views. */
-  db: Kysely<Database>;
+  /** Routes read through it; every write goes through a service (a lint-free type: no writes). */
+  db: ReadDb;
+  marketPrices: MarketPrices;
   /** Committed domain events; the live stream (`GET /v1/events`) relays the public ones. */
   events: CoordinatorEvents;
   billing: Billing;

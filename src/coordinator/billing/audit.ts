@@ -1,9 +1,9 @@
-import { sql, type Kysely } from "kysely";
+import { sql } from "kysely";
 import { CURRENCIES, formatWide, type Currency } from "../../core/money.ts";
 import type { LedgerAudit } from "../../protocol/wallet.ts";
 import { Leg, indexedByAccount } from "./ledger-accounts.ts";
 import { readWideSum, wideSum } from "./wide-sum.ts";
-import type { Database } from "../store/schema.ts";
+import type { ReadDb } from "../store/transaction.ts";
 
 /**
  * The ledger audit (`tandem admin ledger-audit`), computed from the postings only — never from the
@@ -23,7 +23,7 @@ import type { Database } from "../store/schema.ts";
  * The totals are sums over the whole ledger, so they are summed and reported wider than 64 bits
  * (wide-sum.ts): a ledger whose wallets together hold more than 2^63 units still audits.
  */
-export async function ledgerAudit(db: Kysely<Database>): Promise<LedgerAudit> {
+export async function ledgerAudit(db: ReadDb): Promise<LedgerAudit> {
   const total = wideSum(sql`amount`);
   const byKind = await sql<{
     currency: string;

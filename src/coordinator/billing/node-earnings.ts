@@ -1,10 +1,10 @@
-import { sql, type Kysely } from "kysely";
+import { sql } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { formatWide } from "../../core/money.ts";
 import type { NodeEarnings, NodeEarningsFigures } from "../../protocol/nodes.ts";
-import type { Database } from "../store/schema.ts";
 import { Leg, TransactionKind } from "./ledger-accounts.ts";
 import { readWideSum, wideSum } from "./wide-sum.ts";
+import type { ReadDb } from "../store/transaction.ts";
 
 /** The recent window of a node's earnings (`last30d`), in ms. */
 export const EARNINGS_RECENT_MS = 30 * 86_400_000;
@@ -29,7 +29,7 @@ type Figure = keyof NodeEarningsFigures;
  * the 64-bit range: they are summed and answered wider (wide-sum.ts).
  */
 export async function nodeEarnings(
-  db: Kysely<Database>,
+  db: ReadDb,
   nodeId: string,
   nowMs: number,
 ): Promise<NodeEarnings> {

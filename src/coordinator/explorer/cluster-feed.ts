@@ -1,8 +1,7 @@
-import type { Kysely } from "kysely";
 import { PUBLIC_CLUSTER_EVENTS, type LiveClusterEvent } from "../../protocol/network.ts";
-import type { Database } from "../store/schema.ts";
 import { toNumber } from "../store/rows.ts";
 import { publicDetail } from "./public-clusters.ts";
+import type { ReadDb } from "../store/transaction.ts";
 
 /** Tuning of {@link ClusterFeed}; every field has a default. */
 export interface ClusterFeedOptions {
@@ -36,7 +35,7 @@ export class ClusterFeed {
   private polling: Promise<void> | undefined;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly db: ReadDb,
     private readonly onEvent: (event: LiveClusterEvent) => void,
     private readonly shouldPoll: () => boolean,
     private readonly onError: (error: unknown) => void,

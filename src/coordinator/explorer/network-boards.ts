@@ -1,4 +1,3 @@
-import type { Kysely } from "kysely";
 import { GPU_MODEL_IDS, gpuModelById } from "../../core/gpu-catalog.ts";
 import { formatMoney, units } from "../../core/money.ts";
 import { isOnline, isProven, type NodeStatus } from "../../core/node-status.ts";
@@ -6,8 +5,8 @@ import type { CatalogPrices } from "../../core/pricing.ts";
 import { REFERENCE_PRICES, referencePerGpuHour } from "../../core/reference-prices.ts";
 import { REGIONS } from "../../core/regions.ts";
 import type { ModelPrice, PriceBoard, RegionBoard } from "../../protocol/network.ts";
-import type { Database } from "../store/schema.ts";
 import { toNumber } from "../store/rows.ts";
+import type { ReadDb } from "../store/transaction.ts";
 
 const usd = (microUsd: bigint) => formatMoney(units(microUsd));
 
@@ -18,7 +17,7 @@ const usd = (microUsd: bigint) => formatMoney(units(microUsd));
  * hyperscaler's price for the same card.
  */
 export async function priceBoard(
-  db: Kysely<Database>,
+  db: ReadDb,
   prices: CatalogPrices,
   pricingMode: "catalog" | "market",
   nowMs: number,
@@ -116,7 +115,7 @@ export function marketFigures(
  * Nodes and GPUs, total and online, and the GPUs verified (online, past `unverified`, not
  * flagged), per region and zone; every known region and zone listed.
  */
-export async function regionBoard(db: Kysely<Database>, nowMs: number): Promise<RegionBoard> {
+export async function regionBoard(db: ReadDb, nowMs: number): Promise<RegionBoard> {
   const rows = await db
     .selectFrom("nodes")
     .select(["zone", "status", "flags"])

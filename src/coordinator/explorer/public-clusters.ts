@@ -1,4 +1,3 @@
-import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { CPU_ONLY } from "../../protocol/clusters.ts";
 import {
@@ -6,8 +5,8 @@ import {
   type PublicCluster,
   type PublicClusterList,
 } from "../../protocol/network.ts";
-import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
+import type { ReadDb } from "../store/transaction.ts";
 
 const ACTIVE_STATUSES = ["pending", "provisioning", "running"] as const;
 const PUBLIC_TYPES = Object.keys(PUBLIC_CLUSTER_EVENTS) as Array<
@@ -25,7 +24,7 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
  * their leases joined to the nodes, and their public events.
  */
 export class PublicClusters {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(private readonly db: ReadDb) {}
 
   async list(
     filter: { status?: string | undefined },

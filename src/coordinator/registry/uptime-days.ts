@@ -1,9 +1,8 @@
-import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { UPTIME_WINDOWS_MS, uptimeRatio } from "../../core/uptime.ts";
 import type { UptimeDays } from "../../protocol/nodes.ts";
-import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
+import type { ReadDb } from "../store/transaction.ts";
 
 const DAY_MS = 86_400_000;
 const DAYS = UPTIME_WINDOWS_MS["30d"] / DAY_MS;
@@ -14,11 +13,7 @@ const DAYS = UPTIME_WINDOWS_MS["30d"] / DAY_MS;
  * online intervals. A window that ends before the node registered has no figure (null); the one
  * it registered in counts from registration.
  */
-export async function uptimeDays(
-  db: Kysely<Database>,
-  nodeId: string,
-  nowMs: number,
-): Promise<UptimeDays> {
+export async function uptimeDays(db: ReadDb, nodeId: string, nowMs: number): Promise<UptimeDays> {
   const node = await db
     .selectFrom("nodes")
     .select("registered_at")

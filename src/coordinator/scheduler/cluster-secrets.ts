@@ -31,6 +31,7 @@ import type {
 import type { Database } from "../store/schema.ts";
 import { appendClusterEvent, type LoadedCluster, type LoadedLease } from "./cluster-store.ts";
 import type { Tx } from "../store/transaction.ts";
+import type { ReadDb } from "../store/transaction.ts";
 
 /** The secret names a cluster was deployed with (empty: none, the usual case). */
 export function secretNamesOf(cluster: Pick<LoadedCluster, "spec">): readonly string[] {
@@ -38,7 +39,7 @@ export function secretNamesOf(cluster: Pick<LoadedCluster, "spec">): readonly st
 }
 
 /** Whether the cluster waits for its boxes (deployed with secret names, none stored yet). */
-export async function secretsPending(db: Kysely<Database>, cluster: LoadedCluster) {
+export async function secretsPending(db: ReadDb, cluster: LoadedCluster) {
   if (secretNamesOf(cluster).length === 0) return false;
   const any = await db
     .selectFrom("cluster_secrets")
@@ -182,10 +183,7 @@ export async function devicePublicKeyOf(
 }
 
 /** What the client seals to: the cluster's active nodes with their device keys. */
-export async function secretsView(
-  db: Kysely<Database>,
-  cluster: LoadedCluster,
-): Promise<ClusterSecretsView> {
+export async function secretsView(db: ReadDb, cluster: LoadedCluster): Promise<ClusterSecretsView> {
   const names = secretNamesOf(cluster);
   if (names.length === 0)
     throw new TandemError(

@@ -9,6 +9,7 @@ import type { ClusterNodesTable, ClustersTable } from "../store/cluster-schema.t
 import type { Database } from "../store/schema.ts";
 import { toNumber, toNumberOrNull } from "../store/rows.ts";
 import { hardwareFacts } from "./inventory.ts";
+import type { ReadDb } from "../store/transaction.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -47,7 +48,7 @@ export async function appendClusterEvent(
     .execute();
 }
 
-export async function loadCluster(db: Kysely<Database>, clusterId: string) {
+export async function loadCluster(db: ReadDb, clusterId: string) {
   const cluster = await db
     .selectFrom("clusters")
     .selectAll()
@@ -64,10 +65,7 @@ export async function loadCluster(db: Kysely<Database>, clusterId: string) {
 }
 
 /** Every cluster in `status`, as `loadCluster` answers each: two statements for all of them. */
-export async function loadClustersIn(
-  db: Kysely<Database>,
-  status: ClusterStatus,
-): Promise<LoadedCluster[]> {
+export async function loadClustersIn(db: ReadDb, status: ClusterStatus): Promise<LoadedCluster[]> {
   const clusters = await db
     .selectFrom("clusters")
     .selectAll()
@@ -134,7 +132,7 @@ function loaded(
 export type LoadedCluster = ReturnType<typeof loaded>;
 export type LoadedLease = LoadedCluster["nodes"][number];
 
-export async function clusterView(db: Kysely<Database>, clusterId: string): Promise<ClusterView> {
+export async function clusterView(db: ReadDb, clusterId: string): Promise<ClusterView> {
   const cluster = await loadCluster(db, clusterId);
   const events = await db
     .selectFrom("cluster_events")
@@ -180,7 +178,7 @@ export async function clusterView(db: Kysely<Database>, clusterId: string): Prom
 
 /** The per-rank offer of each node in its stored hardware report (none: a worker before limits). */
 async function nodeOffers(
-  db: Kysely<Database>,
+  db: ReadDb,
   nodeIds: readonly string[],
 ): Promise<Map<string, RankLimits | undefined>> {
   if (nodeIds.length === 0) return new Map();
@@ -200,7 +198,7 @@ function rankLimitsOn(offer: RankLimits | undefined, ask: RankLimitsAsk): RankLi
 }
 
 export async function readLogs(
-  db: Kysely<Database>,
+  db: ReadDb,
   clusterId: string,
   query: { after?: number | undefined; rank?: number | undefined; limit: number },
 ): Promise<LogLine[]> {
@@ -223,7 +221,7 @@ export async function readLogs(
 }
 
 /** An autoscaled cluster's tasks, oldest first. */
-export async function readTasks(db: Kysely<Database>, clusterId: string): Promise<TaskView[]> {
+export async function readTasks(db: ReadDb, clusterId: string): Promise<TaskView[]> {
   const rows = await db
     .selectFrom("cluster_tasks")
     .selectAll()

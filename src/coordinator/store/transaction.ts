@@ -11,6 +11,25 @@ declare const inTransaction: unique symbol;
  */
 export type Tx = Transaction<Database> & { readonly [inTransaction]: true };
 
+/**
+ * A handle that reads: what the API's routes get, so a route cannot write the store with the
+ * query builder (every write goes through a service, inside its own transaction). A pool handle
+ * and a `Tx` both pass where one is asked.
+ */
+export type ReadDb = Omit<
+  Kysely<Database>,
+  | "insertInto"
+  | "replaceInto"
+  | "updateTable"
+  | "deleteFrom"
+  | "mergeInto"
+  | "transaction"
+  | "startTransaction"
+  | "connection"
+  | "schema"
+  | "destroy"
+>;
+
 /** Most runs of one transaction: the first, then reruns after a serialization failure. */
 const MAX_RUNS = 5;
 
