@@ -1,4 +1,5 @@
-import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createPrivateKey, type KeyObject } from "node:crypto";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { privateKeyFromPem } from "../protocol/device-signing.ts";
@@ -26,8 +27,7 @@ export async function loadOrCreateIdentity(home: string): Promise<DeviceIdentity
     pem = await readFile(keyPath, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    const { privateKey } = generateKeyPairSync("ed25519");
-    pem = privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+    pem = newEd25519Pem();
     await writeFile(keyPath, pem, { mode: 0o600, flag: "wx" });
   }
   await chmod(keyPath, 0o600);
@@ -52,4 +52,22 @@ async function readIds(home: string): Promise<{ deviceId: string; nodeId: string
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
+}
+
+/** PKCS#8 DER of an Ed25519 private key, up to its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/**
+ * A new Ed25519 private key as PKCS#8 PEM, its seed from @noble/curves: node:crypto's
+ * generateKeyPairSync leaves a generation job whose finalizer can deadlock a later export of the
+ * same key on Node 20 (network/wireguard-overlay.ts `newKeyPair` says how).
+ */
+function newEd25519Pem(): string {
+  const seed = ed25519.utils.randomSecretKey();
+  const key = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+  return key.export({ format: "pem", type: "pkcs8" }).toString();
 }

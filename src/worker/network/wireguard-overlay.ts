@@ -24,7 +24,8 @@
  * Costs measured on a 2-core machine: see bench/RESULTS.md "WireGuard overlay".
  */
 import { spawn } from "node:child_process";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { x25519 } from "@noble/curves/ed25519.js";
 import { access, constants, rm, stat } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
@@ -210,14 +211,17 @@ export async function probeWireguard(
   return { kind: "wireguard-go", problem: null };
 }
 
+/**
+ * A fresh X25519 pair with @noble/curves, not node:crypto's generateKeyPairSync + a JWK export:
+ * Node 20 can deadlock there — the export holds the key's mutex while it allocates, and a garbage
+ * collection that finalizes the key's generation job locks the same mutex (seen in CI as a worker
+ * frozen for good, its main thread in futex_wait under ExportJWKEdKey → ~KeyGenJob).
+ */
 function newKeyPair(): { privateKey: Buffer; publicKey: string } {
-  const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  const d = privateKey.export({ format: "jwk" }).d;
-  const x = publicKey.export({ format: "jwk" }).x;
-  if (d === undefined || x === undefined) throw new OverlayError("keys", "x25519 export failed");
+  const secret = x25519.utils.randomSecretKey();
   return {
-    privateKey: Buffer.from(d, "base64url"),
-    publicKey: Buffer.from(x, "base64url").toString("base64"),
+    privateKey: Buffer.from(secret),
+    publicKey: Buffer.from(x25519.getPublicKey(secret)).toString("base64"),
   };
 }
 
