@@ -45,13 +45,16 @@ forEachDatabase("HTTP API", (db) => {
   test("GET /v1/health answers the version, protocol and database", async (t) => {
     const tc = await db.startCoordinator();
     t.after(() => tc.close());
-    assert.deepEqual(await tc.client().health(), {
+    const { replica, ...health } = await tc.client().health();
+    assert.deepEqual(health, {
       status: "ok",
       version: "0.1.0",
       protocolVersion: PROTOCOL_VERSION,
       database: db.kind,
       connectedWorkers: 0,
     });
+    // One coordinator leads its singleton loops (test/replicas.test.ts: many replicas).
+    assert.equal(replica.leader, true);
   });
 
   test("GET /metrics is Prometheus text counting requests by route and status", async (t) => {

@@ -108,6 +108,25 @@ export const CoordinatorConfig = z.strictObject({
   /** How often served time is settled and expiries checked, ms. */
   schedulerTickMs: z.number().int().min(50).default(1000),
   /**
+   * Replicas on one PostgreSQL (DESIGN.md §7): how often a follower tries to take the lead of the
+   * singleton loops, and the leader shows it is alive, ms. A killed leader is replaced within this.
+   */
+  leaderPollMs: z.number().int().min(50).max(60_000).default(500),
+  /**
+   * A leader silent this long (paused, stuck) loses the lead, ms; at least twice `leaderPollMs`.
+   * Long enough that a loaded machine's event-loop stall does not move the lead; a killed leader
+   * is replaced within `leaderPollMs` whatever this is. Needs PostgreSQL 14 or later
+   * (`idle_session_timeout`).
+   */
+  leaderLeaseMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** Replicas on one PostgreSQL: how often each says it is alive, ms. */
+  replicaAliveMs: z.number().int().min(50).max(60_000).default(1000),
+  /**
+   * A replica silent this long is dead, ms: the leader watches its workers until they reconnect
+   * to another replica or are declared offline.
+   */
+  replicaDeadAfterMs: z.number().int().min(100).max(600_000).default(5000),
+  /**
    * The network's genesis time, ms since the epoch: emission hour 0 begins here. Absent: when the
    * coordinator first started on its database (economics/network-genesis.ts). At most the end of
    * year 9999, the last time an ISO 8601 date of four digits names.
@@ -170,6 +189,11 @@ export function parseCoordinatorConfig(input: CoordinatorConfigInput): Coordinat
     const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`invalid coordinator config: ${problems}`);
   }
+  const { leaderLeaseMs, leaderPollMs } = parsed.data;
+  if (leaderLeaseMs < 2 * leaderPollMs)
+    throw new Error(
+      `invalid coordinator config: leaderLeaseMs: ${leaderLeaseMs} is under twice leaderPollMs (${leaderPollMs}): a live leader would lose the lead between two of its polls`,
+    );
   return parsed.data;
 }
 

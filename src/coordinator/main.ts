@@ -48,6 +48,10 @@ import { Rendezvous } from "./scheduler/rendezvous.ts";
 import { LeaseSettler } from "./scheduler/settlement.ts";
 import { SchedulerTicker } from "./scheduler/ticker.ts";
 import { loadTlsFiles } from "./tls.ts";
+import { PostgresLeaderElection, SoleLeader, type Leadership } from "./replicas/leader-election.ts";
+import { IdPrefix, newId } from "../protocol/ids.ts";
+import { Replicas } from "./replicas/replicas.ts";
+import type { WorkerChannel } from "./scheduler/worker-channel.ts";
 
 export const VERSION = "0.1.0";
 
@@ -66,6 +70,8 @@ export interface Coordinator {
   readonly gateway: WorkerGateway;
   /** The scheduler's clock (tests tick it by hand). */
   readonly ticker: SchedulerTicker;
+  /** Whether this replica leads the singleton loops (always, on SQLite). */
+  readonly leadership: Leadership;
   /** Job output as stored (tests wait for it). */
   readonly logs: LogWriter;
   readonly billing: Billing;
@@ -83,7 +89,11 @@ export async function startCoordinator(
 ): Promise<Coordinator> {
   const config = parseCoordinatorConfig(input);
   const clock = options.clock ?? systemClock;
-  const logger = pino({ level: config.logLevel, base: { service: "coordinator" } });
+  const replicaId = newId(IdPrefix.replica, clock.now());
+  const logger = pino({
+    level: config.logLevel,
+    base: { service: "coordinator", replica: replicaId },
+  });
   const tls = await loadTlsFiles(config.tlsCertFile, config.tlsKeyFile);
   await mkdir(config.home, { recursive: true, mode: 0o700 });
   const store = await openStore(
@@ -101,6 +111,14 @@ export async function startCoordinator(
     },
   );
 
+  const leadership: Leadership =
+    store.newSession === undefined
+      ? new SoleLeader(replicaId)
+      : new PostgresLeaderElection(
+          replicaId,
+          { newSession: store.newSession, clock, logger },
+          { pollMs: config.leaderPollMs, leaseMs: config.leaderLeaseMs },
+        );
   const events = new CoordinatorEvents();
   const accounts = new AccountRegistry(store.db);
   const lifecycle = new NodeLifecycle(store.db, events);
@@ -142,21 +160,43 @@ export async function startCoordinator(
   const rates = oracleRates(config);
   const billing = new Billing(store.db, ledger, fees, rates);
   const wallet = new WalletService(store.db, ledger, new ManualRail());
-  const inventory = new Inventory(
+  // Replicas on one PostgreSQL reach workers held by another replica through it (DESIGN.md §7).
+  const replicas: Replicas | undefined =
+    store.newSession === undefined
+      ? undefined
+      : new Replicas(
+          replicaId,
+          {
+            db: store.db,
+            clock,
+            logger,
+            newSession: store.newSession,
+            gateway,
+            leadership,
+            events,
+            nodeChanged: [
+              (nodeId: string): void => inventory.refreshInBackground(nodeId),
+              (): void => networkCounts.requestRecount(),
+            ],
+          },
+          { aliveEveryMs: config.replicaAliveMs, deadAfterMs: config.replicaDeadAfterMs },
+        );
+  const workers: WorkerChannel = replicas?.channel ?? gateway;
+  const inventory: Inventory = new Inventory(
     store.db,
     DEFAULT_CATALOG_PRICES,
     config.pricingMode,
     events,
     (error, nodeId) => logger.warn({ err: error, nodeId }, "inventory refresh failed"),
-    (nodeId) => gateway.awaitingContact(nodeId),
-    (nodeId) => gateway.behindNat(nodeId),
+    (nodeId) => workers.awaitingContact(nodeId),
+    (nodeId) => workers.behindNat(nodeId),
   );
   // The scheduler's systems (DESIGN.md §5.5–5.8), each handed the peers it works with.
   const resources = {
     db: store.db,
     clock,
     inventory,
-    workers: gateway,
+    workers,
     payments: billingPayments(billing),
     events,
     logger,
@@ -216,9 +256,11 @@ export async function startCoordinator(
     failover,
     autoscaler,
     ends,
+    leadership,
   );
   gateway.onJobMessage((nodeId, message) => jobMessages.onJobMessage(nodeId, message));
-  gateway.onWorkerConnected((nodeId) => {
+  gateway.onWorkerConnected(async (nodeId) => {
+    await replicas?.held(nodeId);
     // A node restored at start becomes rentable once heard from (its status may not change).
     inventory.refreshInBackground(nodeId);
     return rendezvous.resendStarts(nodeId);
@@ -259,6 +301,7 @@ export async function startCoordinator(
       billing,
       wallet,
       marketPrices,
+      leadership,
       db: store.db,
     },
     logger,
@@ -270,11 +313,17 @@ export async function startCoordinator(
     .where("status", "in", NODE_STATUSES.filter(isOnline))
     .execute();
   await networkCounts.start();
+  await replicas?.start();
+  // Every node online is watched here as after a restart, but for those of replicas already heard
+  // alive; those of replicas heard later are left to them then (replicas/replicas.ts).
   gateway.start(
-    stillOnline.map((n) => ({ nodeId: n.id, lastSeenMs: toNumberOrNull(n.last_seen_at) })),
+    stillOnline
+      .filter((n) => replicas?.directory.elsewhere(n.id) === undefined)
+      .map((n) => ({ nodeId: n.id, lastSeenMs: toNumberOrNull(n.last_seen_at) })),
   );
   await inventory.load();
   await rendezvous.restore();
+  await leadership.start();
   ticker.start();
   const spotChecks = new SpotChecks(
     { db: store.db, clock, starter: gateway, events, logger, random: Math.random },
@@ -285,8 +334,9 @@ export async function startCoordinator(
   const stopUptime = new AbortController();
   let uptimeRefresh: Promise<void> | undefined;
   const uptimeTimer = setInterval(() => {
-    uptimeRefresh ??= lifecycle
-      .refreshAllUptime(clock.now(), stopUptime.signal)
+    uptimeRefresh ??= leadership
+      .asLeader(() => lifecycle.refreshAllUptime(clock.now(), stopUptime.signal))
+      .then(() => undefined)
       .catch((error: unknown) => logger.error({ err: error }, "uptime refresh failed"))
       .finally(() => (uptimeRefresh = undefined));
   }, config.uptimeRefreshMs);
@@ -305,6 +355,7 @@ export async function startCoordinator(
     lifecycle,
     gateway,
     ticker,
+    leadership,
     logs,
     billing,
     createdAdminKey: admin?.apiKey,
@@ -319,6 +370,8 @@ export async function startCoordinator(
         await spotChecks.stop();
         gateway.stop();
         await ticker.stop();
+        await replicas?.close();
+        await leadership.close();
         await logs.idle();
         await app.close();
         await networkCounts.stop();

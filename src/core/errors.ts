@@ -26,6 +26,8 @@ export const ErrorCode = {
   UNKNOWN_GPU_MODEL: "UNKNOWN_GPU_MODEL",
   /** The database is locked, full or unreachable for now: retry later (503). */
   UNAVAILABLE: "UNAVAILABLE",
+  /** This coordinator replica no longer leads the singleton loops: another one does (503). */
+  FENCED_OUT: "FENCED_OUT",
   INTERNAL: "INTERNAL",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -11,6 +11,8 @@ export const IdPrefix = {
   cluster: "clu",
   job: "job",
   transaction: "tx",
+  /** A coordinator replica, for one run of its process. */
+  replica: "rep",
 } as const;
 export type IdPrefix = (typeof IdPrefix)[keyof typeof IdPrefix];
 

@@ -28,6 +28,9 @@ export interface TandemProcess {
   kill(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals>;
 }
 
+/** How long `kill` waits for a process to end on its signal before it sends SIGKILL, ms. */
+const KILL_AFTER_MS = 15_000;
+
 /**
  * Starts `tandem args…`; `via` runs it through another command first (e.g. `ip netns exec NS`,
  * which execs it, so the child is still the tandem process).
@@ -84,7 +87,14 @@ export function spawnTandem(
       });
     },
     async kill(signal = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        // A stopped process keeps a SIGTERM pending until it runs again; one that will not end
+        // (hung, or ignoring the signal) is killed outright, so a test never waits on it forever.
+        child.kill("SIGCONT");
+        const killer = setTimeout(() => child.kill("SIGKILL"), KILL_AFTER_MS);
+        void exited.then(() => clearTimeout(killer));
+      }
       return exited;
     },
   };

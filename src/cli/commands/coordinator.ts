@@ -23,6 +23,8 @@ interface CoordinatorOptions {
   proofIntervalMs?: number;
   proofOverheadMs?: number;
   genesisAt?: number;
+  leaderPollMs?: number;
+  leaderLeaseMs?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
@@ -115,6 +117,16 @@ export function registerCoordinatorCommand(program: Command): void {
       parseIntOption("--proof-interval-ms"),
     )
     .option(
+      "--leader-poll-ms <ms>",
+      "replicas on one PostgreSQL: how often a follower tries to take the lead of settlement and expiry (default 500)",
+      parseIntOption("--leader-poll-ms"),
+    )
+    .option(
+      "--leader-lease-ms <ms>",
+      "replicas on one PostgreSQL: a leader silent this long loses the lead (default 10000)",
+      parseIntOption("--leader-lease-ms"),
+    )
+    .option(
       "--genesis-at <time>",
       "the network's genesis, when TDM emission begins: an ISO 8601 UTC time such as 2026-01-01T00:00:00Z (default: this database's first start)",
       parseGenesisAt,
@@ -153,6 +165,8 @@ export function registerCoordinatorCommand(program: Command): void {
           ? {}
           : { proofIntervalMs: options.proofIntervalMs }),
         ...(options.genesisAt === undefined ? {} : { genesisAtMs: options.genesisAt }),
+        ...(options.leaderPollMs === undefined ? {} : { leaderPollMs: options.leaderPollMs }),
+        ...(options.leaderLeaseMs === undefined ? {} : { leaderLeaseMs: options.leaderLeaseMs }),
         proof: {
           ...(options.proofGpuTargetMs === undefined
             ? {}

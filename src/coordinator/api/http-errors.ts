@@ -39,6 +39,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case "RATE_LIMITED":
       return 429;
     case "UNAVAILABLE":
+    case "FENCED_OUT":
       return 503;
     case "INTERNAL":
       return 500;

@@ -26,6 +26,7 @@ import type { Deployments } from "../scheduler/deployments.ts";
 import type { Offers } from "../scheduler/offers.ts";
 import type { TlsFiles } from "../tls.ts";
 import type { ReadDb } from "../store/transaction.ts";
+import type { Leadership } from "../replicas/leader-election.ts";
 import type { MarketPrices } from "../registry/market-prices.ts";
 import { admit, identifyCaller, rateLimitKey } from "./auth.ts";
 import { clientErrorHandler, errorHandler, notFoundHandler } from "./http-errors.ts";
@@ -93,6 +94,7 @@ export interface ApiDeps {
   enrollment: EnrollmentTokens;
   nodes: NodeQueries;
   gateway: WorkerGateway;
+  leadership: Pick<Leadership, "replicaId" | "leading" | "term">;
   metrics: Metrics;
   /** Search and the one pricing path of quotes and deploys. */
   offers: Offers;

@@ -112,11 +112,7 @@ export class WorkerGateway implements ProofStarter {
     deps.events.on("node:status", ({ nodeId, to }) => {
       if (to === "leased" || to === "standby") this.proofs.drop(nodeId);
     });
-    deps.events.on("device:revoked", ({ deviceId, nodeId }) => {
-      this.detector.forget(nodeId);
-      this.sessions.get(deviceId)?.socket.close(CloseCode.revoked, "device revoked");
-      this.dropSession(deviceId);
-    });
+    deps.events.on("device:revoked", ({ deviceId, nodeId }) => this.closeRevoked(deviceId, nodeId));
   }
 
   /**
@@ -215,6 +211,40 @@ export class WorkerGateway implements ProofStarter {
 
   behindNat(nodeId: string): boolean {
     return this.byNode.get(nodeId)?.behindNat ?? false;
+  }
+
+  /** A revoked device's connection ends here, and its node is no longer watched. */
+  closeRevoked(deviceId: string, nodeId: string): void {
+    this.detector.forget(nodeId);
+    this.sessions.get(deviceId)?.socket.close(CloseCode.revoked, "device revoked");
+    this.dropSession(deviceId);
+  }
+
+  /** Whether this coordinator holds the worker's WebSocket. */
+  holds(nodeId: string): boolean {
+    return this.byNode.has(nodeId);
+  }
+
+  /**
+   * The worker of `nodeId` connected to another replica (replicas/replicas.ts): its silence here
+   * is no failure, and an older connection of it here is closed.
+   */
+  release(nodeId: string): void {
+    this.detector.forget(nodeId);
+    const session = this.byNode.get(nodeId);
+    if (session === undefined) return;
+    this.deps.logger.info({ nodeId }, "worker connected to another replica: released here");
+    session.socket.close(CloseCode.replaced, "connected to another coordinator");
+    this.dropSession(session.deviceId);
+  }
+
+  /**
+   * Watches a node whose replica died, as one restored at a restart: it has the restart grace to
+   * connect to a replica, and counts as last seen at `lastSeenMs` until it does.
+   */
+  adopt(nodeId: string, lastSeenMs: number): void {
+    if (!this.byNode.has(nodeId) && !this.detector.isWatched(nodeId))
+      this.detector.watch(nodeId, lastSeenMs);
   }
 
   private keepSession(session: Session): void {

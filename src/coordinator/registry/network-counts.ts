@@ -114,8 +114,11 @@ export class NetworkCounts {
     return [...this.buckets.values()].map((bucket) => ({ ...bucket }));
   }
 
-  /** One recount waits in the queue at most: a burst of registrations costs one or two. */
-  private requestRecount(): void {
+  /**
+   * Counts again from the store (also when another replica changed a node). One recount waits in
+   * the queue at most: a burst of registrations costs one or two.
+   */
+  requestRecount(): void {
     ++this.seq;
     if (this.recountQueued) return;
     this.recountQueued = true;

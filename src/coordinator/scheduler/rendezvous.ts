@@ -177,9 +177,31 @@ export class Rendezvous {
   private async pendingStart(cluster: LoadedCluster, lease: LoadedLease) {
     if (cluster.autoscale !== null) return this.autoscaler.taskStart(cluster, lease);
     if (lease.rank === null) return undefined;
-    const head = lease.rank === 0 ? null : this.heads.get(cluster.id);
+    const head =
+      lease.rank === 0 ? null : (this.heads.get(cluster.id) ?? (await this.storedHead(cluster)));
     if (head === undefined || (await secretsPending(this.resources.db, cluster))) return undefined;
     return this.rankStart(cluster, { ...lease, rank: lease.rank }, head);
+  }
+
+  /**
+   * The head's address as its last `head-ready` event gives it, when that is of the head's
+   * current run: another replica heard the head report (it holds the head's worker). Not kept,
+   * so a later full restart through that replica is never answered from here with a stale head.
+   */
+  private async storedHead(cluster: LoadedCluster): Promise<HeadAddress | undefined> {
+    const head = cluster.nodes.find((n) => n.active && n.rank === 0);
+    const row = await this.resources.db
+      .selectFrom("cluster_events")
+      .select("detail")
+      .where("cluster_id", "=", cluster.id)
+      .where("type", "=", "head-ready")
+      .orderBy("id", "desc")
+      .executeTakeFirst();
+    if (head === undefined || row === undefined) return undefined;
+    const ready = JSON.parse(row.detail) as HeadAddress & { nodeId: string; attempt: number };
+    return ready.nodeId === head.nodeId && ready.attempt === head.attempt
+      ? { address: ready.address, port: ready.port }
+      : undefined;
   }
 
   /**

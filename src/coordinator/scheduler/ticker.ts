@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import type { Leadership } from "../replicas/leader-election.ts";
 import type { Database } from "../store/schema.ts";
 import type { Autoscaler } from "./autoscaler.ts";
 import type { ClusterEnds } from "./cluster-ends.ts";
@@ -12,7 +13,8 @@ import type { LeaseSettler } from "./settlement.ts";
 /**
  * The scheduler's clock: every `tickMs` it ends clusters whose paid time is over, moves lapsed
  * reservations, then settles every running cluster in one pass (./settlement.ts), then lets
- * autoscaled clusters take their next step.
+ * autoscaled clusters take their next step. With replicas, only the leader's ticks do anything,
+ * and what they write is fenced by its term (../replicas/leader-election.ts).
  */
 export class SchedulerTicker {
   private timer: NodeJS.Timeout | undefined;
@@ -25,6 +27,7 @@ export class SchedulerTicker {
     private readonly failover: Failover,
     private readonly autoscaler: Autoscaler,
     private readonly ends: ClusterEnds,
+    private readonly leadership: Pick<Leadership, "asLeader">,
   ) {}
 
   start(): void {
@@ -44,7 +47,12 @@ export class SchedulerTicker {
     await this.queue.idle();
   }
 
-  async tick(): Promise<void> {
+  /** One pass, on the leader; resolves false without one on a follower. */
+  tick(): Promise<boolean> {
+    return this.leadership.asLeader(() => this.pass());
+  }
+
+  private async pass(): Promise<void> {
     const { db } = this.resources;
     const now = this.resources.clock.now();
     const live = await db

@@ -21,6 +21,11 @@ export type StoreLocation =
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /**
+   * A new connection outside the pool, not yet connected (PostgreSQL only): for what lives as long
+   * as a session, such as the leader's advisory lock. Its owner connects and ends it.
+   */
+  readonly newSession: (() => pg.Client) | undefined;
   close(): Promise<void>;
 }
 
@@ -92,6 +97,7 @@ function openSqlite(path: string, busyWaitMs: number): Store {
   return {
     db,
     dialect: "sqlite",
+    newSession: undefined,
     close: () => {
       clearInterval(optimizer);
       return db.destroy();
@@ -116,5 +122,10 @@ function openPostgres(url: string, onConnectionError: (error: Error) => void): S
   // discards that client and the next query opens a fresh one.
   pool.on("error", onConnectionError);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: "postgres", close: () => db.destroy() };
+  return {
+    db,
+    dialect: "postgres",
+    newSession: () => new pg.Client({ connectionString: url }),
+    close: () => db.destroy(),
+  };
 }

@@ -1,5 +1,6 @@
 import type { IsolationLevel, Kysely, Transaction } from "kysely";
 import type { Database } from "./schema.ts";
+import { checkFence } from "./leader-fence.ts";
 import { isSerializationFailure } from "./sql-errors.ts";
 
 declare const inTransaction: unique symbol;
@@ -36,7 +37,8 @@ const MAX_RUNS = 5;
 /**
  * Runs `work` in one transaction; after a serialization failure or a deadlock (PostgreSQL gave
  * up on it for running into another) the whole of `work` runs again, up to 5 runs in all, so
- * `work` must keep its results in what it returns, not in variables outside it.
+ * `work` must keep its results in what it returns, not in variables outside it. Started from a
+ * leader's loop, the transaction is fenced by its term first (./leader-fence.ts).
  */
 export async function runInTransaction<T>(
   db: Kysely<Database>,
@@ -53,7 +55,10 @@ export async function runInTransaction<T>(
       const begin = db.transaction();
       const transaction =
         options.isolation === undefined ? begin : begin.setIsolationLevel(options.isolation);
-      return await transaction.execute((tx) => work(tx as Tx));
+      return await transaction.execute(async (tx) => {
+        await checkFence(tx);
+        return work(tx as Tx);
+      });
     } catch (error) {
       const retry = isSerializationFailure(error) || options.retryOn?.(error) === true;
       if (run >= MAX_RUNS || !retry) throw error;

@@ -2,7 +2,10 @@ import { HealthResponse } from "../../../protocol/system.ts";
 import { PROTOCOL_VERSION } from "../../../protocol/worker-messages.ts";
 import type { ApiDeps, ZodApp } from "../server.ts";
 
-export function systemRoutes(app: ZodApp, { metrics, gateway, config, version }: ApiDeps): void {
+export function systemRoutes(
+  app: ZodApp,
+  { metrics, gateway, config, version, leadership }: ApiDeps,
+): void {
   app.get(
     "/v1/health",
     { schema: { tags: ["system"], response: { 200: HealthResponse } } },
@@ -12,6 +15,11 @@ export function systemRoutes(app: ZodApp, { metrics, gateway, config, version }:
       protocolVersion: PROTOCOL_VERSION,
       database: config.database,
       connectedWorkers: gateway.connectedWorkers,
+      replica: {
+        id: leadership.replicaId,
+        leader: leadership.leading,
+        term: leadership.term ?? null,
+      },
     }),
   );
 
