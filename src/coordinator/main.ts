@@ -31,6 +31,8 @@ import { Ledger } from "./billing/ledger.ts";
 import { networkGenesisAt } from "./economics/network-genesis.ts";
 import { ManualRail } from "./billing/payment-rail.ts";
 import { WalletService } from "./billing/wallet.ts";
+import { StakeService, stakeOptionsOf } from "./economics/stakes.ts";
+import { ensureGenesis } from "./economics/supply.ts";
 import { billingPayments } from "./scheduler/billing-payments.ts";
 import { Inventory } from "./scheduler/inventory.ts";
 import { Autoscaler } from "./scheduler/autoscaler.ts";
@@ -142,6 +144,8 @@ export async function startCoordinator(
   const rates = oracleRates(config);
   const billing = new Billing(store.db, ledger, fees, rates);
   const wallet = new WalletService(store.db, ledger, new ManualRail());
+  const stakes = new StakeService(store.db, ledger, stakeOptionsOf(config));
+  await ensureGenesis(store.db, ledger, clock.now());
   const inventory = new Inventory(
     store.db,
     DEFAULT_CATALOG_PRICES,
@@ -258,6 +262,7 @@ export async function startCoordinator(
       ends,
       billing,
       wallet,
+      stakes,
       marketPrices,
       db: store.db,
     },

@@ -11,6 +11,7 @@ export const IdPrefix = {
   cluster: "clu",
   job: "job",
   transaction: "tx",
+  stake: "stk",
 } as const;
 export type IdPrefix = (typeof IdPrefix)[keyof typeof IdPrefix];
 
