@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { openBilling, type BillingHarness } from "../../../test/support/billing.ts";
+import { deployed, openBilling, type BillingHarness } from "../../../test/support/billing.ts";
 import { forEachDatabase } from "../../../test/support/coordinator.ts";
 import {
   fixtureHardware,
@@ -17,8 +17,7 @@ import {
 } from "../../../test/support/devices.ts";
 import { GENESIS_SUPPLY, MAX_SUPPLY } from "../../core/emission.ts";
 import { TandemError } from "../../core/errors.ts";
-import { units, type Money } from "../../core/money.ts";
-import { IdPrefix, newId } from "../../protocol/ids.ts";
+import { formatMoney, units, type Money } from "../../core/money.ts";
 import { ledgerAudit } from "../billing/audit.ts";
 import { Ledger } from "../billing/ledger.ts";
 import { DeviceRegistry } from "../registry/devices.ts";
@@ -159,35 +158,10 @@ async function run(h: BillingHarness, stakes: StakeService, nodes: string[], ops
         break;
       }
       case "rent": {
-        const consumer = await h.account(["consumer"]);
-        const supplier = await h.account(["supplier"]);
-        const clusterId = newId(IdPrefix.cluster);
-        const quote = h.billing.quote({
-          currency: "TDM",
-          durationMinutes: o.minutes,
-          nodes: [{ nodeId: "node_0", pricePerHour: units(o.price) }],
-        });
-        await h.fund(consumer, "TDM", quote.consumerTotal);
-        const charged = await h.billing.transaction((tx) =>
-          h.billing.chargeDeploy(tx, {
-            clusterId,
-            consumerAccountId: consumer,
-            quote,
-            idempotencyKey: `deploy-${clusterId}`,
-            nowMs: now,
-          }),
-        );
-        assert.equal(charged.ok, true);
+        const price = formatMoney(units(o.price));
+        const rental = await deployed(h, { currency: "TDM", price, minutes: o.minutes });
         const settled = await h.billing.transaction((tx) =>
-          h.billing.settleLease(tx, {
-            clusterId,
-            leaseId: `lease_${clusterId}`,
-            supplierAccountId: supplier,
-            currency: "TDM",
-            pricePerHour: units(o.price),
-            servedMinutes: o.minutes,
-            nowMs: now,
-          }),
+          h.billing.settleLease(tx, rental.lease(0, o.minutes)),
         );
         assert.ok(settled.ok);
         burned += settled.released.burn;

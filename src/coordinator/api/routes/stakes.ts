@@ -65,53 +65,36 @@ export function stakeRoutes(app: ZodApp, { stakes, clock }: ApiDeps): void {
     (request) => stakes.list(callerOf(request).accountId, request.query),
   );
 
-  app.post(
-    "/v1/stakes/:id/unstake",
-    {
-      config: { roles: [...roles] },
-      schema: {
-        tags: ["stakes"],
-        summary: "start a position's cooldown; it stays slashable until it can be withdrawn",
-        headers: IdempotencyHeaders,
-        params: StakeParams,
-        response: { 200: StakeView },
+  const moves = {
+    unstake: "start a position's cooldown; it stays slashable until it can be withdrawn",
+    withdraw: "after the cooldown, pay a position back to your wallet",
+  } as const;
+  for (const [move, summary] of Object.entries(moves) as Array<[keyof typeof moves, string]>) {
+    app.post(
+      `/v1/stakes/:id/${move}`,
+      {
+        config: { roles: [...roles] },
+        schema: {
+          tags: ["stakes"],
+          summary,
+          headers: IdempotencyHeaders,
+          params: StakeParams,
+          response: { 200: StakeView },
+        },
       },
-    },
-    async (request, reply) => {
-      const answer = await stakes.unstake({
-        requestedBy: callerOf(request).accountId,
-        idempotencyKey: request.headers[IDEMPOTENCY_HEADER],
-        stakeId: request.params.id,
-        nowMs: clock.now(),
-      });
-      if (answer.replayed) void reply.header(REPLAYED_HEADER, "true");
-      return answer.body;
-    },
-  );
-
-  app.post(
-    "/v1/stakes/:id/withdraw",
-    {
-      config: { roles: [...roles] },
-      schema: {
-        tags: ["stakes"],
-        summary: "after the cooldown, pay a position back to your wallet",
-        headers: IdempotencyHeaders,
-        params: StakeParams,
-        response: { 200: StakeView },
+      async (request, reply) => {
+        const input = {
+          requestedBy: callerOf(request).accountId,
+          idempotencyKey: request.headers[IDEMPOTENCY_HEADER],
+          stakeId: request.params.id,
+          nowMs: clock.now(),
+        };
+        const answer = await (move === "unstake" ? stakes.unstake(input) : stakes.withdraw(input));
+        if (answer.replayed) void reply.header(REPLAYED_HEADER, "true");
+        return answer.body;
       },
-    },
-    async (request, reply) => {
-      const answer = await stakes.withdraw({
-        requestedBy: callerOf(request).accountId,
-        idempotencyKey: request.headers[IDEMPOTENCY_HEADER],
-        stakeId: request.params.id,
-        nowMs: clock.now(),
-      });
-      if (answer.replayed) void reply.header(REPLAYED_HEADER, "true");
-      return answer.body;
-    },
-  );
+    );
+  }
 
   app.get(
     "/v1/nodes/:id/stake",
