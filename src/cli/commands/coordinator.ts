@@ -23,6 +23,7 @@ interface CoordinatorOptions {
   proofIntervalMs?: number;
   proofOverheadMs?: number;
   genesisAt?: number;
+  stakeCooldownMs?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
@@ -83,6 +84,11 @@ export function registerCoordinatorCommand(program: Command): void {
       "--missed-heartbeats <n>",
       "missed heartbeats before a node is offline",
       parseIntOption("--missed-heartbeats"),
+    )
+    .option(
+      "--stake-cooldown-ms <ms>",
+      "how long unstaked TDM stays slashable before it can be withdrawn (default 14 days)",
+      parseIntOption("--stake-cooldown-ms"),
     )
     .option(
       "--proof-gpu-target-ms <ms>",
@@ -153,6 +159,9 @@ export function registerCoordinatorCommand(program: Command): void {
           ? {}
           : { proofIntervalMs: options.proofIntervalMs }),
         ...(options.genesisAt === undefined ? {} : { genesisAtMs: options.genesisAt }),
+        ...(options.stakeCooldownMs === undefined
+          ? {}
+          : { stake: { cooldownMs: options.stakeCooldownMs } }),
         proof: {
           ...(options.proofGpuTargetMs === undefined
             ? {}
