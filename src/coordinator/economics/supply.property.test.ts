@@ -15,11 +15,11 @@ import {
   newDeviceKey,
   signedRegistration,
 } from "../../../test/support/devices.ts";
-import { GENESIS_SUPPLY, MAX_SUPPLY } from "../../core/emission.ts";
+import { COMMUNITY_POOL, GENESIS_SUPPLY, MAX_SUPPLY } from "../../core/emission.ts";
 import { TandemError } from "../../core/errors.ts";
-import { formatMoney, units, type Money } from "../../core/money.ts";
+import { formatMoney, neg, units, type Money } from "../../core/money.ts";
 import { ledgerAudit } from "../billing/audit.ts";
-import { Ledger } from "../billing/ledger.ts";
+import { Ledger, inTransaction } from "../billing/ledger.ts";
 import { DeviceRegistry } from "../registry/devices.ts";
 import { CoordinatorEvents } from "../events.ts";
 import { DEFAULT_STAKE_OPTIONS, StakeService } from "./stakes.ts";
@@ -215,5 +215,41 @@ forEachDatabase("TDM supply properties", (db) => {
       ),
       { numRuns: db.kind === "postgres" ? 15 : 40 },
     );
+  });
+
+  test("the audit refuses a supply beyond its bounds: emission above the community pool", async (t) => {
+    const h = await openBilling(db, t);
+    const ledger = new Ledger(h.store.dialect);
+    await ensureGenesis(h.store.db, ledger, Date.UTC(2025, 0, 1));
+    const clean = await ledgerAudit(h.store.db);
+    assert.equal(clean.ok, true, JSON.stringify(clean));
+    assert.deepEqual(
+      [clean.supply.genesis, clean.supply.totalSupply, clean.supply.problems],
+      ["500000000.000000", "500000000.000000", []],
+    );
+    const holder = await h.account();
+    const tooMuch = units(COMMUNITY_POOL + 1n);
+    await inTransaction(h.store.db, (tx) =>
+      ledger.record(tx, {
+        idempotencyKey: "rogue-emission",
+        kind: "genesis",
+        requestHash: "x",
+        metadata: {},
+        response: () => ({}),
+        nowMs: Date.UTC(2025, 0, 1),
+        postings: [
+          { account: "emission-pool", currency: "TDM", amount: neg(tooMuch), leg: "emission" },
+          { account: `wallet:${holder}`, currency: "TDM", amount: tooMuch, leg: "emission" },
+        ],
+      }),
+    );
+    const broken = await ledgerAudit(h.store.db);
+    assert.equal(broken.ok, false);
+    assert.deepEqual(broken.supply.problems, [
+      "emitted 300000000.000001 exceeds 300000000.000000",
+      "total supply exceeds the maximum 800000000.000000",
+    ]);
+    // Conservation still holds: minting is internal to the ledger.
+    assert.ok(broken.currencies.every((c) => c.conserved));
   });
 });
