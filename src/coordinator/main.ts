@@ -144,7 +144,7 @@ export async function startCoordinator(
   const rates = oracleRates(config);
   const billing = new Billing(store.db, ledger, fees, rates);
   const wallet = new WalletService(store.db, ledger, new ManualRail());
-  const stakes = new StakeService(store.db, ledger, stakeOptionsOf(config));
+  const stakes = new StakeService(store.db, ledger, events, stakeOptionsOf(config));
   await ensureGenesis(store.db, ledger, clock.now());
   const inventory = new Inventory(
     store.db,

@@ -38,6 +38,7 @@ import type { Answer } from "../billing/wallet.ts";
 import { appendHistory } from "../registry/node-history.ts";
 import { toNumberOrNull } from "../store/rows.ts";
 import type { CoordinatorConfig } from "../config.ts";
+import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 import type { ReadDb } from "../store/transaction.ts";
 
@@ -96,11 +97,31 @@ export class StakeService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly ledger: Ledger,
+    private readonly events: CoordinatorEvents,
     readonly options: StakeOptions = DEFAULT_STAKE_OPTIONS,
   ) {}
 
+  /** Publishes `node:stake` once the change has committed (not for a replay). */
+  private async published<T>(
+    change: Promise<Answer<T>>,
+    event: { action: string; atMs: number },
+    nodeOf: (body: T) => string,
+  ): Promise<Answer<T>> {
+    const answer = await change;
+    if (!answer.replayed) this.events.emit("node:stake", { nodeId: nodeOf(answer.body), ...event });
+    return answer;
+  }
+
   /** Moves `amount` TDM from the staker's wallet into a new position on `nodeId`. */
   stake(request: Request & { nodeId: string; amount: Money }): Promise<Answer<StakeView>> {
+    return this.published(
+      this.addStake(request),
+      { action: "stake-added", atMs: request.nowMs },
+      (v) => v.nodeId,
+    );
+  }
+
+  private addStake(request: Request & { nodeId: string; amount: Money }) {
     const key = `stake:${request.requestedBy}:${request.idempotencyKey}`;
     const hash = requestHash(TransactionKind.STAKE, {
       nodeId: request.nodeId,
@@ -179,6 +200,14 @@ export class StakeService {
 
   /** Starts a position's cooldown: it stays slashable until `withdrawableAt`. */
   unstake(request: Request & { stakeId: string }): Promise<Answer<StakeView>> {
+    return this.published(
+      this.startCooldown(request),
+      { action: "stake-unbonding", atMs: request.nowMs },
+      (v) => v.nodeId,
+    );
+  }
+
+  private startCooldown(request: Request & { stakeId: string }) {
     const key = `unstake:${request.requestedBy}:${request.idempotencyKey}`;
     return inTransaction(this.db, async (tx) => {
       await this.ledger.lockKey(tx, key);
@@ -229,6 +258,14 @@ export class StakeService {
 
   /** Pays a position whose cooldown is over back to its staker's wallet: all its escrow holds. */
   withdraw(request: Request & { stakeId: string }): Promise<Answer<StakeView>> {
+    return this.published(
+      this.payBack(request),
+      { action: "stake-withdrawn", atMs: request.nowMs },
+      (v) => v.nodeId,
+    );
+  }
+
+  private payBack(request: Request & { stakeId: string }) {
     const key = `stake-withdrawal:${request.requestedBy}:${request.idempotencyKey}`;
     const hash = requestHash(TransactionKind.STAKE_WITHDRAWAL, { stakeId: request.stakeId });
     return inTransaction(this.db, async (tx) => {
@@ -290,7 +327,7 @@ export class StakeService {
     commissionBps: number;
     nowMs: number;
   }): Promise<NodeStakeView> {
-    await inTransaction(this.db, async (tx) => {
+    const changed = await inTransaction(this.db, async (tx) => {
       const node = await liveNode(tx, request.nodeId);
       if (node.account_id !== request.requestedBy)
         throw new TandemError(ErrorCode.FORBIDDEN, "only the node's owner sets its commission");
@@ -323,7 +360,14 @@ export class StakeService {
           from: `${percentOf(from)}%`,
           to: `${percentOf(request.commissionBps)}%`,
         });
+      return from !== request.commissionBps;
     });
+    if (changed)
+      this.events.emit("node:stake", {
+        nodeId: request.nodeId,
+        action: "commission-changed",
+        atMs: request.nowMs,
+      });
     return this.nodeStake(request.nodeId);
   }
 

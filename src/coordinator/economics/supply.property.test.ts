@@ -67,6 +67,7 @@ async function run(h: BillingHarness, stakes: StakeService, nodes: string[], ops
   const wallet = users.map(() => 0n);
   const positions: Position[] = [];
   let burned = 0n;
+  let changes = 0;
   let now = Date.UTC(2025, 0, 1);
   let key = 0;
   let last: { user: number; node: number; amount: bigint; key: string } | undefined;
@@ -100,6 +101,7 @@ async function run(h: BillingHarness, stakes: StakeService, nodes: string[], ops
           if (!answer.replayed) {
             assert.ok(fits, "a stake the model refuses was accepted");
             wallet[s.user]! -= s.amount;
+            changes += 1;
             positions.push({
               id: answer.body.id,
               user: s.user,
@@ -130,6 +132,7 @@ async function run(h: BillingHarness, stakes: StakeService, nodes: string[], ops
           });
           assert.equal(p.status, "active");
           p.status = "unbonding";
+          changes += 1;
           p.withdrawableAt = now + COOLDOWN_MS;
         } catch (e) {
           refused(e);
@@ -150,6 +153,7 @@ async function run(h: BillingHarness, stakes: StakeService, nodes: string[], ops
           });
           assert.ok(p.status === "unbonding" && now >= p.withdrawableAt);
           p.status = "withdrawn";
+          changes += 1;
           wallet[p.user]! += p.amount;
         } catch (e) {
           refused(e);
@@ -185,6 +189,7 @@ async function run(h: BillingHarness, stakes: StakeService, nodes: string[], ops
     assert.equal(await h.balanceOf(`wallet:${id}`, "TDM"), wallet[i] as Money, `wallet ${i}`);
   const audit = await ledgerAudit(h.store.db);
   assert.ok(audit.ok, JSON.stringify(audit));
+  return changes;
 }
 
 forEachDatabase("TDM supply properties", (db) => {
@@ -193,11 +198,14 @@ forEachDatabase("TDM supply properties", (db) => {
     const ledger = new Ledger(h.store.dialect);
     await ensureGenesis(h.store.db, ledger, Date.UTC(2025, 0, 1));
     await ensureGenesis(h.store.db, ledger, Date.UTC(2025, 0, 2));
-    const stakes = new StakeService(h.store.db, ledger, {
+    const events = new CoordinatorEvents();
+    let published = 0;
+    events.on("node:stake", () => (published += 1));
+    const stakes = new StakeService(h.store.db, ledger, events, {
       ...DEFAULT_STAKE_OPTIONS,
       cooldownMs: COOLDOWN_MS,
     });
-    const devices = new DeviceRegistry(h.store.db, new CoordinatorEvents());
+    const devices = new DeviceRegistry(h.store.db, events);
     const owner = await h.account(["supplier"]);
     const hardware = await fixtureHardware("rtx4090");
     const nodes: string[] = [];
@@ -210,9 +218,12 @@ forEachDatabase("TDM supply properties", (db) => {
       nodes.push((await devices.register(owner, registration, Date.now())).nodeId);
     }
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), (ops) =>
-        run(h, stakes, nodes, ops),
-      ),
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), async (ops) => {
+        published = 0;
+        const changes = await run(h, stakes, nodes, ops);
+        // One `node:stake` event per change that committed, none for a refusal or a replay.
+        assert.equal(published, changes);
+      }),
       { numRuns: db.kind === "postgres" ? 15 : 40 },
     );
   });
