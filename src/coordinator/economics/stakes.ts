@@ -16,22 +16,19 @@
  * an UPDATE guarded by the status it expects, so two unstakes or two withdrawals of one position
  * change it once and pay once, whatever their keys.
  */
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import { ErrorCode, TandemError } from "../../core/errors.ts";
 import { ZERO, formatMoney, neg, units, type Money } from "../../core/money.ts";
 import {
   DEFAULT_COMMISSION_BPS,
   DEFAULT_STAKE_MINIMUMS,
-  isStakeStatus,
-  minimumStake,
   percentOf,
   unstakeTransition,
   withdrawTransition,
   type StakeMinimums,
-  type StakeStatus,
 } from "../../core/stake.ts";
 import { IdPrefix, newId } from "../../protocol/ids.ts";
-import type { NodeStakeView, StakeListQuery, StakeList, StakeView } from "../../protocol/stakes.ts";
+import type { NodeStakeView, StakeView } from "../../protocol/stakes.ts";
 import { Leg, TransactionKind, stakeAccount, walletAccount } from "../billing/ledger-accounts.ts";
 import { inTransaction, requestHash, type Ledger, type Tx } from "../billing/ledger.ts";
 import type { Answer } from "../billing/wallet.ts";
@@ -41,6 +38,18 @@ import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database } from "../store/schema.ts";
 import type { ReadDb } from "../store/transaction.ts";
+import {
+  listStakes,
+  nodeStakeView,
+  selectStake,
+  stakeViewOf,
+  statusOf,
+  viewOfRow,
+  type StakeListFilter,
+  type StakeRow,
+} from "./stake-queries.ts";
+
+export { stakeTotals, type NodeStakeTotals } from "./stake-queries.ts";
 
 /** Staking rules (coordinator config `stake`). */
 export interface StakeOptions {
@@ -76,12 +85,6 @@ export function stakeOptionsOf(config: { stake: StakeConfig }): StakeOptions {
   };
 }
 
-/** A node's stake by status, TDM units: what reward blocks and slashes read. */
-export interface NodeStakeTotals {
-  readonly active: Money;
-  readonly unbonding: Money;
-}
-
 type StakeConfig = CoordinatorConfig["stake"];
 
 interface Request {
@@ -90,8 +93,6 @@ interface Request {
   readonly idempotencyKey: string;
   readonly nowMs: number;
 }
-
-type StakeRow = Awaited<ReturnType<typeof selectStake>>;
 
 export class StakeService {
   constructor(
@@ -372,73 +373,13 @@ export class StakeService {
   }
 
   /** The caller's positions, newest first. */
-  async list(
-    accountId: string,
-    query: {
-      limit: number;
-      cursor?: string | undefined;
-      nodeId?: string | undefined;
-      status?: StakeListQuery["status"] | undefined;
-    },
-  ) {
-    let rows = this.db
-      .selectFrom("stakes")
-      .selectAll()
-      .select(sql<string>`CAST(amount AS TEXT)`.as("amount"))
-      .where("account_id", "=", accountId)
-      .orderBy("id", "desc")
-      .limit(query.limit + 1);
-    if (query.cursor !== undefined) rows = rows.where("id", "<", query.cursor);
-    if (query.nodeId !== undefined) rows = rows.where("node_id", "=", query.nodeId);
-    if (query.status !== undefined) rows = rows.where("status", "=", query.status);
-    const found = await rows.execute();
-    const page = found.slice(0, query.limit);
-    const items = await Promise.all(page.map((row) => this.viewOf(this.db, row)));
-    const list: StakeList = {
-      items,
-      nextCursor: found.length > query.limit ? (page.at(-1)?.id ?? null) : null,
-    };
-    return list;
+  list(accountId: string, query: StakeListFilter) {
+    return listStakes(this.db, accountId, query);
   }
 
   /** A node's public stake: totals, minimum, eligibility, commission. */
-  async nodeStake(nodeId: string): Promise<NodeStakeView> {
-    const node = await this.db
-      .selectFrom("nodes")
-      .select(["id", "gpu_model", "gpu_count"])
-      .where("id", "=", nodeId)
-      .executeTakeFirst();
-    if (node === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no node ${nodeId}`);
-    const totals = (await stakeTotals(this.db, [nodeId])).get(nodeId) ?? NO_STAKE;
-    const counts = await this.db
-      .selectFrom("stakes")
-      .select([
-        sql<number>`COUNT(*)`.as("positions"),
-        sql<number>`COUNT(DISTINCT account_id)`.as("stakers"),
-      ])
-      .where("node_id", "=", nodeId)
-      .where("status", "in", ["active", "unbonding"])
-      .executeTakeFirst();
-    const commission = await this.db
-      .selectFrom("node_commissions")
-      .select("commission_bps")
-      .where("node_id", "=", nodeId)
-      .executeTakeFirst();
-    const minimum = minimumStake(
-      { gpuModel: node.gpu_model, gpuCount: node.gpu_count },
-      this.options.minimums,
-    );
-    return {
-      nodeId,
-      staked: formatMoney(units(totals.active + totals.unbonding)),
-      active: formatMoney(totals.active),
-      unbonding: formatMoney(totals.unbonding),
-      minimum: formatMoney(minimum),
-      eligible: totals.active >= minimum,
-      commissionPercent: percentOf(commission?.commission_bps ?? this.options.defaultCommissionBps),
-      stakers: Number(counts?.stakers ?? 0),
-      positions: Number(counts?.positions ?? 0),
-    };
+  nodeStake(nodeId: string): Promise<NodeStakeView> {
+    return nodeStakeView(this.db, nodeId, this.options);
   }
 
   private async ownStake(tx: Tx, stakeId: string, accountId: string) {
@@ -449,59 +390,11 @@ export class StakeService {
     return row;
   }
 
-  /** A position as the wire shows it, with the ledger transaction that staked it. */
-  private async viewOf(db: ReadDb | Tx, row: NonNullable<StakeRow>): Promise<StakeView> {
-    const made = await db
-      .selectFrom("ledger_transactions")
-      .select("id")
-      .where("idempotency_key", "=", row.create_key)
-      .executeTakeFirst();
-    return viewOfRow(row, made?.id ?? null);
+  private viewOf(db: ReadDb | Tx, row: StakeRow): Promise<StakeView> {
+    return stakeViewOf(db, row);
   }
 }
 
-const NO_STAKE: NodeStakeTotals = { active: ZERO, unbonding: ZERO };
-
-/**
- * Each node's stake by status, from the positions' cached escrow balances (what slashes have left
- * of them): one grouped read, for one node's view or a whole reward block (`nodeIds` absent: all).
- */
-export async function stakeTotals(
-  db: ReadDb | Tx,
-  nodeIds?: readonly string[],
-): Promise<Map<string, NodeStakeTotals>> {
-  let query = db
-    .selectFrom("stakes as s")
-    .innerJoin("ledger_balances as b", (join) =>
-      join.on("b.currency", "=", "TDM").on(sql<boolean>`b.account = 'escrow:clu_stake:' || s.id`),
-    )
-    .select(["s.node_id", "s.status", sql<string>`CAST(SUM(b.balance) AS TEXT)`.as("total")])
-    .where("s.status", "in", ["active", "unbonding"])
-    .groupBy(["s.node_id", "s.status"]);
-  if (nodeIds !== undefined) query = query.where("s.node_id", "in", [...nodeIds]);
-  const totals = new Map<string, NodeStakeTotals>();
-  for (const row of await query.execute()) {
-    const current = totals.get(row.node_id) ?? NO_STAKE;
-    const amount = units(row.total);
-    totals.set(
-      row.node_id,
-      row.status === "active" ? { ...current, active: amount } : { ...current, unbonding: amount },
-    );
-  }
-  return totals;
-}
-
-function selectStake(db: ReadDb | Tx, stakeId: string, forUpdate: boolean) {
-  let query = db
-    .selectFrom("stakes")
-    .selectAll()
-    .select(sql<string>`CAST(amount AS TEXT)`.as("amount"))
-    .where("id", "=", stakeId);
-  if (forUpdate) query = query.forUpdate();
-  return query.executeTakeFirst();
-}
-
-/** A node that exists and is not revoked: NOT_FOUND, CONFLICT. */
 async function liveNode(tx: Tx, nodeId: string) {
   const node = await tx
     .selectFrom("nodes")
@@ -514,30 +407,4 @@ async function liveNode(tx: Tx, nodeId: string) {
       details: { nodeId, status: node.status },
     });
   return node;
-}
-
-function statusOf(row: { status: string }): StakeStatus {
-  if (!isStakeStatus(row.status))
-    throw new TandemError(ErrorCode.INTERNAL, `unknown stake status ${row.status}`);
-  return row.status;
-}
-
-const iso = (ms: unknown) => {
-  const n = toNumberOrNull(ms as number | string | bigint | null);
-  return n === null ? null : new Date(n).toISOString();
-};
-
-function viewOfRow(row: NonNullable<StakeRow>, transactionId: string | null): StakeView {
-  return {
-    id: row.id,
-    nodeId: row.node_id,
-    accountId: row.account_id,
-    amount: formatMoney(units(row.amount)),
-    status: statusOf(row),
-    createdAt: iso(row.created_at) ?? "",
-    unstakedAt: iso(row.unstaked_at),
-    withdrawableAt: iso(row.withdrawable_at),
-    withdrawnAt: iso(row.withdrawn_at),
-    transactionId,
-  };
 }
