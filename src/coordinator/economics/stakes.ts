@@ -103,23 +103,20 @@ export class StakeService {
   ) {}
 
   /** Publishes `node:stake` once the change has committed (not for a replay). */
-  private async published<T>(
-    change: Promise<Answer<T>>,
-    event: { action: string; atMs: number },
-    nodeOf: (body: T) => string,
-  ): Promise<Answer<T>> {
+  private async published(
+    change: Promise<Answer<StakeView>>,
+    action: string,
+    atMs: number,
+  ): Promise<Answer<StakeView>> {
     const answer = await change;
-    if (!answer.replayed) this.events.emit("node:stake", { nodeId: nodeOf(answer.body), ...event });
+    if (!answer.replayed)
+      this.events.emit("node:stake", { nodeId: answer.body.nodeId, action, atMs });
     return answer;
   }
 
   /** Moves `amount` TDM from the staker's wallet into a new position on `nodeId`. */
   stake(request: Request & { nodeId: string; amount: Money }): Promise<Answer<StakeView>> {
-    return this.published(
-      this.addStake(request),
-      { action: "stake-added", atMs: request.nowMs },
-      (v) => v.nodeId,
-    );
+    return this.published(this.addStake(request), "stake-added", request.nowMs);
   }
 
   private addStake(request: Request & { nodeId: string; amount: Money }) {
@@ -201,11 +198,7 @@ export class StakeService {
 
   /** Starts a position's cooldown: it stays slashable until `withdrawableAt`. */
   unstake(request: Request & { stakeId: string }): Promise<Answer<StakeView>> {
-    return this.published(
-      this.startCooldown(request),
-      { action: "stake-unbonding", atMs: request.nowMs },
-      (v) => v.nodeId,
-    );
+    return this.published(this.startCooldown(request), "stake-unbonding", request.nowMs);
   }
 
   private startCooldown(request: Request & { stakeId: string }) {
@@ -259,11 +252,7 @@ export class StakeService {
 
   /** Pays a position whose cooldown is over back to its staker's wallet: all its escrow holds. */
   withdraw(request: Request & { stakeId: string }): Promise<Answer<StakeView>> {
-    return this.published(
-      this.payBack(request),
-      { action: "stake-withdrawn", atMs: request.nowMs },
-      (v) => v.nodeId,
-    );
+    return this.published(this.payBack(request), "stake-withdrawn", request.nowMs);
   }
 
   private payBack(request: Request & { stakeId: string }) {
