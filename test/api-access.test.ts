@@ -43,6 +43,11 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
   "GET /v1/wallet/payout-currency": ["supplier"],
   "PUT /v1/wallet/payout-currency": ["supplier"],
   "GET /v1/admin/ledger-audit": ["admin"],
+  "POST /v1/stakes": ["consumer", "supplier"],
+  "GET /v1/stakes": ["consumer", "supplier"],
+  "POST /v1/stakes/:id/unstake": ["consumer", "supplier"],
+  "POST /v1/stakes/:id/withdraw": ["consumer", "supplier"],
+  "PUT /v1/nodes/:id/commission": ["supplier"],
 };
 
 /** Every route anyone may call. */
@@ -66,6 +71,8 @@ const PUBLIC = new Set([
   "GET /v1/catalog/gpus",
   "GET /v1/catalog/regions",
   "GET /v1/token/emission",
+  "GET /v1/token",
+  "GET /v1/nodes/:id/stake",
   "GET /v1/health",
   "GET /metrics",
   "GET /v1/openapi.json",

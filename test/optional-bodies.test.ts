@@ -11,7 +11,7 @@ interface Operation {
 
 forEachDatabase("optional bodies", (db) => {
   it("every route whose body is optional accepts an absent or empty body", async (t) => {
-    const tc = await db.startCoordinator();
+    const tc = await db.startCoordinator({ config: { stake: { cooldownMs: 0 } } });
     t.after(() => tc.close());
     const doc = (await httpRequest(tc.url, "GET", "/v1/openapi.json")).json as {
       paths: Record<string, Record<string, Operation>>;
@@ -26,6 +26,8 @@ forEachDatabase("optional bodies", (db) => {
       "POST /v1/api-keys/{id}/revoke",
       "POST /v1/devices/{id}/revoke",
       "POST /v1/enrollment-tokens",
+      "POST /v1/stakes/{id}/unstake",
+      "POST /v1/stakes/{id}/withdraw",
     ]);
 
     const user = await tc.signUp(["supplier"]);
@@ -41,9 +43,21 @@ forEachDatabase("optional bodies", (db) => {
         method: "POST",
         headers: {
           authorization: `Bearer ${apiKey}`,
+          "idempotency-key": globalThis.crypto.randomUUID(),
           ...(json ? { "content-type": "application/json" } : {}),
         },
       });
+    await tc
+      .client(tc.adminKey)
+      .deposit({ accountId: user.accountId, currency: "TDM", amount: "5" });
+    const stake = await user.client.stake({ nodeId: device.nodeId, amount: "5" });
+    for (const [action, json] of [
+      ["unstake", false],
+      ["withdraw", true],
+    ] as const) {
+      const answer = await send(`/v1/stakes/${stake.id}/${action}`, user.apiKey, json);
+      assert.equal(answer.status, 200, await answer.text());
+    }
     for (const json of [false, true]) {
       const created = await send("/v1/api-keys", user.apiKey, json);
       assert.equal(created.status, 201, await created.clone().text());

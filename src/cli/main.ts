@@ -71,6 +71,10 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./commands/token.ts")).registerTokenCommands,
   },
   {
+    names: ["stake"],
+    load: async () => (await import("./commands/stake.ts")).registerStakeCommands,
+  },
+  {
     names: ["admin"],
     load: async () => (await import("./commands/wallet.ts")).registerAdminCommands,
   },

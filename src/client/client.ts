@@ -35,7 +35,14 @@ import {
   type PublicClustersQuery,
 } from "../protocol/network.ts";
 import { HealthResponse } from "../protocol/system.ts";
-import { EmissionView } from "../protocol/token.ts";
+import {
+  NodeStakeView,
+  StakeList,
+  StakeView,
+  type StakeListQuery,
+  type StakeRequest,
+} from "../protocol/stakes.ts";
+import { EmissionView, TokenView } from "../protocol/token.ts";
 import {
   ClusterCostsView,
   LedgerAudit,
@@ -212,6 +219,44 @@ export class TandemClient {
   /** The TDM emission schedule: the 20 years' totals and what the current hour emits. */
   tokenEmission() {
     return this.request("GET", "/v1/token/emission", undefined, undefined, EmissionView);
+  }
+
+  /** TDM's supply: maximum, genesis, emitted, burned, total, staked, circulating. */
+  tokenSupply() {
+    return this.request("GET", "/v1/token", undefined, undefined, TokenView);
+  }
+
+  /** Stakes TDM from your wallet on a node. A fresh key per call unless given. */
+  stake(body: StakeRequest, idempotencyKey: string = globalThis.crypto.randomUUID()) {
+    return this.request("POST", "/v1/stakes", body, undefined, StakeView, idempotencyKey);
+  }
+
+  stakes(query: StakeListQuery = {}) {
+    return this.request("GET", "/v1/stakes", undefined, query, StakeList);
+  }
+
+  /** Starts a position's cooldown. */
+  unstake(id: string, idempotencyKey: string = globalThis.crypto.randomUUID()) {
+    const path = `/v1/stakes/${encodeURIComponent(id)}/unstake`;
+    return this.request("POST", path, undefined, undefined, StakeView, idempotencyKey);
+  }
+
+  /** Pays a position back to your wallet once its cooldown is over. */
+  withdrawStake(id: string, idempotencyKey: string = globalThis.crypto.randomUUID()) {
+    const path = `/v1/stakes/${encodeURIComponent(id)}/withdraw`;
+    return this.request("POST", path, undefined, undefined, StakeView, idempotencyKey);
+  }
+
+  /** A node's public stake totals, minimum, eligibility and commission. */
+  nodeStake(nodeId: string) {
+    const path = `/v1/nodes/${encodeURIComponent(nodeId)}/stake`;
+    return this.request("GET", path, undefined, undefined, NodeStakeView);
+  }
+
+  /** Sets your node's commission, percent ("10", "12.5"). */
+  setCommission(nodeId: string, commissionPercent: string) {
+    const path = `/v1/nodes/${encodeURIComponent(nodeId)}/commission`;
+    return this.request("PUT", path, { commissionPercent }, undefined, NodeStakeView);
   }
 
   revokeDevice(id: string, reason?: string) {

@@ -153,6 +153,27 @@ export const CoordinatorConfig = z.strictObject({
       burnBps: z.number().int().min(0).max(10_000).default(50),
     })
     .prefault({}),
+  /** Staked TDM (economics/stakes.ts); amounts in TDM smallest units. */
+  stake: z
+    .strictObject({
+      /** Per GPU of a data-center model: 1,000 TDM. */
+      minPerDatacenterGpuUnits: z.bigint().min(0n).default(1_000_000_000n),
+      /** Per GPU of a consumer or workstation model: 100 TDM. */
+      minPerConsumerGpuUnits: z.bigint().min(0n).default(100_000_000n),
+      /** Per CPU-only node: 10 TDM. */
+      minPerCpuNodeUnits: z.bigint().min(0n).default(10_000_000n),
+      /** The smallest position one may open: 1 TDM. */
+      minStakeUnits: z.bigint().min(1n).default(1_000_000n),
+      /** How long unstaked TDM stays slashable before it can be withdrawn: 14 days. */
+      cooldownMs: z
+        .number()
+        .int()
+        .min(0)
+        .default(14 * 24 * 3_600_000),
+      /** A node's commission on its rewards until its owner sets one: 10 %. */
+      defaultCommissionBps: z.number().int().min(0).max(10_000).default(1_000),
+    })
+    .prefault({}),
   /** How often cached uptime figures are recomputed, ms. */
   uptimeRefreshMs: z.number().int().min(1000).default(60_000),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -26,6 +26,8 @@ export interface CoordinatorEventMap {
   "node:reputation": { nodeId: string; reputation: number; atMs: number };
   /** A proof of the node's hardware ended and was recorded (passed or not). */
   "node:proven": { nodeId: string; passed: boolean; atMs: number };
+  /** A stake on the node changed (economics/stakes.ts): added, unbonding, withdrawn, commission. */
+  "node:stake": { nodeId: string; action: string; atMs: number };
   "device:revoked": { deviceId: string; nodeId: string; atMs: number };
   /** A cluster's status changed (scheduler/cluster-lifecycle.ts); at an end, the nodes it released. */
   "cluster:status": {

@@ -31,6 +31,8 @@ import { Ledger } from "./billing/ledger.ts";
 import { networkGenesisAt } from "./economics/network-genesis.ts";
 import { ManualRail } from "./billing/payment-rail.ts";
 import { WalletService } from "./billing/wallet.ts";
+import { StakeService, stakeOptionsOf } from "./economics/stakes.ts";
+import { ensureGenesis } from "./economics/supply.ts";
 import { billingPayments } from "./scheduler/billing-payments.ts";
 import { Inventory } from "./scheduler/inventory.ts";
 import { Autoscaler } from "./scheduler/autoscaler.ts";
@@ -160,6 +162,8 @@ export async function startCoordinator(
   const rates = oracleRates(config);
   const billing = new Billing(store.db, ledger, fees, rates);
   const wallet = new WalletService(store.db, ledger, new ManualRail());
+  const stakes = new StakeService(store.db, ledger, events, stakeOptionsOf(config));
+  await ensureGenesis(store.db, ledger, clock.now());
   // Replicas on one PostgreSQL reach workers held by another replica through it (DESIGN.md §7).
   const replicas: Replicas | undefined =
     store.newSession === undefined
@@ -300,6 +304,7 @@ export async function startCoordinator(
       ends,
       billing,
       wallet,
+      stakes,
       marketPrices,
       leadership,
       db: store.db,

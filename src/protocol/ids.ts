@@ -13,6 +13,7 @@ export const IdPrefix = {
   transaction: "tx",
   /** A coordinator replica, for one run of its process. */
   replica: "rep",
+  stake: "stk",
 } as const;
 export type IdPrefix = (typeof IdPrefix)[keyof typeof IdPrefix];
 

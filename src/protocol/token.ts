@@ -23,3 +23,21 @@ export const EmissionView = z.strictObject({
   genesisAt: z.iso.datetime(),
 });
 export type EmissionView = z.infer<typeof EmissionView>;
+
+/**
+ * TDM's supply (`GET /v1/token`, public), 6-decimal strings: total supply = genesis + emitted −
+ * burned, never above `maxSupply`; circulating = total supply − staked (never below zero).
+ */
+export const TokenView = z.strictObject({
+  maxSupply: Amount,
+  genesis: Amount,
+  /** Minted by hourly emission (reward blocks); "0.000000" until they exist. */
+  emitted: Amount,
+  /** TDM destroyed by the 0.5 % rental burn. */
+  burned: Amount,
+  totalSupply: Amount,
+  /** On stake positions, active and unbonding. */
+  staked: Amount,
+  circulating: Amount,
+});
+export type TokenView = z.infer<typeof TokenView>;

@@ -182,6 +182,18 @@ export const LedgerAudit = z.strictObject({
   negativeBalances: z.number().int(),
   /** Guarded accounts whose cached balance differs from Σ postings. */
   cacheMismatches: z.number().int(),
+  /**
+   * TDM's supply from the mint and the burn (economics/supply.ts): total = genesis + emitted −
+   * burned; `problems` names each bound broken (genesis, community pool, maximum), none when it holds.
+   */
+  supply: z.strictObject({
+    genesis: MoneyString,
+    emitted: MoneyString,
+    burned: MoneyString,
+    totalSupply: MoneyString,
+    maxSupply: MoneyString,
+    problems: z.array(z.string()),
+  }),
   ok: z.boolean(),
 });
 export type LedgerAudit = z.infer<typeof LedgerAudit>;

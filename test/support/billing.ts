@@ -96,14 +96,21 @@ export const TEST_NOW = Date.UTC(2025, 0, 1);
  */
 export async function deployed(
   h: BillingHarness,
-  opts: { funds?: string; price?: string; minutes?: number; nodes?: number } = {},
+  opts: {
+    funds?: string;
+    price?: string;
+    minutes?: number;
+    nodes?: number;
+    currency?: Currency;
+  } = {},
 ) {
+  const currency = opts.currency ?? "USDC";
   const consumer = await h.account(["consumer"]);
   const supplier = await h.account(["supplier"]);
   const clusterId = newId(IdPrefix.cluster);
-  await h.fund(consumer, "USDC", money(opts.funds ?? "1000"));
+  await h.fund(consumer, currency, money(opts.funds ?? "1000"));
   const quote = h.billing.quote({
-    currency: "USDC",
+    currency,
     durationMinutes: opts.minutes ?? 6000,
     nodes: Array.from({ length: opts.nodes ?? 1 }, (_, i) => ({
       nodeId: `node_${i}`,
@@ -124,7 +131,7 @@ export async function deployed(
     clusterId,
     leaseId: `lease_${clusterId}_${i}`,
     supplierAccountId: supplier,
-    currency: "USDC",
+    currency,
     pricePerHour: money(price),
     servedMinutes,
     nowMs: TEST_NOW,

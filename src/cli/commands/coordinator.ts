@@ -25,6 +25,7 @@ interface CoordinatorOptions {
   genesisAt?: number;
   leaderPollMs?: number;
   leaderLeaseMs?: number;
+  stakeCooldownMs?: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
@@ -85,6 +86,11 @@ export function registerCoordinatorCommand(program: Command): void {
       "--missed-heartbeats <n>",
       "missed heartbeats before a node is offline",
       parseIntOption("--missed-heartbeats"),
+    )
+    .option(
+      "--stake-cooldown-ms <ms>",
+      "how long unstaked TDM stays slashable before it can be withdrawn (default 14 days)",
+      parseIntOption("--stake-cooldown-ms"),
     )
     .option(
       "--proof-gpu-target-ms <ms>",
@@ -167,6 +173,9 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(options.genesisAt === undefined ? {} : { genesisAtMs: options.genesisAt }),
         ...(options.leaderPollMs === undefined ? {} : { leaderPollMs: options.leaderPollMs }),
         ...(options.leaderLeaseMs === undefined ? {} : { leaderLeaseMs: options.leaderLeaseMs }),
+        ...(options.stakeCooldownMs === undefined
+          ? {}
+          : { stake: { cooldownMs: options.stakeCooldownMs } }),
         proof: {
           ...(options.proofGpuTargetMs === undefined
             ? {}
@@ -178,9 +187,7 @@ export function registerCoordinatorCommand(program: Command): void {
           ...(options.proofCpuCoreGflops === undefined
             ? {}
             : { cpuCoreGflops: options.proofCpuCoreGflops }),
-          ...(options.proofOverheadMs === undefined
-            ? {}
-            : { overheadMs: options.proofOverheadMs }),
+          ...(options.proofOverheadMs === undefined ? {} : { overheadMs: options.proofOverheadMs }),
         },
       });
       const ready = {

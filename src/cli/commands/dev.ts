@@ -59,6 +59,8 @@ export function registerDevCommand(program: Command): void {
         proof: SMALL_PROOF_POLICY,
         // Spot checks of idle nodes every few minutes rather than hourly, so they can be seen.
         proofIntervalMs: 120_000,
+        // Unstaked TDM can be withdrawn after 30 seconds rather than 14 days.
+        stake: { cooldownMs: 30_000 },
         // A machine that cannot isolate (not root, a tool missing) still runs a dev network; its
         // workers say which parts they could not set up.
         jobNetworks: "optional",

@@ -3,9 +3,28 @@ import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
 import { withClientOptions, type ClientOptions } from "./common.ts";
 
-/** `tandem token emission`: the native token's public figures. */
+/** `tandem token supply|emission`: the native token's public figures. */
 export function registerTokenCommands(program: Command): void {
   const token = program.command("token").description("the native token, TDM");
+
+  withClientOptions(
+    token
+      .command("supply")
+      .description("TDM's supply: maximum, genesis, emitted, burned, total, staked, circulating"),
+    { apiKey: false },
+  ).action(async (options: ClientOptions) => {
+    const supply = await (await clientFor(options)).tokenSupply();
+    if (options.json) return printJson(supply);
+    printFields([
+      ["max supply", `${supply.maxSupply} TDM`],
+      ["genesis", `${supply.genesis} TDM`],
+      ["emitted", `${supply.emitted} TDM`],
+      ["burned", `${supply.burned} TDM`],
+      ["total supply", `${supply.totalSupply} TDM`],
+      ["staked", `${supply.staked} TDM`],
+      ["circulating", `${supply.circulating} TDM`],
+    ]);
+  });
 
   withClientOptions(
     token

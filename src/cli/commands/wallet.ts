@@ -187,6 +187,11 @@ export function registerAdminCommands(program: Command): void {
       ["unbalanced", String(audit.unbalancedTransactions)],
       ["negative balances", String(audit.negativeBalances)],
       ["cache mismatches", String(audit.cacheMismatches)],
+      [
+        "TDM supply",
+        `${audit.supply.totalSupply} of ${audit.supply.maxSupply}` +
+          (audit.supply.problems.length === 0 ? "" : ` (${audit.supply.problems.join("; ")})`),
+      ],
       ["ledger", audit.ok ? "OK" : "BROKEN"],
     ]);
   });

@@ -21,6 +21,7 @@ import type { EnrollmentTokens } from "../registry/enrollment-tokens.ts";
 import type { NodeQueries } from "../registry/node-queries.ts";
 import type { Billing } from "../billing/billing.ts";
 import type { WalletService } from "../billing/wallet.ts";
+import type { StakeService } from "../economics/stakes.ts";
 import type { ClusterEnds } from "../scheduler/cluster-ends.ts";
 import type { Deployments } from "../scheduler/deployments.ts";
 import type { Offers } from "../scheduler/offers.ts";
@@ -42,6 +43,7 @@ import { networkRoutes } from "./routes/network.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
 import { nodeRoutes } from "./routes/nodes.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { stakeRoutes } from "./routes/stakes.ts";
 import { tokenRoutes } from "./routes/token.ts";
 import { walletRoutes } from "./routes/wallet.ts";
 
@@ -108,6 +110,7 @@ export interface ApiDeps {
   events: CoordinatorEvents;
   billing: Billing;
   wallet: WalletService;
+  stakes: StakeService;
 }
 
 /** The coordinator's HTTP and WebSocket surface; every route validates with zod at the edge. */
@@ -204,6 +207,7 @@ export async function buildApi(deps: ApiDeps, logger: FastifyBaseLogger): Promis
   pricingRoutes(app, deps);
   walletRoutes(app, deps);
   tokenRoutes(app, deps);
+  stakeRoutes(app, deps);
   liveRoutes(app, deps);
   await explorerRoutes(app);
   app.get("/v1/workers/connect", { websocket: true, schema: { hide: true } }, (socket, request) =>

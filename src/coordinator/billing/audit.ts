@@ -3,6 +3,7 @@ import { CURRENCIES, formatWide, type Currency } from "../../core/money.ts";
 import type { LedgerAudit } from "../../protocol/wallet.ts";
 import { Leg, indexedByAccount } from "./ledger-accounts.ts";
 import { readWideSum, wideSum } from "./wide-sum.ts";
+import { supplyProblems, tokenSupply } from "../economics/supply.ts";
 import type { ReadDb } from "../store/transaction.ts";
 
 /**
@@ -17,6 +18,7 @@ import type { ReadDb } from "../store/transaction.ts";
  *                 (positive in a consumer's currency it took in, negative in a payout currency it
  *                 paid out); it is part of `balances`, so conversions leave the identity exact:
  *   conserved  ⇔ balances = deposits − withdrawals − burned
+ * TDM's supply (economics/supply.ts): genesis + emitted − burned within its bounds.
  * Whole ledger: unbalanced (transaction, currency) pairs, transactions without postings and
  * postings without a transaction, guarded
  * accounts below zero, cached balances that differ from their postings.
@@ -123,6 +125,8 @@ export async function ledgerAudit(db: ReadDb): Promise<LedgerAudit> {
       conserved: balances === expected,
     };
   });
+  const supply = await tokenSupply(db);
+  const problems = supplyProblems(supply);
   return {
     currencies,
     transactions,
@@ -130,10 +134,19 @@ export async function ledgerAudit(db: ReadDb): Promise<LedgerAudit> {
     unbalancedTransactions: unbalanced,
     negativeBalances: negative,
     cacheMismatches: mismatches,
+    supply: {
+      genesis: formatWide(supply.genesis),
+      emitted: formatWide(supply.emitted),
+      burned: formatWide(supply.burned),
+      totalSupply: formatWide(supply.totalSupply),
+      maxSupply: formatWide(supply.maxSupply),
+      problems,
+    },
     ok:
       unbalanced === 0 &&
       negative === 0 &&
       mismatches === 0 &&
+      problems.length === 0 &&
       currencies.every((c) => c.conserved),
   };
 }

@@ -8,8 +8,15 @@
  * | `earnings:<acct_…>`  | a supplier's settled income, withdrawable          | no (guarded)    |
  * | `treasury`           | network fees                                       | —               |
  * | `burn`               | burned amounts (TDM destroyed; others for buy-back) | —               |
- * | `emission-pool`      | the community pool emission pays from             | —               |
+ * | `emission-pool`      | the TDM mint: genesis and emission come from it    | —               |
+ * | `wallet:acct_genesis`| the 500,000,000 TDM genesis allocation (supply.ts) | no (guarded)    |
+ * | `escrow:clu_stake:<stk_…>` | one stake position's TDM (economics/stakes.ts) | no (guarded)   |
  * | `external:<rail>`    | the outside world across a payment rail            | yes             |
+ *
+ * `emission-pool`'s TDM balance is −(genesis + emitted): it is internal, so minting keeps the
+ * audit's identity, and TDM on `burn` is destroyed (economics/supply.ts). The genesis and stake
+ * accounts take the wallet and escrow shapes because migration 0003 admits only those names and
+ * guards only those prefixes against overdraft (see economics/stakes.ts).
  *
  * `external:<rail>` is the counterpart of deposits (it goes negative by what came in) and
  * withdrawals, so Σ internal balances = deposits − withdrawals per currency, exactly.
@@ -34,10 +41,15 @@ export const TREASURY = "treasury" satisfies LedgerAccount;
 export const BURN = "burn" satisfies LedgerAccount;
 export const EMISSION_POOL = "emission-pool" satisfies LedgerAccount;
 
+/** The genesis allocation's account (economics/supply.ts). */
+export const GENESIS_ACCOUNT = "wallet:acct_genesis" satisfies LedgerAccount;
+
 export const walletAccount = (accountId: string): LedgerAccount => `wallet:${accountId}`;
 export const escrowAccount = (clusterId: string): LedgerAccount => `escrow:${clusterId}`;
 export const earningsAccount = (accountId: string): LedgerAccount => `earnings:${accountId}`;
 export const externalAccount = (rail: string): LedgerAccount => `external:${rail}`;
+/** One stake position's escrow (economics/stakes.ts). */
+export const stakeAccount = (stakeId: string): LedgerAccount => `escrow:clu_stake:${stakeId}`;
 
 /**
  * SQL: the postings the account index covers (migration 0012 leaves out `treasury` and `burn`,
@@ -80,6 +92,14 @@ export const Leg = {
   EXCHANGE: "exchange",
   /** Between two internal balances of users (earnings → wallet, later; the ledger bench). */
   TRANSFER: "transfer",
+  /** TDM minted at genesis: emission-pool → the genesis account. */
+  GENESIS: "genesis",
+  /** TDM minted by the hourly emission (reward blocks, later). */
+  EMISSION: "emission",
+  /** A wallet's TDM into a stake position's escrow. */
+  STAKE: "stake",
+  /** A withdrawn stake back to its staker's wallet. */
+  STAKE_WITHDRAWAL: "stake-withdrawal",
 } as const;
 export type Leg = (typeof Leg)[keyof typeof Leg];
 
@@ -91,5 +111,8 @@ export const TransactionKind = {
   SETTLEMENT: "settlement",
   REFUND: "refund",
   SLASH: "slash",
+  GENESIS: "genesis",
+  STAKE: "stake",
+  STAKE_WITHDRAWAL: "stake-withdrawal",
 } as const;
 export type TransactionKind = (typeof TransactionKind)[keyof typeof TransactionKind];

@@ -2,6 +2,7 @@ import type { ColumnType } from "kysely";
 import type { ClusterTables } from "./cluster-schema.ts";
 import type { LedgerTables } from "./ledger-schema.ts";
 import type { ReplicaTables } from "./replica-schema.ts";
+import type { StakeTables } from "./stake-schema.ts";
 
 /**
  * Table types for Kysely. One schema serves SQLite and PostgreSQL: ids are text, times are epoch
@@ -122,7 +123,7 @@ export interface GpuUuidsTable {
   node_id: string;
 }
 
-export interface Database extends ClusterTables, LedgerTables, ReplicaTables {
+export interface Database extends ClusterTables, LedgerTables, ReplicaTables, StakeTables {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   devices: DevicesTable;

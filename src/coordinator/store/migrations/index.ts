@@ -34,6 +34,7 @@ import * as clusterTls from "./0019-cluster-tls.ts";
 import * as rankNetworks from "./0020-rank-networks.ts";
 import * as flaggedSupplyIndex from "./0022-flagged-supply-index.ts";
 import * as clusterHistory from "./0023-cluster-history.ts";
+import * as stakes from "./0024-stakes.ts";
 import * as coordinatorLeader from "./0027-coordinator-leader.ts";
 import * as workerPresence from "./0028-worker-presence.ts";
 
@@ -61,6 +62,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0020-rank-networks", rankNetworks],
   ["0022-flagged-supply-index", flaggedSupplyIndex],
   ["0023-cluster-history", clusterHistory],
+  ["0024-stakes", stakes],
   ["0027-coordinator-leader", coordinatorLeader],
   ["0028-worker-presence", workerPresence],
 ];
