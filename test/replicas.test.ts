@@ -15,9 +15,14 @@ import { runFenced } from "../src/coordinator/store/leader-fence.ts";
 import { runInTransaction } from "../src/coordinator/store/transaction.ts";
 import { freshPostgresDatabase, startTestCoordinator } from "./support/coordinator.ts";
 import { postgresForTests } from "./support/postgres.ts";
-import { availableWorker, fund } from "./support/workers.ts";
+import { availableWorker, enrollmentEnv, fund } from "./support/workers.ts";
 import { CloseCode } from "../src/protocol/worker-messages.ts";
-import { eventually, startCoordinatorProcess, type TandemProcess } from "./support/processes.ts";
+import {
+  eventually,
+  spawnTandem,
+  startCoordinatorProcess,
+  type TandemProcess,
+} from "./support/processes.ts";
 
 const server = await postgresForTests();
 /** Fast elections, so the tests wait little: a follower polls every 100 ms, a lease is 1 s. */
@@ -287,20 +292,61 @@ describe("replicas on one PostgreSQL", { skip: server.skip ? server.reason : fal
     assert.equal(second.coordinator.gateway.awaitingContact(worker.nodeId), false);
   });
 
-  it("hands the lead on when the leader process is SIGKILLed, and when it is SIGSTOPped", async (t) => {
+  /** `tandem coordinator` processes on one fresh database, fast to elect. */
+  async function replicaProcesses(t: TestContext) {
     const databaseUrl = await freshPostgresDatabase(pgUrl);
     const flags = [
       ...["--database-url", databaseUrl],
       ...["--leader-poll-ms", String(FAST_ELECTION.leaderPollMs)],
       ...["--leader-lease-ms", String(FAST_ELECTION.leaderLeaseMs)],
     ];
-    const start = async () => {
+    return async () => {
       const home = await mkdtemp(join(tmpdir(), "tandem-replica-"));
       t.after(() => rm(home, { recursive: true, force: true }));
       const { coordinator, url } = await startCoordinatorProcess(home, flags);
       t.after(() => coordinator.kill("SIGKILL"));
-      return { process: coordinator, client: new TandemClient({ baseUrl: url }) };
+      return { process: coordinator, url, client: new TandemClient({ baseUrl: url }) };
     };
+  }
+
+  it("moves a worker given two replicas to the second when the first is killed; its node stays available", async (t) => {
+    const start = await replicaProcesses(t);
+    const [first, second] = [await start(), await start()];
+    const supplier = await first.client.createAccount({ roles: ["supplier"] });
+    const home = await mkdtemp(join(tmpdir(), "tandem-replica-worker-"));
+    t.after(() => rm(home, { recursive: true, force: true }));
+    const enrollment = await enrollmentEnv(first.url, supplier.apiKey);
+    const worker = spawnTandem(
+      ["worker", "start", "--region", "eu-west", "--zone", "eu-west-a", "--home", home],
+      { ...enrollment, TANDEM_URL: `${first.url},${second.url}` },
+    );
+    t.after(() => worker.kill("SIGTERM"));
+    const nodeId = await eventually(
+      async () => {
+        const { items } = await second.client.listNodes({});
+        return items.find((n) => n.status === "available")?.id;
+      },
+      "the worker's node to be available",
+      120_000,
+    );
+    assert.equal((await first.client.health()).connectedWorkers, 1);
+
+    await first.process.kill("SIGKILL");
+    await eventually(async () => {
+      const { connectedWorkers } = await second.client.health();
+      return connectedWorkers === 1 ? true : undefined;
+    }, "the worker to connect to the second replica");
+    // It reconnected before anyone could judge it: never offline, no history of it.
+    assert.equal((await second.client.getNode(nodeId)).status, "available");
+    const history = await second.client.nodeHistory(nodeId);
+    assert.ok(
+      !history.items.some((h) => h.action === "status" && h.to === "offline"),
+      JSON.stringify(history.items.map((h) => [h.action, h.to])),
+    );
+  });
+
+  it("hands the lead on when the leader process is SIGKILLed, and when it is SIGSTOPped", async (t) => {
+    const start = await replicaProcesses(t);
     type Replica = Awaited<ReturnType<typeof start>>;
     const replicas: Replica[] = [await start(), await start(), await start()];
     const leaderAmong = (candidates: readonly Replica[]) =>

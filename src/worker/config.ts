@@ -3,12 +3,20 @@ import { EnrollmentToken } from "../protocol/enrollment.ts";
 import { SizeMiB } from "../protocol/hardware.ts";
 import { assertSecureCoordinator, httpUrlOf } from "./coordinator-trust.ts";
 
+const CoordinatorUrl = z.url({ protocol: /^(https?|wss?)$/ }).transform(httpUrlOf);
+
 /** Worker settings, parsed once at start; a bad value fails fast naming its field. */
 export const WorkerConfig = z.strictObject({
   /** State directory: the device key, the ids, job work dirs. */
   home: z.string().min(1),
   /** The coordinator: http(s), or ws(s) meaning the same (the worker channel is on its port). */
-  coordinatorUrl: z.url({ protocol: /^(https?|wss?)$/ }).transform(httpUrlOf),
+  coordinatorUrl: CoordinatorUrl,
+  /**
+   * Other replicas of the same coordinator (DESIGN.md §7): when the link to one ends, the worker
+   * connects to the next in the list (`coordinatorUrl` first), so a lost replica costs it a
+   * reconnect, not its jobs.
+   */
+  moreCoordinatorUrls: z.array(CoordinatorUrl).max(16).default([]),
   /** Talk plain http/ws to a coordinator that is not on this machine (coordinator-trust.ts). */
   insecure: z.boolean().default(false),
   /** PEM file of the CA to trust for an https coordinator, instead of Node's roots. */
@@ -99,6 +107,14 @@ export function parseWorkerConfig(input: WorkerConfigInput): WorkerConfig {
       .join("; ");
     throw new Error(`invalid worker config: ${problems}`);
   }
-  assertSecureCoordinator(parsed.data.coordinatorUrl, parsed.data.insecure);
+  for (const url of coordinatorUrlsOf(parsed.data))
+    assertSecureCoordinator(url, parsed.data.insecure);
   return parsed.data;
+}
+
+/** Every coordinator URL the worker may connect to, the first one first. */
+export function coordinatorUrlsOf(
+  config: Pick<WorkerConfig, "coordinatorUrl" | "moreCoordinatorUrls">,
+): string[] {
+  return [config.coordinatorUrl, ...config.moreCoordinatorUrls];
 }

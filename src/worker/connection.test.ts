@@ -56,7 +56,7 @@ async function linkToStandIn(publicAddress?: string): Promise<{
     hardware: await fixtureHardware("none"),
   });
   const link = new CoordinatorLink({
-    coordinatorUrl: coordinator.url,
+    coordinatorUrls: [coordinator.url],
     identity: { ...identity, deviceId },
     backoff: { baseMs: 20, maxMs: 100 },
     sampleUtilization: () => ({ cpuPct: 0, memoryUsedMiB: 0, gpus: [] }),

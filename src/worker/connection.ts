@@ -22,7 +22,11 @@ import type { DeviceIdentity } from "./identity.ts";
 import type { HardwareProver } from "./proof/hardware-prover.ts";
 
 export interface CoordinatorLinkOptions {
-  coordinatorUrl: string;
+  /**
+   * The coordinator's replicas, tried in turn: after a lost link the next one at once, and only
+   * after a whole round has failed with backoff (one URL: backoff after each failure).
+   */
+  coordinatorUrls: readonly [string, ...string[]];
   /** The only CA trusted for a wss coordinator (`--ca-file`); absent, Node's roots. */
   ca?: string | undefined;
   identity: DeviceIdentity & { deviceId: string };
@@ -87,6 +91,9 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
   private reconnects = 0;
+  /** Which of `coordinatorUrls` the next connection goes to, and tries since the last welcome. */
+  private urlIndex = 0;
+  private triesThisRound = 0;
   private seq = 0;
   private ping = 0;
   private stopped = false;
@@ -148,7 +155,8 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
   }
 
   private connect(): void {
-    const url = new URL("/v1/workers/connect", this.options.coordinatorUrl);
+    const urls = this.options.coordinatorUrls;
+    const url = new URL("/v1/workers/connect", urls[this.urlIndex % urls.length]);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(url, {
       maxPayload: 1024 * 1024,
@@ -182,11 +190,18 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
         return;
       }
       if (this.stopped) return;
-      // An unhealthy node waits the longest backoff: its GPUs will not heal in milliseconds.
+      // The next replica at once while a round of them is not over: a lost replica must cost
+      // this worker a reconnect well within its fencing budget, not its jobs. An unhealthy node
+      // waits the longest backoff: its GPUs will not heal in milliseconds.
+      this.urlIndex++;
+      const nextInRound = ++this.triesThisRound < urls.length;
       const delayMs =
         code === CloseCode.unhealthy
           ? this.options.backoff.maxMs
-          : backoffDelayMs(this.reconnects++, this.options.backoff, Math.random);
+          : nextInRound
+            ? 0
+            : backoffDelayMs(this.reconnects++, this.options.backoff, Math.random);
+      if (!nextInRound) this.triesThisRound = 0;
       this.options.log("disconnected; reconnecting", { code, reason, delayMs });
       this.reconnectTimer = setTimeout(() => this.connect(), delayMs);
     });
@@ -267,6 +282,7 @@ export class CoordinatorLink extends EventEmitter<CoordinatorLinkEvents> {
 
   private onWelcome(heartbeatIntervalMs: number, fenceAfterMs: number): void {
     this.reconnects = 0;
+    this.triesThisRound = 0;
     this.welcomed = true;
     this.heartbeatIntervalMs = heartbeatIntervalMs;
     this.contact.welcomed(this.authSentAtMs ?? this.now(), fenceAfterMs);

@@ -2,7 +2,12 @@ import { mkdir, rmdir } from "node:fs/promises";
 import type { RankLimits } from "../protocol/hardware.ts";
 import type { Utilization } from "../protocol/worker-messages.ts";
 import type { NetworkCapability } from "../protocol/cluster-network.ts";
-import { parseWorkerConfig, type WorkerConfig, type WorkerConfigInput } from "./config.ts";
+import {
+  coordinatorUrlsOf,
+  parseWorkerConfig,
+  type WorkerConfig,
+  type WorkerConfigInput,
+} from "./config.ts";
 import { CoordinatorLink } from "./connection.ts";
 import { readCoordinatorCa } from "./coordinator-trust.ts";
 import { startFenceWatchdog } from "./fencing/fence-watchdog.ts";
@@ -57,7 +62,7 @@ async function setUpNetworks(config: WorkerConfig, log: WorkerLog) {
   const wireguard = await probeWireguard();
   const setup = await setUpJobNetworks({
     home: config.home,
-    coordinatorUrl: config.coordinatorUrl,
+    coordinatorUrls: coordinatorUrlsOf(config),
     overlay: {
       overlay: wireguard.kind,
       problems: wireguard.problem === null ? [] : [wireguard.problem],
@@ -182,7 +187,7 @@ export async function startWorker(
   const link = new CoordinatorLink({
     prover,
     renewFence: (fenceInMs) => watchdog.renew(fenceInMs),
-    coordinatorUrl: config.coordinatorUrl,
+    coordinatorUrls: [config.coordinatorUrl, ...config.moreCoordinatorUrls],
     publicAddress: config.publicAddress,
     ca,
     identity: { ...identity, deviceId: registered.deviceId },

@@ -122,7 +122,7 @@ async function serve(): Promise<void> {
       } else if (message.op === "setup") {
         const setup = await setUpJobNetworks({
           home: String(message.home),
-          coordinatorUrl: String(message.coordinatorUrl),
+          coordinatorUrls: [String(message.coordinatorUrl)],
           log: () => undefined,
         });
         if (setup.jobNetworks === undefined) throw new Error(setup.capability.problems.join("; "));

@@ -59,7 +59,9 @@ export function registerWorkerCommands(program: Command): void {
   withClientOptions(
     worker
       .command("start")
-      .description("register this machine and serve the network until stopped"),
+      .description(
+        "register this machine and serve the network until stopped (--url may list a coordinator's replicas, comma-separated: the worker moves to the next when one goes)",
+      ),
     { apiKey: false },
   )
     .requiredOption("--region <region>", "where this machine is, e.g. eu-west")
@@ -135,10 +137,11 @@ export function registerWorkerCommands(program: Command): void {
       const { assertSecureCoordinator } = await import("../../worker/coordinator-trust.ts");
       const { removePidFile, writePidFile } = await import("../../worker/pid-file.ts");
       const { startWorker } = await import("../../worker/main.ts");
-      const { url } = await resolveConnection(options);
+      const { url: urls } = await resolveConnection(options);
+      const [url = "", ...moreUrls] = urls.split(",").map((u) => u.trim());
       const insecure = options.insecure === true;
       // Before anything is written or sent.
-      assertSecureCoordinator(url, insecure);
+      for (const each of [url, ...moreUrls]) assertSecureCoordinator(each, insecure);
       const enrollmentToken = await enrollmentTokenOf(options);
       const home = options.home ?? defaultHome();
       const drainSignals = handleDrainSignals();
@@ -148,6 +151,7 @@ export function registerWorkerCommands(program: Command): void {
         const worker = await startWorker({
           home,
           coordinatorUrl: url,
+          moreCoordinatorUrls: moreUrls,
           insecure,
           ...(options.caFile === undefined ? {} : { coordinatorCaFile: options.caFile }),
           ...(enrollmentToken === undefined ? {} : { enrollmentToken }),

@@ -31,18 +31,24 @@ export function workerTagOf(home: string): string {
   return createHash("sha256").update(path.resolve(home)).digest("hex").slice(0, 8);
 }
 
-/** The coordinator's IPv4 addresses as /32s (a name is resolved once, at start). */
-async function coordinatorCidrs(coordinatorUrl: string): Promise<string[]> {
-  const host = new URL(coordinatorUrl).hostname.replace(/^\[|\]$/g, "");
-  if (net.isIPv4(host)) return [`${host}/32`];
-  if (net.isIPv6(host)) return []; // a job has no IPv6 at all
-  const addresses = await lookup(host, { all: true, family: 4 }).catch(() => []);
-  return addresses.map((a) => `${a.address}/32`);
+/** The coordinator replicas' IPv4 addresses as /32s (names are resolved once, at start). */
+async function coordinatorCidrs(coordinatorUrls: readonly string[]): Promise<string[]> {
+  const cidrs = await Promise.all(
+    coordinatorUrls.map(async (coordinatorUrl) => {
+      const host = new URL(coordinatorUrl).hostname.replace(/^\[|\]$/g, "");
+      if (net.isIPv4(host)) return [`${host}/32`];
+      if (net.isIPv6(host)) return []; // a job has no IPv6 at all
+      const addresses = await lookup(host, { all: true, family: 4 }).catch(() => []);
+      return addresses.map((a) => `${a.address}/32`);
+    }),
+  );
+  return [...new Set(cidrs.flat())];
 }
 
 export async function setUpJobNetworks(options: {
   home: string;
-  coordinatorUrl: string;
+  /** Every coordinator replica the worker may connect to: no job reaches any of them. */
+  coordinatorUrls: readonly string[];
   /** The WireGuard module's probe answer (network-capability.ts). */
   overlay?: OverlayProbe;
   log: (message: string, fields?: Record<string, unknown>) => void;
@@ -65,7 +71,7 @@ export async function setUpJobNetworks(options: {
   });
   options.log("job networks", { workerTag, ...capability });
   if (!capability.isolation) return { capability, jobNetworks: undefined, workerTag };
-  const blockedCidrs = await coordinatorCidrs(options.coordinatorUrl);
+  const blockedCidrs = await coordinatorCidrs(options.coordinatorUrls);
   return {
     capability,
     workerTag,

@@ -87,27 +87,30 @@ export function watchDisk(options: {
   const sample = (): void => {
     // A job dir of many files makes each walk long: sampling waits 4 walks at least, so the
     // watcher spends at most a fifth of a core on it.
-    timer = setTimeout(() => {
-      over().then(
-        (full) => {
-          if (stopped) return;
-          if (full && !exceeded) {
-            exceeded = true;
-            options.log("job dir reached its disk limit; ending the job", {
-              dir: options.dir,
-              limitMiB: options.limitMiB,
-            });
-            options.onExceeded();
-            return;
-          }
-          sample();
-        },
-        (error: unknown) => {
-          options.log("job dir measure failed", { dir: options.dir, error: String(error) });
-          if (!stopped) sample();
-        },
-      );
-    }, Math.max(intervalMs, 4 * walkMs));
+    timer = setTimeout(
+      () => {
+        over().then(
+          (full) => {
+            if (stopped) return;
+            if (full && !exceeded) {
+              exceeded = true;
+              options.log("job dir reached its disk limit; ending the job", {
+                dir: options.dir,
+                limitMiB: options.limitMiB,
+              });
+              options.onExceeded();
+              return;
+            }
+            sample();
+          },
+          (error: unknown) => {
+            options.log("job dir measure failed", { dir: options.dir, error: String(error) });
+            if (!stopped) sample();
+          },
+        );
+      },
+      Math.max(intervalMs, 4 * walkMs),
+    );
     timer.unref();
   };
   sample();
