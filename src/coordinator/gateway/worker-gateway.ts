@@ -49,6 +49,12 @@ export interface WorkerGatewayOptions {
    * reconnect before it is judged (default 0); see CoordinatorConfig.restartGraceMs.
    */
   restartGraceMs?: number | undefined;
+  /**
+   * How long a node whose connection closed without a goodbye gets to connect again, at least,
+   * ms (default one heartbeat interval); see core/failure-detector.ts for why it is never
+   * declared before its own fencing has stopped its jobs either.
+   */
+  reconnectGraceMs?: number | undefined;
 }
 
 export type JobMessageHandler = (nodeId: string, message: WorkerJobMessage) => Promise<void>;
@@ -106,6 +112,9 @@ export class WorkerGateway implements ProofStarter {
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       missedHeartbeats: options.missedHeartbeats,
       restartGraceMs: options.restartGraceMs ?? 0,
+      ...(options.reconnectGraceMs === undefined
+        ? {}
+        : { reconnectGraceMs: options.reconnectGraceMs }),
     });
     // Proofs run only while a node is idle: a spot check under way when the node is placed is
     // dropped unrecorded (its late answer is ignored); the node is checked once idle again.
@@ -234,10 +243,12 @@ export class WorkerGateway implements ProofStarter {
   /** Declares every silent node offline. Exposed so tests with a manual clock can drive it. */
   async sweep(): Promise<void> {
     for (const dead of this.detector.sweep()) {
-      const { nodeId, lastBeatMs, unheardSinceRestart } = dead;
+      const { nodeId, lastBeatMs, unheardSinceRestart, closedAtMs } = dead;
       const reason = unheardSinceRestart
         ? "not heard from since the coordinator restarted"
-        : `missed ${this.options.missedHeartbeats} heartbeats`;
+        : closedAtMs === undefined
+          ? `missed ${this.options.missedHeartbeats} heartbeats`
+          : "connection closed and not reopened";
       if (!(await this.markOffline(nodeId, reason, lastBeatMs, unheardSinceRestart))) {
         // Not recorded (the database is locked or gone): judged again at a later sweep.
         this.detector.judgeAgain(dead);
@@ -290,7 +301,11 @@ export class WorkerGateway implements ProofStarter {
       clearTimeout(authTimer);
       if (session === undefined) return;
       this.proofs.drop(session.nodeId, session.proofChannel);
-      if (this.sessions.get(session.deviceId) === session) this.dropSession(session.deviceId);
+      if (this.sessions.get(session.deviceId) !== session) return;
+      this.dropSession(session.deviceId);
+      // Still its node's live connection (not replaced, not ended by a goodbye or a verdict):
+      // the worker died or its link was cut. A no-op for a node the detector no longer watches.
+      this.detector.disconnected(session.nodeId);
     });
     socket.on("message", (data, isBinary) => {
       const message = parseMessage(data, isBinary);
@@ -433,8 +448,7 @@ export class WorkerGateway implements ProofStarter {
       nodeId: device.nodeId,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       // One interval short of the detector's deadline: the worker fences before it is declared dead.
-      fenceAfterMs:
-        this.options.heartbeatIntervalMs * Math.max(1, this.options.missedHeartbeats - 1),
+      fenceAfterMs: this.detector.fenceAfterMs,
     });
     if (!verified)
       void this.proofs
