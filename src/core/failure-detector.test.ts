@@ -115,6 +115,8 @@ describe("FailureDetector", () => {
     fd.watch("node_silent");
     clock.advance(600);
     fd.disconnected("node_killed"); // 600 ms after its last beat
+    assert.equal(fd.closedDueInMs("node_killed"), 2150);
+    assert.equal(fd.closedDueInMs("node_silent"), undefined);
     clock.advance(2149); // 2,749 ms after the last beat
     assert.deepEqual(fd.sweep(), [], "its worker may not have fenced yet");
     clock.advance(1);

@@ -131,6 +131,16 @@ export class FailureDetector<T = unknown> {
     this.closedMs.set(nodeId, this.options.clock.now());
   }
 
+  /** How long until a node whose connection closed is due, ms; undefined when it is not closed. */
+  closedDueInMs(nodeId: string): number | undefined {
+    const closedAt = this.closedMs.get(nodeId);
+    const last = this.lastBeatMs.get(nodeId);
+    if (closedAt === undefined || last === undefined) return undefined;
+    const now = this.options.clock.now();
+    const graceMs = this.options.reconnectGraceMs ?? this.options.heartbeatIntervalMs;
+    return Math.max(0, closedAt + graceMs - now, last + this.fencedBoundMs - now);
+  }
+
   forget(nodeId: string): void {
     this.lastBeatMs.delete(nodeId);
     this.closedMs.delete(nodeId);

@@ -90,6 +90,8 @@ export class WorkerGateway implements ProofStarter {
   private connectHandler: ((nodeId: string) => Promise<void>) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** Sweeps set for closed nodes' due times (`sweepWhenDue`). */
+  private readonly dueTimers = new Set<NodeJS.Timeout>();
   /** Nodes that beat since the last flush, and when that flush began (a lower bound for them). */
   private heardSinceFlush = new Set<string>();
   private lastFlushMs: number;
@@ -194,6 +196,8 @@ export class WorkerGateway implements ProofStarter {
   stop(): void {
     clearInterval(this.sweepTimer);
     clearInterval(this.flushTimer);
+    for (const timer of this.dueTimers) clearTimeout(timer);
+    this.dueTimers.clear();
     this.proofs.stop();
     for (const { socket } of this.sessions.values())
       socket.close(CloseCode.shuttingDown, "coordinator shutting down");
@@ -262,6 +266,21 @@ export class WorkerGateway implements ProofStarter {
     }
   }
 
+  /**
+   * Sweeps once a closed node is due, not up to a sweep period later (unless sweeps are left to
+   * the caller: tests with a manual clock).
+   */
+  private sweepWhenDue(nodeId: string): void {
+    const dueInMs = this.detector.closedDueInMs(nodeId);
+    if (dueInMs === undefined || this.sweepTimer === undefined) return;
+    const timer = setTimeout(() => {
+      this.dueTimers.delete(timer);
+      void this.sweep();
+    }, dueInMs + 1);
+    timer.unref();
+    this.dueTimers.add(timer);
+  }
+
   /** Holds a place for a connection waiting to authenticate; answers its release, or undefined when full. */
   private admitUnauthenticated(address: string): (() => void) | undefined {
     const fromAddress = this.unauthenticated.get(address) ?? 0;
@@ -306,6 +325,7 @@ export class WorkerGateway implements ProofStarter {
       // Still its node's live connection (not replaced, not ended by a goodbye or a verdict):
       // the worker died or its link was cut. A no-op for a node the detector no longer watches.
       this.detector.disconnected(session.nodeId);
+      this.sweepWhenDue(session.nodeId);
     });
     socket.on("message", (data, isBinary) => {
       const message = parseMessage(data, isBinary);
