@@ -4,12 +4,15 @@
  * silent, and the worker ends the job's processes by itself before the coordinator could declare it
  * dead and give the rank to another node. And when the agent itself is frozen (SIGSTOP), with or
  * without its job, the fencing watchdog beside it ends the job all the same, before that deadline.
+ * At the defaults the deadline is the soonest one: a closed connection's fencing bound.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, it } from "node:test";
+import { CoordinatorConfig } from "../src/coordinator/config.ts";
+import { FailureDetector } from "../src/core/failure-detector.ts";
 import { startWorker } from "../src/worker/main.ts";
 import { processesWith, sleepersAtLeast, tracking } from "../src/worker/runtime/job-harness.ts";
 import { createProcessRuntime } from "../src/worker/runtime/process-runtime.ts";
@@ -88,17 +91,22 @@ it(
   },
 );
 
-for (const frozen of ["the agent", "the agent and its job"] as const) {
+for (const frozen of ["nothing (its link is cut)", "the agent", "the agent and its job"] as const) {
   it(
-    `a frozen worker's job ends before the coordinator's deadline: ${frozen} stopped`,
+    `a worker's job ends before the soonest the coordinator may move it: ${frozen} stopped`,
     { timeout: 60_000 },
     async () => {
-      // The defaults: the coordinator declares a node dead 3 intervals after its last beat.
-      const heartbeatIntervalMs = 2000;
-      const deadlineMs = 3 * heartbeatIntervalMs;
+      // The defaults, and the soonest a node is declared dead: when its connection closed (a
+      // reset that reaches the coordinator only), the fencing bound after its last beat.
+      const detector = new FailureDetector({
+        clock: { now: () => 0 },
+        heartbeatIntervalMs: CoordinatorConfig.shape.heartbeatIntervalMs.parse(undefined),
+        missedHeartbeats: CoordinatorConfig.shape.missedHeartbeats.parse(undefined),
+      });
+      const deadlineMs = detector.fencedBoundMs;
       const coordinator = await startStandInCoordinator({
-        heartbeatIntervalMs,
-        fenceAfterMs: 2 * heartbeatIntervalMs,
+        heartbeatIntervalMs: CoordinatorConfig.shape.heartbeatIntervalMs.parse(undefined),
+        fenceAfterMs: detector.fenceAfterMs,
       });
       const tandemHome = await mkdtemp(path.join(os.tmpdir(), "tandem-frozen-"));
       const worker = spawnTandem(
@@ -123,8 +131,10 @@ for (const frozen of ["the agent", "the agent and its job"] as const) {
       const [sleeper] = await sleepersAtLeast(mark, 1);
       assert.ok(sleeper !== undefined);
 
-      // Freeze it: no more heartbeats, and an agent that cannot fence itself.
-      worker.child.kill("SIGSTOP");
+      // Cut its link (no more pongs: the agent fences itself), or freeze it: no more heartbeats,
+      // and an agent that cannot fence itself.
+      if (frozen === "nothing (its link is cut)") coordinator.answerPings = false;
+      else worker.child.kill("SIGSTOP");
       if (frozen === "the agent and its job") process.kill(sleeper, "SIGSTOP");
       const frozenAtMs = performance.now();
       let goneAtMs: number | undefined;

@@ -45,7 +45,11 @@ export const CoordinatorConfig = z.strictObject({
   sqliteBusyWaitMs: z.number().int().min(0).default(10_000),
   /** Whether anyone may create an account (otherwise only an admin may). */
   openSignup: z.boolean().default(true),
-  heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(2000),
+  /**
+   * How often workers beat, ms (default 1000): a silent node is declared dead after
+   * `missedHeartbeats` of them (3 s), one whose connection closed ¾ interval sooner.
+   */
+  heartbeatIntervalMs: z.number().int().min(50).max(60_000).default(1000),
   /** How often silent nodes are looked for, ms; 0 disables the timer (tests drive `gateway.sweep()`). */
   livenessSweepMs: z.number().int().min(0).optional(),
   missedHeartbeats: z.number().int().min(1).max(100).default(3),

@@ -106,4 +106,91 @@ describe("FailureDetector", () => {
     clock.advance(10_000);
     assert.deepEqual(fd.sweep(), []);
   });
+  it("declares a node whose connection closed at its fencing bound, not after the missed beats", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({ clock, heartbeatIntervalMs: 1000, missedHeartbeats: 3 });
+    assert.equal(fd.fenceAfterMs, 2000);
+    assert.equal(fd.fencedBoundMs, 2750, "the fence, its quarter-interval check, the kill");
+    fd.watch("node_killed");
+    fd.watch("node_silent");
+    clock.advance(600);
+    fd.disconnected("node_killed"); // 600 ms after its last beat
+    assert.equal(fd.closedDueInMs("node_killed"), 2150);
+    assert.equal(fd.closedDueInMs("node_silent"), undefined);
+    clock.advance(2149); // 2,749 ms after the last beat
+    assert.deepEqual(fd.sweep(), [], "its worker may not have fenced yet");
+    clock.advance(1);
+    assert.deepEqual(fd.sweep(), [
+      {
+        nodeId: "node_killed",
+        lastBeatMs: 1_000_000,
+        unheardSinceRestart: false,
+        closedAtMs: 1_000_600,
+      },
+    ]);
+    clock.advance(249);
+    assert.deepEqual(fd.sweep(), [], "silence alone waits for three missed beats");
+    clock.advance(1);
+    assert.deepEqual(
+      fd.sweep().map((d) => d.nodeId),
+      ["node_silent"],
+    );
+  });
+
+  it("gives a node whose connection closed late the reconnect grace, past its fencing bound", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({
+      clock,
+      heartbeatIntervalMs: 1000,
+      missedHeartbeats: 6,
+      reconnectGraceMs: 900,
+    });
+    assert.equal(fd.fencedBoundMs, 5750);
+    fd.watch("node_a");
+    clock.advance(5000);
+    fd.disconnected("node_a");
+    clock.advance(899);
+    assert.deepEqual(fd.sweep(), [], "past the fencing bound, but not the grace");
+    clock.advance(1);
+    assert.deepEqual(fd.sweep(), [
+      {
+        nodeId: "node_a",
+        lastBeatMs: 1_000_000,
+        unheardSinceRestart: false,
+        closedAtMs: 1_005_000,
+      },
+    ]);
+  });
+
+  it("changes nothing for a node that connects again within the grace", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({ clock, heartbeatIntervalMs: 1000, missedHeartbeats: 3 });
+    fd.watch("node_a");
+    clock.advance(500);
+    fd.disconnected("node_a");
+    clock.advance(800);
+    fd.watch("node_a"); // the worker is back: a fresh connection counts as a beat
+    clock.advance(2999);
+    assert.deepEqual(fd.sweep(), [], "judged on silence again, from the reconnect");
+    clock.advance(1);
+    assert.deepEqual(
+      fd.sweep().map((d) => [d.nodeId, d.closedAtMs]),
+      [["node_a", undefined]],
+    );
+  });
+
+  it("ignores a close of a node it does not watch, and judges a closed node again as it was", () => {
+    const clock = manualClock();
+    const fd = new FailureDetector({ clock, heartbeatIntervalMs: 1000, missedHeartbeats: 3 });
+    fd.disconnected("node_gone");
+    assert.equal(fd.size, 0);
+    fd.watch("node_a");
+    fd.disconnected("node_a");
+    clock.advance(2750);
+    const dead = fd.sweep();
+    assert.equal(dead[0]?.closedAtMs, 1_000_000);
+    for (const d of dead) fd.judgeAgain(d);
+    clock.advance(1);
+    assert.deepEqual(fd.sweep(), dead);
+  });
 });

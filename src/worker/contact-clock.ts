@@ -3,9 +3,12 @@
  * sight, measured so that it never thinks itself seen when it was not.
  *
  * The coordinator declares a node dead once it has received no heartbeat for
- * heartbeatIntervalMs × missedHeartbeats (6 s by default) and gives its ranks to other nodes. It
- * tells the worker `fenceAfterMs` = one interval less (4 s): a worker that has no proof of being
- * seen for that long stops every job by itself, so a rank never runs on two nodes at once.
+ * heartbeatIntervalMs × missedHeartbeats (3 s by default) and gives its ranks to other nodes;
+ * when the node's connection closed, already `fenceAfterMs` + ¾ interval after its last beat
+ * (core/failure-detector.ts). It tells the worker `fenceAfterMs` = one interval less than the
+ * silence deadline (2 s): a worker that has no proof of being seen for that long stops every job
+ * by itself, so a rank never runs on two nodes at once. A closed link does not fence at once: the
+ * coordinator may be restarting, and the budget runs on whether or not the link is up.
  *
  * What counts as proof: a WebSocket ping sent with each heartbeat whose pong came back. The pong
  * shows that the heartbeat sent just before it (same TCP stream) reached the coordinator, which
@@ -16,7 +19,8 @@
  * and do not count. The clock keeps running while the link is down: that is the case that matters.
  *
  * The worker checks every heartbeatIntervalMs / 4, so it fences at most a quarter interval late,
- * leaving three quarters of an interval to end the jobs before the coordinator's deadline.
+ * and gives its jobs a quarter interval to end (then kills them): all are gone half an interval
+ * after the budget, a quarter interval before the soonest the coordinator may move them.
  */
 export class ContactClock {
   private lastContactMs: number | undefined;

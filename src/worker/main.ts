@@ -245,9 +245,11 @@ export async function startWorker(
   link.on("fence", ({ silentMs, heartbeatIntervalMs }) => {
     if (supervisor.activeClusters === 0) return;
     outbox.fence(`stopped by self-fencing: no contact with the coordinator for ${silentMs} ms`);
-    // The coordinator's deadline is one interval after the fence, which is checked a quarter
-    // interval late at most: half an interval of grace still ends every process before it.
-    void supervisor.stopAll({ graceMs: Math.floor(heartbeatIntervalMs / 2) }).then((stopped) => {
+    // The coordinator declares this node no sooner than ¾ interval after the fence (a closed
+    // link; silence: one interval), which is checked a quarter interval late at most: a quarter
+    // interval of grace ends every process half an interval after the fence, as the watchdog does
+    // (core/failure-detector.ts).
+    void supervisor.stopAll({ graceMs: Math.floor(heartbeatIntervalMs / 4) }).then((stopped) => {
       if (stopped > 0)
         log(`fenced: no contact with the coordinator for ${silentMs} ms; stopped ${stopped} jobs`, {
           silentMs,

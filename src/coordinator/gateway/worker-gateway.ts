@@ -49,6 +49,12 @@ export interface WorkerGatewayOptions {
    * reconnect before it is judged (default 0); see CoordinatorConfig.restartGraceMs.
    */
   restartGraceMs?: number | undefined;
+  /**
+   * How long a node whose connection closed without a goodbye gets to connect again, at least,
+   * ms (default one heartbeat interval); see core/failure-detector.ts for why it is never
+   * declared before its own fencing has stopped its jobs either.
+   */
+  reconnectGraceMs?: number | undefined;
 }
 
 export type JobMessageHandler = (nodeId: string, message: WorkerJobMessage) => Promise<void>;
@@ -84,6 +90,8 @@ export class WorkerGateway implements ProofStarter {
   private connectHandler: ((nodeId: string) => Promise<void>) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** Sweeps set for closed nodes' due times (`sweepWhenDue`). */
+  private readonly dueTimers = new Set<NodeJS.Timeout>();
   /** Nodes that beat since the last flush, and when that flush began (a lower bound for them). */
   private heardSinceFlush = new Set<string>();
   private lastFlushMs: number;
@@ -106,6 +114,9 @@ export class WorkerGateway implements ProofStarter {
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       missedHeartbeats: options.missedHeartbeats,
       restartGraceMs: options.restartGraceMs ?? 0,
+      ...(options.reconnectGraceMs === undefined
+        ? {}
+        : { reconnectGraceMs: options.reconnectGraceMs }),
     });
     // Proofs run only while a node is idle: a spot check under way when the node is placed is
     // dropped unrecorded (its late answer is ignored); the node is checked once idle again.
@@ -181,6 +192,8 @@ export class WorkerGateway implements ProofStarter {
   stop(): void {
     clearInterval(this.sweepTimer);
     clearInterval(this.flushTimer);
+    for (const timer of this.dueTimers) clearTimeout(timer);
+    this.dueTimers.clear();
     this.proofs.stop();
     for (const { socket } of this.sessions.values())
       socket.close(CloseCode.shuttingDown, "coordinator shutting down");
@@ -264,10 +277,12 @@ export class WorkerGateway implements ProofStarter {
   /** Declares every silent node offline. Exposed so tests with a manual clock can drive it. */
   async sweep(): Promise<void> {
     for (const dead of this.detector.sweep()) {
-      const { nodeId, lastBeatMs, unheardSinceRestart } = dead;
+      const { nodeId, lastBeatMs, unheardSinceRestart, closedAtMs } = dead;
       const reason = unheardSinceRestart
         ? "not heard from since the coordinator restarted"
-        : `missed ${this.options.missedHeartbeats} heartbeats`;
+        : closedAtMs === undefined
+          ? `missed ${this.options.missedHeartbeats} heartbeats`
+          : "connection closed and not reopened";
       if (!(await this.markOffline(nodeId, reason, lastBeatMs, unheardSinceRestart))) {
         // Not recorded (the database is locked or gone): judged again at a later sweep.
         this.detector.judgeAgain(dead);
@@ -279,6 +294,21 @@ export class WorkerGateway implements ProofStarter {
         this.dropSession(deviceId);
       }
     }
+  }
+
+  /**
+   * Sweeps once a closed node is due, not up to a sweep period later (unless sweeps are left to
+   * the caller: tests with a manual clock).
+   */
+  private sweepWhenDue(nodeId: string): void {
+    const dueInMs = this.detector.closedDueInMs(nodeId);
+    if (dueInMs === undefined || this.sweepTimer === undefined) return;
+    const timer = setTimeout(() => {
+      this.dueTimers.delete(timer);
+      void this.sweep();
+    }, dueInMs + 1);
+    timer.unref();
+    this.dueTimers.add(timer);
   }
 
   /** Holds a place for a connection waiting to authenticate; answers its release, or undefined when full. */
@@ -320,7 +350,12 @@ export class WorkerGateway implements ProofStarter {
       clearTimeout(authTimer);
       if (session === undefined) return;
       this.proofs.drop(session.nodeId, session.proofChannel);
-      if (this.sessions.get(session.deviceId) === session) this.dropSession(session.deviceId);
+      if (this.sessions.get(session.deviceId) !== session) return;
+      this.dropSession(session.deviceId);
+      // Still its node's live connection (not replaced, not ended by a goodbye or a verdict):
+      // the worker died or its link was cut. A no-op for a node the detector no longer watches.
+      this.detector.disconnected(session.nodeId);
+      this.sweepWhenDue(session.nodeId);
     });
     socket.on("message", (data, isBinary) => {
       const message = parseMessage(data, isBinary);
@@ -463,8 +498,7 @@ export class WorkerGateway implements ProofStarter {
       nodeId: device.nodeId,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       // One interval short of the detector's deadline: the worker fences before it is declared dead.
-      fenceAfterMs:
-        this.options.heartbeatIntervalMs * Math.max(1, this.options.missedHeartbeats - 1),
+      fenceAfterMs: this.detector.fenceAfterMs,
     });
     if (!verified)
       void this.proofs
