@@ -15,6 +15,8 @@ export interface CoordinatorProcess {
   /** CPU time (user + system) the coordinator process has used so far, ms. */
   cpuMs(): Promise<number>;
   stop(): Promise<void>;
+  /** SIGKILL: the process ends at once, as a crashed machine's would. */
+  kill(): Promise<void>;
 }
 
 /** `cpuProfileDir`: write a V8 CPU profile of the coordinator there (`node --cpu-prof`). */
@@ -39,6 +41,10 @@ export async function startCoordinatorProcess(
     },
     stop: async () => {
       child.send("stop");
+      await exited;
+    },
+    kill: async () => {
+      child.kill("SIGKILL");
       await exited;
     },
   };

@@ -133,7 +133,7 @@ export class PostgresLeaderElection implements Leadership {
       if (term === undefined)
         throw new Error("coordinator_leader has no row: migration 0027 missing");
       this.leaderTerm = Number(term);
-      this.deps.logger.info({ replica: this.replicaId, term: this.leaderTerm }, "leading");
+      this.deps.logger.info({ term: this.leaderTerm }, "leading");
     } catch (error) {
       this.lose(error);
     }
@@ -154,10 +154,7 @@ export class PostgresLeaderElection implements Leadership {
     this.session = undefined;
     this.leaderTerm = undefined;
     if (leaderTerm !== undefined)
-      this.deps.logger.warn(
-        { replica: this.replicaId, term: leaderTerm, err: reason },
-        "no longer leading",
-      );
+      this.deps.logger.warn({ term: leaderTerm, err: reason }, "no longer leading");
     session?.removeAllListeners("error");
     session?.on("error", () => undefined);
     session?.end().catch(() => undefined);
