@@ -34,8 +34,16 @@ async function queueCluster(s: SimulatedNetwork, max: number) {
   });
 }
 
-/** The worker runs the task it was given and exits with `exitCode`. */
-function finish(worker: Worker, clusterId: string, start: JobStart, exitCode: number) {
+/**
+ * The worker runs the task (or task run) it was given: each task exits with `exitOf(seq)`; a task
+ * of a run whose exit is undefined never ends by itself.
+ */
+function finish(
+  worker: Worker,
+  clusterId: string,
+  start: JobStart,
+  exitOf: (seq: number) => number | undefined,
+) {
   worker.send({
     type: "job-accepted",
     clusterId,
@@ -43,14 +51,18 @@ function finish(worker: Worker, clusterId: string, start: JobStart, exitCode: nu
     attempt: start.attempt,
     port: null,
   });
+  const taskExits = start.tasks
+    ?.map((t) => ({ seq: t.seq, exitCode: exitOf(t.seq) ?? null }))
+    .filter((e) => e.exitCode !== null);
   worker.send({
     type: "job-exit",
     clusterId,
     rank: start.rank,
     attempt: start.attempt,
-    exitCode,
+    exitCode: start.tasks === undefined ? exitOf(start.attempt)! : 0,
     signal: null,
     error: null,
+    ...(taskExits === undefined ? {} : { taskExits }),
   });
 }
 
@@ -110,11 +122,13 @@ forEachDatabase("task batches", (db) => {
     const exits = new Map<number, number>([[1, 0]]);
     for (const [i, c] of commands.entries()) exits.set(i + 2, Number(/\d+$/.exec(c[2]!)![0]));
     const ran: number[] = [];
+    const starts: JobStart[] = [];
     const runner = async (worker: Worker) => {
       while (ran.length < 6) {
         const start = await s.nextStart(worker);
-        ran.push(start.attempt);
-        finish(worker, cluster.id, start, exits.get(start.attempt)!);
+        starts.push(start);
+        ran.push(...(start.tasks?.map((t) => t.seq) ?? [start.attempt]));
+        finish(worker, cluster.id, start, (seq) => exits.get(seq));
       }
     };
     await Promise.race([Promise.all(s.pool.map(runner)), waitAllEnded(s, cluster.id)]);
@@ -134,6 +148,87 @@ forEachDatabase("task batches", (db) => {
       [...ran].sort((a, b) => a - b),
       [1, 2, 3, 4, 5, 6],
       "each task ran exactly once",
+    );
+    // The idle node took the queued tasks in one run, each with its own command, in order.
+    const run = starts.find((m) => m.tasks !== undefined)!;
+    assert.deepEqual(
+      run.tasks!.map((t) => [t.seq, t.command]),
+      commands.map((c, i) => [i + 2, c]),
+    );
+    assert.equal(run.attempt, 2, "a run's attempt is its first task");
+    const view = await s.client.getCluster(cluster.id);
+    const ended = view.events.filter((e) => e.type === "task-ended");
+    assert.deepEqual(
+      ended
+        .map((e) => [e.detail.task, e.detail.exitCode])
+        .sort((a, b) => Number(a[0]) - Number(b[0])),
+      [...exits.entries()],
+      "one task-ended event per task, with its own exit",
+    );
+  });
+
+  it("a task of a run that never ended fails with no exit; a lost run's tasks are queued again", async (t) => {
+    const s = await simulatedNetwork(db, t, 2);
+    const cluster = await queueCluster(s, 1);
+    const node = s.byNode(cluster.nodes[0]!.nodeId);
+    const first = await s.nextStart(node);
+    await s.client.submitTasks(cluster.id, [
+      ["echo", "2"],
+      ["echo", "3"],
+      ["echo", "4"],
+    ]);
+    finish(node, cluster.id, first, () => 0);
+    const run = await s.nextStart(node);
+    assert.deepEqual(
+      run.tasks?.map((x) => x.seq),
+      [2, 3, 4],
+    );
+    // Task 2 ended; the run was stopped during task 3 (4 never started).
+    finish(node, cluster.id, run, (seq) => (seq === 2 ? 0 : undefined));
+    const tasks = await waitAllEnded(s, cluster.id);
+    assert.deepEqual(
+      tasks.map((x) => [x.seq, x.status, x.exitCode]),
+      [
+        [1, "done", 0],
+        [2, "done", 0],
+        [3, "failed", null],
+        [4, "failed", null],
+      ],
+    );
+
+    // A node lost in the middle of a run: every task of the run goes back to the queue, and the
+    // node that takes it over runs them all again.
+    await s.client.submitTasks(cluster.id, [
+      ["echo", "5"],
+      ["echo", "6"],
+    ]);
+    const lostRun = await s.nextStart(node);
+    assert.deepEqual(
+      lostRun.tasks?.map((x) => x.seq),
+      [5, 6],
+    );
+    node.send({
+      type: "job-accepted",
+      clusterId: cluster.id,
+      rank: lostRun.rank,
+      attempt: lostRun.attempt,
+      port: null,
+    });
+    await s.silence(node);
+    const other = s.pool.find((w) => w !== node)!;
+    const again = await s.nextStart(other);
+    assert.deepEqual(
+      again.tasks?.map((x) => x.seq),
+      [5, 6],
+    );
+    finish(other, cluster.id, again, () => 0);
+    const after = await waitAllEnded(s, cluster.id);
+    assert.deepEqual(
+      after.slice(4).map((x) => [x.seq, x.status, x.nodeId]),
+      [
+        [5, "done", other.nodeId],
+        [6, "done", other.nodeId],
+      ],
     );
   });
 
@@ -162,12 +257,10 @@ forEachDatabase("task batches", (db) => {
 
     // Not the caller's cluster, or no queue: refused too.
     const other = await s.net.signUp(["consumer"]);
-    const foreign = await httpRequest(
-      s.net.url,
-      "POST",
-      `/v1/clusters/${cluster.id}/tasks/batch`,
-      { apiKey: other.apiKey, body: { commands: [["true"]] } },
-    );
+    const foreign = await httpRequest(s.net.url, "POST", `/v1/clusters/${cluster.id}/tasks/batch`, {
+      apiKey: other.apiKey,
+      body: { commands: [["true"]] },
+    });
     assert.ok(foreign.status === 403 || foreign.status === 404, foreign.text);
     assert.deepEqual(
       (await s.client.clusterTasks(cluster.id)).items.map((x) => x.seq),
@@ -227,7 +320,7 @@ forEachDatabase("tandem cluster submit --file", (db) => {
 
 /** The cluster's tasks once none is queued or running. */
 async function waitAllEnded(s: SimulatedNetwork, clusterId: string) {
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
     const tasks = (await s.client.clusterTasks(clusterId)).items;
     if (tasks.every((x) => x.status !== "queued" && x.status !== "running")) return tasks;
     await new Promise((r) => setTimeout(r, 10));

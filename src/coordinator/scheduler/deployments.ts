@@ -335,7 +335,7 @@ export class Deployments {
   /** Queues a task on an autoscaled cluster the caller owns; it runs as soon as a node is idle. */
   async submitTask(clusterId: string, actor: ClusterActor, command: string[]) {
     const seq = await this.submitTasks(clusterId, actor, [command]);
-    return (await readTasks(this.resources.db, clusterId)).find((t) => t.seq === seq)!;
+    return (await readTasks(this.resources.db, clusterId, seq))[0]!;
   }
 
   /**
