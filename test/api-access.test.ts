@@ -31,6 +31,7 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
   "DELETE /v1/clusters/:id": ["consumer"],
   "POST /v1/clusters/:id/extend": ["consumer"],
   "POST /v1/clusters/:id/tasks": ["consumer"],
+  "POST /v1/clusters/:id/tasks/batch": ["consumer"],
   "GET /v1/clusters/:id/tasks": ["consumer"],
   "GET /v1/clusters/:id/logs": ["consumer"],
   "GET /v1/clusters/:id/secrets": ["consumer"],

@@ -14,6 +14,7 @@ import {
   LogPage,
   SearchResponse,
   TaskList,
+  TaskBatch,
   TaskView,
   type DeployRequest,
   type QuoteRequest,
@@ -378,6 +379,17 @@ export class TandemClient {
       { command },
       undefined,
       TaskView,
+    );
+  }
+
+  /** Queues many tasks in one request (at most MAX_TASKS_PER_SUBMIT), all or none. */
+  submitTasks(id: string, commands: string[][]) {
+    return this.request(
+      "POST",
+      `/v1/clusters/${encodeURIComponent(id)}/tasks/batch`,
+      { commands },
+      undefined,
+      TaskBatch,
     );
   }
 

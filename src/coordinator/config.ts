@@ -109,6 +109,11 @@ export const CoordinatorConfig = z.strictObject({
   jobNetworks: z.enum(["required", "optional"]).default("optional"),
   /** An autoscaled cluster releases a node idle this long when no task waits, ms. */
   scaleDownIdleMs: z.number().int().min(0).default(60_000),
+  /**
+   * Most queued tasks an idle node of an autoscaled cluster takes at once, run one after another
+   * in one sandbox (scheduler/task-runs.ts); 1: one sandbox per task. Default 32 (the most).
+   */
+  maxTasksPerRun: z.number().int().min(1).max(32).default(32),
   /** How often served time is settled and expiries checked, ms. */
   schedulerTickMs: z.number().int().min(50).default(1000),
   /**

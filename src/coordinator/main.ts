@@ -224,7 +224,11 @@ export async function startCoordinator(
   const ends = new ClusterEnds(resources, queue, settler, overlays);
   const autoscaler = new Autoscaler(
     resources,
-    { reservationTtlMs, idleReleaseMs: config.scaleDownIdleMs },
+    {
+      reservationTtlMs,
+      idleReleaseMs: config.scaleDownIdleMs,
+      maxTasksPerRun: config.maxTasksPerRun,
+    },
     settler,
     offers,
   );

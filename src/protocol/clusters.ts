@@ -228,6 +228,14 @@ export const LogPage = z.strictObject({
 
 export const SubmitTaskRequest = z.strictObject({ command: z.array(Argument).min(1).max(256) });
 
+/** Most tasks one `POST /v1/clusters/:id/tasks/batch` queues (a larger list is refused whole). */
+export const MAX_TASKS_PER_SUBMIT = 1000;
+
+/** Many tasks in one request, queued in order in one transaction: all of them or none. */
+export const SubmitTaskBatchRequest = z.strictObject({
+  commands: z.array(z.array(Argument).min(1).max(256)).min(1).max(MAX_TASKS_PER_SUBMIT),
+});
+
 export const TaskView = z.strictObject({
   seq: z.number().int(),
   command: z.array(z.string()),
@@ -241,3 +249,11 @@ export const TaskView = z.strictObject({
 export type TaskView = z.infer<typeof TaskView>;
 
 export const TaskList = z.strictObject({ items: z.array(TaskView) });
+
+/** The tasks a batch queued: numbers `firstSeq`..`lastSeq`, in the order given. */
+export const TaskBatch = z.strictObject({
+  count: z.number().int(),
+  firstSeq: z.number().int(),
+  lastSeq: z.number().int(),
+});
+export type TaskBatch = z.infer<typeof TaskBatch>;

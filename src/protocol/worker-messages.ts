@@ -97,6 +97,22 @@ const Attempt = z.number().int().min(0).max(1_000_000);
  * Starts one rank of a cluster. The head (rank 0) gets no rendezvous address: it picks its port
  * and reports it in `job-accepted`; the other ranks are then started with the head's address.
  */
+/** Most tasks one `job-start` hands a node (their commands together at most 16 KiB of JSON). */
+export const MAX_TASKS_PER_RUN = 32;
+
+/** One task of a task run: its number in the cluster's queue and its command. */
+export const JobTask = z.strictObject({
+  seq: z.number().int().min(1),
+  command: z.array(z.string().max(4096)).min(1).max(256),
+});
+
+/** How one task of a task run ended: its exit code (null: it never ended by itself). */
+export const TaskExit = z.strictObject({
+  seq: z.number().int().min(1),
+  exitCode: z.number().int().nullable(),
+});
+export type TaskExit = z.infer<typeof TaskExit>;
+
 export const JobStartMessage = z.strictObject({
   type: z.literal("job-start"),
   clusterId: ClusterId,
@@ -124,6 +140,13 @@ export const JobStartMessage = z.strictObject({
    * (src/protocol/cluster-network.ts). Absent: the host's network (a coordinator from before).
    */
   network: JobNetworkSpec.optional(),
+  /**
+   * Several queued tasks of an autoscaled `batch` cluster handed over at once (issue 20): the
+   * worker runs them one after another in this one sandbox, each as its own process, in place of
+   * `command`, and reports each one's exit in the run's `job-exit` (`taskExits`). `attempt` is the
+   * first task's number. Absent: `command` is the one task (or rank) to run.
+   */
+  tasks: z.array(JobTask).min(1).max(MAX_TASKS_PER_RUN).optional(),
 });
 export type JobStartMessage = z.infer<typeof JobStartMessage>;
 
@@ -350,6 +373,8 @@ export const JobExitMessage = z.strictObject({
    * or none, is the node's (src/core/rank-end-cause.ts).
    */
   startFailure: z.enum(["image-missing", "invalid-job", "start-failed"]).optional(),
+  /** A task run's tasks that ended, in order (a `job-start` with `tasks`); the rest never did. */
+  taskExits: z.array(TaskExit).max(MAX_TASKS_PER_RUN).optional(),
 });
 
 /** A `secrets-reseal` answered: the boxes sealed to `toNodeId`, by name. */

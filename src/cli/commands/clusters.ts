@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { TandemClient } from "../../client/client.ts";
 import { deployWithSecrets, sealPendingSecrets } from "../../client/sealed-deploy.ts";
-import type { ClusterView, SearchResponse } from "../../protocol/clusters.ts";
+import type { ClusterView, SearchResponse, TaskBatch } from "../../protocol/clusters.ts";
 import type { ClusterCostsView } from "../../protocol/wallet.ts";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
@@ -21,6 +21,7 @@ import {
   type ClientOptions,
   type PagingOptions,
 } from "./common.ts";
+import { readStdin, taskBatches, taskCommands } from "./task-file.ts";
 import { addClusterCostsCommand } from "./wallet.ts";
 
 const FINAL = new Set(["completed", "failed", "terminated", "expired"]);
@@ -530,14 +531,39 @@ export function registerClusterCommands(program: Command): void {
   withClientOptions(
     cluster
       .command("submit")
-      .description("queue a task on an autoscaled cluster (it grows while tasks wait)")
+      .description(
+        "queue tasks on an autoscaled cluster (it grows while tasks wait): one command after --, " +
+          "or --file with one command a line",
+      )
       .argument("<id>", "cluster id")
-      .argument("<command...>", "the task's command (after --)"),
-  ).action(async (id: string, command: string[], options: ClientOptions) => {
-    const task = await (await clientFor(options)).submitTask(id, command);
-    if (options.json) return printJson(task);
-    process.stdout.write(`task ${task.seq} on ${id}: ${task.status}\n`);
-  });
+      .argument("[command...]", "the task's command (after --)"),
+  )
+    .option(
+      "--file <path>",
+      "tasks, one a line, each run as `sh -c LINE` (blank and # lines skipped); - reads stdin",
+    )
+    .action(async (id: string, command: string[], options: ClientOptions & { file?: string }) => {
+      if (options.file === undefined) {
+        if (command.length === 0) throw new Error("give a command after -- or --file <path>");
+        const task = await (await clientFor(options)).submitTask(id, command);
+        if (options.json) return printJson(task);
+        process.stdout.write(`task ${task.seq} on ${id}: ${task.status}\n`);
+        return;
+      }
+      if (command.length > 0) throw new Error("give either a command or --file, not both");
+      const text =
+        options.file === "-" ? await readStdin() : await readFile(options.file, "utf8");
+      const commands = taskCommands(text);
+      if (commands.length === 0) throw new Error(`no tasks in ${options.file}`);
+      const client = await clientFor(options);
+      const batches: TaskBatch[] = [];
+      // Each request queues its slice whole or not at all; a refused slice stops the rest.
+      for (const slice of taskBatches(commands)) batches.push(await client.submitTasks(id, slice));
+      const queued = { count: commands.length, firstSeq: batches[0]!.firstSeq, batches };
+      if (options.json) return printJson(queued);
+      const seqs = batches.map((b) => `${b.firstSeq}-${b.lastSeq}`).join(", ");
+      process.stdout.write(`${queued.count} tasks queued on ${id} (tasks ${seqs})\n`);
+    });
 
   withClientOptions(
     cluster

@@ -7,15 +7,16 @@ import {
   type LoadedCluster,
   type LoadedLease,
 } from "./cluster-store.ts";
-import { jobNetworkSpec } from "./cluster-network.ts";
 import { addLeases, moveLease, type LeaseRef } from "./cluster-lifecycle.ts";
-import { leaseRow, startMessage, type PlacedNode } from "./leases.ts";
+import { leaseRow, type PlacedNode } from "./leases.ts";
 import type { Offers } from "./offers.ts";
 import type { SchedulerResources } from "./resources.ts";
 import type { LeaseSettler } from "./settlement.ts";
 import type { WorkerChannel } from "./worker-channel.ts";
 import { runInTransaction, type Tx } from "../store/transaction.ts";
 import { max, mulDivCeil, sub, ZERO, type Money } from "../../core/money.ts";
+import { MAX_TASKS_PER_RUN, type TaskExit } from "../../protocol/worker-messages.ts";
+import { shareOut, taskRange, taskRunStart } from "./task-runs.ts";
 
 /** What one round does once its transaction commits. */
 interface Round {
@@ -45,7 +46,12 @@ export class Autoscaler {
       SchedulerResources,
       "db" | "clock" | "workers" | "payments" | "events"
     >,
-    private readonly options: { reservationTtlMs: number; idleReleaseMs: number },
+    private readonly options: {
+      reservationTtlMs: number;
+      idleReleaseMs: number;
+      /** Most tasks an idle node takes at once (at most MAX_TASKS_PER_RUN). */
+      maxTasksPerRun: number;
+    },
     private readonly settler: LeaseSettler,
     private readonly offers: Offers,
   ) {}
@@ -60,33 +66,44 @@ export class Autoscaler {
       const cluster = await loadCluster(tx, clusterId);
       const bounds = cluster.autoscale;
       if (bounds === null || isFinal(cluster.status) || cluster.endsAtMs === null) return;
-      const tasks = await tx
+      const counts = await tx
         .selectFrom("cluster_tasks")
-        .select(["seq", "status", "command"])
+        .select(["status", (eb) => eb.fn.countAll<number | string>().as("n")])
         .where("cluster_id", "=", clusterId)
         .where("status", "in", ["queued", "running"])
-        .orderBy("seq")
+        .groupBy("status")
         .execute();
-      const queued = tasks.filter((t) => t.status === "queued");
+      const countOf = (status: string) => Number(counts.find((c) => c.status === status)?.n ?? 0);
+      const queuedCount = countOf("queued");
+      const total = queuedCount + countOf("running");
       const leases = cluster.nodes.filter((n) => n.active && n.rank !== null);
       const need = {
-        desired: Math.min(
-          bounds.max,
-          Math.max(bounds.min, Math.ceil(tasks.length / bounds.tasksPerNode)),
-        ),
+        desired: Math.min(bounds.max, Math.max(bounds.min, Math.ceil(total / bounds.tasksPerNode))),
         min: bounds.min,
-        why: `${queued.length} queued + ${tasks.length - queued.length} running tasks at ${bounds.tasksPerNode} per node`,
+        why: `${queuedCount} queued + ${total - queuedCount} running tasks at ${bounds.tasksPerNode} per node`,
       };
       const scaled =
         need.desired > leases.length
           ? await this.scaleUp(tx, cluster, leases, need, round)
-          : queued.length === 0 && leases.length > need.desired
+          : queuedCount === 0 && leases.length > need.desired
             ? await this.scaleDown(tx, cluster, leases, need, round)
             : leases;
-      // Idle nodes take queued tasks, oldest first.
+      // Idle nodes take queued tasks, oldest first: the queue shared out among them, up to
+      // MAX_TASKS_PER_RUN each, in one run per node (./task-runs.ts).
       const idle = scaled.filter((n) => n.status === "staged");
-      for (const [i, task] of queued.slice(0, idle.length).entries())
-        await this.assign(tx, cluster, idle[i]!, task, scaled.length, round);
+      if (idle.length === 0 || queuedCount === 0) return;
+      const most = Math.min(MAX_TASKS_PER_RUN, this.options.maxTasksPerRun);
+      const perNode = Math.min(most, Math.ceil(queuedCount / idle.length));
+      const queued = await tx
+        .selectFrom("cluster_tasks")
+        .select(["seq", "command"])
+        .where("cluster_id", "=", clusterId)
+        .where("status", "=", "queued")
+        .orderBy("seq")
+        .limit(perNode * idle.length)
+        .execute();
+      for (const [i, run] of shareOut(queued, idle.length, perNode).entries())
+        await this.assign(tx, cluster, idle[i]!, run, scaled.length, round);
     });
     for (const status of round.statuses)
       this.resources.events.emit("node:status", { ...status, atMs: round.nowMs });
@@ -167,44 +184,44 @@ export class Autoscaler {
     return leases.filter((n) => !gone.has(n.seq));
   }
 
-  /** An idle node takes a queued task: one `job-start` whose attempt is the task's number. */
+  /**
+   * An idle node takes queued tasks: one `job-start` whose attempt is the first task's number; a
+   * single task as the run's command, several as its `tasks` (./task-runs.ts).
+   */
   private async assign(
     tx: Tx,
     cluster: LoadedCluster,
     lease: LoadedLease,
-    task: { seq: number; command: string },
+    tasks: ReadonlyArray<{ seq: number; command: string }>,
     worldSize: number,
     round: Round,
   ): Promise<void> {
     const now = round.nowMs;
+    const first = tasks[0]!.seq;
     await tx
       .updateTable("cluster_tasks")
       .set({ status: "running", lease_seq: lease.seq, node_id: lease.nodeId, started_at: now })
       .where("cluster_id", "=", cluster.id)
-      .where("seq", "=", task.seq)
+      .where(
+        "seq",
+        "in",
+        tasks.map((t) => t.seq),
+      )
       .execute();
     await moveLease(
       tx,
       { clusterId: cluster.id, seq: lease.seq, status: lease.status },
       { type: "assign" },
       {
-        attempt: task.seq,
+        attempt: first,
         reservedUntilMs: now + this.options.reservationTtlMs,
         idleSinceMs: null,
       },
-      { nowMs: now, reason: `task ${task.seq}` },
+      { nowMs: now, reason: tasks.length === 1 ? `task ${first}` : `tasks ${taskRange(tasks)}` },
     );
-    const spec = {
-      kind: cluster.kind,
-      command: JSON.parse(task.command) as string[],
-      env: cluster.spec.env,
-      image: cluster.spec.image,
-      limits: cluster.spec.limits,
-      network: jobNetworkSpec(cluster.spec, worldSize, true),
-    };
     round.sends.push({
       nodeId: lease.nodeId,
-      message: startMessage(cluster.id, spec, lease.rank!, task.seq, worldSize, null),
+      message: taskRunStart(cluster, lease.rank!, worldSize, tasks),
     });
   }
 
@@ -267,45 +284,73 @@ export class Autoscaler {
     return added;
   }
 
-  /** The start of the task a reserved lease was given, to send again after a reconnect. */
+  /** The start of the tasks a reserved lease was given, to send again after a reconnect. */
   async taskStart(cluster: LoadedCluster, lease: LoadedLease) {
-    const task = await this.resources.db
+    const tasks = await this.resources.db
       .selectFrom("cluster_tasks")
-      .select("command")
+      .select(["seq", "command"])
       .where("cluster_id", "=", cluster.id)
-      .where("seq", "=", lease.attempt)
+      .where("lease_seq", "=", lease.seq)
       .where("status", "=", "running")
-      .executeTakeFirst();
-    if (task === undefined || lease.rank === null) return undefined;
-    const spec = {
-      kind: cluster.kind,
-      command: JSON.parse(task.command) as string[],
-      env: cluster.spec.env,
-      image: cluster.spec.image,
-      limits: cluster.spec.limits,
-      network: jobNetworkSpec(cluster.spec, 1, true),
-    };
+      .orderBy("seq")
+      .execute();
+    if (tasks[0]?.seq !== lease.attempt || lease.rank === null) return undefined;
     const worldSize = cluster.nodes.filter((n) => n.active && n.rank !== null).length;
-    return startMessage(cluster.id, spec, lease.rank, lease.attempt, worldSize, null);
+    return taskRunStart(cluster, lease.rank, worldSize, tasks);
   }
 
-  /** A task's run ended on its node: the task is done (or failed), the node idle again. */
-  async onTaskExit(tx: Tx, lease: LeaseRef, task: number, exitCode: number | null): Promise<void> {
+  /**
+   * A task run ended on its node: each task is done (or failed) with its own exit, the node idle
+   * again. A single task's exit is the run's; a run of several reports each in `taskExits`, and a
+   * task of it with none never ended by itself: it failed, with no exit code. Answers the tasks
+   * as recorded.
+   */
+  async onTaskExit(
+    tx: Tx,
+    lease: LeaseRef,
+    run: { attempt: number; exitCode: number | null; taskExits?: TaskExit[] | undefined },
+  ): Promise<TaskExit[]> {
     const clusterId = lease.clusterId;
     const now = this.resources.clock.now();
-    await tx
-      .updateTable("cluster_tasks")
-      .set({ status: exitCode === 0 ? "done" : "failed", exit_code: exitCode, ended_at: now })
+    const running = await tx
+      .selectFrom("cluster_tasks")
+      .select("seq")
       .where("cluster_id", "=", clusterId)
-      .where("seq", "=", task)
+      .where("lease_seq", "=", lease.seq)
       .where("status", "=", "running")
+      .orderBy("seq")
       .execute();
+    const reported = new Map(
+      run.taskExits === undefined
+        ? [[run.attempt, run.exitCode]]
+        : run.taskExits.map((e) => [e.seq, e.exitCode]),
+    );
+    const ended = running.map((t) => ({ seq: t.seq, exitCode: reported.get(t.seq) ?? null }));
+    for (const exitCode of new Set(ended.map((e) => e.exitCode)))
+      await tx
+        .updateTable("cluster_tasks")
+        .set({ status: exitCode === 0 ? "done" : "failed", exit_code: exitCode, ended_at: now })
+        .where("cluster_id", "=", clusterId)
+        .where(
+          "seq",
+          "in",
+          ended.filter((e) => e.exitCode === exitCode).map((e) => e.seq),
+        )
+        .where("status", "=", "running")
+        .execute();
     await moveLease(
       tx,
       lease,
       { type: "idle" },
       { reservedUntilMs: null, idleSinceMs: now },
-      { nowMs: now, reason: `task ${task} ended (exit ${exitCode})` },
+      {
+        nowMs: now,
+        reason:
+          ended.length === 1
+            ? `task ${run.attempt} ended (exit ${ended[0]!.exitCode})`
+            : `tasks ${taskRange(ended)} ended`,
+      },
     );
+    return ended;
   }
 }

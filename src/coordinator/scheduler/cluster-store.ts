@@ -220,14 +220,11 @@ export async function readLogs(
   }));
 }
 
-/** An autoscaled cluster's tasks, oldest first. */
-export async function readTasks(db: ReadDb, clusterId: string): Promise<TaskView[]> {
-  const rows = await db
-    .selectFrom("cluster_tasks")
-    .selectAll()
-    .where("cluster_id", "=", clusterId)
-    .orderBy("seq")
-    .execute();
+/** An autoscaled cluster's tasks, oldest first (only task `seq` when given). */
+export async function readTasks(db: ReadDb, clusterId: string, seq?: number): Promise<TaskView[]> {
+  let query = db.selectFrom("cluster_tasks").selectAll().where("cluster_id", "=", clusterId);
+  if (seq !== undefined) query = query.where("seq", "=", seq);
+  const rows = await query.orderBy("seq").execute();
   return rows.map((t) => ({
     seq: t.seq,
     command: JSON.parse(t.command) as string[],

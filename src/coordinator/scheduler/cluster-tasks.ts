@@ -17,40 +17,61 @@ export async function queueTask(
   command: string[],
   nowMs: number,
 ): Promise<number> {
-  const last = await tx
+  return queueTasks(tx, clusterId, [command], nowMs);
+}
+
+/**
+ * Queues `commands` in order at the end of the cluster's queue (in the caller's transaction):
+ * one read of the queue and one insert for the lot. Answers the first task's number; the others
+ * follow it. A batch that would pass `MAX_QUEUED_TASKS` is refused whole.
+ */
+export async function queueTasks(
+  tx: Tx,
+  clusterId: string,
+  commands: readonly string[][],
+  nowMs: number,
+): Promise<number> {
+  const queue = await tx
     .selectFrom("cluster_tasks")
-    .select((eb) => eb.fn.max("seq").as("seq"))
+    .select((eb) => [
+      eb.fn.max("seq").as("seq"),
+      eb.fn
+        .sum<number | string | null>(eb.case().when("status", "=", "queued").then(1).else(0).end())
+        .as("waiting"),
+    ])
     .where("cluster_id", "=", clusterId)
     .executeTakeFirst();
-  const waiting = await tx
-    .selectFrom("cluster_tasks")
-    .select((eb) => eb.fn.countAll<number | string>().as("n"))
-    .where("cluster_id", "=", clusterId)
-    .where("status", "=", "queued")
-    .executeTakeFirstOrThrow();
-  if (Number(waiting.n) >= MAX_QUEUED_TASKS)
+  const waiting = Number(queue?.waiting ?? 0);
+  if (waiting + commands.length > MAX_QUEUED_TASKS)
     throw new TandemError(
       ErrorCode.CONFLICT,
-      `cluster ${clusterId} already has ${MAX_QUEUED_TASKS} queued tasks`,
+      `cluster ${clusterId} has ${waiting} queued tasks; ${commands.length} more would pass the limit of ${MAX_QUEUED_TASKS}`,
     );
-  const seq = Number(last?.seq ?? 0) + 1;
-  await tx
-    .insertInto("cluster_tasks")
-    .values({
-      cluster_id: clusterId,
-      seq,
-      command: JSON.stringify(command),
-      status: "queued",
-      lease_seq: null,
-      node_id: null,
-      exit_code: null,
-      submitted_at: nowMs,
-      started_at: null,
-      ended_at: null,
-    })
-    .execute();
-  return seq;
+  const first = Number(queue?.seq ?? 0) + 1;
+  // Inserted in slices: PostgreSQL takes at most 65,535 parameters per statement.
+  for (let at = 0; at < commands.length; at += INSERT_ROWS)
+    await tx
+      .insertInto("cluster_tasks")
+      .values(
+        commands.slice(at, at + INSERT_ROWS).map((command, i) => ({
+          cluster_id: clusterId,
+          seq: first + at + i,
+          command: JSON.stringify(command),
+          status: "queued",
+          lease_seq: null,
+          node_id: null,
+          exit_code: null,
+          submitted_at: nowMs,
+          started_at: null,
+          ended_at: null,
+        })),
+      )
+      .execute();
+  return first;
 }
+
+/** Rows per insert statement (10 columns each; SQLite allows 32,766 parameters). */
+const INSERT_ROWS = 500;
 
 /** The task a lost lease was running goes back to the queue (another node runs it again). */
 export async function requeueTask(tx: Tx, clusterId: string, leaseSeq: number): Promise<void> {

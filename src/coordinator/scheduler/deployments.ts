@@ -21,7 +21,7 @@ import {
   readTasks,
   type ClusterSpec,
 } from "./cluster-store.ts";
-import { queueTask } from "./cluster-tasks.ts";
+import { queueTask, queueTasks } from "./cluster-tasks.ts";
 import { startTls } from "./cluster-tls.ts";
 import { jobNetworkSpec } from "./cluster-network.ts";
 import { leaseRow, startMessage } from "./leases.ts";
@@ -334,7 +334,16 @@ export class Deployments {
 
   /** Queues a task on an autoscaled cluster the caller owns; it runs as soon as a node is idle. */
   async submitTask(clusterId: string, actor: ClusterActor, command: string[]) {
-    const seq = await this.queue.serial(clusterId, async () => {
+    const seq = await this.submitTasks(clusterId, actor, [command]);
+    return (await readTasks(this.resources.db, clusterId, seq))[0]!;
+  }
+
+  /**
+   * Queues `commands` in order, in one transaction (all or none), then one round of scaling hands
+   * them to idle nodes. Answers the first task's number; the others follow it.
+   */
+  async submitTasks(clusterId: string, actor: ClusterActor, commands: string[][]) {
+    return this.queue.serial(clusterId, async () => {
       const seq = await runInTransaction(this.resources.db, async (tx) => {
         const cluster = await loadCluster(tx, clusterId);
         authorizeCluster(cluster, actor, "submit-task");
@@ -348,12 +357,11 @@ export class Deployments {
             ErrorCode.INVALID_TRANSITION,
             `cluster ${clusterId} has ended (${cluster.status})`,
           );
-        return queueTask(tx, clusterId, command, this.resources.clock.now());
+        return queueTasks(tx, clusterId, commands, this.resources.clock.now());
       });
       await this.autoscaler.step(clusterId);
       return seq;
     });
-    return (await readTasks(this.resources.db, clusterId)).find((t) => t.seq === seq)!;
   }
 }
 

@@ -207,25 +207,39 @@ export class JobMessageRouter {
     return true;
   }
 
-  /** A task of an autoscaled cluster ended: record it, then the next round of scaling. */
+  /**
+   * A task run of an autoscaled cluster ended: record each task's end (one `task-ended` event
+   * each), then the next round of scaling. A task of several that recorded its own exit ended by
+   * itself; the others share the run's end (stopped, over a limit).
+   */
   private async onTaskExit(
     lease: LeaseRef,
     message: z.infer<typeof JobExitMessage>,
     end: RankEnd,
   ): Promise<void> {
     const now = this.resources.clock.now();
+    const own = new Set(message.taskExits?.map((e) => e.seq));
     await runInTransaction(this.resources.db, async (tx) => {
-      await this.autoscaler.onTaskExit(tx, lease, message.attempt, message.exitCode);
-      await appendClusterEvent(tx, message.clusterId, now, "task-ended", {
-        task: message.attempt,
-        rank: message.rank,
-        exitCode: message.exitCode,
-        signal: message.signal,
-        ...(message.limitExceeded === undefined ? {} : { limitExceeded: message.limitExceeded }),
-        ...(message.error === null ? {} : { error: message.error }),
-        cause: rankEndCause(end),
-        end,
-      });
+      const ended = await this.autoscaler.onTaskExit(tx, lease, message);
+      for (const task of ended) {
+        const taskEnd = own.has(task.seq) ? exitEnd({ ...task, error: null }) : end;
+        await appendClusterEvent(tx, message.clusterId, now, "task-ended", {
+          task: task.seq,
+          rank: message.rank,
+          exitCode: task.exitCode,
+          ...(own.has(task.seq)
+            ? {}
+            : {
+                signal: message.signal,
+                ...(message.limitExceeded === undefined
+                  ? {}
+                  : { limitExceeded: message.limitExceeded }),
+                ...(message.error === null ? {} : { error: message.error }),
+              }),
+          cause: rankEndCause(taskEnd),
+          end: taskEnd,
+        });
+      }
     });
     await this.autoscaler.step(message.clusterId);
   }

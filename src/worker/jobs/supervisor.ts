@@ -7,6 +7,7 @@ import type { z } from "zod";
 import type {
   JobExitMessage,
   JobStartMessage,
+  TaskExit,
   WorkerMessage,
 } from "../../protocol/worker-messages.ts";
 import type { ExceededLimit, RankLimits } from "../../protocol/hardware.ts";
@@ -25,6 +26,7 @@ import { jobTlsFiles, tlsPaths } from "./job-tls.ts";
 import { rankLimits } from "./offer.ts";
 import { RankNetwork, type RankNetworkPorts } from "./rank-network.ts";
 import { RankOutput, type OutputBatch, type OutputLimits } from "./rank-output.ts";
+import { readTaskExits, taskRunCommand } from "./task-run.ts";
 
 /** A worker that builds no rank networks (./rank-network.ts). */
 const NO_NETWORKS: RankNetworkPorts = { localAddress: () => undefined };
@@ -215,6 +217,9 @@ export class JobSupervisor {
           tls: tlsFiles === undefined ? undefined : tlsPaths(jobDirInside(runtime.kind, jobDir)),
         },
       );
+      // A task run: its tasks one after another in this one sandbox (./task-run.ts).
+      if (job.tasks !== undefined)
+        plan.command = taskRunCommand(job.tasks, jobDirInside(runtime.kind, jobDir));
       await network.open();
       if (run.stopping !== undefined) {
         options.send(exitMessage(job, null, null, "stopped before it started"));
@@ -242,9 +247,12 @@ export class JobSupervisor {
         ...(job.head === null ? onOverlay : {}),
       });
       const exit = await this.relayOutput(job, running);
+      const taskExits =
+        job.tasks === undefined ? undefined : await readTaskExits(jobDir, job.tasks);
       options.send(
         exitMessage(job, exit.exitCode, exit.signal, exitError(exit.limitExceeded, limits.limits), {
           limitExceeded: exit.limitExceeded,
+          taskExits,
         }),
       );
     } catch (error) {
@@ -328,7 +336,7 @@ function exitMessage(
   exitCode: number | null,
   signal: string | null,
   error: string | null,
-  extra: { limitExceeded?: ExceededLimit | undefined } = {},
+  extra: { limitExceeded?: ExceededLimit | undefined; taskExits?: TaskExit[] | undefined } = {},
 ): z.infer<typeof JobExitMessage> {
   return {
     type: "job-exit",
@@ -339,6 +347,7 @@ function exitMessage(
     signal,
     error,
     ...(extra.limitExceeded === undefined ? {} : { limitExceeded: extra.limitExceeded }),
+    ...(extra.taskExits === undefined ? {} : { taskExits: extra.taskExits }),
   };
 }
 

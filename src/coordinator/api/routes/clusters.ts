@@ -15,7 +15,9 @@ import {
   QuoteRequest,
   SearchRequest,
   SearchResponse,
+  SubmitTaskBatchRequest,
   SubmitTaskRequest,
+  TaskBatch,
   TaskList,
   TaskView,
   type CapacityFilters,
@@ -206,6 +208,26 @@ export function clusterRoutes(
       const actor = actorOf(request);
       const task = await deployments.submitTask(request.params.id, actor, request.body.command);
       return reply.status(201).send(task);
+    },
+  );
+
+  app.post(
+    "/v1/clusters/:id/tasks/batch",
+    {
+      config: { roles: ["consumer"] },
+      schema: {
+        tags: ["clusters"],
+        params: ClusterIdParams,
+        body: SubmitTaskBatchRequest,
+        response: { 201: TaskBatch },
+      },
+    },
+    async (request, reply) => {
+      const { commands } = request.body;
+      const first = await deployments.submitTasks(request.params.id, actorOf(request), commands);
+      return reply
+        .status(201)
+        .send({ count: commands.length, firstSeq: first, lastSeq: first + commands.length - 1 });
     },
   );
 
