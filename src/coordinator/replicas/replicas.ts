@@ -107,22 +107,32 @@ export class Replicas {
   }
 
   private onNotice(notice: ReplicaNotice): void {
-    // A replica back from the dead (it was paused) holds its workers again: not orphans here.
-    const back =
-      notice.type === "alive" &&
-      notice.replicaId !== this.replicaId &&
-      !this.directory.isAlive(notice.replicaId);
+    const fromOther = notice.replicaId !== this.replicaId;
+    // A replica heard from again (started before this one, or resumed from a pause) holds its
+    // workers: they are not this one's to watch.
+    const back = notice.type === "alive" && fromOther && !this.directory.isAlive(notice.replicaId);
     this.directory.onNotice(notice);
-    if (back)
-      for (const nodeId of this.directory.heldBy(notice.replicaId))
-        this.deps.gateway.release(nodeId);
-    if (notice.type === "connected" && notice.replicaId !== this.replicaId)
-      this.deps.gateway.release(notice.nodeId);
-    if (notice.type === "commands" && notice.replicaId === this.replicaId)
-      void this.channel.deliver();
-    if (notice.replicaId === this.replicaId) return;
-    if (notice.type === "node") for (const reread of this.deps.nodeChanged) reread(notice.nodeId);
-    if (notice.type === "revoked") this.deps.gateway.closeRevoked(notice.deviceId, notice.nodeId);
+    const { gateway } = this.deps;
+    switch (notice.type) {
+      case "alive":
+        if (back)
+          for (const nodeId of this.directory.heldBy(notice.replicaId)) gateway.release(nodeId);
+        return;
+      case "connected":
+        if (fromOther) gateway.release(notice.nodeId);
+        return;
+      case "commands":
+        if (!fromOther) void this.channel.deliver();
+        return;
+      case "node":
+        if (fromOther) for (const reread of this.deps.nodeChanged) reread(notice.nodeId);
+        return;
+      case "revoked":
+        if (fromOther) gateway.closeRevoked(notice.deviceId, notice.nodeId);
+        return;
+      case "left":
+        return;
+    }
   }
 
   /** After a gap in notices: read again what they would have said. */
