@@ -514,7 +514,8 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       .getByTestId("history-table")
       .locator("tbody tr")
       .last()
-      .filter({ hasText: "missed 3 heartbeats" })
+      // A killed worker's connection closes: it is declared at its fencing bound for that.
+      .filter({ hasText: "connection closed and not reopened" })
       .waitFor();
     await page.screenshot({ path: join(ARTIFACTS, "node-offline-live.png"), fullPage: true });
     await listRow.locator('[data-testid="row-status"][data-status="offline"]').waitFor();
