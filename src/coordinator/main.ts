@@ -21,6 +21,7 @@ import { MarketPrices } from "./registry/market-prices.ts";
 import { NodeLifecycle } from "./registry/node-lifecycle.ts";
 import { NetworkCounts } from "./registry/network-counts.ts";
 import { UsageReader } from "./registry/network-usage.ts";
+import { UptimeRefresher } from "./registry/uptime-refresher.ts";
 import { NodeQueries } from "./registry/node-queries.ts";
 import { openStore, type Store } from "./store/database.ts";
 import { toNumberOrNull } from "./store/rows.ts";
@@ -339,17 +340,11 @@ export async function startCoordinator(
     { intervalMs: config.proofIntervalMs },
   );
   spotChecks.start();
-  // One refresh at a time; closing stops the one under way between two of its batches.
-  const stopUptime = new AbortController();
-  let uptimeRefresh: Promise<void> | undefined;
-  const uptimeTimer = setInterval(() => {
-    uptimeRefresh ??= leadership
-      .asLeader(() => lifecycle.refreshAllUptime(clock.now(), stopUptime.signal))
-      .then(() => undefined)
-      .catch((error: unknown) => logger.error({ err: error }, "uptime refresh failed"))
-      .finally(() => (uptimeRefresh = undefined));
-  }, config.uptimeRefreshMs);
-  uptimeTimer.unref();
+  const uptime = new UptimeRefresher(
+    { lifecycle, leadership, clock, logger },
+    config.uptimeRefreshMs,
+  );
+  uptime.start();
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ address, database: store.dialect }, "coordinator listening");
@@ -370,9 +365,7 @@ export async function startCoordinator(
     createdAdminKey: admin?.apiKey,
     close() {
       closing ??= (async () => {
-        clearInterval(uptimeTimer);
-        stopUptime.abort();
-        await uptimeRefresh;
+        await uptime.stop();
         await gateway
           .flushLastSeen()
           .catch((error: unknown) => logger.error({ err: error }, "last-seen flush failed"));
