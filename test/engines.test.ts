@@ -3,8 +3,13 @@
 // deploy of a kind filter on its engine before anything is charged, the funnel line saying how
 // many nodes were left; a report without the field (a worker from before it) is still placed.
 import assert from "node:assert/strict";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { it } from "node:test";
+import { startWorker } from "../src/worker/main.ts";
 import { assertError, forEachDatabase, httpRequest } from "./support/coordinator.ts";
+import { fixtureHardware } from "./support/devices.ts";
 import { simulatedNetwork } from "./support/simulated-network.ts";
 import type { DeployRequest } from "../src/protocol/clusters.ts";
 
@@ -72,5 +77,33 @@ forEachDatabase("engines", (db) => {
     const cluster = await s.client.deployCluster(cpuDeploy("ray"));
     assert.equal(s.roleOf(cluster, 0), s.pool[1], "the older worker is assumed able, as before");
     assert.equal((await s.client.getNode(s.pool[1]!.nodeId)).engines, null);
+  });
+
+  it("a real worker asks its configured python once at start and registers what it found", async (t) => {
+    const home = await mkdtemp(join(tmpdir(), "tandem-engines-"));
+    t.after(() => rm(home, { recursive: true, force: true }));
+    // A python that finds Ray and torch only, and counts how often it is asked.
+    const python = join(home, "python");
+    await writeFile(python, `#!/bin/sh\necho x >> "${home}/asked"\necho '["torch", "ray"]'\n`);
+    await chmod(python, 0o755);
+    const tc = await db.startCoordinator();
+    t.after(() => tc.close());
+    const supplier = await tc.signUp(["supplier"]);
+    const hardware = await fixtureHardware("none");
+    const worker = await startWorker(
+      {
+        home: join(home, "worker"),
+        coordinatorUrl: tc.url,
+        region: "eu-west",
+        zone: "eu-west-a",
+        enrollmentToken: (await supplier.client.createEnrollmentToken()).token,
+        python,
+        containers: false,
+      },
+      { probe: { probe: () => Promise.resolve(hardware) }, log: () => undefined },
+    );
+    t.after(() => worker.stop());
+    assert.deepEqual((await tc.client().getNode(worker.nodeId)).engines, ["torch", "ray"]);
+    assert.equal(await readFile(join(home, "asked"), "utf8"), "x\n", "asked once");
   });
 });
