@@ -6,10 +6,17 @@ import assert from "node:assert/strict";
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { it } from "node:test";
+import { describe, it } from "node:test";
 import { startWorker } from "../src/worker/main.ts";
-import { assertError, forEachDatabase, httpRequest } from "./support/coordinator.ts";
+import {
+  assertError,
+  forEachDatabase,
+  httpRequest,
+  openTestStore,
+  startTestCoordinator,
+} from "./support/coordinator.ts";
 import { fixtureHardware } from "./support/devices.ts";
+import { spawnTandem } from "./support/processes.ts";
 import { simulatedNetwork } from "./support/simulated-network.ts";
 import type { DeployRequest } from "../src/protocol/clusters.ts";
 
@@ -105,5 +112,37 @@ forEachDatabase("engines", (db) => {
     t.after(() => worker.stop());
     assert.deepEqual((await tc.client().getNode(worker.nodeId)).engines, ["torch", "ray"]);
     assert.equal(await readFile(join(home, "asked"), "utf8"), "x\n", "asked once");
+  });
+});
+
+// The CLI only reads the API, so one database (SQLite) is enough for it.
+describe("the CLI with engines", () => {
+  it("`search --kind ray` and `cluster quote --kind ray` exit 2 with the engine's funnel line; `nodes show` lists engines", async (t) => {
+    const sqlite = {
+      kind: "sqlite" as const,
+      startCoordinator: (opts = {}) => startTestCoordinator({ ...opts, database: "sqlite" }),
+      openStore: () => openTestStore("sqlite"),
+    };
+    const s = await simulatedNetwork(sqlite, t, 1, {}, [], [], [], [["torch", "dask"]]);
+    const home = await mkdtemp(join(tmpdir(), "tandem-cli-"));
+    t.after(() => rm(home, { recursive: true, force: true }));
+    const tandem = async (args: string[]) => {
+      const cli = spawnTandem(args, {
+        TANDEM_URL: s.net.url,
+        TANDEM_API_KEY: s.consumer.apiKey,
+        TANDEM_HOME: home,
+      });
+      const code = await cli.exited;
+      return { code, out: [...cli.stdout, ...cli.stderr].join("\n") };
+    };
+    const search = await tandem(["search", "--gpu", "cpu", "--kind", "ray"]);
+    assert.equal(search.code, 2, search.out);
+    assert.match(search.out, /^ *engine ray +0$/m);
+    const quote = await tandem(["cluster", "quote", "--hours", "1", "--kind", "ray"]);
+    assert.equal(quote.code, 2, quote.out);
+    assert.match(quote.out, /^ *engine ray +0$/m);
+    assert.equal((await tandem(["search", "--kind", "dask"])).code, 0);
+    const show = await tandem(["nodes", "show", s.pool[0]!.nodeId]);
+    assert.match(show.out, /engines: +torch, dask/);
   });
 });
