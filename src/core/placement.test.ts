@@ -55,6 +55,26 @@ describe("place", () => {
     assert.match(short.explanation, /runs containers: 1 \(need 2\)/);
   });
 
+  it("places a kind only on nodes with its engine, taking a node that reported none as able", () => {
+    const inventory = [
+      node(1, { engines: ["torch", "dask"] }),
+      node(2, { engines: ["torch", "ray"], pricePerHour: 3_000_000n }),
+      node(3, { engines: [] }),
+      node(4, { pricePerHour: 2_000_000n }),
+    ];
+    const ray = place(inventory, { nodes: 2, engine: "ray" });
+    assert.ok(ray.ok);
+    assert.deepEqual(
+      ray.nodes.map((n) => n.nodeId),
+      ["node_0004", "node_0002"],
+    );
+    const short = place(inventory, { nodes: 3, engine: "ray" });
+    assert.ok(!short.ok);
+    assert.match(short.explanation, /available: 4 → engine ray: 2 \(need 3\)/);
+    const batch = place(inventory, { nodes: 4 });
+    assert.ok(batch.ok, "no engine asked: every node");
+  });
+
   it("places isolated ranks only on nodes that build job networks, and overlays on those with one", () => {
     const both = { isolation: true, overlay: true };
     const inventory = [

@@ -48,6 +48,11 @@ export interface PlacementCandidate {
   readonly teeCapable: boolean;
   /** Can run `container` clusters (podman on the worker); absent = no. */
   readonly containers?: boolean | undefined;
+  /**
+   * The engines its worker can run (torch, dask, ray, podman); absent: unknown (a worker from
+   * before engines were reported), taken as able so such nodes keep being placed as before.
+   */
+  readonly engines?: readonly string[] | undefined;
   readonly uptime30d: number;
   /** Reputation score, 0..100 (src/core/reputation.ts). */
   readonly reputation: number;
@@ -94,6 +99,8 @@ export interface PlacementRequest {
   readonly teeCapable?: boolean | undefined;
   /** Only nodes that can run containers (a `container` cluster). */
   readonly containers?: boolean | undefined;
+  /** The engine the cluster's kind runs on (torch, dask, ray); absent: none needed. */
+  readonly engine?: string | undefined;
   /** Nodes that must not be chosen (already tried, or already in the cluster). */
   readonly exclude?: ReadonlySet<string> | undefined;
   /** Per-rank limits each node must offer at least; a node with no known offer fails any. */
@@ -163,6 +170,12 @@ function filtersFor(request: PlacementRequest, formatPrice: (units: bigint) => s
   if (teeCapable === true) filters.push({ label: "tee-capable", test: (c) => c.teeCapable });
   if (request.containers === true)
     filters.push({ label: "runs containers", test: (c) => c.containers === true });
+  const { engine } = request;
+  if (engine !== undefined)
+    filters.push({
+      label: `engine ${engine}`,
+      test: (c) => c.engines === undefined || c.engines.includes(engine),
+    });
   if (request.network !== undefined)
     filters.push({ label: "isolated network", test: (c) => c.network?.isolation === true });
   if (request.network === "overlay")

@@ -44,7 +44,11 @@ export const CapacityFilters = z.strictObject({
 });
 export type CapacityFilters = z.infer<typeof CapacityFilters>;
 
-export const SearchRequest = CapacityFilters.extend({ currency: CurrencyName.default("USDC") });
+export const SearchRequest = CapacityFilters.extend({
+  currency: CurrencyName.default("USDC"),
+  /** Only nodes whose worker can run this kind's engine (as a deploy of that kind would). */
+  kind: ClusterKind.optional(),
+});
 export type SearchRequest = z.input<typeof SearchRequest>;
 
 /** One step of the elimination funnel: how many nodes were left after this filter. */
@@ -112,6 +116,8 @@ export type DeployRequest = z.input<typeof DeployRequest>;
 
 /** What a quote needs: the deploy's capacity filters, duration and currency. */
 export const QuoteRequest = CapacityFilters.extend({
+  /** Only nodes whose worker can run this kind's engine (as a deploy of that kind would). */
+  kind: ClusterKind.optional(),
   hours: z.number().int().min(1).max(720),
   currency: CurrencyName.default("USDC"),
   autoscale: Autoscale.optional(),

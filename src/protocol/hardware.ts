@@ -63,6 +63,13 @@ export type RankLimitsAsk = z.infer<typeof RankLimitsAsk>;
 export const ExceededLimit = z.enum(["memory", "pids", "disk"]);
 export type ExceededLimit = z.infer<typeof ExceededLimit>;
 
+/**
+ * An engine a cluster kind runs on: torch, dask and ray are Python modules the worker's `python`
+ * can import; podman runs `container` clusters. `batch` needs none.
+ */
+export const Engine = z.enum(["torch", "dask", "ray", "podman"]);
+export type Engine = z.infer<typeof Engine>;
+
 /** What a worker's hardware probe finds on its machine. Sizes in MiB. */
 export const HardwareReport = z.strictObject({
   cpu: z.strictObject({
@@ -91,6 +98,11 @@ export const HardwareReport = z.strictObject({
     .array(z.enum(["podman"]))
     .max(4)
     .optional(),
+  /**
+   * The engines this worker found at start (absent: a worker from before engines, whose engines are
+   * unknown; placement assumes it has them, as it did before).
+   */
+  engines: z.array(Engine).max(8).optional(),
   /** What every rank on this node may use at most (absent: a worker from before limits). */
   limits: RankLimits.optional(),
   /** What it can do for job networks (absent: a worker from before them, which cannot). */

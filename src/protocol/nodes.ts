@@ -35,6 +35,8 @@ export const NodeView = z.strictObject({
   memoryTotalMiB: z.number().int(),
   diskFreeMiB: z.number().int(),
   os: z.string(),
+  /** The engines its worker reported it can run (torch, dask, ray, podman); null: not reported. */
+  engines: z.array(z.string()).nullable(),
   flags: z.array(z.string()),
   verified: z.boolean(),
   uptime: Uptime,

@@ -18,6 +18,7 @@ import { gpuFault } from "./probe/gpu-health.ts";
 import { queryNvidiaSmi } from "./probe/nvidia-smi.ts";
 import { DEFAULT_GPU_PROVER } from "./proof/gpu-helper.ts";
 import { HardwareProver } from "./proof/hardware-prover.ts";
+import { probeEngines } from "./probe/engines.ts";
 import { systemHardwareProbe, type HardwareProbe } from "./probe/system-probe.ts";
 import { registerThisDevice, registerWhenReachable } from "./registration.ts";
 import { utilizationSampler } from "./utilization.ts";
@@ -110,11 +111,21 @@ export async function startWorker(
       onWarning: (warning) => log("GPU probe warning", { warning }),
     });
   const probed = await probe.probe();
+  // A probe port that names the engines (a test's) has the last word; else Python is asked once.
+  const engines =
+    probed.engines ??
+    (await probeEngines({
+      python: config.python,
+      podman: containers !== undefined,
+      onWarning: (warning) => log("engine probe warning", { warning }),
+    }));
+  log("engines", { engines });
   const networks = config.jobNetworks ? await setUpNetworks(config, log) : undefined;
   const offer = resolveOffer(config, probed);
   const hardware = {
     ...probed,
     ...(containers === undefined ? {} : { runtimes: ["podman" as const] }),
+    engines,
     limits: offer,
     network: networks?.capability ?? NETWORKS_OFF,
   };

@@ -4,7 +4,7 @@ import { ManualClock, httpRequest, type forEachDatabase } from "./coordinator.ts
 import { heartbeat } from "./devices.ts";
 import type { ClusterView } from "../../src/protocol/clusters.ts";
 import type { NetworkCapability } from "../../src/protocol/cluster-network.ts";
-import type { RankLimits } from "../../src/protocol/hardware.ts";
+import type { Engine, RankLimits } from "../../src/protocol/hardware.ts";
 import type { CoordinatorMessage } from "../../src/protocol/worker-messages.ts";
 import { availableWorker, fund } from "./workers.ts";
 
@@ -25,6 +25,8 @@ export async function simulatedNetwork(
   networks: ReadonlyArray<NetworkCapability | undefined> = [],
   /** The address each worker says in its `auth`, by index (absent: none; see availableWorker). */
   localAddresses: ReadonlyArray<string | undefined> = [],
+  /** The engines each worker reports, by index (absent: none reported, as a worker before them). */
+  engines: ReadonlyArray<Engine[] | undefined> = [],
 ) {
   const clock = new ManualClock();
   const net = await db.startCoordinator({
@@ -51,6 +53,7 @@ export async function simulatedNetwork(
       offers[i],
       networks[i],
       localAddresses[i],
+      engines[i],
     );
     t.after(() => worker.socket.terminate());
     pool.push(worker);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { TandemClient } from "../../src/client/client.ts";
 import type { NetworkCapability } from "../../src/protocol/cluster-network.ts";
-import type { RankLimits } from "../../src/protocol/hardware.ts";
+import type { Engine, RankLimits } from "../../src/protocol/hardware.ts";
 import type { TestCoordinator } from "./coordinator.ts";
 import {
   connectWorker,
@@ -28,6 +28,8 @@ export async function availableWorker(
   network?: NetworkCapability,
   /** The address it says in its `auth` (absent: none, as a worker before the field). */
   localAddress?: string,
+  /** The engines its report lists (absent: none reported, as a worker before them). */
+  engines?: Engine[],
 ): Promise<
   WorkerSocket & {
     nodeId: string;
@@ -46,6 +48,7 @@ export async function availableWorker(
         ...(await fixtureHardware("none")),
         ...(limits === undefined ? {} : { limits }),
         ...(network === undefined ? {} : { network }),
+        ...(engines === undefined ? {} : { engines }),
       },
     }),
   );

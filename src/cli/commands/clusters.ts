@@ -199,6 +199,13 @@ async function secretsFrom(
   return Object.fromEntries(pairs);
 }
 
+const KIND_FILTER_HELP =
+  "only nodes whose worker runs this kind's engine, as its deploy would: batch | torch | dask | ray | container";
+
+function kindFrom(options: { kind?: ClusterView["kind"] }): { kind?: ClusterView["kind"] } {
+  return options.kind === undefined ? {} : { kind: options.kind };
+}
+
 function printSearch(result: SearchResponse): void {
   if (!result.satisfiable) {
     process.stdout.write(`cannot place ${result.needed} node(s): ${result.explanation}\n`);
@@ -279,12 +286,16 @@ export function registerClusterCommands(program: Command): void {
       .description(
         "find capacity for a cluster; says which filter eliminated what when nothing fits",
       ),
-  ).action(async (options: FilterOptions) => {
-    const result = await (await clientFor(options)).search(filtersFrom(options));
-    if (!result.satisfiable) process.exitCode = EXIT.noFit;
-    if (options.json) return printJson(result);
-    printSearch(result);
-  });
+  )
+    .option("--kind <kind>", KIND_FILTER_HELP)
+    .action(async (options: FilterOptions & { kind?: ClusterView["kind"] }) => {
+      const result = await (
+        await clientFor(options)
+      ).search({ ...filtersFrom(options), ...kindFrom(options) });
+      if (!result.satisfiable) process.exitCode = EXIT.noFit;
+      if (options.json) return printJson(result);
+      printSearch(result);
+    });
 
   const cluster = program
     .command("cluster")
@@ -366,10 +377,16 @@ export function registerClusterCommands(program: Command): void {
     ),
   )
     .requiredOption("--hours <n>", "paid hours", parseIntOption("--hours"))
-    .action(async (options: FilterOptions & { hours: number }) => {
+    .option("--kind <kind>", KIND_FILTER_HELP)
+    .action(async (options: FilterOptions & { hours: number; kind?: ClusterView["kind"] }) => {
       const quote = await (
         await clientFor(options)
-      ).quote({ ...filtersFrom(options), ...autoscaleFrom(options), hours: options.hours });
+      ).quote({
+        ...filtersFrom(options),
+        ...autoscaleFrom(options),
+        ...kindFrom(options),
+        hours: options.hours,
+      });
       if (options.json) return printJson(quote);
       const c = quote.currency;
       printFields([
@@ -551,8 +568,7 @@ export function registerClusterCommands(program: Command): void {
         return;
       }
       if (command.length > 0) throw new Error("give either a command or --file, not both");
-      const text =
-        options.file === "-" ? await readStdin() : await readFile(options.file, "utf8");
+      const text = options.file === "-" ? await readStdin() : await readFile(options.file, "utf8");
       const commands = taskCommands(text);
       if (commands.length === 0) throw new Error(`no tasks in ${options.file}`);
       const client = await clientFor(options);

@@ -97,6 +97,7 @@ export function registerNodeCommands(program: Command): void {
       ["memory", mib(node.memoryTotalMiB)],
       ["disk free", mib(node.diskFreeMiB)],
       ["os", node.os],
+      ["engines", node.engines === null ? "not reported" : node.engines.join(", ") || "none"],
       [
         "uptime",
         `24h ${percent(node.uptime["24h"])} · 7d ${percent(node.uptime["7d"])} · 30d ${percent(node.uptime["30d"])}`,

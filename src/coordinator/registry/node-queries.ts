@@ -232,6 +232,7 @@ export function toNodeView(row: NodeRow): NodeView {
     memoryTotalMiB: hardware.memoryTotalMiB,
     diskFreeMiB: hardware.diskFreeMiB,
     os: [hardware.os.distro || hardware.os.platform, hardware.os.release].join(" ").trim(),
+    engines: hardware.engines ?? null,
     flags: row.flags === "" ? [] : row.flags.split(","),
     verified: row.verified_at !== null,
     uptime: { "24h": row.uptime_24h, "7d": row.uptime_7d, "30d": row.uptime_30d },

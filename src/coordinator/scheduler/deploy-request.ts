@@ -8,7 +8,7 @@ type Deploy = z.output<typeof DeployRequest>;
 
 /** Bounds zod cannot check alone: autoscaling is for `batch`, without standbys, nodes in bounds. */
 export function checkAutoscale(request: {
-  kind?: string;
+  kind?: string | undefined;
   nodes: number;
   shadow?: number | undefined;
   autoscale?: Autoscale | undefined;

@@ -117,24 +117,30 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
 
 /**
  * What placement reads from a node's stored hardware report: whether it lists a container runtime,
+ * the engines it can run (absent: unknown),
  * its per-rank offer (absent from workers before limits, or unreadable: no offer), and what it can
  * do for job networks (absent or unreadable: nothing).
  */
 export function hardwareFacts(hardwareJson: string): {
   containers: boolean;
+  engines: string[] | undefined;
   limits: RankLimits | undefined;
   network: { isolation: boolean; overlay: boolean } | undefined;
 } {
-  let hardware: { runtimes?: unknown; limits?: unknown; network?: unknown };
+  let hardware: { runtimes?: unknown; engines?: unknown; limits?: unknown; network?: unknown };
   try {
     hardware = JSON.parse(hardwareJson) as typeof hardware;
   } catch {
-    return { containers: false, limits: undefined, network: undefined };
+    return { containers: false, engines: undefined, limits: undefined, network: undefined };
   }
+  const { engines } = hardware;
   const limits = RankLimits.safeParse(hardware.limits);
   const network = NetworkCapability.safeParse(hardware.network);
   return {
     containers: Array.isArray(hardware.runtimes) && hardware.runtimes.includes("podman"),
+    engines: Array.isArray(engines)
+      ? engines.filter((e): e is string => typeof e === "string")
+      : undefined,
     limits: limits.success ? limits.data : undefined,
     network: network.success
       ? { isolation: network.data.isolation, overlay: network.data.overlay !== null }

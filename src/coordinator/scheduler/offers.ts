@@ -23,6 +23,18 @@ export type OfferRequest = z.output<typeof SearchRequest> & {
   kind?: ClusterView["kind"] | undefined;
 };
 
+/**
+ * The Python engine each cluster kind runs on, which placement filters on before anything is
+ * charged; `batch` needs none, `container` needs podman (placement's "runs containers" filter).
+ */
+const KIND_ENGINE: Record<ClusterView["kind"], "torch" | "dask" | "ray" | undefined> = {
+  batch: undefined,
+  torch: "torch",
+  dask: "dask",
+  ray: "ray",
+  container: undefined,
+};
+
 /** One node of an offer, with what its lease would be billed per hour in the request's currency. */
 export interface OfferedNode extends PlacedNode {
   billedPerHour: Money;
@@ -203,6 +215,7 @@ export class Offers {
       minReputation: request.minReputation,
       teeCapable: request.teeCapable,
       containers: request.kind === "container" ? true : undefined,
+      engine: request.kind === undefined ? undefined : KIND_ENGINE[request.kind],
       limits: request.limits,
       network: networkAsk(request, this.options.jobNetworks ?? "optional"),
       maxPricePerHour:
