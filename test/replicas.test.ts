@@ -216,6 +216,70 @@ describe("replicas on one PostgreSQL", { skip: server.skip ? server.reason : fal
     assert.equal(second.coordinator.gateway.holds(worker.nodeId), true);
   });
 
+  it("keeps a worker's latest connection when word of an older one elsewhere arrives late", async (t) => {
+    const { first, second, supplier } = await twoReplicas(t);
+    const worker = await availableWorker(first, supplier.apiKey, "eu-west-a");
+    t.after(() => worker.socket.terminate());
+    const moved = await worker.reconnect(second.url);
+    t.after(() => moved.socket.terminate());
+    assert.equal((await worker.closed()).code, CloseCode.replaced);
+    const connectedAt = second.coordinator.gateway.connectedAtMs(worker.nodeId);
+    assert.ok(connectedAt !== undefined, "the second replica holds the worker");
+
+    // Notices of two replicas arrive in either order: the first's word of its own (older)
+    // connection, arriving now, must not close the worker's newer one at the second.
+    const bus = new pg.Client({ connectionString: second.databaseUrl ?? "" });
+    await bus.connect();
+    t.after(() => bus.end());
+    const connectedNotice = (atMs: number) =>
+      bus.query("select pg_notify('tandem_replicas', $1)", [
+        JSON.stringify({
+          type: "connected",
+          replicaId: first.coordinator.leadership.replicaId,
+          nodeId: worker.nodeId,
+          atMs,
+          address: "127.0.0.1",
+          behindNat: false,
+        }),
+      ]);
+    await connectedNotice(connectedAt - 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(second.coordinator.gateway.holds(worker.nodeId), true);
+    assert.equal(moved.socket.readyState, moved.socket.OPEN);
+
+    // Word of a connection there after this one does move it.
+    await connectedNotice(connectedAt + 1);
+    assert.equal((await moved.closed()).code, CloseCode.replaced);
+    assert.equal(second.coordinator.gateway.holds(worker.nodeId), false);
+  });
+
+  it("drops the commands left for a replica that died, once it has been silent past its deadline", async (t) => {
+    const { first } = await replicaPair(t);
+    const db = first.coordinator.store.db;
+    const now = Date.now();
+    const command = (createdAt: number) => ({
+      replica_id: "rep_gone",
+      node_id: "node_gone",
+      message: JSON.stringify({ type: "job-stop", clusterId: "clu_gone", rank: 0, attempt: 0 }),
+      created_at: createdAt,
+    });
+    await db
+      .insertInto("replica_commands")
+      .values([command(now - 60_000), command(now + 60_000)])
+      .execute();
+    const left = () =>
+      db
+        .selectFrom("replica_commands")
+        .select("created_at")
+        .where("replica_id", "=", "rep_gone")
+        .execute();
+    const kept = await eventually(async () => {
+      const rows = await left();
+      return rows.length === 1 ? rows : undefined;
+    }, "the leader to drop the old command of a dead replica");
+    assert.equal(Number(kept[0]!.created_at), now + 60_000, "a recent command is kept for now");
+  });
+
   it("starts a rank held by one replica against a head held by another, also after it reconnects", async (t) => {
     const { first, second, supplier, consumer } = await twoReplicas(t);
     const workers = [

@@ -51,7 +51,8 @@ import { Rendezvous } from "./scheduler/rendezvous.ts";
 import { LeaseSettler } from "./scheduler/settlement.ts";
 import { SchedulerTicker } from "./scheduler/ticker.ts";
 import { loadTlsFiles } from "./tls.ts";
-import { PostgresLeaderElection, SoleLeader, type Leadership } from "./replicas/leader-election.ts";
+import type { Leadership } from "./replicas/leader-election.ts";
+import { coordinationOf } from "./replicas/coordination.ts";
 import { IdPrefix, newId } from "../protocol/ids.ts";
 import { Replicas } from "./replicas/replicas.ts";
 import type { WorkerChannel } from "./scheduler/worker-channel.ts";
@@ -114,14 +115,11 @@ export async function startCoordinator(
     },
   );
 
-  const leadership: Leadership =
-    store.newSession === undefined
-      ? new SoleLeader(replicaId)
-      : new PostgresLeaderElection(
-          replicaId,
-          { newSession: store.newSession, clock, logger },
-          { pollMs: config.leaderPollMs, leaseMs: config.leaderLeaseMs },
-        );
+  const { leadership, clusterLocks } = coordinationOf(
+    replicaId,
+    { newSession: store.newSession, clock, logger },
+    config,
+  );
   const events = new CoordinatorEvents();
   const accounts = new AccountRegistry(store.db);
   const lifecycle = new NodeLifecycle(store.db, events);
@@ -207,7 +205,7 @@ export async function startCoordinator(
     logger,
   };
   const reservationTtlMs = config.reservationTtlMs;
-  const queue = new ClusterQueue();
+  const queue = new ClusterQueue(clusterLocks);
   const logs = new LogWriter(resources, {
     ...DEFAULT_LOG_WRITER_OPTIONS,
     maxLinesPerCluster: config.maxLogLinesPerCluster,
@@ -376,6 +374,8 @@ export async function startCoordinator(
         await leadership.close();
         await logs.idle();
         await app.close();
+        await queue.idle();
+        await clusterLocks.close();
         await networkCounts.stop();
         await store.close();
         logger.info("coordinator stopped");

@@ -71,6 +71,8 @@ interface Session {
   proofChannel: ProofChannel;
   /** Its stored hardware report (JSON), what its proofs prove. */
   hardware: string;
+  /** When this connection was accepted, ms: a newer one elsewhere replaces it, an older one not. */
+  connectedAtMs: number;
 }
 
 /**
@@ -226,6 +228,11 @@ export class WorkerGateway implements ProofStarter {
     return this.byNode.get(nodeId)?.behindNat ?? false;
   }
 
+  /** When the worker's connection here was accepted, ms; undefined when it is not held here. */
+  connectedAtMs(nodeId: string): number | undefined {
+    return this.byNode.get(nodeId)?.connectedAtMs;
+  }
+
   /** A revoked device's connection ends here, and its node is no longer watched. */
   closeRevoked(deviceId: string, nodeId: string): void {
     this.detector.forget(nodeId);
@@ -239,12 +246,14 @@ export class WorkerGateway implements ProofStarter {
   }
 
   /**
-   * The worker of `nodeId` connected to another replica (replicas/replicas.ts): its silence here
-   * is no failure, and an older connection of it here is closed.
+   * The worker of `nodeId` connected to another replica at `connectedAtMs` (replicas/replicas.ts):
+   * its silence here is no failure, and an older connection of it here is closed. A connection
+   * here accepted after that one is the worker's latest and stays: the word came late.
    */
-  release(nodeId: string): void {
-    this.detector.forget(nodeId);
+  release(nodeId: string, connectedAtMs: number): void {
     const session = this.byNode.get(nodeId);
+    if (session !== undefined && session.connectedAtMs > connectedAtMs) return;
+    this.detector.forget(nodeId);
     if (session === undefined) return;
     this.deps.logger.info({ nodeId }, "worker connected to another replica: released here");
     session.socket.close(CloseCode.replaced, "connected to another coordinator");
@@ -485,6 +494,7 @@ export class WorkerGateway implements ProofStarter {
         close: (reason) => socket.close(CloseCode.shuttingDown, reason),
       },
       hardware: device.hardware,
+      connectedAtMs: this.deps.clock.now(),
     };
     this.keepSession(session);
     await this.deps.lifecycle.apply(

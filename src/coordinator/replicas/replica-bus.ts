@@ -12,11 +12,15 @@ import type { Database } from "../store/schema.ts";
 export const ReplicaNotice = z.discriminatedUnion("type", [
   /** `replicaId` is alive at `atMs` (every `aliveEveryMs`). */
   z.strictObject({ type: z.literal("alive"), replicaId: z.string(), atMs: z.number() }),
-  /** The worker of `nodeId` connected to `replicaId`: any other replica stops watching it. */
+  /**
+   * The worker of `nodeId` connected to `replicaId` at `atMs` (when the connection was accepted):
+   * any other replica stops watching it, unless it holds a connection of it accepted later.
+   */
   z.strictObject({
     type: z.literal("connected"),
     replicaId: z.string(),
     nodeId: z.string(),
+    atMs: z.number(),
     address: z.string().nullable(),
     behindNat: z.boolean(),
   }),

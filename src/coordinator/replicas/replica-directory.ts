@@ -9,6 +9,8 @@ export interface WorkerPresence {
   /** Where it connected from; null for a node adopted from a dead replica (not connected). */
   address: string | null;
   behindNat: boolean;
+  /** When that connection was accepted, ms (the holding replica's clock). */
+  connectedAtMs: number;
 }
 
 export interface ReplicaDirectoryOptions {
@@ -47,7 +49,7 @@ export class ReplicaDirectory {
   async load(): Promise<void> {
     const presence = await this.deps.db
       .selectFrom("worker_presence")
-      .select(["node_id", "replica_id", "address", "behind_nat"])
+      .select(["node_id", "replica_id", "address", "behind_nat", "connected_at"])
       .execute();
     this.nodes.clear();
     for (const p of presence)
@@ -55,6 +57,7 @@ export class ReplicaDirectory {
         replicaId: p.replica_id,
         address: p.address,
         behindNat: p.behind_nat === 1,
+        connectedAtMs: Number(p.connected_at),
       });
   }
 
@@ -63,13 +66,18 @@ export class ReplicaDirectory {
       case "alive":
         this.aliveAt.set(notice.replicaId, notice.atMs);
         return;
-      case "connected":
+      case "connected": {
+        // Notices of two replicas arrive in either order: the later connection is the worker's.
+        const known = this.nodes.get(notice.nodeId);
+        if (known !== undefined && known.connectedAtMs > notice.atMs) return;
         this.nodes.set(notice.nodeId, {
           replicaId: notice.replicaId,
           address: notice.address,
           behindNat: notice.behindNat,
+          connectedAtMs: notice.atMs,
         });
         return;
+      }
       case "left":
         this.aliveAt.delete(notice.replicaId);
         return;
@@ -100,6 +108,11 @@ export class ReplicaDirectory {
     return at !== undefined && this.deps.clock.now() - at < this.options.deadAfterMs;
   }
 
+  /** The replicas alive now, this one included. */
+  aliveReplicas(): string[] {
+    return [this.replicaId, ...[...this.aliveAt.keys()].filter((id) => this.isAlive(id))];
+  }
+
   /** Nodes whose worker `replicaId` holds. */
   heldBy(replicaId: string): string[] {
     return [...this.nodes].filter(([, at]) => at.replicaId === replicaId).map(([nodeId]) => nodeId);
@@ -117,28 +130,43 @@ export class ReplicaDirectory {
       .map(([nodeId]) => nodeId);
   }
 
-  /** Records that this replica holds the worker of `nodeId` now, and tells the others. */
-  async hold(nodeId: string, address: string | null, behindNat: boolean): Promise<void> {
+  /**
+   * Records that this replica holds the worker of `nodeId`, connected at `connectedAtMs`, and
+   * tells the others. A later connection recorded meanwhile by another replica is left in place.
+   */
+  async hold(
+    nodeId: string,
+    address: string | null,
+    behindNat: boolean,
+    connectedAtMs: number,
+  ): Promise<void> {
     const row = {
       node_id: nodeId,
       replica_id: this.replicaId,
       address,
       behind_nat: behindNat ? 1 : 0,
-      connected_at: this.deps.clock.now(),
+      connected_at: connectedAtMs,
     };
     await this.deps.db
       .insertInto("worker_presence")
       .values(row)
-      .onConflict((oc) => oc.column("node_id").doUpdateSet(row))
+      .onConflict((oc) =>
+        oc
+          .column("node_id")
+          .doUpdateSet(row)
+          .where("worker_presence.connected_at", "<=", connectedAtMs),
+      )
       .execute();
-    this.nodes.set(nodeId, { replicaId: this.replicaId, address, behindNat });
-    await this.deps.publish({
+    const connected: ReplicaNotice = {
       type: "connected",
       replicaId: this.replicaId,
       nodeId,
+      atMs: connectedAtMs,
       address,
       behindNat,
-    });
+    };
+    this.onNotice(connected);
+    await this.deps.publish(connected);
   }
 
   /** Says this replica is alive: to the others, and in the database for operators to read. */

@@ -15,8 +15,10 @@ import { ReplicaWorkerChannel, type LocalWorkers } from "./replica-worker-channe
 export interface ReplicaGateway extends LocalWorkers {
   /** A device revoked through another replica: close its connection here. */
   closeRevoked(deviceId: string, nodeId: string): void;
-  /** The worker connected to another replica: stop watching it here. */
-  release(nodeId: string): void;
+  /** The worker connected to another replica at `connectedAtMs`: stop watching it here. */
+  release(nodeId: string, connectedAtMs: number): void;
+  /** When the worker's connection here was accepted, ms (undefined: not held here). */
+  connectedAtMs(nodeId: string): number | undefined;
   /** Watch a node whose replica died, with the restart grace to reconnect somewhere. */
   adopt(nodeId: string, lastSeenMs: number): void;
 }
@@ -93,6 +95,7 @@ export class Replicas {
       nodeId,
       gateway.addressOf(nodeId) ?? null,
       gateway.behindNat(nodeId),
+      gateway.connectedAtMs(nodeId) ?? this.deps.clock.now(),
     );
   }
 
@@ -115,11 +118,10 @@ export class Replicas {
     const { gateway } = this.deps;
     switch (notice.type) {
       case "alive":
-        if (back)
-          for (const nodeId of this.directory.heldBy(notice.replicaId)) gateway.release(nodeId);
+        if (back) this.releaseHeldElsewhere(this.directory.heldBy(notice.replicaId));
         return;
       case "connected":
-        if (fromOther) gateway.release(notice.nodeId);
+        if (fromOther) gateway.release(notice.nodeId, notice.atMs);
         return;
       case "commands":
         if (!fromOther) void this.channel.deliver();
@@ -139,16 +141,39 @@ export class Replicas {
   private async resync(): Promise<void> {
     try {
       await this.directory.load();
-      for (const nodeId of this.directory.heldElsewhere()) this.deps.gateway.release(nodeId);
+      this.releaseHeldElsewhere(this.directory.heldElsewhere());
       await this.channel.deliver();
     } catch (error) {
       this.deps.logger.warn({ err: error }, "replica resync failed");
     }
   }
 
+  /** Stops watching workers another live replica holds, unless connected here since. */
+  private releaseHeldElsewhere(nodeIds: readonly string[]): void {
+    for (const nodeId of nodeIds) {
+      const at = this.directory.elsewhere(nodeId);
+      if (at !== undefined) this.deps.gateway.release(nodeId, at.connectedAtMs);
+    }
+  }
+
   private async beat(): Promise<void> {
     await this.directory.beat();
-    if (this.deps.leadership.leading) await this.adoptOrphans();
+    if (!this.deps.leadership.leading) return;
+    await this.adoptOrphans();
+    await this.dropUndeliverable();
+  }
+
+  /**
+   * Commands left for replicas that died are never taken: their workers reconnect elsewhere and
+   * are sent what matters again (resends), so the rows are dropped. Only rows older than
+   * `deadAfterMs`: a replica this one has not heard from yet may be alive and about to take them.
+   */
+  private async dropUndeliverable(): Promise<void> {
+    await this.deps.db
+      .deleteFrom("replica_commands")
+      .where("replica_id", "not in", this.directory.aliveReplicas())
+      .where("created_at", "<", this.deps.clock.now() - this.options.deadAfterMs)
+      .execute();
   }
 
   private async adoptOrphans(): Promise<void> {
