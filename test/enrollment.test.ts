@@ -134,14 +134,11 @@ forEachDatabase("worker credentials", (db) => {
 
     // Three tokens, one used (two were made in the same millisecond: their order is the ids').
     const audit = await supplier.client.listEnrollmentTokens();
-    assert.deepEqual(
-      audit.items.map((i) => [i.tokenId === issued.tokenId, i.deviceId]).sort(),
-      [
-        [false, null],
-        [false, null],
-        [true, deviceId],
-      ],
-    );
+    assert.deepEqual(audit.items.map((i) => [i.tokenId === issued.tokenId, i.deviceId]).sort(), [
+      [false, null],
+      [false, null],
+      [true, deviceId],
+    ]);
   });
 
   test("a device re-registers by its own signature, which can do nothing else", async (t) => {
