@@ -22,6 +22,7 @@ import { sql } from "kysely";
 import { startCoordinator, type Coordinator } from "../../src/coordinator/main.ts";
 import { openStore } from "../../src/coordinator/store/database.ts";
 import { seedFleet } from "../support/fleet.ts";
+import { nextMessage } from "../support/ipc.ts";
 import { machine, openFileLimit, progress, round2 } from "../support/stats.ts";
 import type { WorkerIdentity } from "./workers.ts";
 
@@ -212,20 +213,6 @@ async function heartbeatsTotal(c: Coordinator): Promise<number> {
   const match = /^tandem_heartbeats_total (\d+)/m.exec(response.body);
   if (match === null) throw new Error("no tandem_heartbeats_total in /metrics");
   return Number(match[1]);
-}
-
-function nextMessage<T>(from: ChildProcess, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) =>
-      reject(new Error(`workers process exited (${code}) before "${type}"`));
-    from.once("exit", onExit);
-    from.on("message", function listener(message: { type?: string }) {
-      if (message.type !== type) return;
-      from.off("message", listener);
-      from.off("exit", onExit);
-      resolve(message as T);
-    });
-  });
 }
 
 /** The histogram records whole gaps between its timer's ticks: the delay is the excess over the period. */

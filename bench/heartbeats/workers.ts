@@ -9,7 +9,8 @@
  * interval) rather than 10,000 `setInterval`s, which drift late under load and would offer less
  * than N × hz. A worker more than one interval behind skips ahead instead of bursting.
  *
- * argv: <coordinator url> <identities json file>. IPC: posts `{ type: "connected" }` once every
+ * argv: <coordinator url[,url…]> <identities json file> — with several URLs (coordinator
+ * replicas), worker i connects to URL i mod n. IPC: posts `{ type: "connected" }` once every
  * worker is in, answers the message "stop" with `{ type: "report" }` and exits.
  */
 import { createPrivateKey } from "node:crypto";
@@ -41,12 +42,14 @@ const TICK_MS = 10;
 
 const [coordinatorUrl = "", identitiesFile = ""] = process.argv.slice(2);
 const identities = JSON.parse(readFileSync(identitiesFile, "utf8")) as WorkerIdentity[];
-const connectUrl = new URL("/v1/workers/connect", coordinatorUrl.replace(/^http/, "ws"));
+const connectUrls = coordinatorUrl
+  .split(",")
+  .map((url) => new URL("/v1/workers/connect", url.replace(/^http/, "ws")));
 const workers: SimulatedWorker[] = [];
 let sent = 0;
 let unexpectedCloses = 0;
 
-function connect(identity: WorkerIdentity): Promise<void> {
+function connect(identity: WorkerIdentity, connectUrl: URL): Promise<void> {
   const key = createPrivateKey({
     key: Buffer.from(identity.privateKey, "base64"),
     format: "der",
@@ -122,9 +125,10 @@ let next = 0;
 await Promise.all(
   Array.from({ length: CONNECTING_AT_ONCE }, async () => {
     while (next < identities.length) {
-      const identity = identities[next++]!;
+      const index = next++;
+      const identity = identities[index]!;
       try {
-        await connect(identity);
+        await connect(identity, connectUrls[index % connectUrls.length]!);
         if (workers.length % 1000 === 0)
           process.stderr.write(`  ${workers.length} workers connected\n`);
       } catch (error) {
