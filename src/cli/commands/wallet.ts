@@ -58,7 +58,7 @@ export function registerWalletCommands(program: Command): void {
           ["TRANSACTION", ({ t }) => t.id],
           ["TIME", ({ t }) => t.createdAt],
           ["KIND", ({ t }) => t.kind],
-          ["BALANCE", ({ e }) => e.balance],
+          ["BALANCE", ({ e }) => (e.stakeId === undefined ? e.balance : `stake ${e.stakeId}`)],
           ["LEG", ({ e }) => e.leg],
           ["AMOUNT", ({ e }) => `${e.amount} ${e.currency}`],
           ["RATE", ({ t }) => (t.exchange === null ? "-" : exchangeText(t.exchange))],
