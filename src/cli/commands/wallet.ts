@@ -36,7 +36,9 @@ export function registerWalletCommands(program: Command): void {
 
   withPaging(
     withClientOptions(
-      wallet.command("history").description("your ledger transactions, newest first"),
+      wallet
+        .command("history")
+        .description("your ledger transactions (wallet, earnings, stake positions), newest first"),
     ),
     50,
     500,
