@@ -3,8 +3,18 @@
 // says how many nodes too little stake removed, a stake made, unstaked or withdrawn moves a node in
 // or out at once, and a bad amount is a typed 400 that changes nothing.
 import assert from "node:assert/strict";
-import { it } from "node:test";
-import { assertError, forEachDatabase, httpRequest } from "./support/coordinator.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import {
+  assertError,
+  forEachDatabase,
+  httpRequest,
+  openTestStore,
+  startTestCoordinator,
+} from "./support/coordinator.ts";
+import { spawnTandem } from "./support/processes.ts";
 import { simulatedNetwork, type SimulatedNetwork } from "./support/simulated-network.ts";
 
 /** Search results once the inventory has taken in a stake change (refreshed on its event). */
@@ -84,5 +94,35 @@ forEachDatabase("placement by stake", (db) => {
       (r) => !r.satisfiable,
     );
     assert.equal(after.satisfiable, false, "unbonding stake may leave mid-lease: not counted");
+  });
+});
+
+// The CLI only reads the API, so one database (SQLite) is enough for it.
+describe("the CLI with --min-stake", () => {
+  it("`search --min-stake` and `cluster quote --min-stake` exit 2 with the stake's funnel line", async (t) => {
+    const sqlite = {
+      kind: "sqlite" as const,
+      startCoordinator: (opts = {}) => startTestCoordinator({ ...opts, database: "sqlite" }),
+      openStore: () => openTestStore("sqlite"),
+    };
+    const s = await simulatedNetwork(sqlite, t, 1);
+    const home = await mkdtemp(join(tmpdir(), "tandem-cli-"));
+    t.after(() => rm(home, { recursive: true, force: true }));
+    const tandem = async (args: string[]) => {
+      const cli = spawnTandem(args, {
+        TANDEM_URL: s.net.url,
+        TANDEM_API_KEY: s.consumer.apiKey,
+        TANDEM_HOME: home,
+      });
+      const code = await cli.exited;
+      return { code, out: [...cli.stdout, ...cli.stderr].join("\n") };
+    };
+    const search = await tandem(["search", "--gpu", "cpu", "--min-stake", "1"]);
+    assert.equal(search.code, 2, search.out);
+    assert.match(search.out, /^ *stake ≥ 1\.000000 TDM +0$/m);
+    const quote = await tandem(["cluster", "quote", "--hours", "1", "--min-stake", "1"]);
+    assert.equal(quote.code, 2, quote.out);
+    assert.match(quote.out, /^ *stake ≥ 1\.000000 TDM +0$/m);
+    assert.equal((await tandem(["search", "--gpu", "cpu"])).code, 0, "no stake asked");
   });
 });
