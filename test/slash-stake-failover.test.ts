@@ -75,6 +75,12 @@ forEachDatabase("slashes from stake through the failover", (db) => {
     const s = await simulatedNetwork(db, t, 2, { pricingMode: "market" });
     await staked(s, "1", "20"); // 1 TDM = 0.5 USDC of stake per node
     for (const worker of s.pool) await s.supplier.client.setNodePrice(worker.nodeId, "4");
+    // Placement reads the new price once the inventory has refreshed the nodes (in the background).
+    for (let i = 0; i < 500; i++) {
+      const { offers } = await s.client.search({ nodes: 2, gpuModel: "cpu" });
+      if (offers.length === 2 && offers.every((o) => o.pricePerHour === "4.000000")) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const cluster = await running(s);
     const victim = s.roleOf(cluster, 0);
     // An hour served at 4 USDC/h: the lost lease pays 3.97 net to the supplier before the slash.
