@@ -99,6 +99,21 @@ const OWNER_EVENTS: Array<[string, Record<string, unknown>, string]> = [
     `${A} slashed 1.000000 of 1.990000 owed to the owner for rank 0, 0.990000 could not be taken: the node went offline (the node's fault)`,
   ],
   [
+    "slashed",
+    {
+      nodeId: A,
+      rank: 0,
+      owed: "1.990000",
+      taken: "1.990000",
+      fromStake: "1.500000",
+      fromEarnings: "0.490000",
+      shortfall: "0.000000",
+      cause: "supplier",
+      end: "node-offline",
+    },
+    `${A} slashed 1.990000 (1.500000 from its stake) to the owner for rank 0: the node went offline (the node's fault)`,
+  ],
+  [
     "node-lost",
     {
       nodeId: A,
@@ -329,6 +344,17 @@ describe("node history lines", () => {
       "stake-added",
       { amount: "10.000000", currency: "TDM" },
       "Stake added: amount 10.000000, currency TDM",
+    ],
+    [
+      "stake-slashed",
+      {
+        stakeId: "stk_01",
+        amount: "0.040000",
+        currency: "TDM",
+        clusterId: "clu_03",
+        leaseId: "clu_03/0",
+      },
+      "Stake stk_01 slashed 0.040000 TDM for a lease of clu_03",
     ],
   ];
   for (const [action, detail, line] of cases)

@@ -75,6 +75,25 @@ describe("place", () => {
     assert.ok(batch.ok, "no engine asked: every node");
   });
 
+  it("places only on nodes staked at least minStake, the funnel naming the stake step", () => {
+    const inventory = [
+      node(1, { stake: 10_000_000n }),
+      node(2, { stake: 9_999_999n }),
+      node(3),
+      node(4, { stake: 50_000_000n, pricePerHour: 3_000_000n }),
+    ];
+    const staked = place(inventory, { nodes: 2, minStake: 10_000_000n });
+    assert.ok(staked.ok);
+    assert.deepEqual(
+      staked.nodes.map((n) => n.nodeId),
+      ["node_0001", "node_0004"],
+    );
+    const short = place(inventory, { nodes: 3, minStake: 10_000_000n });
+    assert.ok(!short.ok);
+    assert.match(short.explanation, /available: 4 → stake ≥ 10\.000000 TDM: 2 \(need 3\)/);
+    assert.ok(place(inventory, { nodes: 4 }).ok, "no stake asked: every node");
+  });
+
   it("places isolated ranks only on nodes that build job networks, and overlays on those with one", () => {
     const both = { isolation: true, overlay: true };
     const inventory = [

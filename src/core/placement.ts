@@ -29,6 +29,7 @@ import {
   type PlacementIndex,
   type PlacementPartition,
 } from "./placement-index.ts";
+import { formatMoney, units } from "./money.ts";
 
 export type { PlacementIndex, PlacementPartition } from "./placement-index.ts";
 
@@ -53,6 +54,8 @@ export interface PlacementCandidate {
    * before engines were reported), taken as able so such nodes keep being placed as before.
    */
   readonly engines?: readonly string[] | undefined;
+  /** Active TDM staked on it, smallest units (economics/stakes.ts); absent: none. */
+  readonly stake?: bigint | undefined;
   readonly uptime30d: number;
   /** Reputation score, 0..100 (src/core/reputation.ts). */
   readonly reputation: number;
@@ -101,6 +104,8 @@ export interface PlacementRequest {
   readonly containers?: boolean | undefined;
   /** The engine the cluster's kind runs on (torch, dask, ray); absent: none needed. */
   readonly engine?: string | undefined;
+  /** Only nodes with at least this much active TDM staked on them, smallest units. */
+  readonly minStake?: bigint | undefined;
   /** Nodes that must not be chosen (already tried, or already in the cluster). */
   readonly exclude?: ReadonlySet<string> | undefined;
   /** Per-rank limits each node must offer at least; a node with no known offer fails any. */
@@ -198,6 +203,12 @@ function filtersFor(request: PlacementRequest, formatPrice: (units: bigint) => s
       test: (c) => c.reputation >= minReputation,
     });
   }
+  const { minStake } = request;
+  if (minStake !== undefined)
+    filters.push({
+      label: `stake ≥ ${formatMoney(units(minStake))} TDM`,
+      test: (c) => (c.stake ?? 0n) >= minStake,
+    });
   if (maxPricePerHour !== undefined) {
     filters.push({
       label: `price ≤ ${formatPrice(maxPricePerHour)}/h`,

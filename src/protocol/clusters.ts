@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { SecretNames } from "./cluster-secrets.ts";
-import { PriceRequest } from "./amounts.ts";
+import { AmountRequest, PriceRequest } from "./amounts.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { RankLimits, RankLimitsAsk } from "./hardware.ts";
 import { freeText, slug } from "./text.ts";
@@ -28,6 +28,11 @@ export const CapacityFilters = z.strictObject({
   /** Minimum reputation score, 0..100 (src/core/reputation.ts). */
   minReputation: z.number().min(0).max(100).optional(),
   maxPricePerHour: PriceRequest.optional(),
+  /**
+   * Only nodes with at least this much TDM actively staked on them (collateral a slash is paid
+   * from first), a decimal string.
+   */
+  minStake: AmountRequest.optional(),
   teeCapable: z.boolean().optional(),
   /** Standby (shadow) nodes reserved beside `nodes`, taking a failed node's rank at once. */
   shadow: z.number().int().min(0).max(16).optional(),

@@ -92,7 +92,10 @@ export const WalletTransactionsQuery = z.strictObject({
 export type WalletTransactionsQuery = { limit?: number; cursor?: string; currency?: CurrencyCode };
 
 export const WalletEntry = z.strictObject({
-  balance: z.enum(["wallet", "earnings"]),
+  /** The wallet, the earnings, or one of the account's stake positions (TDM staked on a node). */
+  balance: z.enum(["wallet", "earnings", "stake"]),
+  /** The position, for a `stake` entry (its stake, a slash of it, its withdrawal). */
+  stakeId: z.string().optional(),
   currency: CurrencyCode,
   leg: z.string(),
   amount: MoneyString,

@@ -225,10 +225,13 @@ function slashedLine(d: Detail): string {
   const owed = str(d, "owed");
   const shortfall = str(d, "shortfall");
   const rank = num(d, "rank");
+  const fromStake = str(d, "fromStake");
+  const staked =
+    fromStake === undefined || fromStake === "0.000000" ? "" : ` (${fromStake} from its stake)`;
   const amount =
     taken === undefined
       ? ""
-      : ` ${taken}${owed !== undefined && owed !== taken ? ` of ${owed} owed` : ""}`;
+      : ` ${taken}${owed !== undefined && owed !== taken ? ` of ${owed} owed` : ""}${staked}`;
   const short =
     shortfall !== undefined && /[1-9]/.test(shortfall) ? `, ${shortfall} could not be taken` : "";
   return `${str(d, "nodeId") ?? "A node"} slashed${amount} to the owner${
@@ -417,6 +420,10 @@ export function historyLine(entry: { action: string; detail: Detail }): string {
       return flaggedLine(d);
     case "lease-ended":
       return leaseEndedLine(d);
+    case "stake-slashed":
+      return `Stake ${str(d, "stakeId") ?? "position"} slashed ${str(d, "amount") ?? "?"} ${
+        str(d, "currency") ?? "TDM"
+      }${str(d, "clusterId") === undefined ? "" : ` for a lease of ${str(d, "clusterId")}`}`;
     default:
       return genericLine(entry.action, d);
   }

@@ -69,6 +69,7 @@ interface FilterOptions extends ClientOptions {
   minUptime?: number;
   minReputation?: number;
   maxPrice?: string;
+  minStake?: string;
   tee?: boolean;
   /** false with `--no-internet`. */
   internet?: boolean;
@@ -94,6 +95,7 @@ function withFilters(command: Command): Command {
     .option("--min-uptime <ratio>", "minimum 30-day uptime, 0..1", parseRatio)
     .option("--min-reputation <score>", "minimum reputation score, 0..100", parseReputation)
     .option("--max-price <amount>", "highest price per node-hour, e.g. 0.50")
+    .option("--min-stake <tdm>", "only nodes with at least this much TDM actively staked on them")
     .option("--tee", "only TEE-capable GPUs")
     .option("--no-internet", "no outbound internet for the ranks: only their cluster's network")
     .option(
@@ -131,6 +133,7 @@ function filtersFrom(o: FilterOptions) {
     ...(o.minUptime === undefined ? {} : { minUptime: o.minUptime }),
     ...(o.minReputation === undefined ? {} : { minReputation: o.minReputation }),
     ...(o.maxPrice === undefined ? {} : { maxPricePerHour: o.maxPrice }),
+    ...(o.minStake === undefined ? {} : { minStake: o.minStake }),
     ...(o.tee ? { teeCapable: true } : {}),
     ...(o.internet === false ? { internet: false } : {}),
     ...(o.shadow === undefined ? {} : { shadow: o.shadow }),

@@ -36,7 +36,9 @@ export function registerWalletCommands(program: Command): void {
 
   withPaging(
     withClientOptions(
-      wallet.command("history").description("your ledger transactions, newest first"),
+      wallet
+        .command("history")
+        .description("your ledger transactions (wallet, earnings, stake positions), newest first"),
     ),
     50,
     500,
@@ -58,7 +60,7 @@ export function registerWalletCommands(program: Command): void {
           ["TRANSACTION", ({ t }) => t.id],
           ["TIME", ({ t }) => t.createdAt],
           ["KIND", ({ t }) => t.kind],
-          ["BALANCE", ({ e }) => e.balance],
+          ["BALANCE", ({ e }) => (e.stakeId === undefined ? e.balance : `stake ${e.stakeId}`)],
           ["LEG", ({ e }) => e.leg],
           ["AMOUNT", ({ e }) => `${e.amount} ${e.currency}`],
           ["RATE", ({ t }) => (t.exchange === null ? "-" : exchangeText(t.exchange))],

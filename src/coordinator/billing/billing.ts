@@ -26,10 +26,11 @@
  *     Escrow's remainder → wallet:<consumer>. A second call finds nothing and writes nothing.
  *   slash(tx, { clusterId, leaseId, nodeId, supplierAccountId, consumerAccountId, currency,
  *               amount, reason, nowMs })
- *     → { transactionId | null, owed, taken, shortfall }
- *     A node that failed while leased forfeits `amount` (DESIGN §6): taken from the supplier's
- *     unpaid earnings (up to their balance) into the consumer's wallet. Stakes do not exist yet,
- *     so what earnings cannot cover is recorded as `shortfall`. Once per lease.
+ *     → { transactionId | null, owed, taken, fromStake, fromEarnings, stakeTaken, shortfall }
+ *     A node that failed while leased forfeits `amount` (DESIGN §6) to the consumer's wallet: from
+ *     the stake on that node first, pro rata across its active and unbonding positions (TDM,
+ *     converted at the oracle's rate), then from the supplier's unpaid earnings; what neither
+ *     covers is `shortfall`. Once per lease, one transaction (slashes.ts).
  *   costs(clusterId) → ClusterCosts | undefined (no money ever moved for it)
  *   quote(input) / quoteExtension(input): core's quote with the configured fee schedule.
  *
@@ -56,7 +57,6 @@ import {
   ZERO,
   add,
   formatMoney,
-  min,
   neg,
   sub,
   units,
@@ -65,11 +65,7 @@ import {
 } from "../../core/money.ts";
 import {
   DEFAULT_ORACLE_RATES,
-  convert,
-  convertUp,
-  describeRate,
   formatRate,
-  inverse,
   type ExchangeRate,
   type OracleRates,
 } from "../../core/exchange.ts";
@@ -92,15 +88,12 @@ import {
   settlementPostings,
   writePayoutCurrency,
 } from "./payouts.ts";
-import {
-  inTransaction,
-  requestHash,
-  type PostingInput,
-  type RecordInput,
-  type Tx,
-} from "./ledger.ts";
+import { inTransaction, requestHash, type RecordInput, type Tx } from "./ledger.ts";
+import { slash, type SlashInput, type SlashResult } from "./slashes.ts";
 import { wideSum } from "./wide-sum.ts";
 import type { Database } from "../store/schema.ts";
+
+export type { SlashInput, SlashResult } from "./slashes.ts";
 
 export interface ChargeInput {
   readonly clusterId: string;
@@ -179,27 +172,6 @@ export interface RefundResult {
   readonly ok: true;
   readonly transactionId: string | null;
   readonly refunded: Money;
-}
-
-export interface SlashInput {
-  readonly clusterId: string;
-  readonly leaseId: string;
-  readonly nodeId: string;
-  readonly supplierAccountId: string;
-  readonly consumerAccountId: string;
-  readonly currency: Currency;
-  /** What the node forfeits (one hour of its lease's rate). */
-  readonly amount: Money;
-  readonly reason: string;
-  readonly nowMs: number;
-}
-
-export interface SlashResult {
-  /** Null when nothing could be taken (no unpaid earnings). */
-  readonly transactionId: string | null;
-  readonly owed: Money;
-  readonly taken: Money;
-  readonly shortfall: Money;
 }
 
 export class Billing {
@@ -562,93 +534,9 @@ export class Billing {
     return { ok: true, transactionId: id, refunded: remainder };
   }
 
-  async slash(tx: Tx, input: SlashInput): Promise<SlashResult> {
-    const { currency, amount } = input;
-    if (amount < 0n)
-      throw new TandemError(ErrorCode.INTERNAL, `negative slash for ${input.leaseId}`);
-    const key = `slash:${input.leaseId}`;
-    const hash = requestHash(TransactionKind.SLASH, {
-      clusterId: input.clusterId,
-      leaseId: input.leaseId,
-      nodeId: input.nodeId,
-      supplierAccountId: input.supplierAccountId,
-      consumerAccountId: input.consumerAccountId,
-      currency,
-      amount,
-    });
-    await this.ledger.lockKey(tx, key);
-    const existing = await this.ledger.replay(tx, key, hash);
-    if (existing !== undefined) return decodeSlash(existing.response);
-    const earnings = earningsAccount(input.supplierAccountId);
-    const wallet = walletAccount(input.consumerAccountId);
-    const balances = await this.ledger.lockBalances(tx, currency, [earnings, wallet]);
-    const direct = min(balances.get(earnings) ?? ZERO, amount);
-    // A supplier paid in another currency forfeits the rest from those earnings, converted back.
-    const chosen = await readPayoutCurrencies(tx, [input.supplierAccountId]);
-    const rate = payoutRate(this.rates, currency, chosen.get(input.supplierAccountId));
-    const converted =
-      direct < amount && rate !== undefined
-        ? await this.slashConverted(tx, earnings, sub(amount, direct), rate)
-        : undefined;
-    const taken = add(direct, converted?.credited ?? ZERO);
-    const answer = (transactionId: string | null) => ({
-      transactionId,
-      owed: amount,
-      taken,
-      shortfall: sub(amount, taken),
-    });
-    if (taken === 0n) return answer(null);
-    const postings: PostingInput[] = [
-      { account: earnings, currency, amount: neg(direct), leg: Leg.SLASH },
-      { account: wallet, currency, amount: taken, leg: Leg.SLASH },
-    ];
-    if (converted !== undefined)
-      postings.push(
-        { account: earnings, currency: rate!.to, amount: neg(converted.taken), leg: Leg.SLASH },
-        { account: TREASURY, currency: rate!.to, amount: converted.taken, leg: Leg.EXCHANGE },
-        { account: TREASURY, currency, amount: neg(converted.credited), leg: Leg.EXCHANGE },
-      );
-    const { id } = await this.ledger.record(tx, {
-      idempotencyKey: key,
-      kind: TransactionKind.SLASH,
-      requestHash: hash,
-      accountId: input.supplierAccountId,
-      clusterId: input.clusterId,
-      leaseId: input.leaseId,
-      exchangeRate: converted === undefined ? undefined : formatRate(inverse(rate!)),
-      metadata: {
-        currency,
-        nodeId: input.nodeId,
-        reason: input.reason,
-        owed: formatMoney(amount),
-        shortfall: formatMoney(sub(amount, taken)),
-        ...(converted === undefined
-          ? {}
-          : {
-              exchange: {
-                ...describeRate(inverse(rate!)),
-                taken: formatMoney(converted.taken),
-                credited: formatMoney(converted.credited),
-              },
-            }),
-      },
-      response: (transactionId) => encodeSlash(answer(transactionId)),
-      nowMs: input.nowMs,
-      postings,
-    });
-    return answer(id);
-  }
-
-  /**
-   * Takes up to `short` (lease currency) from the supplier's earnings in the payout currency:
-   * ⌈short⌉ converted is owed, what the earnings hold is taken, and ⌊taken⌋ converted back reaches
-   * the consumer (both roundings in the network's favour).
-   */
-  private async slashConverted(tx: Tx, earnings: LedgerAccount, short: Money, rate: ExchangeRate) {
-    const held = (await this.ledger.lockBalances(tx, rate.to, [earnings])).get(earnings) ?? ZERO;
-    const taken = min(held, convertUp(short, rate));
-    const credited = min(short, convert(taken, inverse(rate)));
-    return taken === 0n ? undefined : { taken, credited };
+  /** A failed node's forfeit to the harmed consumer: from its stake, then its earnings (slashes.ts). */
+  slash(tx: Tx, input: SlashInput): Promise<SlashResult> {
+    return slash(tx, this.ledger, this.rates, input);
   }
 
   /** What a cluster's escrow holds now (locked for the rest of the caller's transaction). */
@@ -797,25 +685,6 @@ function decodeSettle(stored: unknown): Extract<SettleResult, { ok: true }> {
       s.payout === undefined || s.payout === null
         ? null
         : { currency: s.payout.currency, amount: units(s.payout.amount), rate: s.payout.rate },
-  };
-}
-
-function encodeSlash(result: SlashResult) {
-  return {
-    transactionId: result.transactionId,
-    owed: result.owed.toString(),
-    taken: result.taken.toString(),
-    shortfall: result.shortfall.toString(),
-  };
-}
-
-function decodeSlash(stored: unknown): SlashResult {
-  const s = stored as ReturnType<typeof encodeSlash>;
-  return {
-    transactionId: s.transactionId,
-    owed: units(s.owed),
-    taken: units(s.taken),
-    shortfall: units(s.shortfall),
   };
 }
 

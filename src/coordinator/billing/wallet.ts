@@ -31,7 +31,9 @@ import {
   earningsAccount,
   externalAccount,
   indexedByAccount,
+  stakeAccount,
   walletAccount,
+  type LedgerAccount,
 } from "./ledger-accounts.ts";
 import type { Ledger } from "./ledger.ts";
 import { inTransaction, requestHash, type Tx } from "./ledger.ts";
@@ -247,12 +249,14 @@ export class WalletService {
   historyIdsQuery(
     accountId: string,
     query: { limit: number; cursor?: string | undefined; currency?: Currency | undefined },
+    /** The account's stake positions (their escrows' postings are its history too). */
+    stakeIds: readonly string[] = [],
   ) {
     let ids = this.db
       .selectFrom("ledger_postings")
       .select("transaction_id")
       .distinct()
-      .where("account", "in", [walletAccount(accountId), earningsAccount(accountId)])
+      .where("account", "in", historyAccounts(accountId, stakeIds))
       .where(sql.raw<boolean>(indexedByAccount()))
       .orderBy("transaction_id", "desc")
       .limit(query.limit + 1);
@@ -266,8 +270,12 @@ export class WalletService {
     accountId: string,
     query: { limit: number; cursor?: string | undefined; currency?: Currency | undefined },
   ): Promise<WalletTransactionList> {
-    const accounts = [walletAccount(accountId), earningsAccount(accountId)];
-    const page = (await this.historyIdsQuery(accountId, query).execute()).map(
+    // A staker's positions are its history too: the stake, its slashes, its withdrawal.
+    const stakeIds = (
+      await this.db.selectFrom("stakes").select("id").where("account_id", "=", accountId).execute()
+    ).map((r) => r.id);
+    const accounts = historyAccounts(accountId, stakeIds);
+    const page = (await this.historyIdsQuery(accountId, query, stakeIds).execute()).map(
       (r) => r.transaction_id,
     );
     const more = page.length > query.limit;
@@ -309,9 +317,7 @@ export class WalletService {
           entries: postings
             .filter((p) => p.transaction_id === id)
             .map((p) => ({
-              balance: p.account.startsWith("wallet:")
-                ? ("wallet" as const)
-                : ("earnings" as const),
+              ...balanceOf(p.account),
               currency: p.currency as Currency,
               leg: p.leg,
               amount: formatMoney(units(p.amount)),
@@ -330,6 +336,20 @@ export class WalletService {
       .executeTakeFirst();
     if (row === undefined) throw new TandemError(ErrorCode.NOT_FOUND, `no account ${accountId}`);
   }
+}
+
+/** The ledger accounts whose postings make an account's history. */
+function historyAccounts(accountId: string, stakeIds: readonly string[]): LedgerAccount[] {
+  return [walletAccount(accountId), earningsAccount(accountId), ...stakeIds.map(stakeAccount)];
+}
+
+/** Which of the account's balances a posting moved: its wallet, its earnings, or a stake position. */
+function balanceOf(
+  account: string,
+): Pick<WalletTransaction["entries"][number], "balance" | "stakeId"> {
+  if (account.startsWith("wallet:")) return { balance: "wallet" };
+  if (account.startsWith("earnings:")) return { balance: "earnings" };
+  return { balance: "stake", stakeId: account.slice(stakeAccount("").length) };
 }
 
 /** The conversion a transaction recorded (settlement or slash metadata), if any. */

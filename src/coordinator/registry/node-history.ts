@@ -13,19 +13,8 @@ export interface HistoryRecord {
   detail?: Record<string, unknown>;
 }
 
-export async function appendHistory(db: Kysely<Database>, record: HistoryRecord): Promise<void> {
-  await db
-    .insertInto("node_history")
-    .values({
-      node_id: record.nodeId,
-      at: record.atMs,
-      actor: record.actor,
-      action: record.action,
-      from_status: record.from ?? null,
-      to_status: record.to ?? null,
-      detail: JSON.stringify(record.detail ?? {}),
-    })
-    .execute();
+export function appendHistory(db: Kysely<Database>, record: HistoryRecord): Promise<void> {
+  return appendHistories(db, [record]);
 }
 
 /** How a lease ended for its node, as far as the node's record (and its reputation) goes. */
@@ -73,4 +62,26 @@ export async function appendLeaseOutcome(
     action: "lease-ended",
     detail,
   });
+}
+
+/** Appends many rows at once (a slash's one row per stake position), 500 per statement. */
+export async function appendHistories(
+  db: Kysely<Database>,
+  records: readonly HistoryRecord[],
+): Promise<void> {
+  for (let i = 0; i < records.length; i += 500)
+    await db
+      .insertInto("node_history")
+      .values(
+        records.slice(i, i + 500).map((record) => ({
+          node_id: record.nodeId,
+          at: record.atMs,
+          actor: record.actor,
+          action: record.action,
+          from_status: record.from ?? null,
+          to_status: record.to ?? null,
+          detail: JSON.stringify(record.detail ?? {}),
+        })),
+      )
+      .execute();
 }

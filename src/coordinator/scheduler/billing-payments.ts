@@ -60,7 +60,12 @@ export function billingPayments(billing: Billing): ClusterPayments {
     },
     async slash(tx, slash) {
       const result = await billing.slash(tx, slash);
-      return { taken: result.taken, shortfall: result.shortfall };
+      return {
+        taken: result.taken,
+        fromStake: result.fromStake,
+        fromEarnings: result.fromEarnings,
+        shortfall: result.shortfall,
+      };
     },
     escrowBalance: (tx, clusterId, currency) => billing.escrowBalance(tx, clusterId, currency),
     async refundRemainder(tx, cluster) {

@@ -191,7 +191,10 @@ export class Failover {
     return penalty.cause;
   }
 
-  /** One hour of the lease's rate from its supplier to the consumer, as far as it can be taken. */
+  /**
+   * One hour of the lease's rate to the consumer, from the node's stake and then its supplier's
+   * earnings, as far as they go.
+   */
   private async slash(
     tx: Tx,
     cluster: LoadedCluster,
@@ -216,6 +219,8 @@ export class Failover {
       rank: lease.rank,
       owed: formatUnits(owed),
       taken: formatUnits(taken.taken),
+      fromStake: formatUnits(taken.fromStake),
+      fromEarnings: formatUnits(taken.fromEarnings),
       shortfall: formatUnits(taken.shortfall),
       cause: rankEndPenalty(loss.end).cause,
       end: loss.end,

@@ -5,6 +5,7 @@ import { SortedPlacementIndex } from "../../core/placement-index.ts";
 import { nodePriceUsd, type CatalogPrices } from "../../core/pricing.ts";
 import { NetworkCapability } from "../../protocol/cluster-network.ts";
 import { RankLimits } from "../../protocol/hardware.ts";
+import { stakeTotals } from "../economics/stake-queries.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database, NodesTable } from "../store/schema.ts";
 
@@ -42,6 +43,8 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
     super();
     events.on("node:status", ({ nodeId }) => this.refreshInBackground(nodeId));
     events.on("node:metadata", ({ nodeId }) => this.refreshInBackground(nodeId));
+    // A stake added, unstaked or withdrawn changes what `minStake` placement sees.
+    events.on("node:stake", ({ nodeId }) => this.refreshInBackground(nodeId));
     events.on("node:reputation", ({ nodeId, reputation }) => {
       const node = this.get(nodeId);
       if (node !== undefined) this.upsert({ ...node, reputation });
@@ -54,8 +57,9 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
       .selectAll()
       .where("status", "!=", "revoked")
       .execute();
+    const stakes = await stakeTotals(this.db);
     for (const id of [...this.ids()]) this.remove(id);
-    for (const row of rows) this.put(row);
+    for (const row of rows) this.put(row, stakes.get(row.id)?.active);
   }
 
   async refresh(nodeId: string): Promise<void> {
@@ -65,7 +69,7 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
       .where("id", "=", nodeId)
       .executeTakeFirst();
     if (row === undefined || row.status === "revoked") this.remove(nodeId);
-    else this.put(row);
+    else this.put(row, (await stakeTotals(this.db, [nodeId])).get(nodeId)?.active);
   }
 
   /** A refresh nobody awaits (an event's); its failure is reported, never left unhandled. */
@@ -81,7 +85,8 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
     }
   }
 
-  private put(row: Selectable<NodesTable>): void {
+  /** `stake`: the node's active TDM stake, units (unbonding stake may leave mid-lease). */
+  private put(row: Selectable<NodesTable>, stake: bigint | undefined): void {
     const own =
       this.pricingMode === "market" && row.price_per_hour !== null
         ? BigInt(row.price_per_hour)
@@ -110,6 +115,7 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
       uptime30d: row.uptime_30d,
       reputation: row.reputation,
       pricePerHour: price ?? 0n,
+      stake: stake ?? 0n,
       behindNat: this.behindNat(row.id),
     });
   }

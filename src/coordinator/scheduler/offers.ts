@@ -216,6 +216,10 @@ export class Offers {
       teeCapable: request.teeCapable,
       containers: request.kind === "container" ? true : undefined,
       engine: request.kind === undefined ? undefined : KIND_ENGINE[request.kind],
+      minStake:
+        request.minStake === undefined
+          ? undefined
+          : parseMoneyOrThrow(request.minStake, { field: "minStake" }),
       limits: request.limits,
       network: networkAsk(request, this.options.jobNetworks ?? "optional"),
       maxPricePerHour:

@@ -35,8 +35,9 @@ export interface ClusterPayments {
    */
   settle(tx: Tx, leases: readonly LeaseSettlement[]): Promise<UnpaidLease[]>;
   /**
-   * Takes a failed node's forfeit from its supplier's unpaid earnings into the consumer's wallet,
-   * once per lease; answers what was taken (earnings may cover less than `amount`).
+   * Takes a failed node's forfeit into the consumer's wallet, once per lease: from the stake on
+   * the node first, then from its supplier's unpaid earnings; answers what each paid (together
+   * they may cover less than `amount`).
    */
   slash(
     tx: Tx,
@@ -51,7 +52,7 @@ export interface ClusterPayments {
       reason: string;
       nowMs: number;
     },
-  ): Promise<{ taken: Money; shortfall: Money }>;
+  ): Promise<{ taken: Money; fromStake: Money; fromEarnings: Money; shortfall: Money }>;
   /** What the cluster's escrow holds now. */
   escrowBalance(tx: Tx, clusterId: string, currency: Currency): Promise<Money>;
   /** Returns whatever is left in the cluster's escrow to the consumer (a second call moves nothing). */
