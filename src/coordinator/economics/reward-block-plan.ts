@@ -172,21 +172,30 @@ async function wholeHourOnline(tx: Tx, fromMs: number, toMs: number): Promise<Se
   return whole;
 }
 
-/** Every active position's escrow balance, by node, in id order (ties in `proRata` go first). */
+/**
+ * Every active position's escrow balance, by node, in id order (ties in `proRata` go first). Two
+ * reads joined here: the stake escrows' balance rows are one range of the balances' primary key,
+ * where a join on the concatenated account name cost a lookup per position.
+ */
 async function activePositions(tx: Tx): Promise<Map<string, Position[]>> {
+  const balances = await tx
+    .selectFrom("ledger_balances")
+    .select(["account", sql<string>`CAST(balance AS TEXT)`.as("balance")])
+    .where("account", ">=", STAKE_ESCROW)
+    .where("account", "<", STAKE_ESCROW_END)
+    .where("currency", "=", "TDM")
+    .execute();
+  const balanceOf = new Map(balances.map((b) => [b.account, b.balance]));
   const rows = await tx
-    .selectFrom("stakes as s")
-    .innerJoin("ledger_balances as b", (join) =>
-      join.on("b.currency", "=", "TDM").on(sql<boolean>`b.account = 'escrow:clu_stake:' || s.id`),
-    )
-    .select(["s.id", "s.node_id", sql<string>`CAST(b.balance AS TEXT)`.as("balance")])
-    .where("s.status", "=", "active")
-    .orderBy("s.node_id")
-    .orderBy("s.id")
+    .selectFrom("stakes")
+    .select(["id", "node_id"])
+    .where("status", "=", "active")
+    .orderBy("node_id")
+    .orderBy("id")
     .execute();
   const byNode = new Map<string, Position[]>();
   for (const r of rows) {
-    const balance = units(r.balance);
+    const balance = units(balanceOf.get(`${STAKE_ESCROW}${r.id}`) ?? 0);
     if (balance <= 0n) continue;
     const list = byNode.get(r.node_id) ?? [];
     list.push({ stakeId: r.id, balance });
@@ -194,6 +203,10 @@ async function activePositions(tx: Tx): Promise<Map<string, Position[]>> {
   }
   return byNode;
 }
+
+/** The stake escrows' account names: `escrow:clu_stake:<stk_…>`, and the name just past them. */
+const STAKE_ESCROW = "escrow:clu_stake:";
+const STAKE_ESCROW_END = "escrow:clu_stake;";
 
 /** A CPU-only node's cores from its hardware report (0 when unreadable). */
 function cpuCoresOf(hardware: string | null): number {
