@@ -46,7 +46,9 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
   "GET /v1/admin/ledger-audit": ["admin"],
   "POST /v1/stakes": ["consumer", "supplier"],
   "GET /v1/stakes": ["consumer", "supplier"],
-  "POST /v1/stakes/:id/unstake": ["consumer", "supplier"],
+
+  "GET /v1/rewards": ["consumer", "supplier"],
+    "POST /v1/stakes/:id/unstake": ["consumer", "supplier"],
   "POST /v1/stakes/:id/withdraw": ["consumer", "supplier"],
   "PUT /v1/nodes/:id/commission": ["supplier"],
 };
@@ -73,6 +75,8 @@ const PUBLIC = new Set([
   "GET /v1/catalog/regions",
   "GET /v1/token/emission",
   "GET /v1/token",
+  "GET /v1/token/blocks",
+  "GET /v1/token/blocks/:hour",
   "GET /v1/nodes/:id/stake",
   "GET /v1/health",
   "GET /metrics",
