@@ -46,9 +46,8 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
   "GET /v1/admin/ledger-audit": ["admin"],
   "POST /v1/stakes": ["consumer", "supplier"],
   "GET /v1/stakes": ["consumer", "supplier"],
-
   "GET /v1/rewards": ["consumer", "supplier"],
-    "POST /v1/stakes/:id/unstake": ["consumer", "supplier"],
+  "POST /v1/stakes/:id/unstake": ["consumer", "supplier"],
   "POST /v1/stakes/:id/withdraw": ["consumer", "supplier"],
   "PUT /v1/nodes/:id/commission": ["supplier"],
 };
