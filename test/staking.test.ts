@@ -75,6 +75,9 @@ forEachDatabase("staking", (db) => {
       commissionPercent: "10.00",
       stakers: 0,
       positions: 0,
+      rewardsEarned: "0.000000",
+      rewardsCommission: "0.000000",
+      rewardedBlocks: 0,
     });
 
     const own = await supplier.client.stake({ nodeId, amount: "60" }, "own-1");

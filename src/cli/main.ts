@@ -71,6 +71,10 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./commands/token.ts")).registerTokenCommands,
   },
   {
+    names: ["rewards"],
+    load: async () => (await import("./commands/rewards.ts")).registerRewardsCommands,
+  },
+  {
     names: ["stake"],
     load: async () => (await import("./commands/stake.ts")).registerStakeCommands,
   },

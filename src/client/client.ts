@@ -43,7 +43,15 @@ import {
   type StakeListQuery,
   type StakeRequest,
 } from "../protocol/stakes.ts";
-import { EmissionView, TokenView } from "../protocol/token.ts";
+import {
+  AccountRewards,
+  EmissionView,
+  RewardBlockList,
+  RewardBlockView,
+  TokenView,
+  type RewardBlockListQuery,
+  type RewardBlockQuery,
+} from "../protocol/token.ts";
 import {
   ClusterCostsView,
   LedgerAudit,
@@ -225,6 +233,22 @@ export class TandemClient {
   /** TDM's supply: maximum, genesis, emitted, burned, total, staked, circulating. */
   tokenSupply() {
     return this.request("GET", "/v1/token", undefined, undefined, TokenView);
+  }
+
+  /** Hourly reward blocks, newest first (`nextCursor` pages on to older ones). */
+  rewardBlocks(query: RewardBlockListQuery = {}) {
+    return this.request("GET", "/v1/token/blocks", undefined, query, RewardBlockList);
+  }
+
+  /** One reward block and a page of its nodes: rewarded shares, refusals with their reason. */
+  rewardBlock(hour: number, query: RewardBlockQuery = {}) {
+    const path = `/v1/token/blocks/${encodeURIComponent(String(hour))}`;
+    return this.request("GET", path, undefined, query, RewardBlockView);
+  }
+
+  /** What your account earned from reward blocks, per node and position. */
+  rewards() {
+    return this.request("GET", "/v1/rewards", undefined, undefined, AccountRewards);
   }
 
   /** Stakes TDM from your wallet on a node. A fresh key per call unless given. */

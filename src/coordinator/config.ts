@@ -185,6 +185,8 @@ export const CoordinatorConfig = z.strictObject({
     .prefault({}),
   /** How often cached uptime figures are recomputed, ms. */
   uptimeRefreshMs: z.number().int().min(1000).default(60_000),
+  /** How often the leader looks for finished hours without a reward block, ms. */
+  rewardBlockCheckMs: z.number().int().min(100).default(60_000),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;

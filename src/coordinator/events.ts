@@ -28,6 +28,8 @@ export interface CoordinatorEventMap {
   "node:proven": { nodeId: string; passed: boolean; atMs: number };
   /** A stake on the node changed (economics/stakes.ts): added, unbonding, withdrawn, commission. */
   "node:stake": { nodeId: string; action: string; atMs: number };
+  /** A reward block committed (economics/reward-blocks.ts): the hour and the TDM it minted. */
+  "token:block": { hour: number; minted: string; atMs: number };
   "device:revoked": { deviceId: string; nodeId: string; atMs: number };
   /** A cluster's status changed (scheduler/cluster-lifecycle.ts); at an end, the nodes it released. */
   "cluster:status": {

@@ -34,6 +34,10 @@ import { ManualRail } from "./billing/payment-rail.ts";
 import { WalletService } from "./billing/wallet.ts";
 import { StakeService, stakeOptionsOf } from "./economics/stakes.ts";
 import { ensureGenesis } from "./economics/supply.ts";
+import { DEFAULT_REWARD_BLOCK_OPTIONS, RewardBlocks } from "./economics/reward-blocks.ts";
+import { RewardBlockTicker } from "./economics/reward-block-ticker.ts";
+import { TokenFigures } from "./economics/token-figures.ts";
+import { DEFAULT_EMISSION_SCHEDULE } from "../core/emission.ts";
 import { billingPayments } from "./scheduler/billing-payments.ts";
 import { Inventory } from "./scheduler/inventory.ts";
 import { Autoscaler } from "./scheduler/autoscaler.ts";
@@ -161,7 +165,11 @@ export async function startCoordinator(
   const rates = oracleRates(config);
   const billing = new Billing(store.db, ledger, fees, rates);
   const wallet = new WalletService(store.db, ledger, new ManualRail());
-  const stakes = new StakeService(store.db, ledger, events, stakeOptionsOf(config));
+  const stakeOptions = stakeOptionsOf(config);
+  const stakes = new StakeService(store.db, ledger, events, stakeOptions);
+  const tokenFigures = new TokenFigures(store.db, events, clock, 2_000, (error) =>
+    logger.warn({ err: error }, "token figures: read failed"),
+  );
   await ensureGenesis(store.db, ledger, clock.now());
   // Replicas on one PostgreSQL reach workers held by another replica through it (DESIGN.md §7).
   const replicas: Replicas | undefined =
@@ -279,6 +287,22 @@ export async function startCoordinator(
     logger.info({ path: join(config.home, "admin.key") }, "created the first admin account");
   }
   const genesisAtMs = await networkGenesisAt(store.db, config.genesisAtMs, clock.now());
+  const rewardBlocks = new RewardBlocks(
+    store.db,
+    ledger,
+    events,
+    {
+      genesisAtMs,
+      schedule: DEFAULT_EMISSION_SCHEDULE,
+      minimums: stakeOptions.minimums,
+      defaultCommissionBps: stakeOptions.defaultCommissionBps,
+    },
+    {
+      ...DEFAULT_REWARD_BLOCK_OPTIONS,
+      onProgress: (hour, paid, of) =>
+        logger.debug({ hour, paid, of }, "reward block: payouts written"),
+    },
+  );
 
   const app = await buildApi(
     {
@@ -308,6 +332,7 @@ export async function startCoordinator(
       billing,
       wallet,
       stakes,
+      tokenFigures,
       marketPrices,
       leadership,
       db: store.db,
@@ -343,6 +368,11 @@ export async function startCoordinator(
     config.uptimeRefreshMs,
   );
   uptime.start();
+  const rewardTicker = new RewardBlockTicker(
+    { blocks: rewardBlocks, leadership, clock, logger },
+    config.rewardBlockCheckMs,
+  );
+  rewardTicker.start();
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ address, database: store.dialect }, "coordinator listening");
@@ -364,6 +394,7 @@ export async function startCoordinator(
     close() {
       closing ??= (async () => {
         await uptime.stop();
+        await rewardTicker.stop();
         await gateway
           .flushLastSeen()
           .catch((error: unknown) => logger.error({ err: error }, "last-seen flush failed"));

@@ -76,6 +76,12 @@ export const NodeStakeView = z.strictObject({
   /** Accounts with an active or unbonding position. */
   stakers: z.number().int().min(0),
   positions: z.number().int().min(0),
+  /** Σ its whole shares of reward blocks (commission + its stakers' rewards), TDM. */
+  rewardsEarned: Amount,
+  /** Of which its supplier took as commission. */
+  rewardsCommission: Amount,
+  /** Reward blocks it was rewarded in. */
+  rewardedBlocks: z.number().int().min(0),
 });
 export type NodeStakeView = z.infer<typeof NodeStakeView>;
 

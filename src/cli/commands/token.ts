@@ -2,8 +2,9 @@ import type { Command } from "commander";
 import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
 import { withClientOptions, type ClientOptions } from "./common.ts";
+import { registerBlocksCommand } from "./rewards.ts";
 
-/** `tandem token supply|emission`: the native token's public figures. */
+/** `tandem token supply|emission|blocks`: the native token's public figures. */
 export function registerTokenCommands(program: Command): void {
   const token = program.command("token").description("the native token, TDM");
 
@@ -45,4 +46,6 @@ export function registerTokenCommands(program: Command): void {
       ["this hour", `${emission.hourly} TDM`],
     ]);
   });
+
+  registerBlocksCommand(token);
 }

@@ -22,6 +22,7 @@ import type { NodeQueries } from "../registry/node-queries.ts";
 import type { Billing } from "../billing/billing.ts";
 import type { WalletService } from "../billing/wallet.ts";
 import type { StakeService } from "../economics/stakes.ts";
+import type { TokenFigures } from "../economics/token-figures.ts";
 import type { ClusterEnds } from "../scheduler/cluster-ends.ts";
 import type { Deployments } from "../scheduler/deployments.ts";
 import type { Offers } from "../scheduler/offers.ts";
@@ -111,6 +112,8 @@ export interface ApiDeps {
   billing: Billing;
   wallet: WalletService;
   stakes: StakeService;
+  /** `GET /v1/token`'s figures, kept in memory (economics/token-figures.ts). */
+  tokenFigures: TokenFigures;
 }
 
 /** The coordinator's HTTP and WebSocket surface; every route validates with zod at the edge. */

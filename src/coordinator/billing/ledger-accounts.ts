@@ -11,6 +11,7 @@
  * | `emission-pool`      | the TDM mint: genesis and emission come from it    | —               |
  * | `wallet:acct_genesis`| the 500,000,000 TDM genesis allocation (supply.ts) | no (guarded)    |
  * | `escrow:clu_stake:<stk_…>` | one stake position's TDM (economics/stakes.ts) | no (guarded)   |
+ * | `escrow:clu_block:<hour>`  | a reward block's minted TDM until paid out: 0 after | no (guarded) |
  * | `external:<rail>`    | the outside world across a payment rail            | yes             |
  *
  * `emission-pool`'s TDM balance is −(genesis + emitted): it is internal, so minting keeps the
@@ -50,6 +51,8 @@ export const earningsAccount = (accountId: string): LedgerAccount => `earnings:$
 export const externalAccount = (rail: string): LedgerAccount => `external:${rail}`;
 /** One stake position's escrow (economics/stakes.ts). */
 export const stakeAccount = (stakeId: string): LedgerAccount => `escrow:clu_stake:${stakeId}`;
+/** One reward block's mint, paid out to its nodes in the same DB transaction (economics/reward-blocks.ts). */
+export const blockAccount = (hour: number): LedgerAccount => `escrow:clu_block:${hour}`;
 
 /**
  * SQL: the postings the account index covers (migration 0012 leaves out `treasury` and `burn`,
@@ -94,8 +97,12 @@ export const Leg = {
   TRANSFER: "transfer",
   /** TDM minted at genesis: emission-pool → the genesis account. */
   GENESIS: "genesis",
-  /** TDM minted by the hourly emission (reward blocks, later). */
+  /** TDM minted by the hourly emission: emission-pool → the reward block's account. */
   EMISSION: "emission",
+  /** A reward block's share credited to a stake position's escrow. */
+  REWARD: "reward",
+  /** A reward block's commission credited to the node's supplier's wallet. */
+  COMMISSION: "commission",
   /** A wallet's TDM into a stake position's escrow. */
   STAKE: "stake",
   /** A withdrawn stake back to its staker's wallet. */
@@ -114,5 +121,7 @@ export const TransactionKind = {
   GENESIS: "genesis",
   STAKE: "stake",
   STAKE_WITHDRAWAL: "stake-withdrawal",
+  /** A reward block's mint (`block:<hour>`) and each node's payout (`block:<hour>:<node>`). */
+  REWARD_BLOCK: "reward-block",
 } as const;
 export type TransactionKind = (typeof TransactionKind)[keyof typeof TransactionKind];

@@ -10,6 +10,7 @@ import { isStakeStatus, minimumStake, percentOf, type StakeStatus } from "../../
 import type { NodeStakeView, StakeList, StakeListQuery, StakeView } from "../../protocol/stakes.ts";
 import type { Tx } from "../billing/ledger.ts";
 import { toNumberOrNull } from "../store/rows.ts";
+import { nodeRewards } from "./reward-block-queries.ts";
 import type { ReadDb } from "../store/transaction.ts";
 import type { StakeOptions } from "./stakes.ts";
 
@@ -92,6 +93,7 @@ export async function nodeStakeView(
     commissionPercent: percentOf(commission?.commission_bps ?? options.defaultCommissionBps),
     stakers: Number(counts?.stakers ?? 0),
     positions: Number(counts?.positions ?? 0),
+    ...(await nodeRewards(db, nodeId)),
   };
 }
 

@@ -2,6 +2,7 @@ import type { ColumnType } from "kysely";
 import type { ClusterTables } from "./cluster-schema.ts";
 import type { LedgerTables } from "./ledger-schema.ts";
 import type { ReplicaTables } from "./replica-schema.ts";
+import type { RewardTables } from "./reward-schema.ts";
 import type { StakeTables } from "./stake-schema.ts";
 
 /**
@@ -123,7 +124,8 @@ export interface GpuUuidsTable {
   node_id: string;
 }
 
-export interface Database extends ClusterTables, LedgerTables, ReplicaTables, StakeTables {
+export interface Database
+  extends ClusterTables, LedgerTables, ReplicaTables, RewardTables, StakeTables {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   devices: DevicesTable;

@@ -37,6 +37,7 @@ import * as clusterHistory from "./0023-cluster-history.ts";
 import * as stakes from "./0024-stakes.ts";
 import * as coordinatorLeader from "./0027-coordinator-leader.ts";
 import * as workerPresence from "./0028-worker-presence.ts";
+import * as rewardBlocks from "./0029-reward-blocks.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -65,6 +66,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0024-stakes", stakes],
   ["0027-coordinator-leader", coordinatorLeader],
   ["0028-worker-presence", workerPresence],
+  ["0029-reward-blocks", rewardBlocks],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
