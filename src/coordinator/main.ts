@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import pino from "pino";
 import type { Clock } from "../core/clock.ts";
@@ -23,7 +23,7 @@ import { NetworkCounts } from "./registry/network-counts.ts";
 import { UsageReader } from "./registry/network-usage.ts";
 import { UptimeRefresher } from "./registry/uptime-refresher.ts";
 import { NodeQueries } from "./registry/node-queries.ts";
-import { openStore, type Store } from "./store/database.ts";
+import { openStore, readPasswordFile, type Store } from "./store/database.ts";
 import { toNumberOrNull } from "./store/rows.ts";
 import { DEFAULT_FEE_SCHEDULE } from "../core/fees.ts";
 import { DEFAULT_CATALOG_PRICES } from "../core/pricing.ts";
@@ -414,18 +414,4 @@ export async function startCoordinator(
       return closing;
     },
   };
-}
-
-/** The PostgreSQL password in `path` (its first line), or undefined without a file. */
-async function readPasswordFile(path: string | undefined): Promise<string | undefined> {
-  if (path === undefined) return undefined;
-  const text = await readFile(path, "utf8").catch((error: unknown) => {
-    throw new Error(`invalid coordinator config: databasePasswordFile: cannot read ${path}`, {
-      cause: error,
-    });
-  });
-  const password = text.split(/\r?\n/)[0] ?? "";
-  if (password === "")
-    throw new Error(`invalid coordinator config: databasePasswordFile: ${path} is empty`);
-  return password;
 }

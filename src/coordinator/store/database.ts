@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
@@ -128,4 +129,18 @@ function openPostgres(url: string, onConnectionError: (error: Error) => void): S
     newSession: () => new pg.Client({ connectionString: url }),
     close: () => db.destroy(),
   };
+}
+
+/** The PostgreSQL password in `path` (its first line), or undefined without a file. */
+export async function readPasswordFile(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  const text = await readFile(path, "utf8").catch((error: unknown) => {
+    throw new Error(`invalid coordinator config: databasePasswordFile: cannot read ${path}`, {
+      cause: error,
+    });
+  });
+  const password = text.split(/\r?\n/)[0] ?? "";
+  if (password === "")
+    throw new Error(`invalid coordinator config: databasePasswordFile: ${path} is empty`);
+  return password;
 }
