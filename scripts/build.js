@@ -37,6 +37,23 @@ const tscRun = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], {
 });
 if (tscRun.status !== 0) process.exit(tscRun.status ?? 1);
 
+/**
+ * Which of our sources each file of the bundle holds (file name → paths from the root), for the
+ * tests that check what a command loads (test/cli-start.test.ts).
+ */
+const BUNDLE_SOURCES = "dist/bundle/sources.json";
+
+function sourcesOf(metafile) {
+  const sources = {};
+  for (const [output, { inputs }] of Object.entries(metafile.outputs)) {
+    if (!output.endsWith(".js")) continue;
+    sources[output.slice(output.lastIndexOf("/") + 1)] = Object.keys(inputs)
+      .map((input) => relative(fileURLToPath(root), resolve(input)))
+      .filter((path) => path.startsWith("src/"));
+  }
+  return sources;
+}
+
 /** Modules the bundle leaves out (paths relative to src/): what runs a coordinator or a worker. */
 const SERVER_SIDE = /^(coordinator|worker)\/|^cli\/commands\/(dev|coordinator|worker)\.ts$/;
 
@@ -44,8 +61,9 @@ let entry = "dist/cli/main.js";
 const esbuild = await import("esbuild").catch(() => undefined);
 if (esbuild === undefined) process.stderr.write("build: no esbuild; the CLI is not bundled\n");
 else {
-  await esbuild.build({
+  const bundled = await esbuild.build({
     entryPoints: [`${src}cli/main.ts`],
+    metafile: true,
     bundle: true,
     splitting: true,
     format: "esm",
@@ -88,5 +106,6 @@ else {
     ],
   });
   entry = "dist/bundle/main.js";
+  writeFileSync(new URL(BUNDLE_SOURCES, root), JSON.stringify(sourcesOf(bundled.metafile)) + "\n");
 }
 writeFileSync(new URL(BUILD_STAMP, root), JSON.stringify({ startedAtMs, sources, entry }) + "\n");

@@ -5,7 +5,6 @@
 // from dist/ as an installed `tandem` runs.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -33,7 +32,26 @@ after(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-/** `tandem args…`: its output and the repository's modules it loaded (paths from the root). */
+/**
+ * Which of our sources each bundled file holds (`npm run build` writes it): a bundled chunk stands
+ * for the sources in it, so both modes are checked by source.
+ */
+const bundleSources: Record<string, string[]> = await readFile(
+  new URL("dist/bundle/sources.json", ROOT),
+  "utf8",
+).then(
+  (text) => JSON.parse(text) as Record<string, string[]>,
+  () => ({}),
+);
+const sourcesIn = (modules: string[]) =>
+  modules.flatMap((m) =>
+    m.startsWith("dist/bundle/") ? (bundleSources[m.slice("dist/bundle/".length)] ?? []) : [m],
+  );
+
+/**
+ * `tandem args…`: its output, the repository's modules it loaded (paths from the root) and Node's
+ * internal modules it loaded (`NativeModule http`, …).
+ */
 async function tandem(args: string[], env: Record<string, string>) {
   const log = join(home, `modules-${Math.random().toString(36).slice(2)}.log`);
   const { stdout } = await execFileAsync(
@@ -50,26 +68,24 @@ async function tandem(args: string[], env: Record<string, string>) {
       },
     },
   );
-  const modules = (await readFile(log, "utf8"))
-    .split("\n")
+  const lines = (await readFile(log, "utf8")).split("\n");
+  const builtins = lines.filter((l) => l.startsWith("builtin:")).map((l) => l.slice(8));
+  const modules = lines
     .filter((url) => url.startsWith(ROOT.href))
     .map((url) => url.slice(ROOT.href.length))
     // Dependencies are not ours (in a checkout node_modules/ lies under the root too).
     .filter((path) => !path.startsWith("node_modules/"));
-  return { stdout, modules };
+  return { stdout, modules, builtins };
 }
 
 const serverSide = (modules: string[]) =>
   modules.filter((m) => /^(src|dist)\/(coordinator|worker)\//.test(m));
 
-/** The command modules (src/cli/commands/) among `modules`, by name: bundled chunks are `<name>-<hash>.js`. */
-const COMMAND_NAMES = readdirSync(new URL("src/cli/commands/", ROOT))
-  .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
-  .map((f) => f.slice(0, -".ts".length));
+/** The command modules (src/cli/commands/) among `modules`, by name. */
 const commandsIn = (modules: string[]) =>
-  modules
-    .map((m) => /\/([a-z-]+?)(-[A-Z0-9]{8})?\.[jt]s$/.exec(m)?.[1])
-    .filter((name) => name !== undefined && COMMAND_NAMES.includes(name));
+  sourcesIn(modules)
+    .map((m) => /^(?:src|dist)\/cli\/commands\/([a-z-]+)\.[jt]s$/.exec(m)?.[1])
+    .filter((name) => name !== undefined);
 
 const compiled = compiledEntry(ROOT);
 const modes = [
@@ -116,6 +132,21 @@ for (const mode of modes) {
         );
         assert.deepEqual(serverSide(modules), [], args.join(" "));
       }
+    });
+
+    it("`nodes list` builds only its own answers' schemas and reaches the coordinator without fetch", async () => {
+      const { stdout, modules, builtins } = await tandem(["nodes", "list"], mode.env);
+      assert.equal(stdout, "no nodes match\n", "the answer parsed (the coordinator has no nodes)");
+      const sources = sourcesIn(modules);
+      assert.ok(sources.includes("src/protocol/nodes.ts"), sources.join(", "));
+      for (const other of ["clusters", "wallet", "devices", "stakes", "network", "accounts"])
+        assert.ok(!sources.includes(`src/protocol/${other}.ts`), `${other}: ${sources.join(", ")}`);
+      assert.ok(builtins.includes("NativeModule http"), "node:http carries the request");
+      assert.deepEqual(
+        builtins.filter((b) => b.includes("undici")),
+        [],
+        "undici (fetch) is never loaded",
+      );
     });
   });
 }

@@ -15,7 +15,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { TandemClient } from "../src/client/client.ts";
 import { errorHandler, notFoundHandler } from "../src/coordinator/api/http-errors.ts";
 import { explorerRoutes } from "../src/coordinator/api/routes/explorer.ts";
@@ -29,7 +29,7 @@ import {
   type TandemProcess,
   SMALL_PROOF_FLAGS,
 } from "./support/processes.ts";
-import { CHROMIUM, CHROMIUM_ARGS } from "./support/chromium.ts";
+import { CHROMIUM, openChromium } from "./support/chromium.ts";
 import { enrollmentEnv } from "./support/workers.ts";
 
 /** Short, for a quick offline verdict, but not so short that a busy 2-core CI machine flaps. */
@@ -52,7 +52,7 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
   const processes: TandemProcess[] = [];
   let home: string;
   let url: string;
-  let userDataDir: string;
+  let browser: Awaited<ReturnType<typeof openChromium>> | undefined;
   let context: BrowserContext | undefined;
   let page: Page;
   let gpuWorker: TandemProcess;
@@ -121,25 +121,14 @@ describe("the explorer in a browser", { skip: noBrowser }, () => {
       throw new Error(`${String(error)}\n${logs.join("\n")}`, { cause: error });
     });
 
-    userDataDir = await mkdtemp(join(tmpdir(), "tandem-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1280, height: 860 },
-      colorScheme: "light",
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (message) => {
-      if (message.type() === "error") browserErrors.push(message.text());
-    });
-    page.on("pageerror", (error) => browserErrors.push(error.message));
+    browser = await openChromium(browserErrors);
+    ({ context, page } = browser);
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await Promise.all(processes.map((p) => p.kill("SIGKILL")));
     await rm(home, { recursive: true, force: true });
-    await rm(userDataDir, { recursive: true, force: true });
   });
 
   it("shows the network at a glance on the overview", async () => {

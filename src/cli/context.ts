@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { TandemClient } from "../client/client.ts";
+import { nodeHttpTransport } from "../client/node-transport.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:7400";
 
@@ -62,5 +63,14 @@ export async function resolveConnection(
 
 export async function clientFor(options: ConnectionOptions): Promise<TandemClient> {
   const { url, apiKey } = await resolveConnection(options);
-  return new TandemClient({ baseUrl: url, apiKey });
+  return cliClient(url, apiKey);
+}
+
+/**
+ * The client as the CLI uses it: over node:http, which starts faster than `fetch`
+ * (node-transport.ts), and parsing without zod's compiled fast path (a command parses a few
+ * answers and exits).
+ */
+export function cliClient(url: string, apiKey: string | undefined): TandemClient {
+  return new TandemClient({ baseUrl: url, apiKey, transport: nodeHttpTransport, jitless: true });
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { Command } from "commander";
-import { COMMANDS, entriesFor, v8FlagsFor } from "./main.ts";
+import { COMMANDS, entriesFor } from "./main.ts";
 
 it("each entry of the command table registers exactly the top-level commands it names", async () => {
   for (const entry of COMMANDS) {
@@ -26,15 +26,4 @@ it("a command loads its own entry, --version none, help and anything unknown all
   assert.deepEqual(names("--help"), all);
   assert.deepEqual(names("help", "nodes"), all);
   assert.deepEqual(names("nodez", "list"), all, "commander suggests `nodes` from the whole tree");
-});
-
-it("a short command compiles WebAssembly with Liftoff alone; a coordinator or worker does not", () => {
-  const flags = (...args: string[]) => v8FlagsFor(entriesFor(["node", "tandem", ...args]));
-  assert.deepEqual(flags("nodes", "list"), ["--liftoff-only"]);
-  assert.deepEqual(flags("cluster", "logs", "c_1", "--follow"), ["--liftoff-only"]);
-  assert.deepEqual(flags("--version"), ["--liftoff-only"]);
-  assert.deepEqual(flags("dev"), []);
-  assert.deepEqual(flags("coordinator", "--port", "0"), []);
-  assert.deepEqual(flags("worker", "start"), []);
-  assert.deepEqual(flags("--help"), [], "the whole tree holds the serving commands");
 });

@@ -1,4 +1,3 @@
-import { setFlagsFromString } from "node:v8";
 import { Command, CommanderError } from "commander";
 
 /** Adds some of the tree's top-level commands to `program`. */
@@ -8,8 +7,6 @@ type Register = (program: Command) => void;
 export interface CommandEntry {
   names: readonly string[];
   load: () => Promise<Register>;
-  /** Its commands run a coordinator or a worker: a process that lives on. */
-  serves?: true;
 }
 
 /**
@@ -22,17 +19,14 @@ export const COMMANDS: readonly CommandEntry[] = [
   {
     names: ["dev"],
     load: async () => (await import("./commands/dev.ts")).registerDevCommand,
-    serves: true,
   },
   {
     names: ["coordinator"],
     load: async () => (await import("./commands/coordinator.ts")).registerCoordinatorCommand,
-    serves: true,
   },
   {
     names: ["worker"],
     load: async () => (await import("./commands/worker.ts")).registerWorkerCommands,
-    serves: true,
   },
   {
     names: ["login", "account", "keys"],
@@ -109,22 +103,9 @@ export function entriesFor(argv: readonly string[]): readonly CommandEntry[] {
   return entry === undefined ? COMMANDS : [entry];
 }
 
-/**
- * The V8 flags for a run of `entries`. A short command's one request compiles the WebAssembly
- * HTTP parser of Node's `fetch`; V8's optimizing tier then compiles it again in the background,
- * and Node waits for that before it exits (70-100 ms on this project's 2-core machine, a third of
- * `tandem nodes list`). V8's baseline compiler (Liftoff) alone serves one request as well. A
- * coordinator or a worker lives on, and keeps the optimizing tier.
- */
-export function v8FlagsFor(entries: readonly CommandEntry[]): string[] {
-  return entries.some((e) => e.serves) ? [] : ["--liftoff-only"];
-}
-
 /** Runs the CLI with `process.argv`-shaped arguments; errors become a message and an exit code. */
 export async function run(argv: string[]): Promise<void> {
-  const entries = entriesFor(argv);
-  for (const flag of v8FlagsFor(entries)) setFlagsFromString(flag);
-  const program = await programOf(entries);
+  const program = await programOf(entriesFor(argv));
   try {
     await program.parseAsync(argv);
   } catch (error) {

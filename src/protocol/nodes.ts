@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
 import { slug } from "./text.ts";
-import { CurrencyCode, MoneyString } from "./wallet.ts";
+import { CurrencyCode, MoneyString } from "./currency.ts";
 
 export const NodeStatusName = z.enum([
   "unverified",

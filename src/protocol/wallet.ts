@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AmountRequest } from "./amounts.ts";
+import { CurrencyCode, MoneyString } from "./currency.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
 
 /**
@@ -9,13 +10,8 @@ import { IdPrefix, idSchema } from "./ids.ts";
  * NOT_A_NUMBER | TOO_MANY_DECIMALS | TOO_LARGE | NEGATIVE | ZERO, `field` and `max`;
  * `UNKNOWN_CURRENCY`). Sums over the ledger (audit totals) may exceed the 64-bit range.
  */
-export const MoneyString = z
-  .string()
-  .regex(/^-?\d+\.\d{6}$/)
-  .describe("amount, a decimal string with exactly 6 decimals");
+export { CurrencyCode, MoneyString } from "./currency.ts";
 export const CurrencyRequest = z.string().max(16).describe("TDM | USDC | USD");
-export const CurrencyCode = z.enum(["TDM", "USDC", "USD"]);
-export type CurrencyCode = z.infer<typeof CurrencyCode>;
 
 /** `Idempotency-Key` request header: required on every POST that moves money. */
 export const IDEMPOTENCY_HEADER = "idempotency-key";

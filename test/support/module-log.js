@@ -8,8 +8,15 @@ import { isMainThread } from "node:worker_threads";
 /** Set in the loader's thread by `initialize`. */
 let logPath;
 
-if (isMainThread && process.env.TANDEM_MODULE_LOG !== undefined)
-  register(import.meta.url, { data: process.env.TANDEM_MODULE_LOG });
+if (isMainThread && process.env.TANDEM_MODULE_LOG !== undefined) {
+  const path = process.env.TANDEM_MODULE_LOG;
+  register(import.meta.url, { data: path });
+  // Node's own modules never pass the hook: at exit, the internal ones the process loaded (such
+  // as `NativeModule internal/deps/undici/undici`, what `fetch` loads), each as `builtin:<entry>`.
+  process.on("exit", () =>
+    appendFileSync(path, process.moduleLoadList.map((entry) => `builtin:${entry}\n`).join("")),
+  );
+}
 
 export function initialize(path) {
   logPath = path;

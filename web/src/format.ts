@@ -55,3 +55,22 @@ export function formatUsd(amount: string | null): string {
   if (amount === null) return "—";
   return `$${amount.replace(/(\.\d\d\d*?)0+$/, "$1")}`;
 }
+
+/** Each engine a worker can report, as people know it (src/protocol/hardware.ts `Engine`). */
+const ENGINE_NAMES: Record<string, string> = {
+  torch: "PyTorch",
+  dask: "Dask",
+  ray: "Ray",
+  podman: "Podman (containers)",
+};
+
+/**
+ * A node's engines (its worker's hardware report) in words: "PyTorch, Dask, Podman (containers)";
+ * none found; or not reported by a worker from before engines were reported (placement then takes
+ * the node as able to run every kind: README, "Rent a cluster").
+ */
+export function formatEngines(engines: readonly string[] | null): string {
+  if (engines === null) return "not reported (an older worker: placed as able to run every kind)";
+  if (engines.length === 0) return "none found: plain commands only";
+  return engines.map((engine) => ENGINE_NAMES[engine] ?? engine).join(", ");
+}

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { TandemClient } from "../../client/client.ts";
-import { clientFor, resolveConnection, saveLogin } from "../context.ts";
+import { cliClient, clientFor, resolveConnection, saveLogin } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
 import { withClientOptions, type ClientOptions } from "./common.ts";
 
@@ -12,7 +11,7 @@ export function registerAccountCommands(program: Command): void {
     .requiredOption("--api-key <key>", "the key to save")
     .action(async (options: ClientOptions & { apiKey: string }) => {
       const { url } = await resolveConnection(options);
-      const me = await new TandemClient({ baseUrl: url, apiKey: options.apiKey }).me();
+      const me = await cliClient(url, options.apiKey).me();
       const path = await saveLogin({ url, apiKey: options.apiKey });
       if (options.json) return printJson({ ...me, url, savedTo: path });
       process.stdout.write(

@@ -9,7 +9,14 @@ import { ProofRecordView, proofOf } from "../components/proof-record.tsx";
 import { UptimeChart } from "../components/uptime-chart.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
 import { historyLine } from "../event-lines.ts";
-import { formatAgo, formatDateTime, formatFraction, formatGpus, formatMiB } from "../format.ts";
+import {
+  formatAgo,
+  formatDateTime,
+  formatEngines,
+  formatFraction,
+  formatGpus,
+  formatMiB,
+} from "../format.ts";
 import { useNodeStatusEvents, useRefetchOnReconnect } from "../live.tsx";
 import { Link } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
@@ -249,6 +256,8 @@ function Hardware({ node }: { node: NodeView }) {
         <dd>{formatMiB(node.diskFreeMiB)}</dd>
         <dt>OS</dt>
         <dd>{node.os || "unknown"}</dd>
+        <dt>Engines</dt>
+        <dd data-testid="engines">{formatEngines(node.engines)}</dd>
       </dl>
       {node.gpus.length === 0 ? (
         <p className="muted">No GPUs: this node offers CPU only.</p>
