@@ -6,7 +6,7 @@
  * commits and row writes come from `pg_stat_database` over it.
  *
  *   node --import tsx bench/heartbeats/replicas.ts [--replicas 3] [--workers 10000] [--hz 2]
- *     [--window-s 30]
+ *     [--window-s 30] [--connecting 30]
  *
  * Needs an open-file limit above the worker count (`ulimit -n`), as bench/heartbeats/run.ts.
  */
@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     hz: { type: "string", default: "2" },
     "window-s": { type: "string", default: "30" },
     "settle-s": { type: "string", default: "5" },
+    /** Workers connecting at once: the replicas authenticate more slowly than one on SQLite. */
+    connecting: { type: "string", default: "30" },
   },
 });
 const replicaCount = Number(args.replicas);
@@ -80,7 +82,7 @@ try {
   progress(`${replicaCount} replicas listening`);
   const workers = fork(
     fileURLToPath(new URL("./workers.ts", import.meta.url)),
-    [urls.join(","), identitiesFile],
+    [urls.join(","), identitiesFile, args.connecting],
     { execArgv: ["--import", "tsx"] },
   );
   children.push(workers);

@@ -9,7 +9,8 @@
  * interval) rather than 10,000 `setInterval`s, which drift late under load and would offer less
  * than N × hz. A worker more than one interval behind skips ahead instead of bursting.
  *
- * argv: <coordinator url[,url…]> <identities json file> — with several URLs (coordinator
+ * argv: <coordinator url[,url…]> <identities json file> [connections opened at once, default
+ * 200] — with several URLs (coordinator
  * replicas), worker i connects to URL i mod n. IPC: posts `{ type: "connected" }` once every
  * worker is in, answers the message "stop" with `{ type: "report" }` and exits.
  */
@@ -37,10 +38,11 @@ interface SimulatedWorker {
   nextBeatMs: number;
 }
 
-const CONNECTING_AT_ONCE = 200;
+const DEFAULT_CONNECTING_AT_ONCE = 200;
 const TICK_MS = 10;
 
-const [coordinatorUrl = "", identitiesFile = ""] = process.argv.slice(2);
+const [coordinatorUrl = "", identitiesFile = "", connectingArg] = process.argv.slice(2);
+const connectingAtOnce = Number(connectingArg ?? DEFAULT_CONNECTING_AT_ONCE);
 const identities = JSON.parse(readFileSync(identitiesFile, "utf8")) as WorkerIdentity[];
 const connectUrls = coordinatorUrl
   .split(",")
@@ -123,7 +125,7 @@ const startedMs = performance.now();
 const failures: string[] = [];
 let next = 0;
 await Promise.all(
-  Array.from({ length: CONNECTING_AT_ONCE }, async () => {
+  Array.from({ length: connectingAtOnce }, async () => {
     while (next < identities.length) {
       const index = next++;
       const identity = identities[index]!;

@@ -116,16 +116,23 @@ export class NodeLifecycle {
   /**
    * Records that these nodes were heard from at or after `atMs` (never moving a newer time
    * back). Heartbeats live in memory only; this coarse copy, written every few seconds, is what a
-   * restarted coordinator knows of when each node was last alive. One statement per batch.
+   * restarted coordinator knows of when each node was last alive. One statement per batch, in
+   * id order and retried as a transaction: replicas flush their own nodes while the uptime
+   * refresh writes every node in id order, and two batches locking rows in different orders
+   * deadlock on PostgreSQL (seen with three replicas in bench/heartbeats/replicas.ts).
    */
   async recordLastSeen(nodeIds: readonly string[], atMs: number): Promise<void> {
-    for (let i = 0; i < nodeIds.length; i += LAST_SEEN_BATCH) {
-      await this.db
-        .updateTable("nodes")
-        .set({ last_seen_at: atMs })
-        .where("id", "in", nodeIds.slice(i, i + LAST_SEEN_BATCH))
-        .where((eb) => eb.or([eb("last_seen_at", "is", null), eb("last_seen_at", "<", atMs)]))
-        .execute();
+    const ordered = [...nodeIds].sort();
+    for (let i = 0; i < ordered.length; i += LAST_SEEN_BATCH) {
+      const batch = ordered.slice(i, i + LAST_SEEN_BATCH);
+      await runInTransaction(this.db, (tx) =>
+        tx
+          .updateTable("nodes")
+          .set({ last_seen_at: atMs })
+          .where("id", "in", batch)
+          .where((eb) => eb.or([eb("last_seen_at", "is", null), eb("last_seen_at", "<", atMs)]))
+          .execute(),
+      );
       await setImmediate();
     }
   }
