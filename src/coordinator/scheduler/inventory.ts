@@ -51,25 +51,28 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
     });
   }
 
+  // Stakes are read before the node rows: the row is put as soon as it is read, so a reputation
+  // announced meanwhile (the `node:reputation` event) is never overwritten by an older row.
   async load(): Promise<void> {
+    const stakes = await stakeTotals(this.db);
     const rows = await this.db
       .selectFrom("nodes")
       .selectAll()
       .where("status", "!=", "revoked")
       .execute();
-    const stakes = await stakeTotals(this.db);
     for (const id of [...this.ids()]) this.remove(id);
     for (const row of rows) this.put(row, stakes.get(row.id)?.active);
   }
 
   async refresh(nodeId: string): Promise<void> {
+    const stake = (await stakeTotals(this.db, [nodeId])).get(nodeId)?.active;
     const row = await this.db
       .selectFrom("nodes")
       .selectAll()
       .where("id", "=", nodeId)
       .executeTakeFirst();
     if (row === undefined || row.status === "revoked") this.remove(nodeId);
-    else this.put(row, (await stakeTotals(this.db, [nodeId])).get(nodeId)?.active);
+    else this.put(row, stake);
   }
 
   /** A refresh nobody awaits (an event's); its failure is reported, never left unhandled. */
