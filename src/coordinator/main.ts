@@ -21,7 +21,7 @@ import { MarketPrices } from "./registry/market-prices.ts";
 import { NodeLifecycle } from "./registry/node-lifecycle.ts";
 import { NetworkCounts } from "./registry/network-counts.ts";
 import { UsageReader } from "./registry/network-usage.ts";
-import { UptimeRefresher } from "./registry/uptime-refresher.ts";
+import { LeaderLoop } from "./replicas/leader-loop.ts";
 import { NodeQueries } from "./registry/node-queries.ts";
 import { openStore, readPasswordFile, type Store } from "./store/database.ts";
 import { toNumberOrNull } from "./store/rows.ts";
@@ -34,10 +34,8 @@ import { ManualRail } from "./billing/payment-rail.ts";
 import { WalletService } from "./billing/wallet.ts";
 import { StakeService, stakeOptionsOf } from "./economics/stakes.ts";
 import { ensureGenesis } from "./economics/supply.ts";
-import { DEFAULT_REWARD_BLOCK_OPTIONS, RewardBlocks } from "./economics/reward-blocks.ts";
-import { RewardBlockTicker } from "./economics/reward-block-ticker.ts";
+import { rewardBlockLoop } from "./economics/reward-block-loop.ts";
 import { TokenFigures } from "./economics/token-figures.ts";
-import { DEFAULT_EMISSION_SCHEDULE } from "../core/emission.ts";
 import { billingPayments } from "./scheduler/billing-payments.ts";
 import { Inventory } from "./scheduler/inventory.ts";
 import { Autoscaler } from "./scheduler/autoscaler.ts";
@@ -287,23 +285,6 @@ export async function startCoordinator(
     logger.info({ path: join(config.home, "admin.key") }, "created the first admin account");
   }
   const genesisAtMs = await networkGenesisAt(store.db, config.genesisAtMs, clock.now());
-  const rewardBlocks = new RewardBlocks(
-    store.db,
-    ledger,
-    events,
-    {
-      genesisAtMs,
-      schedule: DEFAULT_EMISSION_SCHEDULE,
-      minimums: stakeOptions.minimums,
-      defaultCommissionBps: stakeOptions.defaultCommissionBps,
-    },
-    {
-      ...DEFAULT_REWARD_BLOCK_OPTIONS,
-      onProgress: (hour, paid, of) =>
-        logger.debug({ hour, paid, of }, "reward block: payouts written"),
-    },
-  );
-
   const app = await buildApi(
     {
       config: {
@@ -363,16 +344,18 @@ export async function startCoordinator(
     { intervalMs: config.proofIntervalMs },
   );
   spotChecks.start();
-  const uptime = new UptimeRefresher(
-    { lifecycle, leadership, clock, logger },
+  const uptime = new LeaderLoop(
+    "uptime refresh",
+    (stopping) => lifecycle.refreshAllUptime(clock.now(), stopping),
+    { leadership, logger },
     config.uptimeRefreshMs,
   );
   uptime.start();
-  const rewardTicker = new RewardBlockTicker(
-    { blocks: rewardBlocks, leadership, clock, logger },
-    config.rewardBlockCheckMs,
+  const rewardBlocks = rewardBlockLoop(
+    { db: store.db, ledger, events, clock, leadership, logger },
+    { genesisAtMs, stake: stakeOptions, everyMs: config.rewardBlockCheckMs },
   );
-  rewardTicker.start();
+  rewardBlocks.start({ now: true });
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ address, database: store.dialect }, "coordinator listening");
@@ -394,7 +377,7 @@ export async function startCoordinator(
     close() {
       closing ??= (async () => {
         await uptime.stop();
-        await rewardTicker.stop();
+        await rewardBlocks.stop();
         await gateway
           .flushLastSeen()
           .catch((error: unknown) => logger.error({ err: error }, "last-seen flush failed"));
