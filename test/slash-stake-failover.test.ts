@@ -59,6 +59,18 @@ forEachDatabase("slashes from stake through the failover", (db) => {
       "one hour at 0.02 USDC/h, all of it from the stake (0.04 TDM at 2 TDM per USD)",
     );
     assert.equal(await stakeOf(s, victim.nodeId), "9.960000");
+    // Placement sees the slashed stake once the node is back: no longer ≥ 10 TDM.
+    const placed = async (minStake: string) => {
+      const found = await s.client.search({ nodes: 1, gpuModel: "cpu", minStake });
+      return found.offers.map((o) => o.nodeId);
+    };
+    victim.socket.terminate();
+    const back = await victim.reconnect();
+    t.after(() => back.socket.terminate());
+    for (let i = 0; i < 500 && !(await placed("9.96")).includes(victim.nodeId); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.ok((await placed("9.96")).includes(victim.nodeId), "back, staked 9.96 TDM");
+    assert.ok(!(await placed("10")).includes(victim.nodeId), "no longer staked 10 TDM");
     const history = await s.net.client().nodeHistory(victim.nodeId, { limit: 100 });
     assert.deepEqual(
       history.items.filter((h) => h.action === "stake-slashed").map((h) => h.detail.amount),

@@ -130,6 +130,12 @@ export class Failover {
     announceReputations(this.resources.events, after.reputations, now);
     for (const status of after.statuses)
       this.resources.events.emit("node:status", { ...status, atMs: now });
+    if (after.stakeSlashed !== undefined)
+      this.resources.events.emit("node:stake", {
+        nodeId: after.stakeSlashed,
+        action: "slashed",
+        atMs: now,
+      });
     if (after.finish !== undefined)
       return this.ends.finish(clusterId, after.finish.status, after.finish.reason);
     for (const { nodeId, message } of after.sends) this.resources.workers.send(nodeId, message);
@@ -155,7 +161,7 @@ export class Failover {
       reason: loss.reason,
       nowMs: now,
     });
-    const slashed = penalty.slash ? await this.slash(tx, cluster, lease, loss, now) : null;
+    const slashed = penalty.slash ? await this.slash(tx, cluster, lease, loss, now, after) : null;
     await appendLeaseOutcome(tx, {
       nodeId: lease.nodeId,
       atMs: now,
@@ -201,6 +207,7 @@ export class Failover {
     lease: LoadedLease,
     loss: LeaseLoss,
     now: number,
+    after: AfterCommit,
   ): Promise<Money> {
     const owed = slashAmount(lease.pricePerHour);
     const taken = await this.resources.payments.slash(tx, {
@@ -225,6 +232,7 @@ export class Failover {
       cause: rankEndPenalty(loss.end).cause,
       end: loss.end,
     });
+    if (taken.fromStake > 0n) after.stakeSlashed = lease.nodeId;
     return taken.taken;
   }
 

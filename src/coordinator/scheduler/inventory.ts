@@ -44,12 +44,19 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
     events.on("node:status", ({ nodeId }) => this.refreshInBackground(nodeId));
     events.on("node:metadata", ({ nodeId }) => this.refreshInBackground(nodeId));
     // A stake added, unstaked or withdrawn changes what `minStake` placement sees.
-    events.on("node:stake", ({ nodeId }) => this.refreshInBackground(nodeId));
+    events.on("node:stake", ({ nodeId }) => {
+      this.refreshStake(nodeId).catch((error: unknown) => this.onError(error, nodeId));
+    });
     events.on("node:reputation", ({ nodeId, reputation }) => {
       const node = this.get(nodeId);
       if (node !== undefined) this.upsert({ ...node, reputation });
     });
   }
+
+  /** Active TDM stake per node, units: read at load, then only when a `node:stake` event says. */
+  private readonly stakes = new Map<string, bigint>();
+  /** Stake reads started per node, so that a slower, older read never overwrites a newer one. */
+  private readonly stakeReads = new Map<string, number>();
 
   // Stakes are read before the node rows: the row is put as soon as it is read, so a reputation
   // announced meanwhile (the `node:reputation` event) is never overwritten by an older row.
@@ -61,18 +68,30 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
       .where("status", "!=", "revoked")
       .execute();
     for (const id of [...this.ids()]) this.remove(id);
-    for (const row of rows) this.put(row, stakes.get(row.id)?.active);
+    this.stakes.clear();
+    for (const [nodeId, { active }] of stakes) this.stakes.set(nodeId, active);
+    for (const row of rows) this.put(row);
   }
 
   async refresh(nodeId: string): Promise<void> {
-    const stake = (await stakeTotals(this.db, [nodeId])).get(nodeId)?.active;
     const row = await this.db
       .selectFrom("nodes")
       .selectAll()
       .where("id", "=", nodeId)
       .executeTakeFirst();
     if (row === undefined || row.status === "revoked") this.remove(nodeId);
-    else this.put(row, stake);
+    else this.put(row);
+  }
+
+  private async refreshStake(nodeId: string): Promise<void> {
+    const read = (this.stakeReads.get(nodeId) ?? 0) + 1;
+    this.stakeReads.set(nodeId, read);
+    const stake = (await stakeTotals(this.db, [nodeId])).get(nodeId)?.active ?? 0n;
+    if (this.stakeReads.get(nodeId) !== read) return; // a newer read is under way
+    this.stakeReads.delete(nodeId);
+    this.stakes.set(nodeId, stake);
+    const node = this.get(nodeId);
+    if (node !== undefined) this.upsert({ ...node, stake });
   }
 
   /** A refresh nobody awaits (an event's); its failure is reported, never left unhandled. */
@@ -88,8 +107,7 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
     }
   }
 
-  /** `stake`: the node's active TDM stake, units (unbonding stake may leave mid-lease). */
-  private put(row: Selectable<NodesTable>, stake: bigint | undefined): void {
+  private put(row: Selectable<NodesTable>): void {
     const own =
       this.pricingMode === "market" && row.price_per_hour !== null
         ? BigInt(row.price_per_hour)
@@ -118,7 +136,8 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
       uptime30d: row.uptime_30d,
       reputation: row.reputation,
       pricePerHour: price ?? 0n,
-      stake: stake ?? 0n,
+      // Active stake only: unbonding stake may leave mid-lease.
+      stake: this.stakes.get(row.id) ?? 0n,
       behindNat: this.behindNat(row.id),
     });
   }

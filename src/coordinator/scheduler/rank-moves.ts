@@ -32,6 +32,8 @@ export interface AfterCommit {
   reputations: ReputationChange[];
   finish?: { status: "failed"; reason: string };
   rescale?: boolean;
+  /** The node whose stake a slash took from (placement's `minStake` and the token figures). */
+  stakeSlashed?: string;
 }
 
 /** Who takes a lost rank: a standby of the cluster, or a fresh node placed for it. */
