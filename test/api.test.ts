@@ -15,23 +15,11 @@ import {
   type TestCoordinator,
 } from "./support/coordinator.ts";
 import { fixtureHardware, newDeviceKey, signedRegistration } from "./support/devices.ts";
+import { registerDevice } from "./support/workers.ts";
 
 const UNKNOWN_NODE = "node_00000000000000000000000000";
 const UNKNOWN_DEVICE = "dev_00000000000000000000000000";
 const UNKNOWN_KEY = "key_00000000000000000000000000";
-
-async function registerDevice(tc: TestCoordinator, apiKey: string) {
-  const device = newDeviceKey();
-  const body = signedRegistration(device, {
-    region: "eu-west",
-    zone: "eu-west-a",
-    hardware: await fixtureHardware("rtx4090"),
-  });
-  const response = await httpRequest(tc.url, "POST", "/v1/devices", { apiKey, body });
-  assert.equal(response.status, 201, response.text);
-  const { deviceId, nodeId } = response.json as { deviceId: string; nodeId: string };
-  return { device, body, deviceId, nodeId };
-}
 
 /** A network with one account of each role and one registered device. */
 async function network(tc: TestCoordinator) {

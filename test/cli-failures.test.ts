@@ -8,15 +8,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startTestCoordinator, openTestStore } from "./support/coordinator.ts";
 import { spawnTandem } from "./support/processes.ts";
-import { simulatedNetwork } from "./support/simulated-network.ts";
-
-const sqlite = {
-  kind: "sqlite" as const,
-  startCoordinator: (opts = {}) => startTestCoordinator({ ...opts, database: "sqlite" }),
-  openStore: () => openTestStore("sqlite"),
-};
+import { SQLITE_ONLY, simulatedNetwork } from "./support/simulated-network.ts";
 
 let home: string;
 before(async () => (home = await mkdtemp(join(tmpdir(), "tandem-cli-"))));
@@ -31,7 +24,7 @@ async function tandem(url: string, apiKey: string, args: string[]) {
 
 describe("a CLI whose request fails says why", () => {
   it("a search or deploy that nothing fits exits 2 and prints the funnel", async (t) => {
-    const s = await simulatedNetwork(sqlite, t, 1);
+    const s = await simulatedNetwork(SQLITE_ONLY, t, 1);
     const filters = ["--gpu", "cpu", "--nodes", "2", "--currency", "USDC"];
     const search = await tandem(s.net.url, s.consumer.apiKey, ["search", ...filters]);
     assert.equal(search.code, 2, search.stderr);
@@ -59,7 +52,7 @@ describe("a CLI whose request fails says why", () => {
   });
 
   it("a deploy whose cluster fails exits 3 with the reason and the refund; show says both", async (t) => {
-    const s = await simulatedNetwork(sqlite, t, 1);
+    const s = await simulatedNetwork(SQLITE_ONLY, t, 1);
     const cli = spawnTandem(
       ["cluster", "deploy", "--kind", "batch", "--hours", "1", "--gpu", "cpu", "--", "ray", "x"],
       { TANDEM_URL: s.net.url, TANDEM_API_KEY: s.consumer.apiKey, TANDEM_HOME: home },

@@ -8,16 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { startWorker } from "../src/worker/main.ts";
-import {
-  assertError,
-  forEachDatabase,
-  httpRequest,
-  openTestStore,
-  startTestCoordinator,
-} from "./support/coordinator.ts";
+import { assertError, forEachDatabase, httpRequest } from "./support/coordinator.ts";
 import { fixtureHardware } from "./support/devices.ts";
-import { spawnTandem } from "./support/processes.ts";
-import { simulatedNetwork } from "./support/simulated-network.ts";
+import { SQLITE_ONLY, consumerCli, simulatedNetwork } from "./support/simulated-network.ts";
 import type { DeployRequest } from "../src/protocol/clusters.ts";
 
 const cpuDeploy = (kind: DeployRequest["kind"]): DeployRequest => ({
@@ -118,23 +111,8 @@ forEachDatabase("engines", (db) => {
 // The CLI only reads the API, so one database (SQLite) is enough for it.
 describe("the CLI with engines", () => {
   it("`search --kind ray` and `cluster quote --kind ray` exit 2 with the engine's funnel line; `nodes show` lists engines", async (t) => {
-    const sqlite = {
-      kind: "sqlite" as const,
-      startCoordinator: (opts = {}) => startTestCoordinator({ ...opts, database: "sqlite" }),
-      openStore: () => openTestStore("sqlite"),
-    };
-    const s = await simulatedNetwork(sqlite, t, 1, {}, [], [], [], [["torch", "dask"]]);
-    const home = await mkdtemp(join(tmpdir(), "tandem-cli-"));
-    t.after(() => rm(home, { recursive: true, force: true }));
-    const tandem = async (args: string[]) => {
-      const cli = spawnTandem(args, {
-        TANDEM_URL: s.net.url,
-        TANDEM_API_KEY: s.consumer.apiKey,
-        TANDEM_HOME: home,
-      });
-      const code = await cli.exited;
-      return { code, out: [...cli.stdout, ...cli.stderr].join("\n") };
-    };
+    const s = await simulatedNetwork(SQLITE_ONLY, t, 1, {}, [], [], [], [["torch", "dask"]]);
+    const tandem = await consumerCli(s, t);
     const search = await tandem(["search", "--gpu", "cpu", "--kind", "ray"]);
     assert.equal(search.code, 2, search.out);
     assert.match(search.out, /^ *engine ray +0$/m);

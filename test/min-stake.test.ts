@@ -3,19 +3,14 @@
 // says how many nodes too little stake removed, a stake made, unstaked or withdrawn moves a node in
 // or out at once, and a bad amount is a typed 400 that changes nothing.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
+import { assertError, forEachDatabase, httpRequest } from "./support/coordinator.ts";
 import {
-  assertError,
-  forEachDatabase,
-  httpRequest,
-  openTestStore,
-  startTestCoordinator,
-} from "./support/coordinator.ts";
-import { spawnTandem } from "./support/processes.ts";
-import { simulatedNetwork, type SimulatedNetwork } from "./support/simulated-network.ts";
+  SQLITE_ONLY,
+  consumerCli,
+  simulatedNetwork,
+  type SimulatedNetwork,
+} from "./support/simulated-network.ts";
 
 /** Search results once the inventory has taken in a stake change (refreshed on its event). */
 async function searchUntil(
@@ -100,23 +95,8 @@ forEachDatabase("placement by stake", (db) => {
 // The CLI only reads the API, so one database (SQLite) is enough for it.
 describe("the CLI with --min-stake", () => {
   it("`search --min-stake` and `cluster quote --min-stake` exit 2 with the stake's funnel line", async (t) => {
-    const sqlite = {
-      kind: "sqlite" as const,
-      startCoordinator: (opts = {}) => startTestCoordinator({ ...opts, database: "sqlite" }),
-      openStore: () => openTestStore("sqlite"),
-    };
-    const s = await simulatedNetwork(sqlite, t, 1);
-    const home = await mkdtemp(join(tmpdir(), "tandem-cli-"));
-    t.after(() => rm(home, { recursive: true, force: true }));
-    const tandem = async (args: string[]) => {
-      const cli = spawnTandem(args, {
-        TANDEM_URL: s.net.url,
-        TANDEM_API_KEY: s.consumer.apiKey,
-        TANDEM_HOME: home,
-      });
-      const code = await cli.exited;
-      return { code, out: [...cli.stdout, ...cli.stderr].join("\n") };
-    };
+    const s = await simulatedNetwork(SQLITE_ONLY, t, 1);
+    const tandem = await consumerCli(s, t);
     const search = await tandem(["search", "--gpu", "cpu", "--min-stake", "1"]);
     assert.equal(search.code, 2, search.out);
     assert.match(search.out, /^ *stake ≥ 1\.000000 TDM +0$/m);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ledgerAudit } from "../src/coordinator/billing/audit.ts";
 import type { TandemClient } from "../src/client/client.ts";
-import { fixtureHardware, newDeviceKey, signedRegistration } from "./support/devices.ts";
+import { fixtureHardware } from "./support/devices.ts";
 import {
   ManualClock,
   assertError,
@@ -17,6 +17,7 @@ import {
   type TestCoordinator,
 } from "./support/coordinator.ts";
 import { GENESIS_MS, hourStart } from "./support/reward-network.ts";
+import { registerDevice } from "./support/workers.ts";
 
 let registered = 0;
 
@@ -25,14 +26,7 @@ async function registerNode(tc: TestCoordinator, apiKey: string): Promise<string
   // Distinct GPU UUIDs: shared ones would flag both nodes as duplicates.
   const n = ++registered;
   hardware.gpus = hardware.gpus.map((g) => ({ ...g, uuid: `GPU-api-${process.pid}-${n}` }));
-  const body = signedRegistration(newDeviceKey(), {
-    region: "eu-west",
-    zone: "eu-west-a",
-    hardware,
-  });
-  const response = await httpRequest(tc.url, "POST", "/v1/devices", { apiKey, body });
-  assert.equal(response.status, 201, response.text);
-  return (response.json as { nodeId: string }).nodeId;
+  return (await registerDevice(tc, apiKey, hardware)).nodeId;
 }
 
 async function blocksOf(client: TandemClient, count: number) {

@@ -14,11 +14,10 @@ import { IdPrefix, newId } from "../src/protocol/ids.ts";
 import {
   ManualClock,
   forEachDatabase,
-  httpRequest,
   type DatabaseUnderTest,
   type TestCoordinator,
 } from "./support/coordinator.ts";
-import { fixtureHardware, newDeviceKey, signedRegistration } from "./support/devices.ts";
+import { registerDevice } from "./support/workers.ts";
 
 const COOLDOWN_MS = 60_000;
 
@@ -30,17 +29,7 @@ async function network(db: DatabaseUnderTest, t: { after(fn: () => Promise<void>
   const supplier = await tc.signUp(["supplier"]);
   const delegator = await tc.signUp(["consumer"]);
   const consumer = await tc.signUp(["consumer"]);
-  const body = signedRegistration(newDeviceKey(), {
-    region: "eu-west",
-    zone: "eu-west-a",
-    hardware: await fixtureHardware("rtx4090"),
-  });
-  const registered = await httpRequest(tc.url, "POST", "/v1/devices", {
-    apiKey: supplier.apiKey,
-    body,
-  });
-  assert.equal(registered.status, 201, registered.text);
-  const { nodeId } = registered.json as { nodeId: string };
+  const { nodeId } = await registerDevice(tc, supplier.apiKey);
   const admin = tc.client(tc.adminKey);
   for (const who of [supplier, delegator])
     await admin.deposit({ accountId: who.accountId, currency: "TDM", amount: "100" });

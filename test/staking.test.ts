@@ -16,21 +16,10 @@ import {
   type DatabaseUnderTest,
   type TestCoordinator,
 } from "./support/coordinator.ts";
-import { fixtureHardware, newDeviceKey, signedRegistration } from "./support/devices.ts";
+import { registerDevice } from "./support/workers.ts";
 
 const COOLDOWN_MS = 60_000;
 const UNKNOWN_NODE = "node_00000000000000000000000000";
-
-async function registerDevice(tc: TestCoordinator, apiKey: string) {
-  const body = signedRegistration(newDeviceKey(), {
-    region: "eu-west",
-    zone: "eu-west-a",
-    hardware: await fixtureHardware("rtx4090"),
-  });
-  const response = await httpRequest(tc.url, "POST", "/v1/devices", { apiKey, body });
-  assert.equal(response.status, 201, response.text);
-  return response.json as { nodeId: string; deviceId: string };
-}
 
 async function registerNode(tc: TestCoordinator, apiKey: string): Promise<string> {
   return (await registerDevice(tc, apiKey)).nodeId;

@@ -7,24 +7,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { HardwareReport } from "../src/protocol/hardware.ts";
 import { forEachDatabase, httpRequest, type TestCoordinator } from "./support/coordinator.ts";
-import {
-  fixtureGpus,
-  fixtureHardware,
-  hardwareWith,
-  newDeviceKey,
-  signedRegistration,
-} from "./support/devices.ts";
+import { fixtureGpus, fixtureHardware, hardwareWith } from "./support/devices.ts";
+import { registerDevice } from "./support/workers.ts";
 
-async function register(tc: TestCoordinator, apiKey: string, hardware: HardwareReport) {
-  const body = signedRegistration(newDeviceKey(), {
-    region: "eu-west",
-    zone: "eu-west-a",
-    hardware,
-  });
-  const response = await httpRequest(tc.url, "POST", "/v1/devices", { apiKey, body });
-  assert.equal(response.status, 201, response.text);
-  return (response.json as { nodeId: string }).nodeId;
-}
+const registerNode = async (tc: TestCoordinator, apiKey: string, hardware: HardwareReport) =>
+  (await registerDevice(tc, apiKey, hardware)).nodeId;
 
 forEachDatabase("verified supply", (db) => {
   test("unverified and flagged GPUs are connected, never verified supply", async (t) => {
@@ -35,11 +22,11 @@ forEachDatabase("verified supply", (db) => {
     const own4090 = hardwareWith(
       (await fixtureGpus("rtx4090")).map((g) => ({ ...g, uuid: "GPU-own-4090" })),
     );
-    const hgx = await register(tc, apiKey, await fixtureHardware("h100x8"));
+    const hgx = await registerNode(tc, apiKey, await fixtureHardware("h100x8"));
     // Two devices report the same RTX 4090 UUID: both are flagged.
-    const copyA = await register(tc, apiKey, rtx4090);
-    const copyB = await register(tc, apiKey, rtx4090);
-    const fresh = await register(tc, apiKey, own4090);
+    const copyA = await registerNode(tc, apiKey, rtx4090);
+    const copyB = await registerNode(tc, apiKey, rtx4090);
+    const fresh = await registerNode(tc, apiKey, own4090);
     const at = { actor: "test", reason: "test", nowMs: Date.now() };
     const { lifecycle } = tc.coordinator;
     await lifecycle.apply(hgx, { type: "connect", verified: true }, at);

@@ -1,6 +1,16 @@
 // A coordinator on a manual clock with simulated workers over real WebSockets, for scheduler
 // scenarios (failover, autoscaling): each worker does only what the test tells it to.
-import { ManualClock, httpRequest, type forEachDatabase } from "./coordinator.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  ManualClock,
+  httpRequest,
+  openTestStore,
+  startTestCoordinator,
+  type forEachDatabase,
+} from "./coordinator.ts";
+import { spawnTandem } from "./processes.ts";
 import { heartbeat } from "./devices.ts";
 import type { ClusterView } from "../../src/protocol/clusters.ts";
 import type { NetworkCapability } from "../../src/protocol/cluster-network.ts";
@@ -133,3 +143,25 @@ export async function simulatedNetwork(
 }
 
 export type SimulatedNetwork = Awaited<ReturnType<typeof simulatedNetwork>>;
+
+/** SQLite alone, for tests of the CLI: it only reads the API, so one database is enough for it. */
+export const SQLITE_ONLY = {
+  kind: "sqlite" as const,
+  startCoordinator: (opts = {}) => startTestCoordinator({ ...opts, database: "sqlite" }),
+  openStore: () => openTestStore("sqlite"),
+};
+
+/** The real `tandem` CLI as `s`'s consumer, in a home of its own: exit status and all output. */
+export async function consumerCli(s: SimulatedNetwork, t: { after(fn: () => unknown): void }) {
+  const home = await mkdtemp(join(tmpdir(), "tandem-cli-"));
+  t.after(() => rm(home, { recursive: true, force: true }));
+  return async (args: string[]) => {
+    const cli = spawnTandem(args, {
+      TANDEM_URL: s.net.url,
+      TANDEM_API_KEY: s.consumer.apiKey,
+      TANDEM_HOME: home,
+    });
+    const code = await cli.exited;
+    return { code, out: [...cli.stdout, ...cli.stderr].join("\n") };
+  };
+}

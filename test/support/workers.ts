@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { TandemClient } from "../../src/client/client.ts";
 import type { NetworkCapability } from "../../src/protocol/cluster-network.ts";
-import type { Engine, RankLimits } from "../../src/protocol/hardware.ts";
-import type { TestCoordinator } from "./coordinator.ts";
+import type { Engine, HardwareReport, RankLimits } from "../../src/protocol/hardware.ts";
+import { httpRequest, type TestCoordinator } from "./coordinator.ts";
 import {
   connectWorker,
   fixtureHardware,
@@ -12,6 +12,27 @@ import {
   type WorkerSocket,
 } from "./devices.ts";
 import { proveHonestly } from "./prover.ts";
+
+/**
+ * A device registered by `apiKey` through `POST /v1/devices`, in eu-west-a, with an RTX 4090 unless
+ * `hardware` says otherwise; never connected, so its node stays unverified.
+ */
+export async function registerDevice(
+  tc: TestCoordinator,
+  apiKey: string,
+  hardware?: HardwareReport,
+) {
+  const device = newDeviceKey();
+  const body = signedRegistration(device, {
+    region: "eu-west",
+    zone: "eu-west-a",
+    hardware: hardware ?? (await fixtureHardware("rtx4090")),
+  });
+  const response = await httpRequest(tc.url, "POST", "/v1/devices", { apiKey, body });
+  assert.equal(response.status, 201, response.text);
+  const { deviceId, nodeId } = response.json as { deviceId: string; nodeId: string };
+  return { device, body, deviceId, nodeId };
+}
 
 /**
  * A simulated worker over a real WebSocket: registered with a signed report of a CPU-only machine,
