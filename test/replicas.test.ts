@@ -233,14 +233,16 @@ describe("replicas on one PostgreSQL", { skip: server.skip ? server.reason : fal
     t.after(() => bus.end());
     const connectedNotice = (atMs: number) =>
       bus.query("select pg_notify('tandem_replicas', $1)", [
-        JSON.stringify({
-          type: "connected",
-          replicaId: first.coordinator.leadership.replicaId,
-          nodeId: worker.nodeId,
-          atMs,
-          address: "127.0.0.1",
-          behindNat: false,
-        }),
+        JSON.stringify([
+          {
+            type: "connected",
+            replicaId: first.coordinator.leadership.replicaId,
+            nodeId: worker.nodeId,
+            atMs,
+            address: "127.0.0.1",
+            behindNat: false,
+          },
+        ]),
       ]);
     await connectedNotice(connectedAt - 1);
     await new Promise((resolve) => setTimeout(resolve, 300));

@@ -40,7 +40,12 @@ export const ReplicaNotice = z.discriminatedUnion("type", [
 ]);
 export type ReplicaNotice = z.infer<typeof ReplicaNotice>;
 
+/** One NOTIFY's payload: the notices of one batch, in the order they were published. */
+const NoticeBatch = z.array(ReplicaNotice).min(1);
+
 const CHANNEL = "tandem_replicas";
+/** PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more. */
+const MAX_PAYLOAD_BYTES = 7_900;
 /** After the listening session drops, the wait before it listens again, ms. */
 const RELISTEN_AFTER_MS = 500;
 
@@ -55,11 +60,15 @@ export interface ReplicaBusHandlers {
 
 /**
  * PostgreSQL `LISTEN/NOTIFY` between replicas: one session of its own listens (reopened after a
- * drop, then `resync`), and notices go out through the pool. A notice reaches every listening
- * replica, its sender included, in the order each sender sent them.
+ * drop, then `resync`), and notices go out through the pool, batched. A notice reaches every
+ * listening replica, its sender included, in the order each sender sent them.
  */
 export class ReplicaBus {
   private session: pg.Client | undefined;
+  /** The notices being gathered this turn of the event loop, and when they are sent. */
+  private gathering: { payloads: string[]; sent: Promise<void> } | undefined;
+  /** The last batch's end (settled either way). */
+  private sent: Promise<void> = Promise.resolve();
   private relisten: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -77,8 +86,8 @@ export class ReplicaBus {
     const session = this.deps.newSession();
     session.on("notification", ({ channel, payload }) => {
       if (channel !== CHANNEL || payload === undefined) return;
-      const parsed = ReplicaNotice.safeParse(safeJson(payload));
-      if (parsed.success) this.handlers.notice(parsed.data);
+      const parsed = NoticeBatch.safeParse(safeJson(payload));
+      if (parsed.success) for (const notice of parsed.data) this.handlers.notice(notice);
       else this.deps.logger.warn({ payload }, "replica notice not understood");
     });
     session.on("error", (error) => this.dropped(session, error));
@@ -93,8 +102,30 @@ export class ReplicaBus {
     this.session = session;
   }
 
-  async publish(notice: ReplicaNotice): Promise<void> {
-    await sql`select pg_notify(${CHANNEL}, ${JSON.stringify(notice)})`.execute(this.deps.db);
+  /**
+   * Sends `notice`; resolves once it is out. Notices published in the same turn of the event loop
+   * go out together, as one NOTIFY of a JSON array (several when they pass the payload limit),
+   * and batches go out one after the other, in order: a burst of connects costs one round trip.
+   */
+  publish(notice: ReplicaNotice): Promise<void> {
+    if (this.gathering === undefined) {
+      const batch = { payloads: [] as string[], sent: Promise.resolve() };
+      batch.sent = this.sent
+        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        .then(() => {
+          this.gathering = undefined;
+          return this.send(batch.payloads);
+        });
+      this.gathering = batch;
+      this.sent = batch.sent.catch(() => undefined);
+    }
+    this.gathering.payloads.push(JSON.stringify(notice));
+    return this.gathering.sent;
+  }
+
+  private async send(payloads: string[]): Promise<void> {
+    for (const chunk of chunked(payloads, MAX_PAYLOAD_BYTES))
+      await sql`select pg_notify(${CHANNEL}, ${chunk})`.execute(this.deps.db);
   }
 
   async close(): Promise<void> {
@@ -128,6 +159,25 @@ export class ReplicaBus {
     this.relisten = setTimeout(again, RELISTEN_AFTER_MS);
     this.relisten.unref();
   }
+}
+
+/** JSON arrays of the payloads, in order, each at most `maxBytes` (a notice is far smaller). */
+function chunked(payloads: readonly string[], maxBytes: number): string[] {
+  const chunks: string[] = [];
+  let current: string[] = [];
+  let bytes = 2;
+  for (const payload of payloads) {
+    const size = Buffer.byteLength(payload) + 1;
+    if (current.length > 0 && bytes + size > maxBytes) {
+      chunks.push(`[${current.join(",")}]`);
+      current = [];
+      bytes = 2;
+    }
+    current.push(payload);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(`[${current.join(",")}]`);
+  return chunks;
 }
 
 function safeJson(text: string): unknown {

@@ -9,6 +9,9 @@ import { stakeTotals } from "../economics/stake-queries.ts";
 import type { CoordinatorEvents } from "../events.ts";
 import type { Database, NodesTable } from "../store/schema.ts";
 
+/** Node rows per refresh query (SQLite binds at most 32,766 parameters). */
+const REFRESH_BATCH = 500;
+
 /** A placement candidate plus who gets paid for it; prices are micro-dollars per node-hour. */
 export interface InventoryNode extends PlacementCandidate {
   readonly accountId: string;
@@ -55,6 +58,10 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
 
   /** Active TDM stake per node, units: read at load, then only when a `node:stake` event says. */
   private readonly stakes = new Map<string, bigint>();
+  /** The refresh being gathered this turn of the event loop: its nodes, and when it is done. */
+  private refreshing: { nodeIds: Set<string>; done: Promise<void> } | undefined;
+  /** The last batch's end (settled either way). */
+  private refreshed: Promise<void> = Promise.resolve();
   /** Stake reads started per node, so that a slower, older read never overwrites a newer one. */
   private readonly stakeReads = new Map<string, number>();
 
@@ -73,14 +80,38 @@ export class Inventory extends SortedPlacementIndex<InventoryNode> {
     for (const row of rows) this.put(row);
   }
 
-  async refresh(nodeId: string): Promise<void> {
-    const row = await this.db
-      .selectFrom("nodes")
-      .selectAll()
-      .where("id", "=", nodeId)
-      .executeTakeFirst();
-    if (row === undefined || row.status === "revoked") this.remove(nodeId);
-    else this.put(row);
+  /**
+   * Reads the node's row again. Refreshes asked for in the same turn of the event loop share one
+   * query (a burst of connects, or another replica's notices, changes many nodes at once).
+   */
+  refresh(nodeId: string): Promise<void> {
+    if (this.refreshing === undefined) {
+      const batch = { nodeIds: new Set<string>(), done: Promise.resolve() };
+      // One batch at a time, in order: a later read never lands before an earlier one.
+      batch.done = this.refreshed
+        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        .then(() => {
+          this.refreshing = undefined;
+          return this.refreshNow([...batch.nodeIds]);
+        });
+      this.refreshing = batch;
+      this.refreshed = batch.done.catch(() => undefined);
+    }
+    this.refreshing.nodeIds.add(nodeId);
+    return this.refreshing.done;
+  }
+
+  private async refreshNow(nodeIds: string[]): Promise<void> {
+    for (let i = 0; i < nodeIds.length; i += REFRESH_BATCH) {
+      const ids = nodeIds.slice(i, i + REFRESH_BATCH);
+      const rows = await this.db.selectFrom("nodes").selectAll().where("id", "in", ids).execute();
+      const found = new Map(rows.map((row) => [row.id, row]));
+      for (const nodeId of ids) {
+        const row = found.get(nodeId);
+        if (row === undefined || row.status === "revoked") this.remove(nodeId);
+        else this.put(row);
+      }
+    }
   }
 
   private async refreshStake(nodeId: string): Promise<void> {
