@@ -129,4 +129,26 @@ describe("the explorer's token page and a node's stake", { skip: noBrowser }, ()
     await page.getByTestId("node-stake").screenshot({ path: join(ARTIFACTS, "node-stake.png") });
     assert.deepEqual(browserErrors, []);
   });
+
+  it("pages the reward blocks 20 at a time, newest first", async () => {
+    // Hours 1 to 20 end: 21 blocks in all, one more than a page.
+    clock.set(hourStart(21) + 1_000);
+    await page.goto(`${tc.url}/token`);
+    const hours = page.locator('[data-testid="blocks-table"] tbody tr');
+    await page.locator('[data-testid="blocks-table"] tr[data-hour="20"]').waitFor();
+    assert.equal((await tc.client().rewardBlocks({ limit: 100 })).items.length, 21);
+    const shown = async () => hours.evaluateAll((rows) => rows.map((r) => r.dataset.hour));
+    assert.deepEqual(
+      await shown(),
+      Array.from({ length: 20 }, (_, i) => String(20 - i)),
+    );
+    await page.getByRole("button", { name: "Next →" }).click();
+    await page.waitForURL(/\/token\?cursor=1$/);
+    await page.locator('[data-testid="blocks-table"] tr[data-hour="0"]').waitFor();
+    assert.deepEqual(await shown(), ["0"]);
+    await page.getByRole("button", { name: "← Previous" }).click();
+    await page.locator('[data-testid="blocks-table"] tr[data-hour="20"]').waitFor();
+    assert.equal(await hours.count(), 20);
+    assert.deepEqual(browserErrors, []);
+  });
 });
