@@ -151,4 +151,21 @@ describe("the explorer's token page and a node's stake", { skip: noBrowser }, ()
     assert.equal(await hours.count(), 20);
     assert.deepEqual(browserErrors, []);
   });
+
+  it("fits a phone-sized screen: no sideways scrolling of the whole page", async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    for (const [path, table] of [
+      ["/token", "blocks-table"],
+      ["/token/blocks/0", "block-nodes"],
+    ] as const) {
+      await page.goto(`${tc.url}${path}`);
+      await page.getByTestId(table).waitFor();
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      assert.equal(overflow, 0, path);
+    }
+    await page.screenshot({ path: join(ARTIFACTS, "token-phone.png"), fullPage: true });
+    assert.deepEqual(browserErrors, []);
+  });
 });
