@@ -8,10 +8,13 @@ import { NodesPage } from "./pages/nodes.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { PricesPage } from "./pages/prices.tsx";
 import { RegionsPage } from "./pages/regions.tsx";
+import { RewardBlockPage } from "./pages/reward-block.tsx";
+import { TokenPage } from "./pages/token.tsx";
 import { Link, useLocation } from "./router.tsx";
 
 const NODE_PATH = /^\/nodes\/(node_[0-9a-z]{26})\/?$/;
 const CLUSTER_PATH = /^\/clusters\/(clu_[0-9a-z]{26})\/?$/;
+const BLOCK_PATH = /^\/token\/blocks\/(\d{1,9})\/?$/;
 
 function Page({ pathname }: { pathname: string }) {
   if (pathname === "/") return <OverviewPage />;
@@ -21,6 +24,9 @@ function Page({ pathname }: { pathname: string }) {
   if (pathname === "/clusters" || pathname === "/clusters/") return <ClustersPage />;
   if (pathname === "/prices" || pathname === "/prices/") return <PricesPage />;
   if (pathname === "/regions" || pathname === "/regions/") return <RegionsPage />;
+  if (pathname === "/token" || pathname === "/token/") return <TokenPage />;
+  const block = BLOCK_PATH.exec(pathname);
+  if (block?.[1] !== undefined) return <RewardBlockPage key={block[1]} hour={Number(block[1])} />;
   const cluster = CLUSTER_PATH.exec(pathname);
   if (cluster?.[1] !== undefined) return <ClusterPage key={cluster[1]} id={cluster[1]} />;
   return (
@@ -41,6 +47,8 @@ const TITLES: Array<[RegExp, string]> = [
   [CLUSTER_PATH, "Cluster"],
   [/^\/prices\/?$/, "Prices"],
   [/^\/regions\/?$/, "Regions"],
+  [/^\/token\/?$/, "Token"],
+  [BLOCK_PATH, "Reward block"],
 ];
 
 export function App() {

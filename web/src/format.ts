@@ -74,3 +74,14 @@ export function formatEngines(engines: readonly string[] | null): string {
   if (engines.length === 0) return "none found: plain commands only";
   return engines.map((engine) => ENGINE_NAMES[engine] ?? engine).join(", ");
 }
+
+/**
+ * "4,566.210045 TDM" from the API's 6-decimal string: the whole part grouped, every decimal kept
+ * (the string is exact; a float would lose units past 2^53).
+ */
+export function formatTdm(amount: string): string {
+  const [whole = "0", decimals] = amount.split(".");
+  const sign = whole.startsWith("-") ? "-" : "";
+  const digits = whole.replace(/^-/, "").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${sign}${digits}${decimals === undefined ? "" : `.${decimals}`} TDM`;
+}

@@ -179,6 +179,26 @@ export function useRefreshOnLiveChanges(refresh: () => void, throttleMs = 500): 
   useRefetchOnReconnect(refresh);
 }
 
+/**
+ * Calls `refresh` at each network sample (every `sampleIntervalMs`, 5 s by default, and after
+ * status changes) and after a reconnection: for pages whose figures change without an event of
+ * their own (the token supply, stakes, hourly reward blocks), so they trail the network by one
+ * sample at most.
+ */
+export function useRefreshOnSamples(refresh: () => void): void {
+  const { samples, generation } = useLiveState();
+  const latest = useRef(refresh);
+  latest.current = refresh;
+  const seen = useRef({ samples, generation });
+  useEffect(() => {
+    const previous = seen.current;
+    seen.current = { samples, generation };
+    // A new `hello` replaces the samples too: useRefetchOnReconnect answers that one.
+    if (generation === previous.generation && samples !== previous.samples) latest.current();
+  }, [samples, generation]);
+  useRefetchOnReconnect(refresh);
+}
+
 /** Calls `refetch` when the live stream reconnects (events may have been missed meanwhile). */
 export function useRefetchOnReconnect(refetch: () => void): void {
   const { generation } = useLiveState();

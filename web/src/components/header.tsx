@@ -14,7 +14,7 @@ const LIVE_LABEL: Record<LiveStatus, string> = {
   reconnecting: "Reconnecting…",
 };
 
-/** Pages in the navigation; clusters, prices and token pages join here as their APIs land. */
+/** Pages in the navigation. */
 const PAGES = [
   { to: "/", label: "Overview", matches: (path: string) => path === "/" },
   { to: "/nodes", label: "Nodes", matches: (path: string) => path.startsWith("/nodes") },
@@ -25,6 +25,7 @@ const PAGES = [
   },
   { to: "/prices", label: "Prices", matches: (path: string) => path.startsWith("/prices") },
   { to: "/regions", label: "Regions", matches: (path: string) => path.startsWith("/regions") },
+  { to: "/token", label: "Token", matches: (path: string) => path.startsWith("/token") },
 ];
 
 export function Header() {

@@ -5,6 +5,7 @@ import { Meter } from "../components/meter.tsx";
 import { Empty, ErrorState, Loaded, Loading } from "../components/states.tsx";
 import { LeaseSummary } from "../components/lease-summary.tsx";
 import { NodeEarningsTable } from "../components/node-earnings.tsx";
+import { NodeStakePanel } from "../components/node-stake.tsx";
 import { ProofRecordView, proofOf } from "../components/proof-record.tsx";
 import { UptimeChart } from "../components/uptime-chart.tsx";
 import { StatusBadge } from "../components/status-badge.tsx";
@@ -173,6 +174,8 @@ export function NodePage({ id }: { id: string }) {
             {(data) => <NodeEarningsTable earnings={data} />}
           </Loaded>
         </section>
+
+        <NodeStakePanel id={id} />
 
         <section className="panel panel-wide" aria-labelledby="hardware-title">
           <h2 id="hardware-title">Hardware</h2>
