@@ -1,6 +1,7 @@
 // Job output on the coordinator (scheduler/log-writer.ts), with simulated workers over real
 // WebSockets on a manual clock: stored off the message path in batches, capped per rank with one
-// closing note, only from a node's own runs, and complete by the time a cluster shows it ended.
+// closing note, only from a node's own runs, and complete by the time a cluster shows it ended;
+// `tandem cluster logs --limit` reads them a page at a time.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { WorkerMessage } from "../src/protocol/worker-messages.ts";
@@ -9,7 +10,7 @@ import { CoordinatorEvents } from "../src/coordinator/events.ts";
 import { DEFAULT_LOG_WRITER_OPTIONS, LogWriter } from "../src/coordinator/scheduler/log-writer.ts";
 import { IdPrefix, newId } from "../src/protocol/ids.ts";
 import { forEachDatabase, type DatabaseUnderTest } from "./support/coordinator.ts";
-import { simulatedNetwork } from "./support/simulated-network.ts";
+import { consumerCli, simulatedNetwork } from "./support/simulated-network.ts";
 
 const KiB = 1024;
 const MAX_BYTES_PER_RANK = 64 * KiB;
@@ -141,6 +142,34 @@ forEachDatabase("job output", (db) => {
       lines.at(-1),
       "[tandem] output truncated: 60 lines not stored: the coordinator's log writer was behind",
     );
+  });
+  it("`tandem cluster logs --limit` prints one page and how to go on", async (t) => {
+    if (db.kind !== "sqlite") return; // the CLI only reads the API: one database is enough
+    const s = await setup(db, t);
+    s.worker.send(s.log(["l0", "l1", "l2", "l3", "l4"]));
+    await waitStored(s, (lines) => lines.length === 5);
+    const seqs = (await s.client.clusterLogs(s.cluster.id)).items.map((l) => l.seq);
+    const cli = await consumerCli(s.net, t);
+    const logs = (...args: string[]) => cli(["cluster", "logs", s.cluster.id, ...args]);
+    const more = (after: number) =>
+      `more: tandem cluster logs ${s.cluster.id} --after ${after} --limit 2`;
+
+    const first = await logs("--limit", "2");
+    assert.equal(first.code, 0, first.out);
+    assert.match(first.out, /\[0\] l0\n\[0\] l1\n/);
+    assert.doesNotMatch(first.out, /l2/);
+    assert.ok(first.out.includes(more(seqs[1]!)), first.out);
+    const second = await logs("--after", String(seqs[1]), "--limit", "2");
+    assert.match(second.out, /\[0\] l2\n\[0\] l3\n/);
+    assert.ok(second.out.includes(more(seqs[3]!)), second.out);
+    const last = await logs("--after", String(seqs[3]), "--limit", "2");
+    assert.equal(last.code, 0, last.out);
+    assert.match(last.out, /^\[0\] l4$/m);
+    assert.doesNotMatch(last.out, /more:/);
+    const exact = await logs("--limit", "5");
+    assert.doesNotMatch(exact.out, /more:/, "a full last page has no hint");
+    assert.notEqual((await logs("--limit", "2", "--follow")).code, 0);
+    assert.notEqual((await logs("--limit", "0")).code, 0);
   });
 });
 

@@ -1,13 +1,15 @@
 import type { z } from "zod";
-import type { CreateAccountRequest } from "../protocol/accounts.ts";
+import type { ApiKeyListQuery, CreateAccountRequest } from "../protocol/accounts.ts";
 import type { PutSecretsRequest } from "../protocol/cluster-secrets.ts";
 import type {
   ClusterListQuery,
   DeployRequest,
   QuoteRequest,
   SearchRequest,
+  TaskListQuery,
 } from "../protocol/clusters.ts";
 import type { RegisterDeviceRequest } from "../protocol/devices.ts";
+import type { EnrollmentTokenListQuery } from "../protocol/enrollment.ts";
 import type { PublicClustersQuery } from "../protocol/network.ts";
 import type { ListNodesQuery } from "../protocol/nodes.ts";
 import type { StakeListQuery, StakeRequest } from "../protocol/stakes.ts";
@@ -111,8 +113,8 @@ export class TandemClient {
     return this.send("POST", "/v1/api-keys", undefined, protocol.accounts("CreateApiKeyResponse"));
   }
 
-  listApiKeys() {
-    return this.read("/v1/api-keys", protocol.accounts("ApiKeyList"));
+  listApiKeys(query: ApiKeyListQuery = {}) {
+    return this.read("/v1/api-keys", protocol.accounts("ApiKeyList"), query as Query);
   }
 
   revokeApiKey(id: string) {
@@ -266,8 +268,12 @@ export class TandemClient {
     );
   }
 
-  listEnrollmentTokens() {
-    return this.read("/v1/enrollment-tokens", protocol.enrollment("EnrollmentTokenList"));
+  listEnrollmentTokens(query: EnrollmentTokenListQuery = {}) {
+    return this.read(
+      "/v1/enrollment-tokens",
+      protocol.enrollment("EnrollmentTokenList"),
+      query as Query,
+    );
   }
 
   setNodePrice(nodeId: string, pricePerHour: string) {
@@ -364,8 +370,8 @@ export class TandemClient {
     );
   }
 
-  clusterTasks(id: string) {
-    return this.read(path`/v1/clusters/${id}/tasks`, protocol.clusters("TaskList"));
+  clusterTasks(id: string, query: TaskListQuery = {}) {
+    return this.read(path`/v1/clusters/${id}/tasks`, protocol.clusters("TaskList"), query as Query);
   }
 
   clusterLogs(id: string, query: { after?: number; rank?: number; limit?: number } = {}) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
+import { PageLimit, pageOf } from "./paging.ts";
 
 export const Role = z.enum(["consumer", "supplier", "admin"]);
 export type Role = z.infer<typeof Role>;
@@ -41,7 +42,15 @@ export const CreateApiKeyResponse = z.strictObject({
 });
 export type CreateApiKeyResponse = z.infer<typeof CreateApiKeyResponse>;
 
-export const ApiKeyList = z.strictObject({ items: z.array(ApiKeyView) });
+/** `GET /v1/api-keys`: a page of the caller's keys, oldest first (the sign-up key leads). */
+export const ApiKeyListQuery = z.strictObject({
+  limit: PageLimit,
+  /** The previous page's `nextCursor`: keys made after it. */
+  cursor: idSchema(IdPrefix.apiKey).optional(),
+});
+export type ApiKeyListQuery = z.input<typeof ApiKeyListQuery>;
+
+export const ApiKeyList = pageOf(ApiKeyView);
 export type ApiKeyList = z.infer<typeof ApiKeyList>;
 
 export const ApiKeyIdParams = z.strictObject({ id: idSchema(IdPrefix.apiKey) });

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { SecretNames } from "./cluster-secrets.ts";
 import { AmountRequest, PriceRequest } from "./amounts.ts";
 import { IdPrefix, idSchema } from "./ids.ts";
+import { PageLimit, pageOf } from "./paging.ts";
 import { RankLimits, RankLimitsAsk } from "./hardware.ts";
 import { freeText, slug } from "./text.ts";
 
@@ -201,17 +202,13 @@ export const ClusterIdParams = z.strictObject({ id: idSchema(IdPrefix.cluster) }
 
 /** `GET /v1/clusters`: a page of the caller's clusters, newest first. */
 export const ClusterListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: PageLimit,
   /** The previous page's `nextCursor`: clusters older than it. */
   cursor: idSchema(IdPrefix.cluster).optional(),
 });
 export type ClusterListQuery = z.input<typeof ClusterListQuery>;
 
-export const ClusterList = z.strictObject({
-  items: z.array(ClusterView),
-  /** Null on the last page; else pass it as `cursor` for the next one. */
-  nextCursor: z.string().nullable(),
-});
+export const ClusterList = pageOf(ClusterView);
 
 export const ExtendRequest = z.strictObject({ hours: z.number().int().min(1).max(720) });
 
@@ -259,7 +256,21 @@ export const TaskView = z.strictObject({
 });
 export type TaskView = z.infer<typeof TaskView>;
 
-export const TaskList = z.strictObject({ items: z.array(TaskView) });
+/**
+ * `GET /v1/clusters/:id/tasks`: a page of a cluster's tasks in queue order (seq ascending, the
+ * order they run in), so a page's tasks never move to an earlier page as the queue grows.
+ */
+export const TaskListQuery = z.strictObject({
+  limit: PageLimit,
+  /** The previous page's `nextCursor` (its last task's seq): tasks after it. A seq is 32-bit. */
+  cursor: z
+    .string()
+    .regex(/^\d{1,9}$/, "expected a task seq")
+    .optional(),
+});
+export type TaskListQuery = z.input<typeof TaskListQuery>;
+
+export const TaskList = pageOf(TaskView);
 
 /** The tasks a batch queued: numbers `firstSeq`..`lastSeq`, in the order given. */
 export const TaskBatch = z.strictObject({

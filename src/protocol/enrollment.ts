@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { IdPrefix, idSchema } from "./ids.ts";
+import { PageLimit, pageOf } from "./paging.ts";
 
 /** What every enrollment token starts with (an API key starts with `tdm_`). */
 export const ENROLLMENT_TOKEN_PREFIX = "tdme_";
@@ -41,5 +42,13 @@ export const EnrollmentTokenView = z.strictObject({
 });
 export type EnrollmentTokenView = z.infer<typeof EnrollmentTokenView>;
 
-export const EnrollmentTokenList = z.strictObject({ items: z.array(EnrollmentTokenView) });
+/** `GET /v1/enrollment-tokens`: a page of the caller's tokens, newest first. */
+export const EnrollmentTokenListQuery = z.strictObject({
+  limit: PageLimit,
+  /** The previous page's `nextCursor`: tokens made before it. */
+  cursor: idSchema(IdPrefix.enrollmentToken).optional(),
+});
+export type EnrollmentTokenListQuery = z.input<typeof EnrollmentTokenListQuery>;
+
+export const EnrollmentTokenList = pageOf(EnrollmentTokenView);
 export type EnrollmentTokenList = z.infer<typeof EnrollmentTokenList>;

@@ -1,7 +1,13 @@
 import type { Command } from "commander";
 import { cliClient, clientFor, resolveConnection, saveLogin } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
-import { withClientOptions, type ClientOptions } from "./common.ts";
+import {
+  fetchPages,
+  withClientOptions,
+  withPaging,
+  type ClientOptions,
+  type PagingOptions,
+} from "./common.ts";
 
 export function registerAccountCommands(program: Command): void {
   withClientOptions(
@@ -70,18 +76,27 @@ export function registerAccountCommands(program: Command): void {
       ["api key", key.apiKey],
     ]);
   });
-  withClientOptions(keys.command("list").description("list your API keys (prefixes only)")).action(
-    async (options: ClientOptions) => {
-      const list = await (await clientFor(options)).listApiKeys();
-      if (options.json) return printJson(list);
-      printTable(list.items, [
-        ["ID", (k) => k.id],
-        ["PREFIX", (k) => k.prefix + "…"],
-        ["CREATED", (k) => k.createdAt],
-        ["REVOKED", (k) => k.revokedAt ?? "-"],
-      ]);
-    },
-  );
+  withPaging(
+    withClientOptions(
+      keys.command("list").description("your API keys (prefixes only), oldest first"),
+    ),
+    50,
+    200,
+  ).action(async (options: ClientOptions & PagingOptions) => {
+    const client = await clientFor(options);
+    const list = await fetchPages(options, (cursor) =>
+      client.listApiKeys({ limit: options.limit, ...(cursor === undefined ? {} : { cursor }) }),
+    );
+    if (options.json) return printJson(list);
+    printTable(list.items, [
+      ["ID", (k) => k.id],
+      ["PREFIX", (k) => k.prefix + "…"],
+      ["CREATED", (k) => k.createdAt],
+      ["REVOKED", (k) => k.revokedAt ?? "-"],
+    ]);
+    if (list.nextCursor !== null)
+      process.stdout.write(`\nmore: tandem keys list --cursor ${list.nextCursor} (or --all)\n`);
+  });
   withClientOptions(
     keys.command("revoke").description("revoke one of your API keys").argument("<id>", "key id"),
   ).action(async (id: string, options: ClientOptions) => {

@@ -9,6 +9,7 @@ import { clientFor } from "../context.ts";
 import { printFields, printJson, printTable } from "../output.ts";
 import {
   EXIT,
+  FINAL_STATUSES,
   fetchPages,
   funnelLines,
   parseCpus,
@@ -21,10 +22,10 @@ import {
   type ClientOptions,
   type PagingOptions,
 } from "./common.ts";
+import { addClusterLogsCommand } from "./cluster-logs.ts";
 import { readStdin, taskBatches, taskCommands } from "./task-file.ts";
 import { addClusterCostsCommand } from "./wallet.ts";
 
-const FINAL = new Set(["completed", "failed", "terminated", "expired"]);
 /** Final states a cluster reaches when it did not do its work: a deploy ending so exits non-zero. */
 const ENDED_UNRUN = new Set(["failed", "terminated", "expired"]);
 
@@ -440,7 +441,7 @@ export function registerClusterCommands(program: Command): void {
     if (options.json) return printJson(view);
     printCluster(
       view,
-      FINAL.has(view.status) ? endFields(view, await client.clusterCosts(id)) : [],
+      FINAL_STATUSES.has(view.status) ? endFields(view, await client.clusterCosts(id)) : [],
     );
     process.stdout.write("\n");
     printTable(view.events, [
@@ -486,36 +487,7 @@ export function registerClusterCommands(program: Command): void {
       },
     );
 
-  withClientOptions(
-    cluster
-      .command("logs")
-      .description("a cluster's output, per rank")
-      .argument("<id>", "cluster id"),
-  )
-    .option("--follow", "keep printing until the cluster ends")
-    .option("--rank <n>", "only this rank", parseIntOption("--rank"))
-    .action(async (id: string, options: ClientOptions & { follow?: boolean; rank?: number }) => {
-      const client = await clientFor(options);
-      let after: number | undefined;
-      for (;;) {
-        const page = await client.clusterLogs(id, {
-          ...(after === undefined ? {} : { after }),
-          ...(options.rank === undefined ? {} : { rank: options.rank }),
-          limit: 1000,
-        });
-        for (const line of page.items) {
-          if (options.json) process.stdout.write(JSON.stringify(line) + "\n");
-          else
-            (line.stream === "stderr" ? process.stderr : process.stdout).write(
-              `[${line.rank}] ${line.text}\n`,
-            );
-        }
-        after = page.items.at(-1)?.seq ?? after;
-        if (page.items.length === 1000) continue;
-        if (!options.follow || FINAL.has(page.clusterStatus)) return;
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-    });
+  addClusterLogsCommand(cluster);
 
   withClientOptions(
     cluster
@@ -584,13 +556,23 @@ export function registerClusterCommands(program: Command): void {
       process.stdout.write(`${queued.count} tasks queued on ${id} (tasks ${seqs})\n`);
     });
 
-  withClientOptions(
-    cluster
-      .command("tasks")
-      .description("an autoscaled cluster's task queue")
-      .argument("<id>", "cluster id"),
-  ).action(async (id: string, options: ClientOptions) => {
-    const tasks = await (await clientFor(options)).clusterTasks(id);
+  withPaging(
+    withClientOptions(
+      cluster
+        .command("tasks")
+        .description("an autoscaled cluster's task queue, in queue order")
+        .argument("<id>", "cluster id"),
+    ),
+    50,
+    200,
+  ).action(async (id: string, options: ClientOptions & PagingOptions) => {
+    const client = await clientFor(options);
+    const tasks = await fetchPages(options, (cursor) =>
+      client.clusterTasks(id, {
+        limit: options.limit,
+        ...(cursor === undefined ? {} : { cursor }),
+      }),
+    );
     if (options.json) return printJson(tasks);
     printTable(tasks.items, [
       ["TASK", (t) => String(t.seq)],
@@ -599,5 +581,9 @@ export function registerClusterCommands(program: Command): void {
       ["EXIT", (t) => (t.exitCode === null ? "-" : String(t.exitCode))],
       ["COMMAND", (t) => t.command.join(" ")],
     ]);
+    if (tasks.nextCursor !== null)
+      process.stdout.write(
+        `\nmore: tandem cluster tasks ${id} --cursor ${tasks.nextCursor} (or --all)\n`,
+      );
   });
 }

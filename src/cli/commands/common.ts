@@ -27,6 +27,14 @@ export function withJson(command: Command): Command {
   return command.option("--json", "print machine-readable JSON");
 }
 
+/** The cluster statuses nothing follows: a cluster in one has ended. */
+export const FINAL_STATUSES: ReadonlySet<string> = new Set([
+  "completed",
+  "failed",
+  "terminated",
+  "expired",
+]);
+
 /** A list command's paging flags: `--limit`, `--cursor`, `--all`. */
 export interface PagingOptions {
   limit: number;

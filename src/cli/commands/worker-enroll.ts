@@ -2,8 +2,14 @@ import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { ENROLLMENT_TTL_SECONDS } from "../../protocol/enrollment.ts";
 import { clientFor } from "../context.ts";
-import { printFields, printJson } from "../output.ts";
-import { withClientOptions, type ClientOptions } from "./common.ts";
+import { printFields, printJson, printTable } from "../output.ts";
+import {
+  fetchPages,
+  withClientOptions,
+  withPaging,
+  type ClientOptions,
+  type PagingOptions,
+} from "./common.ts";
 
 const UNIT_SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600 };
 
@@ -52,4 +58,37 @@ export function registerEnrollTokenCommand(worker: Command): void {
           "  (or --enroll-token-file <file>); it then signs in with its own device key.\n",
       );
     });
+}
+
+/** `tandem worker enroll-tokens`: the supplier's tokens, newest first, and which device each enrolled. */
+export function registerEnrollTokensCommand(worker: Command): void {
+  withPaging(
+    withClientOptions(
+      worker
+        .command("enroll-tokens")
+        .description("your enrollment tokens, newest first: expiry, use and the device enrolled"),
+    ),
+    50,
+    200,
+  ).action(async (options: ClientOptions & PagingOptions) => {
+    const client = await clientFor(options);
+    const list = await fetchPages(options, (cursor) =>
+      client.listEnrollmentTokens({
+        limit: options.limit,
+        ...(cursor === undefined ? {} : { cursor }),
+      }),
+    );
+    if (options.json) return printJson(list);
+    printTable(list.items, [
+      ["ID", (t) => t.tokenId],
+      ["CREATED", (t) => t.createdAt],
+      ["EXPIRES", (t) => t.expiresAt],
+      ["USED", (t) => t.usedAt ?? "-"],
+      ["DEVICE", (t) => t.deviceId ?? "-"],
+    ]);
+    if (list.nextCursor !== null)
+      process.stdout.write(
+        `\nmore: tandem worker enroll-tokens --cursor ${list.nextCursor} (or --all)\n`,
+      );
+  });
 }

@@ -12,7 +12,7 @@ import {
 } from "./common.ts";
 import { untilSignal } from "./signals.ts";
 import { DRAIN_REASON, DRAIN_SIGNAL, registerWorkerDrainCommand } from "./worker-drain.ts";
-import { registerEnrollTokenCommand } from "./worker-enroll.ts";
+import { registerEnrollTokenCommand, registerEnrollTokensCommand } from "./worker-enroll.ts";
 
 interface WorkerOptions extends ClientOptions {
   region: string;
@@ -194,6 +194,7 @@ export function registerWorkerCommands(program: Command): void {
     });
   registerWorkerDrainCommand(worker, defaultHome);
   registerEnrollTokenCommand(worker);
+  registerEnrollTokensCommand(worker);
 }
 
 /** The token from `--enroll-token`, `--enroll-token-file` or `$TANDEM_ENROLL_TOKEN`, if any. */

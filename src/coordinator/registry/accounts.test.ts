@@ -75,9 +75,9 @@ forEachDatabase("accounts and API keys", (db) => {
       await r.accounts.revokeApiKey(first.accountId, first.apiKeyId, r.clock.now()),
       revokedAt,
     );
-    const keys = await r.accounts.listApiKeys(first.accountId);
+    const keys = await r.accounts.listApiKeys(first.accountId, { limit: 50 });
     assert.deepEqual(
-      keys.map((k) => [k.id, k.revokedAtMs]),
+      keys.items.map((k) => [k.id, k.revokedAtMs]),
       [
         [first.apiKeyId, revokedAt],
         [second.apiKeyId, null],

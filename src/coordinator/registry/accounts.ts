@@ -84,19 +84,23 @@ export class AccountRegistry {
     return issueKey(this.db, accountId, nowMs);
   }
 
-  async listApiKeys(accountId: string) {
-    const rows = await this.db
+  /** A page of the account's keys, oldest first, after the key id `cursor`. */
+  async listApiKeys(accountId: string, page: { limit: number; cursor?: string | undefined }) {
+    let query = this.db
       .selectFrom("api_keys")
       .select(["id", "prefix", "created_at", "revoked_at"])
       .where("account_id", "=", accountId)
       .orderBy("id")
-      .execute();
-    return rows.map((r) => ({
+      .limit(page.limit + 1);
+    if (page.cursor !== undefined) query = query.where("id", ">", page.cursor);
+    const rows = await query.execute();
+    const items = rows.slice(0, page.limit).map((r) => ({
       id: r.id,
       prefix: r.prefix,
       createdAtMs: toNumber(r.created_at),
       revokedAtMs: toNumberOrNull(r.revoked_at),
     }));
+    return { items, nextCursor: rows.length > page.limit ? items.at(-1)!.id : null };
   }
 
   /** Revokes one of the account's own keys; revoking it again answers the first revocation time. */

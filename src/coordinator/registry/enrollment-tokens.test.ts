@@ -60,15 +60,18 @@ forEachDatabase("enrollment tokens", (db) => {
     const row = await tokenRow(r, issued.tokenId);
     assert.equal(Number(row.used_at), enrolledAtMs);
     assert.equal(row.device_id, enrolled.deviceId);
-    assert.deepEqual(await tokens.list(r.supplierId), [
-      {
-        tokenId: issued.tokenId,
-        createdAtMs: enrolledAtMs - 60_000,
-        expiresAtMs: issued.expiresAtMs,
-        usedAtMs: enrolledAtMs,
-        deviceId: enrolled.deviceId,
-      },
-    ]);
+    assert.deepEqual(await tokens.list(r.supplierId, { limit: 50 }), {
+      items: [
+        {
+          tokenId: issued.tokenId,
+          createdAtMs: enrolledAtMs - 60_000,
+          expiresAtMs: issued.expiresAtMs,
+          usedAtMs: enrolledAtMs,
+          deviceId: enrolled.deviceId,
+        },
+      ],
+      nextCursor: null,
+    });
 
     const [registered] = (await r.nodes.history(enrolled.nodeId, 10, undefined, ADMIN_VIEWER))
       .items;

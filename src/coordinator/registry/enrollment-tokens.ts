@@ -52,22 +52,27 @@ export class EnrollmentTokens {
     return { tokenId, token, expiresAtMs };
   }
 
-  /** An account's tokens, newest first: when each was made, expires, was used and by which device. */
-  async list(accountId: string, limit = 100) {
-    const rows = await this.db
+  /**
+   * A page of an account's tokens, newest first, before the token id `cursor`: when each was made,
+   * expires, was used and by which device.
+   */
+  async list(accountId: string, page: { limit: number; cursor?: string | undefined }) {
+    let query = this.db
       .selectFrom("enrollment_tokens")
       .select(["id", "created_at", "expires_at", "used_at", "device_id"])
       .where("account_id", "=", accountId)
       .orderBy("id", "desc")
-      .limit(limit)
-      .execute();
-    return rows.map((r) => ({
+      .limit(page.limit + 1);
+    if (page.cursor !== undefined) query = query.where("id", "<", page.cursor);
+    const rows = await query.execute();
+    const items = rows.slice(0, page.limit).map((r) => ({
       tokenId: r.id,
       createdAtMs: toNumber(r.created_at),
       expiresAtMs: toNumber(r.expires_at),
       usedAtMs: r.used_at === null ? null : toNumber(r.used_at),
       deviceId: r.device_id,
     }));
+    return { items, nextCursor: rows.length > page.limit ? items.at(-1)!.tokenId : null };
   }
 }
 

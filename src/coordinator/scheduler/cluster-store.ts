@@ -224,8 +224,35 @@ export async function readLogs(
 export async function readTasks(db: ReadDb, clusterId: string, seq?: number): Promise<TaskView[]> {
   let query = db.selectFrom("cluster_tasks").selectAll().where("cluster_id", "=", clusterId);
   if (seq !== undefined) query = query.where("seq", "=", seq);
-  const rows = await query.orderBy("seq").execute();
-  return rows.map((t) => ({
+  return (await query.orderBy("seq").execute()).map(taskView);
+}
+
+/**
+ * A page of a cluster's tasks in seq order, after the task `cursor` names: on the primary key
+ * (cluster_id, seq), so a page costs its own rows however long the queue.
+ */
+export async function readTaskPage(
+  db: ReadDb,
+  clusterId: string,
+  page: { limit: number; cursor?: string | undefined },
+): Promise<{ items: TaskView[]; nextCursor: string | null }> {
+  let query = db
+    .selectFrom("cluster_tasks")
+    .selectAll()
+    .where("cluster_id", "=", clusterId)
+    .orderBy("seq")
+    .limit(page.limit + 1);
+  if (page.cursor !== undefined) query = query.where("seq", ">", Number(page.cursor));
+  const rows = await query.execute();
+  const items = rows.slice(0, page.limit).map(taskView);
+  return {
+    items,
+    nextCursor: rows.length > page.limit ? String(items.at(-1)!.seq) : null,
+  };
+}
+
+function taskView(t: Selectable<Database["cluster_tasks"]>): TaskView {
+  return {
     seq: t.seq,
     command: JSON.parse(t.command) as string[],
     status: t.status as TaskView["status"],
@@ -234,5 +261,5 @@ export async function readTasks(db: ReadDb, clusterId: string, seq?: number): Pr
     submittedAt: new Date(toNumber(t.submitted_at)).toISOString(),
     startedAt: iso(toNumberOrNull(t.started_at)),
     endedAt: iso(toNumberOrNull(t.ended_at)),
-  }));
+  };
 }

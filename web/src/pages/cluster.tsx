@@ -258,6 +258,12 @@ function OwnerView({ id, apiKey }: { id: string; apiKey: string }) {
           ))}
         </ol>
       )}
+      {tasks.data?.nextCursor ? (
+        <p className="muted">
+          The first {tasks.data.items.length} tasks;{" "}
+          <span className="mono">tandem cluster tasks {id} --all</span> lists every one.
+        </p>
+      ) : null}
       <h3>All events</h3>
       <EventList events={c.events} testId="owner-events" />
     </section>

@@ -4,6 +4,7 @@ import {
   AccountView,
   ApiKeyIdParams,
   ApiKeyList,
+  ApiKeyListQuery,
   CreateAccountRequest,
   CreateAccountResponse,
   CreateApiKeyResponse,
@@ -64,18 +65,19 @@ export function accountRoutes(app: ZodApp, { accounts, clock, config }: ApiDeps)
     "/v1/api-keys",
     {
       config: { roles: ["consumer", "supplier"] },
-      schema: { tags: ["accounts"], response: { 200: ApiKeyList } },
+      schema: { tags: ["accounts"], querystring: ApiKeyListQuery, response: { 200: ApiKeyList } },
     },
     async (request) => {
       const { accountId } = callerOf(request);
-      const keys = await accounts.listApiKeys(accountId);
+      const keys = await accounts.listApiKeys(accountId, request.query);
       return {
-        items: keys.map((k) => ({
+        items: keys.items.map((k) => ({
           id: k.id,
           prefix: k.prefix,
           createdAt: iso(k.createdAtMs),
           revokedAt: k.revokedAtMs === null ? null : iso(k.revokedAtMs),
         })),
+        nextCursor: keys.nextCursor,
       };
     },
   );

@@ -19,13 +19,14 @@ import {
   SubmitTaskRequest,
   TaskBatch,
   TaskList,
+  TaskListQuery,
   TaskView,
   type CapacityFilters,
 } from "../../../protocol/clusters.ts";
 import { parseCurrencyOrThrow, units } from "../../../core/money.ts";
 import { QuoteView } from "../../../protocol/wallet.ts";
 import { quoteView } from "../../billing/wire.ts";
-import { clusterView, readLogs, readTasks } from "../../scheduler/cluster-store.ts";
+import { clusterView, readLogs, readTaskPage } from "../../scheduler/cluster-store.ts";
 import { checkAutoscale } from "../../scheduler/deploy-request.ts";
 import { actorOf, ownCluster } from "./own-cluster.ts";
 import { callerOf } from "../auth.ts";
@@ -235,11 +236,16 @@ export function clusterRoutes(
     "/v1/clusters/:id/tasks",
     {
       config: { roles: ["consumer"] },
-      schema: { tags: ["clusters"], params: ClusterIdParams, response: { 200: TaskList } },
+      schema: {
+        tags: ["clusters"],
+        params: ClusterIdParams,
+        querystring: TaskListQuery,
+        response: { 200: TaskList },
+      },
     },
     async (request) => {
       const cluster = await ownCluster(request, db);
-      return { items: await readTasks(db, cluster.id) };
+      return readTaskPage(db, cluster.id, request.query);
     },
   );
 

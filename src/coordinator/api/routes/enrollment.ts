@@ -2,6 +2,7 @@ import {
   CreateEnrollmentTokenRequest,
   ENROLLMENT_TTL_SECONDS,
   EnrollmentTokenList,
+  EnrollmentTokenListQuery,
   EnrollmentTokenResponse,
 } from "../../../protocol/enrollment.ts";
 import { callerOf } from "../auth.ts";
@@ -46,19 +47,24 @@ export function enrollmentRoutes(app: ZodApp, { enrollment, clock, config }: Api
     "/v1/enrollment-tokens",
     {
       config: { roles: ["supplier"] },
-      schema: { tags: ["devices"], response: { 200: EnrollmentTokenList } },
+      schema: {
+        tags: ["devices"],
+        querystring: EnrollmentTokenListQuery,
+        response: { 200: EnrollmentTokenList },
+      },
     },
     async (request) => {
       const { accountId } = callerOf(request);
-      const tokens = await enrollment.list(accountId);
+      const tokens = await enrollment.list(accountId, request.query);
       return {
-        items: tokens.map((t) => ({
+        items: tokens.items.map((t) => ({
           tokenId: t.tokenId,
           createdAt: iso(t.createdAtMs),
           expiresAt: iso(t.expiresAtMs),
           usedAt: t.usedAtMs === null ? null : iso(t.usedAtMs),
           deviceId: t.deviceId,
         })),
+        nextCursor: tokens.nextCursor,
       };
     },
   );
