@@ -116,6 +116,11 @@ export const WalletTransaction = z.strictObject({
   leaseId: z.string().nullable(),
   /** Present when this transaction converted currencies (a settlement paid in another currency). */
   exchange: WalletExchange.nullable(),
+  /**
+   * The payment rail's reference of a deposit or withdrawal (on Solana: the transfer's transaction
+   * signature); null for other transactions.
+   */
+  railReference: z.string().nullable(),
   /** This account's side only: its wallet and earnings postings. */
   entries: z.array(WalletEntry),
 });

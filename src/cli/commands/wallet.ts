@@ -65,6 +65,7 @@ export function registerWalletCommands(program: Command): void {
           ["AMOUNT", ({ e }) => `${e.amount} ${e.currency}`],
           ["RATE", ({ t }) => (t.exchange === null ? "-" : exchangeText(t.exchange))],
           ["CLUSTER", ({ t }) => t.clusterId ?? "-"],
+          ["REFERENCE", ({ t }) => t.railReference ?? "-"],
         ]);
         if (page.nextCursor !== null)
           process.stdout.write(`\nmore: tandem wallet history --cursor ${page.nextCursor}\n`);
