@@ -229,3 +229,18 @@ export const QuoteView = z.strictObject({
   ),
 });
 export type QuoteView = z.infer<typeof QuoteView>;
+
+export const DepositAddressQuery = z.strictObject({ currency: z.string().min(1).max(16) });
+
+/** Where to send SPL tokens to fund your wallet on the Solana rail (`tandem wallet deposit-address`). */
+export const DepositAddressView = z.strictObject({
+  accountId: idSchema(IdPrefix.account),
+  currency: CurrencyCode,
+  network: z.literal("solana"),
+  mint: z.string(),
+  /** The token account to send to (the owner's associated token account for `mint`). */
+  address: z.string(),
+  /** Its owner: a key the coordinator derives for your account. */
+  owner: z.string(),
+});
+export type DepositAddressView = z.infer<typeof DepositAddressView>;

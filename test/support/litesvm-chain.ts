@@ -79,9 +79,9 @@ export class LiteSvmChain implements SolanaChain {
     const found = this.svm
       .getProgramAccounts(TOKEN_PROGRAM_ADDRESS)
       .filter((a) => a.data.length === TOKEN_ACCOUNT_SIZE)
-      .map((a) => ({ address: a.address as string, token: decoder.decode(a.data) }))
+      .map((a) => ({ address: a.address, token: decoder.decode(a.data) }))
       .filter((a) => a.token.owner === owner)
-      .map((a) => ({ address: a.address, mint: a.token.mint as string }));
+      .map((a) => ({ address: a.address, mint: a.token.mint }));
     return Promise.resolve(found);
   }
 
@@ -114,7 +114,7 @@ export class LiteSvmChain implements SolanaChain {
 
   latestBlockhash(_commitment: Commitment) {
     return Promise.resolve({
-      blockhash: this.svm.latestBlockhash() as string,
+      blockhash: this.svm.latestBlockhash(),
       lastValidBlockHeight: this.slot() + 150n,
     });
   }

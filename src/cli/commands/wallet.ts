@@ -74,6 +74,23 @@ export function registerWalletCommands(program: Command): void {
 
   withClientOptions(
     wallet
+      .command("deposit-address")
+      .description("where to send USDC or TDM on Solana to fund your wallet (when the rail is on)"),
+  )
+    .requiredOption("--currency <code>", "USDC | TDM")
+    .action(async (options: ClientOptions & { currency: string }) => {
+      const view = await (await clientFor(options)).depositAddress(options.currency);
+      if (options.json) return printJson(view);
+      printFields([
+        ["send", `${view.currency} (mint ${view.mint}) on Solana`],
+        ["to", view.address],
+        ["owner", view.owner],
+        ["account", view.accountId],
+      ]);
+    });
+
+  withClientOptions(
+    wallet
       .command("payout-currency")
       .description(
         "the currency your earnings are paid in (converted at the price oracle's rate); " +
