@@ -111,7 +111,9 @@ function transferOf(ix: ParsedInstruction, instruction: string): TokenTransfer[]
       : type === "transferChecked"
         ? (info.tokenAmount as { amount?: unknown } | undefined)?.amount
         : undefined;
-  if (typeof amount !== "string" || typeof info.destination !== "string") return [];
+  // A node answering garbage yields no transfer rather than a thrown BigInt or a wrong amount.
+  if (typeof amount !== "string" || !/^\d{1,20}$/.test(amount)) return [];
+  if (typeof info.destination !== "string") return [];
   return [
     {
       instruction,
