@@ -41,6 +41,7 @@ const ROLES: Readonly<Record<string, readonly Role[]>> = {
   "POST /v1/wallet/withdrawals": ["consumer", "supplier"],
   "GET /v1/wallet": ["consumer", "supplier"],
   "GET /v1/wallet/transactions": ["consumer", "supplier"],
+  "GET /v1/wallet/deposit-address": ["consumer", "supplier"],
   "GET /v1/wallet/payout-currency": ["supplier"],
   "PUT /v1/wallet/payout-currency": ["supplier"],
   "GET /v1/admin/ledger-audit": ["admin"],

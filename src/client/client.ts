@@ -407,6 +407,13 @@ export class TandemClient {
     return this.read("/v1/wallet/transactions", protocol.wallet("WalletTransactionList"), query);
   }
 
+  /** Where to send SPL tokens of `currency` to fund your wallet (the Solana rail). */
+  depositAddress(currency: string) {
+    return this.read("/v1/wallet/deposit-address", protocol.wallet("DepositAddressView"), {
+      currency,
+    });
+  }
+
   /** The currency your earnings are paid in (null: each consumer's). */
   payoutCurrency() {
     return this.read("/v1/wallet/payout-currency", protocol.wallet("PayoutCurrencyView"));

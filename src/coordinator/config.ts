@@ -150,6 +150,25 @@ export const CoordinatorConfig = z.strictObject({
     .int()
     .min(64 * 1024)
     .default(64 * 1024 * 1024),
+  /**
+   * The Solana rail (issue 17), off when absent: deposits of SPL USDC and TDM into per-account
+   * addresses, credited at `commitment`. The treasury key is read from `treasuryKeyFile` or the
+   * `TANDEM_SOLANA_TREASURY_KEY` environment variable (never a command-line argument).
+   */
+  solana: z
+    .strictObject({
+      rpcUrl: z.url({ protocol: /^https?$/ }),
+      mints: z.strictObject({
+        USDC: z.string().min(32).max(44).optional(),
+        TDM: z.string().min(32).max(44).optional(),
+      }),
+      treasuryKeyFile: z.string().min(1).optional(),
+      commitment: z.enum(["confirmed", "finalized"]).default("finalized"),
+      /** Smallest credited deposit, units (0.01 by default); smaller ones are recorded, refused. */
+      minimumUnits: z.number().int().min(1).default(10_000),
+      pollMs: z.number().int().min(100).default(10_000),
+    })
+    .optional(),
   /** Lets any user credit its own wallet (`tandem dev` turns it on); off everywhere else. */
   faucet: z.boolean().default(false),
   /** Fee rates in basis points (DESIGN §6); TDM pays no payment fee. */

@@ -31,6 +31,7 @@ import { Billing } from "./billing/billing.ts";
 import { Ledger } from "./billing/ledger.ts";
 import { networkGenesisAt } from "./economics/network-genesis.ts";
 import { ManualRail } from "./billing/payment-rail.ts";
+import { startSolanaRail } from "./billing/solana/rail.ts";
 import { WalletService } from "./billing/wallet.ts";
 import { StakeService, stakeOptionsOf } from "./economics/stakes.ts";
 import { ensureGenesis } from "./economics/supply.ts";
@@ -163,6 +164,14 @@ export async function startCoordinator(
   const rates = oracleRates(config);
   const billing = new Billing(store.db, ledger, fees, rates);
   const wallet = new WalletService(store.db, ledger, new ManualRail());
+  // The Solana rail (issue 17) when configured: deposit addresses, and the watcher on the leader.
+  const solana = startSolanaRail(config.solana, {
+    db: store.db,
+    ledger,
+    clock,
+    leadership,
+    logger,
+  });
   const stakeOptions = stakeOptionsOf(config);
   const stakes = new StakeService(store.db, ledger, events, stakeOptions);
   const tokenFigures = new TokenFigures(store.db, events, clock, 2_000, (error) =>
@@ -314,6 +323,7 @@ export async function startCoordinator(
       wallet,
       stakes,
       tokenFigures,
+      depositAddresses: solana?.addresses,
       marketPrices,
       leadership,
       db: store.db,
@@ -377,6 +387,7 @@ export async function startCoordinator(
     close() {
       closing ??= (async () => {
         await uptime.stop();
+        await solana?.watcher.stop();
         await rewardBlocks.stop();
         await gateway
           .flushLastSeen()

@@ -28,6 +28,8 @@ export const ErrorCode = {
   UNAVAILABLE: "UNAVAILABLE",
   /** This coordinator replica no longer leads the singleton loops: another one does (503). */
   FENCED_OUT: "FENCED_OUT",
+  /** This coordinator runs no on-chain rail (Solana off): no deposit address to give (404). */
+  RAIL_DISABLED: "RAIL_DISABLED",
   INTERNAL: "INTERNAL",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

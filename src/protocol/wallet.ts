@@ -116,6 +116,11 @@ export const WalletTransaction = z.strictObject({
   leaseId: z.string().nullable(),
   /** Present when this transaction converted currencies (a settlement paid in another currency). */
   exchange: WalletExchange.nullable(),
+  /**
+   * The payment rail's reference of a deposit or withdrawal (on Solana: the transfer's transaction
+   * signature); null for other transactions.
+   */
+  railReference: z.string().nullable(),
   /** This account's side only: its wallet and earnings postings. */
   entries: z.array(WalletEntry),
 });
@@ -224,3 +229,18 @@ export const QuoteView = z.strictObject({
   ),
 });
 export type QuoteView = z.infer<typeof QuoteView>;
+
+export const DepositAddressQuery = z.strictObject({ currency: z.string().min(1).max(16) });
+
+/** Where to send SPL tokens to fund your wallet on the Solana rail (`tandem wallet deposit-address`). */
+export const DepositAddressView = z.strictObject({
+  accountId: idSchema(IdPrefix.account),
+  currency: CurrencyCode,
+  network: z.literal("solana"),
+  mint: z.string(),
+  /** The token account to send to (the owner's associated token account for `mint`). */
+  address: z.string(),
+  /** Its owner: a key the coordinator derives for your account. */
+  owner: z.string(),
+});
+export type DepositAddressView = z.infer<typeof DepositAddressView>;

@@ -26,6 +26,10 @@ interface CoordinatorOptions {
   leaderPollMs?: number;
   leaderLeaseMs?: number;
   stakeCooldownMs?: number;
+  solanaRpcUrl?: string;
+  solanaUsdcMint?: string;
+  solanaTdmMint?: string;
+  solanaTreasuryKeyFile?: string;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   json?: boolean;
 }
@@ -65,6 +69,16 @@ export function registerCoordinatorCommand(program: Command): void {
     .option(
       "--database-password-file <path>",
       "file holding the PostgreSQL password, for a --database-url without one (or set PGPASSWORD)",
+    )
+    .option(
+      "--solana-rpc-url <url>",
+      "turn the Solana rail on: deposits of SPL USDC and TDM, read from this RPC node",
+    )
+    .option("--solana-usdc-mint <address>", "the USDC mint the Solana rail takes")
+    .option("--solana-tdm-mint <address>", "the TDM mint the Solana rail takes")
+    .option(
+      "--solana-treasury-key-file <path>",
+      "the treasury keypair (solana-keygen JSON); default $TANDEM_SOLANA_TREASURY_KEY",
     )
     .option("--closed-signup", "only admins may create accounts")
     .option(
@@ -154,6 +168,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(options.tlsKey === undefined ? {} : { tlsKeyFile: options.tlsKey }),
         ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
         openSignup: !options.closedSignup,
+        ...solanaConfigOf(options),
         pricingMode: options.pricingMode,
         jobNetworks: options.jobNetworks,
         logLevel: options.logLevel,
@@ -252,4 +267,21 @@ function parseProofWork(value: string): { n: number; k: number } {
   if (match === null || Number(match[1]) < 1 || Number(match[2]) < 1)
     throw new Error(`--proof-cpu-work must be <n>x<k> (e.g. 64x8192), got "${value}"`);
   return { n: Number(match[1]), k: Number(match[2]) };
+}
+
+/** The `solana` config from the `--solana-*` flags: the rail is on only with an RPC URL. */
+function solanaConfigOf(options: CoordinatorOptions) {
+  if (options.solanaRpcUrl === undefined) return {};
+  return {
+    solana: {
+      rpcUrl: options.solanaRpcUrl,
+      mints: {
+        ...(options.solanaUsdcMint === undefined ? {} : { USDC: options.solanaUsdcMint }),
+        ...(options.solanaTdmMint === undefined ? {} : { TDM: options.solanaTdmMint }),
+      },
+      ...(options.solanaTreasuryKeyFile === undefined
+        ? {}
+        : { treasuryKeyFile: options.solanaTreasuryKeyFile }),
+    },
+  };
 }

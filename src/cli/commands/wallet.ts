@@ -65,11 +65,29 @@ export function registerWalletCommands(program: Command): void {
           ["AMOUNT", ({ e }) => `${e.amount} ${e.currency}`],
           ["RATE", ({ t }) => (t.exchange === null ? "-" : exchangeText(t.exchange))],
           ["CLUSTER", ({ t }) => t.clusterId ?? "-"],
+          ["REFERENCE", ({ t }) => t.railReference ?? "-"],
         ]);
         if (page.nextCursor !== null)
           process.stdout.write(`\nmore: tandem wallet history --cursor ${page.nextCursor}\n`);
       },
     );
+
+  withClientOptions(
+    wallet
+      .command("deposit-address")
+      .description("where to send USDC or TDM on Solana to fund your wallet (when the rail is on)"),
+  )
+    .requiredOption("--currency <code>", "USDC | TDM")
+    .action(async (options: ClientOptions & { currency: string }) => {
+      const view = await (await clientFor(options)).depositAddress(options.currency);
+      if (options.json) return printJson(view);
+      printFields([
+        ["send", `${view.currency} (mint ${view.mint}) on Solana`],
+        ["to", view.address],
+        ["owner", view.owner],
+        ["account", view.accountId],
+      ]);
+    });
 
   withClientOptions(
     wallet

@@ -28,6 +28,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case "DEVICE_REVOKED":
       return 403;
     case "NOT_FOUND":
+    case "RAIL_DISABLED":
       return 404;
     case "CONFLICT":
     case "INVALID_TRANSITION":

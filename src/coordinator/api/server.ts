@@ -47,6 +47,7 @@ import { systemRoutes } from "./routes/system.ts";
 import { stakeRoutes } from "./routes/stakes.ts";
 import { tokenRoutes } from "./routes/token.ts";
 import { walletRoutes } from "./routes/wallet.ts";
+import type { DepositAddresses } from "../billing/solana/deposit-addresses.ts";
 
 function createFastify(config: ApiConfig, logger: FastifyBaseLogger) {
   const options = {
@@ -114,6 +115,8 @@ export interface ApiDeps {
   stakes: StakeService;
   /** `GET /v1/token`'s figures, kept in memory (economics/token-figures.ts). */
   tokenFigures: TokenFigures;
+  /** The Solana rail's deposit addresses; undefined when the rail is off (ManualRail only). */
+  depositAddresses?: DepositAddresses | undefined;
 }
 
 /** The coordinator's HTTP and WebSocket surface; every route validates with zod at the edge. */

@@ -314,6 +314,7 @@ export class WalletService {
           clusterId: header.cluster_id,
           leaseId: header.lease_id,
           exchange: exchangeOf(header.metadata),
+          railReference: railReferenceOf(header.metadata),
           entries: postings
             .filter((p) => p.transaction_id === id)
             .map((p) => ({
@@ -350,6 +351,12 @@ function balanceOf(
   if (account.startsWith("wallet:")) return { balance: "wallet" };
   if (account.startsWith("earnings:")) return { balance: "earnings" };
   return { balance: "stake", stakeId: account.slice(stakeAccount("").length) };
+}
+
+/** The rail's reference a deposit or withdrawal recorded (wallet.ts, solana/deposit-watcher.ts). */
+function railReferenceOf(metadata: string): string | null {
+  const reference = (JSON.parse(metadata) as { railReference?: unknown }).railReference;
+  return typeof reference === "string" ? reference : null;
 }
 
 /** The conversion a transaction recorded (settlement or slash metadata), if any. */

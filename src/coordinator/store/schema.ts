@@ -3,6 +3,7 @@ import type { ClusterTables } from "./cluster-schema.ts";
 import type { LedgerTables } from "./ledger-schema.ts";
 import type { ReplicaTables } from "./replica-schema.ts";
 import type { RewardTables } from "./reward-schema.ts";
+import type { SolanaTables } from "./solana-schema.ts";
 import type { StakeTables } from "./stake-schema.ts";
 
 /**
@@ -125,7 +126,7 @@ export interface GpuUuidsTable {
 }
 
 export interface Database
-  extends ClusterTables, LedgerTables, ReplicaTables, RewardTables, StakeTables {
+  extends ClusterTables, LedgerTables, ReplicaTables, RewardTables, SolanaTables, StakeTables {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   devices: DevicesTable;

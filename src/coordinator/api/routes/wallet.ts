@@ -4,6 +4,8 @@ import { MAX_AMOUNT_UNITS, parseCurrencyOrThrow, parseMoneyOrThrow } from "../..
 import { IdPrefix, idSchema } from "../../../protocol/ids.ts";
 import {
   ClusterCostsView,
+  DepositAddressQuery,
+  DepositAddressView,
   DepositRequest,
   IDEMPOTENCY_HEADER,
   IdempotencyHeaders,
@@ -33,7 +35,31 @@ const ClusterParams = z.strictObject({ id: idSchema(IdPrefix.cluster) });
  * repeating a request with its key answers the first answer (header `Idempotent-Replayed: true`)
  * and moves nothing; the same key with another body is 409 IDEMPOTENCY_CONFLICT.
  */
-export function walletRoutes(app: ZodApp, { wallet, billing, clock, config, db }: ApiDeps): void {
+export function walletRoutes(app: ZodApp, deps: ApiDeps): void {
+  const { wallet, billing, clock, config, db, depositAddresses } = deps;
+  app.get(
+    "/v1/wallet/deposit-address",
+    {
+      config: { roles: ["consumer", "supplier"] },
+      schema: {
+        tags: ["wallet"],
+        querystring: DepositAddressQuery,
+        response: { 200: DepositAddressView },
+      },
+    },
+    async (request) => {
+      const { accountId } = callerOf(request);
+      const currency = parseCurrencyOrThrow(request.query.currency);
+      if (depositAddresses === undefined)
+        throw new TandemError(
+          ErrorCode.RAIL_DISABLED,
+          "this coordinator takes no on-chain deposits (the Solana rail is off); an admin credits wallets",
+        );
+      const found = await depositAddresses.addressFor(accountId, currency, clock.now());
+      return { ...found, network: "solana" as const };
+    },
+  );
+
   app.post(
     "/v1/wallet/deposits",
     {

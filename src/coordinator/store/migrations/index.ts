@@ -38,6 +38,7 @@ import * as stakes from "./0024-stakes.ts";
 import * as coordinatorLeader from "./0027-coordinator-leader.ts";
 import * as workerPresence from "./0028-worker-presence.ts";
 import * as rewardBlocks from "./0029-reward-blocks.ts";
+import * as solanaDeposits from "./0030-solana-deposits.ts";
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -67,6 +68,7 @@ const MIGRATIONS: ReadonlyArray<[string, DialectMigration]> = [
   ["0027-coordinator-leader", coordinatorLeader],
   ["0028-worker-presence", workerPresence],
   ["0029-reward-blocks", rewardBlocks],
+  ["0030-solana-deposits", solanaDeposits],
 ];
 
 /** One ordered list of migrations for both dialects; where they differ a migration asks `dialect`. */
